@@ -1,0 +1,50 @@
+// Op attributes: a name-sorted map of small typed values. Text form:
+// `{axis = 0, eps = 1e-05, perm = [0, 2, 1, 3], to = "f16", transpose_b = true}`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "ir/status.h"
+
+namespace kiln {
+
+enum class AttrKind { Int, Float, String, Bool, Ints, Floats };
+
+using AttrValue = std::variant<int64_t, double, std::string, bool,
+                               std::vector<int64_t>, std::vector<double>>;
+
+AttrKind attrKind(const AttrValue& v);
+std::string_view attrKindName(AttrKind k);  // "int", "float", "string", ...
+
+class Attributes {
+ public:
+  void set(const std::string& name, AttrValue value) { values_[name] = std::move(value); }
+  bool has(const std::string& name) const { return values_.count(name) != 0; }
+  void erase(const std::string& name) { values_.erase(name); }
+  const std::map<std::string, AttrValue>& all() const { return values_; }
+  bool empty() const { return values_.empty(); }
+
+  // Typed reads with defaults. An Int attribute reads as float too; an empty
+  // list reads as either list kind. Reading a present attribute of another
+  // kind returns the default (the verifier reports kind mismatches).
+  int64_t getInt(const std::string& name, int64_t fallback = 0) const;
+  double getFloat(const std::string& name, double fallback = 0.0) const;
+  std::string getString(const std::string& name, const std::string& fallback = "") const;
+  bool getBool(const std::string& name, bool fallback = false) const;
+  std::vector<int64_t> getInts(const std::string& name, std::vector<int64_t> fallback = {}) const;
+  std::vector<double> getFloats(const std::string& name, std::vector<double> fallback = {}) const;
+
+  friend bool operator==(const Attributes& a, const Attributes& b) { return a.values_ == b.values_; }
+
+ private:
+  std::map<std::string, AttrValue> values_;
+};
+
+std::string attrValueStr(const AttrValue& v);  // canonical text of one value
+
+}  // namespace kiln

@@ -1,0 +1,88 @@
+// The typed register graph. Every value is a virtual register (`%name`) with
+// a static type: a graph input, an op result, or a weight (`@name`, a constant
+// in the weights table). Ops are kept in a valid topological order; each names
+// its operands and results by ValueId.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ir/attributes.h"
+#include "ir/status.h"
+#include "ir/tensor.h"
+#include "ir/type.h"
+
+namespace kiln {
+
+struct OpDef;
+
+using ValueId = int32_t;
+inline constexpr ValueId kNoValue = -1;  // an absent optional operand, printed `_`
+
+enum class ValueKind { Input, OpResult, Weight };
+
+struct Value {
+  std::string name;  // without sigil; unique in the graph across kinds
+  TensorType type;
+  ValueKind kind = ValueKind::OpResult;
+  int32_t producer = -1;  // index into Graph::ops() for OpResult
+  // Weights: the data, when loaded. A weight parsed from text without data
+  // (`weight @w : f32[4]`) has none and cannot be evaluated.
+  std::optional<Tensor> data;
+};
+
+struct Op {
+  const OpDef* def = nullptr;
+  std::vector<ValueId> operands;  // kNoValue for an absent optional operand
+  std::vector<ValueId> results;
+  Attributes attrs;
+  std::string location;  // source node name, for diagnostics; printed as loc("...")
+};
+
+class Graph {
+ public:
+  std::string name = "main";
+
+  // Creation. Names must be unique; an empty name gets the next free number.
+  ValueId addInput(std::string name, TensorType type);
+  ValueId addWeight(std::string name, Tensor data);
+  ValueId addWeightDecl(std::string name, TensorType type);  // no data
+  // Appends an op whose result types are given (no inference; see Builder).
+  int32_t addOp(const OpDef* def, std::vector<ValueId> operands,
+                std::vector<TensorType> resultTypes, Attributes attrs = {},
+                std::string location = {}, std::vector<std::string> resultNames = {});
+  void setOutputs(std::vector<ValueId> outputs) { outputs_ = std::move(outputs); }
+
+  const std::vector<Value>& values() const { return values_; }
+  Value& value(ValueId id) { return values_.at(static_cast<size_t>(id)); }
+  const Value& value(ValueId id) const { return values_.at(static_cast<size_t>(id)); }
+  const std::vector<Op>& ops() const { return ops_; }
+  std::vector<Op>& ops() { return ops_; }
+  const std::vector<ValueId>& inputs() const { return inputs_; }
+  const std::vector<ValueId>& outputs() const { return outputs_; }
+  std::vector<ValueId> weights() const;  // in creation order
+
+  std::optional<ValueId> find(const std::string& name) const;
+  // Renames a value; fails if the name is taken by another value.
+  Status rename(ValueId id, const std::string& newName);
+  // A fresh name (`base`, `base_1`, ...) not used by any value.
+  std::string uniqueName(const std::string& base) const;
+
+  // Replaces the ops list (passes rebuild it) and re-links producers.
+  void setOps(std::vector<Op> ops);
+
+ private:
+  ValueId addValue(std::string name, TensorType type, ValueKind kind);
+  std::vector<Value> values_;
+  std::vector<Op> ops_;
+  std::vector<ValueId> inputs_;
+  std::vector<ValueId> outputs_;
+  std::unordered_map<std::string, ValueId> byName_;
+  int64_t nextNumber_ = 0;
+};
+
+}  // namespace kiln

@@ -1,0 +1,119 @@
+// The op registry: each op is declared once, here and only here, with its
+// operands, attributes, type inference (which is also its verifier and, on
+// concrete shapes, its runtime shape function) and its CPU reference kernel.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ir/attributes.h"
+#include "ir/status.h"
+#include "ir/tensor.h"
+#include "ir/type.h"
+
+namespace kiln {
+
+struct OpDef;
+
+// What type inference sees of one operand: its type, and its value when known
+// (a weight at compile time; every operand at run time). type is null for an
+// absent optional operand.
+struct OperandInfo {
+  const TensorType* type = nullptr;
+  const Tensor* value = nullptr;
+};
+
+class InferContext {
+ public:
+  InferContext(const OpDef& def, const Attributes& attrs,
+               std::span<const OperandInfo> operands, int numResults)
+      : def_(def), attrs_(attrs), operands_(operands), numResults_(numResults) {}
+
+  const OpDef& def() const { return def_; }
+  const Attributes& attrs() const { return attrs_; }
+  size_t numOperands() const { return operands_.size(); }
+  bool has(size_t i) const { return i < operands_.size() && operands_[i].type; }
+  const TensorType& type(size_t i) const { return *operands_[i].type; }
+  const Tensor* value(size_t i) const { return has(i) ? operands_[i].value : nullptr; }
+  int numResults() const { return numResults_; }
+
+  // An error prefixed with the op name, listing the operand types.
+  template <class... Parts>
+  Status error(const Parts&... parts) const {
+    return Status::error(describe(), ": ", parts...);
+  }
+  std::string describe() const;  // "reshape(f32[2, 3], i64[2])"
+
+ private:
+  const OpDef& def_;
+  const Attributes& attrs_;
+  std::span<const OperandInfo> operands_;
+  int numResults_;
+};
+
+// Result types are appended to `results`; an error explains what is wrong
+// with the operands or attributes.
+using InferFn = Status (*)(const InferContext& ctx, std::vector<TensorType>& results);
+
+// Inputs are null for absent optional operands; outputs are allocated with
+// the shapes that inference gave on the concrete input shapes.
+struct KernelContext {
+  const OpDef& def;
+  const Attributes& attrs;
+  std::span<const Tensor* const> inputs;
+  std::span<Tensor* const> outputs;
+  const Tensor* input(size_t i) const { return i < inputs.size() ? inputs[i] : nullptr; }
+};
+using KernelFn = Status (*)(const KernelContext& ctx);
+
+struct AttrSpec {
+  std::string_view name;
+  AttrKind kind;
+  bool required = false;
+};
+
+struct OpDef {
+  std::string_view name;        // text name, snake_case: "matmul", "reduce_mean"
+  std::string_view summary;     // one line, for docs and --help
+  std::vector<std::string_view> operands;  // names; a trailing "..." means variadic
+  int minOperands = 0;          // the first minOperands are required
+  int maxOperands = 0;          // -1: variadic
+  int minResults = 1, maxResults = 1;  // usually 1; split is variadic (-1)
+  std::vector<AttrSpec> attrs;
+  InferFn infer = nullptr;
+  KernelFn reference = nullptr;  // the CPU reference implementation
+};
+
+class OpRegistry {
+ public:
+  static const OpRegistry& global();  // every op kiln knows
+  void add(OpDef def);                // aborts on a duplicate name (a kiln bug)
+  const OpDef* find(std::string_view name) const;
+  std::vector<const OpDef*> all() const;  // sorted by name
+
+ private:
+  std::unordered_map<std::string, std::unique_ptr<OpDef>> ops_;
+};
+
+// Family registration, one per file in ir/ops/.
+void registerElementwiseOps(OpRegistry& registry);
+void registerReductionOps(OpRegistry& registry);
+void registerLinalgOps(OpRegistry& registry);
+void registerShapeOps(OpRegistry& registry);
+
+// Checks attribute names and kinds against the def, then runs inference.
+Status inferResultTypes(const OpDef& def, const Attributes& attrs,
+                        std::span<const OperandInfo> operands, int numResults,
+                        std::vector<TensorType>& results);
+
+// Runs one op on concrete tensors: inference on their shapes, allocation of
+// the outputs, then the reference kernel. Used by constant folding and the
+// CPU executor.
+Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& attrs,
+                                         std::span<const Tensor* const> inputs,
+                                         int numResults);
+
+}  // namespace kiln
