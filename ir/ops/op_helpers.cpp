@@ -1,0 +1,155 @@
+#include "ir/ops/op_helpers.h"
+
+#include <algorithm>
+
+namespace kiln::ops {
+
+Status requireDType(const InferContext& ctx, size_t i, DType dtype, std::string_view what) {
+  if (ctx.type(i).dtype != dtype)
+    return ctx.error(what, " must be ", dtypeName(dtype), ", got ", ctx.type(i).str());
+  return Status::ok();
+}
+
+Status requireFloat(const InferContext& ctx, size_t i, std::string_view what) {
+  if (!isFloat(ctx.type(i).dtype))
+    return ctx.error(what, " must be a float tensor (f32, f16, bf16, f64), got ", ctx.type(i).str());
+  return Status::ok();
+}
+
+Status requireNumeric(const InferContext& ctx, size_t i, std::string_view what) {
+  if (ctx.type(i).dtype == DType::Bool)
+    return ctx.error(what, " must be a numeric tensor, got ", ctx.type(i).str());
+  return Status::ok();
+}
+
+Status requireSameDType(const InferContext& ctx, size_t a, size_t b) {
+  if (ctx.type(a).dtype != ctx.type(b).dtype)
+    return ctx.error("operands ", a, " and ", b, " must have the same dtype, got ",
+                     dtypeName(ctx.type(a).dtype), " and ", dtypeName(ctx.type(b).dtype));
+  return Status::ok();
+}
+
+Status requireRank(const InferContext& ctx, size_t i, size_t rank, std::string_view what) {
+  if (ctx.type(i).rank() != rank)
+    return ctx.error(what, " must have rank ", rank, ", got ", ctx.type(i).str());
+  return Status::ok();
+}
+
+Status requireScalarLike(const InferContext& ctx, size_t i, std::string_view what) {
+  const Shape& shape = ctx.type(i).shape;
+  if (shape.empty() || (shape.size() == 1 && shape[0] == Dim(1))) return Status::ok();
+  return ctx.error(what, " must be a scalar or a 1-element 1-D tensor, got ", ctx.type(i).str());
+}
+
+Expected<Shape> broadcastOperands(const InferContext& ctx, std::span<const size_t> operands) {
+  Shape result;
+  for (size_t i : operands) {
+    if (!ctx.has(i)) continue;
+    std::optional<Shape> next = broadcastShapes(result, ctx.type(i).shape);
+    if (!next) {
+      std::string shapes;
+      for (size_t j : operands)
+        if (ctx.has(j)) shapes += (shapes.empty() ? "" : ", ") + shapeStr(ctx.type(j).shape);
+      return ctx.error("shapes ", shapes, " do not broadcast");
+    }
+    result = std::move(*next);
+  }
+  return result;
+}
+
+Expected<Shape> broadcastAllOperands(const InferContext& ctx) {
+  std::vector<size_t> all(ctx.numOperands());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  return broadcastOperands(ctx, all);
+}
+
+Expected<int64_t> normalizeAxis(const InferContext& ctx, int64_t axis, size_t rank,
+                                std::string_view what) {
+  const auto r = static_cast<int64_t>(rank);
+  if (axis < -r || axis >= r)
+    return ctx.error(what, " = ", axis, " is out of range for rank ", rank, " (valid: [", -r,
+                     ", ", r - 1, "])");
+  return axis < 0 ? axis + r : axis;
+}
+
+Expected<std::vector<int64_t>> normalizeAxes(const InferContext& ctx,
+                                             const std::vector<int64_t>& axes, size_t rank,
+                                             std::string_view what) {
+  std::vector<int64_t> result;
+  result.reserve(axes.size());
+  for (size_t i = 0; i < axes.size(); ++i) {
+    Expected<int64_t> axis = normalizeAxis(ctx, axes[i], rank, cat(what, "[", i, "]"));
+    if (!axis) return axis.status();
+    if (std::find(result.begin(), result.end(), *axis) != result.end())
+      return ctx.error(what, " names axis ", *axis, " more than once");
+    result.push_back(*axis);
+  }
+  return result;
+}
+
+std::optional<std::vector<int64_t>> knownInts(const InferContext& ctx, size_t i) {
+  const Tensor* value = ctx.value(i);
+  if (!value) return std::nullopt;
+  return value->toInts();
+}
+
+std::optional<int64_t> staticLength(const InferContext& ctx, size_t i) {
+  const Shape& shape = ctx.type(i).shape;
+  if (shape.empty()) return 1;
+  if (shape.size() != 1) return std::nullopt;
+  return shape[0].constant();
+}
+
+Shape unknownShape(size_t rank) { return Shape(rank, Dim::unknown()); }
+
+Shape toShape(const std::vector<int64_t>& dims) { return Shape(dims.begin(), dims.end()); }
+
+int64_t product(std::span<const int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  return n;
+}
+
+AxisSplit splitAtAxis(const std::vector<int64_t>& shape, int64_t axis) {
+  AxisSplit split;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const auto di = static_cast<int64_t>(d);
+    if (di < axis) split.outer *= shape[d];
+    else if (di == axis) split.extent = shape[d];
+    else split.inner *= shape[d];
+  }
+  return split;
+}
+
+BroadcastWalker::BroadcastWalker(const std::vector<int64_t>& outShape,
+                                 std::vector<const std::vector<int64_t>*> inputShapes)
+    : outShape_(outShape),
+      counters_(outShape.size(), 0),
+      strides_(inputShapes.size() * outShape.size(), 0),
+      offsets_(inputShapes.size(), 0) {
+  const size_t rank = outShape.size();
+  for (size_t k = 0; k < inputShapes.size(); ++k) {
+    const std::vector<int64_t>& in = *inputShapes[k];
+    const size_t lead = rank - in.size();  // inputs align to the trailing dims
+    int64_t stride = 1;
+    for (size_t d = in.size(); d-- > 0;) {
+      strides_[k * rank + lead + d] = in[d] == 1 ? 0 : stride;
+      stride *= in[d];
+    }
+  }
+}
+
+void BroadcastWalker::next() {
+  const size_t rank = outShape_.size();
+  for (size_t d = rank; d-- > 0;) {
+    ++counters_[d];
+    for (size_t k = 0; k < offsets_.size(); ++k) offsets_[k] += strides_[k * rank + d];
+    if (counters_[d] < outShape_[d]) return;
+    // Carry: rewind this dim and step the next outer one.
+    for (size_t k = 0; k < offsets_.size(); ++k)
+      offsets_[k] -= strides_[k * rank + d] * outShape_[d];
+    counters_[d] = 0;
+  }
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,164 @@
+// Helpers shared by the op families in ir/ops/: operand checks for type
+// inference, axis normalisation, reading shape-like operand values, numpy
+// broadcasting over concrete shapes, and the compute type of each dtype.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "ir/dtype.h"
+#include "ir/op_registry.h"
+#include "ir/status.h"
+#include "ir/tensor.h"
+#include "ir/type.h"
+
+namespace kiln::ops {
+
+// ---- Operand checks for inference (errors go through ctx.error, so they
+// ---- name the op and list the operand types).
+
+// Operand `i` (named `what` in the message) must have dtype `dtype`.
+Status requireDType(const InferContext& ctx, size_t i, DType dtype, std::string_view what);
+// Operand `i` must be a float tensor (f32, f16, bf16, f64).
+Status requireFloat(const InferContext& ctx, size_t i, std::string_view what);
+// Operand `i` must be a number (float or integer, not bool).
+Status requireNumeric(const InferContext& ctx, size_t i, std::string_view what);
+// Operands `a` and `b` must share a dtype.
+Status requireSameDType(const InferContext& ctx, size_t a, size_t b);
+// Operand `i` must have rank `rank`.
+Status requireRank(const InferContext& ctx, size_t i, size_t rank, std::string_view what);
+// Operand `i` must be a scalar or a 1-element 1-D tensor (ONNX accepts both
+// for scalar-like inputs such as cumsum's axis or range's start).
+Status requireScalarLike(const InferContext& ctx, size_t i, std::string_view what);
+
+// Numpy broadcast of the types of the present operands among `operands`;
+// the error lists the shapes that do not broadcast.
+Expected<Shape> broadcastOperands(const InferContext& ctx, std::span<const size_t> operands);
+// The same, over every operand.
+Expected<Shape> broadcastAllOperands(const InferContext& ctx);
+
+// ---- Axes.
+
+// Maps `axis` in [-rank, rank) to [0, rank); `what` names it in the error
+// ("axis", "perm[2]").
+Expected<int64_t> normalizeAxis(const InferContext& ctx, int64_t axis, size_t rank,
+                                std::string_view what = "axis");
+// Normalises each axis and rejects repeats.
+Expected<std::vector<int64_t>> normalizeAxes(const InferContext& ctx,
+                                             const std::vector<int64_t>& axes, size_t rank,
+                                             std::string_view what = "axes");
+// For kernels, after inference has validated the axis.
+inline int64_t wrapAxis(int64_t axis, size_t rank) {
+  return axis < 0 ? axis + static_cast<int64_t>(rank) : axis;
+}
+
+// ---- Values of shape-like operands.
+
+// The elements of operand `i` as int64 when it is present and its value is
+// known (a weight at compile time; always at run time); nullopt otherwise.
+std::optional<std::vector<int64_t>> knownInts(const InferContext& ctx, size_t i);
+// The element count of a 1-D (or scalar) operand when its shape is static.
+std::optional<int64_t> staticLength(const InferContext& ctx, size_t i);
+// A shape of `rank` unknown dims.
+Shape unknownShape(size_t rank);
+// Dims from concrete values.
+Shape toShape(const std::vector<int64_t>& dims);
+
+// ---- Concrete shapes for kernels.
+
+int64_t product(std::span<const int64_t> dims);
+// Splits `shape` around `axis` into (outer, extent, inner) element counts:
+// the usual layout of softmax, cumsum, concat, gather.
+struct AxisSplit {
+  int64_t outer = 1, extent = 1, inner = 1;
+};
+AxisSplit splitAtAxis(const std::vector<int64_t>& shape, int64_t axis);
+
+// Walks the elements of a broadcast result in row-major order and tracks the
+// offset of the matching element in each input (inputs may have lower rank;
+// a dim of 1 is repeated). Usage:
+//   BroadcastWalker walk(out.shape(), {&a.shape(), &b.shape()});
+//   for (int64_t i = 0; i < n; ++i, walk.next()) out[i] = f(a[walk.offset(0)], b[walk.offset(1)]);
+class BroadcastWalker {
+ public:
+  BroadcastWalker(const std::vector<int64_t>& outShape,
+                  std::vector<const std::vector<int64_t>*> inputShapes);
+  int64_t offset(size_t input) const { return offsets_[input]; }
+  void next();
+
+ private:
+  std::vector<int64_t> outShape_;
+  std::vector<int64_t> counters_;
+  // strides_[input * rank + d]: the input's stride along output dim d (0 when broadcast).
+  std::vector<int64_t> strides_;
+  std::vector<int64_t> offsets_;
+};
+
+// ---- Compute types: 16-bit floats compute in float and round back on store;
+// ---- every other type computes natively (integers stay exact).
+
+template <class T> struct ComputeTypeOf { using type = T; };
+template <> struct ComputeTypeOf<Half> { using type = float; };
+template <> struct ComputeTypeOf<BFloat16> { using type = float; };
+template <class T> using ComputeType = typename ComputeTypeOf<T>::type;
+
+template <class T>
+inline constexpr bool kIsFloatStorage =
+    std::is_floating_point_v<T> || std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+
+template <class T>
+inline ComputeType<T> toCompute(T v) {
+  if constexpr (std::is_same_v<T, Half>) return halfToFloat(v.bits);
+  else if constexpr (std::is_same_v<T, BFloat16>) return bfloat16ToFloat(v.bits);
+  else return v;
+}
+template <class T>
+inline T fromCompute(ComputeType<T> v) {
+  if constexpr (std::is_same_v<T, Half>) return Half{floatToHalf(v)};
+  else if constexpr (std::is_same_v<T, BFloat16>) return BFloat16{floatToBFloat16(v)};
+  else return v;
+}
+
+// Converts a value of any storage type to another with ONNX Cast semantics
+// and no undefined behaviour: float to integer truncates toward zero, NaN
+// becomes 0 and out-of-range values saturate; anything to bool is `!= 0`;
+// integer narrowing wraps (two's complement, as numpy does).
+template <class To, class From>
+To convertValue(From v) {
+  constexpr bool kFrom16 = std::is_same_v<From, Half> || std::is_same_v<From, BFloat16>;
+  constexpr bool kTo16 = std::is_same_v<To, Half> || std::is_same_v<To, BFloat16>;
+  if constexpr (std::is_same_v<To, From>) {
+    return v;
+  } else if constexpr (kFrom16) {
+    return convertValue<To>(toCompute(v));
+  } else if constexpr (std::is_same_v<To, bool>) {
+    return v != From{0};
+  } else if constexpr (kTo16) {
+    return fromCompute<To>(convertValue<float>(v));
+  } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
+    if (std::isnan(v)) return To{0};
+    const double truncated = std::trunc(static_cast<double>(v));
+    // lowest() is 0 or -2^digits and 2^digits is one past max(); both exact in double.
+    if (truncated < static_cast<double>(std::numeric_limits<To>::lowest()))
+      return std::numeric_limits<To>::lowest();
+    if (truncated >= std::ldexp(1.0, std::numeric_limits<To>::digits))
+      return std::numeric_limits<To>::max();
+    return static_cast<To>(truncated);
+  } else if constexpr (std::is_same_v<To, float> && std::is_same_v<From, double>) {
+    // Beyond FLT_MAX plus half an ulp the conversion would be undefined; IEEE rounds to inf.
+    constexpr double kOverflow = 0x1.ffffffp+127;
+    if (v >= kOverflow) return std::numeric_limits<float>::infinity();
+    if (v <= -kOverflow) return -std::numeric_limits<float>::infinity();
+    return static_cast<float>(v);
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+}  // namespace kiln::ops
