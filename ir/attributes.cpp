@@ -1,1 +1,126 @@
-// in progress
+#include "ir/attributes.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace kiln {
+
+AttrKind attrKind(const AttrValue& v) {
+  switch (v.index()) {
+    case 0: return AttrKind::Int;
+    case 1: return AttrKind::Float;
+    case 2: return AttrKind::String;
+    case 3: return AttrKind::Bool;
+    case 4: return AttrKind::Ints;
+    default: return AttrKind::Floats;
+  }
+}
+
+std::string_view attrKindName(AttrKind k) {
+  switch (k) {
+    case AttrKind::Int: return "int";
+    case AttrKind::Float: return "float";
+    case AttrKind::String: return "string";
+    case AttrKind::Bool: return "bool";
+    case AttrKind::Ints: return "int list";
+    case AttrKind::Floats: return "float list";
+  }
+  return "?";
+}
+
+int64_t Attributes::getInt(const std::string& name, int64_t fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  if (auto* v = std::get_if<int64_t>(&it->second)) return *v;
+  if (auto* b = std::get_if<bool>(&it->second)) return *b ? 1 : 0;
+  return fallback;
+}
+
+double Attributes::getFloat(const std::string& name, double fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  if (auto* v = std::get_if<double>(&it->second)) return *v;
+  if (auto* v = std::get_if<int64_t>(&it->second)) return static_cast<double>(*v);
+  return fallback;
+}
+
+std::string Attributes::getString(const std::string& name, const std::string& fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  if (auto* v = std::get_if<std::string>(&it->second)) return *v;
+  return fallback;
+}
+
+bool Attributes::getBool(const std::string& name, bool fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  if (auto* v = std::get_if<bool>(&it->second)) return *v;
+  if (auto* v = std::get_if<int64_t>(&it->second)) return *v != 0;
+  return fallback;
+}
+
+std::vector<int64_t> Attributes::getInts(const std::string& name, std::vector<int64_t> fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  if (auto* v = std::get_if<std::vector<int64_t>>(&it->second)) return *v;
+  if (auto* v = std::get_if<std::vector<double>>(&it->second); v && v->empty()) return {};
+  return fallback;
+}
+
+std::vector<double> Attributes::getFloats(const std::string& name, std::vector<double> fallback) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return fallback;
+  if (auto* v = std::get_if<std::vector<double>>(&it->second)) return *v;
+  if (auto* v = std::get_if<std::vector<int64_t>>(&it->second))
+    return std::vector<double>(v->begin(), v->end());
+  return fallback;
+}
+
+namespace {
+
+// Shortest text that parses back to the same double; always has '.' or 'e'
+// (or is nan/inf) so a float never reads back as an int.
+std::string floatText(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v < 0 ? "-inf" : "inf";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, end);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string attrValueStr(const AttrValue& v) {
+  switch (attrKind(v)) {
+    case AttrKind::Int: return std::to_string(std::get<int64_t>(v));
+    case AttrKind::Float: return floatText(std::get<double>(v));
+    case AttrKind::String: return quoted(std::get<std::string>(v));
+    case AttrKind::Bool: return std::get<bool>(v) ? "true" : "false";
+    case AttrKind::Ints: {
+      std::string out = "[";
+      const auto& list = std::get<std::vector<int64_t>>(v);
+      for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + std::to_string(list[i]);
+      return out + "]";
+    }
+    case AttrKind::Floats: {
+      std::string out = "[";
+      const auto& list = std::get<std::vector<double>>(v);
+      for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + floatText(list[i]);
+      return out + "]";
+    }
+  }
+  return "";
+}
+
+}  // namespace kiln

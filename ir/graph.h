@@ -74,6 +74,9 @@ class Graph {
 
   // Replaces the ops list (passes rebuild it) and re-links producers.
   void setOps(std::vector<Op> ops);
+  // Drops values no op, input or output refers to (dead results, unused
+  // weights) and renumbers ValueIds densely; names are kept.
+  void compact();
 
  private:
   ValueId addValue(std::string name, TensorType type, ValueKind kind);
