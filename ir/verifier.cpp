@@ -1,1 +1,128 @@
-// in progress
+// The graph verifier. Operand/result counts, required operands and attribute
+// names and kinds are checked by inferResultTypes (the same checks the Builder
+// applies); this file adds what only a whole graph can tell: definition
+// before use, declared types against inferred ones, outputs and weight data.
+#include "ir/verifier.h"
+
+#include "ir/builder.h"
+#include "ir/op_registry.h"
+
+namespace kiln {
+namespace {
+
+class Verifier {
+ public:
+  explicit Verifier(const Graph& graph)
+      : graph_(graph), defined_(graph.values().size(), false) {}
+
+  Status run() {
+    for (size_t i = 0; i < graph_.inputs().size(); ++i) {
+      ValueId id = graph_.inputs()[i];
+      if (!isValid(id)) return Status::error("graph input ", i, " refers to no value (id ", id, ")");
+      defined_[static_cast<size_t>(id)] = true;
+    }
+    for (ValueId id : graph_.weights()) {
+      KILN_RETURN_IF_ERROR(verifyWeight(graph_.value(id)));
+      defined_[static_cast<size_t>(id)] = true;
+    }
+    for (size_t i = 0; i < graph_.ops().size(); ++i) KILN_RETURN_IF_ERROR(verifyOp(i));
+    for (size_t i = 0; i < graph_.outputs().size(); ++i) {
+      ValueId id = graph_.outputs()[i];
+      if (!isValid(id)) return Status::error("graph output ", i, " refers to no value (id ", id, ")");
+      if (!defined_[static_cast<size_t>(id)])
+        return Status::error("graph output ", i, " ", ref(id), " is not defined by any op");
+    }
+    return Status::ok();
+  }
+
+ private:
+  bool isValid(ValueId id) const {
+    return id >= 0 && static_cast<size_t>(id) < graph_.values().size();
+  }
+
+  std::string ref(ValueId id) const {
+    const Value& v = graph_.value(id);
+    return cat(v.kind == ValueKind::Weight ? "@" : "%", v.name);
+  }
+
+  // The data is what inference and the kernels see, so it must be exactly
+  // the declared type: same dtype, same dims, hence the same byte size.
+  Status verifyWeight(const Value& weight) const {
+    if (!weight.data) return Status::ok();
+    const Tensor& data = *weight.data;
+    auto dims = weight.type.staticDims();
+    size_t typeBytes = dims ? static_cast<size_t>(*weight.type.numElements()) * dtypeSize(weight.type.dtype) : 0;
+    if (!dims || data.dtype() != weight.type.dtype || data.shape() != *dims) {
+      return Status::error("weight @", weight.name, ": its data is ", data.type().str(), " (",
+                           data.byteSize(), " bytes) but its type is ", weight.type.str(),
+                           dims ? cat(" (", typeBytes, " bytes)") : std::string(" (not static)"));
+    }
+    if (data.byteSize() != 0 && data.data() == nullptr)
+      return Status::error("weight @", weight.name, " of type ", weight.type.str(),
+                           " has data without storage");
+    return Status::ok();
+  }
+
+  // "op 'matmul' defining %3 (loc "MatMul_7")"
+  std::string describeOp(size_t index, const Op& op) const {
+    std::string out = op.def ? cat("op '", op.def->name, "'") : cat("op #", index);
+    for (size_t i = 0; i < op.results.size(); ++i) {
+      out += i ? ", " : " defining ";
+      out += isValid(op.results[i]) ? ref(op.results[i]) : cat("<invalid id ", op.results[i], ">");
+    }
+    if (!op.location.empty()) out += cat(" (loc \"", op.location, "\")");
+    return out;
+  }
+
+  Status verifyOp(size_t index) {
+    const Op& op = graph_.ops()[index];
+    std::string where = describeOp(index, op);
+    if (!op.def) return Status::error(where, ": has no op definition");
+
+    for (ValueId id : op.results) {
+      if (!isValid(id)) return Status::error(where, ": a result refers to no value (id ", id, ")");
+      const Value& v = graph_.value(id);
+      if (v.kind != ValueKind::OpResult)
+        return Status::error(where, ": result ", ref(id), " is a graph input or weight");
+      if (defined_[static_cast<size_t>(id)])
+        return Status::error(where, ": result ", ref(id), " is defined twice");
+    }
+
+    for (size_t i = 0; i < op.operands.size(); ++i) {
+      ValueId id = op.operands[i];
+      if (id == kNoValue) continue;
+      if (!isValid(id)) return Status::error(where, ": operand ", i, " refers to no value (id ", id, ")");
+      if (defined_[static_cast<size_t>(id)]) continue;
+      const Value& v = graph_.value(id);
+      if (v.producer > static_cast<int32_t>(index)) {
+        return Status::error(where, ": operand ", i, " ", ref(id),
+                             " is used before it is defined (by op ", v.producer, ")");
+      }
+      return Status::error(where, ": operand ", i, " ", ref(id), " is not defined by any op");
+    }
+
+    std::vector<TensorType> inferred;
+    Status status = inferResultTypes(*op.def, op.attrs, operandInfos(graph_, op.operands),
+                                     static_cast<int>(op.results.size()), inferred);
+    if (!status) return status.withContext(where + ": ");
+    for (size_t i = 0; i < op.results.size(); ++i) {
+      const TensorType& declared = graph_.value(op.results[i]).type;
+      if (!refines(declared, inferred[i])) {
+        return Status::error(where, ": ", ref(op.results[i]), " is declared ", declared.str(),
+                             " but inference gives ", inferred[i].str());
+      }
+    }
+
+    for (ValueId id : op.results) defined_[static_cast<size_t>(id)] = true;
+    return Status::ok();
+  }
+
+  const Graph& graph_;
+  std::vector<bool> defined_;
+};
+
+}  // namespace
+
+Status verifyGraph(const Graph& graph) { return Verifier(graph).run(); }
+
+}  // namespace kiln
