@@ -104,6 +104,10 @@ Shape unknownShape(size_t rank) { return Shape(rank, Dim::unknown()); }
 
 Shape toShape(const std::vector<int64_t>& dims) { return Shape(dims.begin(), dims.end()); }
 
+Status unsupportedDType(const KernelContext& ctx, DType dtype) {
+  return Status::error(ctx.def.name, ": no reference kernel for dtype ", dtypeName(dtype));
+}
+
 int64_t product(std::span<const int64_t> dims) {
   int64_t n = 1;
   for (int64_t d : dims) n *= d;

@@ -70,6 +70,12 @@ Shape unknownShape(size_t rank);
 // Dims from concrete values.
 Shape toShape(const std::vector<int64_t>& dims);
 
+// ---- Kernels.
+
+// The error a kernel returns for a dtype it has no loop for (inference
+// normally rejects it first).
+Status unsupportedDType(const KernelContext& ctx, DType dtype);
+
 // ---- Concrete shapes for kernels.
 
 int64_t product(std::span<const int64_t> dims);
