@@ -513,15 +513,13 @@ class Parser {
       KILN_RETURN_IF_ERROR(expect(':'));
       for (;;) {
         skipSpace();
-        size_t typeAt = pos_;
+        if (types.size() == results.size())
+          return failAt(pos_, "expected ", results.size(), " result type",
+                        results.size() == 1 ? "" : "s", ", got more");
         TensorType type;
         KILN_RETURN_IF_ERROR(parseType(type));
         types.push_back(std::move(type));
-        if (peek() != ',') break;
-        if (types.size() == results.size())
-          return failAt(typeAt, "expected ", results.size(), " result type",
-                        results.size() == 1 ? "" : "s", ", got more");
-        ++pos_;
+        if (!consume(',')) break;
       }
       if (types.size() != results.size())
         return expected(cat("',' and ", results.size() - types.size(), " more result type",
@@ -576,8 +574,9 @@ class Parser {
         return failAt(refs[i].at, "expected ", declared.str(), " (output ", i,
                       " in the signature), got ", refs[i].str());
       }
+      // Compared as text: `?` dims are equal here, unlike under Dim's ==.
       const TensorType& actual = graph_.value(outputs[i]).type;
-      if (actual != declaredType) {
+      if (actual.str() != declaredType.str()) {
         return failAt(declared.at, "output ", declared.str(), " is declared ", declaredType.str(),
                       " in the signature but has type ", actual.str());
       }
