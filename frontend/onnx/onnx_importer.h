@@ -1,0 +1,42 @@
+// ONNX import: a model file (opsets 13 to 21 of the ai.onnx domain) becomes a
+// kiln Graph. Graph inputs keep their ONNX names and their dynamic dims stay
+// symbolic (dim_param `batch` -> symbol `batch`); initializers, Constant
+// nodes and ONNX external data become weights; each node becomes registry ops
+// through the Builder, so every result type is inferred.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ir/dim.h"
+#include "ir/graph.h"
+#include "ir/status.h"
+
+namespace kiln {
+
+struct OnnxImportOptions {
+  // Specialises graph inputs: name -> dims. A constant binds the ONNX symbol
+  // at that position everywhere it occurs (`input_ids=1x128` makes `batch`
+  // 1 in every input); a symbol renames it (`input_ids=batchx128` keeps the
+  // batch dynamic, named `batch`). The rank must match the model's.
+  std::map<std::string, std::vector<Dim>> inputShapes;
+};
+
+// The ONNX opset range of the ai.onnx domain the importer accepts.
+inline constexpr int64_t kMinOnnxOpset = 13;
+inline constexpr int64_t kMaxOnnxOpset = 21;
+
+Expected<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& options);
+
+// Parses one `--input-shape` value, `NAME=DIMS` with DIMS separated by `x`
+// (`input_ids=1x128`, `input_ids=batchx128`, `scalar=` for rank 0). Each dim
+// is a non-negative integer or a symbol name [A-Za-z_][A-Za-z0-9_]*. The
+// name is everything before the last `=`.
+Expected<std::pair<std::string, std::vector<Dim>>> parseInputShapeOption(const std::string& text);
+
+// The ONNX op types the importer converts (sorted), for docs and --help.
+std::vector<std::string> supportedOnnxOps();
+
+}  // namespace kiln
