@@ -1,0 +1,35 @@
+#include "passes/pass_registry.h"
+
+#include "passes/dce.h"
+
+namespace kiln {
+
+namespace {
+
+using PassFactory = std::unique_ptr<Pass> (*)();
+
+// The one list of passes.
+constexpr PassFactory kPassFactories[] = {
+    &createDeadCodeElimination,
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Pass>> createAllPasses() {
+  std::vector<std::unique_ptr<Pass>> passes;
+  for (PassFactory factory : kPassFactories) passes.push_back(factory());
+  return passes;
+}
+
+Expected<std::unique_ptr<Pass>> createPass(std::string_view name) {
+  std::string known;
+  for (PassFactory factory : kPassFactories) {
+    std::unique_ptr<Pass> pass = factory();
+    if (pass->name() == name) return pass;
+    known += known.empty() ? "" : ", ";
+    known += pass->name();
+  }
+  return Status::error("unknown pass '", name, "' (known passes: ", known, ")");
+}
+
+}  // namespace kiln

@@ -1,0 +1,113 @@
+#include "tools/common/arguments.h"
+
+#include <algorithm>
+
+namespace kiln::tools {
+
+ArgumentParser::ArgumentParser(std::string usage, std::string description)
+    : usage_(std::move(usage)), description_(std::move(description)) {}
+
+void ArgumentParser::positional(std::string metavar, std::string help, std::string* out) {
+  positionals_.push_back({std::move(metavar), std::move(help), out});
+}
+
+void ArgumentParser::flag(std::string name, std::string help, bool* out) {
+  Spec spec{Spec::Kind::Flag, std::move(name), "", std::move(help), {}};
+  spec.flag = out;
+  specs_.push_back(std::move(spec));
+}
+
+void ArgumentParser::option(std::string name, std::string metavar, std::string help,
+                            std::string* out, std::vector<std::string> aliases) {
+  Spec spec{Spec::Kind::Option, std::move(name), std::move(metavar), std::move(help),
+            std::move(aliases)};
+  spec.value = out;
+  specs_.push_back(std::move(spec));
+}
+
+void ArgumentParser::repeated(std::string name, std::string metavar, std::string help,
+                              std::vector<std::string>* out) {
+  Spec spec{Spec::Kind::Repeated, std::move(name), std::move(metavar), std::move(help), {}};
+  spec.values = out;
+  specs_.push_back(std::move(spec));
+}
+
+const ArgumentParser::Spec* ArgumentParser::findSpec(const std::string& name) const {
+  for (const Spec& spec : specs_)
+    if (spec.name == name ||
+        std::find(spec.aliases.begin(), spec.aliases.end(), name) != spec.aliases.end())
+      return &spec;
+  return nullptr;
+}
+
+Status ArgumentParser::parse(const std::vector<std::string>& args) {
+  size_t nextPositional = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      helpRequested_ = true;
+      return Status::ok();
+    }
+    // "-" alone is a positional (stdin), as is anything not starting with '-'.
+    if (arg.size() < 2 || arg[0] != '-') {
+      if (nextPositional == positionals_.size())
+        return Status::error("unexpected argument '", arg, "'");
+      *positionals_[nextPositional++].out = arg;
+      continue;
+    }
+    size_t equals = arg.find('=');
+    std::string name = arg.substr(0, equals);
+    const Spec* spec = findSpec(name);
+    if (!spec) return Status::error("unknown option '", name, "'");
+    if (spec->kind == Spec::Kind::Flag) {
+      if (equals != std::string::npos)
+        return Status::error("option '", name, "' takes no value");
+      *spec->flag = true;
+      continue;
+    }
+    std::string value;
+    if (equals != std::string::npos) {
+      value = arg.substr(equals + 1);
+    } else {
+      if (i + 1 == args.size())
+        return Status::error("option '", name, "' needs a value (", spec->metavar, ")");
+      value = args[++i];
+    }
+    if (spec->kind == Spec::Kind::Option) *spec->value = value;
+    else spec->values->push_back(value);
+  }
+  if (nextPositional < positionals_.size())
+    return Status::error("missing ", positionals_[nextPositional].metavar);
+  return Status::ok();
+}
+
+std::string ArgumentParser::help() const {
+  std::string text = "usage: " + usage_ + "\n\n" + description_ + "\n";
+  auto line = [&](std::string left, const std::string& help) {
+    left = "  " + left;
+    if (left.size() < 28) left.resize(28, ' ');
+    else left += "\n" + std::string(28, ' ');
+    // Continuation lines of a multi-line help align under its first line.
+    for (char c : help) {
+      left += c;
+      if (c == '\n') left += std::string(28, ' ');
+    }
+    text += left + "\n";
+  };
+  if (!positionals_.empty()) {
+    text += "\narguments:\n";
+    for (const Positional& p : positionals_) line(p.metavar, p.help);
+  }
+  text += "\noptions:\n";
+  for (const Spec& spec : specs_) {
+    std::string left;
+    for (const std::string& alias : spec.aliases) left += alias + ", ";
+    left += spec.name;
+    if (spec.kind != Spec::Kind::Flag) left += " " + spec.metavar;
+    line(left, spec.help);
+  }
+  line("-h, --help", "show this help and exit");
+  return text;
+}
+
+}  // namespace kiln::tools

@@ -1,0 +1,276 @@
+// kiln run ARTIFACT [--input-dir DIR] [--output-dir DIR] [--check] [--atol X]
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include "frontend/onnx/tensor_proto.h"
+#include "runtime/artifact.h"
+#include "runtime/executor.h"
+#include "tools/common/arguments.h"
+#include "tools/kiln/input_shapes.h"
+#include "tools/kiln/commands.h"
+
+namespace kiln::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string dataFile(const std::string& dir, const char* kind, size_t index) {
+  return (fs::path(dir) / cat(kind, "_", index, ".pb")).string();
+}
+
+// input_K.pb for each graph input, in graph input order.
+Expected<std::vector<Tensor>> readInputs(const Graph& graph, const std::string& dir) {
+  if (!fs::is_directory(dir)) return Status::error("input dir '", dir, "' is not a directory");
+  const size_t count = graph.inputs().size();
+  std::vector<Tensor> inputs;
+  for (size_t k = 0; k < count; ++k) {
+    std::string path = dataFile(dir, "input", k);
+    if (!fs::exists(path))
+      return Status::error(path, ": not found; the model takes ", count, " input(s), as ",
+                           "input_0.pb ... input_", count - 1, ".pb");
+    Expected<Tensor> tensor = readTensorProtoFile(path);
+    if (!tensor) return tensor.status();
+    inputs.push_back(std::move(*tensor));
+  }
+  if (std::string extra = dataFile(dir, "input", count); fs::exists(extra))
+    return Status::error(extra, ": the model takes only ", count, " input(s)");
+  return inputs;
+}
+
+// The size a symbolic dim gets for random inputs unless --input-shape fixes
+// it: 1 for batch-like names, 8 otherwise.
+int64_t defaultSymbolValue(const std::string& symbol) {
+  std::string lower;
+  for (char c : symbol) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("batch") != std::string::npos ? 1 : 8;
+}
+
+// Random inputs of the graph's input types: floats uniform in [-1, 1),
+// integers in [0, 8) (valid token ids, positions and masks for any model
+// with a vocabulary of at least 8), bools 0/1.
+Expected<std::vector<Tensor>> randomInputs(const Graph& graph,
+                                           const std::map<std::string, std::vector<Dim>>& given,
+                                           uint64_t seed) {
+  SymbolBindings bindings;
+  for (const auto& [name, dims] : given) {
+    std::optional<ValueId> id = graph.find(name);
+    if (!id || graph.value(*id).kind != ValueKind::Input)
+      return Status::error("--input-shape: the model has no input '", name, "'");
+    const Shape& declared = graph.value(*id).type.shape;
+    if (declared.size() != dims.size())
+      return Status::error("--input-shape: input '", name, "' has rank ", declared.size(),
+                           " (", graph.value(*id).type.str(), "), not ", dims.size());
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (!dims[i].isConstant())
+        return Status::error("--input-shape for kiln run needs integer dims; '", name,
+                             "' has ", dims[i].str());
+      std::vector<std::string> symbols = declared[i].symbols();
+      if (symbols.size() == 1 && declared[i] == Dim::symbol(symbols[0]))
+        bindings.emplace(symbols[0], *dims[i].constant());
+    }
+  }
+
+  std::mt19937_64 rng(seed);
+  std::vector<Tensor> inputs;
+  for (ValueId id : graph.inputs()) {
+    const Value& input = graph.value(id);
+    std::vector<int64_t> shape;
+    if (auto it = given.find(input.name); it != given.end()) {
+      for (const Dim& dim : it->second) shape.push_back(*dim.constant());
+    } else {
+      for (const Dim& dim : input.type.shape) {
+        for (const std::string& symbol : dim.symbols())
+          bindings.emplace(symbol, defaultSymbolValue(symbol));
+        std::optional<int64_t> size = dim.substitute(bindings).constant();
+        shape.push_back(size ? *size : 1);  // `?` dims: 1 unless --input-shape says
+      }
+    }
+    Tensor tensor = Tensor::allocate(input.type.dtype, shape);
+    visitDType(input.type.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      T* data = tensor.data<T>();
+      std::uniform_real_distribution<double> real(-1.0, 1.0);
+      std::uniform_int_distribution<int> integer(0, std::is_same_v<T, bool> ? 1 : 7);
+      for (int64_t i = 0; i < tensor.numElements(); ++i)
+        data[i] = storeFromDouble<T>(isFloat(input.type.dtype) ? real(rng) : integer(rng));
+    });
+    inputs.push_back(std::move(tensor));
+  }
+  return inputs;
+}
+
+// The largest |a - b| over the elements; NaN against NaN counts as equal,
+// NaN against a number as infinitely far.
+double maxAbsDifference(const Tensor& a, const Tensor& b) {
+  double worst = 0.0;
+  for (int64_t i = 0; i < a.numElements(); ++i) {
+    double x = a.elementAsDouble(i), y = b.elementAsDouble(i);
+    double diff;
+    if (std::isnan(x) || std::isnan(y)) diff = std::isnan(x) && std::isnan(y) ? 0.0 : INFINITY;
+    else if (x == y) diff = 0.0;  // also equal infinities
+    else diff = std::fabs(x - y);
+    worst = std::max(worst, diff);
+  }
+  return worst;
+}
+
+std::string scientific(double value) {
+  std::ostringstream out;
+  out << std::scientific << std::setprecision(3) << value;
+  return out.str();
+}
+
+// Prints one line per output; returns whether all are within atol.
+Expected<bool> checkOutputs(const Graph& graph, const std::vector<Tensor>& outputs,
+                            const std::string& dir, double atol) {
+  bool allPass = true;
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    std::string path = dataFile(dir, "output", k);
+    if (!fs::exists(path))
+      return Status::error(path, ": not found; --check needs a reference for each of the ",
+                           outputs.size(), " output(s)");
+    Expected<Tensor> expected = readTensorProtoFile(path);
+    if (!expected) return expected.status();
+    const Tensor& got = outputs[k];
+    std::cout << "output " << k << " '" << graph.value(graph.outputs()[k]).name << "' "
+              << got.type().str() << ": ";
+    if (got.dtype() != expected->dtype() || got.shape() != expected->shape()) {
+      std::cout << "FAIL (the reference is " << expected->type().str() << ")\n";
+      allPass = false;
+      continue;
+    }
+    double diff = maxAbsDifference(got, *expected);
+    bool pass = diff <= atol;
+    allPass = allPass && pass;
+    std::cout << "max abs diff " << scientific(diff) << (pass ? " PASS" : " FAIL") << " (atol "
+              << scientific(atol) << ")\n";
+  }
+  return allPass;
+}
+
+void printSummary(const Graph& graph, const std::vector<Tensor>& outputs) {
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    const Tensor& t = outputs[k];
+    std::cout << "output " << k << " '" << graph.value(graph.outputs()[k]).name << "' "
+              << t.type().str();
+    if (t.numElements() > 0) {
+      double low = INFINITY, high = -INFINITY, sum = 0.0;
+      for (int64_t i = 0; i < t.numElements(); ++i) {
+        double v = t.elementAsDouble(i);
+        low = std::min(low, v);
+        high = std::max(high, v);
+        sum += v;
+      }
+      std::cout << ": min " << low << ", max " << high << ", mean "
+                << sum / static_cast<double>(t.numElements());
+    }
+    std::cout << "\n";
+  }
+}
+
+Expected<double> parseTolerance(const std::string& text) {
+  double value = 0.0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !(value >= 0.0))
+    return Status::error("--atol '", text, "' is not a non-negative number");
+  return value;
+}
+
+Expected<uint64_t> parseSeed(const std::string& text) {
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size())
+    return Status::error("--seed '", text, "' is not a non-negative integer");
+  return value;
+}
+
+}  // namespace
+
+int runCommand(const std::vector<std::string>& args) {
+  std::string artifactPath, inputDir, outputDir, atolText = "1e-4", seedText = "0";
+  std::vector<std::string> shapeSpecs;
+  bool check = false;
+  ArgumentParser parser(
+      "kiln run ARTIFACT.kiln [--input-dir DIR] [--output-dir DIR] [--check] [--atol X]",
+      "Runs a compiled artifact on the CPU. Inputs are input_K.pb (ONNX TensorProto,\n"
+      "K in graph input order) from --input-dir, or random: floats in [-1, 1), integers\n"
+      "in [0, 8), symbolic dims 1 when named like 'batch' and 8 otherwise.");
+  parser.positional("ARTIFACT.kiln", "the artifact from 'kiln compile'", &artifactPath);
+  parser.option("--input-dir", "DIR", "read inputs from DIR/input_K.pb", &inputDir);
+  parser.option("--output-dir", "DIR", "write outputs to DIR/output_K.pb (DIR is created)",
+                &outputDir);
+  parser.flag("--check",
+              "compare each output with --input-dir's output_K.pb: print the max abs\n"
+              "difference and PASS/FAIL; exit 1 when any fails",
+              &check);
+  parser.option("--atol", "X", "absolute tolerance of --check (default 1e-4)", &atolText);
+  parser.repeated("--input-shape", "NAME=DIMS",
+                  "shape of random input NAME, integer dims (e.g. input_ids=2x16);\n"
+                  "symbols it binds apply to the other random inputs too",
+                  &shapeSpecs);
+  parser.option("--seed", "N", "seed of the random inputs (default 0)", &seedText);
+  if (Status parsed = parser.parse(args); !parsed) {
+    std::cerr << "kiln run: " << parsed.message() << "\n(run 'kiln run --help' for usage)\n";
+    return 1;
+  }
+  if (parser.helpRequested()) {
+    std::cout << parser.help();
+    return 0;
+  }
+
+  auto fail = [&](const Status& status) {
+    std::cerr << "kiln run: " << status.message() << "\n";
+    return 1;
+  };
+  if (check && inputDir.empty()) return fail(Status::error("--check needs --input-dir"));
+  if (!inputDir.empty() && !shapeSpecs.empty())
+    return fail(Status::error("--input-shape applies to random inputs; not with --input-dir"));
+  Expected<double> atol = parseTolerance(atolText);
+  if (!atol) return fail(atol.status());
+  Expected<uint64_t> seed = parseSeed(seedText);
+  if (!seed) return fail(seed.status());
+  Expected<std::map<std::string, std::vector<Dim>>> shapes = parseInputShapes(shapeSpecs);
+  if (!shapes) return fail(shapes.status());
+
+  Expected<rt::Artifact> artifact = rt::loadArtifact(artifactPath);
+  if (!artifact) return fail(artifact.status());
+  const Graph& graph = artifact->graph;
+  Expected<std::unique_ptr<rt::Executor>> executor = rt::Executor::create(graph);
+  if (!executor) return fail(executor.status());
+
+  Expected<std::vector<Tensor>> inputs =
+      inputDir.empty() ? randomInputs(graph, *shapes, *seed) : readInputs(graph, inputDir);
+  if (!inputs) return fail(inputs.status());
+  Expected<std::vector<Tensor>> outputs = (*executor)->run(*inputs);
+  if (!outputs) return fail(outputs.status());
+
+  if (!outputDir.empty()) {
+    std::error_code error;
+    fs::create_directories(outputDir, error);
+    if (error) return fail(Status::error(outputDir, ": cannot create: ", error.message()));
+    for (size_t k = 0; k < outputs->size(); ++k) {
+      Status written = writeTensorProtoFile((*outputs)[k], graph.value(graph.outputs()[k]).name,
+                                            dataFile(outputDir, "output", k));
+      if (!written) return fail(written);
+    }
+  }
+  if (!check) {
+    printSummary(graph, *outputs);
+    return 0;
+  }
+  Expected<bool> passed = checkOutputs(graph, *outputs, inputDir, *atol);
+  if (!passed) return fail(passed.status());
+  if (*passed) return 0;
+  return fail(Status::error("outputs differ from the references in ", inputDir, " by more than ",
+                            "atol ", scientific(*atol)));
+}
+
+}  // namespace kiln::tools
