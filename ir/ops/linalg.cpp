@@ -1,1 +1,235 @@
-// in progress
+// Linear algebra (ONNX semantics): matmul with numpy rules (1-D operands,
+// broadcast batch dims) and gemm (optional transposes, alpha, beta, a bias
+// broadcast to the result). Reference loops run i-k-j so the innermost loop
+// streams contiguous rows of B and of the result.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "ir/op_registry.h"
+#include "ir/ops/op_helpers.h"
+
+namespace kiln {
+namespace {
+
+using namespace ops;
+
+// What products accumulate in: float for the 16-bit floats, the type itself
+// for f32/f64, and wrapping uint64 for integers (numpy wraps on overflow;
+// signed overflow would be undefined in C++).
+template <class T>
+struct Accumulation {
+  using type = ComputeType<T>;
+  static type load(T v) { return toCompute(v); }
+  static T store(type v) { return fromCompute<T>(v); }
+};
+template <class T>
+  requires std::is_integral_v<T>
+struct Accumulation<T> {
+  using type = uint64_t;
+  static type load(T v) { return static_cast<uint64_t>(static_cast<int64_t>(v)); }
+  static T store(type v) { return static_cast<T>(static_cast<int64_t>(v)); }
+};
+
+// c[m, n] = sum_k a[m, k] * b[k, n] for row-major a [M, K], b [K, N]; `row`
+// holds N accumulators.
+template <class T>
+void multiplyMatrices(const T* a, const T* b, T* c, int64_t M, int64_t K, int64_t N,
+                      typename Accumulation<T>::type* row) {
+  using Acc = Accumulation<T>;
+  for (int64_t i = 0; i < M; ++i) {
+    std::fill(row, row + N, typename Acc::type{0});
+    for (int64_t k = 0; k < K; ++k) {
+      const auto aik = Acc::load(a[i * K + k]);
+      const T* bRow = b + k * N;
+      for (int64_t j = 0; j < N; ++j) row[j] += aik * Acc::load(bRow[j]);
+    }
+    for (int64_t j = 0; j < N; ++j) c[i * N + j] = Acc::store(row[j]);
+  }
+}
+
+// Two dims that must agree (a contraction dim): only two different constants
+// are certainly wrong; anything else is checked again on concrete shapes.
+bool mayBeEqual(const Dim& a, const Dim& b) {
+  return !(a.isConstant() && b.isConstant() && a != b);
+}
+
+// ---- matmul
+
+Status inferMatmul(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireNumeric(ctx, 0, "a"));
+  KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
+  const Shape& a = ctx.type(0).shape;
+  const Shape& b = ctx.type(1).shape;
+  if (a.empty() || b.empty()) return ctx.error("operands must have rank >= 1");
+  // A 1-D a is a row [1, K] and a 1-D b a column [K, 1]; the added dim is
+  // dropped from the result.
+  const Dim& kA = a.back();
+  const Dim& kB = b.size() == 1 ? b[0] : b[b.size() - 2];
+  if (!mayBeEqual(kA, kB))
+    return ctx.error("contraction dims differ: ", kA.str(), " (last dim of a) vs ", kB.str(),
+                     b.size() == 1 ? " (b)" : " (second-to-last dim of b)");
+  const Shape batchA(a.begin(), a.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(a.size())));
+  const Shape batchB(b.begin(), b.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(b.size())));
+  std::optional<Shape> batch = broadcastShapes(batchA, batchB);
+  if (!batch)
+    return ctx.error("batch dims ", shapeStr(batchA), " and ", shapeStr(batchB), " do not broadcast");
+  Shape out = *batch;
+  if (a.size() >= 2) out.push_back(a[a.size() - 2]);
+  if (b.size() >= 2) out.push_back(b.back());
+  results.push_back({ctx.type(0).dtype, out});
+  return Status::ok();
+}
+
+template <class T>
+void matmulLoops(const Tensor& a, const Tensor& b, Tensor& out) {
+  const std::vector<int64_t>& sa = a.shape();
+  const std::vector<int64_t>& sb = b.shape();
+  const int64_t M = sa.size() >= 2 ? sa[sa.size() - 2] : 1;
+  const int64_t K = sa.back();
+  const int64_t N = sb.size() >= 2 ? sb.back() : 1;
+  const std::vector<int64_t> batchA(sa.begin(), sa.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(sa.size())));
+  const std::vector<int64_t> batchB(sb.begin(), sb.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(sb.size())));
+  const size_t batchRank = std::max(batchA.size(), batchB.size());
+  const std::vector<int64_t> batchOut(out.shape().begin(), out.shape().begin() + static_cast<ptrdiff_t>(batchRank));
+  const int64_t batches = product(batchOut);
+
+  std::vector<typename Accumulation<T>::type> row(static_cast<size_t>(N));
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  T* pc = out.data<T>();
+  BroadcastWalker walk(batchOut, {&batchA, &batchB});
+  for (int64_t batch = 0; batch < batches; ++batch, walk.next())
+    multiplyMatrices(pa + walk.offset(0) * M * K, pb + walk.offset(1) * K * N, pc + batch * M * N,
+                     M, K, N, row.data());
+}
+
+Status matmulKernel(const KernelContext& ctx) {
+  const Tensor& a = *ctx.input(0);
+  return visitDType(a.dtype(), [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, bool>) {
+      return unsupportedDType(ctx, a.dtype());
+    } else {
+      matmulLoops<T>(a, *ctx.input(1), *ctx.outputs[0]);
+      return Status::ok();
+    }
+  });
+}
+
+// ---- gemm
+
+Status inferGemm(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireNumeric(ctx, 0, "a"));
+  KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
+  KILN_RETURN_IF_ERROR(requireRank(ctx, 0, 2, "a"));
+  KILN_RETURN_IF_ERROR(requireRank(ctx, 1, 2, "b"));
+  const bool transA = ctx.attrs().getBool("trans_a");
+  const bool transB = ctx.attrs().getBool("trans_b");
+  const Shape& a = ctx.type(0).shape;
+  const Shape& b = ctx.type(1).shape;
+  const Dim& m = transA ? a[1] : a[0];
+  const Dim& kA = transA ? a[0] : a[1];
+  const Dim& kB = transB ? b[1] : b[0];
+  const Dim& n = transB ? b[0] : b[1];
+  if (!mayBeEqual(kA, kB))
+    return ctx.error("contraction dims differ: ", kA.str(), " (a", transA ? "^T" : "", ") vs ",
+                     kB.str(), " (b", transB ? "^T" : "", ")");
+  const Shape out = {m, n};
+  if (ctx.has(2)) {
+    KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 2));
+    // c broadcasts one way, to [M, N]: each of its dims is 1 or the result's.
+    const Shape& c = ctx.type(2).shape;
+    bool fits = c.size() <= 2;
+    for (size_t i = 0; fits && i < c.size(); ++i) {
+      const Dim& target = out[out.size() - c.size() + i];
+      fits = c[i] == Dim(1) || mayBeEqual(c[i], target);
+    }
+    if (!fits) return ctx.error("c ", shapeStr(c), " does not broadcast to the result ", shapeStr(out));
+  }
+  results.push_back({ctx.type(0).dtype, out});
+  return Status::ok();
+}
+
+// Copies `x` [rows, cols] (or its transpose) into accumulation-typed row-major
+// [cols, rows] / [rows, cols], so the product runs on contiguous rows.
+template <class T>
+std::vector<typename Accumulation<T>::type> loadMatrix(const Tensor& x, bool transpose) {
+  const int64_t rows = x.shape()[0], cols = x.shape()[1];
+  std::vector<typename Accumulation<T>::type> out(static_cast<size_t>(rows * cols));
+  const T* p = x.data<T>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      out[static_cast<size_t>(transpose ? c * rows + r : r * cols + c)] = Accumulation<T>::load(p[r * cols + c]);
+  return out;
+}
+
+template <class T>
+void gemmLoops(const KernelContext& ctx) {
+  using Acc = Accumulation<T>;
+  using A = typename Acc::type;
+  const bool transA = ctx.attrs.getBool("trans_a");
+  const bool transB = ctx.attrs.getBool("trans_b");
+  const double alpha = ctx.attrs.getFloat("alpha", 1.0);
+  const double beta = ctx.attrs.getFloat("beta", 1.0);
+  Tensor& out = *ctx.outputs[0];
+  const int64_t M = out.shape()[0], N = out.shape()[1];
+  const int64_t K = transA ? ctx.input(0)->shape()[0] : ctx.input(0)->shape()[1];
+  const std::vector<A> a = loadMatrix<T>(*ctx.input(0), transA);
+  const std::vector<A> b = loadMatrix<T>(*ctx.input(1), transB);
+  std::vector<A> products(static_cast<size_t>(M * N));
+  std::vector<A> row(static_cast<size_t>(N));
+  multiplyMatrices(a.data(), b.data(), products.data(), M, K, N, row.data());
+
+  // y = alpha * product + beta * c, in the compute type for floats and via
+  // double (then ONNX Cast rules) for integers.
+  const Tensor* c = ctx.input(2);
+  const std::vector<int64_t> noBias;
+  BroadcastWalker walk(out.shape(), {c ? &c->shape() : &noBias});
+  T* y = out.data<T>();
+  for (int64_t i = 0; i < M * N; ++i, walk.next()) {
+    const A ab = products[static_cast<size_t>(i)];
+    if constexpr (std::is_integral_v<T>) {
+      double value = alpha * static_cast<double>(static_cast<int64_t>(ab));
+      if (c) value += beta * static_cast<double>(c->data<T>()[walk.offset(0)]);
+      y[i] = convertValue<T>(value);
+    } else {
+      A value = static_cast<A>(alpha) * ab;
+      if (c) value += static_cast<A>(beta) * Acc::load(c->data<T>()[walk.offset(0)]);
+      y[i] = Acc::store(value);
+    }
+  }
+}
+
+Status gemmKernel(const KernelContext& ctx) {
+  const DType dtype = ctx.input(0)->dtype();
+  return visitDType(dtype, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, bool>) {
+      return unsupportedDType(ctx, dtype);
+    } else {
+      gemmLoops<T>(ctx);
+      return Status::ok();
+    }
+  });
+}
+
+}  // namespace
+
+void registerLinalgOps(OpRegistry& registry) {
+  registry.add(OpDef{.name = "matmul",
+                     .summary = "matrix product with numpy rules: 1-D operands, broadcast batch dims",
+                     .operands = {"a", "b"}, .minOperands = 2, .maxOperands = 2,
+                     .attrs = {}, .infer = inferMatmul, .reference = matmulKernel});
+  registry.add(OpDef{.name = "gemm",
+                     .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts",
+                     .operands = {"a", "b", "c"}, .minOperands = 2, .maxOperands = 3,
+                     .attrs = {{"alpha", AttrKind::Float},
+                               {"beta", AttrKind::Float},
+                               {"trans_a", AttrKind::Bool},
+                               {"trans_b", AttrKind::Bool}},
+                     .infer = inferGemm, .reference = gemmKernel});
+}
+
+}  // namespace kiln
