@@ -45,17 +45,22 @@ Expected<std::vector<Tensor>> readInputs(const Graph& graph, const std::string& 
   return inputs;
 }
 
+std::string lowercase(const std::string& text) {
+  std::string lower;
+  for (char c : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower;
+}
+
 // The size a symbolic dim gets for random inputs unless --input-shape fixes
 // it: 1 for batch-like names, 8 otherwise.
 int64_t defaultSymbolValue(const std::string& symbol) {
-  std::string lower;
-  for (char c : symbol) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower.find("batch") != std::string::npos ? 1 : 8;
+  return lowercase(symbol).find("batch") != std::string::npos ? 1 : 8;
 }
 
-// Random inputs of the graph's input types: floats uniform in [-1, 1),
-// integers in [0, 8) (valid token ids, positions and masks for any model
-// with a vocabulary of at least 8), bools 0/1.
+// Random inputs of the graph's input types: floats uniform in [-1, 1);
+// integers and bools 0 or 1, which index any embedding table (token ids,
+// token types, positions), except inputs named like a mask: all 1 (attend
+// everywhere), so no row is fully masked.
 Expected<std::vector<Tensor>> randomInputs(const Graph& graph,
                                            const std::map<std::string, std::vector<Dim>>& given,
                                            uint64_t seed) {
@@ -93,14 +98,17 @@ Expected<std::vector<Tensor>> randomInputs(const Graph& graph,
         shape.push_back(size ? *size : 1);  // `?` dims: 1 unless --input-shape says
       }
     }
+    const bool isMask = lowercase(input.name).find("mask") != std::string::npos;
     Tensor tensor = Tensor::allocate(input.type.dtype, shape);
     visitDType(input.type.dtype, [&](auto tag) {
       using T = decltype(tag);
       T* data = tensor.data<T>();
       std::uniform_real_distribution<double> real(-1.0, 1.0);
-      std::uniform_int_distribution<int> integer(0, std::is_same_v<T, bool> ? 1 : 7);
-      for (int64_t i = 0; i < tensor.numElements(); ++i)
-        data[i] = storeFromDouble<T>(isFloat(input.type.dtype) ? real(rng) : integer(rng));
+      std::uniform_int_distribution<int> bit(0, 1);
+      for (int64_t i = 0; i < tensor.numElements(); ++i) {
+        double value = isFloat(input.type.dtype) ? real(rng) : isMask ? 1.0 : bit(rng);
+        data[i] = storeFromDouble<T>(value);
+      }
     });
     inputs.push_back(std::move(tensor));
   }
@@ -202,7 +210,8 @@ int runCommand(const std::vector<std::string>& args) {
       "kiln run ARTIFACT.kiln [--input-dir DIR] [--output-dir DIR] [--check] [--atol X]",
       "Runs a compiled artifact on the CPU. Inputs are input_K.pb (ONNX TensorProto,\n"
       "K in graph input order) from --input-dir, or random: floats in [-1, 1), integers\n"
-      "in [0, 8), symbolic dims 1 when named like 'batch' and 8 otherwise.");
+      "0 or 1 (all 1 for inputs named like 'mask'), symbolic dims 1 when named like\n"
+      "'batch' and 8 otherwise.");
   parser.positional("ARTIFACT.kiln", "the artifact from 'kiln compile'", &artifactPath);
   parser.option("--input-dir", "DIR", "read inputs from DIR/input_K.pb", &inputDir);
   parser.option("--output-dir", "DIR", "write outputs to DIR/output_K.pb (DIR is created)",
