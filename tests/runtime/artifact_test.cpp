@@ -1,0 +1,272 @@
+// The .kiln artifact: a round trip with weights of every dtype, and each
+// refusal (missing, truncated, wrong magic, newer version, corrupt, bad
+// section or weight table) with the message that says which.
+#include "runtime/artifact.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "ir/text.h"
+#include "runtime/executor.h"
+
+namespace kiln::rt {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every dtype as a weight, with values that survive the dtype exactly.
+constexpr std::string_view kAllDTypes =
+    "graph @main(%x: f32[n, 2]) -> (%y: f32[n, 3]) {\n"
+    "  weight @w : f32[2, 3] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]\n"
+    "  weight @half : f16[3] = [0.5, -2.0, 1024.0]\n"
+    "  weight @brain : bf16[2] = [1.5, -0.25]\n"
+    "  weight @wide : f64[2] = [0.1, 1e+100]\n"
+    "  weight @\"layer.0/ids:0\" : i64[3] = [-1, 0, 9000000000]\n"
+    "  weight @small : i32[1] = [-7]\n"
+    "  weight @tiny : i8[3] = [-128, 0, 127]\n"
+    "  weight @bytes : u8[2] = [0, 255]\n"
+    "  weight @flags : bool[3] = [true, false, true]\n"
+    "  weight @scalar : f32[] = [42.0]\n"
+    "  %y = matmul %x, @w : f32[n, 3] loc(\"MatMul_0\")\n"
+    "  return %y\n"
+    "}\n";
+
+class ArtifactTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / ("kiln_artifact_" + std::to_string(::getpid()) + "_" +
+                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Writes kAllDTypes as an artifact and returns its path.
+  std::string writeSample() {
+    auto graph = parseGraph(kAllDTypes);
+    EXPECT_TRUE(graph.isOk()) << graph.status().message();
+    std::string file = path("sample.kiln");
+    Status written = writeArtifact(*graph, file);
+    EXPECT_TRUE(written.isOk()) << written.message();
+    return file;
+  }
+
+  static std::vector<uint8_t> readBytes(const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+  }
+  static void writeBytes(const std::string& file, const std::vector<uint8_t>& bytes) {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  // Rewrites the header checksum so a deliberately bad table gets past it.
+  static void resign(std::vector<uint8_t>& bytes) {
+    uint64_t sum = artifactChecksum(bytes.data() + kArtifactHeaderSize, bytes.size() - kArtifactHeaderSize);
+    std::memcpy(bytes.data() + 24, &sum, 8);
+  }
+  template <class T>
+  static void put(std::vector<uint8_t>& bytes, size_t offset, T value) {
+    std::memcpy(bytes.data() + offset, &value, sizeof(T));
+  }
+  template <class T>
+  static T get(const std::vector<uint8_t>& bytes, size_t offset) {
+    T value;
+    std::memcpy(&value, bytes.data() + offset, sizeof(T));
+    return value;
+  }
+
+  // The load error for `file`, with the path prefix removed.
+  static std::string loadError(const std::string& file, LoadFailure expected = LoadFailure::Invalid) {
+    LoadFailure failure = LoadFailure::None;
+    auto loaded = loadArtifact(file, &failure);
+    if (loaded) return "<loaded>";
+    EXPECT_EQ(failure, expected);
+    std::string prefix = "cannot load artifact '" + file + "': ";
+    const std::string& message = loaded.status().message();
+    EXPECT_EQ(message.rfind(prefix, 0), 0u) << message;
+    return message.substr(prefix.size());
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ArtifactTest, RoundTripsProgramAndWeightsOfEveryDType) {
+  auto original = parseGraph(kAllDTypes);
+  ASSERT_TRUE(original.isOk()) << original.status().message();
+  std::string file = writeSample();
+  auto loaded = loadArtifact(file);
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+
+  // Printing with data shows every weight's values came back.
+  EXPECT_EQ(printGraph(loaded->graph), printGraph(*original));
+  EXPECT_EQ(printGraph(loaded->graph), kAllDTypes);
+  EXPECT_EQ(loaded->formatVersion, kArtifactFormatVersion);
+  EXPECT_EQ(loaded->fileSize, fs::file_size(file));
+  EXPECT_EQ(loaded->weightBytes, 24u + 6 + 4 + 16 + 24 + 4 + 3 + 2 + 3 + 4);
+  EXPECT_EQ(loaded->sections.size(), 3u);
+  for (ValueId w : loaded->graph.weights()) {
+    auto address = reinterpret_cast<uintptr_t>(loaded->graph.value(w).data->data());
+    EXPECT_EQ(address % kWeightAlignment, 0u) << loaded->graph.value(w).name;
+  }
+}
+
+TEST_F(ArtifactTest, LoadedGraphRunsAndWeightsOutliveTheArtifact) {
+  std::string file = writeSample();
+  Tensor weight;
+  {
+    auto loaded = loadArtifact(file);
+    ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+    auto executor = Executor::create(loaded->graph);
+    ASSERT_TRUE(executor.isOk()) << executor.status().message();
+    Tensor x = Tensor::allocate(DType::F32, {1, 2});
+    x.data<float>()[0] = 1;
+    x.data<float>()[1] = 2;
+    auto outputs = (*executor)->run({x});
+    ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+    const float* y = (*outputs)[0].data<float>();
+    EXPECT_EQ(std::vector<float>(y, y + 3), (std::vector<float>{9, 12, 15}));
+    weight = *loaded->graph.value(*loaded->graph.find("w")).data;
+  }
+  // The mapping stays while a view of it is alive.
+  EXPECT_EQ(weight.data<float>()[5], 6.0f);
+}
+
+TEST_F(ArtifactTest, RefusesAMissingFile) {
+  EXPECT_EQ(loadError(path("absent.kiln"), LoadFailure::Io), "cannot open the file: No such file or directory");
+}
+
+TEST_F(ArtifactTest, RefusesATruncatedFile) {
+  std::vector<uint8_t> bytes = readBytes(writeSample());
+  std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(bytes.size() / 2));
+  writeBytes(path("cut.kiln"), cut);
+  EXPECT_EQ(loadError(path("cut.kiln")), "truncated: the header declares " + std::to_string(bytes.size()) +
+                                            " bytes but the file has " + std::to_string(cut.size()));
+
+  cut.resize(30);
+  writeBytes(path("stub.kiln"), cut);
+  EXPECT_EQ(loadError(path("stub.kiln")), "truncated: 30 bytes, smaller than the 64-byte header");
+  writeBytes(path("empty.kiln"), {});
+  EXPECT_EQ(loadError(path("empty.kiln")), "truncated: 0 bytes, smaller than the 64-byte header");
+}
+
+TEST_F(ArtifactTest, RefusesAFileThatIsNotAnArtifact) {
+  std::string text(kAllDTypes);
+  writeBytes(path("model.kir"), std::vector<uint8_t>(text.begin(), text.end()));
+  EXPECT_EQ(loadError(path("model.kir")), "not a kiln artifact (wrong magic)");
+  writeBytes(path("short.txt"), {'h', 'i'});
+  EXPECT_EQ(loadError(path("short.txt")), "not a kiln artifact (wrong magic)");
+}
+
+TEST_F(ArtifactTest, RefusesANewerFormatVersion) {
+  std::vector<uint8_t> bytes = readBytes(writeSample());
+  put<uint32_t>(bytes, 8, kArtifactFormatVersion + 1);
+  writeBytes(path("newer.kiln"), bytes);
+  EXPECT_EQ(loadError(path("newer.kiln")), "format version " + std::to_string(kArtifactFormatVersion + 1) +
+                                               " is newer than this runtime's " +
+                                               std::to_string(kArtifactFormatVersion));
+}
+
+TEST_F(ArtifactTest, RefusesCorruptContents) {
+  std::vector<uint8_t> bytes = readBytes(writeSample());
+  bytes[bytes.size() - 1] ^= 0x10;  // a bit of the last weight
+  writeBytes(path("flipped.kiln"), bytes);
+  EXPECT_EQ(loadError(path("flipped.kiln")).rfind("corrupt: checksum mismatch (header has 0x", 0), 0u);
+
+  std::vector<uint8_t> longer = readBytes(path("sample.kiln"));
+  longer.push_back(0);
+  writeBytes(path("longer.kiln"), longer);
+  EXPECT_EQ(loadError(path("longer.kiln")), "corrupt: the file has " + std::to_string(longer.size()) +
+                                                " bytes but the header declares " +
+                                                std::to_string(longer.size() - 1));
+}
+
+TEST_F(ArtifactTest, RefusesABadSectionTable) {
+  const std::vector<uint8_t> good = readBytes(writeSample());
+  const size_t table = get<uint64_t>(good, 32);
+  const uint64_t fileSize = good.size();
+
+  std::vector<uint8_t> bytes = good;
+  put<uint64_t>(bytes, table + 2 * kArtifactSectionEntrySize + 16, fileSize);  // weight data size
+  resign(bytes);
+  writeBytes(path("past_end.kiln"), bytes);
+  EXPECT_EQ(loadError(path("past_end.kiln")).rfind("bad section table: section 2 (weight data) spans [", 0), 0u);
+
+  bytes = good;
+  put<uint32_t>(bytes, table, 99);  // the program's kind: now unknown, so no program
+  resign(bytes);
+  writeBytes(path("no_program.kiln"), bytes);
+  EXPECT_EQ(loadError(path("no_program.kiln")), "bad section table: no program section");
+
+  bytes = good;
+  put<uint32_t>(bytes, 40, 0);  // section count
+  resign(bytes);
+  writeBytes(path("no_sections.kiln"), bytes);
+  EXPECT_EQ(loadError(path("no_sections.kiln")), "bad section table: 0 sections (1 to 64 allowed)");
+
+  bytes = good;
+  put<uint64_t>(bytes, table + 8, get<uint64_t>(good, table + kArtifactSectionEntrySize + 8) - 1);
+  resign(bytes);
+  writeBytes(path("overlap.kiln"), bytes);
+  EXPECT_EQ(loadError(path("overlap.kiln")), "bad section table: sections program and weight table overlap");
+}
+
+TEST_F(ArtifactTest, RefusesABadWeightTable) {
+  std::vector<uint8_t> bytes = readBytes(writeSample());
+  const size_t table = get<uint64_t>(bytes, 32);
+  const size_t weightTable = get<uint64_t>(bytes, table + kArtifactSectionEntrySize + 8);
+  // The first entry is @w: u32 count, u32 name length, "w", u64 offset, u64 bytes.
+  ASSERT_EQ(get<uint32_t>(bytes, weightTable + 4), 1u);
+  put<uint64_t>(bytes, weightTable + 4 + 4 + 1 + 8, 20);
+  resign(bytes);
+  writeBytes(path("bad_weight.kiln"), bytes);
+  EXPECT_EQ(loadError(path("bad_weight.kiln")),
+            "bad weight table: weight @w has 20 bytes; its type f32[2, 3] needs 24");
+}
+
+TEST_F(ArtifactTest, WritingNeedsEveryWeightsData) {
+  auto graph = parseGraph(
+      "graph @main(%x: f32[2]) -> (%y: f32[2]) {\n"
+      "  weight @w : f32[2]\n"
+      "  %y = add %x, @w : f32[2]\n"
+      "  return %y\n"
+      "}\n");
+  ASSERT_TRUE(graph.isOk()) << graph.status().message();
+  Status written = writeArtifact(*graph, path("out.kiln"));
+  EXPECT_EQ(written.message(), "cannot write artifact '" + path("out.kiln") + "': weight @w has no data");
+  EXPECT_FALSE(fs::exists(path("out.kiln")));
+}
+
+TEST(ArtifactChecksum, IsPinnedAndSeesEveryByte) {
+  // Pinned values of the documented hash (docs/artifact.md), so a change to
+  // it cannot go unnoticed: bytes 0, 1, ..., n-1.
+  auto sequence = [](size_t n) {
+    std::vector<uint8_t> bytes(n);
+    for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<uint8_t>(i);
+    return bytes;
+  };
+  EXPECT_EQ(artifactChecksum(nullptr, 0), 0x3fdf455f9dcf1e62ull);
+  EXPECT_EQ(artifactChecksum(sequence(3).data(), 3), 0xc2af8245515e02e4ull);
+  EXPECT_EQ(artifactChecksum(sequence(100).data(), 100), 0x6ac1e58032166597ull);
+
+  // Flipping any one bit of any byte changes it, for lengths around the
+  // word and block sizes.
+  for (size_t n : {1u, 7u, 8u, 31u, 32u, 33u, 70u}) {
+    std::vector<uint8_t> bytes = sequence(n);
+    uint64_t base = artifactChecksum(bytes.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      bytes[i] ^= 0x01;
+      EXPECT_NE(artifactChecksum(bytes.data(), n), base) << "n=" << n << " byte " << i;
+      bytes[i] ^= 0x01;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::rt
