@@ -1,0 +1,236 @@
+// The linear algebra ops of ir/ops/linalg.cpp (matmul, gemm): reference
+// kernels against hand-computed products, type inference on symbolic shapes,
+// and the errors for operands that do not fit.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ir/op_registry.h"
+#include "ir/tensor.h"
+
+namespace kiln {
+namespace {
+
+Tensor make(DType dtype, std::vector<int64_t> shape, const std::vector<double>& values) {
+  Tensor t = Tensor::allocate(dtype, std::move(shape));
+  EXPECT_EQ(t.numElements(), static_cast<int64_t>(values.size()));
+  visitDType(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = storeFromDouble<T>(values[i]);
+  });
+  return t;
+}
+Tensor f32(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::F32, std::move(shape), v); }
+
+std::vector<double> valuesOf(const Tensor& t) {
+  std::vector<double> out;
+  for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(t.elementAsDouble(i));
+  return out;
+}
+
+Expected<std::vector<Tensor>> evaluate(std::string_view op, std::vector<const Tensor*> inputs,
+                                       const Attributes& attrs) {
+  return evaluateOp(*OpRegistry::global().find(op), attrs, inputs, 1);
+}
+
+Tensor run(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
+  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs);
+  if (!result) {
+    ADD_FAILURE() << op << ": " << result.status().message();
+    return Tensor::allocate(DType::F32, {0});
+  }
+  return result.value()[0];
+}
+
+std::string errorOf(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
+  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs);
+  return result ? "(no error)" : result.status().message();
+}
+
+// The inferred result type as text, or the error message.
+std::string inferred(std::string_view op, std::vector<TensorType> types, const Attributes& attrs = {}) {
+  std::vector<OperandInfo> operands;
+  for (const TensorType& t : types) operands.push_back({&t, nullptr});
+  std::vector<TensorType> results;
+  Status status = inferResultTypes(*OpRegistry::global().find(op), attrs, operands, 1, results);
+  return status ? results[0].str() : status.message();
+}
+
+const Dim kBatch = Dim::symbol("batch");
+const Dim kSeq = Dim::symbol("seq");
+const Dim kPast = Dim::symbol("past");
+
+Attributes attrs(std::initializer_list<std::pair<const char*, AttrValue>> values) {
+  Attributes a;
+  for (const auto& [name, value] : values) a.set(name, value);
+  return a;
+}
+
+// ---- matmul
+
+TEST(MatmulOp, TwoByThreeTimesThreeByTwo) {
+  Tensor a = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = f32({3, 2}, {7, 8, 9, 10, 11, 12});
+  Tensor y = run("matmul", {&a, &b});
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{58, 64, 139, 154}));
+}
+
+TEST(MatmulOp, OneDimensionalOperandsDropTheirAddedDim) {
+  Tensor a = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = f32({3, 2}, {7, 8, 9, 10, 11, 12});
+  Tensor row = f32({3}, {1, 2, 3});
+  Tensor column = f32({3}, {1, 1, 1});
+
+  Tensor vm = run("matmul", {&row, &b});  // [3] x [3, 2] -> [2]
+  EXPECT_EQ(vm.shape(), (std::vector<int64_t>{2}));
+  EXPECT_EQ(valuesOf(vm), (std::vector<double>{58, 64}));
+
+  Tensor mv = run("matmul", {&a, &column});  // [2, 3] x [3] -> [2]
+  EXPECT_EQ(mv.shape(), (std::vector<int64_t>{2}));
+  EXPECT_EQ(valuesOf(mv), (std::vector<double>{6, 15}));
+
+  Tensor other = f32({3}, {4, 5, 6});
+  Tensor dot = run("matmul", {&row, &other});  // [3] x [3] -> []
+  EXPECT_EQ(dot.shape(), (std::vector<int64_t>{}));
+  EXPECT_EQ(valuesOf(dot), (std::vector<double>{32}));
+}
+
+TEST(MatmulOp, BatchDimsBroadcast) {
+  // a: batch [2, 1] of 1x2 rows; b: batch [3] of 2x1 columns -> [2, 3, 1, 1].
+  Tensor a = f32({2, 1, 1, 2}, {1, 2, 3, 4});
+  Tensor b = f32({3, 2, 1}, {1, 1, 1, 0, 0, 2});
+  Tensor y = run("matmul", {&a, &b});
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{2, 3, 1, 1}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{3, 1, 4, 7, 3, 8}));
+}
+
+TEST(MatmulOp, BatchedTimesSharedMatrix) {
+  Tensor a = f32({2, 1, 2}, {1, 2, 3, 4});
+  Tensor b = f32({2, 2}, {1, 10, 100, 1000});
+  Tensor y = run("matmul", {&a, &b});
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{2, 1, 2}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{201, 2010, 403, 4030}));
+}
+
+TEST(MatmulOp, OtherDTypes) {
+  for (DType dtype : {DType::F64, DType::F16, DType::BF16, DType::I64, DType::I32, DType::I8, DType::U8}) {
+    Tensor a = make(dtype, {1, 2}, {2, 3});
+    Tensor b = make(dtype, {2, 2}, {4, 1, 5, 2});
+    Tensor y = run("matmul", {&a, &b});
+    EXPECT_EQ(y.dtype(), dtype);
+    EXPECT_EQ(valuesOf(y), (std::vector<double>{23, 8})) << dtypeName(dtype);
+  }
+  // 16-bit floats accumulate in float and round once: 1.5 * 2 + 2 * 0.25.
+  Tensor a = make(DType::F16, {1, 2}, {1.5, 2});
+  Tensor b = make(DType::F16, {2, 1}, {2, 0.25});
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b})), (std::vector<double>{3.5}));
+}
+
+TEST(MatmulOp, IntegersWrapLikeNumpy) {
+  Tensor a = make(DType::I8, {1, 2}, {100, 100});
+  Tensor b = make(DType::I8, {2, 1}, {1, 1});
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b})), (std::vector<double>{-56}));  // 200 - 256
+}
+
+TEST(MatmulOp, InfersSymbolicShapes) {
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {kBatch, kSeq, 64}}, {DType::F32, {64, 128}}}),
+            "f32[batch, seq, 128]");
+  TensorType scores = {DType::F32, {kBatch, 4, kSeq, kSeq + kPast}};
+  TensorType values = {DType::F32, {kBatch, 4, kSeq + kPast, 16}};
+  EXPECT_EQ(inferred("matmul", {scores, values}), "f32[batch, 4, seq, 16]");
+  // Batch dims broadcast against 1; a symbolic contraction dim may match at run time.
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {1, kSeq, 8}}, {DType::F32, {kBatch, 8, 2}}}),
+            "f32[batch, seq, 2]");
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {kSeq, kPast}}, {DType::F32, {16, 2}}}), "f32[seq, 2]");
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {kSeq}}, {DType::F32, {kSeq}}}), "f32[]");
+}
+
+TEST(MatmulOp, Errors) {
+  Tensor a = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = f32({4, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
+  EXPECT_NE(errorOf("matmul", {&a, &b}).find("contraction dims differ: 3 (last dim of a) vs 4"),
+            std::string::npos)
+      << errorOf("matmul", {&a, &b});
+  EXPECT_NE(inferred("matmul", {{DType::F32, {2, 1, 3}}, {DType::F32, {3, 3, 1}}})
+                .find("batch dims [2] and [3] do not broadcast"),
+            std::string::npos);
+  EXPECT_NE(inferred("matmul", {{DType::F32, {2, 3}}, {DType::F16, {3, 1}}}).find("same dtype"),
+            std::string::npos);
+  EXPECT_NE(inferred("matmul", {{DType::Bool, {2, 3}}, {DType::Bool, {3, 1}}}).find("numeric"),
+            std::string::npos);
+  EXPECT_NE(inferred("matmul", {{DType::F32, {}}, {DType::F32, {3}}}).find("rank >= 1"),
+            std::string::npos);
+  // The message starts with the op and its operand types.
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {2, 3}}, {DType::F32, {4}}}).rfind("matmul(f32[2, 3], f32[4]): ", 0),
+            0u);
+}
+
+// ---- gemm
+
+TEST(GemmOp, AlphaBetaAndVectorBias) {
+  Tensor a = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = f32({3, 2}, {1, 0, 0, 1, 1, 1});
+  Tensor c = f32({2}, {1, 2});
+  // a * b = [[4, 5], [10, 11]]; 2 * that + 0.5 * [1, 2] per row.
+  Tensor y = run("gemm", {&a, &b, &c}, attrs({{"alpha", 2.0}, {"beta", 0.5}}));
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{8.5, 11, 20.5, 23}));
+}
+
+TEST(GemmOp, TransposedOperandsAndScalarBias) {
+  Tensor aT = f32({3, 2}, {1, 4, 2, 5, 3, 6});
+  Tensor bT = f32({2, 3}, {1, 0, 1, 0, 1, 1});
+  Tensor c = f32({}, {10});
+  Tensor y = run("gemm", {&aT, &bT, &c}, attrs({{"trans_a", true}, {"trans_b", true}}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{14, 15, 20, 21}));
+  // ONNX's integer flags are accepted too.
+  Tensor again = run("gemm", {&aT, &bT, &c}, attrs({{"trans_a", int64_t{1}}, {"trans_b", int64_t{1}}}));
+  EXPECT_EQ(valuesOf(again), (std::vector<double>{14, 15, 20, 21}));
+}
+
+TEST(GemmOp, NoBiasAndColumnBias) {
+  Tensor a = f32({2, 2}, {1, 2, 3, 4});
+  Tensor b = f32({2, 2}, {1, 1, 1, 1});
+  EXPECT_EQ(valuesOf(run("gemm", {&a, &b})), (std::vector<double>{3, 3, 7, 7}));
+  EXPECT_EQ(valuesOf(run("gemm", {&a, &b, nullptr})), (std::vector<double>{3, 3, 7, 7}));
+  Tensor column = f32({2, 1}, {100, 200});
+  EXPECT_EQ(valuesOf(run("gemm", {&a, &b, &column})), (std::vector<double>{103, 103, 207, 207}));
+}
+
+TEST(GemmOp, Integers) {
+  Tensor a = make(DType::I32, {1, 2}, {2, 3});
+  Tensor b = make(DType::I32, {2, 1}, {4, 5});
+  Tensor c = make(DType::I32, {1}, {7});
+  Tensor y = run("gemm", {&a, &b, &c}, attrs({{"alpha", 2.0}, {"beta", 3.0}}));
+  EXPECT_EQ(y.dtype(), DType::I32);
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{67}));  // 2 * 23 + 3 * 7
+}
+
+TEST(GemmOp, InfersSymbolicShapes) {
+  EXPECT_EQ(inferred("gemm", {{DType::F32, {kBatch, 64}}, {DType::F32, {32, 64}}, {DType::F32, {32}}},
+                     attrs({{"trans_b", true}})),
+            "f32[batch, 32]");
+  EXPECT_EQ(inferred("gemm", {{DType::F32, {kSeq, kBatch}}, {DType::F32, {kSeq, 8}}},
+                     attrs({{"trans_a", true}})),
+            "f32[batch, 8]");
+}
+
+TEST(GemmOp, Errors) {
+  Tensor a = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = f32({3, 2}, {1, 0, 0, 1, 1, 1});
+  Tensor wide = f32({3}, {1, 2, 3});
+  EXPECT_NE(errorOf("gemm", {&a, &b, &wide}).find("c [3] does not broadcast to the result [2, 2]"),
+            std::string::npos)
+      << errorOf("gemm", {&a, &b, &wide});
+  EXPECT_NE(errorOf("gemm", {&a, &a}).find("contraction dims differ: 3 (a) vs 2 (b)"), std::string::npos)
+      << errorOf("gemm", {&a, &a});
+  EXPECT_NE(errorOf("gemm", {&wide, &b}).find("a must have rank 2"), std::string::npos);
+  EXPECT_NE(errorOf("gemm", {&a, &b}, attrs({{"trans_a", std::string("yes")}})).find("trans_a"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln
