@@ -30,8 +30,9 @@ int compileCommand(const std::vector<std::string>& args) {
                     &modelPath);
   parser.option("--output", "OUT.kiln", "the artifact to write (required)", &outputPath, {"-o"});
   parser.repeated("--input-shape", "NAME=DIMS",
-                  "the shape of input NAME: dims separated by 'x' (1x128) or ',' (1,max_len);\n"
-                  "a dim is an integer or a symbol name that stays symbolic",
+                  "the shape of input NAME, dims separated by 'x' (1x128), or by ','\n"
+                  "when a symbol contains an x (1,max_len): an integer fixes the\n"
+                  "model's dim everywhere, a symbol name keeps it symbolic",
                   &shapeSpecs);
   if (Status parsed = parser.parse(args); !parsed) {
     std::cerr << "kiln compile: " << parsed.message()
