@@ -41,26 +41,20 @@ Status requireScalarLike(const InferContext& ctx, size_t i, std::string_view wha
   return ctx.error(what, " must be a scalar or a 1-element 1-D tensor, got ", ctx.type(i).str());
 }
 
-Expected<Shape> broadcastOperands(const InferContext& ctx, std::span<const size_t> operands) {
+Expected<Shape> broadcastAllOperands(const InferContext& ctx) {
   Shape result;
-  for (size_t i : operands) {
+  for (size_t i = 0; i < ctx.numOperands(); ++i) {
     if (!ctx.has(i)) continue;
     std::optional<Shape> next = broadcastShapes(result, ctx.type(i).shape);
     if (!next) {
       std::string shapes;
-      for (size_t j : operands)
+      for (size_t j = 0; j < ctx.numOperands(); ++j)
         if (ctx.has(j)) shapes += (shapes.empty() ? "" : ", ") + shapeStr(ctx.type(j).shape);
       return ctx.error("shapes ", shapes, " do not broadcast");
     }
     result = std::move(*next);
   }
   return result;
-}
-
-Expected<Shape> broadcastAllOperands(const InferContext& ctx) {
-  std::vector<size_t> all(ctx.numOperands());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  return broadcastOperands(ctx, all);
 }
 
 Expected<int64_t> normalizeAxis(const InferContext& ctx, int64_t axis, size_t rank,

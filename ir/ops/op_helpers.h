@@ -37,10 +37,8 @@ Status requireRank(const InferContext& ctx, size_t i, size_t rank, std::string_v
 // for scalar-like inputs such as cumsum's axis or range's start).
 Status requireScalarLike(const InferContext& ctx, size_t i, std::string_view what);
 
-// Numpy broadcast of the types of the present operands among `operands`;
-// the error lists the shapes that do not broadcast.
-Expected<Shape> broadcastOperands(const InferContext& ctx, std::span<const size_t> operands);
-// The same, over every operand.
+// Numpy broadcast of the shapes of every present operand; the error lists
+// the shapes that do not broadcast.
 Expected<Shape> broadcastAllOperands(const InferContext& ctx);
 
 // ---- Axes.

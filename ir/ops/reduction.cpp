@@ -42,7 +42,7 @@ enum class Reduction { Sum, Mean, Max };
 
 Status inferReduce(const InferContext& ctx, std::vector<TensorType>& results) {
   const TensorType& x = ctx.type(0);
-  if (x.dtype == DType::Bool) return ctx.error("x must be a numeric tensor, got ", x.str());
+  KILN_RETURN_IF_ERROR(requireNumeric(ctx, 0, "x"));
   const bool keepdims = ctx.attrs().getBool("keepdims", true);
   const bool noopWithEmptyAxes = ctx.attrs().getBool("noop_with_empty_axes", false);
 
@@ -307,7 +307,7 @@ Status layerNormKernel(const KernelContext& ctx) {
 
 Status inferCumsum(const InferContext& ctx, std::vector<TensorType>& results) {
   const TensorType& x = ctx.type(0);
-  if (x.dtype == DType::Bool) return ctx.error("x must be a numeric tensor, got ", x.str());
+  KILN_RETURN_IF_ERROR(requireNumeric(ctx, 0, "x"));
   if (!isInteger(ctx.type(1).dtype))
     return ctx.error("axis must be an integer tensor, got ", ctx.type(1).str());
   KILN_RETURN_IF_ERROR(requireScalarLike(ctx, 1, "axis"));
