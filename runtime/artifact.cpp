@@ -57,9 +57,12 @@ uint64_t alignUp(uint64_t value, uint64_t alignment) {
 
 std::string_view sectionName(uint32_t kind) {
   switch (static_cast<SectionKind>(kind)) {
-    case SectionKind::Program: return "program";
-    case SectionKind::WeightTable: return "weight table";
-    case SectionKind::WeightData: return "weight data";
+    case SectionKind::Program:
+      return "program";
+    case SectionKind::WeightTable:
+      return "weight table";
+    case SectionKind::WeightData:
+      return "weight data";
   }
   return "unknown";
 }
@@ -137,8 +140,8 @@ Status Loader::mapFile() {
   }
   map_.base = static_cast<const uint8_t*>(base);
   map_.size = size;
-  map_.keepAlive = std::shared_ptr<const void>(
-      base, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  map_.keepAlive =
+      std::shared_ptr<const void>(base, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
   return Status::ok();
 }
 
@@ -175,17 +178,16 @@ Status Loader::readSections() {
     return fail("bad section table: ", count, " sections (1 to ", kMaxSections, " allowed)");
   uint64_t tableEnd = tableAt + uint64_t{count} * kArtifactSectionEntrySize;
   if (tableAt < kArtifactHeaderSize || tableAt > map_.size || tableEnd > map_.size)
-    return fail("bad section table: ", count, " entries at offset ", tableAt,
-                " do not fit in the file's ", map_.size, " bytes");
+    return fail("bad section table: ", count, " entries at offset ", tableAt, " do not fit in the file's ",
+                map_.size, " bytes");
 
   std::vector<SectionInfo> sections;
   for (uint32_t i = 0; i < count; ++i) {
     size_t at = static_cast<size_t>(tableAt) + i * kArtifactSectionEntrySize;
     SectionInfo s{readAt<uint32_t>(h, at), readAt<uint64_t>(h, at + 8), readAt<uint64_t>(h, at + 16)};
     if (s.offset < tableEnd || s.offset > map_.size || s.size > map_.size - s.offset)
-      return fail("bad section table: section ", i, " (", sectionName(s.kind), ") spans [", s.offset,
-                  ", ", s.offset + s.size, ") outside the file's contents [", tableEnd, ", ",
-                  map_.size, ")");
+      return fail("bad section table: section ", i, " (", sectionName(s.kind), ") spans [", s.offset, ", ",
+                  s.offset + s.size, ") outside the file's contents [", tableEnd, ", ", map_.size, ")");
     sections.push_back(s);
   }
   std::vector<SectionInfo> byOffset = sections;
@@ -209,8 +211,8 @@ Status Loader::readSections() {
   }
   const SectionInfo& data = known[static_cast<uint32_t>(SectionKind::WeightData)];
   if (data.offset % kWeightAlignment != 0)
-    return fail("bad section table: weight data at offset ", data.offset, " is not ",
-                kWeightAlignment, "-byte aligned");
+    return fail("bad section table: weight data at offset ", data.offset, " is not ", kWeightAlignment,
+                "-byte aligned");
   artifact_.sections = sections;
 
   const SectionInfo& program = known[static_cast<uint32_t>(SectionKind::Program)];
@@ -289,8 +291,8 @@ uint64_t artifactChecksum(const void* data, size_t size) {
     for (int i = 0; i < 4; ++i) lanes[i] = mixWord(lanes[i], readAt<uint64_t>(p, 8 * static_cast<size_t>(i)));
     p += 32;
   }
-  uint64_t h = std::rotl(lanes[0], 1) + std::rotl(lanes[1], 7) + std::rotl(lanes[2], 12) +
-               std::rotl(lanes[3], 18);
+  uint64_t h =
+      std::rotl(lanes[0], 1) + std::rotl(lanes[1], 7) + std::rotl(lanes[2], 12) + std::rotl(lanes[3], 18);
   for (uint64_t lane : lanes) h = (h ^ mixWord(0, lane)) * kP1 + kP4;
   h += static_cast<uint64_t>(size);
   while (end - p >= 8) {

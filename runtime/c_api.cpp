@@ -1,13 +1,12 @@
 // The C API over the artifact loader and the executor. Every entry point
 // catches exceptions (allocation failures) so none crosses into C.
-#include "kiln/kiln.h"
-
 #include <limits>
 #include <memory>
 #include <new>
 #include <string>
 #include <vector>
 
+#include "kiln/kiln.h"
 #include "runtime/artifact.h"
 #include "runtime/executor.h"
 
@@ -23,8 +22,7 @@ static_assert(static_cast<int>(DType::F32) == KILN_DTYPE_F32 &&
               static_cast<int>(DType::F64) == KILN_DTYPE_F64 &&
               static_cast<int>(DType::I64) == KILN_DTYPE_I64 &&
               static_cast<int>(DType::I32) == KILN_DTYPE_I32 &&
-              static_cast<int>(DType::I8) == KILN_DTYPE_I8 &&
-              static_cast<int>(DType::U8) == KILN_DTYPE_U8 &&
+              static_cast<int>(DType::I8) == KILN_DTYPE_I8 && static_cast<int>(DType::U8) == KILN_DTYPE_U8 &&
               static_cast<int>(DType::Bool) == KILN_DTYPE_BOOL);
 
 bool validDType(kiln_dtype dtype) { return dtype >= KILN_DTYPE_F32 && dtype <= KILN_DTYPE_BOOL; }
@@ -60,15 +58,13 @@ struct ValueDescription {
   std::vector<std::string> dimTexts;
   std::vector<const char*> dimNames;
 
-  explicit ValueDescription(const kiln::Value& value)
-      : name(value.name), dtype(toCDType(value.type.dtype)) {
+  explicit ValueDescription(const kiln::Value& value) : name(value.name), dtype(toCDType(value.type.dtype)) {
     for (const kiln::Dim& d : value.type.shape) {
       std::optional<int64_t> constant = d.constant();
       dims.push_back(constant ? *constant : -1);
       dimTexts.push_back(constant ? std::string() : d.str());
     }
-    for (size_t i = 0; i < dims.size(); ++i)
-      dimNames.push_back(dims[i] >= 0 ? nullptr : dimTexts[i].c_str());
+    for (size_t i = 0; i < dims.size(); ++i) dimNames.push_back(dims[i] >= 0 ? nullptr : dimTexts[i].c_str());
   }
   ValueDescription(const ValueDescription&) = delete;  // dimNames points into dimTexts
 
@@ -90,11 +86,11 @@ struct ModelState {
   std::vector<std::unique_ptr<ValueDescription>> inputs, outputs;
 };
 
-kiln_status describeValue(const ModelState* model, size_t index, kiln_value_info* out,
-                                 bool input) {
+kiln_status describeValue(const ModelState* model, size_t index, kiln_value_info* out, bool input) {
   const char* what = input ? "input" : "output";
   if (!model || !out)
-    return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("kiln_model_", what, ": model and out must not be NULL"));
+    return fail(KILN_ERROR_INVALID_ARGUMENT,
+                kiln::cat("kiln_model_", what, ": model and out must not be NULL"));
   const auto& list = input ? model->inputs : model->outputs;
   if (index >= list.size())
     return fail(KILN_ERROR_INVALID_ARGUMENT,
@@ -123,13 +119,12 @@ const char* kiln_dtype_name(kiln_dtype dtype) {
   return validDType(dtype) ? kNames[dtype] : "invalid";
 }
 
-size_t kiln_dtype_size(kiln_dtype dtype) {
-  return validDType(dtype) ? kiln::dtypeSize(toDType(dtype)) : 0;
-}
+size_t kiln_dtype_size(kiln_dtype dtype) { return validDType(dtype) ? kiln::dtypeSize(toDType(dtype)) : 0; }
 
 kiln_status kiln_model_load(const char* path, kiln_model** out) {
   return guarded([&] {
-    if (!path || !out) return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_model_load: path and out must not be NULL");
+    if (!path || !out)
+      return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_model_load: path and out must not be NULL");
     *out = nullptr;
     kiln::rt::LoadFailure failure = kiln::rt::LoadFailure::None;
     kiln::Expected<kiln::rt::Artifact> loaded = kiln::rt::loadArtifact(path, &failure);
@@ -154,13 +149,9 @@ kiln_status kiln_model_load(const char* path, kiln_model** out) {
 
 void kiln_model_free(kiln_model* model) { delete model; }
 
-size_t kiln_model_num_inputs(const kiln_model* model) {
-  return model ? model->state->inputs.size() : 0;
-}
+size_t kiln_model_num_inputs(const kiln_model* model) { return model ? model->state->inputs.size() : 0; }
 
-size_t kiln_model_num_outputs(const kiln_model* model) {
-  return model ? model->state->outputs.size() : 0;
-}
+size_t kiln_model_num_outputs(const kiln_model* model) { return model ? model->state->outputs.size() : 0; }
 
 kiln_status kiln_model_input(const kiln_model* model, size_t index, kiln_value_info* out) {
   return describeValue(model ? model->state.get() : nullptr, index, out, true);
@@ -197,8 +188,8 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
     const kiln::Graph& graph = model.artifact.graph;
     if (n_outputs != model.outputs.size())
       return fail(KILN_ERROR_INVALID_ARGUMENT,
-                  kiln::cat("kiln_session_run: the model has ", model.outputs.size(), " output(s), got room for ",
-                            n_outputs));
+                  kiln::cat("kiln_session_run: the model has ", model.outputs.size(),
+                            " output(s), got room for ", n_outputs));
 
     // Match the named inputs to graph input positions.
     std::vector<kiln::Tensor> bound(model.inputs.size());
@@ -220,7 +211,8 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
         return fail(KILN_ERROR_INVALID_ARGUMENT,
                     kiln::cat("input '", t.name, "' has invalid dtype ", static_cast<int>(t.dtype)));
       if (t.rank && !t.shape)
-        return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' has rank ", t.rank, " but no shape"));
+        return fail(KILN_ERROR_INVALID_ARGUMENT,
+                    kiln::cat("input '", t.name, "' has rank ", t.rank, " but no shape"));
       std::vector<int64_t> shape(t.shape, t.shape + t.rank);
       // Guard the byte count, so a wild shape cannot make a view past the buffer.
       uint64_t bytes = kiln::dtypeSize(toDType(t.dtype));
@@ -238,7 +230,8 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
     }
     for (size_t position = 0; position < given.size(); ++position) {
       if (!given[position])
-        return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("missing input '", model.inputs[position]->name, "'"));
+        return fail(KILN_ERROR_INVALID_ARGUMENT,
+                    kiln::cat("missing input '", model.inputs[position]->name, "'"));
     }
 
     auto checked = model.executor->bindInputs(bound);

@@ -28,8 +28,7 @@ class Device {
   // Runs one op. Inputs are null for absent optional operands; outputs are
   // allocated by allocate() with the shapes inference gave. Must be safe to
   // call from several threads at once on distinct tensors.
-  virtual Status run(const OpDef& def, const Attributes& attrs,
-                     std::span<const Tensor* const> inputs,
+  virtual Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
                      std::span<Tensor* const> outputs) = 0;
 };
 

@@ -15,8 +15,8 @@ namespace {
 std::string registerRef(const std::string& name) {
   bool bare = !name.empty();
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
     if (!ok) bare = false;
   }
   return bare ? "%" + name : "%\"" + name + "\"";
@@ -79,8 +79,7 @@ Solve solveLinear(const Dim& dim, int64_t value, SymbolBindings& bindings) {
 // Matches a declared (symbolic) shape against a concrete one, binding
 // symbols it can. Returns false on a definite mismatch; dims that stay
 // symbolic after binding (non-linear in unbound symbols) are not checked.
-bool matchShape(const Shape& declared, const std::vector<int64_t>& actual,
-                SymbolBindings& bindings) {
+bool matchShape(const Shape& declared, const std::vector<int64_t>& actual, SymbolBindings& bindings) {
   if (declared.size() != actual.size()) return false;
   for (size_t k = 0; k < declared.size(); ++k) {
     if (declared[k].isUnknown()) continue;
@@ -144,8 +143,8 @@ Expected<SymbolBindings> Executor::bindInputs(const std::vector<Tensor>& inputs)
   if (inputs.size() != graphInputs.size()) {
     std::string names;
     for (ValueId id : graphInputs) names += cat(names.empty() ? "" : ", ", "'", graph_.value(id).name, "'");
-    return Status::error("graph @", graph_.name, " takes ", graphInputs.size(), " input(s) (",
-                         names, "), got ", inputs.size());
+    return Status::error("graph @", graph_.name, " takes ", graphInputs.size(), " input(s) (", names,
+                         "), got ", inputs.size());
   }
 
   SymbolBindings bindings;
@@ -172,8 +171,8 @@ Expected<SymbolBindings> Executor::bindInputs(const std::vector<Tensor>& inputs)
         if (inserted) {
           boundBy[*symbol] = v.name;
         } else if (it->second != n) {
-          return Status::error("dim '", *symbol, "' is ", it->second, " in input '",
-                               boundBy[*symbol], "' but ", n, " in input '", v.name, "'");
+          return Status::error("dim '", *symbol, "' is ", it->second, " in input '", boundBy[*symbol],
+                               "' but ", n, " in input '", v.name, "'");
         }
       }
     }
@@ -183,9 +182,8 @@ Expected<SymbolBindings> Executor::bindInputs(const std::vector<Tensor>& inputs)
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value& v = graph_.value(graphInputs[i]);
     if (!matchShape(v.type.shape, inputs[i].shape(), bindings)) {
-      return Status::error("input '", v.name, "': expected ", v.type.str(),
-                           bindingsNote(v.type, bindings), ", got ",
-                           concreteTypeStr(inputs[i].dtype(), inputs[i].shape()));
+      return Status::error("input '", v.name, "': expected ", v.type.str(), bindingsNote(v.type, bindings),
+                           ", got ", concreteTypeStr(inputs[i].dtype(), inputs[i].shape()));
     }
   }
   return bindings;
@@ -214,7 +212,8 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
   std::vector<Tensor*> resultPtrs;
   for (size_t opIndex = 0; opIndex < graph_.ops().size(); ++opIndex) {
     const Op& op = graph_.ops()[opIndex];
-    const std::string context = opContext(graph_, op);
+    // Built only on failure: this loop is the hot path of every run.
+    auto context = [&] { return opContext(graph_, op); };
 
     size_t n = op.operands.size();
     operandTypes.assign(n, TensorType{});
@@ -224,7 +223,7 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
       if (op.operands[i] == kNoValue) continue;
       const Tensor* t = tensorOf(op.operands[i]);
       if (!t) {  // the verifier rules this out; guard anyway
-        return Status::error(context, "operand ", registerRef(graph_.value(op.operands[i]).name),
+        return Status::error(context(), "operand ", registerRef(graph_.value(op.operands[i]).name),
                              " has no value");
       }
       operandTypes[i] = t->type();
@@ -236,9 +235,9 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
     inferred.clear();
     int numResults = static_cast<int>(op.results.size());
     Status inferStatus = inferResultTypes(*op.def, op.attrs, operandInfos, numResults, inferred);
-    if (!inferStatus) return inferStatus.withContext(context);
+    if (!inferStatus) return inferStatus.withContext(context());
     if (inferred.size() != op.results.size()) {
-      return Status::error(context, "inference gave ", inferred.size(), " result type(s) for ",
+      return Status::error(context(), "inference gave ", inferred.size(), " result type(s) for ",
                            op.results.size(), " result(s)");
     }
     results.assign(op.results.size(), Tensor{});
@@ -247,23 +246,22 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
       const Value& result = graph_.value(op.results[r]);
       std::optional<std::vector<int64_t>> dims = inferred[r].staticDims();
       if (!dims) {
-        return Status::error(context, "inference gave result ", registerRef(result.name),
+        return Status::error(context(), "inference gave result ", registerRef(result.name),
                              " the non-concrete type ", inferred[r].str(), " on concrete operands");
       }
-      if (inferred[r].dtype != result.type.dtype ||
-          !matchShape(result.type.shape, *dims, bindings)) {
-        return Status::error(context, "result ", registerRef(result.name), " is ",
+      if (inferred[r].dtype != result.type.dtype || !matchShape(result.type.shape, *dims, bindings)) {
+        return Status::error(context(), "result ", registerRef(result.name), " is ",
                              concreteTypeStr(inferred[r].dtype, *dims), " but the graph declares ",
                              result.type.str(), bindingsNote(result.type, bindings));
       }
       Expected<Tensor> allocated = device_->allocate(inferred[r].dtype, *dims);
-      if (!allocated) return allocated.status().withContext(context);
+      if (!allocated) return allocated.status().withContext(context());
       results[r] = std::move(allocated.value());
       resultPtrs[r] = &results[r];
     }
 
     Status ran = device_->run(*op.def, op.attrs, operandTensors, resultPtrs);
-    if (!ran) return ran.withContext(context);
+    if (!ran) return ran.withContext(context());
 
     for (size_t r = 0; r < op.results.size(); ++r)
       env[static_cast<size_t>(op.results[r])] = std::move(results[r]);

@@ -18,8 +18,7 @@ Expected<Tensor> CpuDevice::allocate(DType dtype, const std::vector<int64_t>& sh
   return Tensor::allocate(dtype, shape);
 }
 
-Status CpuDevice::run(const OpDef& def, const Attributes& attrs,
-                      std::span<const Tensor* const> inputs,
+Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
                       std::span<Tensor* const> outputs) {
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs};

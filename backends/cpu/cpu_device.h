@@ -11,8 +11,7 @@ class CpuDevice final : public rt::Device {
   std::string_view name() const override { return "cpu"; }
   bool supports(const OpDef& def) const override { return def.reference != nullptr; }
   Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) override;
-  Status run(const OpDef& def, const Attributes& attrs,
-             std::span<const Tensor* const> inputs,
+  Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
              std::span<Tensor* const> outputs) override;
 };
 

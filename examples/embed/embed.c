@@ -76,16 +76,17 @@ static void format_dims(const kiln_value_info *info, char *out, size_t size) {
   if (used < size) snprintf(out + used, size - used, "]");
 }
 
-static int store(void *data, kiln_dtype dtype, size_t index, double value) {
+/* Writes element `index`; the dtype is one build_input accepts. */
+static void store(void *data, kiln_dtype dtype, size_t index, double value) {
   switch (dtype) {
-    case KILN_DTYPE_F32: ((float *)data)[index] = (float)value; return 0;
-    case KILN_DTYPE_F64: ((double *)data)[index] = value; return 0;
-    case KILN_DTYPE_I64: ((int64_t *)data)[index] = (int64_t)value; return 0;
-    case KILN_DTYPE_I32: ((int32_t *)data)[index] = (int32_t)value; return 0;
-    case KILN_DTYPE_I8: ((int8_t *)data)[index] = (int8_t)value; return 0;
-    case KILN_DTYPE_U8: ((uint8_t *)data)[index] = (uint8_t)value; return 0;
-    case KILN_DTYPE_BOOL: ((uint8_t *)data)[index] = value != 0.0; return 0;
-    default: return -1;
+    case KILN_DTYPE_F32: ((float *)data)[index] = (float)value; return;
+    case KILN_DTYPE_F64: ((double *)data)[index] = value; return;
+    case KILN_DTYPE_I64: ((int64_t *)data)[index] = (int64_t)value; return;
+    case KILN_DTYPE_I32: ((int32_t *)data)[index] = (int32_t)value; return;
+    case KILN_DTYPE_I8: ((int8_t *)data)[index] = (int8_t)value; return;
+    case KILN_DTYPE_U8: ((uint8_t *)data)[index] = (uint8_t)value; return;
+    case KILN_DTYPE_BOOL: ((uint8_t *)data)[index] = value != 0.0; return;
+    default: return;
   }
 }
 

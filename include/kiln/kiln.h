@@ -24,7 +24,7 @@ typedef enum kiln_status {
   KILN_ERROR_INVALID_ARTIFACT = 3, /* wrong magic, truncated, corrupt, newer format version */
   KILN_ERROR_RUN = 4,              /* an op failed while running */
   KILN_ERROR_OUT_OF_MEMORY = 5,
-  KILN_ERROR_INTERNAL = 6          /* a bug in kiln */
+  KILN_ERROR_INTERNAL = 6 /* a bug in kiln */
 } kiln_status;
 
 /* Element types; the names are kiln's text names ("f32", "i64", ...). */

@@ -41,7 +41,7 @@ class ArtifactTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) / ("kiln_artifact_" + std::to_string(::getpid()) + "_" +
-                                            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+                                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -139,7 +139,8 @@ TEST_F(ArtifactTest, LoadedGraphRunsAndWeightsOutliveTheArtifact) {
 }
 
 TEST_F(ArtifactTest, RefusesAMissingFile) {
-  EXPECT_EQ(loadError(path("absent.kiln"), LoadFailure::Io), "cannot open the file: No such file or directory");
+  EXPECT_EQ(loadError(path("absent.kiln"), LoadFailure::Io),
+            "cannot open the file: No such file or directory");
 }
 
 TEST_F(ArtifactTest, RefusesATruncatedFile) {
@@ -147,7 +148,7 @@ TEST_F(ArtifactTest, RefusesATruncatedFile) {
   std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(bytes.size() / 2));
   writeBytes(path("cut.kiln"), cut);
   EXPECT_EQ(loadError(path("cut.kiln")), "truncated: the header declares " + std::to_string(bytes.size()) +
-                                            " bytes but the file has " + std::to_string(cut.size()));
+                                             " bytes but the file has " + std::to_string(cut.size()));
 
   cut.resize(30);
   writeBytes(path("stub.kiln"), cut);
@@ -196,7 +197,8 @@ TEST_F(ArtifactTest, RefusesABadSectionTable) {
   put<uint64_t>(bytes, table + 2 * kArtifactSectionEntrySize + 16, fileSize);  // weight data size
   resign(bytes);
   writeBytes(path("past_end.kiln"), bytes);
-  EXPECT_EQ(loadError(path("past_end.kiln")).rfind("bad section table: section 2 (weight data) spans [", 0), 0u);
+  EXPECT_EQ(loadError(path("past_end.kiln")).rfind("bad section table: section 2 (weight data) spans [", 0),
+            0u);
 
   bytes = good;
   put<uint32_t>(bytes, table, 99);  // the program's kind: now unknown, so no program

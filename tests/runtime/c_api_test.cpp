@@ -157,7 +157,8 @@ TEST(CApi, RefusesMissingAndInvalidArtifacts) {
   std::fputs("graph @main() -> () {\n  return\n}\n", f);
   std::fclose(f);
   EXPECT_EQ(kiln_model_load(text.c_str(), &model), KILN_ERROR_INVALID_ARTIFACT);
-  EXPECT_EQ(std::string(kiln_last_error()), "cannot load artifact '" + text + "': not a kiln artifact (wrong magic)");
+  EXPECT_EQ(std::string(kiln_last_error()),
+            "cannot load artifact '" + text + "': not a kiln artifact (wrong magic)");
   std::remove(text.c_str());
 
   EXPECT_EQ(kiln_model_load(nullptr, &model), KILN_ERROR_INVALID_ARGUMENT);

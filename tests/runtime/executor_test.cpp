@@ -53,8 +53,8 @@ TEST(Executor, RunsOpsInOrderAndReturnsOutputsInGraphOrder) {
   Graph graph = parse(kAddRelu);
   auto executor = makeExecutor(graph);
   ASSERT_TRUE(executor);
-  auto outputs = executor->run({tensorOf<float>({2, 3}, {1, -2, 3, -4, 5, -6}),
-                                tensorOf<float>({2, 3}, {0.5f, 1, -4, 1, 1, 1})});
+  auto outputs = executor->run(
+      {tensorOf<float>({2, 3}, {1, -2, 3, -4, 5, -6}), tensorOf<float>({2, 3}, {0.5f, 1, -4, 1, 1, 1})});
   ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
   ASSERT_EQ(outputs->size(), 2u);
   // s = [1.5, -1, -1, -3, 6, -5]; r = relu(s); u = s + r.
@@ -156,7 +156,8 @@ TEST(Executor, OpErrorsNameTheOpLocationAndShapes) {
   auto executor = makeExecutor(graph);
   ASSERT_TRUE(executor);
   std::string message = runError(*executor, {tensorOf<float>({2, 4}, std::vector<float>(8))});
-  EXPECT_EQ(message.rfind("op 'matmul' defining %y (loc \"MatMul_7\"): matmul(f32[2, 4], f32[3, 2]): ", 0), 0u)
+  EXPECT_EQ(message.rfind("op 'matmul' defining %y (loc \"MatMul_7\"): matmul(f32[2, 4], f32[3, 2]): ", 0),
+            0u)
       << message;
   EXPECT_NE(message.find("contraction dims differ: 4"), std::string::npos) << message;
 }
@@ -173,9 +174,10 @@ TEST(Executor, ChecksResultShapesAgainstTheDeclaredTypes) {
   ASSERT_TRUE(executor);
   auto same = executor->run({tensorOf<float>({2, 3}, std::vector<float>(6)), tensorOf<int64_t>({2}, {2, 3})});
   EXPECT_TRUE(same.isOk()) << same.status().message();
-  EXPECT_EQ(runError(*executor, {tensorOf<float>({2, 3}, std::vector<float>(6)), tensorOf<int64_t>({2}, {3, 2})}),
-            "op 'reshape' defining %y (loc \"Reshape_3\"): result %y is f32[3, 2] but the graph "
-            "declares f32[a, b] (a = 2, b = 3)");
+  EXPECT_EQ(
+      runError(*executor, {tensorOf<float>({2, 3}, std::vector<float>(6)), tensorOf<int64_t>({2}, {3, 2})}),
+      "op 'reshape' defining %y (loc \"Reshape_3\"): result %y is f32[3, 2] but the graph "
+      "declares f32[a, b] (a = 2, b = 3)");
 }
 
 TEST(Executor, RefusesGraphsThatCannotRun) {
