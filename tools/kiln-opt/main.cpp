@@ -1,5 +1,6 @@
 // kiln-opt: text IR in, passes, text IR out. The driver of the lit tests.
 #include <exception>
+#include <new>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -81,6 +82,8 @@ int runKilnOpt(const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   try {
     return kiln::tools::runKilnOpt(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::bad_alloc&) {
+    std::cerr << "kiln-opt: out of memory\n";
   } catch (const std::exception& e) {
     std::cerr << "kiln-opt: internal error: " << e.what() << "\n";
   } catch (...) {

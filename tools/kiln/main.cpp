@@ -1,5 +1,6 @@
 // kiln: compile ONNX models to .kiln artifacts, run and inspect them.
 #include <exception>
+#include <new>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -63,6 +64,8 @@ int main(int argc, char** argv) {
   // (or bad_alloc), so the tool still exits 1 with a message, not a crash.
   try {
     return kiln::tools::dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::bad_alloc&) {
+    std::cerr << "kiln: out of memory\n";
   } catch (const std::exception& e) {
     std::cerr << "kiln: internal error: " << e.what() << "\n";
   } catch (...) {
