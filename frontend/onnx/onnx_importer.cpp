@@ -48,8 +48,8 @@ class OnnxImporter {
 
   Expected<Graph> run() {
     KILN_RETURN_IF_ERROR(loadModel());
-    KILN_RETURN_IF_ERROR(checkOpsets());
     KILN_RETURN_IF_ERROR(checkSupportedOps());
+    KILN_RETURN_IF_ERROR(checkOpset());
     KILN_RETURN_IF_ERROR(addInitializers());
     KILN_RETURN_IF_ERROR(addInputs());
     KILN_RETURN_IF_ERROR(convertNodes());
@@ -78,12 +78,15 @@ class OnnxImporter {
     return Status::ok();
   }
 
-  Status checkOpsets() {
+  // The ai.onnx opset must be in range when any node uses it (after
+  // checkSupportedOps, every node does).
+  Status checkOpset() {
+    if (model_.graph().node_size() == 0) return Status::ok();
     std::optional<int64_t> onnxOpset;
     for (const auto& entry : model_.opset_import()) {
       if (isOnnxDomain(entry.domain())) onnxOpset = entry.version();
     }
-    if (!onnxOpset) return error("the model imports no ai.onnx opset");
+    if (!onnxOpset) return error("the model's nodes use ai.onnx ops but it imports no ai.onnx opset");
     if (*onnxOpset < kMinOnnxOpset || *onnxOpset > kMaxOnnxOpset) {
       return error("unsupported opset: the model uses ai.onnx opset ", *onnxOpset,
                    "; kiln imports opsets ", kMinOnnxOpset, " to ", kMaxOnnxOpset,
@@ -355,7 +358,10 @@ class OnnxImporter {
       if (name.empty()) continue;
       const ValueId value = ctx.outputs()[static_cast<size_t>(k)];
       if (value == kNoValue) {
-        return Status::error(context, "output ", k, " ('", name, "') was not produced");
+        // Optional outputs nothing reads (Dropout's mask...) need no value.
+        if (!ctx.outputUsed(static_cast<size_t>(k))) continue;
+        return Status::error(context, "unsupported: output ", k, " ('", name,
+                             "') is used but kiln does not compute it");
       }
       if (values_.count(name)) {
         return Status::error(context, "output '", name, "' is already defined (not SSA)");

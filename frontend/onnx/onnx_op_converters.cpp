@@ -137,20 +137,78 @@ Status convertGemm(OnnxNodeContext& ctx, const OnnxOpConverter& self) {
   return emitToOutputs(ctx, self.kilnOps[0], allInputs(ctx), attrs);
 }
 
+// A scalar weight of `dtype` holding `value`.
+Tensor scalarOf(DType dtype, double value) {
+  Tensor t = Tensor::allocate(dtype, {});
+  visitDType(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    *t.data<T>() = storeFromDouble<T>(value);
+  });
+  return t;
+}
+
+// LayerNormalization's optional training outputs, Mean and InvStdDev over
+// the normalised axes (kept as 1s), computed in the stash type.
+Status emitLayerNormStatistics(OnnxNodeContext& ctx, int64_t axis, double epsilon) {
+  const TensorType& xType = ctx.inputType(0);
+  const int64_t rank = static_cast<int64_t>(xType.rank());
+  const int64_t first = axis < 0 ? axis + rank : axis;
+  if (first < 0 || first >= rank) {
+    return Status::error("axis ", axis, " is out of range for rank ", rank);
+  }
+  const int64_t stashType = ctx.intAttr("stash_type", onnx::TensorProto::FLOAT);
+  std::optional<DType> stash = dtypeFromOnnx(static_cast<int32_t>(stashType));
+  if (!stash || !isFloat(*stash)) {
+    return Status::error("unsupported stash_type ", onnxTypeName(static_cast<int32_t>(stashType)));
+  }
+  ValueId x = ctx.input(0);
+  if (xType.dtype != *stash) {
+    Attributes to;
+    to.set("to", std::string(dtypeName(*stash)));
+    Expected<ValueId> cast = ctx.emit1("cast", {x}, to);
+    if (!cast) return cast.status();
+    x = *cast;
+  }
+  std::vector<int64_t> axes;
+  for (int64_t d = first; d < rank; ++d) axes.push_back(d);
+  const ValueId axesWeight = ctx.addWeight("axes", int64Vector(axes));
+  Attributes reduce;
+  reduce.set("keepdims", int64_t{1});
+  reduce.set("noop_with_empty_axes", int64_t{0});
+
+  Expected<ValueId> mean = ctx.emit1("reduce_mean", {x, axesWeight}, reduce);
+  if (!mean) return mean.status();
+  Expected<ValueId> deviation = ctx.emit1("sub", {x, *mean});
+  if (!deviation) return deviation.status();
+  Expected<ValueId> square = ctx.emit1("mul", {*deviation, *deviation});
+  if (!square) return square.status();
+  Expected<ValueId> variance = ctx.emit1("reduce_mean", {*square, axesWeight}, reduce);
+  if (!variance) return variance.status();
+  const ValueId eps = ctx.addWeight("epsilon", scalarOf(*stash, epsilon));
+  Expected<ValueId> shifted = ctx.emit1("add", {*variance, eps});
+  if (!shifted) return shifted.status();
+  Expected<ValueId> stdDev = ctx.emit1("sqrt", {*shifted});
+  if (!stdDev) return stdDev.status();
+  Expected<ValueId> invStdDev = ctx.emit1("reciprocal", {*stdDev});
+  if (!invStdDev) return invStdDev.status();
+  ctx.setOutput(1, *mean);
+  if (ctx.numOutputs() > 2) ctx.setOutput(2, *invStdDev);
+  return Status::ok();
+}
+
 Status convertLayerNorm(OnnxNodeContext& ctx, const OnnxOpConverter& self) {
   KILN_RETURN_IF_ERROR(requireInputs(ctx, 2));
-  for (size_t i = 1; i < ctx.numOutputs(); ++i) {
-    if (ctx.outputUsed(i)) {
-      return Status::error("unsupported LayerNormalization output ", i,
-                           " (Mean / InvStdDev, a training output) is used");
-    }
-  }
+  const int64_t axis = ctx.intAttr("axis", -1);
+  const double epsilon = ctx.floatAttr("epsilon", 1e-5);
   Attributes attrs;
-  attrs.set("axis", ctx.intAttr("axis", -1));
-  attrs.set("epsilon", ctx.floatAttr("epsilon", 1e-5));
+  attrs.set("axis", axis);
+  attrs.set("epsilon", epsilon);
   Expected<ValueId> y = ctx.emit1(self.kilnOps[0], allInputs(ctx), attrs);
   if (!y) return y.status();
   ctx.setOutput(0, *y);
+  if (ctx.outputUsed(1) || ctx.outputUsed(2)) {
+    KILN_RETURN_IF_ERROR(emitLayerNormStatistics(ctx, axis, epsilon));
+  }
   return Status::ok();
 }
 
@@ -450,10 +508,63 @@ Expected<std::vector<ValueId>> OnnxNodeContext::emit(std::string_view opName,
   if (!def) return Status::error("unsupported: kiln has no op '", opName, "'");
   Attributes coerced;
   for (const auto& [name, value] : attrs.all()) coerced.set(name, coerceAttr(*def, name, value));
+  // Inference first, so the error is the op's without the Builder's prefix
+  // (the importer adds the node's context).
+  std::vector<TensorType> resultTypes;
+  KILN_RETURN_IF_ERROR(
+      inferResultTypes(*def, coerced, operandInfos(graph_, operands), numResults, resultTypes));
+  Expected<std::optional<std::vector<ValueId>>> folded = fold(*def, coerced, operands, resultTypes);
+  if (!folded) return folded.status();
+  if (*folded) return **folded;
   Expected<std::vector<ValueId>> results =
       builder_.create(opName, std::move(operands), std::move(coerced), numResults, location_);
   if (results) created_.insert(created_.end(), results->begin(), results->end());
   return results;
+}
+
+Expected<std::optional<std::vector<ValueId>>> OnnxNodeContext::fold(
+    const OpDef& def, const Attributes& attrs, const std::vector<ValueId>& operands,
+    const std::vector<TensorType>& resultTypes) {
+  using Folded = std::optional<std::vector<ValueId>>;
+  int64_t resultElements = 0;
+  for (const TensorType& t : resultTypes) {
+    std::optional<int64_t> n = t.numElements();
+    if (!n) return Folded();
+    resultElements += *n;
+  }
+  if (resultElements > kMaxFoldElements) return Folded();
+
+  // shape and size read only their operand's type: a static one is enough.
+  const bool typeOnly = def.name == "shape" || def.name == "size";
+  std::vector<Tensor> typeOnlyViews;
+  typeOnlyViews.reserve(operands.size());
+  std::vector<const Tensor*> inputs;
+  for (ValueId id : operands) {
+    if (id == kNoValue) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    const Value& v = graph_.value(id);
+    if (v.kind == ValueKind::Weight && v.data) {
+      inputs.push_back(&*v.data);
+    } else if (std::optional<std::vector<int64_t>> dims = v.type.staticDims(); typeOnly && dims) {
+      typeOnlyViews.push_back(Tensor::view(v.type.dtype, *dims, nullptr));
+      inputs.push_back(&typeOnlyViews.back());
+    } else {
+      return Folded();
+    }
+  }
+  Expected<std::vector<Tensor>> values =
+      evaluateOp(def, attrs, inputs, static_cast<int>(resultTypes.size()));
+  if (!values) return values.status();
+  std::vector<ValueId> weights;
+  for (size_t i = 0; i < values->size(); ++i) {
+    const std::string base = i < numOutputs() && !node_.output(static_cast<int>(i)).empty()
+                                 ? node_.output(static_cast<int>(i))
+                                 : location_;
+    weights.push_back(graph_.addWeight(graph_.uniqueName(base), (*values)[i]));
+  }
+  return Folded(weights);
 }
 
 Expected<ValueId> OnnxNodeContext::emit1(std::string_view opName, std::vector<ValueId> operands,

@@ -5,6 +5,7 @@
 // OnnxNodeContext.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -54,7 +55,11 @@ class OnnxNodeContext {
 
   // Appends kiln op `opName` at this node's location. Attribute values are
   // converted to the kinds the op declares (an ONNX int 0/1 to a bool, an
-  // int to a float).
+  // int to a float). When every operand is known (weights with data; for
+  // shape and size, a static type) and the results are small, the op is
+  // evaluated now and its results are weights: shape arithmetic on static
+  // dims then gives the known values that later ops (reshape, expand...)
+  // need for their result types.
   Expected<std::vector<ValueId>> emit(std::string_view opName, std::vector<ValueId> operands,
                                       Attributes attrs = {}, int numResults = 1);
   Expected<ValueId> emit1(std::string_view opName, std::vector<ValueId> operands,
@@ -71,6 +76,13 @@ class OnnxNodeContext {
   bool created(ValueId value) const;
 
  private:
+  static constexpr int64_t kMaxFoldElements = 1 << 16;
+  // The op's results as weights when it can be evaluated now; nullopt when
+  // it cannot (an unknown operand, a large or non-static result).
+  Expected<std::optional<std::vector<ValueId>>> fold(const OpDef& def, const Attributes& attrs,
+                                                     const std::vector<ValueId>& operands,
+                                                     const std::vector<TensorType>& resultTypes);
+
   Graph& graph_;
   Builder builder_;
   const onnx::NodeProto& node_;
