@@ -1,6 +1,7 @@
 #include "backends/cpu/cpu_device.h"
 
 #include <limits>
+#include <new>
 
 #include "ir/type.h"
 
@@ -15,7 +16,12 @@ Expected<Tensor> CpuDevice::allocate(DType dtype, const std::vector<int64_t>& sh
       return Status::error("tensor of shape ", shapeStr(shape), " is too large to allocate");
     bytes *= static_cast<uint64_t>(d);
   }
-  return Tensor::allocate(dtype, shape);
+  try {
+    return Tensor::allocate(dtype, shape);
+  } catch (const std::bad_alloc&) {
+    return Status::error("out of memory allocating ", dtypeName(dtype), shapeStr(shape), " (", bytes,
+                         " bytes)");
+  }
 }
 
 Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,

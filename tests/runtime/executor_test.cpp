@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backends/cpu/cpu_device.h"
 #include "ir/text.h"
 
 namespace kiln::rt {
@@ -197,6 +198,34 @@ TEST(Executor, RefusesGraphsThatCannotRun) {
       "  return %y\n"
       "}\n");
   EXPECT_FALSE(Executor::create(badTypes).isOk());
+}
+
+TEST(CpuDevice, RunsReferenceKernelsAndRefusesWhatItCannot) {
+  cpu::CpuDevice device;
+  const OpDef* add = OpRegistry::global().find("add");
+  ASSERT_NE(add, nullptr);
+  EXPECT_TRUE(device.supports(*add));
+  Tensor a = tensorOf<float>({2}, {1, 2});
+  Tensor b = tensorOf<float>({2}, {10, 20});
+  auto sum = device.allocate(DType::F32, {2});
+  ASSERT_TRUE(sum.isOk());
+  const Tensor* inputs[] = {&a, &b};
+  Tensor* outputs[] = {&*sum};
+  Status ran = device.run(*add, Attributes{}, inputs, outputs);
+  ASSERT_TRUE(ran.isOk()) << ran.message();
+  EXPECT_EQ(valuesOf<float>(*sum), (std::vector<float>{11, 22}));
+
+  OpDef noKernel;
+  noKernel.name = "mystery";
+  EXPECT_FALSE(device.supports(noKernel));
+  EXPECT_EQ(device.run(noKernel, Attributes{}, inputs, outputs).message(), "op 'mystery' has no CPU kernel");
+  EXPECT_EQ(device.allocate(DType::F32, {2, -1}).status().message(),
+            "cannot allocate a tensor of shape [2, -1]");
+  EXPECT_EQ(device.allocate(DType::F64, {int64_t{1} << 40, int64_t{1} << 30}).status().message(),
+            "tensor of shape [1099511627776, 1073741824] is too large to allocate");
+  // 1 PiB: beyond any address space, so the allocation fails rather than overcommits.
+  EXPECT_EQ(device.allocate(DType::F64, {int64_t{1} << 47}).status().message(),
+            "out of memory allocating f64[140737488355328] (1125899906842624 bytes)");
 }
 
 }  // namespace
