@@ -86,7 +86,7 @@ class OnnxImporter {
     for (const auto& entry : model_.opset_import()) {
       if (isOnnxDomain(entry.domain())) onnxOpset = entry.version();
     }
-    if (!onnxOpset) return error("the model's nodes use ai.onnx ops but it imports no ai.onnx opset");
+    if (!onnxOpset) return error("the model imports no ai.onnx opset (truncated file?)");
     if (*onnxOpset < kMinOnnxOpset || *onnxOpset > kMaxOnnxOpset) {
       return error("unsupported opset: the model uses ai.onnx opset ", *onnxOpset,
                    "; kiln imports opsets ", kMinOnnxOpset, " to ", kMaxOnnxOpset,
@@ -168,16 +168,22 @@ class OnnxImporter {
   std::string symbolFor(const std::string& param) {
     auto it = paramSymbols_.find(param);
     if (it != paramSymbols_.end()) return it->second;
-    std::string symbol = freshSymbol(param);
+    const std::string stem = sanitizeSymbol(param);
+    std::string symbol = stem;
+    for (int n = 1; takenSymbols_.count(symbol); ++n) symbol = cat(stem, "_", n);
+    takenSymbols_.insert(symbol);
     paramSymbols_[param] = symbol;
     return symbol;
   }
 
+  // A symbol for a dim with no dim_param, clashing with no dim_param's.
   std::string freshSymbol(const std::string& base) {
-    std::string stem = sanitizeSymbol(base);
+    const std::string stem = sanitizeSymbol(base);
     std::string symbol = stem;
-    for (int n = 1; usedSymbols_.count(symbol); ++n) symbol = cat(stem, "_", n);
-    usedSymbols_.insert(symbol);
+    for (int n = 1; takenSymbols_.count(symbol) || paramStems_.count(symbol); ++n) {
+      symbol = cat(stem, "_", n);
+    }
+    takenSymbols_.insert(symbol);
     return symbol;
   }
 
@@ -226,7 +232,7 @@ class OnnxImporter {
     std::vector<PendingInput> pending;
     std::set<std::string> initializerNames;
     for (const auto& init : g.initializer()) initializerNames.insert(init.name());
-    for (const auto& param : collectDimParams()) usedSymbols_.insert(sanitizeSymbol(param));
+    for (const auto& param : collectDimParams()) paramStems_.insert(sanitizeSymbol(param));
 
     for (const onnx::ValueInfoProto& input : g.input()) {
       // An input with an initializer is a weight (its default is the data).
@@ -429,7 +435,8 @@ class OnnxImporter {
   Graph graph_;
   std::unordered_map<std::string, ValueId> values_;  // ONNX value name -> register
   std::unordered_map<std::string, std::string> paramSymbols_;
-  std::unordered_set<std::string> usedSymbols_;
+  std::unordered_set<std::string> takenSymbols_;  // symbols given out
+  std::unordered_set<std::string> paramStems_;    // every dim_param, sanitised
   std::unordered_set<std::string> outputNames_;
   std::unordered_set<ValueId> namedOutputs_;
 };

@@ -227,9 +227,9 @@ Status convertTrilu(OnnxNodeContext& ctx, const OnnxOpConverter& self) {
 }
 
 Status convertShape(OnnxNodeContext& ctx, const OnnxOpConverter& self) {
+  // Absent start / end mean the whole shape, as for the kiln op.
   Attributes attrs;
-  attrs.set("start", ctx.intAttr("start", 0));
-  // An absent `end` means the rank, which only the op knows for certain.
+  if (ctx.hasAttribute("start")) attrs.set("start", ctx.intAttr("start", 0));
   if (ctx.hasAttribute("end")) attrs.set("end", ctx.intAttr("end", 0));
   return emitToOutputs(ctx, self.kilnOps[0], allInputs(ctx), attrs);
 }
