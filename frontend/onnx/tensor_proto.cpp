@@ -14,14 +14,21 @@ namespace {
 
 using onnx::TensorProto;
 
-// Element counts above this are refused before allocating, so a corrupt
-// dims field cannot ask for petabytes.
-constexpr int64_t kMaxElements = int64_t{1} << 40;
+constexpr int64_t kMaxElements = int64_t{1} << 48;
 
 std::string tensorLabel(const TensorProto& proto) {
   return proto.name().empty() ? std::string("tensor") : cat("tensor '", proto.name(), "'");
 }
 
+int64_t elementCount(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  return count;
+}
+
+// The dims, checked: none negative, and a product that cannot overflow when
+// multiplied by an element size. Nothing is allocated until the data is
+// known to be there, so a corrupt dims field cannot ask for petabytes.
 Expected<std::vector<int64_t>> protoShape(const TensorProto& proto) {
   std::vector<int64_t> shape;
   int64_t count = 1;
@@ -51,30 +58,36 @@ T convertElement(Source v) {
   }
 }
 
-// Copies `values` (a typed repeated field) into `out`.
+// The typed field's elements as a tensor of `dtype` and `shape`, after
+// checking that the field holds exactly that many.
 template <class Field>
-Status copyTypedField(const TensorProto& proto, const Field& values, Tensor& out,
-                      const char* fieldName) {
-  if (static_cast<int64_t>(values.size()) != out.numElements()) {
+Expected<Tensor> fromTypedField(const TensorProto& proto, const Field& values, DType dtype,
+                                const std::vector<int64_t>& shape, const char* fieldName) {
+  const int64_t count = elementCount(shape);
+  if (static_cast<int64_t>(values.size()) != count) {
     return Status::error(tensorLabel(proto), ": ", fieldName, " has ", values.size(),
-                         " elements, its dims ", shapeStr(out.shape()), " need ",
-                         out.numElements());
+                         " elements, its dims ", shapeStr(shape), " need ", count);
   }
-  visitDType(out.dtype(), [&](auto tag) {
+  Tensor out = Tensor::allocate(dtype, shape);
+  visitDType(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* dst = out.data<T>();
     for (int i = 0; i < values.size(); ++i) dst[i] = convertElement<T>(values.Get(i));
   });
-  return Status::ok();
+  return out;
 }
 
-Status readTypedFields(const TensorProto& proto, Tensor& out) {
+Expected<Tensor> fromTypedFields(const TensorProto& proto, DType dtype,
+                                 const std::vector<int64_t>& shape) {
   switch (proto.data_type()) {
-    case TensorProto::FLOAT: return copyTypedField(proto, proto.float_data(), out, "float_data");
-    case TensorProto::DOUBLE: return copyTypedField(proto, proto.double_data(), out, "double_data");
-    case TensorProto::INT64: return copyTypedField(proto, proto.int64_data(), out, "int64_data");
+    case TensorProto::FLOAT:
+      return fromTypedField(proto, proto.float_data(), dtype, shape, "float_data");
+    case TensorProto::DOUBLE:
+      return fromTypedField(proto, proto.double_data(), dtype, shape, "double_data");
+    case TensorProto::INT64:
+      return fromTypedField(proto, proto.int64_data(), dtype, shape, "int64_data");
     // Every narrower type lives in int32_data.
-    default: return copyTypedField(proto, proto.int32_data(), out, "int32_data");
+    default: return fromTypedField(proto, proto.int32_data(), dtype, shape, "int32_data");
   }
 }
 
@@ -124,7 +137,8 @@ Expected<int64_t> parseExternalNumber(const TensorProto& proto, const std::strin
   return value;
 }
 
-Status readExternalData(const TensorProto& proto, const std::string& baseDir, Tensor& out) {
+Expected<Tensor> fromExternalData(const TensorProto& proto, const std::string& baseDir, DType dtype,
+                                  const std::vector<int64_t>& shape) {
   std::string location;
   int64_t offset = 0;
   std::optional<int64_t> length;
@@ -143,11 +157,11 @@ Status readExternalData(const TensorProto& proto, const std::string& baseDir, Te
     // "checksum" (SHA-1) is optional in ONNX and not verified here.
   }
   KILN_RETURN_IF_ERROR(checkExternalLocation(proto, location));
-  const int64_t needed = static_cast<int64_t>(out.byteSize());
+  const int64_t needed = elementCount(shape) * static_cast<int64_t>(dtypeSize(dtype));
   if (length && *length != needed) {
     return Status::error(tensorLabel(proto), ": external data length ", *length,
-                         " does not match its dims ", shapeStr(out.shape()), " x ",
-                         dtypeName(out.dtype()), " (", needed, " bytes)");
+                         " does not match its dims ", shapeStr(shape), " x ", dtypeName(dtype),
+                         " (", needed, " bytes)");
   }
   const std::string path = (std::filesystem::path(baseDir) / location).string();
   std::error_code ec;
@@ -173,8 +187,9 @@ Status readExternalData(const TensorProto& proto, const std::string& baseDir, Te
     return Status::error(tensorLabel(proto), ": cannot read ", needed, " bytes at offset ",
                          offset, " of '", path, "'");
   }
+  Tensor out = Tensor::allocate(dtype, shape);
   copyRawBytes(bytes.data(), out);
-  return Status::ok();
+  return out;
 }
 
 }  // namespace
@@ -227,21 +242,18 @@ Expected<Tensor> tensorFromProto(const TensorProto& proto, const std::string& ba
   }
   Expected<std::vector<int64_t>> shape = protoShape(proto);
   if (!shape) return shape.status();
-  Tensor out = Tensor::allocate(*dtype, *shape);
-
   if (proto.data_location() == TensorProto::EXTERNAL) {
-    KILN_RETURN_IF_ERROR(readExternalData(proto, baseDir, out));
-  } else if (proto.has_raw_data()) {
-    if (proto.raw_data().size() != out.byteSize()) {
-      return Status::error(tensorLabel(proto), ": raw_data has ", proto.raw_data().size(),
-                           " bytes, its dims ", shapeStr(out.shape()), " x ",
-                           dtypeName(out.dtype()), " need ", out.byteSize(),
-                           " (truncated file?)");
-    }
-    copyRawBytes(proto.raw_data().data(), out);
-  } else {
-    KILN_RETURN_IF_ERROR(readTypedFields(proto, out));
+    return fromExternalData(proto, baseDir, *dtype, *shape);
   }
+  if (!proto.has_raw_data()) return fromTypedFields(proto, *dtype, *shape);
+  const int64_t needed = elementCount(*shape) * static_cast<int64_t>(dtypeSize(*dtype));
+  if (static_cast<int64_t>(proto.raw_data().size()) != needed) {
+    return Status::error(tensorLabel(proto), ": raw_data has ", proto.raw_data().size(),
+                         " bytes, its dims ", shapeStr(*shape), " x ", dtypeName(*dtype),
+                         " need ", needed, " (truncated file?)");
+  }
+  Tensor out = Tensor::allocate(*dtype, *shape);
+  copyRawBytes(proto.raw_data().data(), out);
   return out;
 }
 

@@ -326,6 +326,23 @@ TEST_F(OnnxImporterTest, EveryTruncationIsRefused) {
   EXPECT_NE(message.find("truncated"), std::string::npos) << message;
 }
 
+// Corrupting any one byte may give an error or (rarely) another valid
+// model, but never a crash.
+TEST_F(OnnxImporterTest, CorruptBytesNeverCrash) {
+  std::string bytes;
+  matmulReluModel().SerializeToString(&bytes);
+  int refused = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    for (unsigned char flip : {0x01, 0x80, 0xff}) {
+      std::string corrupt = bytes;
+      corrupt[i] = static_cast<char>(corrupt[i] ^ flip);
+      writeBytes("corrupt.onnx", corrupt);
+      refused += importOnnxFile(path("corrupt.onnx"), {}).isOk() ? 0 : 1;
+    }
+  }
+  EXPECT_GT(refused, 0);
+}
+
 TEST_F(OnnxImporterTest, UndefinedInputNamesTheNode) {
   onnx::ModelProto m = matmulReluModel();
   m.mutable_graph()->clear_initializer();  // what a lost initializer looks like
@@ -497,6 +514,14 @@ TEST_F(OnnxImporterTest, TypedFieldsAndSizeChecks) {
   shortRaw.set_raw_data(std::string(8, '\0'));
   EXPECT_NE(tensorFromProto(shortRaw, ".").status().message().find(
                 "tensor 's': raw_data has 8 bytes, its dims [3] x f32 need 12"),
+            std::string::npos);
+  // Huge dims with little data are refused before anything is allocated.
+  onnx::TensorProto huge = floatTensor("big", {int64_t{1} << 40, 16}, {});
+  huge.set_raw_data(std::string(4, '\0'));
+  EXPECT_NE(tensorFromProto(huge, ".").status().message().find("raw_data has 4 bytes"),
+            std::string::npos);
+  onnx::TensorProto overflow = floatTensor("o", {int64_t{1} << 40, int64_t{1} << 40}, {});
+  EXPECT_NE(tensorFromProto(overflow, ".").status().message().find("too large"),
             std::string::npos);
   EXPECT_NE(tensorFromProto(floatTensor("f", {2}, {1.0f}), ".").status().message().find(
                 "float_data has 1 elements, its dims [2] need 2"),
