@@ -32,6 +32,16 @@ std::string sanitizeSymbol(const std::string& text) {
   return out;
 }
 
+// Dims as --input-shape writes them: 1x128.
+std::string optionDims(const Shape& dims) {
+  std::string out;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i) out += 'x';
+    out += dims[i].str();
+  }
+  return out;
+}
+
 std::string typeList(const Graph& graph, const std::vector<ValueId>& values) {
   std::string out;
   for (size_t i = 0; i < values.size(); ++i) {
@@ -199,7 +209,7 @@ class OnnxImporter {
     }
     if (!declared) return Status::ok();
     if (declared->size() != given.size()) {
-      return error("--input-shape ", name, "=", shapeStr(given), " has rank ", given.size(),
+      return error("--input-shape ", name, "=", optionDims(given), " has rank ", given.size(),
                    ", the model's input is ", shapeStr(*declared), " (rank ", declared->size(),
                    ")");
     }
@@ -207,7 +217,7 @@ class OnnxImporter {
       const Dim& model = (*declared)[k];
       if (model.isConstant()) {
         if (model != given[k]) {
-          return error("--input-shape ", name, "=", shapeStr(given), ": dim ", k,
+          return error("--input-shape ", name, "=", optionDims(given), ": dim ", k,
                        " is fixed at ", model.str(), " in the model");
         }
         continue;

@@ -178,11 +178,11 @@ TEST_F(OnnxImporterTest, InputShapeErrors) {
   const std::string file = save(matmulReluModel());
   OnnxImportOptions options;
   options.inputShapes["x"] = {Dim(4)};
-  EXPECT_NE(importError(file, options).find("has rank 1, the model's input is [batch, 2] (rank 2)"),
+  EXPECT_NE(importError(file, options).find("--input-shape x=4 has rank 1, the model's input is [batch, 2] (rank 2)"),
             std::string::npos)
       << importError(file, options);
   options.inputShapes["x"] = {Dim(4), Dim(3)};
-  EXPECT_NE(importError(file, options).find("dim 1 is fixed at 2"), std::string::npos)
+  EXPECT_NE(importError(file, options).find("--input-shape x=4x3: dim 1 is fixed at 2"), std::string::npos)
       << importError(file, options);
   options.inputShapes.clear();
   options.inputShapes["nope"] = {Dim(1)};
