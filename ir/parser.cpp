@@ -268,6 +268,8 @@ class Parser {
     std::string error;
     auto parsed = Dim::parse(dimText, &error);
     if (!parsed) return failAt(start, "invalid dim '", dimText, "': ", error);
+    if (parsed->constant() && *parsed->constant() < 0)
+      return failAt(start, "invalid dim '", dimText, "': a dim cannot be negative");
     dim = *parsed;
     pos_ = last;
     return Status::ok();
@@ -449,7 +451,11 @@ class Parser {
         if (!consume(',')) return expected("',' or ']'");
       }
     }
-    int64_t count = *type.numElements();
+    // Counted with overflow checks: the dims come from the text.
+    int64_t count = 1;
+    for (int64_t d : *dims)
+      if (__builtin_mul_overflow(count, d, &count))
+        return failAt(typeAt, "weight ", ref.str(), " of type ", type.str(), " is too large");
     if (static_cast<int64_t>(tokens.size()) != count) {
       return failAt(typeAt, "weight ", ref.str(), " of type ", type.str(), " needs ", count,
                     " values, got ", tokens.size());
@@ -488,21 +494,33 @@ class Parser {
     if (!def) return failAt(opAt, "unknown op '", opName, "'");
     pos_ += opName.size();
 
-    std::vector<ValueId> operands;
+    // Operands are resolved after the whole list is read: a list followed by
+    // '=' is the next statement's results (this op has neither operands nor
+    // results), and the cursor goes back to it.
+    size_t operandsAt = pos_;
+    std::vector<ValueRef> operandRefs;
     if (startsOperand()) {
       for (;;) {
+        ValueRef ref;
         if (peek() == '_') {
+          ref.sigil = '_';
           ++pos_;
-          operands.push_back(kNoValue);
         } else {
-          ValueRef ref;
           KILN_RETURN_IF_ERROR(parseValueRef(ref));
-          ValueId id = kNoValue;
-          KILN_RETURN_IF_ERROR(resolve(ref, id));
-          operands.push_back(id);
         }
+        operandRefs.push_back(std::move(ref));
         if (!consume(',')) break;
       }
+      if (results.empty() && peek() == '=') {
+        pos_ = operandsAt;
+        operandRefs.clear();
+      }
+    }
+    std::vector<ValueId> operands;
+    for (const ValueRef& ref : operandRefs) {
+      ValueId id = kNoValue;
+      if (ref.sigil != '_') KILN_RETURN_IF_ERROR(resolve(ref, id));
+      operands.push_back(id);
     }
 
     Attributes attrs;

@@ -265,11 +265,16 @@ TEST(TextParse, ZeroResultOpRoundTrips) {
   constexpr std::string_view text =
       "graph @main(%x: f32[2]) -> () {\n"
       "  relu %x\n"
+      "  neg\n"
+      "  %0 = relu %x : f32[2]\n"
       "  return\n"
       "}\n";
   Graph g = parseOrDie(text);
-  ASSERT_EQ(g.ops().size(), 1u);
+  ASSERT_EQ(g.ops().size(), 3u);
   EXPECT_TRUE(g.ops()[0].results.empty());
+  // `%0 = ...` on the next line starts a statement; it is no operand of neg.
+  EXPECT_TRUE(g.ops()[1].operands.empty());
+  EXPECT_EQ(g.ops()[2].results.size(), 1u);
   EXPECT_EQ(printGraph(g), text);
 }
 
@@ -326,6 +331,11 @@ INSTANTIATE_TEST_SUITE_P(
                        "2:24: expected an attribute value, got '}'"},
         ParseErrorCase{"WrongValueCount", kHead + "  weight @w : f32[2, 2] = [1.0, 2.0]\n" + kTail,
                        "2:15: weight @w of type f32[2, 2] needs 4 values, got 2"},
+        ParseErrorCase{"NegativeDim", kHead + "  %y = relu %x : f32[2, -1]\n" + kTail,
+                       "2:25: invalid dim '-1': a dim cannot be negative"},
+        ParseErrorCase{"HugeWeight",
+                       kHead + "  weight @w : u8[4294967296, 4294967296] = []\n" + kTail,
+                       "2:15: weight @w of type u8[4294967296, 4294967296] is too large"},
         ParseErrorCase{"SymbolicWeightData", kHead + "  weight @w : f32[n] = [1.0]\n" + kTail,
                        "2:15: weight @w has data, so its type needs static dims, got f32[n]"},
         ParseErrorCase{"IntOutOfRange", kHead + "  weight @w : i8[2] = [1, 128]\n" + kTail,
