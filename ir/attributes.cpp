@@ -90,22 +90,38 @@ std::string floatText(double v) {
   return s;
 }
 
-std::string quoted(const std::string& s) {
+}  // namespace
+
+std::string quoteString(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
   }
   return out + "\"";
 }
-
-}  // namespace
 
 std::string attrValueStr(const AttrValue& v) {
   switch (attrKind(v)) {
     case AttrKind::Int: return std::to_string(std::get<int64_t>(v));
     case AttrKind::Float: return floatText(std::get<double>(v));
-    case AttrKind::String: return quoted(std::get<std::string>(v));
+    case AttrKind::String: return quoteString(std::get<std::string>(v));
     case AttrKind::Bool: return std::get<bool>(v) ? "true" : "false";
     case AttrKind::Ints: {
       std::string out = "[";

@@ -46,5 +46,8 @@ class Attributes {
 };
 
 std::string attrValueStr(const AttrValue& v);  // canonical text of one value
+// `"text"` with `"` and `\` escaped and control bytes as \n, \t, \r or \xHH, so
+// every printed construct stays on one line.
+std::string quoteString(std::string_view text);
 
 }  // namespace kiln

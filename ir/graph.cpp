@@ -5,7 +5,11 @@
 namespace kiln {
 
 ValueId Graph::addValue(std::string name, TensorType type, ValueKind kind) {
-  if (name.empty()) name = std::to_string(nextNumber_++);
+  if (name.empty()) {
+    // Numbered names skip numbers already taken (a parsed graph's %0, say).
+    do name = std::to_string(nextNumber_++);
+    while (byName_.count(name));
+  }
   // Callers pass unique names; a clash is made unique rather than aliased.
   if (byName_.count(name)) name = uniqueName(name);
   ValueId id = static_cast<ValueId>(values_.size());

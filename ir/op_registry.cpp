@@ -50,12 +50,13 @@ std::string InferContext::describe() const {
 
 namespace {
 
-Status checkAttributes(const OpDef& def, const Attributes& attrs) {
-  for (const auto& [name, value] : attrs.all()) {
+// Counts and attributes; errors read like inference errors: "relu(f32[2]): ...".
+Status checkAttributes(const InferContext& ctx) {
+  const OpDef& def = ctx.def();
+  for (const auto& [name, value] : ctx.attrs().all()) {
     auto spec = std::find_if(def.attrs.begin(), def.attrs.end(),
                              [&](const AttrSpec& s) { return s.name == name; });
-    if (spec == def.attrs.end())
-      return Status::error("op '", def.name, "' has no attribute '", name, "'");
+    if (spec == def.attrs.end()) return ctx.error("has no attribute '", name, "'");
     AttrKind kind = attrKind(value);
     bool compatible = kind == spec->kind ||
                       (spec->kind == AttrKind::Float && kind == AttrKind::Int) ||
@@ -64,32 +65,35 @@ Status checkAttributes(const OpDef& def, const Attributes& attrs) {
                       (spec->kind == AttrKind::Ints && kind == AttrKind::Floats &&
                        std::get<std::vector<double>>(value).empty());
     if (!compatible)
-      return Status::error("op '", def.name, "': attribute '", name, "' must be ",
-                           attrKindName(spec->kind), ", got ", attrKindName(kind), " ",
-                           attrValueStr(value));
+      return ctx.error("attribute '", name, "' must be ", attrKindName(spec->kind), ", got ",
+                       attrKindName(kind), " ", attrValueStr(value));
   }
   for (const AttrSpec& spec : def.attrs)
-    if (spec.required && !attrs.has(std::string(spec.name)))
-      return Status::error("op '", def.name, "' requires attribute '", spec.name, "'");
+    if (spec.required && !ctx.attrs().has(std::string(spec.name)))
+      return ctx.error("requires attribute '", spec.name, "'");
   return Status::ok();
 }
 
-Status checkCounts(const OpDef& def, size_t operands, int results) {
+// "1 operand", "2 to 3 operands", "at least 1 operand".
+std::string countText(int min, int max, const char* noun) {
+  std::string number = max < 0 ? cat("at least ", min) : min == max ? cat(min) : cat(min, " to ", max);
+  return cat(number, " ", noun, (max == 1 && min == 1) || (max < 0 && min == 1) ? "" : "s");
+}
+
+Status checkCounts(const InferContext& ctx) {
+  const OpDef& def = ctx.def();
+  size_t operands = ctx.numOperands();
   if (operands < static_cast<size_t>(def.minOperands) ||
-      (def.maxOperands >= 0 && operands > static_cast<size_t>(def.maxOperands))) {
-    std::string expected = def.maxOperands < 0 ? cat("at least ", def.minOperands)
-                           : def.minOperands == def.maxOperands
-                               ? cat(def.minOperands)
-                               : cat(def.minOperands, " to ", def.maxOperands);
-    return Status::error("op '", def.name, "' takes ", expected, " operands, got ", operands);
-  }
-  if (results < def.minResults || (def.maxResults >= 0 && results > def.maxResults)) {
-    std::string expected = def.maxResults < 0 ? cat("at least ", def.minResults)
-                           : def.minResults == def.maxResults
-                               ? cat(def.minResults)
-                               : cat(def.minResults, " to ", def.maxResults);
-    return Status::error("op '", def.name, "' has ", expected, " results, got ", results);
-  }
+      (def.maxOperands >= 0 && operands > static_cast<size_t>(def.maxOperands)))
+    return ctx.error("takes ", countText(def.minOperands, def.maxOperands, "operand"), ", got ", operands);
+  int results = ctx.numResults();
+  if (results < def.minResults || (def.maxResults >= 0 && results > def.maxResults))
+    return ctx.error("has ", countText(def.minResults, def.maxResults, "result"), ", got ", results);
+  for (int i = 0; i < def.minOperands; ++i)
+    if (!ctx.has(static_cast<size_t>(i)))
+      return ctx.error("operand ", i, " (",
+                       i < static_cast<int>(def.operands.size()) ? def.operands[static_cast<size_t>(i)] : "",
+                       ") is required");
   return Status::ok();
 }
 
@@ -98,14 +102,9 @@ Status checkCounts(const OpDef& def, size_t operands, int results) {
 Status inferResultTypes(const OpDef& def, const Attributes& attrs,
                         std::span<const OperandInfo> operands, int numResults,
                         std::vector<TensorType>& results) {
-  KILN_RETURN_IF_ERROR(checkCounts(def, operands.size(), numResults));
-  for (int i = 0; i < def.minOperands; ++i)
-    if (!operands[static_cast<size_t>(i)].type)
-      return Status::error("op '", def.name, "': operand ", i, " (",
-                           i < static_cast<int>(def.operands.size()) ? def.operands[static_cast<size_t>(i)] : "",
-                           ") is required");
-  KILN_RETURN_IF_ERROR(checkAttributes(def, attrs));
   InferContext ctx(def, attrs, operands, numResults);
+  KILN_RETURN_IF_ERROR(checkCounts(ctx));
+  KILN_RETURN_IF_ERROR(checkAttributes(ctx));
   results.clear();
   KILN_RETURN_IF_ERROR(def.infer(ctx, results));
   if (static_cast<int>(results.size()) != numResults)

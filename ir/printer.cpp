@@ -14,39 +14,12 @@ bool isBareNameChar(char c) {
          c == '_' || c == '.';
 }
 
-// A quoted string: `"` and `\` escaped, control bytes as \n, \t, \r or \xHH so
-// that every printed construct stays on one line.
-void appendQuoted(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (byte < 0x20 || byte == 0x7f) {
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
-
 // `name` bare when it is made of [A-Za-z0-9_.], quoted otherwise.
 void appendName(std::string& out, std::string_view name) {
   bool bare = !name.empty();
   for (char c : name) bare = bare && isBareNameChar(c);
   if (bare) out += name;
-  else appendQuoted(out, name);
+  else out += quoteString(name);
 }
 
 void appendValueRef(std::string& out, const Graph& graph, ValueId id) {
@@ -157,7 +130,7 @@ void appendOp(std::string& out, const Graph& graph, const Op& op) {
   }
   if (!op.location.empty()) {
     out += " loc(";
-    appendQuoted(out, op.location);
+    out += quoteString(op.location);
     out += ')';
   }
   out += '\n';

@@ -92,7 +92,7 @@ TEST(Verifier, RejectsWrongOperandCount) {
                        "  %y = relu %x, %x : f32[2]\n"
                        "  return %y\n"
                        "}\n"),
-            "op 'relu' defining %y: op 'relu' takes 1 operands, got 2");
+            "op 'relu' defining %y: relu(f32[2], f32[2]): takes 1 operand, got 2");
 }
 
 TEST(Verifier, RejectsWrongResultCount) {
@@ -100,12 +100,12 @@ TEST(Verifier, RejectsWrongResultCount) {
                        "  %a, %b = relu %x : f32[2], f32[2]\n"
                        "  return %a\n"
                        "}\n"),
-            "op 'relu' defining %a, %b: op 'relu' has 1 results, got 2");
+            "op 'relu' defining %a, %b: relu(f32[2]): has 1 result, got 2");
   EXPECT_EQ(verifyText("graph @g(%x: f32[2]) -> () {\n"
                        "  relu %x loc(\"r\")\n"
                        "  return\n"
                        "}\n"),
-            "op 'relu' (loc \"r\"): op 'relu' has 1 results, got 0");
+            "op 'relu' (loc \"r\"): relu(f32[2]): has 1 result, got 0");
 }
 
 TEST(Verifier, RejectsAbsentRequiredOperand) {
@@ -113,7 +113,7 @@ TEST(Verifier, RejectsAbsentRequiredOperand) {
                        "  %y = add %x, _ : f32[2]\n"
                        "  return %y\n"
                        "}\n"),
-            "op 'add' defining %y: op 'add': operand 1 (b) is required");
+            "op 'add' defining %y: add(f32[2], _): operand 1 (b) is required");
 }
 
 TEST(Verifier, RejectsUnknownAttribute) {
@@ -121,7 +121,7 @@ TEST(Verifier, RejectsUnknownAttribute) {
                        "  %y = relu %x {alpha = 0.5} : f32[2]\n"
                        "  return %y\n"
                        "}\n"),
-            "op 'relu' defining %y: op 'relu' has no attribute 'alpha'");
+            "op 'relu' defining %y: relu(f32[2]): has no attribute 'alpha'");
 }
 
 TEST(Verifier, RejectsAttributeOfWrongKind) {
@@ -129,7 +129,7 @@ TEST(Verifier, RejectsAttributeOfWrongKind) {
                        "  %y = cast %x {to = 16} : f16[2]\n"
                        "  return %y\n"
                        "}\n"),
-            "op 'cast' defining %y: op 'cast': attribute 'to' must be string, got int 16");
+            "op 'cast' defining %y: cast(f32[2]): attribute 'to' must be string, got int 16");
 }
 
 TEST(Verifier, RejectsMissingRequiredAttribute) {
@@ -137,7 +137,7 @@ TEST(Verifier, RejectsMissingRequiredAttribute) {
                        "  %y = cast %x : f16[2]\n"
                        "  return %y\n"
                        "}\n"),
-            "op 'cast' defining %y: op 'cast' requires attribute 'to'");
+            "op 'cast' defining %y: cast(f32[2]): requires attribute 'to'");
 }
 
 TEST(Verifier, RejectsUseBeforeDefinition) {
