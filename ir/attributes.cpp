@@ -12,7 +12,8 @@ AttrKind attrKind(const AttrValue& v) {
     case 2: return AttrKind::String;
     case 3: return AttrKind::Bool;
     case 4: return AttrKind::Ints;
-    default: return AttrKind::Floats;
+    case 5: return AttrKind::Floats;
+    default: return AttrKind::Dims;
   }
 }
 
@@ -24,6 +25,7 @@ std::string_view attrKindName(AttrKind k) {
     case AttrKind::Bool: return "bool";
     case AttrKind::Ints: return "int list";
     case AttrKind::Floats: return "float list";
+    case AttrKind::Dims: return "dim list";
   }
   return "?";
 }
@@ -74,6 +76,14 @@ std::vector<double> Attributes::getFloats(const std::string& name, std::vector<d
   if (auto* v = std::get_if<std::vector<int64_t>>(&it->second))
     return std::vector<double>(v->begin(), v->end());
   return fallback;
+}
+
+std::optional<std::vector<Dim>> Attributes::getDims(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return std::nullopt;
+  if (auto* v = std::get_if<std::vector<Dim>>(&it->second)) return *v;
+  if (auto* v = std::get_if<std::vector<int64_t>>(&it->second)) return std::vector<Dim>(v->begin(), v->end());
+  return std::nullopt;
 }
 
 namespace {
@@ -133,6 +143,12 @@ std::string attrValueStr(const AttrValue& v) {
       std::string out = "[";
       const auto& list = std::get<std::vector<double>>(v);
       for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + floatText(list[i]);
+      return out + "]";
+    }
+    case AttrKind::Dims: {
+      std::string out = "[";
+      const auto& list = std::get<std::vector<Dim>>(v);
+      for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + list[i].str();
       return out + "]";
     }
   }

@@ -1,5 +1,7 @@
 // Op attributes: a name-sorted map of small typed values. Text form:
 // `{axis = 0, eps = 1e-05, perm = [0, 2, 1, 3], to = "f16", transpose_b = true}`.
+// A dim list (`shape = [batch, seq, 64]`) holds symbolic dims: the target
+// shape of a reshape once shape arithmetic is folded.
 #pragma once
 
 #include <cstdint>
@@ -9,14 +11,15 @@
 #include <variant>
 #include <vector>
 
+#include "ir/dim.h"
 #include "ir/status.h"
 
 namespace kiln {
 
-enum class AttrKind { Int, Float, String, Bool, Ints, Floats };
+enum class AttrKind { Int, Float, String, Bool, Ints, Floats, Dims };
 
 using AttrValue = std::variant<int64_t, double, std::string, bool,
-                               std::vector<int64_t>, std::vector<double>>;
+                               std::vector<int64_t>, std::vector<double>, std::vector<Dim>>;
 
 AttrKind attrKind(const AttrValue& v);
 std::string_view attrKindName(AttrKind k);  // "int", "float", "string", ...
@@ -38,6 +41,8 @@ class Attributes {
   bool getBool(const std::string& name, bool fallback = false) const;
   std::vector<int64_t> getInts(const std::string& name, std::vector<int64_t> fallback = {}) const;
   std::vector<double> getFloats(const std::string& name, std::vector<double> fallback = {}) const;
+  // A dim list; an int list reads as constant dims.
+  std::optional<std::vector<Dim>> getDims(const std::string& name) const;
 
   friend bool operator==(const Attributes& a, const Attributes& b) { return a.values_ == b.values_; }
 

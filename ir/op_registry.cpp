@@ -62,6 +62,7 @@ Status checkAttributes(const InferContext& ctx) {
                       (spec->kind == AttrKind::Float && kind == AttrKind::Int) ||
                       (spec->kind == AttrKind::Bool && kind == AttrKind::Int) ||
                       (spec->kind == AttrKind::Floats && kind == AttrKind::Ints) ||
+                      (spec->kind == AttrKind::Dims && kind == AttrKind::Ints) ||
                       (spec->kind == AttrKind::Ints && kind == AttrKind::Floats &&
                        std::get<std::vector<double>>(value).empty());
     if (!compatible)
@@ -101,8 +102,8 @@ Status checkCounts(const InferContext& ctx) {
 
 Status inferResultTypes(const OpDef& def, const Attributes& attrs,
                         std::span<const OperandInfo> operands, int numResults,
-                        std::vector<TensorType>& results) {
-  InferContext ctx(def, attrs, operands, numResults);
+                        std::vector<TensorType>& results, const SymbolBindings* bindings) {
+  InferContext ctx(def, attrs, operands, numResults, bindings);
   KILN_RETURN_IF_ERROR(checkCounts(ctx));
   KILN_RETURN_IF_ERROR(checkAttributes(ctx));
   results.clear();
@@ -113,7 +114,8 @@ Status inferResultTypes(const OpDef& def, const Attributes& attrs,
 }
 
 Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& attrs,
-                                         std::span<const Tensor* const> inputs, int numResults) {
+                                         std::span<const Tensor* const> inputs, int numResults,
+                                         const SymbolBindings* bindings) {
   std::vector<TensorType> inputTypes(inputs.size());
   std::vector<OperandInfo> operands(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -122,7 +124,7 @@ Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& att
     operands[i] = {&inputTypes[i], inputs[i]};
   }
   std::vector<TensorType> resultTypes;
-  KILN_RETURN_IF_ERROR(inferResultTypes(def, attrs, operands, numResults, resultTypes));
+  KILN_RETURN_IF_ERROR(inferResultTypes(def, attrs, operands, numResults, resultTypes, bindings));
   std::vector<Tensor> outputs;
   std::vector<Tensor*> outputPtrs;
   outputs.reserve(resultTypes.size());

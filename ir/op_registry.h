@@ -29,8 +29,9 @@ struct OperandInfo {
 class InferContext {
  public:
   InferContext(const OpDef& def, const Attributes& attrs,
-               std::span<const OperandInfo> operands, int numResults)
-      : def_(def), attrs_(attrs), operands_(operands), numResults_(numResults) {}
+               std::span<const OperandInfo> operands, int numResults,
+               const SymbolBindings* bindings = nullptr)
+      : def_(def), attrs_(attrs), operands_(operands), numResults_(numResults), bindings_(bindings) {}
 
   const OpDef& def() const { return def_; }
   const Attributes& attrs() const { return attrs_; }
@@ -39,6 +40,9 @@ class InferContext {
   const TensorType& type(size_t i) const { return *operands_[i].type; }
   const Tensor* value(size_t i) const { return has(i) ? operands_[i].value : nullptr; }
   int numResults() const { return numResults_; }
+  // A dim from an attribute (a folded reshape's `shape`), with the run's
+  // symbol values substituted when they are known (at run time).
+  Dim resolve(const Dim& dim) const { return bindings_ ? dim.substitute(*bindings_) : dim; }
 
   // An error prefixed with the op name, listing the operand types.
   template <class... Parts>
@@ -52,6 +56,7 @@ class InferContext {
   const Attributes& attrs_;
   std::span<const OperandInfo> operands_;
   int numResults_;
+  const SymbolBindings* bindings_;
 };
 
 // Result types are appended to `results`; an error explains what is wrong
@@ -105,15 +110,18 @@ void registerLinalgOps(OpRegistry& registry);
 void registerShapeOps(OpRegistry& registry);
 
 // Checks attribute names and kinds against the def, then runs inference.
+// `bindings` gives the symbols' values at run time (null at compile time).
 Status inferResultTypes(const OpDef& def, const Attributes& attrs,
                         std::span<const OperandInfo> operands, int numResults,
-                        std::vector<TensorType>& results);
+                        std::vector<TensorType>& results,
+                        const SymbolBindings* bindings = nullptr);
 
 // Runs one op on concrete tensors: inference on their shapes, allocation of
 // the outputs, then the reference kernel. Used by constant folding and the
 // CPU executor.
 Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& attrs,
                                          std::span<const Tensor* const> inputs,
-                                         int numResults);
+                                         int numResults,
+                                         const SymbolBindings* bindings = nullptr);
 
 }  // namespace kiln

@@ -277,6 +277,20 @@ class Parser {
 
   // ---- Attributes -----------------------------------------------------
 
+  // The rest of `[d, d, ...]` after '[', as a symbolic dim list.
+  Status parseDimList(AttrValue& value) {
+    std::vector<Dim> dims;
+    for (;;) {
+      Dim dim;
+      KILN_RETURN_IF_ERROR(parseDim(dim));
+      dims.push_back(dim);
+      if (consume(']')) break;
+      if (!consume(',')) return expected("',' or ']'");
+    }
+    value = std::move(dims);
+    return Status::ok();
+  }
+
   Status parseAttrValue(AttrValue& value) {
     char c = peek();
     if (c == '"') {
@@ -287,6 +301,7 @@ class Parser {
     }
     if (c == '[') {
       ++pos_;
+      size_t listStart = pos_;
       std::vector<std::pair<std::string_view, size_t>> tokens;
       bool anyFloat = false;
       if (!consume(']')) {
@@ -294,7 +309,11 @@ class Parser {
           skipSpace();
           size_t at = pos_;
           std::string_view token = scanNumberToken();
-          if (token.empty()) return expected("a number");
+          // A symbol or expression (`[batch, 2*seq]`) makes it a dim list.
+          if (token.empty() || (peek() != ',' && peek() != ']')) {
+            pos_ = listStart;
+            return parseDimList(value);
+          }
           anyFloat = anyFloat || looksLikeFloat(token);
           tokens.emplace_back(token, at);
           if (consume(']')) break;

@@ -234,7 +234,7 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
     // Shapes on the concrete operands, checked against the declared types.
     inferred.clear();
     int numResults = static_cast<int>(op.results.size());
-    Status inferStatus = inferResultTypes(*op.def, op.attrs, operandInfos, numResults, inferred);
+    Status inferStatus = inferResultTypes(*op.def, op.attrs, operandInfos, numResults, inferred, &bindings);
     if (!inferStatus) return inferStatus.withContext(context());
     if (inferred.size() != op.results.size()) {
       return Status::error(context(), "inference gave ", inferred.size(), " result type(s) for ",

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ir/attributes.h"
 #include "ir/type.h"
 
 namespace kiln {
@@ -90,6 +91,24 @@ TEST(DimTest, Refines) {
   EXPECT_TRUE(refines({DType::F32, {Dim::symbol("seq"), Dim(4)}}, inferred));
   EXPECT_FALSE(refines({DType::F32, {Dim::symbol("seq"), Dim(5)}}, inferred));
   EXPECT_FALSE(refines({DType::F16, {Dim::symbol("seq"), Dim(4)}}, inferred));
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(DimListAttributeTest, PrintsSymbolicAndReadsIntListsAsDims) {
+  Attributes attrs;
+  attrs.set("shape", std::vector<Dim>{Dim::symbol("batch"), Dim::symbol("seq") + Dim(1), Dim(64)});
+  EXPECT_EQ(attrValueStr(attrs.all().at("shape")), "[batch, seq + 1, 64]");
+  EXPECT_EQ(attrKind(attrs.all().at("shape")), AttrKind::Dims);
+  attrs.set("ints", std::vector<int64_t>{2, 3});
+  auto dims = attrs.getDims("ints");
+  ASSERT_TRUE(dims);
+  EXPECT_EQ(shapeStr(*dims), "[2, 3]");
+  EXPECT_FALSE(attrs.getDims("absent"));
 }
 
 }  // namespace
