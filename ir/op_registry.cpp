@@ -13,6 +13,7 @@ const OpRegistry& OpRegistry::global() {
     registerReductionOps(r);
     registerLinalgOps(r);
     registerShapeOps(r);
+    registerFusedOps(r);
     return r;
   }();
   return registry;

@@ -108,6 +108,7 @@ void registerElementwiseOps(OpRegistry& registry);
 void registerReductionOps(OpRegistry& registry);
 void registerLinalgOps(OpRegistry& registry);
 void registerShapeOps(OpRegistry& registry);
+void registerFusedOps(OpRegistry& registry);  // what the optimisation passes produce
 
 // Checks attribute names and kinds against the def, then runs inference.
 // `bindings` gives the symbols' values at run time (null at compile time).
