@@ -1,9 +1,13 @@
 // Linear algebra (ONNX semantics): matmul with numpy rules (1-D operands,
-// broadcast batch dims) and gemm (optional transposes, alpha, beta, a bias
-// broadcast to the result). Reference loops run i-k-j so the innermost loop
-// streams contiguous rows of B and of the result.
+// broadcast batch dims), extended with the epilogue the fusion passes fold in
+// (transposed operands, bias, activation, residual), and gemm (optional
+// transposes, alpha, beta, a bias broadcast to the result). Reference loops
+// run i-k-j so the innermost loop streams contiguous rows of B and of the
+// result; with b transposed each result is a dot of two contiguous rows.
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -49,70 +53,173 @@ void multiplyMatrices(const T* a, const T* b, T* c, int64_t M, int64_t K, int64_
   }
 }
 
-// Two dims that must agree (a contraction dim): only two different constants
-// are certainly wrong; anything else is checked again on concrete shapes.
-bool mayBeEqual(const Dim& a, const Dim& b) {
-  return !(a.isConstant() && b.isConstant() && a != b);
-}
+// ---- matmul (a, b, bias?, residual?) {transpose_a, transpose_b, activation}
+// y = act(op(a) @ op(b) + bias) + residual: the product with its fused epilogue.
 
-// ---- matmul
+enum class Activation { None, Relu, Gelu, GeluTanh, Silu };
+
+std::optional<Activation> parseActivation(const std::string& name) {
+  if (name == "none") return Activation::None;
+  if (name == "relu") return Activation::Relu;
+  if (name == "gelu") return Activation::Gelu;
+  if (name == "gelu_tanh") return Activation::GeluTanh;
+  if (name == "silu") return Activation::Silu;
+  return std::nullopt;
+}
 
 Status inferMatmul(const InferContext& ctx, std::vector<TensorType>& results) {
   KILN_RETURN_IF_ERROR(requireNumeric(ctx, 0, "a"));
   KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
+  const bool transA = ctx.attrs().getBool("transpose_a");
+  const bool transB = ctx.attrs().getBool("transpose_b");
+  const std::string activationName = ctx.attrs().getString("activation", "none");
+  const std::optional<Activation> activation = parseActivation(activationName);
+  if (!activation)
+    return ctx.error("unknown activation \"", activationName,
+                     "\" (expected none, relu, gelu, gelu_tanh or silu)");
+  if (*activation != Activation::None && *activation != Activation::Relu &&
+      !isFloat(ctx.type(0).dtype))
+    return ctx.error("activation \"", activationName, "\" needs float operands");
   const Shape& a = ctx.type(0).shape;
   const Shape& b = ctx.type(1).shape;
   if (a.empty() || b.empty()) return ctx.error("operands must have rank >= 1");
+  if (transA && a.size() < 2) return ctx.error("transpose_a needs a of rank >= 2");
+  if (transB && b.size() < 2) return ctx.error("transpose_b needs b of rank >= 2");
   // A 1-D a is a row [1, K] and a 1-D b a column [K, 1]; the added dim is
   // dropped from the result.
-  const Dim& kA = a.back();
-  const Dim& kB = b.size() == 1 ? b[0] : b[b.size() - 2];
+  const size_t ra = a.size(), rb = b.size();
+  const Dim& kA = transA ? a[ra - 2] : a.back();
+  const Dim& kB = rb == 1 ? b[0] : transB ? b.back() : b[rb - 2];
   if (!mayBeEqual(kA, kB))
-    return ctx.error("contraction dims differ: ", kA.str(), " (last dim of a) vs ", kB.str(),
-                     b.size() == 1 ? " (b)" : " (second-to-last dim of b)");
-  const Shape batchA(a.begin(), a.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(a.size())));
-  const Shape batchB(b.begin(), b.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(b.size())));
+    return ctx.error("contraction dims differ: ", kA.str(),
+                     transA ? " (second-to-last dim of a, transposed)" : " (last dim of a)", " vs ",
+                     kB.str(),
+                     rb == 1   ? " (b)"
+                     : transB  ? " (last dim of b, transposed)"
+                               : " (second-to-last dim of b)");
+  const Shape batchA(a.begin(), a.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(ra)));
+  const Shape batchB(b.begin(), b.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(rb)));
   std::optional<Shape> batch = broadcastShapes(batchA, batchB);
   if (!batch)
     return ctx.error("batch dims ", shapeStr(batchA), " and ", shapeStr(batchB), " do not broadcast");
   Shape out = *batch;
-  if (a.size() >= 2) out.push_back(a[a.size() - 2]);
-  if (b.size() >= 2) out.push_back(b.back());
+  if (ra >= 2) out.push_back(transA ? a.back() : a[ra - 2]);
+  if (rb >= 2) out.push_back(transB ? b[rb - 2] : b.back());
+  if (ctx.has(2)) {
+    KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 2));
+    KILN_RETURN_IF_ERROR(requireBroadcastsTo(ctx, 2, out, "bias", "the result"));
+  }
+  if (ctx.has(3)) {
+    KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 3));
+    KILN_RETURN_IF_ERROR(requireBroadcastsTo(ctx, 3, out, "residual", "the result"));
+  }
   results.push_back({ctx.type(0).dtype, out});
   return Status::ok();
 }
 
+// Inference admits only relu for integers, so the float forms never see them.
+template <class A>
+A activate(Activation activation, A v) {
+  if constexpr (std::is_integral_v<A>) {
+    // Integers accumulate as wrapped uint64; the sign is the int64 one.
+    return activation == Activation::Relu && static_cast<int64_t>(v) < 0 ? A{0} : v;
+  } else {
+    switch (activation) {
+      case Activation::None: return v;
+      case Activation::Relu: return v < A{0} ? A{0} : v;
+      case Activation::Gelu: return geluErf(v);
+      case Activation::GeluTanh: return geluTanh(v);
+      case Activation::Silu: return silu(v);
+    }
+    return v;
+  }
+}
+
 template <class T>
-void matmulLoops(const Tensor& a, const Tensor& b, Tensor& out) {
+void matmulLoops(const KernelContext& ctx, Activation activation) {
+  using Acc = Accumulation<T>;
+  const Tensor& a = *ctx.input(0);
+  const Tensor& b = *ctx.input(1);
+  const Tensor* bias = ctx.input(2);
+  const Tensor* residual = ctx.input(3);
+  Tensor& out = *ctx.outputs[0];
+  const bool transA = ctx.attrs.getBool("transpose_a");
+  const bool transB = ctx.attrs.getBool("transpose_b");
   const std::vector<int64_t>& sa = a.shape();
   const std::vector<int64_t>& sb = b.shape();
-  const int64_t M = sa.size() >= 2 ? sa[sa.size() - 2] : 1;
-  const int64_t K = sa.back();
-  const int64_t N = sb.size() >= 2 ? sb.back() : 1;
-  const std::vector<int64_t> batchA(sa.begin(), sa.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(sa.size())));
-  const std::vector<int64_t> batchB(sb.begin(), sb.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(sb.size())));
+  const size_t ra = sa.size(), rb = sb.size();
+  const int64_t M = ra >= 2 ? (transA ? sa.back() : sa[ra - 2]) : 1;
+  const int64_t K = transA ? sa[ra - 2] : sa.back();
+  const int64_t N = rb >= 2 ? (transB ? sb[rb - 2] : sb.back()) : 1;
+  const std::vector<int64_t> batchA(sa.begin(), sa.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(ra)));
+  const std::vector<int64_t> batchB(sb.begin(), sb.end() - std::min<ptrdiff_t>(2, static_cast<ptrdiff_t>(rb)));
   const size_t batchRank = std::max(batchA.size(), batchB.size());
   const std::vector<int64_t> batchOut(out.shape().begin(), out.shape().begin() + static_cast<ptrdiff_t>(batchRank));
   const int64_t batches = product(batchOut);
 
-  std::vector<typename Accumulation<T>::type> row(static_cast<size_t>(N));
+  std::vector<typename Acc::type> row(static_cast<size_t>(N));
+  std::vector<T> transposedA(transA ? static_cast<size_t>(M * K) : 0);
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* pc = out.data<T>();
+  const std::vector<int64_t> absent;
+  BroadcastWalker epilogue(out.shape(), {bias ? &bias->shape() : &absent,
+                                         residual ? &residual->shape() : &absent});
+  const bool walkEpilogue = bias || residual;
   BroadcastWalker walk(batchOut, {&batchA, &batchB});
-  for (int64_t batch = 0; batch < batches; ++batch, walk.next())
-    multiplyMatrices(pa + walk.offset(0) * M * K, pb + walk.offset(1) * K * N, pc + batch * M * N,
-                     M, K, N, row.data());
+  for (int64_t batch = 0; batch < batches; ++batch, walk.next()) {
+    const T* A = pa + walk.offset(0) * M * K;
+    const T* B = pb + walk.offset(1) * K * N;
+    if (transA) {  // a stores [K, M]: copy it to [M, K] so rows are contiguous
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t i = 0; i < M; ++i) transposedA[static_cast<size_t>(i * K + k)] = A[k * M + i];
+      A = transposedA.data();
+    }
+    for (int64_t i = 0; i < M; ++i) {
+      const T* aRow = A + i * K;
+      if (transB) {  // b stores [N, K]: each result is a dot of two contiguous rows
+        for (int64_t j = 0; j < N; ++j) {
+          typename Acc::type sum{0};
+          const T* bRow = B + j * K;
+          for (int64_t k = 0; k < K; ++k) sum += Acc::load(aRow[k]) * Acc::load(bRow[k]);
+          row[static_cast<size_t>(j)] = sum;
+        }
+      } else {
+        std::fill(row.begin(), row.end(), typename Acc::type{0});
+        for (int64_t k = 0; k < K; ++k) {
+          const auto aik = Acc::load(aRow[k]);
+          const T* bRow = B + k * N;
+          for (int64_t j = 0; j < N; ++j) row[static_cast<size_t>(j)] += aik * Acc::load(bRow[j]);
+        }
+      }
+      T* cRow = pc + (batch * M + i) * N;
+      if (!walkEpilogue && activation == Activation::None) {
+        for (int64_t j = 0; j < N; ++j) cRow[j] = Acc::store(row[static_cast<size_t>(j)]);
+        continue;
+      }
+      for (int64_t j = 0; j < N; ++j) {
+        auto v = row[static_cast<size_t>(j)];
+        if (bias) v += Acc::load(bias->data<T>()[epilogue.offset(0)]);
+        v = activate(activation, v);
+        if (residual) v += Acc::load(residual->data<T>()[epilogue.offset(1)]);
+        cRow[j] = Acc::store(v);
+        if (walkEpilogue) epilogue.next();
+      }
+    }
+  }
 }
 
 Status matmulKernel(const KernelContext& ctx) {
   const Tensor& a = *ctx.input(0);
+  const std::optional<Activation> activation =
+      parseActivation(ctx.attrs.getString("activation", "none"));
+  if (!activation) return Status::error("matmul: unknown activation");
   return visitDType(a.dtype(), [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool>) {
       return unsupportedDType(ctx, a.dtype());
     } else {
-      matmulLoops<T>(a, *ctx.input(1), *ctx.outputs[0]);
+      matmulLoops<T>(ctx, *activation);
       return Status::ok();
     }
   });
@@ -219,9 +326,13 @@ Status gemmKernel(const KernelContext& ctx) {
 
 void registerLinalgOps(OpRegistry& registry) {
   registry.add(OpDef{.name = "matmul",
-                     .summary = "matrix product with numpy rules: 1-D operands, broadcast batch dims",
-                     .operands = {"a", "b"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {}, .infer = inferMatmul, .reference = matmulKernel});
+                     .summary = "act(op(a) @ op(b) + bias) + residual with numpy rules (1-D operands, "
+                                "broadcast batch dims); op transposes the last two dims when flagged",
+                     .operands = {"a", "b", "bias", "residual"}, .minOperands = 2, .maxOperands = 4,
+                     .attrs = {{"activation", AttrKind::String},
+                               {"transpose_a", AttrKind::Bool},
+                               {"transpose_b", AttrKind::Bool}},
+                     .infer = inferMatmul, .reference = matmulKernel});
   registry.add(OpDef{.name = "gemm",
                      .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts",
                      .operands = {"a", "b", "c"}, .minOperands = 2, .maxOperands = 3,

@@ -41,6 +41,22 @@ Status requireScalarLike(const InferContext& ctx, size_t i, std::string_view wha
   return ctx.error(what, " must be a scalar or a 1-element 1-D tensor, got ", ctx.type(i).str());
 }
 
+bool mayBeEqual(const Dim& a, const Dim& b) {
+  return !(a.isConstant() && b.isConstant() && a != b);
+}
+
+Status requireBroadcastsTo(const InferContext& ctx, size_t i, const Shape& target,
+                           std::string_view what, std::string_view targetName) {
+  const Shape& shape = ctx.type(i).shape;
+  bool fits = shape.size() <= target.size();
+  for (size_t d = 0; fits && d < shape.size(); ++d)
+    fits = shape[d] == Dim(1) || mayBeEqual(shape[d], target[target.size() - shape.size() + d]);
+  if (!fits)
+    return ctx.error(what, " ", shapeStr(shape), " does not broadcast to ", targetName, " ",
+                     shapeStr(target));
+  return Status::ok();
+}
+
 Expected<Shape> broadcastAllOperands(const InferContext& ctx) {
   Shape result;
   for (size_t i = 0; i < ctx.numOperands(); ++i) {
@@ -117,6 +133,18 @@ AxisSplit splitAtAxis(const std::vector<int64_t>& shape, int64_t axis) {
     else split.inner *= shape[d];
   }
   return split;
+}
+
+std::vector<int64_t> broadcastStrides(const std::vector<int64_t>& operand,
+                                      const std::vector<int64_t>& target) {
+  std::vector<int64_t> strides(target.size(), 0);
+  const size_t lead = target.size() - operand.size();
+  int64_t stride = 1;
+  for (size_t d = operand.size(); d-- > 0;) {
+    strides[lead + d] = operand[d] == 1 ? 0 : stride;
+    stride *= operand[d];
+  }
+  return strides;
 }
 
 BroadcastWalker::BroadcastWalker(const std::vector<int64_t>& outShape,

@@ -37,6 +37,15 @@ Status requireRank(const InferContext& ctx, size_t i, size_t rank, std::string_v
 // for scalar-like inputs such as cumsum's axis or range's start).
 Status requireScalarLike(const InferContext& ctx, size_t i, std::string_view what);
 
+// Two dims that must agree: only two different constants are certainly
+// wrong; anything else is checked again on concrete shapes.
+bool mayBeEqual(const Dim& a, const Dim& b);
+// Operand `i` broadcasts one way to `target` (never growing it): rank at most
+// the target's, each dim 1 or (possibly) equal to the target's. The error
+// reads "<what> [3] does not broadcast to <targetName> [2, 4]".
+Status requireBroadcastsTo(const InferContext& ctx, size_t i, const Shape& target,
+                           std::string_view what, std::string_view targetName);
+
 // Numpy broadcast of the shapes of every present operand; the error lists
 // the shapes that do not broadcast.
 Expected<Shape> broadcastAllOperands(const InferContext& ctx);
@@ -104,6 +113,11 @@ class BroadcastWalker {
   std::vector<int64_t> offsets_;
 };
 
+// The strides of `operand` along each dim of `target` when it broadcasts to
+// it (aligned to the trailing dims; 0 along a broadcast dim).
+std::vector<int64_t> broadcastStrides(const std::vector<int64_t>& operand,
+                                      const std::vector<int64_t>& target);
+
 // ---- Compute types: 16-bit floats compute in float and round back on store;
 // ---- every other type computes natively (integers stay exact).
 
@@ -163,6 +177,25 @@ To convertValue(From v) {
   } else {
     return static_cast<To>(v);
   }
+}
+
+// ---- Activations shared by the fused ops and matmul's epilogue (C is float
+// ---- or double).
+
+// GELU, exact form: x/2 * (1 + erf(x / sqrt(2))).
+template <class C>
+inline C geluErf(C x) {
+  return C(0.5) * x * (C(1) + std::erf(x * C(0.70710678118654752440)));
+}
+// GELU, tanh approximation: x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))).
+template <class C>
+inline C geluTanh(C x) {
+  return C(0.5) * x * (C(1) + std::tanh(C(0.79788456080286535588) * (x + C(0.044715) * x * x * x)));
+}
+// SiLU (swish): x * sigmoid(x).
+template <class C>
+inline C silu(C x) {
+  return x / (C(1) + std::exp(-x));
 }
 
 }  // namespace kiln::ops

@@ -168,6 +168,152 @@ TEST(MatmulOp, Errors) {
             0u);
 }
 
+// ---- matmul's fused epilogue: transposed operands, bias, activation, residual
+
+TEST(MatmulOp, TransposedOperands) {
+  // a = [[1, 2, 3], [4, 5, 6]], b = [[7, 8], [9, 10], [11, 12]] stored transposed.
+  Tensor aT = f32({3, 2}, {1, 4, 2, 5, 3, 6});
+  Tensor bT = f32({2, 3}, {7, 9, 11, 8, 10, 12});
+  Tensor a = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = f32({3, 2}, {7, 8, 9, 10, 11, 12});
+  const std::vector<double> expected = {58, 64, 139, 154};
+  EXPECT_EQ(valuesOf(run("matmul", {&aT, &b}, attrs({{"transpose_a", true}}))), expected);
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &bT}, attrs({{"transpose_b", true}}))), expected);
+  Tensor both = run("matmul", {&aT, &bT}, attrs({{"transpose_a", true}, {"transpose_b", true}}));
+  EXPECT_EQ(both.shape(), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(valuesOf(both), expected);
+  // A 1-D a against a transposed b: [3] x [2, 3]^T -> [2].
+  Tensor row = f32({3}, {1, 2, 3});
+  Tensor vm = run("matmul", {&row, &bT}, attrs({{"transpose_b", true}}));
+  EXPECT_EQ(vm.shape(), (std::vector<int64_t>{2}));
+  EXPECT_EQ(valuesOf(vm), (std::vector<double>{58, 64}));
+}
+
+TEST(MatmulOp, TransposedOperandsWithBroadcastBatch) {
+  // Two batches of q [1, 2] against one shared k stored [2 keys, 2]: q k^T.
+  Tensor q = f32({2, 1, 2}, {1, 2, 3, 4});
+  Tensor k = f32({2, 2}, {1, 0, 1, 1});
+  Tensor scores = run("matmul", {&q, &k}, attrs({{"transpose_b", true}}));
+  EXPECT_EQ(scores.shape(), (std::vector<int64_t>{2, 1, 2}));
+  EXPECT_EQ(valuesOf(scores), (std::vector<double>{1, 3, 3, 7}));
+  // Batched a^T: each batch of aT is [K = 2, M = 1].
+  Tensor aT = f32({2, 2, 1}, {1, 2, 3, 4});
+  Tensor b = f32({2, 1}, {10, 1});
+  EXPECT_EQ(valuesOf(run("matmul", {&aT, &b}, attrs({{"transpose_a", true}}))),
+            (std::vector<double>{12, 34}));
+}
+
+TEST(MatmulOp, BiasActivationAndResidual) {
+  Tensor a = f32({2, 2}, {1, 2, 3, 4});
+  Tensor b = f32({2, 2}, {1, -1, 1, -2});  // a @ b = [[3, -5], [7, -11]]
+  Tensor bias = f32({2}, {1, 2});          // -> [[4, -3], [8, -9]]
+  Tensor residual = f32({2, 2}, {10, 20, 30, 40});
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b, &bias})), (std::vector<double>{4, -3, 8, -9}));
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b, &bias}, attrs({{"activation", std::string("relu")}}))),
+            (std::vector<double>{4, 0, 8, 0}));
+  // The residual is added after the activation.
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b, &bias, &residual}, attrs({{"activation", std::string("relu")}}))),
+            (std::vector<double>{14, 20, 38, 40}));
+  // Residual without bias (absent operand), broadcast from a column.
+  Tensor column = f32({2, 1}, {100, 200});
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b, nullptr, &column})), (std::vector<double>{103, 95, 207, 189}));
+  // A scalar bias and a bias of the full result shape.
+  Tensor scalar = f32({}, {0.5});
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b, &scalar})), (std::vector<double>{3.5, -4.5, 7.5, -10.5}));
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b, &residual})), (std::vector<double>{13, 15, 37, 29}));
+}
+
+TEST(MatmulOp, FloatActivations) {
+  // One input row [1, 0] picks row 0 of b; bias 0: act(b[0]).
+  Tensor a = f32({1, 2}, {1, 0});
+  Tensor b = f32({2, 3}, {1, -1, 2, 0, 0, 0});
+  auto activated = [&](const char* name) {
+    return valuesOf(run("matmul", {&a, &b}, attrs({{"activation", std::string(name)}})));
+  };
+  // gelu(x) = x/2 (1 + erf(x / sqrt 2)); gelu_tanh uses tanh(sqrt(2/pi)(x + 0.044715 x^3)).
+  const std::vector<double> gelu = activated("gelu");
+  EXPECT_NEAR(gelu[0], 0.8413447460685429, 1e-6);
+  EXPECT_NEAR(gelu[1], -0.15865525393145707, 1e-6);
+  EXPECT_NEAR(gelu[2], 1.9544997361036416, 1e-6);
+  const std::vector<double> geluTanh = activated("gelu_tanh");
+  EXPECT_NEAR(geluTanh[0], 0.8411919906082768, 1e-6);
+  EXPECT_NEAR(geluTanh[1], -0.15880800939172324, 1e-6);
+  EXPECT_NEAR(geluTanh[2], 1.954597694087775, 1e-6);
+  const std::vector<double> silu = activated("silu");  // x / (1 + e^-x)
+  EXPECT_NEAR(silu[0], 0.7310585786300049, 1e-6);
+  EXPECT_NEAR(silu[1], -0.2689414213699951, 1e-6);
+  EXPECT_NEAR(silu[2], 1.7615941559557646, 1e-6);
+  EXPECT_EQ(activated("none"), (std::vector<double>{1, -1, 2}));
+  // f16 applies the epilogue before the single rounding: silu(2) = 1.76159 -> 1.76172 in f16.
+  Tensor a16 = make(DType::F16, {1, 1}, {1});
+  Tensor b16 = make(DType::F16, {1, 1}, {1.5});
+  Tensor bias16 = make(DType::F16, {1}, {0.5});
+  EXPECT_EQ(valuesOf(run("matmul", {&a16, &b16, &bias16}, attrs({{"activation", std::string("silu")}}))),
+            (std::vector<double>{1.76171875}));
+}
+
+TEST(MatmulOp, IntegerEpilogue) {
+  Tensor a = make(DType::I32, {1, 2}, {1, 2});
+  Tensor b = make(DType::I32, {2, 2}, {1, -3, 1, 1});  // [3, -1]
+  Tensor bias = make(DType::I32, {2}, {-5, 0});       // [-2, -1]
+  Tensor residual = make(DType::I32, {1, 2}, {7, 7});
+  Tensor y = run("matmul", {&a, &b, &bias, &residual}, attrs({{"activation", std::string("relu")}}));
+  EXPECT_EQ(y.dtype(), DType::I32);
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{7, 7}));
+  EXPECT_EQ(valuesOf(run("matmul", {&a, &b, &bias})), (std::vector<double>{-2, -1}));
+}
+
+TEST(MatmulOp, EpilogueInfersSymbolicShapes) {
+  // x [batch, seq, 64] @ w^T with w [128, 64], bias [128], residual like the result.
+  TensorType x = {DType::F32, {kBatch, kSeq, 64}};
+  TensorType w = {DType::F32, {128, 64}};
+  TensorType bias = {DType::F32, {128}};
+  TensorType residual = {DType::F32, {kBatch, kSeq, 128}};
+  EXPECT_EQ(inferred("matmul", {x, w, bias, residual},
+                     attrs({{"transpose_b", true}, {"activation", std::string("gelu")}})),
+            "f32[batch, seq, 128]");
+  // q k^T for attention scores: [batch, 4, seq, 16] x [batch, 4, seq + past, 16]^T.
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {kBatch, 4, kSeq, 16}}, {DType::F32, {kBatch, 4, kSeq + kPast, 16}}},
+                     attrs({{"transpose_b", true}})),
+            "f32[batch, 4, seq, past + seq]");
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {kSeq, kBatch}}, {DType::F32, {kSeq, 8}}},
+                     attrs({{"transpose_a", true}})),
+            "f32[batch, 8]");
+}
+
+TEST(MatmulOp, EpilogueErrors) {
+  TensorType a = {DType::F32, {2, 3}};
+  TensorType b = {DType::F32, {3, 4}};
+  auto contains = [](const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+  };
+  std::string error = inferred("matmul", {a, b, {DType::F32, {3}}});
+  EXPECT_TRUE(contains(error, "bias [3] does not broadcast to the result [2, 4]")) << error;
+  error = inferred("matmul", {a, b, {DType::F32, {4}}, {DType::F32, {3, 4}}});
+  EXPECT_TRUE(contains(error, "residual [3, 4] does not broadcast to the result [2, 4]")) << error;
+  error = inferred("matmul", {a, b, {DType::F32, {1, 2, 4}}});
+  EXPECT_TRUE(contains(error, "bias [1, 2, 4] does not broadcast")) << error;
+  error = inferred("matmul", {a, b, {DType::F16, {4}}});
+  EXPECT_TRUE(contains(error, "same dtype")) << error;
+  error = inferred("matmul", {a, b}, attrs({{"activation", std::string("swish")}}));
+  EXPECT_TRUE(contains(error, "unknown activation \"swish\" (expected none, relu, gelu, gelu_tanh or silu)"))
+      << error;
+  error = inferred("matmul", {{DType::I32, {2, 3}}, {DType::I32, {3, 4}}}, attrs({{"activation", std::string("gelu")}}));
+  EXPECT_TRUE(contains(error, "activation \"gelu\" needs float operands")) << error;
+  error = inferred("matmul", {{DType::F32, {3}}, b}, attrs({{"transpose_a", true}}));
+  EXPECT_TRUE(contains(error, "transpose_a needs a of rank >= 2")) << error;
+  error = inferred("matmul", {a, b}, attrs({{"transpose_b", true}}));
+  EXPECT_TRUE(contains(error, "contraction dims differ: 3 (last dim of a) vs 4 (last dim of b, transposed)"))
+      << error;
+  error = inferred("matmul", {a, b}, attrs({{"transpose_a", true}}));
+  EXPECT_TRUE(contains(error, "contraction dims differ: 2 (second-to-last dim of a, transposed) vs 3")) << error;
+  Tensor x = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor w = f32({3, 2}, {1, 2, 3, 4, 5, 6});
+  Tensor wide = f32({5}, {1, 2, 3, 4, 5});
+  error = errorOf("matmul", {&x, &w, &wide});
+  EXPECT_TRUE(contains(error, "bias [5] does not broadcast to the result [2, 2]")) << error;
+}
+
 // ---- gemm
 
 TEST(GemmOp, AlphaBetaAndVectorBias) {
