@@ -1,0 +1,520 @@
+// The ops of ir/ops/fused.cpp that the optimisation passes produce: reference
+// kernels against hand-computed values and (for attention) against a naive
+// computation written out here, type inference on symbolic shapes, and the
+// errors for operands that do not fit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ir/op_registry.h"
+#include "ir/tensor.h"
+
+namespace kiln {
+namespace {
+
+Tensor make(DType dtype, std::vector<int64_t> shape, const std::vector<double>& values) {
+  Tensor t = Tensor::allocate(dtype, std::move(shape));
+  EXPECT_EQ(t.numElements(), static_cast<int64_t>(values.size()));
+  visitDType(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = storeFromDouble<T>(values[i]);
+  });
+  return t;
+}
+Tensor f32(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::F32, std::move(shape), v); }
+
+std::vector<double> valuesOf(const Tensor& t) {
+  std::vector<double> out;
+  for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(t.elementAsDouble(i));
+  return out;
+}
+
+Attributes attrs(std::initializer_list<std::pair<const char*, AttrValue>> values) {
+  Attributes a;
+  for (const auto& [name, value] : values) a.set(name, value);
+  return a;
+}
+
+Expected<std::vector<Tensor>> evaluate(std::string_view op, std::vector<const Tensor*> inputs,
+                                       const Attributes& attrs, int numResults = 1) {
+  return evaluateOp(*OpRegistry::global().find(op), attrs, inputs, numResults);
+}
+
+std::vector<Tensor> runAll(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs,
+                           int numResults) {
+  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs, numResults);
+  if (!result) {
+    ADD_FAILURE() << op << ": " << result.status().message();
+    return std::vector<Tensor>(static_cast<size_t>(numResults), Tensor::allocate(DType::F32, {0}));
+  }
+  return result.value();
+}
+
+Tensor run(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
+  return runAll(op, std::move(inputs), attrs, 1)[0];
+}
+
+std::string errorOf(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {},
+                    int numResults = 1) {
+  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs, numResults);
+  return result ? "(no error)" : result.status().message();
+}
+
+// The inferred result types as text ("f32[2], f32[3]"), or the error message.
+// A null type is an absent optional operand.
+std::string inferred(std::string_view op, std::vector<const TensorType*> types, const Attributes& attrs = {},
+                     int numResults = 1) {
+  std::vector<OperandInfo> operands;
+  for (const TensorType* t : types) operands.push_back({t, nullptr});
+  std::vector<TensorType> results;
+  Status status = inferResultTypes(*OpRegistry::global().find(op), attrs, operands, numResults, results);
+  if (!status) return status.message();
+  std::string text;
+  for (const TensorType& t : results) text += (text.empty() ? "" : ", ") + t.str();
+  return text;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+const Dim kBatch = Dim::symbol("batch");
+const Dim kSeq = Dim::symbol("seq");
+const Dim kPast = Dim::symbol("past");
+
+// Deterministic values in [-1, 1).
+std::vector<double> pseudoRandom(size_t n, uint32_t seed) {
+  std::vector<double> out(n);
+  uint32_t state = seed * 2654435761u + 1;
+  for (double& x : out) {
+    state = state * 1664525u + 1013904223u;
+    x = static_cast<double>(state >> 8) / static_cast<double>(1u << 23) - 1.0;
+  }
+  return out;
+}
+
+// ---- attention
+
+TEST(AttentionOp, HandComputedSingleQuery) {
+  // One head, one query, two keys of head dim 1: scores [0, ln 3] give
+  // weights [1/4, 3/4] over the values [4, 8]: 1 + 6 = 7.
+  Tensor q = f32({1, 1, 1, 1}, {1});
+  Tensor k = f32({1, 1, 2, 1}, {0, std::log(3.0)});
+  Tensor v = f32({1, 1, 2, 1}, {4, 8});
+  const Attributes a = attrs({{"heads", int64_t{1}}, {"kv_heads", int64_t{1}}, {"scale", 1.0}});
+  Tensor out = run("attention", {&q, &k, &v}, a);
+  EXPECT_EQ(out.shape(), (std::vector<int64_t>{1, 1, 1, 1}));
+  EXPECT_NEAR(valuesOf(out)[0], 7.0, 1e-6);
+  // scale 0 gives equal weights: 6; so does an additive mask that adds ln 3 to key 0's score.
+  Attributes unscaled = attrs({{"heads", int64_t{1}}, {"kv_heads", int64_t{1}}, {"scale", 0.0}});
+  EXPECT_NEAR(valuesOf(run("attention", {&q, &k, &v}, unscaled))[0], 6.0, 1e-6);
+  Tensor mask = f32({2}, {std::log(3.0), 0});
+  EXPECT_NEAR(valuesOf(run("attention", {&q, &k, &v, &mask}, a))[0], 6.0, 1e-6);
+  // A bool mask that hides key 1 leaves only value 4.
+  Tensor hide = make(DType::Bool, {1, 2}, {1, 0});
+  EXPECT_NEAR(valuesOf(run("attention", {&q, &k, &v, &hide}, a))[0], 4.0, 1e-6);
+}
+
+TEST(AttentionOp, HandComputedRope) {
+  // Head dim 2, one position with cos = 0, sin = 1: rotate-half maps
+  // [x1, x2] to [-x2, x1]. q [1, 0] -> [0, 1]; keys [0, 1] -> [-1, 0] and past key [0, 1] (not rotated).
+  // Scores: past key: [0, 1].[0, 1] = 1; new key: [0, 1].[-1, 0] = 0. Weights e/(e+1), 1/(e+1).
+  Tensor q = f32({1, 1, 1, 2}, {1, 0});
+  Tensor k = f32({1, 1, 1, 2}, {0, 1});
+  Tensor v = f32({1, 1, 1, 1}, {0});
+  Tensor pastK = f32({1, 1, 1, 2}, {0, 1});
+  Tensor pastV = f32({1, 1, 1, 1}, {1});
+  Tensor cos = f32({1, 2}, {0, 0});
+  Tensor sin = f32({1, 2}, {1, 1});
+  std::vector<Tensor> results = runAll(
+      "attention", {&q, &k, &v, nullptr, &cos, &sin, &pastK, &pastV},
+      attrs({{"heads", int64_t{1}}, {"kv_heads", int64_t{1}}, {"scale", 1.0}, {"rope", std::string("half")}}), 3);
+  const double e = std::exp(1.0);
+  EXPECT_NEAR(valuesOf(results[0])[0], e / (e + 1), 1e-6);
+  // present_k is the past key then the rotated new key; present_v appends v.
+  EXPECT_EQ(results[1].shape(), (std::vector<int64_t>{1, 1, 2, 2}));
+  EXPECT_EQ(valuesOf(results[1]), (std::vector<double>{0, 1, -1, 0}));
+  EXPECT_EQ(valuesOf(results[2]), (std::vector<double>{1, 0}));
+}
+
+// An attention problem in bhsd terms, with the naive computation to check the op against.
+struct AttentionCase {
+  int64_t batch = 1, heads = 2, kvHeads = 2, seq = 3, newKeys = 3, past = 0, headDim = 4;
+  double scale = 0.5;
+  bool causal = false, rope = false;
+  // Additive mask over [B, Hq, S, L] (empty: none) and rope tables [B][S][D] (per batch).
+  std::vector<double> mask;
+  std::vector<double> cos, sin;
+  std::vector<double> q, k, v, pastK, pastV;
+
+  int64_t keys() const { return past + newKeys; }
+
+  void fill(uint32_t seed) {
+    q = pseudoRandom(static_cast<size_t>(batch * heads * seq * headDim), seed);
+    k = pseudoRandom(static_cast<size_t>(batch * kvHeads * newKeys * headDim), seed + 1);
+    v = pseudoRandom(static_cast<size_t>(batch * kvHeads * newKeys * headDim), seed + 2);
+    pastK = pseudoRandom(static_cast<size_t>(batch * kvHeads * past * headDim), seed + 3);
+    pastV = pseudoRandom(static_cast<size_t>(batch * kvHeads * past * headDim), seed + 4);
+    if (rope) {
+      // Per-batch angles so that a [B, 1, S, D] table is really used per batch.
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t s = 0; s < seq; ++s)
+          for (int64_t d = 0; d < headDim; ++d) {
+            const double angle = (s + 1 + b * 0.5) * std::pow(10.0, -static_cast<double>(d % (headDim / 2)) / 2);
+            cos.push_back(std::cos(angle));
+            sin.push_back(std::sin(angle));
+          }
+    }
+  }
+
+  // Element (b, h, s, d) of a bhsd tensor with `h` heads and `s` positions.
+  static double at(const std::vector<double>& x, int64_t h, int64_t s, int64_t d, int64_t bi, int64_t hi,
+                   int64_t si, int64_t di) {
+    return x[static_cast<size_t>(((bi * h + hi) * s + si) * d + di)];
+  }
+
+  std::vector<double> rotated(std::vector<double> x, int64_t b, int64_t s) const {
+    if (!rope) return x;
+    const int64_t half = headDim / 2;
+    std::vector<double> y(x.size());
+    for (int64_t d = 0; d < headDim; ++d) {
+      const double other = d < half ? -x[static_cast<size_t>(d + half)] : x[static_cast<size_t>(d - half)];
+      const size_t t = static_cast<size_t>((b * seq + s) * headDim + d);
+      y[static_cast<size_t>(d)] = x[static_cast<size_t>(d)] * cos[t] + other * sin[t];
+    }
+    return y;
+  }
+
+  std::vector<double> keyRow(int64_t b, int64_t kvh, int64_t j, bool value) const {
+    std::vector<double> row(static_cast<size_t>(headDim));
+    for (int64_t d = 0; d < headDim; ++d)
+      row[static_cast<size_t>(d)] = j < past ? at(value ? pastV : pastK, kvHeads, past, headDim, b, kvh, j, d)
+                                             : at(value ? v : k, kvHeads, newKeys, headDim, b, kvh, j - past, d);
+    return value || j < past ? row : rotated(row, b, j - past);
+  }
+
+  // out [B, Hq, S, D], present_k and present_v [B, Hkv, L, D].
+  std::vector<std::vector<double>> naive() const {
+    const int64_t L = keys();
+    std::vector<double> out;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < seq; ++i) {
+          const int64_t kvh = h / (heads / kvHeads);
+          std::vector<double> query(static_cast<size_t>(headDim));
+          for (int64_t d = 0; d < headDim; ++d) query[static_cast<size_t>(d)] = at(q, heads, seq, headDim, b, h, i, d);
+          query = rotated(query, b, i);
+          std::vector<double> scores;
+          std::vector<int64_t> attended;
+          for (int64_t j = 0; j < L; ++j) {
+            if (causal && j > i + L - seq) continue;
+            const std::vector<double> key = keyRow(b, kvh, j, false);
+            double dot = 0;
+            for (int64_t d = 0; d < headDim; ++d) dot += query[static_cast<size_t>(d)] * key[static_cast<size_t>(d)];
+            double score = dot * scale;
+            if (!mask.empty()) score += mask[static_cast<size_t>(((b * heads + h) * seq + i) * L + j)];
+            if (std::isinf(score)) continue;
+            scores.push_back(score);
+            attended.push_back(j);
+          }
+          std::vector<double> result(static_cast<size_t>(headDim), 0.0);
+          double highest = -1e300, total = 0;
+          for (double s : scores) highest = std::max(highest, s);
+          for (double s : scores) total += std::exp(s - highest);
+          for (size_t n = 0; n < scores.size(); ++n) {
+            const std::vector<double> value = keyRow(b, kvh, attended[n], true);
+            for (int64_t d = 0; d < headDim; ++d)
+              result[static_cast<size_t>(d)] += std::exp(scores[n] - highest) / total * value[static_cast<size_t>(d)];
+          }
+          out.insert(out.end(), result.begin(), result.end());
+        }
+    std::vector<double> presentK, presentV;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < kvHeads; ++h)
+        for (int64_t j = 0; j < L; ++j) {
+          const std::vector<double> key = keyRow(b, h, j, false), value = keyRow(b, h, j, true);
+          presentK.insert(presentK.end(), key.begin(), key.end());
+          presentV.insert(presentV.end(), value.begin(), value.end());
+        }
+    return {out, presentK, presentV};
+  }
+};
+
+// [B, H, S, D] -> [B, S, H*D].
+std::vector<double> toBsd(const std::vector<double>& x, int64_t batch, int64_t heads, int64_t seq, int64_t headDim) {
+  std::vector<double> y(x.size());
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t s = 0; s < seq; ++s)
+        for (int64_t d = 0; d < headDim; ++d)
+          y[static_cast<size_t>(((b * seq + s) * heads + h) * headDim + d)] =
+              x[static_cast<size_t>(((b * heads + h) * seq + s) * headDim + d)];
+  return y;
+}
+
+void expectNear(const std::vector<double>& actual, const std::vector<double>& expected, double tolerance,
+                const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  for (size_t i = 0; i < actual.size(); ++i)
+    ASSERT_NEAR(actual[i], expected[i], tolerance) << what << " element " << i;
+}
+
+// Runs the op on `c` and compares with the naive computation. The mask, when
+// set, is passed as `maskTensor` (any shape that broadcasts to the full one);
+// cos/sin as `[B, 1, S, D]` tables unless the batch is 1, then as `[S, D]`.
+void checkAttention(const AttentionCase& c, const std::string& qkvLayout, const std::string& outLayout,
+                    const Tensor* maskTensor = nullptr, DType dtype = DType::F32, double tolerance = 1e-5) {
+  SCOPED_TRACE(qkvLayout + " -> " + outLayout);
+  const bool bsd = qkvLayout == "bsd";
+  auto layout = [&](const std::vector<double>& x, int64_t heads, int64_t seq) {
+    return bsd ? toBsd(x, c.batch, heads, seq, c.headDim) : x;
+  };
+  auto shape = [&](int64_t heads, int64_t seq) {
+    return bsd ? std::vector<int64_t>{c.batch, seq, heads * c.headDim}
+               : std::vector<int64_t>{c.batch, heads, seq, c.headDim};
+  };
+  Tensor q = make(dtype, shape(c.heads, c.seq), layout(c.q, c.heads, c.seq));
+  Tensor k = make(dtype, shape(c.kvHeads, c.newKeys), layout(c.k, c.kvHeads, c.newKeys));
+  Tensor v = make(dtype, shape(c.kvHeads, c.newKeys), layout(c.v, c.kvHeads, c.newKeys));
+  Tensor pastK = make(dtype, {c.batch, c.kvHeads, c.past, c.headDim}, c.pastK);
+  Tensor pastV = make(dtype, {c.batch, c.kvHeads, c.past, c.headDim}, c.pastV);
+  const std::vector<int64_t> tableShape = !c.rope        ? std::vector<int64_t>{0}
+                                         : c.batch == 1 ? std::vector<int64_t>{c.seq, c.headDim}
+                                                        : std::vector<int64_t>{c.batch, 1, c.seq, c.headDim};
+  Tensor cos = make(dtype, tableShape, c.cos);
+  Tensor sin = make(dtype, tableShape, c.sin);
+  const bool withPast = c.past > 0;
+  std::vector<const Tensor*> inputs = {&q, &k, &v, maskTensor, c.rope ? &cos : nullptr, c.rope ? &sin : nullptr,
+                                       withPast ? &pastK : nullptr, withPast ? &pastV : nullptr};
+  Attributes a = attrs({{"heads", c.heads},
+                        {"kv_heads", c.kvHeads},
+                        {"scale", c.scale},
+                        {"causal", c.causal},
+                        {"rope", std::string(c.rope ? "half" : "none")},
+                        {"qkv_layout", qkvLayout},
+                        {"out_layout", outLayout}});
+  std::vector<Tensor> results = runAll("attention", inputs, a, 3);
+  const std::vector<std::vector<double>> expected = c.naive();
+  const std::vector<double> out =
+      outLayout == "bsd" ? toBsd(expected[0], c.batch, c.heads, c.seq, c.headDim) : expected[0];
+  EXPECT_EQ(results[0].shape(), outLayout == "bsd"
+                                    ? (std::vector<int64_t>{c.batch, c.seq, c.heads * c.headDim})
+                                    : (std::vector<int64_t>{c.batch, c.heads, c.seq, c.headDim}));
+  EXPECT_EQ(results[1].shape(), (std::vector<int64_t>{c.batch, c.kvHeads, c.keys(), c.headDim}));
+  expectNear(valuesOf(results[0]), out, tolerance, "out");
+  expectNear(valuesOf(results[1]), expected[1], tolerance, "present_k");
+  expectNear(valuesOf(results[2]), expected[2], tolerance, "present_v");
+  // With one result the output is the same.
+  inputs.resize(withPast ? 8 : c.rope ? 6 : 4);
+  expectNear(valuesOf(runAll("attention", inputs, a, 1)[0]), out, tolerance, "out (one result)");
+}
+
+TEST(AttentionOp, MultiHeadMatchesNaive) {
+  AttentionCase c;
+  c.batch = 2;
+  c.fill(1);
+  for (const char* in : {"bhsd", "bsd"})
+    for (const char* out : {"bhsd", "bsd"}) checkAttention(c, in, out);
+}
+
+TEST(AttentionOp, GroupedQueryCausalWithPastAndRope) {
+  AttentionCase c;
+  c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = 2, c.headDim = 4;
+  c.causal = true, c.rope = true;
+  c.fill(7);
+  for (const char* in : {"bhsd", "bsd"})
+    for (const char* out : {"bhsd", "bsd"}) checkAttention(c, in, out);
+}
+
+TEST(AttentionOp, MultiQueryDecodeStep) {
+  // One new token against a cache of 4: causal lets it see every key.
+  AttentionCase c;
+  c.heads = 3, c.kvHeads = 1, c.seq = 1, c.newKeys = 1, c.past = 4, c.headDim = 6;
+  c.causal = true, c.rope = true;
+  c.fill(11);
+  checkAttention(c, "bsd", "bsd");
+  checkAttention(c, "bhsd", "bhsd");
+}
+
+TEST(AttentionOp, AdditivePaddingMaskBroadcast) {
+  // A [B, 1, 1, L] padding mask: batch 1 hides its first two keys (past and new).
+  AttentionCase c;
+  c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 2, c.newKeys = 2, c.past = 1;
+  c.fill(3);
+  const double hidden = -std::numeric_limits<double>::infinity();
+  const std::vector<double> padding = {0, 0, 0, hidden, hidden, 0};
+  Tensor mask = f32({2, 1, 1, 3}, padding);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t h = 0; h < 4; ++h)
+      for (int64_t i = 0; i < 2; ++i)
+        for (int64_t j = 0; j < 3; ++j) c.mask.push_back(padding[static_cast<size_t>(b * 3 + j)]);
+  checkAttention(c, "bhsd", "bsd", &mask);
+  // The same with a large finite negative value (as exporters write finfo.min).
+  Tensor finite = f32({2, 1, 1, 3}, {0, 0, 0, -1e30, -1e30, 0});
+  checkAttention(c, "bhsd", "bhsd", &finite);
+  // And with causal on top.
+  c.causal = true;
+  checkAttention(c, "bsd", "bhsd", &mask);
+}
+
+TEST(AttentionOp, BoolMaskAndFullyMaskedRowsGiveZeros) {
+  AttentionCase c;
+  c.heads = 2, c.kvHeads = 2, c.seq = 3, c.newKeys = 3;
+  c.fill(5);
+  // [S, L] mask: row 1 attends to nothing.
+  const std::vector<double> attend = {1, 0, 1, 0, 0, 0, 1, 1, 1};
+  Tensor mask = make(DType::Bool, {3, 3}, attend);
+  const double hidden = -std::numeric_limits<double>::infinity();
+  for (int64_t h = 0; h < 2; ++h)
+    for (double a : attend) c.mask.push_back(a != 0 ? 0.0 : hidden);
+  checkAttention(c, "bhsd", "bhsd", &mask);
+  // Row 1 of every head is exactly zero.
+  Tensor q = f32({1, 2, 3, 4}, c.q), k = f32({1, 2, 3, 4}, c.k), v = f32({1, 2, 3, 4}, c.v);
+  const std::vector<double> out = valuesOf(run(
+      "attention", {&q, &k, &v, &mask}, attrs({{"heads", int64_t{2}}, {"kv_heads", int64_t{2}}, {"scale", 0.5}})));
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t d = 0; d < 4; ++d) EXPECT_EQ(out[static_cast<size_t>((h * 3 + 1) * 4 + d)], 0.0);
+}
+
+TEST(AttentionOp, CausalWithMoreQueriesThanKeys) {
+  // S = 3 queries over 2 keys: query 0 sits before every key and gets zeros.
+  AttentionCase c;
+  c.heads = 1, c.kvHeads = 1, c.seq = 3, c.newKeys = 2, c.headDim = 2;
+  c.causal = true;
+  c.fill(9);
+  checkAttention(c, "bhsd", "bhsd");
+  const std::vector<std::vector<double>> expected = c.naive();
+  EXPECT_EQ(expected[0][0], 0.0);
+  EXPECT_EQ(expected[0][1], 0.0);
+}
+
+TEST(AttentionOp, HalfPrecisionInputs) {
+  AttentionCase c;
+  c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = 2, c.headDim = 8;
+  c.causal = true, c.rope = true;
+  c.fill(13);
+  // Round the inputs to f16/bf16 first so the naive computation sees the same values.
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    AttentionCase rounded = c;
+    for (std::vector<double>* x : {&rounded.q, &rounded.k, &rounded.v, &rounded.pastK, &rounded.pastV,
+                                   &rounded.cos, &rounded.sin})
+      *x = valuesOf(make(dtype, {static_cast<int64_t>(x->size())}, *x));
+    checkAttention(rounded, "bsd", "bhsd", nullptr, dtype, dtype == DType::F16 ? 2e-3 : 2e-2);
+  }
+  // f64 keeps full precision.
+  checkAttention(c, "bhsd", "bhsd", nullptr, DType::F64, 1e-12);
+}
+
+TEST(AttentionOp, InfersSymbolicShapes) {
+  const TensorType q = {DType::F32, {kBatch, 8, kSeq, 16}};
+  const TensorType kv = {DType::F32, {kBatch, 2, kSeq, 16}};
+  const TensorType past = {DType::F32, {kBatch, 2, kPast, 16}};
+  const TensorType cos = {DType::F32, {kSeq, 16}};
+  const TensorType mask = {DType::F32, {kBatch, 1, 1, kPast + kSeq}};
+  const Attributes gqa = attrs({{"heads", int64_t{8}}, {"kv_heads", int64_t{2}}, {"scale", 0.25},
+                                {"causal", true}, {"rope", std::string("half")}});
+  EXPECT_EQ(inferred("attention", {&q, &kv, &kv, &mask, &cos, &cos, &past, &past}, gqa, 3),
+            "f32[batch, 8, seq, 16], f32[batch, 2, past + seq, 16], f32[batch, 2, past + seq, 16]");
+  EXPECT_EQ(inferred("attention", {&q, &kv, &kv, &mask, &cos, &cos}, gqa), "f32[batch, 8, seq, 16]");
+  // Without a cache, present_k/v are the new keys and values.
+  EXPECT_EQ(inferred("attention", {&q, &kv, &kv}, attrs({{"heads", int64_t{8}}, {"kv_heads", int64_t{2}},
+                                                         {"scale", 0.25}}), 3),
+            "f32[batch, 8, seq, 16], f32[batch, 2, seq, 16], f32[batch, 2, seq, 16]");
+
+  // bsd: heads split from the last dim; output in either layout.
+  const TensorType q2 = {DType::F16, {kBatch, kSeq, 128}};
+  const TensorType kv2 = {DType::F16, {kBatch, kSeq, 32}};
+  const TensorType past2 = {DType::F16, {kBatch, 2, kPast, 16}};
+  Attributes bsd = attrs({{"heads", int64_t{8}}, {"kv_heads", int64_t{2}}, {"scale", 0.25},
+                          {"qkv_layout", std::string("bsd")}, {"out_layout", std::string("bsd")}});
+  EXPECT_EQ(inferred("attention", {&q2, &kv2, &kv2, nullptr, nullptr, nullptr, &past2, &past2}, bsd, 3),
+            "f16[batch, seq, 128], f16[batch, 2, past + seq, 16], f16[batch, 2, past + seq, 16]");
+  bsd.set("out_layout", std::string("bhsd"));
+  EXPECT_EQ(inferred("attention", {&q2, &kv2, &kv2}, bsd), "f16[batch, 8, seq, 16]");
+  // A symbolic width cannot be split, but the bsd output width stays exact.
+  const TensorType qw = {DType::F32, {kBatch, kSeq, Dim::symbol("width")}};
+  const TensorType kvw = {DType::F32, {kBatch, kSeq, Dim::symbol("kv_width")}};
+  bsd.set("out_layout", std::string("bsd"));
+  EXPECT_EQ(inferred("attention", {&qw, &kvw, &kvw}, bsd), "f32[batch, seq, 4*kv_width]");
+}
+
+TEST(AttentionOp, Errors) {
+  const TensorType q = {DType::F32, {1, 4, 3, 16}};
+  const TensorType kv = {DType::F32, {1, 2, 3, 16}};
+  const Attributes a = attrs({{"heads", int64_t{4}}, {"kv_heads", int64_t{2}}, {"scale", 0.25}});
+  auto with = [&](std::initializer_list<std::pair<const char*, AttrValue>> extra) {
+    Attributes b = a;
+    for (const auto& [name, value] : extra) b.set(name, value);
+    return b;
+  };
+  std::string error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"heads", int64_t{6}}, {"kv_heads", int64_t{4}}}));
+  EXPECT_TRUE(contains(error, "heads (6) is not a multiple of kv_heads (4)")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"kv_heads", int64_t{0}}}));
+  EXPECT_TRUE(contains(error, "heads and kv_heads must be positive")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"heads", int64_t{2}}}));
+  EXPECT_TRUE(contains(error, "q [1, 4, 3, 16] has 4 heads, expected 2")) << error;
+  const TensorType narrow = {DType::F32, {1, 2, 3, 8}};
+  error = inferred("attention", {&q, &narrow, &kv}, a);
+  EXPECT_TRUE(contains(error, "head dims of q and k differ: 16 vs 8")) << error;
+  const TensorType shortV = {DType::F32, {1, 2, 2, 16}};
+  error = inferred("attention", {&q, &kv, &shortV}, a);
+  EXPECT_TRUE(contains(error, "sequence lengths of k and v differ: 3 vs 2")) << error;
+  const TensorType odd = {DType::F32, {1, 4, 3, 15}}, oddKv = {DType::F32, {1, 2, 3, 15}};
+  const TensorType table = {DType::F32, {3, 15}};
+  error = inferred("attention", {&odd, &oddKv, &oddKv, nullptr, &table, &table}, with({{"rope", std::string("half")}}));
+  EXPECT_TRUE(contains(error, "rope = \"half\" needs an even head dim, got 15")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"rope", std::string("half")}}));
+  EXPECT_TRUE(contains(error, "rope = \"half\" needs both cos and sin")) << error;
+  const TensorType cos = {DType::F32, {3, 16}}, longCos = {DType::F32, {5, 16}};
+  error = inferred("attention", {&q, &kv, &kv, nullptr, &cos, &cos}, a);
+  EXPECT_TRUE(contains(error, "cos/sin are given but rope = \"none\"")) << error;
+  error = inferred("attention", {&q, &kv, &kv, nullptr, &longCos, &cos}, with({{"rope", std::string("half")}}));
+  EXPECT_TRUE(contains(error, "cos [5, 16] does not broadcast to [batch, 1, seq, head_dim] = [1, 1, 3, 16]"))
+      << error;
+  const TensorType mask = {DType::F32, {1, 1, 3, 5}};
+  error = inferred("attention", {&q, &kv, &kv, &mask}, a);
+  EXPECT_TRUE(contains(error, "mask [1, 1, 3, 5] does not broadcast to the scores "
+                              "[batch, heads, seq, past + kv_seq] = [1, 4, 3, 3]"))
+      << error;
+  const TensorType intMask = {DType::I64, {1, 3}};
+  error = inferred("attention", {&q, &kv, &kv, &intMask}, a);
+  EXPECT_TRUE(contains(error, "mask must be bool (true = attend) or float")) << error;
+  const TensorType past = {DType::F32, {1, 2, 5, 16}};
+  error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, &past}, a);
+  EXPECT_TRUE(contains(error, "past_k and past_v must be given together")) << error;
+  const TensorType pastWrongHeads = {DType::F32, {1, 4, 5, 16}};
+  error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, &pastWrongHeads, &past}, a);
+  EXPECT_TRUE(contains(error, "past_k [1, 4, 5, 16] has 4 heads, expected 2")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, a, 2);
+  EXPECT_TRUE(contains(error, "has 1 result (out) or 3 (out, present_k, present_v), got 2")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"qkv_layout", std::string("bshd")}}));
+  EXPECT_TRUE(contains(error, "unknown qkv_layout \"bshd\" (expected bhsd or bsd)")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"qkv_layout", std::string("bsd")}}));
+  EXPECT_TRUE(contains(error, "q must have rank 3 ([batch, seq, heads*head_dim]) in the bsd layout")) << error;
+  const TensorType q3 = {DType::F32, {1, 3, 30}}, kv3 = {DType::F32, {1, 3, 16}};
+  error = inferred("attention", {&q3, &kv3, &kv3}, with({{"qkv_layout", std::string("bsd")}}));
+  EXPECT_TRUE(contains(error, "q [1, 3, 30]: last dim 30 does not split into 4 heads")) << error;
+  const TensorType q4 = {DType::F32, {1, 3, 64}};
+  error = inferred("attention", {&q4, &kv3, &kv3}, with({{"qkv_layout", std::string("bsd")}}));
+  EXPECT_TRUE(contains(error, "head dims of q and k differ: 16 vs 8")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, attrs({{"kv_heads", int64_t{2}}, {"scale", 0.25}}));
+  EXPECT_TRUE(contains(error, "requires attribute 'heads'")) << error;
+  const TensorType ints = {DType::I32, {1, 4, 3, 16}};
+  error = inferred("attention", {&ints, &ints, &ints}, with({{"kv_heads", int64_t{4}}}));
+  EXPECT_TRUE(contains(error, "q must be a float tensor")) << error;
+  // Concrete shapes are checked exactly at run time.
+  Tensor qt = f32({1, 1, 2, 2}, {1, 2, 3, 4});
+  Tensor kt = f32({1, 1, 2, 2}, {1, 2, 3, 4});
+  Tensor maskT = f32({1, 3}, {0, 0, 0});
+  error = errorOf("attention", {&qt, &kt, &kt, &maskT}, attrs({{"heads", int64_t{1}}, {"kv_heads", int64_t{1}},
+                                                                {"scale", 1.0}}));
+  EXPECT_TRUE(contains(error, "attention(f32[1, 1, 2, 2], f32[1, 1, 2, 2], f32[1, 1, 2, 2], f32[1, 3]): mask "
+                              "[1, 3] does not broadcast"))
+      << error;
+}
+
+}  // namespace
+}  // namespace kiln
