@@ -7,6 +7,14 @@
 // runtime gets exact shapes from the same functions). A dim is symbolic only
 // where the result is exact for every binding of the symbols (each symbol is
 // a dim, so >= 0); anything else is `?`.
+//
+// Once canonicalisation has folded the shape arithmetic, reshape, expand and
+// constant_of_shape take their target shape as a `shape` dim-list attribute,
+// slice its bounds as `starts`/`ends` dim lists and range its bounds as
+// `start`/`limit` dim lists, instead of operands. Inference substitutes the
+// run's symbol values (InferContext::resolve), so the same op is symbolic at
+// compile time and concrete at run time; kernels read attributes that the
+// executor has already resolved.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -17,21 +25,21 @@
 
 #include "ir/op_registry.h"
 #include "ir/ops/op_helpers.h"
+#include "ir/ops/symbolic_dims.h"
 
 namespace kiln {
-namespace {
+namespace ops {
 
-using namespace ops;
+// ---- Facts about symbolic dims (ir/ops/symbolic_dims.h).
 
-// ---- Symbolic arithmetic.
-
-// True when `d` >= 0 for every binding of its symbols (all symbols >= 0).
 bool knownNonNegative(const Dim& d) {
   if (d.isUnknown()) return false;
   for (const auto& [monomial, coefficient] : d.terms())
     if (coefficient < 0) return false;
   return true;
 }
+
+namespace {
 
 Dim monomialDim(const Dim::Monomial& monomial, int64_t coefficient) {
   Dim out = coefficient;
@@ -52,9 +60,8 @@ std::pair<Dim::Monomial, int64_t> leadingTerm(const Dim& d) {
   return *leading;
 }
 
-// q with a == q * b and integer coefficients, by polynomial long division
-// ((batch*seq + batch*past) * 128 / (batch*128) = seq + past); nullopt when b
-// does not divide a exactly.
+}  // namespace
+
 std::optional<Dim> divideExactly(const Dim& a, const Dim& b) {
   if (a.isUnknown() || b.isUnknown() || b.terms().empty()) return std::nullopt;
   const auto [divisorMonomial, divisorCoefficient] = leadingTerm(b);
@@ -75,6 +82,14 @@ std::optional<Dim> divideExactly(const Dim& a, const Dim& b) {
   }
   return quotient;
 }
+
+}  // namespace ops
+
+namespace {
+
+using namespace ops;
+
+// ---- Symbolic arithmetic.
 
 Dim productOf(std::span<const Dim> dims) {
   Dim out = 1;
@@ -111,6 +126,31 @@ Expected<int64_t> requireStaticLength(const InferContext& ctx, size_t i, std::st
     return ctx.error("the length of ", what, " ", shapeStr(ctx.type(i).shape),
                      " sets the result's rank and must be static");
   return *length;
+}
+
+// ---- Dim-list attributes.
+
+// Attribute `name` as dims with the run's symbol values substituted (still
+// symbolic at compile time); nullopt when absent.
+std::optional<Shape> resolvedDims(const InferContext& ctx, const std::string& name) {
+  std::optional<std::vector<Dim>> dims = ctx.attrs().getDims(name);
+  if (!dims) return std::nullopt;
+  for (Dim& d : *dims) d = ctx.resolve(d);
+  return dims;
+}
+
+// The target shape from the `shape` attribute, when operand `operand` (the
+// ONNX shape operand) is absent; exactly one of the two must be given.
+Expected<std::optional<Shape>> shapeAttribute(const InferContext& ctx, size_t operand) {
+  std::optional<Shape> dims = resolvedDims(ctx, "shape");
+  if (dims && ctx.has(operand))
+    return ctx.error("give the shape as an operand or as the shape attribute, not both");
+  if (!dims && !ctx.has(operand)) return ctx.error("needs a shape operand or a shape attribute");
+  if (dims)
+    for (const Dim& d : *dims)
+      if (d.isUnknown() || (d.isConstant() && *d.constant() < 0))
+        return ctx.error("shape attribute ", shapeStr(*dims), " has a negative or unknown dim");
+  return dims;
 }
 
 // ---- Copies shared by the kernels.
@@ -166,7 +206,22 @@ Status copyAllKernel(const KernelContext& ctx) {
 
 // ---- reshape
 
+// reshape {shape = [...]}: the dims are literal (no 0 or -1 rules).
+Status inferReshapeToDims(const InferContext& ctx, const Shape& target,
+                          std::vector<TensorType>& results) {
+  const TensorType& x = ctx.type(0);
+  const Dim total = productOf(x.shape), count = productOf(target);
+  if (total.isConstant() && count.isConstant() && total != count)
+    return ctx.error("cannot reshape ", shapeStr(x.shape), " (", total.str(), " elements) to ",
+                     shapeStr(target), " (", count.str(), " elements)");
+  results.push_back({x.dtype, target});
+  return Status::ok();
+}
+
 Status inferReshape(const InferContext& ctx, std::vector<TensorType>& results) {
+  Expected<std::optional<Shape>> attribute = shapeAttribute(ctx, 1);
+  if (!attribute) return attribute.status();
+  if (*attribute) return inferReshapeToDims(ctx, **attribute, results);
   KILN_RETURN_IF_ERROR(requireIndexVector(ctx, 1, "shape"));
   const TensorType& x = ctx.type(0);
   std::optional<std::vector<int64_t>> values = knownInts(ctx, 1);
@@ -519,24 +574,70 @@ SliceRange sliceAxis(const Dim& dim, int64_t start, int64_t end, int64_t step) {
   return {first, Dim::unknown()};
 }
 
+// One axis of a slice whose bounds may be symbolic (the dim-list form):
+// forward steps only. A symbolic bound counts from the front and is assumed
+// to lie within the dim where that cannot be proven (`ends = [seq]` on a
+// 64-row table): the bound came from a dim of another tensor that the model
+// pairs with this one, and at run time the executor checks every result
+// against its declared shape, so a violated assumption is an error, never a
+// wrong result.
+SliceRange sliceAxisOfDims(const Dim& dim, const Dim& start, const Dim& end, int64_t step) {
+  if (start.isConstant() && end.isConstant()) return sliceAxis(dim, *start.constant(), *end.constant(), step);
+  if (step < 0 || start.isUnknown() || end.isUnknown()) return {Dim::unknown(), Dim::unknown()};
+  auto bound = [&](const Dim& v) {
+    if (std::optional<int64_t> c = v.constant()) {
+      if (*c >= kEndless) return dim;
+      if (*c <= -kEndless) return Dim(0);
+      return clampDim(*c < 0 ? dim + *c : Dim(*c), 0, dim);
+    }
+    if (!knownNonNegative(v)) return Dim::unknown();
+    return knownNonNegative(v - dim) ? dim : v;
+  };
+  const Dim first = bound(start), last = bound(end);
+  const Dim span = last - first;
+  if (knownNonNegative(span)) return {first, ceilDiv(span, step)};
+  if (knownNonNegative(Dim(0) - span)) return {first, 0};
+  return {first, Dim::unknown()};
+}
+
 // The per-axis slice parameters after defaults: axes normalised, steps 1.
+// Bounds are dims: numbers from operands, maybe symbols from attributes.
 struct SliceParams {
-  std::vector<int64_t> starts, ends, axes, steps;
+  std::vector<Dim> starts, ends;
+  std::vector<int64_t> axes, steps;
 };
+
+// The dim-list form: slice x {starts = [...], ends = [...], axes, steps}.
+bool isSliceOfDims(const Attributes& attrs) {
+  return attrs.has("starts") || attrs.has("ends") || attrs.has("axes") || attrs.has("steps");
+}
 
 // The parameters when all are known; nullopt when some value is not known
 // yet; an error when they are inconsistent.
 Expected<std::optional<SliceParams>> sliceParams(const InferContext& ctx) {
   const size_t rank = ctx.type(0).rank();
-  std::optional<std::vector<int64_t>> starts = knownInts(ctx, 1);
-  std::optional<std::vector<int64_t>> ends = knownInts(ctx, 2);
-  std::optional<std::vector<int64_t>> axes = ctx.has(3) ? knownInts(ctx, 3) : std::nullopt;
-  std::optional<std::vector<int64_t>> steps = ctx.has(4) ? knownInts(ctx, 4) : std::nullopt;
-  if (!starts || !ends || (ctx.has(3) && !axes) || (ctx.has(4) && !steps))
-    return std::optional<SliceParams>();
   SliceParams p;
-  p.starts = *starts;
-  p.ends = *ends;
+  std::optional<std::vector<int64_t>> axes, steps;
+  if (isSliceOfDims(ctx.attrs())) {
+    if (ctx.numOperands() > 1)
+      return ctx.error("give starts, ends, axes and steps as operands or as attributes, not both");
+    std::optional<Shape> starts = resolvedDims(ctx, "starts"), ends = resolvedDims(ctx, "ends");
+    if (!starts || !ends) return ctx.error("needs both the starts and the ends attribute");
+    p.starts = *starts;
+    p.ends = *ends;
+    if (ctx.attrs().has("axes")) axes = ctx.attrs().getInts("axes");
+    if (ctx.attrs().has("steps")) steps = ctx.attrs().getInts("steps");
+  } else {
+    if (!ctx.has(1) || !ctx.has(2)) return ctx.error("needs starts and ends operands or attributes");
+    std::optional<std::vector<int64_t>> starts = knownInts(ctx, 1);
+    std::optional<std::vector<int64_t>> ends = knownInts(ctx, 2);
+    axes = ctx.has(3) ? knownInts(ctx, 3) : std::nullopt;
+    steps = ctx.has(4) ? knownInts(ctx, 4) : std::nullopt;
+    if (!starts || !ends || (ctx.has(3) && !axes) || (ctx.has(4) && !steps))
+      return std::optional<SliceParams>();
+    p.starts = toShape(*starts);
+    p.ends = toShape(*ends);
+  }
   if (p.ends.size() != p.starts.size())
     return ctx.error("starts ", shapeStr(p.starts), " and ends ", shapeStr(p.ends),
                      " differ in length");
@@ -568,7 +669,7 @@ Status inferSlice(const InferContext& ctx, std::vector<TensorType>& results) {
     const SliceParams& p = **params;
     for (size_t i = 0; i < p.axes.size(); ++i) {
       const auto axis = static_cast<size_t>(p.axes[i]);
-      out[axis] = sliceAxis(x.shape[axis], p.starts[i], p.ends[i], p.steps[i]).count;
+      out[axis] = sliceAxisOfDims(x.shape[axis], p.starts[i], p.ends[i], p.steps[i]).count;
     }
   } else if (ctx.has(3) && !knownInts(ctx, 3)) {
     out = unknownShape(x.rank());  // which axes are sliced is not known
@@ -605,8 +706,12 @@ Status sliceKernel(const KernelContext& ctx) {
   std::vector<int64_t> strides = inStrides;
   int64_t offset = 0;
   for (size_t i = 0; i < p.axes.size(); ++i) {
+    if (!p.starts[i].isConstant() || !p.ends[i].isConstant())
+      return Status::error(ctx.def.name, ": bounds ", p.starts[i].str(), " to ", p.ends[i].str(),
+                           " are not numbers (the run's symbol values were not substituted)");
     const auto axis = static_cast<size_t>(p.axes[i]);
-    const SliceRange range = sliceAxis(x.shape()[axis], p.starts[i], p.ends[i], p.steps[i]);
+    const SliceRange range = sliceAxis(x.shape()[axis], *p.starts[i].constant(), *p.ends[i].constant(),
+                                       p.steps[i]);
     offset += *range.start.constant() * inStrides[axis];
     strides[axis] = inStrides[axis] * p.steps[i];
   }
@@ -661,10 +766,15 @@ Status gatherKernel(const KernelContext& ctx) {
 // ---- expand
 
 Status inferExpand(const InferContext& ctx, std::vector<TensorType>& results) {
-  KILN_RETURN_IF_ERROR(requireIndexVector(ctx, 1, "shape"));
+  Expected<std::optional<Shape>> attribute = shapeAttribute(ctx, 1);
+  if (!attribute) return attribute.status();
   const TensorType& x = ctx.type(0);
   Shape target;
-  if (std::optional<std::vector<int64_t>> values = knownInts(ctx, 1)) {
+  if (*attribute) {
+    target = **attribute;
+  } else if (Status valid = requireIndexVector(ctx, 1, "shape"); !valid) {
+    return valid;
+  } else if (std::optional<std::vector<int64_t>> values = knownInts(ctx, 1)) {
     for (int64_t v : *values)
       if (v < 0) return ctx.error("shape ", shapeStr(*values), " has a negative dim");
     target = toShape(*values);
@@ -735,10 +845,16 @@ Status sizeKernel(const KernelContext& ctx) {
 // ---- constant_of_shape
 
 Status inferConstantOfShape(const InferContext& ctx, std::vector<TensorType>& results) {
-  KILN_RETURN_IF_ERROR(requireIndexVector(ctx, 0, "shape"));
   const std::string name = ctx.attrs().getString("dtype", "f32");
   std::optional<DType> dtype = parseDType(name);
   if (!dtype) return ctx.error("unknown dtype \"", name, "\"");
+  Expected<std::optional<Shape>> attribute = shapeAttribute(ctx, 0);
+  if (!attribute) return attribute.status();
+  if (*attribute) {
+    results.push_back({*dtype, **attribute});
+    return Status::ok();
+  }
+  KILN_RETURN_IF_ERROR(requireIndexVector(ctx, 0, "shape"));
   if (std::optional<std::vector<int64_t>> values = knownInts(ctx, 0)) {
     for (int64_t v : *values)
       if (v < 0) return ctx.error("shape ", shapeStr(*values), " has a negative dim");
@@ -792,9 +908,43 @@ Expected<int64_t> rangeLength(const InferContext& ctx, T start, T limit, T delta
   }
 }
 
+// range {start = [s], limit = [l], delta = d, dtype = "i64"}: integer
+// bounds that may be symbolic (`start = [past_sequence]`).
+Status inferRangeOfDims(const InferContext& ctx, std::vector<TensorType>& results) {
+  if (ctx.numOperands() != 0)
+    return ctx.error("give start, limit and delta as operands or as attributes, not both");
+  std::optional<Shape> start = resolvedDims(ctx, "start"), limit = resolvedDims(ctx, "limit");
+  if (!start || !limit || start->size() != 1 || limit->size() != 1)
+    return ctx.error("needs the attributes start = [dim] and limit = [dim], one dim each");
+  const int64_t delta = ctx.attrs().getInt("delta", 1);
+  if (delta == 0) return ctx.error("delta must not be 0");
+  const std::string name = ctx.attrs().getString("dtype", "i64");
+  std::optional<DType> dtype = parseDType(name);
+  if (dtype != DType::I64 && dtype != DType::I32)
+    return ctx.error("a range of dims is i64 or i32, not \"", name, "\"");
+  const Dim& first = (*start)[0];
+  const Dim& end = (*limit)[0];
+  Dim length = Dim::unknown();
+  if (first.isConstant() && end.isConstant()) {
+    Expected<int64_t> known = rangeLength<int64_t>(ctx, *first.constant(), *end.constant(), delta);
+    if (!known) return known.status();
+    length = *known;
+  } else {
+    const Dim span = delta > 0 ? end - first : first - end;
+    if (knownNonNegative(span)) length = ceilDiv(span, delta > 0 ? delta : -delta);
+    else if (knownNonNegative(Dim(0) - span)) length = 0;
+  }
+  results.push_back({*dtype, {length}});
+  return Status::ok();
+}
+
 Status inferRange(const InferContext& ctx, std::vector<TensorType>& results) {
+  for (const char* attr : {"start", "limit", "delta", "dtype"})
+    if (ctx.attrs().has(attr)) return inferRangeOfDims(ctx, results);
   const char* names[] = {"start", "limit", "delta"};
   for (size_t i = 0; i < 3; ++i) {
+    if (!ctx.has(i))
+      return ctx.error("needs start, limit and delta operands, or start and limit attributes");
     KILN_RETURN_IF_ERROR(requireNumeric(ctx, i, names[i]));
     KILN_RETURN_IF_ERROR(requireScalarLike(ctx, i, names[i]));
     KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, i));
@@ -818,15 +968,31 @@ Status inferRange(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
+// The start of the dim form, which the executor has resolved to a number.
+Expected<int64_t> resolvedRangeStart(const KernelContext& ctx) {
+  std::optional<std::vector<Dim>> start = ctx.attrs.getDims("start");
+  if (!start || start->size() != 1 || !(*start)[0].isConstant())
+    return Status::error(ctx.def.name, ": start ", start && start->size() == 1 ? (*start)[0].str() : "",
+                         " is not a number (the run's symbol values were not substituted)");
+  return *(*start)[0].constant();
+}
+
 Status rangeKernel(const KernelContext& ctx) {
   Tensor& out = *ctx.outputs[0];
+  const bool dimForm = ctx.attrs.has("start");
+  int64_t dimStart = 0;
+  if (dimForm) {
+    Expected<int64_t> start = resolvedRangeStart(ctx);
+    if (!start) return start.status();
+    dimStart = *start;
+  }
   return visitDType(out.dtype(), [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool>) {
       return unsupportedDType(ctx, out.dtype());
     } else {
-      const T start = ctx.input(0)->data<T>()[0];
-      const T delta = ctx.input(2)->data<T>()[0];
+      const T start = dimForm ? static_cast<T>(dimStart) : ctx.input(0)->data<T>()[0];
+      const T delta = dimForm ? static_cast<T>(ctx.attrs.getInt("delta", 1)) : ctx.input(2)->data<T>()[0];
       T* dst = out.data<T>();
       for (int64_t i = 0; i < out.numElements(); ++i) {
         if constexpr (std::is_integral_v<T>) {
@@ -883,9 +1049,10 @@ Status triluKernel(const KernelContext& ctx) {
 
 void registerShapeOps(OpRegistry& registry) {
   registry.add(OpDef{.name = "reshape",
-                     .summary = "same elements, new shape; 0 copies the input dim unless allowzero, -1 is inferred",
-                     .operands = {"x", "shape"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {{"allowzero", AttrKind::Bool}},
+                     .summary = "same elements, new shape (operand: 0 copies the input dim unless allowzero, "
+                                "-1 is inferred; or the literal dims of the shape attribute)",
+                     .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
+                     .attrs = {{"allowzero", AttrKind::Bool}, {"shape", AttrKind::Dims}},
                      .infer = inferReshape, .reference = copyAllKernel});
   registry.add(OpDef{.name = "transpose",
                      .summary = "permutes dims by perm (default: reversed)",
@@ -917,18 +1084,21 @@ void registerShapeOps(OpRegistry& registry) {
                      .attrs = {{"axis", AttrKind::Int}, {"num_outputs", AttrKind::Int}},
                      .infer = inferSplit, .reference = splitKernel});
   registry.add(OpDef{.name = "slice",
-                     .summary = "x[starts:ends:steps] along axes; negative bounds count from the end",
-                     .operands = {"x", "starts", "ends", "axes", "steps"}, .minOperands = 3, .maxOperands = 5,
-                     .attrs = {}, .infer = inferSlice, .reference = sliceKernel});
+                     .summary = "x[starts:ends:steps] along axes (operands, or attributes whose bounds may be "
+                                "symbolic dims); negative bounds count from the end",
+                     .operands = {"x", "starts", "ends", "axes", "steps"}, .minOperands = 1, .maxOperands = 5,
+                     .attrs = {{"axes", AttrKind::Ints}, {"ends", AttrKind::Dims},
+                               {"starts", AttrKind::Dims}, {"steps", AttrKind::Ints}},
+                     .infer = inferSlice, .reference = sliceKernel});
   registry.add(OpDef{.name = "gather",
                      .summary = "takes the entries of data at indices along axis; negative indices count from the end",
                      .operands = {"data", "indices"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}},
                      .infer = inferGather, .reference = gatherKernel});
   registry.add(OpDef{.name = "expand",
-                     .summary = "broadcasts x against shape (numpy rules, both ways)",
-                     .operands = {"x", "shape"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {}, .infer = inferExpand, .reference = expandKernel});
+                     .summary = "broadcasts x against shape (operand or attribute; numpy rules, both ways)",
+                     .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
+                     .attrs = {{"shape", AttrKind::Dims}}, .infer = inferExpand, .reference = expandKernel});
   registry.add(OpDef{.name = "shape",
                      .summary = "the dims [start, end) of x as an i64 vector",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
@@ -939,14 +1109,17 @@ void registerShapeOps(OpRegistry& registry) {
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {}, .infer = inferSize, .reference = sizeKernel});
   registry.add(OpDef{.name = "constant_of_shape",
-                     .summary = "a tensor of the given shape filled with value, of dtype",
-                     .operands = {"shape"}, .minOperands = 1, .maxOperands = 1,
-                     .attrs = {{"dtype", AttrKind::String}, {"value", AttrKind::Float}},
+                     .summary = "a tensor of the given shape (operand or attribute) filled with value, of dtype",
+                     .operands = {"shape"}, .minOperands = 0, .maxOperands = 1,
+                     .attrs = {{"dtype", AttrKind::String}, {"shape", AttrKind::Dims}, {"value", AttrKind::Float}},
                      .infer = inferConstantOfShape, .reference = constantOfShapeKernel});
   registry.add(OpDef{.name = "range",
-                     .summary = "start, start + delta, ... up to (not including) limit",
-                     .operands = {"start", "limit", "delta"}, .minOperands = 3, .maxOperands = 3,
-                     .attrs = {}, .infer = inferRange, .reference = rangeKernel});
+                     .summary = "start, start + delta, ... up to (not including) limit; as operands, or "
+                                "as dims (start = [d], limit = [d], delta, dtype)",
+                     .operands = {"start", "limit", "delta"}, .minOperands = 0, .maxOperands = 3,
+                     .attrs = {{"delta", AttrKind::Int}, {"dtype", AttrKind::String},
+                               {"limit", AttrKind::Dims}, {"start", AttrKind::Dims}},
+                     .infer = inferRange, .reference = rangeKernel});
   registry.add(OpDef{.name = "trilu",
                      .summary = "keeps the upper (j - i >= k) or lower (j - i <= k) triangle of the last two dims",
                      .operands = {"x", "k"}, .minOperands = 1, .maxOperands = 2,
