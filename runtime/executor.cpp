@@ -3,6 +3,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "backends/cpu/cpu_device.h"
 #include "ir/op_registry.h"
@@ -34,6 +36,22 @@ std::string opContext(const Graph& graph, const Op& op) {
   }
   if (!op.location.empty()) text += cat(" (loc \"", op.location, "\")");
   return text + ": ";
+}
+
+// Dim-list attributes (a folded reshape's `shape`, a range's `start`) may
+// hold symbols; kernels get them with the run's values substituted. Null when
+// `attrs` has no symbolic dims (the common case: no copy).
+std::optional<Attributes> resolveDimAttributes(const Attributes& attrs, const SymbolBindings& bindings) {
+  std::optional<Attributes> resolved;
+  for (const auto& [name, value] : attrs.all()) {
+    const auto* dims = std::get_if<std::vector<Dim>>(&value);
+    if (!dims) continue;
+    if (!resolved) resolved = attrs;
+    std::vector<Dim> substituted;
+    for (const Dim& d : *dims) substituted.push_back(d.substitute(bindings));
+    resolved->set(name, std::move(substituted));
+  }
+  return resolved;
 }
 
 std::string concreteTypeStr(DType dtype, const std::vector<int64_t>& shape) {
@@ -260,7 +278,8 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
       resultPtrs[r] = &results[r];
     }
 
-    Status ran = device_->run(*op.def, op.attrs, operandTensors, resultPtrs);
+    const std::optional<Attributes> resolvedAttrs = resolveDimAttributes(op.attrs, bindings);
+    Status ran = device_->run(*op.def, resolvedAttrs ? *resolvedAttrs : op.attrs, operandTensors, resultPtrs);
     if (!ran) return ran.withContext(context());
 
     for (size_t r = 0; r < op.results.size(); ++r)
