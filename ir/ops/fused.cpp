@@ -6,6 +6,7 @@
 // plain typed loops; reductions (dot products, softmax sums, mean squares)
 // accumulate in double.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -374,6 +375,390 @@ Status attentionKernel(const KernelContext& ctx) {
   });
 }
 
+// ---- rms_norm (x, scale?) {axis = -1, epsilon = 1e-5}:
+// x / sqrt(mean(x^2 over axis..last) + epsilon) * scale
+
+Status inferRmsNorm(const InferContext& ctx, std::vector<TensorType>& results) {
+  const TensorType& x = ctx.type(0);
+  KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x"));
+  Expected<int64_t> axis = normalizeAxis(ctx, ctx.attrs().getInt("axis", -1), x.rank());
+  if (!axis) return axis.status();
+  if (ctx.has(1)) {
+    KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
+    const Shape normalized(x.shape.begin() + *axis, x.shape.end());
+    KILN_RETURN_IF_ERROR(requireBroadcastsTo(ctx, 1, normalized, "scale", "the normalized dims"));
+  }
+  results.push_back(x);
+  return Status::ok();
+}
+
+template <class T>
+void rmsNormLoops(const KernelContext& ctx) {
+  using C = ComputeType<T>;
+  const Tensor& x = *ctx.input(0);
+  const Tensor* scale = ctx.input(1);
+  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis", -1), x.rank());
+  const double epsilon = ctx.attrs.getFloat("epsilon", 1e-5);
+  const std::vector<int64_t> normalized(x.shape().begin() + axis, x.shape().end());
+  const int64_t cols = product(normalized);
+  const int64_t rows = cols == 0 ? 0 : x.numElements() / cols;
+  // The scale element of each normalized position.
+  std::vector<C> scaleRow(static_cast<size_t>(cols), C{1});
+  if (scale) {
+    BroadcastWalker walk(normalized, {&scale->shape()});
+    for (int64_t j = 0; j < cols; ++j, walk.next())
+      scaleRow[static_cast<size_t>(j)] = toCompute(scale->data<T>()[walk.offset(0)]);
+  }
+  const T* in = x.data<T>();
+  T* out = ctx.outputs[0]->data<T>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = in + r * cols;
+    double squares = 0.0;
+    for (int64_t j = 0; j < cols; ++j) {
+      const double value = toCompute(row[j]);
+      squares += value * value;
+    }
+    const double inverseRms = 1.0 / std::sqrt(squares / static_cast<double>(cols) + epsilon);
+    for (int64_t j = 0; j < cols; ++j)
+      out[r * cols + j] = fromCompute<T>(
+          static_cast<C>(toCompute(row[j]) * inverseRms * scaleRow[static_cast<size_t>(j)]));
+  }
+}
+
+Status rmsNormKernel(const KernelContext& ctx) {
+  const DType dtype = ctx.input(0)->dtype();
+  return visitDType(dtype, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (kIsFloatStorage<T>) {
+      rmsNormLoops<T>(ctx);
+      return Status::ok();
+    } else {
+      return unsupportedDType(ctx, dtype);
+    }
+  });
+}
+
+// ---- gelu (x) {approximate = "none" | "tanh"}, silu (x)
+
+bool geluIsTanh(const Attributes& attrs) { return attrs.getString("approximate", "none") == "tanh"; }
+
+Status inferGelu(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x"));
+  const std::string approximate = ctx.attrs().getString("approximate", "none");
+  if (approximate != "none" && approximate != "tanh")
+    return ctx.error("unknown approximate \"", approximate, "\" (expected none or tanh)");
+  results.push_back(ctx.type(0));
+  return Status::ok();
+}
+
+Status inferSilu(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x"));
+  results.push_back(ctx.type(0));
+  return Status::ok();
+}
+
+// y[i] = fn(x[i]) in the compute type, for the float dtypes.
+template <class Fn>
+Status floatUnaryKernel(const KernelContext& ctx, Fn fn) {
+  const Tensor& x = *ctx.input(0);
+  return visitDType(x.dtype(), [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (kIsFloatStorage<T>) {
+      const T* in = x.data<T>();
+      T* out = ctx.outputs[0]->data<T>();
+      const int64_t n = x.numElements();
+      for (int64_t i = 0; i < n; ++i) out[i] = fromCompute<T>(fn(toCompute(in[i])));
+      return Status::ok();
+    } else {
+      return unsupportedDType(ctx, x.dtype());
+    }
+  });
+}
+
+Status geluKernel(const KernelContext& ctx) {
+  if (geluIsTanh(ctx.attrs)) return floatUnaryKernel(ctx, [](auto x) { return geluTanh(x); });
+  return floatUnaryKernel(ctx, [](auto x) { return geluErf(x); });
+}
+
+Status siluKernel(const KernelContext& ctx) {
+  return floatUnaryKernel(ctx, [](auto x) { return silu(x); });
+}
+
+// ---- swiglu (gate, up): silu(gate) * up, broadcasting
+
+Status inferSwiglu(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "gate"));
+  KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
+  Expected<Shape> shape = broadcastAllOperands(ctx);
+  if (!shape) return shape.status();
+  results.push_back({ctx.type(0).dtype, *shape});
+  return Status::ok();
+}
+
+Status swigluKernel(const KernelContext& ctx) {
+  const Tensor& gate = *ctx.input(0);
+  const Tensor& up = *ctx.input(1);
+  Tensor& y = *ctx.outputs[0];
+  return visitDType(gate.dtype(), [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (kIsFloatStorage<T>) {
+      const T* g = gate.data<T>();
+      const T* u = up.data<T>();
+      T* out = y.data<T>();
+      const int64_t n = y.numElements();
+      if (gate.shape() == y.shape() && up.shape() == y.shape()) {
+        for (int64_t i = 0; i < n; ++i) out[i] = fromCompute<T>(silu(toCompute(g[i])) * toCompute(u[i]));
+      } else {
+        BroadcastWalker walk(y.shape(), {&gate.shape(), &up.shape()});
+        for (int64_t i = 0; i < n; ++i, walk.next())
+          out[i] = fromCompute<T>(silu(toCompute(g[walk.offset(0)])) * toCompute(u[walk.offset(1)]));
+      }
+      return Status::ok();
+    } else {
+      return unsupportedDType(ctx, gate.dtype());
+    }
+  });
+}
+
+// ---- fused_elementwise (x0, x1, ...) {program}: a chain of elementwise ops
+// written as "mul $0 $1; add %0 $2; tanh %1" ($i: operand i, %k: the value
+// of instruction k, or a float literal); the last instruction is the result.
+
+enum class ElementOp {
+  Add, Sub, Mul, Div, Pow, Max, Min,
+  Neg, Exp, Log, Sqrt, Reciprocal, Tanh, Erf, Sigmoid, Relu, Gelu, GeluTanh, Silu
+};
+
+struct ElementOpSpec {
+  std::string_view name;
+  ElementOp op;
+  size_t arity;
+};
+
+constexpr ElementOpSpec kElementOps[] = {
+    {"add", ElementOp::Add, 2},        {"sub", ElementOp::Sub, 2},
+    {"mul", ElementOp::Mul, 2},        {"div", ElementOp::Div, 2},
+    {"pow", ElementOp::Pow, 2},        {"max", ElementOp::Max, 2},
+    {"min", ElementOp::Min, 2},        {"neg", ElementOp::Neg, 1},
+    {"exp", ElementOp::Exp, 1},        {"log", ElementOp::Log, 1},
+    {"sqrt", ElementOp::Sqrt, 1},      {"reciprocal", ElementOp::Reciprocal, 1},
+    {"tanh", ElementOp::Tanh, 1},      {"erf", ElementOp::Erf, 1},
+    {"sigmoid", ElementOp::Sigmoid, 1}, {"relu", ElementOp::Relu, 1},
+    {"gelu", ElementOp::Gelu, 1},      {"gelu_tanh", ElementOp::GeluTanh, 1},
+    {"silu", ElementOp::Silu, 1},
+};
+
+struct ProgramArg {
+  enum class Kind { Operand, Value, Literal } kind;
+  size_t index = 0;  // operand or instruction number
+  double literal = 0.0;
+};
+
+struct Instruction {
+  ElementOp op;
+  std::vector<ProgramArg> args;
+};
+
+std::vector<std::string_view> splitOn(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); ++i)
+    if (i == text.size() || text[i] == separator) {
+      parts.push_back(text.substr(start, i - start));
+      start = i + 1;
+    }
+  return parts;
+}
+
+std::vector<std::string_view> words(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    const size_t start = i;
+    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i > start) out.push_back(text.substr(start, i - start));
+  }
+  return out;
+}
+
+// A non-negative decimal index ("12"), or nullopt.
+std::optional<size_t> parseIndex(std::string_view text) {
+  if (text.empty() || text.size() > 9) return std::nullopt;
+  size_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<size_t>(c - '0');
+  }
+  return value;
+}
+
+// Parses and checks a program against the operand count; the error says
+// which instruction is wrong and why (the caller names the op).
+Expected<std::vector<Instruction>> parseProgram(std::string_view program, size_t numOperands) {
+  std::vector<Instruction> instructions;
+  const std::vector<std::string_view> lines = splitOn(program, ';');
+  for (size_t n = 0; n < lines.size(); ++n) {
+    const std::vector<std::string_view> tokens = words(lines[n]);
+    std::string text;
+    for (std::string_view token : tokens) {
+      if (!text.empty()) text += ' ';
+      text.append(token);
+    }
+    auto fail = [&](const auto&... parts) {
+      return Status::error("program instruction ", n, " (\"", text, "\"): ", parts...);
+    };
+    if (tokens.empty()) return fail("is empty");
+    const ElementOpSpec* spec = nullptr;
+    for (const ElementOpSpec& candidate : kElementOps)
+      if (candidate.name == tokens[0]) spec = &candidate;
+    if (!spec) return fail("unknown op \"", tokens[0], "\"");
+    if (tokens.size() - 1 != spec->arity)
+      return fail(spec->name, " takes ", spec->arity, spec->arity == 1 ? " argument" : " arguments", ", got ",
+                  tokens.size() - 1);
+    Instruction instruction{spec->op, {}};
+    for (size_t t = 1; t < tokens.size(); ++t) {
+      const std::string_view token = tokens[t];
+      ProgramArg arg{ProgramArg::Kind::Literal};
+      if (token[0] == '$' || token[0] == '%') {
+        const std::optional<size_t> index = parseIndex(token.substr(1));
+        if (!index) return fail("bad argument \"", token, "\"");
+        arg.index = *index;
+        if (token[0] == '$') {
+          arg.kind = ProgramArg::Kind::Operand;
+          if (*index >= numOperands)
+            return fail("\"", token, "\" names operand ", *index, " of ", numOperands);
+        } else {
+          arg.kind = ProgramArg::Kind::Value;
+          if (*index >= n) return fail("\"", token, "\" is not the value of an earlier instruction");
+        }
+      } else {
+        const std::string text(token);
+        char* end = nullptr;
+        arg.literal = std::strtod(text.c_str(), &end);
+        if (end != text.c_str() + text.size())
+          return fail("bad argument \"", token, "\" (expected $operand, %instruction or a number)");
+      }
+      instruction.args.push_back(arg);
+    }
+    instructions.push_back(std::move(instruction));
+  }
+  return instructions;
+}
+
+Status inferFusedElementwise(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x0"));
+  for (size_t i = 1; i < ctx.numOperands(); ++i) {
+    if (!ctx.has(i)) return ctx.error("operand ", i, " is absent; every operand is required");
+    KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, i));
+  }
+  Expected<std::vector<Instruction>> program =
+      parseProgram(ctx.attrs().getString("program"), ctx.numOperands());
+  if (!program) return ctx.error(program.status().message());
+  Expected<Shape> shape = broadcastAllOperands(ctx);
+  if (!shape) return shape.status();
+  results.push_back({ctx.type(0).dtype, *shape});
+  return Status::ok();
+}
+
+template <class C>
+void applyElementOp(ElementOp op, const C* a, const C* b, C* y, int64_t n) {
+  switch (op) {
+    case ElementOp::Add: for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i]; break;
+    case ElementOp::Sub: for (int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i]; break;
+    case ElementOp::Mul: for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i]; break;
+    case ElementOp::Div: for (int64_t i = 0; i < n; ++i) y[i] = a[i] / b[i]; break;
+    case ElementOp::Pow: for (int64_t i = 0; i < n; ++i) y[i] = std::pow(a[i], b[i]); break;
+    case ElementOp::Max:
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = std::isnan(a[i]) || std::isnan(b[i]) ? std::numeric_limits<C>::quiet_NaN() : a[i] < b[i] ? b[i] : a[i];
+      break;
+    case ElementOp::Min:
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = std::isnan(a[i]) || std::isnan(b[i]) ? std::numeric_limits<C>::quiet_NaN() : b[i] < a[i] ? b[i] : a[i];
+      break;
+    case ElementOp::Neg: for (int64_t i = 0; i < n; ++i) y[i] = -a[i]; break;
+    case ElementOp::Exp: for (int64_t i = 0; i < n; ++i) y[i] = std::exp(a[i]); break;
+    case ElementOp::Log: for (int64_t i = 0; i < n; ++i) y[i] = std::log(a[i]); break;
+    case ElementOp::Sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(a[i]); break;
+    case ElementOp::Reciprocal: for (int64_t i = 0; i < n; ++i) y[i] = C{1} / a[i]; break;
+    case ElementOp::Tanh: for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(a[i]); break;
+    case ElementOp::Erf: for (int64_t i = 0; i < n; ++i) y[i] = std::erf(a[i]); break;
+    case ElementOp::Sigmoid: for (int64_t i = 0; i < n; ++i) y[i] = C{1} / (C{1} + std::exp(-a[i])); break;
+    // `x < 0 ? 0 : x` keeps NaN, as the relu op does.
+    case ElementOp::Relu: for (int64_t i = 0; i < n; ++i) y[i] = a[i] < C{0} ? C{0} : a[i]; break;
+    case ElementOp::Gelu: for (int64_t i = 0; i < n; ++i) y[i] = geluErf(a[i]); break;
+    case ElementOp::GeluTanh: for (int64_t i = 0; i < n; ++i) y[i] = geluTanh(a[i]); break;
+    case ElementOp::Silu: for (int64_t i = 0; i < n; ++i) y[i] = silu(a[i]); break;
+  }
+}
+
+// Runs the program a block of elements at a time: each instruction is one
+// tight loop over the block, so the dispatch cost is per block, not per element.
+template <class T>
+void fusedElementwiseLoops(const KernelContext& ctx, const std::vector<Instruction>& program) {
+  using C = ComputeType<T>;
+  constexpr int64_t kBlock = 256;
+  const size_t numOperands = ctx.inputs.size();
+  Tensor& y = *ctx.outputs[0];
+  const int64_t n = y.numElements();
+  bool broadcasts = false;
+  std::vector<const std::vector<int64_t>*> shapes;
+  for (size_t k = 0; k < numOperands; ++k) {
+    shapes.push_back(&ctx.input(k)->shape());
+    broadcasts = broadcasts || ctx.input(k)->shape() != y.shape();
+  }
+  BroadcastWalker walk(y.shape(), shapes);
+
+  std::vector<C> operands(numOperands * kBlock), values(program.size() * kBlock);
+  // Literal arguments point into blocks filled with their value.
+  std::vector<std::vector<C>> literals;
+  std::vector<std::vector<const C*>> args(program.size());
+  for (size_t r = 0; r < program.size(); ++r)
+    for (const ProgramArg& arg : program[r].args) {
+      switch (arg.kind) {
+        case ProgramArg::Kind::Operand: args[r].push_back(operands.data() + arg.index * kBlock); break;
+        case ProgramArg::Kind::Value: args[r].push_back(values.data() + arg.index * kBlock); break;
+        case ProgramArg::Kind::Literal:
+          literals.emplace_back(kBlock, static_cast<C>(arg.literal));
+          args[r].push_back(literals.back().data());
+          break;
+      }
+    }
+
+  T* out = y.data<T>();
+  const C* result = values.data() + (program.size() - 1) * kBlock;
+  for (int64_t base = 0; base < n; base += kBlock) {
+    const int64_t m = std::min(kBlock, n - base);
+    for (int64_t i = 0; i < m; ++i) {
+      for (size_t k = 0; k < numOperands; ++k)
+        operands[k * kBlock + static_cast<size_t>(i)] =
+            toCompute(ctx.input(k)->data<T>()[broadcasts ? walk.offset(k) : base + i]);
+      if (broadcasts) walk.next();
+    }
+    for (size_t r = 0; r < program.size(); ++r)
+      applyElementOp(program[r].op, args[r][0], args[r].size() > 1 ? args[r][1] : nullptr,
+                     values.data() + r * kBlock, m);
+    for (int64_t i = 0; i < m; ++i) out[base + i] = fromCompute<T>(result[i]);
+  }
+}
+
+Status fusedElementwiseKernel(const KernelContext& ctx) {
+  Expected<std::vector<Instruction>> program =
+      parseProgram(ctx.attrs.getString("program"), ctx.inputs.size());
+  if (!program) return Status::error("fused_elementwise: ", program.status().message());
+  const DType dtype = ctx.input(0)->dtype();
+  return visitDType(dtype, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (kIsFloatStorage<T>) {
+      fusedElementwiseLoops<T>(ctx, *program);
+      return Status::ok();
+    } else {
+      return unsupportedDType(ctx, dtype);
+    }
+  });
+}
+
 }  // namespace
 
 void registerFusedOps(OpRegistry& registry) {
@@ -391,6 +776,30 @@ void registerFusedOps(OpRegistry& registry) {
                 {"qkv_layout", AttrKind::String},
                 {"out_layout", AttrKind::String}},
       .infer = inferAttention, .reference = attentionKernel});
+  registry.add(OpDef{.name = "rms_norm",
+                     .summary = "x / sqrt(mean(x^2 over axis..last) + epsilon) * scale",
+                     .operands = {"x", "scale"}, .minOperands = 1, .maxOperands = 2,
+                     .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
+                     .infer = inferRmsNorm, .reference = rmsNormKernel});
+  registry.add(OpDef{.name = "gelu",
+                     .summary = "x/2 * (1 + erf(x / sqrt 2)), or its tanh approximation",
+                     .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
+                     .attrs = {{"approximate", AttrKind::String}},
+                     .infer = inferGelu, .reference = geluKernel});
+  registry.add(OpDef{.name = "silu",
+                     .summary = "x * sigmoid(x)",
+                     .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
+                     .attrs = {}, .infer = inferSilu, .reference = siluKernel});
+  registry.add(OpDef{.name = "swiglu",
+                     .summary = "silu(gate) * up, broadcasting",
+                     .operands = {"gate", "up"}, .minOperands = 2, .maxOperands = 2,
+                     .attrs = {}, .infer = inferSwiglu, .reference = swigluKernel});
+  registry.add(OpDef{.name = "fused_elementwise",
+                     .summary = "a chain of elementwise float ops over broadcast operands, as a program "
+                                "(\"mul $0 $1; add %0 $2; tanh %1\")",
+                     .operands = {"x..."}, .minOperands = 1, .maxOperands = -1,
+                     .attrs = {{"program", AttrKind::String, true}},
+                     .infer = inferFusedElementwise, .reference = fusedElementwiseKernel});
 }
 
 }  // namespace kiln

@@ -516,5 +516,236 @@ TEST(AttentionOp, Errors) {
       << error;
 }
 
+// ---- rms_norm
+
+TEST(RmsNormOp, NormalizesRowsAndScales) {
+  // Row [3, 4]: mean square 12.5, rms 3.5355; scale [2, 0.5].
+  Tensor x = f32({1, 2}, {3, 4});
+  Tensor scale = f32({2}, {2, 0.5});
+  const std::vector<double> y = valuesOf(run("rms_norm", {&x, &scale}, attrs({{"epsilon", 0.0}})));
+  EXPECT_NEAR(y[0], 3 / std::sqrt(12.5) * 2, 1e-6);
+  EXPECT_NEAR(y[1], 4 / std::sqrt(12.5) * 0.5, 1e-6);
+  // Epsilon is added to the mean square: rows [1, 1] and [3, 3] with eps 1.
+  Tensor rows = f32({2, 2}, {1, 1, 3, 3});
+  const std::vector<double> z = valuesOf(run("rms_norm", {&rows}, attrs({{"epsilon", 1.0}})));
+  EXPECT_NEAR(z[0], 1 / std::sqrt(2.0), 1e-6);
+  EXPECT_NEAR(z[1], 1 / std::sqrt(2.0), 1e-6);
+  EXPECT_NEAR(z[2], 3 / std::sqrt(10.0), 1e-6);
+  EXPECT_NEAR(z[3], 3 / std::sqrt(10.0), 1e-6);
+  // The default epsilon is 1e-5.
+  Tensor ones = f32({1, 1}, {1});
+  EXPECT_NEAR(valuesOf(run("rms_norm", {&ones}))[0], 1 / std::sqrt(1 + 1e-5), 1e-7);
+}
+
+TEST(RmsNormOp, AxisSpansTheTrailingDims) {
+  // axis 0 of [2, 2] normalizes all four: mean square 7.5; scale [1, 10] per column.
+  Tensor x = f32({2, 2}, {1, 2, 3, 4});
+  Tensor scale = f32({2}, {1, 10});
+  const std::vector<double> y = valuesOf(run("rms_norm", {&x, &scale}, attrs({{"axis", int64_t{0}}, {"epsilon", 0.0}})));
+  const double rms = std::sqrt(7.5);
+  const std::vector<double> expected = {1 / rms, 20 / rms, 3 / rms, 40 / rms};
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(y[i], expected[i], 1e-5);
+}
+
+TEST(RmsNormOp, HalfPrecision) {
+  Tensor x = make(DType::F16, {1, 2}, {3, 4});
+  Tensor scale = make(DType::F16, {2}, {1, 1});
+  Tensor y = run("rms_norm", {&x, &scale}, attrs({{"epsilon", 0.0}}));
+  EXPECT_EQ(y.dtype(), DType::F16);
+  // 0.848528 and 1.131371 rounded to f16.
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{0.8486328125, 1.1318359375}));
+}
+
+TEST(RmsNormOp, InferenceAndErrors) {
+  const TensorType x = {DType::F32, {kBatch, kSeq, 64}};
+  const TensorType scale = {DType::F32, {64}};
+  EXPECT_EQ(inferred("rms_norm", {&x, &scale}), "f32[batch, seq, 64]");
+  EXPECT_EQ(inferred("rms_norm", {&x}), "f32[batch, seq, 64]");
+  const TensorType wrong = {DType::F32, {32}};
+  std::string error = inferred("rms_norm", {&x, &wrong});
+  EXPECT_TRUE(contains(error, "scale [32] does not broadcast to the normalized dims [64]")) << error;
+  error = inferred("rms_norm", {&x, &scale}, attrs({{"axis", int64_t{3}}}));
+  EXPECT_TRUE(contains(error, "axis = 3 is out of range for rank 3")) << error;
+  const TensorType ints = {DType::I32, {4}};
+  error = inferred("rms_norm", {&ints});
+  EXPECT_TRUE(contains(error, "x must be a float tensor")) << error;
+  const TensorType half = {DType::F16, {64}};
+  error = inferred("rms_norm", {&x, &half});
+  EXPECT_TRUE(contains(error, "same dtype")) << error;
+}
+
+// ---- gelu, silu, swiglu
+
+TEST(ActivationOps, GeluAndSilu) {
+  Tensor x = f32({3}, {1, -1, 2});
+  const std::vector<double> gelu = valuesOf(run("gelu", {&x}));
+  const std::vector<double> erfForm = {0.8413447460685429, -0.15865525393145707, 1.9544997361036416};
+  const std::vector<double> tanhForm = {0.8411919906082768, -0.15880800939172324, 1.954597694087775};
+  const std::vector<double> siluValues = {0.7310585786300049, -0.2689414213699951, 1.7615941559557646};
+  const std::vector<double> tanh = valuesOf(run("gelu", {&x}, attrs({{"approximate", std::string("tanh")}})));
+  const std::vector<double> explicitNone = valuesOf(run("gelu", {&x}, attrs({{"approximate", std::string("none")}})));
+  const std::vector<double> silu = valuesOf(run("silu", {&x}));
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_NEAR(gelu[i], erfForm[i], 1e-6);
+    EXPECT_NEAR(explicitNone[i], erfForm[i], 1e-6);
+    EXPECT_NEAR(tanh[i], tanhForm[i], 1e-6);
+    EXPECT_NEAR(silu[i], siluValues[i], 1e-6);
+  }
+  Tensor x64 = make(DType::F64, {1}, {1});
+  EXPECT_DOUBLE_EQ(valuesOf(run("silu", {&x64}))[0], 0.7310585786300049);
+  const TensorType symbolic = {DType::BF16, {kBatch, kSeq}};
+  EXPECT_EQ(inferred("gelu", {&symbolic}), "bf16[batch, seq]");
+  EXPECT_EQ(inferred("silu", {&symbolic}), "bf16[batch, seq]");
+  std::string error = inferred("gelu", {&symbolic}, attrs({{"approximate", std::string("fast")}}));
+  EXPECT_TRUE(contains(error, "unknown approximate \"fast\" (expected none or tanh)")) << error;
+  const TensorType ints = {DType::I64, {2}};
+  EXPECT_TRUE(contains(inferred("silu", {&ints}), "x must be a float tensor"));
+}
+
+TEST(ActivationOps, Swiglu) {
+  Tensor gate = f32({2}, {1, -1});
+  Tensor up = f32({2}, {2, 3});
+  const std::vector<double> y = valuesOf(run("swiglu", {&gate, &up}));
+  EXPECT_NEAR(y[0], 0.7310585786300049 * 2, 1e-6);
+  EXPECT_NEAR(y[1], -0.2689414213699951 * 3, 1e-6);
+  // Broadcast: gate [2, 1] against up [3].
+  Tensor column = f32({2, 1}, {1, -1});
+  Tensor row = f32({3}, {1, 2, 3});
+  Tensor z = run("swiglu", {&column, &row});
+  EXPECT_EQ(z.shape(), (std::vector<int64_t>{2, 3}));
+  const std::vector<double> zv = valuesOf(z);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_NEAR(zv[i], 0.7310585786300049 * static_cast<double>(i + 1), 1e-6);
+    EXPECT_NEAR(zv[3 + i], -0.2689414213699951 * static_cast<double>(i + 1), 1e-6);
+  }
+  const TensorType a = {DType::F32, {kBatch, kSeq, 128}};
+  const TensorType b = {DType::F32, {kBatch, kSeq, 64}};
+  EXPECT_EQ(inferred("swiglu", {&a, &a}), "f32[batch, seq, 128]");
+  std::string error = inferred("swiglu", {&a, &b});
+  EXPECT_TRUE(contains(error, "shapes [batch, seq, 128], [batch, seq, 64] do not broadcast")) << error;
+  const TensorType half = {DType::F16, {kBatch, kSeq, 128}};
+  EXPECT_TRUE(contains(inferred("swiglu", {&a, &half}), "same dtype"));
+}
+
+// ---- fused_elementwise
+
+Attributes program(const std::string& text) { return attrs({{"program", text}}); }
+
+TEST(FusedElementwiseOp, ChainWithBroadcastOperands) {
+  // tanh(x0 * x1 + x2) with x1 a scalar and x2 a row.
+  Tensor x0 = f32({2, 2}, {0.1, 0.2, 0.3, 0.4});
+  Tensor x1 = f32({}, {2});
+  Tensor x2 = f32({2}, {0, -1});
+  Tensor y = run("fused_elementwise", {&x0, &x1, &x2}, program("mul $0 $1; add %0 $2; tanh %1"));
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{2, 2}));
+  const std::vector<double> expected = {std::tanh(0.2), std::tanh(-0.6), std::tanh(0.6), std::tanh(-0.2)};
+  const std::vector<double> actual = valuesOf(y);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(actual[i], expected[i], 1e-6);
+  // Literals, and a value used twice: (x * 0.5 + 1) * (x * 0.5 + 1).
+  Tensor x = f32({3}, {0, 2, -4});
+  EXPECT_EQ(valuesOf(run("fused_elementwise", {&x}, program("mul $0 0.5; add %0 1; mul %1 %1"))),
+            (std::vector<double>{1, 4, 1}));
+  // Extra whitespace is accepted; scientific and negative literals parse.
+  EXPECT_EQ(valuesOf(run("fused_elementwise", {&x}, program("  sub $0   -1e1 ;max %0 9"))),
+            (std::vector<double>{10, 12, 9}));
+}
+
+TEST(FusedElementwiseOp, EveryOp) {
+  Tensor a = f32({1}, {0.5});
+  Tensor b = f32({1}, {2});
+  auto one = [&](const std::string& text) {
+    return valuesOf(run("fused_elementwise", {&a, &b}, program(text)))[0];
+  };
+  EXPECT_NEAR(one("add $0 $1"), 2.5, 1e-7);
+  EXPECT_NEAR(one("sub $0 $1"), -1.5, 1e-7);
+  EXPECT_NEAR(one("mul $0 $1"), 1.0, 1e-7);
+  EXPECT_NEAR(one("div $0 $1"), 0.25, 1e-7);
+  EXPECT_NEAR(one("pow $1 3"), 8.0, 1e-6);
+  EXPECT_NEAR(one("max $0 $1"), 2.0, 1e-7);
+  EXPECT_NEAR(one("min $0 $1"), 0.5, 1e-7);
+  EXPECT_NEAR(one("neg $0"), -0.5, 1e-7);
+  EXPECT_NEAR(one("exp $0"), std::exp(0.5), 1e-6);
+  EXPECT_NEAR(one("log $1"), std::log(2.0), 1e-6);
+  EXPECT_NEAR(one("sqrt $1"), std::sqrt(2.0), 1e-6);
+  EXPECT_NEAR(one("reciprocal $1"), 0.5, 1e-7);
+  EXPECT_NEAR(one("tanh $0"), std::tanh(0.5), 1e-6);
+  EXPECT_NEAR(one("erf $0"), std::erf(0.5), 1e-6);
+  EXPECT_NEAR(one("sigmoid $0"), 1 / (1 + std::exp(-0.5)), 1e-6);
+  EXPECT_NEAR(one("relu $0"), 0.5, 1e-7);
+  EXPECT_NEAR(one("neg $0; relu %0"), 0.0, 1e-7);
+  EXPECT_NEAR(one("gelu $1"), 1.9544997361036416, 1e-6);
+  EXPECT_NEAR(one("gelu_tanh $1"), 1.954597694087775, 1e-6);
+  EXPECT_NEAR(one("silu $1"), 1.7615941559557646, 1e-6);
+  // max/min propagate NaN like the max and min ops.
+  EXPECT_TRUE(std::isnan(one("log -1; max %0 $1")));
+  EXPECT_TRUE(std::isnan(one("log -1; min $0 %0")));
+}
+
+TEST(FusedElementwiseOp, ManyElementsAcrossBlocks) {
+  // 3 x 700 elements: more than one block, with a row operand broadcast over rows.
+  const std::vector<double> xs = pseudoRandom(2100, 21);
+  const std::vector<double> bias = pseudoRandom(700, 22);
+  Tensor x = f32({3, 700}, xs);
+  Tensor b = f32({700}, bias);
+  Tensor c = f32({3, 1}, {1, 2, 3});
+  const std::vector<double> y =
+      valuesOf(run("fused_elementwise", {&x, &b, &c}, program("add $0 $1; mul %0 $2; sigmoid %1")));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double v = (static_cast<float>(xs[i]) + static_cast<float>(bias[i % 700])) * static_cast<double>(i / 700 + 1);
+    ASSERT_NEAR(y[i], 1 / (1 + std::exp(-v)), 1e-6) << i;
+  }
+  // Only a broadcast operand grows the result: [1] against [3, 700].
+  Tensor scalar = f32({1}, {2});
+  const std::vector<double> z = valuesOf(run("fused_elementwise", {&scalar, &x}, program("mul $0 $1")));
+  ASSERT_EQ(z.size(), xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) ASSERT_NEAR(z[i], 2 * static_cast<float>(xs[i]), 1e-6);
+}
+
+TEST(FusedElementwiseOp, HalfPrecisionRoundsOnce) {
+  // (1 + 2^-11) - 1 in f16 compute would be 0; computed in float and rounded once it is 2^-11.
+  Tensor x = make(DType::F16, {1}, {1});
+  Tensor y = run("fused_elementwise", {&x}, program("add $0 0.00048828125; sub %0 1"));
+  EXPECT_EQ(y.dtype(), DType::F16);
+  EXPECT_EQ(valuesOf(y)[0], 0.00048828125);
+}
+
+TEST(FusedElementwiseOp, InferenceAndErrors) {
+  const TensorType x = {DType::F32, {kBatch, kSeq, 64}};
+  const TensorType row = {DType::F32, {64}};
+  EXPECT_EQ(inferred("fused_elementwise", {&x, &row}, program("add $0 $1; gelu %0")), "f32[batch, seq, 64]");
+  auto errorFor = [&](const std::string& text) { return inferred("fused_elementwise", {&x, &row}, program(text)); };
+  std::string error = errorFor("mul $0 $1; foo %0");
+  EXPECT_TRUE(contains(error, "program instruction 1 (\"foo %0\"): unknown op \"foo\"")) << error;
+  error = errorFor("add $0");
+  EXPECT_TRUE(contains(error, "program instruction 0 (\"add $0\"): add takes 2 arguments, got 1")) << error;
+  error = errorFor("exp $0 $1");
+  EXPECT_TRUE(contains(error, "exp takes 1 argument, got 2")) << error;
+  error = errorFor("add $0 $2");
+  EXPECT_TRUE(contains(error, "\"$2\" names operand 2 of 2")) << error;
+  error = errorFor("add $0 %0");
+  EXPECT_TRUE(contains(error, "\"%0\" is not the value of an earlier instruction")) << error;
+  error = errorFor("add $0 1.5x");
+  EXPECT_TRUE(contains(error, "bad argument \"1.5x\" (expected $operand, %instruction or a number)")) << error;
+  error = errorFor("add $0 $x");
+  EXPECT_TRUE(contains(error, "bad argument \"$x\"")) << error;
+  error = errorFor("exp $0;; exp %0");
+  EXPECT_TRUE(contains(error, "program instruction 1 (\"\"): is empty")) << error;
+  error = errorFor("");
+  EXPECT_TRUE(contains(error, "program instruction 0 (\"\"): is empty")) << error;
+  // The op and operand types lead the message.
+  EXPECT_EQ(errorFor("nope").rfind("fused_elementwise(f32[batch, seq, 64], f32[64]): ", 0), 0u) << errorFor("nope");
+  const TensorType half = {DType::F16, {64}};
+  EXPECT_TRUE(contains(inferred("fused_elementwise", {&x, &half}, program("add $0 $1")), "same dtype"));
+  const TensorType other = {DType::F32, {32}};
+  error = inferred("fused_elementwise", {&x, &other}, program("add $0 $1"));
+  EXPECT_TRUE(contains(error, "shapes [batch, seq, 64], [32] do not broadcast")) << error;
+  const TensorType ints = {DType::I32, {4}};
+  EXPECT_TRUE(contains(inferred("fused_elementwise", {&ints}, program("neg $0")), "x0 must be a float tensor"));
+  error = inferred("fused_elementwise", {&x}, {});
+  EXPECT_TRUE(contains(error, "requires attribute 'program'")) << error;
+  error = inferred("fused_elementwise", {&x, nullptr}, program("neg $0"));
+  EXPECT_TRUE(contains(error, "operand 1 is absent")) << error;
+}
+
 }  // namespace
 }  // namespace kiln
