@@ -56,8 +56,14 @@ class OnnxImporter {
   OnnxImporter(const std::string& path, const OnnxImportOptions& options)
       : path_(path), modelDir_(parentDir(path)), options_(options) {}
 
-  Expected<Graph> run() {
+  Expected<Graph> run(OnnxModelStats* stats) {
     KILN_RETURN_IF_ERROR(loadModel());
+    if (stats) {
+      stats->nodes = model_.graph().node_size();
+      stats->nonConstantNodes = 0;
+      for (const onnx::NodeProto& node : model_.graph().node())
+        if (!(node.op_type() == "Constant" && isOnnxDomain(node.domain()))) ++stats->nonConstantNodes;
+    }
     KILN_RETURN_IF_ERROR(checkSupportedOps());
     KILN_RETURN_IF_ERROR(checkOpset());
     KILN_RETURN_IF_ERROR(addInitializers());
@@ -458,8 +464,9 @@ bool isSymbolName(const std::string& text) {
 
 }  // namespace
 
-Expected<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& options) {
-  return OnnxImporter(path, options).run();
+Expected<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& options,
+                               OnnxModelStats* stats) {
+  return OnnxImporter(path, options).run(stats);
 }
 
 Expected<std::pair<std::string, std::vector<Dim>>> parseInputShapeOption(const std::string& text) {

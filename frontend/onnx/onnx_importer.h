@@ -28,7 +28,15 @@ struct OnnxImportOptions {
 inline constexpr int64_t kMinOnnxOpset = 13;
 inline constexpr int64_t kMaxOnnxOpset = 21;
 
-Expected<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& options);
+// What the ONNX file holds, for the compile report (counted before import).
+struct OnnxModelStats {
+  int64_t nodes = 0;             // nodes of the main graph
+  int64_t nonConstantNodes = 0;  // those whose op type is not Constant
+};
+
+// `stats`, when given, is filled as soon as the file is parsed.
+Expected<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& options,
+                               OnnxModelStats* stats = nullptr);
 
 // Parses one `--input-shape` value, `NAME=DIMS` with DIMS separated by `x`
 // (`input_ids=1x128`, `input_ids=batchx128`, `scalar=` for rank 0). Each dim

@@ -25,6 +25,13 @@ void ArgumentParser::option(std::string name, std::string metavar, std::string h
   specs_.push_back(std::move(spec));
 }
 
+void ArgumentParser::option(std::string name, std::string metavar, std::string help,
+                            std::optional<std::string>* out) {
+  Spec spec{Spec::Kind::Option, std::move(name), std::move(metavar), std::move(help), {}};
+  spec.optionalValue = out;
+  specs_.push_back(std::move(spec));
+}
+
 void ArgumentParser::repeated(std::string name, std::string metavar, std::string help,
                               std::vector<std::string>* out) {
   Spec spec{Spec::Kind::Repeated, std::move(name), std::move(metavar), std::move(help), {}};
@@ -73,8 +80,9 @@ Status ArgumentParser::parse(const std::vector<std::string>& args) {
         return Status::error("option '", name, "' needs a value (", spec->metavar, ")");
       value = args[++i];
     }
-    if (spec->kind == Spec::Kind::Option) *spec->value = value;
-    else spec->values->push_back(value);
+    if (spec->kind == Spec::Kind::Repeated) spec->values->push_back(value);
+    else if (spec->optionalValue) *spec->optionalValue = value;
+    else *spec->value = value;
   }
   if (nextPositional < positionals_.size())
     return Status::error("missing ", positionals_[nextPositional].metavar);

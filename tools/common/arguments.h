@@ -3,6 +3,7 @@
 // options. Anything else is a user error, reported with the usage line.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ class ArgumentParser {
   // `aliases` are other spellings (e.g. "-o").
   void option(std::string name, std::string metavar, std::string help, std::string* out,
               std::vector<std::string> aliases = {});
+  // An option whose absence differs from an empty value (`--passes=`).
+  void option(std::string name, std::string metavar, std::string help,
+              std::optional<std::string>* out);
   void repeated(std::string name, std::string metavar, std::string help,
                 std::vector<std::string>* out);
 
@@ -36,6 +40,7 @@ class ArgumentParser {
     std::vector<std::string> aliases;
     bool* flag = nullptr;
     std::string* value = nullptr;
+    std::optional<std::string>* optionalValue = nullptr;
     std::vector<std::string>* values = nullptr;
   };
   struct Positional {

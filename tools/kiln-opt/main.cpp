@@ -1,54 +1,74 @@
 // kiln-opt: text IR in, passes, text IR out. The driver of the lit tests.
 #include <exception>
 #include <new>
+#include <iomanip>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "ir/text.h"
 #include "ir/verifier.h"
-#include "passes/pass_pipeline.h"
-#include "passes/pass_registry.h"
+#include "passes/pass_manager.h"
 #include "tools/common/arguments.h"
 #include "tools/common/files.h"
+#include "tools/common/pass_options.h"
 
 namespace kiln::tools {
 namespace {
 
-std::string passList() {
-  std::string text = "\npasses:\n";
-  for (const auto& pass : createAllPasses()) {
-    std::string name = "  " + std::string(pass->name());
-    name.resize(std::max<size_t>(name.size() + 1, 28), ' ');
-    text += name + std::string(pass->summary()) + "\n";
+// One line per pass: the --stats line format lit tests match.
+void printStatistics(const PipelineRecord& record, std::ostream& out) {
+  for (const PassRecord& pass : record.passes) {
+    out << "pass " << pass.name;
+    if (pass.skipped) {
+      out << " (skipped)\n";
+      continue;
+    }
+    out << (pass.changed ? " (changed)" : " (unchanged)");
+    for (const auto& [counter, value] : pass.statistics.all()) out << " " << counter << "=" << value;
+    out << " | ops " << pass.opsBefore << " -> " << pass.opsAfter << " | " << std::fixed
+        << std::setprecision(3) << pass.ms << " ms\n";
   }
-  return text;
+  const int64_t opsBefore = record.passes.empty() ? 0 : record.passes.front().opsBefore;
+  const int64_t opsAfter = record.passes.empty() ? 0 : record.passes.back().opsAfter;
+  out << "total: " << record.passes.size() << " passes | ops " << opsBefore << " -> " << opsAfter
+      << " | " << record.totalMs << " ms (with verification)\n";
 }
 
 int runKilnOpt(const std::vector<std::string>& args) {
   std::string path;
   std::vector<std::string> passNames;
   bool showStatistics = false;
-  ArgumentParser parser("kiln-opt FILE.kir [--pass=NAME]... [--stats]",
-                        "Parses text IR, verifies it, runs the named passes in order (verifying\n"
-                        "after each) and prints the resulting IR to stdout.");
+  PassFlags passFlags;
+  ArgumentParser parser("kiln-opt FILE.kir [--pass=NAME]... [--passes=LIST] [--stats]",
+                        "Parses text IR, verifies it, runs the passes in order (verifying after\n"
+                        "each) and prints the resulting IR to stdout.");
   parser.positional("FILE.kir", "text IR to read; '-' reads stdin", &path);
   parser.repeated("--pass", "NAME", "run pass NAME (repeatable; in the order given)", &passNames);
-  parser.flag("--stats", "print each pass's statistics to stderr", &showStatistics);
+  passFlags.addTo(parser, "not with --pass");
+  parser.flag("--stats", "print one line per pass to stderr: its statistics, op\ncounts and time",
+              &showStatistics);
   if (Status parsed = parser.parse(args); !parsed) {
     std::cerr << "kiln-opt: " << parsed.message() << "\n(run 'kiln-opt --help' for usage)\n";
     return 1;
   }
   if (parser.helpRequested()) {
-    std::cout << parser.help() << passList();
+    std::cout << parser.help() << passListHelp();
     return 0;
   }
+  auto fail = [](const Status& status) {
+    std::cerr << "kiln-opt: " << status.message() << "\n";
+    return 1;
+  };
+  if (passFlags.pipeline && !passNames.empty())
+    return fail(Status::error("give the passes with --pass or with --passes, not both"));
+  Expected<std::vector<std::string>> pipeline = passFlags.pipelineOr(passNames);
+  if (!pipeline) return fail(pipeline.status());
+  Expected<PassManager> manager = PassManager::create(*pipeline, passFlags.managerOptions());
+  if (!manager) return fail(manager.status());
 
   Expected<std::string> text = readFile(path);
-  if (!text) {
-    std::cerr << "kiln-opt: " << text.status().message() << "\n";
-    return 1;
-  }
+  if (!text) return fail(text.status());
   const std::string source = path == "-" ? "<stdin>" : path;
   Expected<Graph> graph = parseGraph(*text);
   if (!graph) {
@@ -59,19 +79,9 @@ int runKilnOpt(const std::vector<std::string>& args) {
     std::cerr << source << ": " << valid.message() << "\n";
     return 1;
   }
-  Expected<std::vector<PassRunReport>> reports = runPasses(*graph, passNames);
-  if (!reports) {
-    std::cerr << "kiln-opt: " << reports.status().message() << "\n";
-    return 1;
-  }
-  if (showStatistics) {
-    for (const PassRunReport& report : *reports) {
-      std::cerr << "pass " << report.name << (report.changed ? " (changed)" : " (unchanged)");
-      for (const auto& [counter, value] : report.statistics.all())
-        std::cerr << " " << counter << "=" << value;
-      std::cerr << "\n";
-    }
-  }
+  Expected<PipelineRecord> record = manager->run(*graph);
+  if (!record) return fail(record.status());
+  if (showStatistics) printStatistics(*record, std::cerr);
   std::cout << printGraph(*graph);
   return 0;
 }

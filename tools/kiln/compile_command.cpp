@@ -1,31 +1,55 @@
-// kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]...
+// kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--report FILE]
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "frontend/onnx/onnx_importer.h"
 #include "ir/verifier.h"
-#include "passes/pass_pipeline.h"
+#include "passes/pass_manager.h"
 #include "runtime/artifact.h"
 #include "tools/common/arguments.h"
+#include "tools/common/pass_options.h"
 #include "tools/kiln/input_shapes.h"
 #include "tools/kiln/commands.h"
+#include "tools/kiln/compile_report.h"
 
 namespace kiln::tools {
 
 namespace {
 
-// The passes `kiln compile` runs, in order.
-const std::vector<std::string> kCompilePipeline = {"dce"};
+double millisecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+Status writeReport(const CompileReport& report, const std::string& path) {
+  if (path == "-") {
+    std::cout << report.toTable();
+    return Status::ok();
+  }
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  if (!file) return Status::error("--report: cannot open '", path, "': ", std::strerror(errno));
+  file << report.toJson();
+  file.close();
+  if (!file) return Status::error("--report: cannot write '", path, "'");
+  return Status::ok();
+}
 
 }  // namespace
 
 int compileCommand(const std::vector<std::string>& args) {
-  std::string modelPath, outputPath;
+  std::string modelPath, outputPath, reportPath;
   std::vector<std::string> shapeSpecs;
+  PassFlags passFlags;
   ArgumentParser parser(
-      "kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]...",
-      "Imports an ONNX model, runs the compile passes (dce), verifies the graph and\n"
-      "writes one .kiln artifact. Dims the model leaves symbolic stay symbolic unless\n"
-      "--input-shape fixes them.");
+      "kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--passes=LIST]\n"
+      "                    [--report FILE.json|-] [pass manager options]",
+      "Imports an ONNX model, runs the pass pipeline (the default one unless --passes\n"
+      "gives another), verifying the graph after each pass, and writes one .kiln\n"
+      "artifact. Dims the model leaves symbolic stay symbolic unless --input-shape\n"
+      "fixes them.");
   parser.positional("MODEL.onnx", "the ONNX model (external data next to it is read too)",
                     &modelPath);
   parser.option("--output", "OUT.kiln", "the artifact to write (required)", &outputPath, {"-o"});
@@ -34,13 +58,19 @@ int compileCommand(const std::vector<std::string>& args) {
                   "when a symbol contains an x (1,max_len): an integer fixes the\n"
                   "model's dim everywhere, a symbol name keeps it symbolic",
                   &shapeSpecs);
+  passFlags.addTo(parser, "default (see docs/passes.md):\n" + joinPipeline(defaultPipeline()));
+  parser.option("--report", "FILE.json",
+                "write the compile report (op counts, per-pass times and\n"
+                "statistics, fusion gain) as JSON to FILE.json, or as a table\n"
+                "to stdout with '-' (docs/report.md)",
+                &reportPath);
   if (Status parsed = parser.parse(args); !parsed) {
     std::cerr << "kiln compile: " << parsed.message()
               << "\n(run 'kiln compile --help' for usage)\n";
     return 1;
   }
   if (parser.helpRequested()) {
-    std::cout << parser.help();
+    std::cout << parser.help() << passListHelp();
     return 0;
   }
   if (outputPath.empty()) {
@@ -52,24 +82,44 @@ int compileCommand(const std::vector<std::string>& args) {
     std::cerr << "kiln compile: " << status.message() << "\n";
     return 1;
   };
+  const auto compileStart = std::chrono::steady_clock::now();
   Expected<std::map<std::string, std::vector<Dim>>> shapes = parseInputShapes(shapeSpecs);
   if (!shapes) return fail(shapes.status());
+  Expected<std::vector<std::string>> pipeline = passFlags.pipelineOr(defaultPipeline());
+  if (!pipeline) return fail(pipeline.status());
+  CompileReport report;
+  PassManagerOptions managerOptions = passFlags.managerOptions();
+  managerOptions.costModel = &report.costModel;
+  managerOptions.irPrintOptions.maxInlineWeightElements = 16;
+  Expected<PassManager> manager = PassManager::create(*pipeline, std::move(managerOptions));
+  if (!manager) return fail(manager.status());
+
   OnnxImportOptions options;
   options.inputShapes = *shapes;
-  Expected<Graph> graph = importOnnxFile(modelPath, options);
+  Expected<Graph> graph = importOnnxFile(modelPath, options, &report.onnx);
   if (!graph) return fail(graph.status());
   if (Status valid = verifyGraph(*graph); !valid)
     return fail(valid.withContext(cat(modelPath, ": the imported graph is invalid: ")));
-  Expected<std::vector<PassRunReport>> reports = runPasses(*graph, kCompilePipeline);
-  if (!reports) return fail(reports.status());
+  report.importMs = millisecondsSince(compileStart);
+  report.irOpsInitial = static_cast<int64_t>(graph->ops().size());
+
+  Expected<PipelineRecord> record = manager->run(*graph);
+  if (!record) return fail(record.status().withContext(cat(modelPath, ": ")));
+  report.record = std::move(*record);
+
+  const auto writeStart = std::chrono::steady_clock::now();
   if (Status written = rt::writeArtifact(*graph, outputPath); !written) return fail(written);
+  report.writeMs = millisecondsSince(writeStart);
+  report.compileMs = millisecondsSince(compileStart);
 
   std::cout << "compiled " << modelPath << " -> " << outputPath << ": " << graph->ops().size()
-            << " ops, " << graph->weights().size() << " weights";
-  for (const PassRunReport& report : *reports)
-    for (const auto& [counter, value] : report.statistics.all())
-      if (value != 0) std::cout << "; " << report.name << " " << counter << " " << value;
-  std::cout << "\n";
+            << " ops, " << graph->weights().size() << " weights\n";
+  if (!reportPath.empty()) {
+    report.model = modelPath;
+    report.pipeline = joinPipeline(manager->pipeline());
+    report.describeFinalGraph(*graph);
+    if (Status written = writeReport(report, reportPath); !written) return fail(written);
+  }
   return 0;
 }
 

@@ -1,0 +1,208 @@
+#include "passes/cost_model.h"
+
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
+#include "ir/op_registry.h"
+
+namespace kiln {
+
+namespace {
+
+bool containsIgnoringCase(std::string_view text, std::string_view word) {
+  auto it = std::search(text.begin(), text.end(), word.begin(), word.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  });
+  return it != text.end();
+}
+
+bool isOneOf(std::string_view name, std::initializer_list<std::string_view> names) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// FLOPs per element of one elementwise function: transcendental functions
+// cost several multiply-adds on real hardware, arithmetic costs one.
+double elementwiseFlops(std::string_view name) {
+  if (isOneOf(name, {"exp", "log", "tanh", "erf", "sigmoid", "sqrt", "pow", "cos", "sin", "gelu",
+                     "gelu_tanh", "silu"}))
+    return 8;
+  return 1;
+}
+
+// Ops that only reinterpret their input's shape: a backend aliases them.
+bool isView(std::string_view name) {
+  return isOneOf(name, {"reshape", "squeeze", "unsqueeze", "flatten", "identity"});
+}
+
+// Ops that move data but compute nothing.
+bool movesOnly(std::string_view name) {
+  return isOneOf(name, {"transpose", "gather", "slice", "concat", "split", "expand", "shape",
+                        "size", "constant_of_shape", "range", "trilu"});
+}
+
+class OpCoster {
+ public:
+  OpCoster(const Graph& graph, const Op& op, const CostModel& model)
+      : graph_(graph), op_(op), model_(model) {}
+
+  bool present(size_t i) const { return i < op_.operands.size() && op_.operands[i] != kNoValue; }
+  const TensorType& operandType(size_t i) const { return graph_.value(op_.operands[i]).type; }
+  const TensorType& resultType(size_t i) const { return graph_.value(op_.results[i]).type; }
+  double dim(const TensorType& type, int64_t axis) const {
+    const int64_t rank = static_cast<int64_t>(type.rank());
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return 1;
+    return static_cast<double>(model_.dimValue(type.shape[static_cast<size_t>(axis)]));
+  }
+  double elements(const TensorType& type) const {
+    double n = 1;
+    for (const Dim& d : type.shape) n *= static_cast<double>(model_.dimValue(d));
+    return n;
+  }
+  double bytes(const TensorType& type) const {
+    return elements(type) * static_cast<double>(dtypeSize(type.dtype));
+  }
+  double operandBytes(size_t i) const { return present(i) ? bytes(operandType(i)) : 0; }
+  double allOperandBytes() const {
+    double total = 0;
+    for (size_t i = 0; i < op_.operands.size(); ++i) total += operandBytes(i);
+    return total;
+  }
+  double allResultBytes() const {
+    double total = 0;
+    for (size_t i = 0; i < op_.results.size(); ++i) total += bytes(resultType(i));
+    return total;
+  }
+  double resultElements() const { return op_.results.empty() ? 0 : elements(resultType(0)); }
+
+  OpCost cost() const {
+    const std::string_view name = op_.def->name;
+    if (isView(name)) return {};
+    OpCost cost;
+    if (name == "shape" || name == "size") {
+      cost.bytes = allResultBytes();  // reads metadata only
+    } else if (name == "gather" || name == "slice") {
+      // Reads only the selected elements of its data operand.
+      cost.bytes = allOperandBytes() - operandBytes(0) + 2 * allResultBytes();
+    } else {
+      cost.bytes = allOperandBytes() + allResultBytes();
+    }
+    cost.flops = flops(name);
+    return cost;
+  }
+
+ private:
+  double flops(std::string_view name) const {
+    if (movesOnly(name)) return 0;
+    const double n = resultElements();
+    if (name == "matmul") return matmulFlops();
+    if (name == "gemm") {
+      const double k = dim(operandType(0), op_.attrs.getInt("trans_a") ? -2 : -1);
+      return 2 * n * k + 2 * n;
+    }
+    if (name == "attention") return attentionFlops();
+    if (name == "softmax" || name == "log_softmax") return 5 * n;
+    if (name == "layer_norm") return 8 * n;
+    if (name == "rms_norm") return 5 * n;
+    if (name == "swiglu") return (elementwiseFlops("silu") + 1) * n;
+    if (name == "reduce_mean" || name == "reduce_sum" || name == "reduce_max" || name == "cumsum")
+      return present(0) ? elements(operandType(0)) : 0;
+    if (name == "fused_elementwise") return n * programFlops(op_.attrs.getString("program"));
+    if (name == "gelu")
+      return n * elementwiseFlops(op_.attrs.getString("approximate", "none") == "tanh" ? "gelu_tanh"
+                                                                                     : "gelu");
+    return n * elementwiseFlops(name);
+  }
+
+  // 2*M*N*K per matrix product, plus the epilogue on each result element.
+  double matmulFlops() const {
+    const double n = resultElements();
+    const double k = dim(operandType(0), op_.attrs.getBool("transpose_a") ? -2 : -1);
+    double total = 2 * n * k;
+    if (present(2)) total += n;  // bias
+    if (present(3)) total += n;  // residual
+    const std::string activation = op_.attrs.getString("activation", "none");
+    if (activation != "none") total += n * elementwiseFlops(activation);
+    return total;
+  }
+
+  // Q·Kᵀ and P·V (2*S*T*D each per head), softmax with scale and mask (5 per
+  // score) and, with rope, 6 per element of q and k.
+  double attentionFlops() const {
+    const double heads = static_cast<double>(op_.attrs.getInt("heads", 1));
+    const bool bsd = op_.attrs.getString("qkv_layout", "bhsd") == "bsd";
+    const TensorType& q = operandType(0);
+    const TensorType& k = operandType(1);
+    const double batch = dim(q, 0);
+    const double queries = bsd ? dim(q, 1) : dim(q, 2);
+    const double headDim = bsd ? dim(q, -1) / heads : dim(q, -1);
+    double keys = bsd ? dim(k, 1) : dim(k, 2);
+    if (present(6)) keys += dim(operandType(6), 2);  // past_k
+    const double scores = batch * heads * queries * keys;
+    double total = 4 * scores * headDim + 5 * scores;
+    if (op_.attrs.getString("rope", "none") != "none")
+      total += 6 * (elements(q) + elements(k));
+    return total;
+  }
+
+  // Instructions are "<op> <args>" separated by "; ".
+  static double programFlops(std::string_view program) {
+    double total = 0;
+    size_t start = 0;
+    while (start < program.size()) {
+      size_t end = program.find(';', start);
+      if (end == std::string_view::npos) end = program.size();
+      std::string_view instruction = program.substr(start, end - start);
+      instruction.remove_prefix(std::min(instruction.find_first_not_of(' '), instruction.size()));
+      total += elementwiseFlops(instruction.substr(0, instruction.find(' ')));
+      start = end + 1;
+    }
+    return total;
+  }
+
+  const Graph& graph_;
+  const Op& op_;
+  const CostModel& model_;
+};
+
+}  // namespace
+
+int64_t CostModel::symbolValue(const std::string& symbol) const {
+  if (auto it = bindings.find(symbol); it != bindings.end()) return it->second;
+  if (containsIgnoringCase(symbol, "batch")) return batchSize;
+  if (containsIgnoringCase(symbol, "past")) return pastLength;
+  return sequenceLength;
+}
+
+int64_t CostModel::dimValue(const Dim& dim) const {
+  if (dim.isUnknown()) return unknownDim;
+  if (std::optional<int64_t> value = dim.constant()) return *value;
+  SymbolBindings values;
+  for (const std::string& symbol : dim.symbols()) values[symbol] = symbolValue(symbol);
+  return dim.substitute(values).constant().value_or(unknownDim);
+}
+
+OpCost opCost(const Graph& graph, const Op& op, const CostModel& model) {
+  return OpCoster(graph, op, model).cost();
+}
+
+GraphCost graphCost(const Graph& graph, const CostModel& model) {
+  GraphCost total;
+  for (const Op& op : graph.ops()) {
+    const OpCost cost = opCost(graph, op, model);
+    total.bytes += cost.bytes;
+    total.flops += cost.flops;
+    total.seconds += cost.bytes / model.bytesPerSecond + cost.flops / model.flopsPerSecond;
+    bool unknown = false;
+    for (ValueId id : op.operands)
+      if (id != kNoValue)
+        for (const Dim& d : graph.value(id).type.shape) unknown = unknown || d.isUnknown();
+    for (ValueId id : op.results)
+      for (const Dim& d : graph.value(id).type.shape) unknown = unknown || d.isUnknown();
+    if (unknown) ++total.opsWithUnknownDims;
+  }
+  return total;
+}
+
+}  // namespace kiln

@@ -1,0 +1,176 @@
+#include "tools/kiln/compile_report.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "ir/op_registry.h"
+
+namespace kiln::tools {
+
+namespace {
+
+std::string jsonString(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+          out += escaped;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Six significant digits; JSON has no NaN or infinity, so those are null.
+std::string jsonNumber(double value) {
+  if (!std::isfinite(value)) return "null";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  return text;
+}
+
+std::string fixed(double value, int decimals) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+std::string padded(std::string text, size_t width, bool right = false) {
+  if (text.size() >= width) return text + " ";
+  const std::string pad(width - text.size(), ' ');
+  return right ? pad + text + " " : text + pad + " ";
+}
+
+std::string costJson(const GraphCost& cost) {
+  return cat("{\"bytes\": ", jsonNumber(cost.bytes), ", \"flops\": ", jsonNumber(cost.flops),
+             ", \"seconds\": ", jsonNumber(cost.seconds),
+             ", \"ops_with_unknown_dims\": ", cost.opsWithUnknownDims, "}");
+}
+
+void collectSymbols(const Dim& dim, const CostModel& model, SymbolBindings& symbols) {
+  for (const std::string& symbol : dim.symbols()) symbols[symbol] = model.symbolValue(symbol);
+}
+
+}  // namespace
+
+void CompileReport::describeFinalGraph(const Graph& graph) {
+  irOpsFinal = static_cast<int64_t>(graph.ops().size());
+  opsByKind.clear();
+  for (const Op& op : graph.ops()) ++opsByKind[std::string(op.def->name)];
+  symbols.clear();
+  for (const Value& value : graph.values())
+    for (const Dim& dim : value.type.shape) collectSymbols(dim, costModel, symbols);
+}
+
+double CompileReport::fusionGainRatio() const {
+  if (!record.unfusedCost || !record.fusedCost || record.fusedCost->seconds <= 0) return 0;
+  return record.unfusedCost->seconds / record.fusedCost->seconds;
+}
+
+std::string CompileReport::toJson() const {
+  std::string json = "{\n";
+  json += cat("  \"model\": ", jsonString(model), ",\n");
+  json += cat("  \"onnx_nodes\": ", onnx.nodes, ",\n");
+  json += cat("  \"onnx_nonconstant_nodes\": ", onnx.nonConstantNodes, ",\n");
+  json += cat("  \"ir_ops_initial\": ", irOpsInitial, ",\n");
+  json += cat("  \"ir_ops_final\": ", irOpsFinal, ",\n");
+  json += "  \"ops_by_kind\": {";
+  bool first = true;
+  for (const auto& [kind, count] : opsByKind) {
+    json += cat(first ? "" : ", ", jsonString(kind), ": ", count);
+    first = false;
+  }
+  json += "},\n";
+  json += cat("  \"pipeline\": ", jsonString(pipeline), ",\n");
+  json += "  \"passes\": [";
+  for (size_t i = 0; i < record.passes.size(); ++i) {
+    const PassRecord& pass = record.passes[i];
+    json += cat(i ? ",\n" : "\n", "    {\"name\": ", jsonString(pass.name),
+                ", \"ms\": ", jsonNumber(pass.ms), ", \"verify_ms\": ", jsonNumber(pass.verifyMs),
+                ", \"ops_before\": ", pass.opsBefore, ", \"ops_after\": ", pass.opsAfter,
+                ", \"changed\": ", pass.changed ? "true" : "false",
+                ", \"skipped\": ", pass.skipped ? "true" : "false", ", \"stats\": {");
+    const auto& counters = pass.statistics.all();
+    for (size_t k = 0; k < counters.size(); ++k)
+      json += cat(k ? ", " : "", jsonString(counters[k].first), ": ", counters[k].second);
+    json += "}}";
+  }
+  json += record.passes.empty() ? "],\n" : "\n  ],\n";
+  json += cat("  \"pipeline_ms\": ", jsonNumber(record.totalMs), ",\n");
+  json += cat("  \"import_ms\": ", jsonNumber(importMs), ",\n");
+  json += cat("  \"write_ms\": ", jsonNumber(writeMs), ",\n");
+  json += cat("  \"compile_ms\": ", jsonNumber(compileMs), ",\n");
+  json += cat("  \"fusion_gain_ratio\": ", jsonNumber(fusionGainRatio()), ",\n");
+  json += "  \"cost_model\": {\n";
+  json += cat("    \"bytes_per_second\": ", jsonNumber(costModel.bytesPerSecond), ",\n");
+  json += cat("    \"flops_per_second\": ", jsonNumber(costModel.flopsPerSecond), ",\n");
+  json += "    \"symbols\": {";
+  first = true;
+  for (const auto& [symbol, value] : symbols) {
+    json += cat(first ? "" : ", ", jsonString(symbol), ": ", value);
+    first = false;
+  }
+  json += "},\n";
+  json += cat("    \"unknown_dim\": ", costModel.unknownDim, ",\n");
+  json += cat("    \"unfused\": ",
+              record.unfusedCost ? costJson(*record.unfusedCost) : std::string("null"), ",\n");
+  json += cat("    \"fused\": ",
+              record.fusedCost ? costJson(*record.fusedCost) : std::string("null"), "\n");
+  json += "  }\n}\n";
+  return json;
+}
+
+std::string CompileReport::toTable() const {
+  std::string text = cat("compile report for ", model, "\n");
+  auto row = [&](const std::string& label, const std::string& value) {
+    text += "  " + padded(label, 22) + value + "\n";
+  };
+  row("onnx nodes", cat(onnx.nodes, " (", onnx.nonConstantNodes, " not Constant)"));
+  std::string ops = cat(irOpsInitial, " imported -> ", irOpsFinal, " final");
+  if (onnx.nonConstantNodes > 0)
+    ops += cat(" (", fixed(100.0 * (1.0 - static_cast<double>(irOpsFinal) /
+                                              static_cast<double>(onnx.nonConstantNodes)), 1),
+               "% below the non-Constant ONNX nodes)");
+  row("ir ops", ops);
+  row("compile", cat(fixed(compileMs, 1), " ms (import ", fixed(importMs, 1), ", passes ",
+                     fixed(record.totalMs, 1), ", write ", fixed(writeMs, 1), ")"));
+  if (record.unfusedCost && record.fusedCost) {
+    std::string bound;
+    for (const auto& [symbol, value] : symbols) bound += cat(bound.empty() ? "" : ", ", symbol, "=", value);
+    row("fusion gain ratio",
+        cat(fixed(fusionGainRatio(), 3), " (cost ", fixed(record.unfusedCost->seconds * 1e3, 3),
+            " ms unfused -> ", fixed(record.fusedCost->seconds * 1e3, 3), " ms fused",
+            bound.empty() ? "" : "; ", bound, ")"));
+  }
+
+  text += "\n  " + padded("pass", 24) + padded("ms", 9, true) + padded("verify", 9, true) +
+          padded("ops", 14, true) + " stats\n";
+  for (const PassRecord& pass : record.passes) {
+    std::string counters;
+    for (const auto& [counter, value] : pass.statistics.all())
+      if (value != 0) counters += cat(counters.empty() ? "" : " ", counter, "=", value);
+    const std::string change = pass.skipped ? "skipped" : pass.changed ? "" : "unchanged";
+    text += "  " + padded(pass.name, 24) + padded(fixed(pass.ms, 3), 9, true) +
+            padded(fixed(pass.verifyMs, 3), 9, true) +
+            padded(cat(pass.opsBefore, " -> ", pass.opsAfter), 14, true) + " " + change +
+            (change.empty() || counters.empty() ? "" : " ") + counters + "\n";
+  }
+
+  text += "\n  ops by kind:";
+  for (const auto& [kind, count] : opsByKind) text += cat(" ", kind, " ", count, ",");
+  if (!opsByKind.empty()) text.pop_back();
+  text += "\n";
+  return text;
+}
+
+}  // namespace kiln::tools

@@ -1,0 +1,39 @@
+// The `kiln compile --report` document: what the ONNX file held, what the
+// passes did to the IR (per-pass time, op counts, statistics), where the
+// compile time went, and the fusion gain under the cost model. Every field
+// is described in docs/report.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "frontend/onnx/onnx_importer.h"
+#include "ir/graph.h"
+#include "passes/cost_model.h"
+#include "passes/pass_manager.h"
+
+namespace kiln::tools {
+
+struct CompileReport {
+  std::string model;
+  OnnxModelStats onnx;
+  int64_t irOpsInitial = 0;
+  int64_t irOpsFinal = 0;
+  std::map<std::string, int64_t> opsByKind;  // final graph
+  std::string pipeline;                      // as --passes would spell it
+  PipelineRecord record;
+  CostModel costModel;
+  SymbolBindings symbols;  // the final graph's symbols and their cost-model values
+  double importMs = 0, writeMs = 0, compileMs = 0;
+
+  // Fills the fields that come from the final graph (ops, symbols).
+  void describeFinalGraph(const Graph& graph);
+  // cost(unfused) / cost(fused); 0 when the fused cost is 0.
+  double fusionGainRatio() const;
+
+  std::string toJson() const;
+  std::string toTable() const;  // the readable form, for `--report -`
+};
+
+}  // namespace kiln::tools
