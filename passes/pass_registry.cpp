@@ -1,5 +1,6 @@
 #include "passes/pass_registry.h"
 
+#include "passes/canonicalize.h"
 #include "passes/cse.h"
 #include "passes/dce.h"
 
@@ -11,6 +12,7 @@ using PassFactory = std::unique_ptr<Pass> (*)();
 
 // The one list of passes.
 constexpr PassFactory kPassFactories[] = {
+    &createCanonicalize,
     &createDeadCodeElimination,
     &createCommonSubexpressionElimination,
 };

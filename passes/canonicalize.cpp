@@ -1,0 +1,681 @@
+// canonicalize: one forward sweep over the ops. Each op, its operands renamed
+// through earlier rewrites, is rewritten until no rule applies; then its
+// result types are inferred again, so `?` dims become symbolic as the shape
+// arithmetic before it folds, and the symbolic value of its result (see
+// passes/symbolic_values.h) is recorded for the ops after it. The folded
+// arithmetic is left dead and removed at the end (by dce).
+//
+// Rules:
+//   constants    an operand whose value is known to be all numbers becomes a weight
+//   shapes       reshape/expand/constant_of_shape with a known (maybe symbolic) target shape take
+//                it as the `shape` attribute (reshape's 0 and -1 resolved, -1 by exact polynomial
+//                division); slice and range with symbolic bounds take them as attributes
+//   positions    gather(table, range(a, b)) -> slice of rows a..b, reshaped like the indices;
+//                range(a, b) + k -> range(a + k, b + k)
+//   views        squeeze, unsqueeze and flatten with a known result shape -> reshape {shape};
+//                reshape(reshape(x)) -> reshape(x); reshape or expand to x's own type -> x
+//   no-ops       identity -> x; cast to x's dtype -> x; cast(cast(x)) -> one cast when the inner
+//                one is exact
+// Graph outputs keep their names: when an output's op goes, the value that
+// replaces it takes the name (or the op stays, when that value is an input,
+// a weight or another output).
+#include "passes/canonicalize.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ir/builder.h"
+#include "ir/op_registry.h"
+#include "ir/ops/symbolic_dims.h"
+#include "passes/dce.h"
+#include "passes/symbolic_values.h"
+
+namespace kiln {
+
+namespace {
+
+using ops::knownNonNegative;
+
+// A constant_of_shape of at most this many elements becomes a weight.
+constexpr int64_t kMaxFilledWeightElements = 4096;
+// Rules applied to one op before it is committed (each makes progress, so
+// this only guards against a cycle between rules).
+constexpr int kMaxRewritesPerOp = 8;
+
+// Whether every value of dtype `from` is exactly representable in `to`, so
+// cast(cast(x, to), final) == cast(x, final).
+bool isExactCast(DType from, DType to) {
+  if (from == to || from == DType::Bool) return true;
+  auto integerBits = [](DType t) -> int {  // value bits of an integer type, sign excluded
+    switch (t) {
+      case DType::U8: return 8;
+      case DType::I8: return 7;
+      case DType::I32: return 31;
+      case DType::I64: return 63;
+      default: return 0;
+    }
+  };
+  auto mantissaBits = [](DType t) -> int {  // integers up to 2^bits are exact
+    switch (t) {
+      case DType::BF16: return 8;
+      case DType::F16: return 11;
+      case DType::F32: return 24;
+      case DType::F64: return 53;
+      default: return 0;
+    }
+  };
+  const bool fromSigned = from != DType::U8;
+  if (integerBits(from) && integerBits(to))
+    return integerBits(to) >= integerBits(from) && (fromSigned ? to != DType::U8 : true);
+  if (integerBits(from) && mantissaBits(to)) return mantissaBits(to) >= integerBits(from);
+  if (mantissaBits(from) && mantissaBits(to)) {
+    // f16 and bf16 differ in range and precision: neither holds the other.
+    return mantissaBits(to) > mantissaBits(from) && to != DType::BF16 && to != DType::F16;
+  }
+  return false;
+}
+
+// An attribute value for dims: an int list when they are all numbers (so
+// the printed form reads back the same), else a dim list.
+AttrValue dimsAttr(const std::vector<Dim>& dims) {
+  std::vector<int64_t> numbers;
+  for (const Dim& d : dims) {
+    if (!d.isConstant()) return dims;
+    numbers.push_back(*d.constant());
+  }
+  return numbers;
+}
+
+bool isComplete(const Shape& shape) {
+  for (const Dim& d : shape)
+    if (d.isUnknown()) return false;
+  return true;
+}
+
+size_t unknownDims(const TensorType& type) {
+  size_t n = 0;
+  for (const Dim& d : type.shape) n += d.isUnknown() ? 1 : 0;
+  return n;
+}
+
+// What inference says now, with the dims it cannot tell taken from the type
+// the value had (a fact about the value checked at run time).
+TensorType mergeTypes(const TensorType& inferred, const TensorType& declared) {
+  if (inferred.dtype != declared.dtype || inferred.rank() != declared.rank()) return inferred;
+  TensorType merged = inferred;
+  for (size_t d = 0; d < merged.rank(); ++d)
+    if (merged.shape[d].isUnknown()) merged.shape[d] = declared.shape[d];
+  return merged;
+}
+
+// A rewritten op must give the same types as before, or more precise ones.
+bool consistent(const std::vector<TensorType>& now, const std::vector<TensorType>& before) {
+  if (now.size() != before.size()) return false;
+  for (size_t r = 0; r < now.size(); ++r) {
+    if (now[r].dtype != before[r].dtype || now[r].rank() != before[r].rank()) return false;
+    for (size_t d = 0; d < now[r].rank(); ++d) {
+      const Dim &a = now[r].shape[d], &b = before[r].shape[d];
+      if (!a.isUnknown() && !b.isUnknown() && a != b) return false;
+    }
+  }
+  return true;
+}
+
+bool isOpNamed(const Op& op, std::string_view name) { return op.def->name == name; }
+
+// reshape x {shape = [...]}.
+bool isDimsReshape(const Op& op) {
+  return isOpNamed(op, "reshape") && op.attrs.has("shape") && op.operands.size() == 1;
+}
+
+// An arithmetic sequence start, start + delta, ... (before limit).
+struct Sequence {
+  Dim start, limit;
+  int64_t delta = 1;
+};
+
+struct Counters {
+  int64_t constantsMaterialized = 0;
+  int64_t reshapesFolded = 0;
+  int64_t expandsFolded = 0;
+  int64_t fillsFolded = 0;
+  int64_t slicesFolded = 0;
+  int64_t rangesFolded = 0;
+  int64_t gathersToSlices = 0;
+  int64_t rangesShifted = 0;
+  int64_t viewsToReshape = 0;
+  int64_t reshapesComposed = 0;
+  int64_t castsComposed = 0;
+  int64_t opsRemoved = 0;  // identity and no-op cast, reshape, expand
+  int64_t typesRefined = 0;
+};
+
+class Canonicalizer {
+ public:
+  explicit Canonicalizer(Graph& graph) : graph_(graph) {}
+
+  Expected<bool> run(PassStatistics& statistics);
+
+ private:
+  // What a rule does to an op: its single result is replaced by another
+  // value (the op goes), or the op becomes another op with the same results.
+  struct Rewrite {
+    ValueId forwardTo = kNoValue;
+    std::optional<Op> replacement;
+    int64_t* counter = nullptr;
+  };
+
+  void grow();
+  ValueId resolve(ValueId id) const;
+  const TensorType& typeOf(ValueId id) const { return graph_.value(id).type; }
+  const SymbolicTensor* knownValue(ValueId id);
+  // A known value with every element known.
+  const SymbolicTensor* completeValue(ValueId id);
+  std::optional<Op> producerOf(ValueId id) const;
+  Status infer(const Op& op, std::vector<TensorType>& types) const;
+  Op makeOp(std::string_view name, std::vector<ValueId> operands, Attributes attrs, const Op& from,
+            std::vector<ValueId> results = {}) const;
+  // Appends `op` with a new result value; kNoValue when inference refuses it.
+  ValueId emit(Op op);
+  void commit(Op op, const std::vector<TensorType>& types);
+  ValueId weightFor(ValueId id, const SymbolicTensor& value);
+  void materializeConstantOperands(Op& op);
+  bool canForward(ValueId result, ValueId source) const;
+  Status process(Op op);
+
+  std::optional<Rewrite> rewrite(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteCast(const Op& op);
+  std::optional<Rewrite> rewriteReshape(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteExpand(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteConstantOfShape(const Op& op);
+  std::optional<Rewrite> rewriteRange(const Op& op);
+  std::optional<Rewrite> rewriteSlice(const Op& op);
+  std::optional<Rewrite> rewriteGather(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
+  // `op` producing `shape` from a value of `fromShape`, reshaped when they differ.
+  Rewrite reshapedTo(Op op, const Shape& fromShape, const Shape& shape, const Op& original,
+                     int64_t* counter);
+  std::optional<Sequence> rangeOf(ValueId id);
+
+  Graph& graph_;
+  std::vector<Op> newOps_;
+  std::vector<int32_t> producer_;  // ValueId -> index in newOps_, or -1
+  std::vector<ValueId> forward_;   // ValueId -> the value that replaced it, or kNoValue
+  std::vector<bool> isOutput_;
+  // Node-based, so pointers to values stay valid as it grows; nullopt =
+  // looked at and not known.
+  std::unordered_map<ValueId, std::optional<SymbolicTensor>> known_;
+  std::unordered_map<ValueId, ValueId> weights_;  // value -> its materialised weight
+  Counters counters_;
+};
+
+void Canonicalizer::grow() {
+  const size_t n = graph_.values().size();
+  producer_.resize(n, -1);
+  forward_.resize(n, kNoValue);
+  isOutput_.resize(n, false);
+}
+
+ValueId Canonicalizer::resolve(ValueId id) const {
+  while (forward_[static_cast<size_t>(id)] != kNoValue) id = forward_[static_cast<size_t>(id)];
+  return id;
+}
+
+const SymbolicTensor* Canonicalizer::knownValue(ValueId id) {
+  if (id == kNoValue) return nullptr;
+  auto it = known_.find(id);
+  if (it == known_.end()) {
+    const Value& v = graph_.value(id);
+    std::optional<SymbolicTensor> value;
+    if (v.kind == ValueKind::Weight && v.data) value = symbolicFromTensor(*v.data);
+    it = known_.emplace(id, std::move(value)).first;
+  }
+  return it->second ? &*it->second : nullptr;
+}
+
+const SymbolicTensor* Canonicalizer::completeValue(ValueId id) {
+  const SymbolicTensor* value = knownValue(id);
+  return value && value->complete() ? value : nullptr;
+}
+
+std::optional<Op> Canonicalizer::producerOf(ValueId id) const {
+  const int32_t index = producer_[static_cast<size_t>(id)];
+  if (index < 0) return std::nullopt;
+  return newOps_[static_cast<size_t>(index)];
+}
+
+Status Canonicalizer::infer(const Op& op, std::vector<TensorType>& types) const {
+  std::vector<OperandInfo> operands = operandInfos(graph_, op.operands);
+  return inferResultTypes(*op.def, op.attrs, operands, static_cast<int>(op.results.size()), types);
+}
+
+Op Canonicalizer::makeOp(std::string_view name, std::vector<ValueId> operands, Attributes attrs,
+                         const Op& from, std::vector<ValueId> results) const {
+  Op op;
+  op.def = OpRegistry::global().find(name);
+  op.operands = std::move(operands);
+  op.attrs = std::move(attrs);
+  op.location = from.location;
+  op.results = results.empty() ? from.results : std::move(results);
+  return op;
+}
+
+ValueId Canonicalizer::emit(Op op) {
+  op.results.assign(1, kNoValue);
+  std::vector<TensorType> types;
+  if (!infer(op, types)) return kNoValue;
+  graph_.addOp(op.def, op.operands, types, op.attrs, op.location);
+  // addOp appends to the graph's op list, which holds nothing during the sweep.
+  Op added = std::move(graph_.ops().back());
+  graph_.ops().pop_back();
+  grow();
+  const ValueId result = added.results[0];
+  commit(std::move(added), types);
+  return result;
+}
+
+void Canonicalizer::commit(Op op, const std::vector<TensorType>& types) {
+  for (size_t r = 0; r < op.results.size(); ++r) {
+    Value& v = graph_.value(op.results[r]);
+    const TensorType merged = mergeTypes(types[r], v.type);
+    if (unknownDims(merged) < unknownDims(v.type)) ++counters_.typesRefined;
+    v.type = merged;
+  }
+  if (op.results.size() == 1) {
+    std::vector<const TensorType*> operandTypes;
+    std::vector<const SymbolicTensor*> operandValues;
+    for (ValueId id : op.operands) {
+      operandTypes.push_back(id == kNoValue ? nullptr : &typeOf(id));
+      operandValues.push_back(knownValue(id));
+    }
+    known_[op.results[0]] = evaluateSymbolic(op, operandTypes, operandValues, typeOf(op.results[0]));
+  }
+  for (ValueId result : op.results) producer_[static_cast<size_t>(result)] = static_cast<int32_t>(newOps_.size());
+  newOps_.push_back(std::move(op));
+}
+
+ValueId Canonicalizer::weightFor(ValueId id, const SymbolicTensor& value) {
+  if (auto it = weights_.find(id); it != weights_.end()) return it->second;
+  const ValueId weight = graph_.addWeight(graph_.uniqueName(graph_.value(id).name + ".value"), value.toTensor());
+  grow();
+  known_[weight] = value;
+  weights_[id] = weight;
+  ++counters_.constantsMaterialized;
+  return weight;
+}
+
+void Canonicalizer::materializeConstantOperands(Op& op) {
+  for (ValueId& operand : op.operands) {
+    if (operand == kNoValue || graph_.value(operand).kind == ValueKind::Weight) continue;
+    const SymbolicTensor* value = knownValue(operand);
+    if (value && value->isConstant()) operand = weightFor(operand, *value);
+  }
+}
+
+bool Canonicalizer::canForward(ValueId result, ValueId source) const {
+  if (!isOutput_[static_cast<size_t>(result)]) return true;
+  // The source takes the output's name, so it must be free to: an op result
+  // that is not itself an output.
+  return graph_.value(source).kind == ValueKind::OpResult && !isOutput_[static_cast<size_t>(source)];
+}
+
+Status Canonicalizer::process(Op op) {
+  std::vector<TensorType> types;
+  if (Status inferred = infer(op, types); !inferred) return inferred;
+  for (int round = 0; round < kMaxRewritesPerOp; ++round) {
+    std::optional<Rewrite> rewritten = rewrite(op, types);
+    if (!rewritten) break;
+    if (rewritten->forwardTo != kNoValue) {
+      const ValueId result = op.results[0];
+      forward_[static_cast<size_t>(result)] = rewritten->forwardTo;
+      if (isOutput_[static_cast<size_t>(result)]) isOutput_[static_cast<size_t>(rewritten->forwardTo)] = true;
+      ++*rewritten->counter;
+      return Status::ok();
+    }
+    std::vector<TensorType> newTypes;
+    if (!infer(*rewritten->replacement, newTypes) || !consistent(newTypes, types)) break;
+    ++*rewritten->counter;
+    op = std::move(*rewritten->replacement);
+    types = std::move(newTypes);
+  }
+  commit(std::move(op), types);
+  return Status::ok();
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
+                                                             const std::vector<TensorType>& types) {
+  if (op.results.size() != 1) return std::nullopt;
+  const std::string_view name = op.def->name;
+  std::optional<Rewrite> rewritten;
+  if (name == "identity") rewritten = Rewrite{op.operands[0], std::nullopt, &counters_.opsRemoved};
+  else if (name == "cast") rewritten = rewriteCast(op);
+  else if (name == "reshape" || name == "squeeze" || name == "unsqueeze" || name == "flatten")
+    rewritten = rewriteReshape(op, types);
+  else if (name == "expand") rewritten = rewriteExpand(op, types);
+  else if (name == "constant_of_shape") rewritten = rewriteConstantOfShape(op);
+  else if (name == "range") rewritten = rewriteRange(op);
+  else if (name == "slice") rewritten = rewriteSlice(op);
+  else if (name == "gather") rewritten = rewriteGather(op, types);
+  else if (name == "add" || name == "sub") rewritten = rewriteRangeShift(op, types);
+  if (rewritten && rewritten->forwardTo != kNoValue && !canForward(op.results[0], rewritten->forwardTo))
+    return std::nullopt;
+  return rewritten;
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteCast(const Op& op) {
+  const ValueId x = op.operands[0];
+  std::optional<DType> to = parseDType(op.attrs.getString("to"));
+  if (to == typeOf(x).dtype) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
+  std::optional<Op> inner = producerOf(x);
+  if (!inner || !isOpNamed(*inner, "cast") || !isExactCast(typeOf(inner->operands[0]).dtype, typeOf(x).dtype))
+    return std::nullopt;
+  return Rewrite{kNoValue, makeOp("cast", {inner->operands[0]}, op.attrs, op), &counters_.castsComposed};
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op,
+                                                                    const std::vector<TensorType>& types) {
+  const ValueId x = op.operands[0];
+  const TensorType& input = typeOf(x);
+  auto toDims = [&](const Shape& shape, int64_t* counter) {
+    Attributes attrs;
+    attrs.set("shape", dimsAttr(shape));
+    return Rewrite{kNoValue, makeOp("reshape", {x}, attrs, op), counter};
+  };
+  if (!isOpNamed(op, "reshape")) {
+    // squeeze / unsqueeze / flatten: one kind of view for layout and fusion.
+    if (!isComplete(types[0].shape)) return std::nullopt;
+    return toDims(types[0].shape, &counters_.viewsToReshape);
+  }
+  if (isDimsReshape(op)) {
+    if (types[0] == input) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
+    std::optional<Op> inner = producerOf(x);
+    if (!inner || !isDimsReshape(*inner)) return std::nullopt;
+    return Rewrite{kNoValue, makeOp("reshape", {inner->operands[0]}, op.attrs, op),
+                   &counters_.reshapesComposed};
+  }
+  // The ONNX form: a known target shape, with 0 (copy the input dim) and -1
+  // (whatever is left) resolved. Symbolic entries are taken as they are.
+  const SymbolicTensor* target = op.operands.size() > 1 ? completeValue(op.operands[1]) : nullptr;
+  if (!target) return std::nullopt;
+  const bool allowZero = op.attrs.getBool("allowzero");
+  Shape shape;
+  std::optional<size_t> rest;
+  for (size_t i = 0; i < target->elements.size(); ++i) {
+    const Dim& element = target->elements[i];
+    const std::optional<int64_t> c = element.constant();
+    if (c == -1 && !rest) {
+      rest = i;
+      shape.push_back(1);
+    } else if (c == 0 && !allowZero) {
+      if (i >= input.rank() || input.shape[i].isUnknown()) return std::nullopt;
+      shape.push_back(input.shape[i]);
+    } else if (c ? *c >= 0 : knownNonNegative(element)) {
+      shape.push_back(element);
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (rest) {
+    Dim total = 1, others = 1;
+    for (const Dim& d : input.shape) total = total * d;
+    for (const Dim& d : shape) others = others * d;
+    std::optional<Dim> quotient = ops::divideExactly(total, others);
+    if (!quotient) return std::nullopt;
+    shape[*rest] = *quotient;
+  }
+  return toDims(shape, &counters_.reshapesFolded);
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteExpand(const Op& op,
+                                                                   const std::vector<TensorType>& types) {
+  const ValueId x = op.operands[0];
+  if (op.attrs.has("shape")) {
+    if (types[0] == typeOf(x)) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
+    return std::nullopt;
+  }
+  const SymbolicTensor* target = completeValue(op.operands[1]);
+  if (!target) return std::nullopt;
+  for (const Dim& d : target->elements)
+    if (!knownNonNegative(d)) return std::nullopt;
+  std::optional<Shape> shape = broadcastShapes(typeOf(x).shape, target->elements);
+  if (!shape || !isComplete(*shape)) return std::nullopt;
+  Attributes attrs;
+  attrs.set("shape", dimsAttr(*shape));
+  return Rewrite{kNoValue, makeOp("expand", {x}, attrs, op), &counters_.expandsFolded};
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteConstantOfShape(const Op& op) {
+  if (op.operands.empty()) return std::nullopt;
+  const SymbolicTensor* target = completeValue(op.operands[0]);
+  if (!target) return std::nullopt;
+  for (const Dim& d : target->elements)
+    if (!knownNonNegative(d)) return std::nullopt;
+  Attributes attrs = op.attrs;
+  attrs.set("shape", dimsAttr(target->elements));
+  Op filled = makeOp("constant_of_shape", {}, attrs, op);
+  // A small static fill is a weight.
+  Dim count = 1;
+  for (const Dim& d : target->elements) count = count * d;
+  if (count.isConstant() && *count.constant() <= kMaxFilledWeightElements) {
+    Expected<std::vector<Tensor>> value = evaluateOp(*filled.def, filled.attrs, {}, 1);
+    if (value) {
+      const ValueId weight =
+          graph_.addWeight(graph_.uniqueName(graph_.value(op.results[0]).name + ".value"), (*value)[0]);
+      grow();
+      return Rewrite{weight, std::nullopt, &counters_.fillsFolded};
+    }
+  }
+  return Rewrite{kNoValue, std::move(filled), &counters_.fillsFolded};
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRange(const Op& op) {
+  if (op.operands.size() != 3) return std::nullopt;
+  const DType dtype = typeOf(op.operands[0]).dtype;
+  if (dtype != DType::I64 && dtype != DType::I32) return std::nullopt;
+  const SymbolicTensor* start = completeValue(op.operands[0]);
+  const SymbolicTensor* limit = completeValue(op.operands[1]);
+  const SymbolicTensor* delta = completeValue(op.operands[2]);
+  if (!start || !limit || !delta || start->elements.size() != 1 || limit->elements.size() != 1 ||
+      delta->elements.size() != 1)
+    return std::nullopt;
+  const std::optional<int64_t> step = delta->elements[0].constant();
+  // Numeric bounds are constant folding's business.
+  if (!step || *step == 0 || (start->isConstant() && limit->isConstant())) return std::nullopt;
+  Attributes attrs;
+  attrs.set("start", start->elements);
+  attrs.set("limit", limit->elements);
+  attrs.set("delta", *step);
+  attrs.set("dtype", std::string(dtypeName(dtype)));
+  return Rewrite{kNoValue, makeOp("range", {}, attrs, op), &counters_.rangesFolded};
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteSlice(const Op& op) {
+  if (op.operands.size() < 3) return std::nullopt;
+  const SymbolicTensor* starts = completeValue(op.operands[1]);
+  const SymbolicTensor* ends = completeValue(op.operands[2]);
+  if (!starts || !ends || (starts->isConstant() && ends->isConstant())) return std::nullopt;
+  auto constantList = [&](size_t i) -> std::optional<std::vector<int64_t>> {
+    const SymbolicTensor* value = i < op.operands.size() ? knownValue(op.operands[i]) : nullptr;
+    if (!value || !value->isConstant()) return std::nullopt;
+    std::vector<int64_t> out;
+    for (const Dim& d : value->elements) out.push_back(*d.constant());
+    return out;
+  };
+  const bool hasAxes = op.operands.size() > 3 && op.operands[3] != kNoValue;
+  const bool hasSteps = op.operands.size() > 4 && op.operands[4] != kNoValue;
+  std::optional<std::vector<int64_t>> axes = constantList(3), steps = constantList(4);
+  if ((hasAxes && !axes) || (hasSteps && !steps)) return std::nullopt;
+  if (!axes) {
+    axes.emplace();
+    for (size_t i = 0; i < starts->elements.size(); ++i) axes->push_back(static_cast<int64_t>(i));
+  }
+  Attributes attrs;
+  attrs.set("starts", starts->elements);
+  attrs.set("ends", ends->elements);
+  attrs.set("axes", *axes);
+  if (steps && std::any_of(steps->begin(), steps->end(), [](int64_t s) { return s != 1; }))
+    attrs.set("steps", *steps);
+  return Rewrite{kNoValue, makeOp("slice", {op.operands[0]}, attrs, op), &counters_.slicesFolded};
+}
+
+std::optional<Sequence> Canonicalizer::rangeOf(ValueId id) {
+  if (const SymbolicTensor* value = completeValue(id); value && !value->elements.empty()) {
+    const std::vector<Dim>& e = value->elements;
+    const Dim delta = e.size() > 1 ? e[1] - e[0] : Dim(1);
+    if (!delta.isConstant() || delta == Dim(0)) return std::nullopt;
+    for (size_t i = 1; i < e.size(); ++i)
+      if (e[i] - e[i - 1] != delta) return std::nullopt;
+    return Sequence{e[0], e.back() + delta, *delta.constant()};
+  }
+  std::optional<Op> producer = producerOf(id);
+  while (producer && isDimsReshape(*producer)) producer = producerOf(producer->operands[0]);
+  if (!producer || !isOpNamed(*producer, "range") || !producer->attrs.has("start")) return std::nullopt;
+  return Sequence{(*producer->attrs.getDims("start"))[0], (*producer->attrs.getDims("limit"))[0],
+                  producer->attrs.getInt("delta", 1)};
+}
+
+Canonicalizer::Rewrite Canonicalizer::reshapedTo(Op op, const Shape& fromShape, const Shape& shape,
+                                                 const Op& original, int64_t* counter) {
+  if (fromShape == shape) {
+    op.results = original.results;
+    return Rewrite{kNoValue, std::move(op), counter};
+  }
+  const ValueId value = emit(std::move(op));
+  if (value == kNoValue) return Rewrite{};
+  Attributes attrs;
+  attrs.set("shape", dimsAttr(shape));
+  return Rewrite{kNoValue, makeOp("reshape", {value}, attrs, original), counter};
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
+                                                                   const std::vector<TensorType>& types) {
+  // gather(table, [a, a + d, ...]) takes rows a.. of the table: a slice, a
+  // view the later passes understand, instead of an indexed copy.
+  const ValueId data = op.operands[0];
+  std::optional<Sequence> rows = rangeOf(op.operands[1]);
+  const auto rank = static_cast<int64_t>(typeOf(data).rank());
+  int64_t axis = op.attrs.getInt("axis");
+  if (axis < 0) axis += rank;
+  if (!rows || rows->delta <= 0 || !knownNonNegative(rows->start) || axis < 0 || axis >= rank ||
+      !isComplete(types[0].shape))
+    return std::nullopt;
+  Attributes attrs;
+  attrs.set("starts", dimsAttr({rows->start}));
+  attrs.set("ends", dimsAttr({rows->limit}));
+  attrs.set("axes", std::vector<int64_t>{axis});
+  if (rows->delta != 1) attrs.set("steps", std::vector<int64_t>{rows->delta});
+  Op slice = makeOp("slice", {data}, attrs, op, {kNoValue});
+  std::vector<TensorType> sliceTypes;
+  if (!infer(slice, sliceTypes)) return std::nullopt;
+  Rewrite rewritten = reshapedTo(std::move(slice), sliceTypes[0].shape, types[0].shape, op,
+                                 &counters_.gathersToSlices);
+  if (!rewritten.replacement) return std::nullopt;
+  return rewritten;
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRangeShift(const Op& op,
+                                                                       const std::vector<TensorType>& types) {
+  // range(a, b) + k == range(a + k, b + k): the positions of a decoder step
+  // (arange(seq) + past) stay one op the attention matcher can read.
+  const bool isSub = isOpNamed(op, "sub");
+  for (size_t side = 0; side < (isSub ? 1u : 2u); ++side) {
+    const ValueId positions = op.operands[side];
+    const SymbolicTensor* offset = completeValue(op.operands[1 - side]);
+    if (!offset || offset->elements.size() != 1 || types[0] != typeOf(positions)) continue;
+    std::optional<Op> producer = producerOf(positions);
+    while (producer && isDimsReshape(*producer)) producer = producerOf(producer->operands[0]);
+    if (!producer || !isOpNamed(*producer, "range") || !producer->attrs.has("start")) continue;
+    const Dim k = offset->elements[0];
+    const Dim start = (*producer->attrs.getDims("start"))[0], limit = (*producer->attrs.getDims("limit"))[0];
+    Attributes attrs = producer->attrs;
+    attrs.set("start", std::vector<Dim>{isSub ? start - k : start + k});
+    attrs.set("limit", std::vector<Dim>{isSub ? limit - k : limit + k});
+    Op shifted = makeOp("range", {}, attrs, op, {kNoValue});
+    std::vector<TensorType> shiftedTypes;
+    if (!infer(shifted, shiftedTypes)) continue;
+    Rewrite rewritten = reshapedTo(std::move(shifted), shiftedTypes[0].shape, types[0].shape, op,
+                                   &counters_.rangesShifted);
+    if (rewritten.replacement) return rewritten;
+  }
+  return std::nullopt;
+}
+
+Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
+  grow();
+  for (ValueId id : graph_.outputs()) isOutput_[static_cast<size_t>(id)] = true;
+  std::vector<Op> original = std::move(graph_.ops());
+  graph_.ops().clear();
+  for (Op& op : original) {
+    for (ValueId& operand : op.operands)
+      if (operand != kNoValue) operand = resolve(operand);
+    materializeConstantOperands(op);
+    const std::string context = cat("op '", op.def->name, "' defining %", graph_.value(op.results.at(0)).name,
+                                    op.location.empty() ? "" : cat(" (loc \"", op.location, "\")"), ": ");
+    if (Status processed = process(std::move(op)); !processed) return processed.withContext(context);
+  }
+  graph_.setOps(std::move(newOps_));
+
+  // Outputs whose op went: the replacing value takes the name.
+  std::vector<ValueId> outputs;
+  for (ValueId output : graph_.outputs()) {
+    const ValueId replacement = resolve(output);
+    if (replacement != output) {
+      const std::string name = graph_.value(output).name;
+      KILN_RETURN_IF_ERROR(graph_.rename(output, graph_.uniqueName(name + ".replaced")));
+      KILN_RETURN_IF_ERROR(graph_.rename(replacement, name));
+    }
+    outputs.push_back(replacement);
+  }
+  graph_.setOutputs(std::move(outputs));
+
+  // The folded arithmetic is dead now.
+  std::unique_ptr<Pass> dce = createDeadCodeElimination();
+  Expected<bool> cleaned = dce->run(graph_);
+  if (!cleaned) return cleaned.status();
+  int64_t deadOps = 0;
+  for (const auto& [counter, value] : dce->statistics().all())
+    if (counter == "ops-removed") deadOps = value;
+  graph_.compact();
+
+  const Counters& c = counters_;
+  const std::pair<const char*, int64_t> reported[] = {
+      {"constants-materialized", c.constantsMaterialized},
+      {"reshapes-folded", c.reshapesFolded},
+      {"expands-folded", c.expandsFolded},
+      {"fills-folded", c.fillsFolded},
+      {"slices-folded", c.slicesFolded},
+      {"ranges-folded", c.rangesFolded},
+      {"gathers-to-slices", c.gathersToSlices},
+      {"ranges-shifted", c.rangesShifted},
+      {"views-to-reshape", c.viewsToReshape},
+      {"reshapes-composed", c.reshapesComposed},
+      {"casts-composed", c.castsComposed},
+      {"no-ops-removed", c.opsRemoved},
+      {"types-refined", c.typesRefined},
+      {"dead-ops-removed", deadOps},
+  };
+  bool changed = *cleaned;
+  for (const auto& [counter, value] : reported) {
+    statistics.add(counter, value);
+    changed = changed || value != 0;
+  }
+  return changed;
+}
+
+class Canonicalize final : public Pass {
+ public:
+  std::string_view name() const override { return "canonicalize"; }
+  std::string_view summary() const override {
+    return "folds shape arithmetic into symbolic dims and removes no-op ops; re-infers types";
+  }
+  Expected<bool> run(Graph& graph) override { return Canonicalizer(graph).run(statistics_); }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> createCanonicalize() { return std::make_unique<Canonicalize>(); }
+
+}  // namespace kiln
