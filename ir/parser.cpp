@@ -310,7 +310,8 @@ class Parser {
           size_t at = pos_;
           std::string_view token = scanNumberToken();
           // A symbol or expression (`[batch, 2*seq]`) makes it a dim list.
-          if (token.empty() || (peek() != ',' && peek() != ']')) {
+          const bool number = parseIntToken(token) || parseFloatToken<double>(token);
+          if (!number || (peek() != ',' && peek() != ']')) {
             pos_ = listStart;
             return parseDimList(value);
           }
