@@ -3,7 +3,7 @@
 // (transposed operands, bias, activation, residual), and gemm (optional
 // transposes, alpha, beta, a bias broadcast to the result). Reference loops
 // run i-k-j so the innermost loop streams contiguous rows of B and of the
-// result; with b transposed each result is a dot of two contiguous rows.
+// result.
 #include <algorithm>
 #include <cstdint>
 #include <optional>
@@ -36,20 +36,26 @@ struct Accumulation<T> {
   static T store(type v) { return static_cast<T>(static_cast<int64_t>(v)); }
 };
 
+// row[n] = sum_k aRow[k] * b[k, n] for row-major b [K, N], into N accumulators.
+template <class T>
+void productRow(const T* aRow, const T* b, int64_t K, int64_t N, typename Accumulation<T>::type* row) {
+  using Acc = Accumulation<T>;
+  std::fill(row, row + N, typename Acc::type{0});
+  for (int64_t k = 0; k < K; ++k) {
+    const auto aik = Acc::load(aRow[k]);
+    const T* bRow = b + k * N;
+    for (int64_t j = 0; j < N; ++j) row[j] += aik * Acc::load(bRow[j]);
+  }
+}
+
 // c[m, n] = sum_k a[m, k] * b[k, n] for row-major a [M, K], b [K, N]; `row`
 // holds N accumulators.
 template <class T>
 void multiplyMatrices(const T* a, const T* b, T* c, int64_t M, int64_t K, int64_t N,
                       typename Accumulation<T>::type* row) {
-  using Acc = Accumulation<T>;
   for (int64_t i = 0; i < M; ++i) {
-    std::fill(row, row + N, typename Acc::type{0});
-    for (int64_t k = 0; k < K; ++k) {
-      const auto aik = Acc::load(a[i * K + k]);
-      const T* bRow = b + k * N;
-      for (int64_t j = 0; j < N; ++j) row[j] += aik * Acc::load(bRow[j]);
-    }
-    for (int64_t j = 0; j < N; ++j) c[i * N + j] = Acc::store(row[j]);
+    productRow(a + i * K, b, K, N, row);
+    for (int64_t j = 0; j < N; ++j) c[i * N + j] = Accumulation<T>::store(row[j]);
   }
 }
 
@@ -159,6 +165,8 @@ void matmulLoops(const KernelContext& ctx, Activation activation) {
 
   std::vector<typename Acc::type> row(static_cast<size_t>(N));
   std::vector<T> transposedA(transA ? static_cast<size_t>(M * K) : 0);
+  std::vector<T> transposedB(transB ? static_cast<size_t>(K * N) : 0);
+  int64_t transposedBOffset = -1;  // the batch of b in transposedB (a shared weight is copied once)
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* pc = out.data<T>();
@@ -168,30 +176,25 @@ void matmulLoops(const KernelContext& ctx, Activation activation) {
   const bool walkEpilogue = bias || residual;
   BroadcastWalker walk(batchOut, {&batchA, &batchB});
   for (int64_t batch = 0; batch < batches; ++batch, walk.next()) {
+    // Transposed operands are copied to row-major [M, K] and [K, N] so the
+    // product below always streams contiguous rows.
     const T* A = pa + walk.offset(0) * M * K;
     const T* B = pb + walk.offset(1) * K * N;
-    if (transA) {  // a stores [K, M]: copy it to [M, K] so rows are contiguous
+    if (transA) {
       for (int64_t k = 0; k < K; ++k)
         for (int64_t i = 0; i < M; ++i) transposedA[static_cast<size_t>(i * K + k)] = A[k * M + i];
       A = transposedA.data();
     }
-    for (int64_t i = 0; i < M; ++i) {
-      const T* aRow = A + i * K;
-      if (transB) {  // b stores [N, K]: each result is a dot of two contiguous rows
-        for (int64_t j = 0; j < N; ++j) {
-          typename Acc::type sum{0};
-          const T* bRow = B + j * K;
-          for (int64_t k = 0; k < K; ++k) sum += Acc::load(aRow[k]) * Acc::load(bRow[k]);
-          row[static_cast<size_t>(j)] = sum;
-        }
-      } else {
-        std::fill(row.begin(), row.end(), typename Acc::type{0});
-        for (int64_t k = 0; k < K; ++k) {
-          const auto aik = Acc::load(aRow[k]);
-          const T* bRow = B + k * N;
-          for (int64_t j = 0; j < N; ++j) row[static_cast<size_t>(j)] += aik * Acc::load(bRow[j]);
-        }
+    if (transB) {
+      if (walk.offset(1) != transposedBOffset) {
+        for (int64_t j = 0; j < N; ++j)
+          for (int64_t k = 0; k < K; ++k) transposedB[static_cast<size_t>(k * N + j)] = B[j * K + k];
+        transposedBOffset = walk.offset(1);
       }
+      B = transposedB.data();
+    }
+    for (int64_t i = 0; i < M; ++i) {
+      productRow(A + i * K, B, K, N, row.data());
       T* cRow = pc + (batch * M + i) * N;
       if (!walkEpilogue && activation == Activation::None) {
         for (int64_t j = 0; j < N; ++j) cRow[j] = Acc::store(row[static_cast<size_t>(j)]);

@@ -196,6 +196,10 @@ TEST(MatmulOp, TransposedOperandsWithBroadcastBatch) {
   Tensor scores = run("matmul", {&q, &k}, attrs({{"transpose_b", true}}));
   EXPECT_EQ(scores.shape(), (std::vector<int64_t>{2, 1, 2}));
   EXPECT_EQ(valuesOf(scores), (std::vector<double>{1, 3, 3, 7}));
+  // A k per batch: the transposed copy of b must follow the batch.
+  Tensor keys = f32({2, 2, 2}, {1, 0, 1, 1, 0, 1, 2, 0});
+  EXPECT_EQ(valuesOf(run("matmul", {&q, &keys}, attrs({{"transpose_b", true}}))),
+            (std::vector<double>{1, 3, 4, 6}));
   // Batched a^T: each batch of aT is [K = 2, M = 1].
   Tensor aT = f32({2, 2, 1}, {1, 2, 3, 4});
   Tensor b = f32({2, 1}, {10, 1});
