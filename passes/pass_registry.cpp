@@ -3,6 +3,11 @@
 #include "passes/canonicalize.h"
 #include "passes/cse.h"
 #include "passes/dce.h"
+#include "passes/elementwise_fusion.h"
+#include "passes/matmul_epilogue_fusion.h"
+#include "passes/norm_fusion.h"
+#include "passes/sibling_matmul_merge.h"
+#include "passes/swiglu_fusion.h"
 
 namespace kiln {
 
@@ -15,6 +20,11 @@ constexpr PassFactory kPassFactories[] = {
     &createCanonicalize,
     &createDeadCodeElimination,
     &createCommonSubexpressionElimination,
+    &createNormFusion,
+    &createSiblingMatmulMerge,
+    &createMatmulEpilogueFusion,
+    &createSwigluFusion,
+    &createElementwiseFusion,
 };
 
 }  // namespace

@@ -1,0 +1,163 @@
+#include "passes/elementwise_fusion.h"
+
+#include <algorithm>
+#include <cmath>
+#include <charconv>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "passes/pattern_utils.h"
+
+namespace kiln {
+
+namespace {
+
+// The program instruction of an op fused_elementwise can evaluate, with its
+// operand count; nullopt for every other op.
+std::optional<std::string> instructionName(const Op& op) {
+  const std::string_view name = op.def->name;
+  const size_t arity = op.operands.size();
+  for (std::string_view binary : {"add", "sub", "mul", "div", "pow", "max", "min"})
+    if (name == binary) return arity == 2 ? std::optional<std::string>(name) : std::nullopt;
+  for (std::string_view unary :
+       {"neg", "exp", "log", "sqrt", "reciprocal", "tanh", "erf", "sigmoid", "relu", "silu"})
+    if (name == unary) return arity == 1 ? std::optional<std::string>(name) : std::nullopt;
+  if (name == "gelu" && arity == 1)
+    return op.attrs.getString("approximate", "none") == "tanh" ? "gelu_tanh" : "gelu";
+  return std::nullopt;
+}
+
+bool isFusable(const Graph& graph, const Op& op) {
+  if (op.results.size() != 1 || !instructionName(op)) return false;
+  if (graph.value(op.results[0]).type.dtype != DType::F32) return false;
+  for (ValueId id : op.operands)
+    if (id == kNoValue || graph.value(id).type.dtype != DType::F32) return false;
+  return true;
+}
+
+// A one-element f32 weight, written into the program as a literal.
+std::optional<std::string> literal(const Graph& graph, ValueId id) {
+  const Value& v = graph.value(id);
+  if (v.kind != ValueKind::Weight || !v.data || v.data->numElements() != 1) return std::nullopt;
+  const float value = v.data->data<float>()[0];
+  if (std::isnan(value)) return std::nullopt;
+  // The shortest text that reads back as the same float.
+  char text[32];
+  const std::to_chars_result written = std::to_chars(text, text + sizeof text, value);
+  return std::string(text, written.ptr);
+}
+
+struct FusedProgram {
+  std::string program;
+  std::vector<ValueId> operands;
+};
+
+// The group's ops (ascending) as a program. With inlineConstants, one-element
+// weights become literals.
+FusedProgram buildProgram(const Graph& graph, const std::vector<int32_t>& group, bool inlineConstants) {
+  FusedProgram fused;
+  std::map<ValueId, std::string> names;  // members' results: %k; operands: $i
+  for (size_t k = 0; k < group.size(); ++k) {
+    const Op& op = graph.ops()[static_cast<size_t>(group[k])];
+    std::string instruction = *instructionName(op);
+    for (ValueId id : op.operands) {
+      auto known = names.find(id);
+      std::string arg;
+      if (known != names.end()) {
+        arg = known->second;
+      } else if (std::optional<std::string> text = inlineConstants ? literal(graph, id) : std::nullopt) {
+        arg = *text;
+      } else {
+        arg = cat("$", fused.operands.size());
+        fused.operands.push_back(id);
+        names[id] = arg;
+      }
+      instruction += " " + arg;
+    }
+    if (k) fused.program += "; ";
+    fused.program += instruction;
+    names[op.results[0]] = cat("%", k);
+  }
+  return fused;
+}
+
+// Whether broadcasting `operands` gives `type`'s shape (inlined constants of a
+// higher rank would otherwise be lost).
+bool broadcastsTo(const Graph& graph, const std::vector<ValueId>& operands, const TensorType& type) {
+  if (operands.empty()) return false;
+  Shape shape = graph.value(operands.front()).type.shape;
+  for (ValueId id : operands) {
+    std::optional<Shape> next = broadcastShapes(shape, graph.value(id).type.shape);
+    if (!next) return false;
+    shape = *next;
+  }
+  return shape.size() == type.rank() &&
+         (refines(TensorType{type.dtype, shape}, type) || refines(type, TensorType{type.dtype, shape}));
+}
+
+class ElementwiseFusion final : public Pass {
+ public:
+  std::string_view name() const override { return "elementwise_fusion"; }
+  std::string_view summary() const override {
+    return "fuses chains of f32 elementwise ops into one fused_elementwise program";
+  }
+
+  Expected<bool> run(Graph& graph) override {
+    Rewriter rewriter(graph);
+    const size_t count = rewriter.originalOpCount();
+    // Backwards: an op joins its users' group when all of them are in one.
+    std::vector<int32_t> groupOf(count, -1);
+    std::vector<std::vector<int32_t>> groups;  // members, descending
+    for (size_t i = count; i-- > 0;) {
+      const Op& op = graph.ops()[i];
+      if (!isFusable(graph, op)) continue;
+      const ValueId result = op.results[0];
+      const std::vector<int32_t>& users = rewriter.users(result);
+      int32_t group = -1;
+      if (!rewriter.isGraphOutput(result) && !users.empty()) {
+        group = groupOf[static_cast<size_t>(users.front())];
+        for (int32_t user : users)
+          if (groupOf[static_cast<size_t>(user)] != group) group = -1;
+      }
+      if (group < 0) {
+        group = static_cast<int32_t>(groups.size());
+        groups.emplace_back();
+      }
+      groupOf[i] = group;
+      groups[static_cast<size_t>(group)].push_back(static_cast<int32_t>(i));
+    }
+
+    int64_t fusedGroups = 0, fusedOps = 0;
+    for (std::vector<int32_t>& group : groups) {
+      if (group.size() < 2) continue;
+      std::reverse(group.begin(), group.end());
+      const int32_t root = group.back();
+      const ValueId result = graph.ops()[static_cast<size_t>(root)].results[0];
+      const TensorType& type = graph.value(result).type;
+      FusedProgram fused = buildProgram(graph, group, true);
+      if (!broadcastsTo(graph, fused.operands, type)) fused = buildProgram(graph, group, false);
+      if (!broadcastsTo(graph, fused.operands, type)) continue;
+      Attributes attrs;
+      attrs.set("program", fused.program);
+      const std::string location = graph.ops()[static_cast<size_t>(root)].location;
+      Expected<ValueId> op = rewriter.create1(root, "fused_elementwise", fused.operands, attrs, location);
+      if (!op) return op.status();
+      KILN_RETURN_IF_ERROR(rewriter.replace(result, *op));
+      rewriter.mark(group);
+      ++fusedGroups;
+      fusedOps += static_cast<int64_t>(group.size());
+    }
+    statistics_.add("groups", fusedGroups);
+    statistics_.add("ops-fused", fusedOps);
+    KILN_RETURN_IF_ERROR(rewriter.commit());
+    return rewriter.changed();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> createElementwiseFusion() { return std::make_unique<ElementwiseFusion>(); }
+
+}  // namespace kiln

@@ -1,0 +1,14 @@
+// Norm fusion: RMSNorm and LayerNorm written out in primitive ops (pow or
+// mul, reduce_mean, add eps, sqrt, div or reciprocal, mul by the weight, add
+// the bias) become one rms_norm / layer_norm op.
+#pragma once
+
+#include <memory>
+
+#include "passes/pass.h"
+
+namespace kiln {
+
+std::unique_ptr<Pass> createNormFusion();
+
+}  // namespace kiln
