@@ -1,0 +1,458 @@
+#include "passes/attention_fusion.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/builder.h"
+#include "ir/op_registry.h"
+#include "passes/attention_patterns.h"
+
+namespace kiln {
+
+namespace {
+
+// K in [B, Hkv, T, D]: an existing value, or a transpose of one that the
+// rewrite creates (perm empty: the value itself).
+struct KeySource {
+  ValueId value = kNoValue;
+  std::vector<int64_t> perm;
+};
+
+struct AttentionMatch {
+  int32_t outputOp = -1;  // the second matmul; the attention op goes just before it
+  std::string location;
+  ValueId out = kNoValue;
+  ValueId q = kNoValue, v = kNoValue;
+  KeySource k;
+  ValueId mask = kNoValue;
+  bool invertMask = false;  // a where(mask, fill, scores) mask: attend where false
+  ValueId cos = kNoValue, sin = kNoValue;
+  ValueId pastK = kNoValue, pastV = kNoValue;
+  ValueId presentK = kNoValue, presentV = kNoValue;  // the concats the present results replace
+  int64_t heads = 0, kvHeads = 0;
+  double scale = 1.0;
+  bool causal = false, rope = false;
+  int repeatsRemoved = 0;
+};
+
+// Between the first matmul and the softmax: scale factors, then masks.
+struct ScoresChain {
+  int32_t matmul = -1;
+  double scale = 1.0;
+  std::vector<ValueId> additiveMasks;
+  struct WhereMask {
+    ValueId condition = kNoValue, fill = kNoValue;
+    bool keepWhereTrue = true;
+  };
+  std::vector<WhereMask> whereMasks;
+};
+
+bool isFloatCast(const Graph& graph, const Op& op) {
+  return op.def->name == "cast" && isFloat(graph.value(op.operands[0]).type.dtype) &&
+         isFloat(graph.value(op.results[0]).type.dtype);
+}
+
+// A matmul with no epilogue and no transposed A; transpose_b is read by the caller.
+bool isPlainMatmul(const Op& op) {
+  return op.def->name == "matmul" && op.operands.size() == 2 && !op.attrs.getBool("transpose_a") &&
+         op.attrs.getString("activation", "none") == "none";
+}
+
+const Op* producer(const Graph& graph, ValueId id) {
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::OpResult || value.producer < 0) return nullptr;
+  return &graph.ops()[static_cast<size_t>(value.producer)];
+}
+
+std::optional<int64_t> constantDim(const Graph& graph, ValueId id, size_t axis) {
+  const Shape& shape = graph.value(id).type.shape;
+  return axis < shape.size() ? shape[axis].constant() : std::nullopt;
+}
+
+Shape permuted(const Shape& shape, const std::vector<int64_t>& perm) {
+  Shape out;
+  for (int64_t p : perm) out.push_back(shape[static_cast<size_t>(p)]);
+  return out;
+}
+
+// Dims that may describe the same size: equal, or one of them unknown.
+bool compatible(const TensorType& a, const TensorType& b) {
+  if (a.dtype != b.dtype || a.rank() != b.rank()) return false;
+  for (size_t i = 0; i < a.rank(); ++i)
+    if (!a.shape[i].isUnknown() && !b.shape[i].isUnknown() && a.shape[i] != b.shape[i]) return false;
+  return true;
+}
+
+class AttentionFusion final : public Pass {
+ public:
+  std::string_view name() const override { return "attention_fusion"; }
+  std::string_view summary() const override {
+    return "fuses matmul-softmax-matmul attention (scale, masks, RoPE, GQA, KV cache) into one attention op";
+  }
+
+  Expected<bool> run(Graph& graph) override {
+    const ValueUses uses(graph);
+    std::vector<AttentionMatch> matches;
+    int64_t softmaxUnfused = 0;
+    for (size_t i = 0; i < graph.ops().size(); ++i) {
+      if (graph.ops()[i].def->name != "softmax") continue;
+      if (std::optional<AttentionMatch> match = matchAt(graph, uses, static_cast<int32_t>(i)))
+        matches.push_back(std::move(*match));
+      else
+        ++softmaxUnfused;
+    }
+    Expected<int64_t> fused = rewrite(graph, matches);
+    if (!fused) return fused.status();
+    softmaxUnfused += static_cast<int64_t>(matches.size()) - *fused;
+
+    statistics_.add("attention-fused", *fused);
+    statistics_.add("softmax-unfused", softmaxUnfused);
+    statistics_.add("causal-masks", counts_.causal);
+    statistics_.add("padding-masks", counts_.padding);
+    statistics_.add("rope-folded", counts_.rope);
+    statistics_.add("repeat-kv-removed", counts_.repeatKv);
+    statistics_.add("kv-cache-appends", counts_.kvAppends);
+    return *fused > 0;
+  }
+
+ private:
+  // Parses the scores chain backwards from `id` (the softmax input). Masks sit
+  // after the scale in dataflow order: once a scale is seen, only scales and
+  // casts may precede it.
+  bool parseScores(const Graph& graph, const ValueUses& uses, ValueId id, bool masksAllowed,
+                   ScoresChain& chain) const {
+    if (!uses.hasSingleUser(id)) return false;
+    const Op* op = producer(graph, id);
+    if (!op) return false;
+    if (isPlainMatmul(*op) && graph.value(id).type.rank() == 4) {
+      chain.matmul = graph.value(id).producer;
+      return true;
+    }
+    if (isFloatCast(graph, *op)) return parseScores(graph, uses, op->operands[0], masksAllowed, chain);
+    if (std::optional<ScaledValue> scaled = matchScale(graph, id)) {
+      chain.scale *= scaled->factor;
+      return parseScores(graph, uses, scaled->base, false, chain);
+    }
+    if (!masksAllowed) return false;
+    const ScoresChain saved = chain;
+    if (op->def->name == "add" && op->operands.size() == 2) {
+      for (size_t side : {size_t{0}, size_t{1}}) {
+        if (parseScores(graph, uses, op->operands[side], true, chain)) {
+          chain.additiveMasks.push_back(op->operands[1 - side]);
+          return true;
+        }
+        chain = saved;
+      }
+    }
+    if (op->def->name == "where") {
+      for (size_t side : {size_t{1}, size_t{2}}) {
+        if (parseScores(graph, uses, op->operands[side], true, chain)) {
+          chain.whereMasks.push_back({op->operands[0], op->operands[3 - side], side == 1});
+          return true;
+        }
+        chain = saved;
+      }
+    }
+    return false;
+  }
+
+  // Scales pre-applied to Q or K multiply into the attention scale.
+  ValueId peelScales(const Graph& graph, ValueId id, double& scale) const {
+    while (std::optional<ScaledValue> scaled = matchScale(graph, id)) {
+      scale *= scaled->factor;
+      id = scaled->base;
+    }
+    return id;
+  }
+
+  // Kᵀ as the first matmul's B operand, to K in [B, H, T, D].
+  KeySource keyFromTransposed(const Graph& graph, ValueId kt, bool transposeB, double& scale) const {
+    if (transposeB) return {peelScales(graph, kt, scale), {}};
+    kt = peelScales(graph, kt, scale);
+    const std::vector<int64_t> swapLast = {0, 1, 3, 2};
+    if (const Op* transpose = producerOf(graph, kt, "transpose")) {
+      std::vector<int64_t> perm = transpose->attrs.getInts("perm");
+      if (perm.size() == 4) {
+        for (int64_t& p : perm) p = p < 0 ? p + 4 : p;
+        // K = swapLast(Kᵀ) = transpose(source, perm ∘ swapLast).
+        std::vector<int64_t> composed;
+        for (int64_t s : swapLast) composed.push_back(perm[static_cast<size_t>(s)]);
+        if (composed == std::vector<int64_t>{0, 1, 2, 3})
+          return {peelScales(graph, transpose->operands[0], scale), {}};
+        return {transpose->operands[0], composed};
+      }
+    }
+    return {kt, swapLast};
+  }
+
+  std::optional<AttentionMatch> matchAt(const Graph& graph, const ValueUses& uses, int32_t softmaxIndex) {
+    const Op& softmax = graph.ops()[static_cast<size_t>(softmaxIndex)];
+    const ValueId scoresEnd = softmax.operands[0];
+    const TensorType& scoresType = graph.value(scoresEnd).type;
+    if (scoresType.rank() != 4) return std::nullopt;
+    const int64_t axis = softmax.attrs.getInt("axis", -1);
+    if (axis != -1 && axis != 3) return std::nullopt;
+
+    // softmax → casts → the second matmul, each value used once.
+    ValueId probs = softmax.results[0];
+    const Op* output = nullptr;
+    while (true) {
+      if (!uses.hasSingleUser(probs)) return std::nullopt;
+      const Op& user = graph.ops()[static_cast<size_t>(uses.users(probs).front())];
+      if (isFloatCast(graph, user)) {
+        probs = user.results[0];
+        continue;
+      }
+      if (!isPlainMatmul(user) || user.operands[0] != probs || user.attrs.getBool("transpose_b"))
+        return std::nullopt;
+      output = &user;
+      break;
+    }
+
+    ScoresChain chain;
+    if (!parseScores(graph, uses, scoresEnd, true, chain)) return std::nullopt;
+    const Op& scoresMatmul = graph.ops()[static_cast<size_t>(chain.matmul)];
+    const Shape& scores = graph.value(scoresMatmul.results[0]).type.shape;
+
+    AttentionMatch m;
+    m.outputOp = graph.value(output->results[0]).producer;
+    m.location = softmax.location;
+    m.out = output->results[0];
+    m.scale = chain.scale;
+
+    // Q: scales, then rotate-half RoPE (whose input may carry scales too).
+    ValueId q = peelScales(graph, scoresMatmul.operands[0], m.scale);
+    if (graph.value(q).type.rank() != 4) return std::nullopt;
+    std::optional<int64_t> heads = constantDim(graph, q, 1);
+    if (!heads) return std::nullopt;
+    m.heads = *heads;
+
+    // K and V: [B, H, T, D] after layout; then repeat_kv; then the cache append.
+    KeySource k = keyFromTransposed(graph, scoresMatmul.operands[1],
+                                    scoresMatmul.attrs.getBool("transpose_b"), m.scale);
+    ValueId v = output->operands[1];
+    const Shape keyShape = k.perm.empty() ? graph.value(k.value).type.shape
+                                          : permuted(graph.value(k.value).type.shape, k.perm);
+    if (keyShape.size() != 4 || graph.value(v).type.rank() != 4) return std::nullopt;
+
+    if (k.perm.empty()) {
+      std::optional<ValueId> kvK = matchRepeatKv(graph, k.value);
+      std::optional<ValueId> kvV = matchRepeatKv(graph, v);
+      if (kvK && kvV && constantDim(graph, *kvK, 1) && constantDim(graph, *kvK, 1) == constantDim(graph, *kvV, 1)) {
+        k.value = *kvK;
+        v = *kvV;
+        m.repeatsRemoved = 2;
+      }
+      std::optional<KvAppend> appendK = matchKvAppend(graph, k.value);
+      std::optional<KvAppend> appendV = matchKvAppend(graph, v);
+      if (appendK && appendV) {
+        m.presentK = k.value;
+        m.presentV = v;
+        m.pastK = appendK->past;
+        m.pastV = appendV->past;
+        k.value = appendK->fresh;
+        v = appendV->fresh;
+      }
+    }
+    std::optional<int64_t> kvHeads = k.perm.empty() ? constantDim(graph, k.value, 1) : keyShape[1].constant();
+    if (!kvHeads || *kvHeads <= 0 || m.heads % *kvHeads != 0 || constantDim(graph, v, 1) != kvHeads)
+      return std::nullopt;
+    m.kvHeads = *kvHeads;
+
+    // RoPE folds only when Q and the new K rotate with the same cos and sin.
+    if (std::optional<RotateHalfRope> ropeQ = matchRotateHalfRope(graph, q); ropeQ && k.perm.empty()) {
+      std::optional<RotateHalfRope> ropeK = matchRotateHalfRope(graph, k.value);
+      if (ropeK && ropeK->cos == ropeQ->cos && ropeK->sin == ropeQ->sin && cosSinBroadcast(graph, ropeQ->cos) &&
+          cosSinBroadcast(graph, ropeQ->sin)) {
+        m.rope = true;
+        m.cos = ropeQ->cos;
+        m.sin = ropeQ->sin;
+        q = peelScales(graph, ropeQ->x, m.scale);
+        k.value = ropeK->x;
+      }
+    }
+    m.q = q;
+    m.k = k;
+    m.v = v;
+
+    // Masks: causal ones become the flag, at most one other stays an operand.
+    std::vector<ValueId> padding;
+    bool paddingInverted = false;
+    for (ValueId additive : chain.additiveMasks) {
+      if (!isFloat(graph.value(additive).type.dtype)) return std::nullopt;
+      if (causal(graph, additive, MaskForm::Additive, scores)) m.causal = true;
+      else padding.push_back(additive);
+    }
+    for (const ScoresChain::WhereMask& where : chain.whereMasks) {
+      if (graph.value(where.condition).type.dtype != DType::Bool || !isMaskingFill(graph, where.fill, scores))
+        return std::nullopt;
+      MaskForm form = where.keepWhereTrue ? MaskForm::KeepWhereTrue : MaskForm::MaskWhereTrue;
+      if (causal(graph, where.condition, form, scores)) {
+        m.causal = true;
+      } else {
+        padding.push_back(where.condition);
+        paddingInverted = !where.keepWhereTrue;
+      }
+    }
+    if (padding.size() > 1) return std::nullopt;
+    if (!padding.empty()) {
+      m.mask = padding.front();
+      m.invertMask = paddingInverted;
+    }
+    return m;
+  }
+
+  // cos/sin broadcast to [B, 1, S, D]: no head axis of its own.
+  static bool cosSinBroadcast(const Graph& graph, ValueId id) {
+    const Shape& shape = graph.value(id).type.shape;
+    return shape.size() <= 4 && (shape.size() < 3 || shape[shape.size() - 3] == Dim(1));
+  }
+
+  bool causal(const Graph& graph, ValueId mask, MaskForm form, const Shape& scores) {
+    const std::string key = cat(mask, "/", static_cast<int>(form), "/", shapeStr(scores));
+    auto [it, inserted] = causalCache_.try_emplace(key, false);
+    if (inserted) it->second = isCausalMask(graph, mask, form, scores);
+    return it->second;
+  }
+
+  // The attention op (and the transpose / not it reads) for one match,
+  // appended to the graph; nothing when inference refuses it or its types
+  // contradict the values it replaces.
+  std::optional<std::vector<ValueId>> createAttention(Builder& builder, const AttentionMatch& m) const {
+    Graph& graph = builder.graph();
+    ValueId k = m.k.value;
+    if (!m.k.perm.empty()) {
+      Attributes attrs;
+      attrs.set("perm", m.k.perm);
+      Expected<ValueId> transposed = builder.create1("transpose", {k}, attrs, m.location);
+      if (!transposed) return std::nullopt;
+      k = *transposed;
+    }
+    ValueId mask = m.mask;
+    if (m.invertMask) {
+      Expected<ValueId> inverted = builder.create1("not", {mask}, {}, m.location);
+      if (!inverted) return std::nullopt;
+      mask = *inverted;
+    }
+    std::vector<ValueId> operands = {m.q, k, m.v, mask, m.cos, m.sin, m.pastK, m.pastV};
+    while (operands.back() == kNoValue) operands.pop_back();
+    Attributes attrs;
+    attrs.set("heads", m.heads);
+    attrs.set("kv_heads", m.kvHeads);
+    attrs.set("scale", m.scale);
+    if (m.causal) attrs.set("causal", true);
+    if (m.rope) attrs.set("rope", std::string("half"));
+    const bool appends = m.pastK != kNoValue;
+    Expected<std::vector<ValueId>> results =
+        builder.create("attention", operands, attrs, appends ? 3 : 1, m.location);
+    if (!results) return std::nullopt;
+    if (!compatible(graph.value((*results)[0]).type, graph.value(m.out).type)) return std::nullopt;
+    if (appends && (!compatible(graph.value((*results)[1]).type, graph.value(m.presentK).type) ||
+                    !compatible(graph.value((*results)[2]).type, graph.value(m.presentV).type)))
+      return std::nullopt;
+    return *results;
+  }
+
+  // Creates the attention ops and splices them in; returns how many fused.
+  Expected<int64_t> rewrite(Graph& graph, const std::vector<AttentionMatch>& matches) {
+    const size_t originalCount = graph.ops().size();
+    std::map<int32_t, std::vector<size_t>> inserts;  // before op i: new op indices
+    struct Replacement {
+      ValueId from, to;
+      int32_t beforeOp;
+    };
+    std::vector<Replacement> replacements;
+    int64_t fused = 0;
+    Builder builder(graph);
+    for (const AttentionMatch& m : matches) {
+      const size_t firstNew = graph.ops().size();
+      std::optional<std::vector<ValueId>> results = createAttention(builder, m);
+      if (!results) {
+        graph.ops().resize(firstNew);  // drop the helpers of a refused match
+        continue;
+      }
+      const bool appends = m.pastK != kNoValue;
+      std::vector<size_t>& before = inserts[m.outputOp];
+      for (size_t i = firstNew; i < graph.ops().size(); ++i) before.push_back(i);
+      replacements.push_back({m.out, (*results)[0], m.outputOp});
+      if (appends) {
+        replacements.push_back({m.presentK, (*results)[1], m.outputOp});
+        replacements.push_back({m.presentV, (*results)[2], m.outputOp});
+        ++counts_.kvAppends;
+      }
+      ++fused;
+      if (m.causal) ++counts_.causal;
+      if (m.mask != kNoValue) ++counts_.padding;
+      if (m.rope) ++counts_.rope;
+      counts_.repeatKv += m.repeatsRemoved;
+    }
+    if (fused == 0) return fused;
+
+    // New ops go just before the matmul they replace; every operand they read
+    // is an ancestor of that matmul, hence defined earlier.
+    std::vector<Op> ops;
+    std::map<ValueId, std::pair<ValueId, size_t>> replace;  // from -> (to, position of its op)
+    std::vector<Op>& current = graph.ops();
+    for (size_t i = 0; i < originalCount; ++i) {
+      if (auto it = inserts.find(static_cast<int32_t>(i)); it != inserts.end()) {
+        for (size_t index : it->second) ops.push_back(current[index]);
+        for (const Replacement& r : replacements)
+          if (r.beforeOp == static_cast<int32_t>(i)) replace[r.from] = {r.to, ops.size() - 1};
+      }
+      ops.push_back(current[i]);
+    }
+    // Uses after the attention read its results; earlier uses (the repeat_kv
+    // chain of a cache concat) keep the old value, dead once nothing reads it.
+    bool typesChanged = false;
+    for (size_t position = 0; position < ops.size(); ++position)
+      for (ValueId& operand : ops[position].operands)
+        if (auto it = replace.find(operand); it != replace.end() && position > it->second.second)
+          operand = it->second.first;
+    std::vector<ValueId> outputs = graph.outputs();
+    for (ValueId& output : outputs) {
+      auto it = replace.find(output);
+      if (it == replace.end()) continue;
+      const ValueId from = output, to = it->second.first;
+      const std::string name = graph.value(from).name;
+      KILN_RETURN_IF_ERROR(graph.rename(from, graph.uniqueName(name + "_unfused")));
+      KILN_RETURN_IF_ERROR(graph.rename(to, name));
+      output = to;
+    }
+    for (const auto& [from, target] : replace)
+      if (graph.value(from).type != graph.value(target.first).type) typesChanged = true;
+    graph.setOutputs(outputs);
+    graph.setOps(std::move(ops));
+    if (typesChanged) KILN_RETURN_IF_ERROR(refineTypes(graph));
+    return fused;
+  }
+
+  // The attention's results can be more precise than the values they replace
+  // (an exporter's unknown dims); later ops take the sharper types.
+  static Status refineTypes(Graph& graph) {
+    for (Op& op : graph.ops()) {
+      std::vector<TensorType> inferred;
+      KILN_RETURN_IF_ERROR(inferResultTypes(*op.def, op.attrs, operandInfos(graph, op.operands),
+                                            static_cast<int>(op.results.size()), inferred));
+      for (size_t r = 0; r < op.results.size(); ++r) {
+        TensorType& declared = graph.value(op.results[r]).type;
+        if (refines(declared, inferred[r])) continue;
+        for (size_t d = 0; d < declared.rank() && d < inferred[r].rank(); ++d)
+          if (!inferred[r].shape[d].isUnknown()) declared.shape[d] = inferred[r].shape[d];
+      }
+    }
+    return Status::ok();
+  }
+
+  struct Counts {
+    int64_t causal = 0, padding = 0, rope = 0, repeatKv = 0, kvAppends = 0;
+  } counts_;
+  std::map<std::string, bool> causalCache_;
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> createAttentionFusion() { return std::make_unique<AttentionFusion>(); }
+
+}  // namespace kiln

@@ -1,0 +1,422 @@
+#include "passes/attention_patterns.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "ir/op_registry.h"
+
+namespace kiln {
+
+ValueUses::ValueUses(const Graph& graph)
+    : users_(graph.values().size()), output_(graph.values().size(), false) {
+  const std::vector<Op>& ops = graph.ops();
+  for (size_t i = 0; i < ops.size(); ++i)
+    for (ValueId operand : ops[i].operands)
+      if (operand != kNoValue) users_[static_cast<size_t>(operand)].push_back(static_cast<int32_t>(i));
+  for (ValueId id : graph.outputs()) output_[static_cast<size_t>(id)] = true;
+}
+
+const Op* producerOf(const Graph& graph, ValueId id, std::string_view opName) {
+  if (id == kNoValue) return nullptr;
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::OpResult || value.producer < 0) return nullptr;
+  const Op& op = graph.ops()[static_cast<size_t>(value.producer)];
+  return op.def && op.def->name == opName ? &op : nullptr;
+}
+
+std::optional<double> scalarWeight(const Graph& graph, ValueId id) {
+  if (id == kNoValue) return std::nullopt;
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::Weight || !value.data || value.data->numElements() != 1)
+    return std::nullopt;
+  return value.data->elementAsDouble(0);
+}
+
+namespace {
+
+const TensorType& typeOf(const Graph& graph, ValueId id) { return graph.value(id).type; }
+
+// An operand present at index i of op.
+ValueId operandAt(const Op& op, size_t i) {
+  return i < op.operands.size() ? op.operands[i] : kNoValue;
+}
+
+// A constant i64 operand of one element (slice bounds, axes, steps).
+std::optional<int64_t> singleInt(const Graph& graph, ValueId id) {
+  if (id == kNoValue) return std::nullopt;
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::Weight || !value.data || value.data->numElements() != 1 ||
+      !isInteger(value.data->dtype()))
+    return std::nullopt;
+  return value.data->elementAsInt(0);
+}
+
+// x[..., start:end] on the last axis with step 1, bounds resolved against the
+// static last dim of x.
+struct LastAxisSlice {
+  ValueId x = kNoValue;
+  int64_t start = 0, end = 0;
+};
+
+// One slice bound, axis or step: from the dim-list / int-list attribute
+// (canonical form) or from a constant operand (exporter form).
+std::optional<int64_t> sliceParameter(const Graph& graph, const Op& slice, const std::string& attr,
+                                      size_t operand) {
+  if (slice.attrs.has(attr)) {
+    std::optional<std::vector<Dim>> dims = slice.attrs.getDims(attr);
+    if (!dims || dims->size() != 1) return std::nullopt;
+    return dims->front().constant();
+  }
+  return singleInt(graph, operandAt(slice, operand));
+}
+
+std::optional<LastAxisSlice> matchLastAxisSlice(const Graph& graph, ValueId id) {
+  const Op* slice = producerOf(graph, id, "slice");
+  if (!slice) return std::nullopt;
+  const ValueId x = operandAt(*slice, 0);
+  const TensorType& type = typeOf(graph, x);
+  if (type.rank() == 0) return std::nullopt;
+  const int64_t rank = static_cast<int64_t>(type.rank());
+  std::optional<int64_t> dim = type.shape.back().constant();
+  std::optional<int64_t> start = sliceParameter(graph, *slice, "starts", 1);
+  std::optional<int64_t> end = sliceParameter(graph, *slice, "ends", 2);
+  if (!dim || !start || !end) return std::nullopt;
+  // Without axes the slice is on axis 0, the last axis only for rank 1.
+  const bool hasAxes = slice->attrs.has("axes") || operandAt(*slice, 3) != kNoValue;
+  std::optional<int64_t> axis = hasAxes ? sliceParameter(graph, *slice, "axes", 3) : std::optional<int64_t>(0);
+  if (!axis || (*axis != -1 && *axis != rank - 1)) return std::nullopt;
+  const bool hasSteps = slice->attrs.has("steps") || operandAt(*slice, 4) != kNoValue;
+  if (hasSteps && sliceParameter(graph, *slice, "steps", 4) != 1) return std::nullopt;
+  auto resolve = [&](int64_t bound) {
+    if (bound < 0) bound += *dim;
+    return std::clamp<int64_t>(bound, 0, *dim);
+  };
+  return LastAxisSlice{x, resolve(*start), resolve(*end)};
+}
+
+// neg(y), or y * -1: y.
+std::optional<ValueId> matchNegation(const Graph& graph, ValueId id) {
+  if (const Op* neg = producerOf(graph, id, "neg")) return neg->operands[0];
+  if (std::optional<ScaledValue> scaled = matchScale(graph, id); scaled && scaled->factor == -1.0)
+    return scaled->base;
+  return std::nullopt;
+}
+
+// concat(-x[..., h:], x[..., :h]) on the last axis with h = D / 2: x.
+std::optional<ValueId> matchRotateHalf(const Graph& graph, ValueId id) {
+  const Op* concat = producerOf(graph, id, "concat");
+  if (!concat || concat->operands.size() != 2) return std::nullopt;
+  const int64_t rank = static_cast<int64_t>(typeOf(graph, id).rank());
+  const int64_t axis = concat->attrs.getInt("axis");
+  if (axis != -1 && axis != rank - 1) return std::nullopt;
+  std::optional<ValueId> negated = matchNegation(graph, concat->operands[0]);
+  if (!negated) return std::nullopt;
+  std::optional<LastAxisSlice> upper = matchLastAxisSlice(graph, *negated);
+  std::optional<LastAxisSlice> lower = matchLastAxisSlice(graph, concat->operands[1]);
+  if (!upper || !lower || upper->x != lower->x) return std::nullopt;
+  std::optional<int64_t> dim = typeOf(graph, upper->x).shape.back().constant();
+  if (!dim || *dim % 2 != 0) return std::nullopt;
+  const int64_t half = *dim / 2;
+  if (upper->start != half || upper->end != *dim || lower->start != 0 || lower->end != half)
+    return std::nullopt;
+  return upper->x;
+}
+
+// Shapes equal dim by dim, with `skip` (an index into `longer`) left out.
+bool equalExceptAxis(const Shape& longer, const Shape& shorter, size_t skip) {
+  if (longer.size() != shorter.size() + 1) return false;
+  for (size_t i = 0, j = 0; i < longer.size(); ++i) {
+    if (i == skip) continue;
+    if (longer[i] != shorter[j++]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<ScaledValue> matchScale(const Graph& graph, ValueId id) {
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::OpResult || value.producer < 0) return std::nullopt;
+  const Op& op = graph.ops()[static_cast<size_t>(value.producer)];
+  const bool isMul = op.def->name == "mul", isDiv = op.def->name == "div";
+  if ((!isMul && !isDiv) || op.operands.size() != 2) return std::nullopt;
+  for (size_t constantSide : {size_t{1}, size_t{0}}) {
+    if (isDiv && constantSide == 0) break;
+    const ValueId base = op.operands[1 - constantSide];
+    std::optional<double> c = scalarWeight(graph, op.operands[constantSide]);
+    if (!c || !std::isfinite(*c) || *c == 0.0) continue;
+    if (typeOf(graph, op.operands[constantSide]).rank() > typeOf(graph, base).rank()) continue;
+    return ScaledValue{base, isDiv ? 1.0 / *c : *c};
+  }
+  return std::nullopt;
+}
+
+std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id) {
+  const Op* add = producerOf(graph, id, "add");
+  if (!add || add->operands.size() != 2) return std::nullopt;
+  for (size_t first : {size_t{0}, size_t{1}}) {
+    const Op* direct = producerOf(graph, add->operands[first], "mul");
+    const Op* rotated = producerOf(graph, add->operands[1 - first], "mul");
+    if (!direct || !rotated) continue;
+    for (size_t r : {size_t{0}, size_t{1}}) {
+      std::optional<ValueId> x = matchRotateHalf(graph, rotated->operands[r]);
+      if (!x) continue;
+      const ValueId sin = rotated->operands[1 - r];
+      for (size_t d : {size_t{0}, size_t{1}})
+        if (direct->operands[d] == *x) return RotateHalfRope{*x, direct->operands[1 - d], sin};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id) {
+  const Shape& repeated = typeOf(graph, id).shape;
+  if (repeated.size() != 4) return std::nullopt;
+
+  // Single kv head: expand([B, 1, T, D]) to [B, H, T, D].
+  if (const Op* expand = producerOf(graph, id, "expand")) {
+    const ValueId kv = expand->operands[0];
+    const Shape& shape = typeOf(graph, kv).shape;
+    if (shape.size() == 4 && shape[1] == Dim(1) && shape[0] == repeated[0] &&
+        shape[2] == repeated[2] && shape[3] == repeated[3] && repeated[1].isConstant())
+      return kv;
+    return std::nullopt;
+  }
+
+  const Op* merge = producerOf(graph, id, "reshape");
+  if (!merge) return std::nullopt;
+  const ValueId expandedId = merge->operands[0];
+  const Op* expand = producerOf(graph, expandedId, "expand");
+  if (!expand) return std::nullopt;
+  const Shape& expanded = typeOf(graph, expandedId).shape;  // [B, Hkv, n, T, D]
+  const ValueId insertedId = expand->operands[0];
+  const Shape& inserted = typeOf(graph, insertedId).shape;  // [B, Hkv, 1, T, D]
+  if (expanded.size() != 5 || inserted.size() != 5 || inserted[2] != Dim(1)) return std::nullopt;
+  std::optional<int64_t> kvHeads = expanded[1].constant(), copies = expanded[2].constant();
+  std::optional<int64_t> heads = repeated[1].constant();
+  if (!kvHeads || !copies || !heads || *kvHeads * *copies != *heads) return std::nullopt;
+  if (expanded[0] != repeated[0] || expanded[3] != repeated[2] || expanded[4] != repeated[3])
+    return std::nullopt;
+  if (!equalExceptAxis(expanded, {inserted[0], inserted[1], inserted[3], inserted[4]}, 2) ||
+      inserted[1] != expanded[1])
+    return std::nullopt;
+
+  const Value& insertedValue = graph.value(insertedId);
+  if (insertedValue.kind != ValueKind::OpResult || insertedValue.producer < 0) return std::nullopt;
+  const Op& insert = graph.ops()[static_cast<size_t>(insertedValue.producer)];
+  if (insert.def->name != "reshape" && insert.def->name != "unsqueeze") return std::nullopt;
+  const ValueId kv = insert.operands[0];
+  if (!equalExceptAxis(inserted, typeOf(graph, kv).shape, 2)) return std::nullopt;
+  return kv;
+}
+
+std::optional<KvAppend> matchKvAppend(const Graph& graph, ValueId id) {
+  const Op* concat = producerOf(graph, id, "concat");
+  if (!concat || concat->operands.size() != 2 || typeOf(graph, id).rank() != 4) return std::nullopt;
+  const int64_t axis = concat->attrs.getInt("axis");
+  if (axis != 2 && axis != -2) return std::nullopt;
+  return KvAppend{concat->operands[0], concat->operands[1]};
+}
+
+// ---- Evaluating mask constructions.
+
+ShapeOnlyEvaluator::ShapeOnlyEvaluator(const Graph& graph, ValueId id) : graph_(graph), root_(id) {
+  // A value is needed for its data (dataNeeded) or, as the operand of a
+  // shape/size op, only for its type.
+  std::vector<bool> dataNeeded(graph.values().size(), false), shapeNeeded(graph.values().size(), false);
+  std::vector<bool> inCone(graph.ops().size(), false);
+  std::vector<ValueId> stack = {id};
+  dataNeeded[static_cast<size_t>(id)] = true;
+  while (!stack.empty()) {
+    const ValueId v = stack.back();
+    stack.pop_back();
+    const Value& value = graph.value(v);
+    if (value.kind == ValueKind::Weight) {
+      if (!value.data) valid_ = false;
+      continue;
+    }
+    if (value.kind == ValueKind::Input || value.producer < 0) {
+      valid_ = false;
+      continue;
+    }
+    const auto index = static_cast<size_t>(value.producer);
+    if (inCone[index]) continue;
+    inCone[index] = true;
+    ops_.push_back(value.producer);
+    if (ops_.size() > kMaxOps) valid_ = false;
+    if (!valid_) break;
+    const Op& op = graph.ops()[index];
+    const bool readsShapeOnly = op.def->name == "shape" || op.def->name == "size";
+    for (ValueId operand : op.operands) {
+      if (operand == kNoValue) continue;
+      const auto o = static_cast<size_t>(operand);
+      if (readsShapeOnly) {
+        shapeNeeded[o] = true;
+      } else if (!dataNeeded[o]) {
+        dataNeeded[o] = true;
+        stack.push_back(operand);
+      }
+    }
+  }
+  if (!valid_) return;
+  std::sort(ops_.begin(), ops_.end());
+  for (size_t v = 0; v < shapeNeeded.size(); ++v)
+    if (shapeNeeded[v] && !dataNeeded[v]) shapeLeaves_.push_back(static_cast<ValueId>(v));
+}
+
+std::vector<std::string> ShapeOnlyEvaluator::symbols() const {
+  std::set<std::string> names;
+  auto addShape = [&](const Shape& shape) {
+    for (const Dim& dim : shape)
+      for (std::string& symbol : dim.symbols()) names.insert(std::move(symbol));
+  };
+  addShape(graph_.value(root_).type.shape);
+  for (ValueId leaf : shapeLeaves_) addShape(graph_.value(leaf).type.shape);
+  for (int32_t index : ops_) {
+    const Op& op = graph_.ops()[static_cast<size_t>(index)];
+    for (ValueId v : op.operands)
+      if (v != kNoValue) addShape(graph_.value(v).type.shape);
+    for (ValueId v : op.results) addShape(graph_.value(v).type.shape);
+    for (const auto& [name, attr] : op.attrs.all())
+      if (const auto* dims = std::get_if<std::vector<Dim>>(&attr)) addShape(*dims);
+  }
+  return {names.begin(), names.end()};
+}
+
+namespace {
+
+// Kernels read dim-list attributes (a folded reshape's shape, a slice's
+// bounds) with the symbols already substituted, as the executor gives them.
+Attributes withBoundDims(const Attributes& attrs, const SymbolBindings& bindings) {
+  Attributes bound = attrs;
+  for (const auto& [name, value] : attrs.all()) {
+    const auto* dims = std::get_if<std::vector<Dim>>(&value);
+    if (!dims) continue;
+    std::vector<Dim> substituted;
+    for (const Dim& d : *dims) substituted.push_back(d.substitute(bindings));
+    bound.set(name, std::move(substituted));
+  }
+  return bound;
+}
+
+}  // namespace
+
+std::optional<Tensor> ShapeOnlyEvaluator::evaluate(const SymbolBindings& bindings) const {
+  if (!valid_) return std::nullopt;
+  std::vector<std::optional<Tensor>> values(graph_.values().size());
+  for (ValueId leaf : shapeLeaves_) {
+    std::optional<std::vector<int64_t>> dims = graph_.value(leaf).type.substitute(bindings).staticDims();
+    if (!dims) return std::nullopt;
+    values[static_cast<size_t>(leaf)] = Tensor::allocate(graph_.value(leaf).type.dtype, *dims);
+  }
+  for (int32_t index : ops_) {
+    const Op& op = graph_.ops()[static_cast<size_t>(index)];
+    std::vector<const Tensor*> inputs;
+    for (ValueId operand : op.operands) {
+      if (operand == kNoValue) {
+        inputs.push_back(nullptr);
+        continue;
+      }
+      const Value& value = graph_.value(operand);
+      const std::optional<Tensor>& known = value.kind == ValueKind::Weight ? value.data
+                                                                            : values[static_cast<size_t>(operand)];
+      if (!known) return std::nullopt;
+      inputs.push_back(&*known);
+    }
+    Expected<std::vector<Tensor>> results = evaluateOp(*op.def, withBoundDims(op.attrs, bindings), inputs,
+                                                       static_cast<int>(op.results.size()), &bindings);
+    if (!results) return std::nullopt;
+    for (size_t r = 0; r < op.results.size(); ++r)
+      values[static_cast<size_t>(op.results[r])] = std::move((*results)[r]);
+  }
+  const Value& root = graph_.value(root_);
+  return root.kind == ValueKind::Weight ? root.data : values[static_cast<size_t>(root_)];
+}
+
+namespace {
+
+// Symbol values the mask checks try: small and large, in two orders, so
+// that sequence lengths differ from each other and from the batch size.
+std::vector<SymbolBindings> sampleBindings(const std::vector<std::string>& symbols) {
+  std::vector<SymbolBindings> sets(3);
+  const auto n = static_cast<int64_t>(symbols.size());
+  for (int64_t k = 0; k < n; ++k) {
+    const std::string& name = symbols[static_cast<size_t>(k)];
+    sets[0][name] = 5 + k;
+    sets[1][name] = 2 + (n - 1 - k);
+    sets[2][name] = 17 + k;
+  }
+  return sets;
+}
+
+std::vector<std::string> mergedSymbols(const ShapeOnlyEvaluator& evaluator, const Shape& scores) {
+  std::set<std::string> names;
+  for (std::string& symbol : evaluator.symbols()) names.insert(std::move(symbol));
+  for (const Dim& dim : scores)
+    for (std::string& symbol : dim.symbols()) names.insert(std::move(symbol));
+  return {names.begin(), names.end()};
+}
+
+std::optional<std::vector<int64_t>> boundDims(const Shape& shape, const SymbolBindings& bindings) {
+  return TensorType{DType::F32, shape}.substitute(bindings).staticDims();
+}
+
+// Checks every element of `mask` broadcast to the 4-D `scores` dims.
+bool matchesCausal(const Tensor& mask, MaskForm form, const std::vector<int64_t>& scores) {
+  if (mask.rank() > 4) return false;
+  std::vector<int64_t> dims(4, 1);
+  for (size_t i = 0; i < mask.rank(); ++i) dims[4 - mask.rank() + i] = mask.shape()[i];
+  std::vector<int64_t> strides = rowMajorStrides(dims);
+  for (size_t d = 0; d < 4; ++d) {
+    if (dims[d] != 1 && dims[d] != scores[d]) return false;
+    if (dims[d] == 1) strides[d] = 0;
+  }
+  const bool isBool = mask.dtype() == DType::Bool;
+  if ((form == MaskForm::Additive) == isBool) return false;
+  const int64_t offset = scores[3] - scores[2];
+  for (int64_t b = 0; b < scores[0]; ++b)
+    for (int64_t h = 0; h < scores[1]; ++h)
+      for (int64_t i = 0; i < scores[2]; ++i)
+        for (int64_t j = 0; j < scores[3]; ++j) {
+          const bool attends = j <= i + offset;
+          const double v = mask.elementAsDouble(b * strides[0] + h * strides[1] + i * strides[2] + j * strides[3]);
+          bool ok = false;
+          switch (form) {
+            case MaskForm::Additive: ok = attends ? v == 0.0 : v <= kMaskedScoreLimit; break;
+            case MaskForm::KeepWhereTrue: ok = (v != 0.0) == attends; break;
+            case MaskForm::MaskWhereTrue: ok = (v != 0.0) != attends; break;
+          }
+          if (!ok) return false;
+        }
+  return true;
+}
+
+}  // namespace
+
+bool isCausalMask(const Graph& graph, ValueId mask, MaskForm form, const Shape& scores) {
+  if (scores.size() != 4) return false;
+  ShapeOnlyEvaluator evaluator(graph, mask);
+  if (!evaluator.valid()) return false;
+  for (const SymbolBindings& bindings : sampleBindings(mergedSymbols(evaluator, scores))) {
+    std::optional<std::vector<int64_t>> dims = boundDims(scores, bindings);
+    if (!dims) return false;
+    std::optional<Tensor> value = evaluator.evaluate(bindings);
+    if (!value || !matchesCausal(*value, form, *dims)) return false;
+  }
+  return true;
+}
+
+bool isMaskingFill(const Graph& graph, ValueId fill, const Shape& scores) {
+  ShapeOnlyEvaluator evaluator(graph, fill);
+  if (!evaluator.valid()) return false;
+  for (const SymbolBindings& bindings : sampleBindings(mergedSymbols(evaluator, scores))) {
+    std::optional<Tensor> value = evaluator.evaluate(bindings);
+    if (!value || !isFloat(value->dtype())) return false;
+    for (int64_t i = 0; i < value->numElements(); ++i)
+      if (!(value->elementAsDouble(i) <= kMaskedScoreLimit)) return false;
+  }
+  return true;
+}
+
+}  // namespace kiln
