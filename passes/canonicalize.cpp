@@ -181,8 +181,11 @@ class Canonicalizer {
   // Appends `op` with a new result value; kNoValue when inference refuses it.
   ValueId emit(Op op);
   void commit(Op op, const std::vector<TensorType>& types);
+  // The symbolic value of the single result of `op` with result types `types`.
+  std::optional<SymbolicTensor> symbolicResult(const Op& op, const std::vector<TensorType>& types);
   ValueId weightFor(ValueId id, const SymbolicTensor& value);
-  void materializeConstantOperands(Op& op);
+  // Replaces operands whose value is all numbers by weights; whether any was.
+  bool materializeConstantOperands(Op& op);
   bool canForward(ValueId result, ValueId source) const;
   Status process(Op op);
 
@@ -277,21 +280,26 @@ ValueId Canonicalizer::emit(Op op) {
   return result;
 }
 
+std::optional<SymbolicTensor> Canonicalizer::symbolicResult(const Op& op,
+                                                           const std::vector<TensorType>& types) {
+  if (op.results.size() != 1) return std::nullopt;
+  std::vector<const TensorType*> operandTypes;
+  std::vector<const SymbolicTensor*> operandValues;
+  for (ValueId id : op.operands) {
+    operandTypes.push_back(id == kNoValue ? nullptr : &typeOf(id));
+    operandValues.push_back(knownValue(id));
+  }
+  return evaluateSymbolic(op, operandTypes, operandValues,
+                          mergeTypes(types[0], graph_.value(op.results[0]).type));
+}
+
 void Canonicalizer::commit(Op op, const std::vector<TensorType>& types) {
+  if (op.results.size() == 1) known_[op.results[0]] = symbolicResult(op, types);
   for (size_t r = 0; r < op.results.size(); ++r) {
     Value& v = graph_.value(op.results[r]);
     const TensorType merged = mergeTypes(types[r], v.type);
     if (unknownDims(merged) < unknownDims(v.type)) ++counters_.typesRefined;
     v.type = merged;
-  }
-  if (op.results.size() == 1) {
-    std::vector<const TensorType*> operandTypes;
-    std::vector<const SymbolicTensor*> operandValues;
-    for (ValueId id : op.operands) {
-      operandTypes.push_back(id == kNoValue ? nullptr : &typeOf(id));
-      operandValues.push_back(knownValue(id));
-    }
-    known_[op.results[0]] = evaluateSymbolic(op, operandTypes, operandValues, typeOf(op.results[0]));
   }
   for (ValueId result : op.results) producer_[static_cast<size_t>(result)] = static_cast<int32_t>(newOps_.size());
   newOps_.push_back(std::move(op));
@@ -307,12 +315,16 @@ ValueId Canonicalizer::weightFor(ValueId id, const SymbolicTensor& value) {
   return weight;
 }
 
-void Canonicalizer::materializeConstantOperands(Op& op) {
+bool Canonicalizer::materializeConstantOperands(Op& op) {
+  bool any = false;
   for (ValueId& operand : op.operands) {
     if (operand == kNoValue || graph_.value(operand).kind == ValueKind::Weight) continue;
     const SymbolicTensor* value = knownValue(operand);
-    if (value && value->isConstant()) operand = weightFor(operand, *value);
+    if (!value || !value->isConstant()) continue;
+    operand = weightFor(operand, *value);
+    any = true;
   }
+  return any;
 }
 
 bool Canonicalizer::canForward(ValueId result, ValueId source) const {
@@ -325,6 +337,14 @@ bool Canonicalizer::canForward(ValueId result, ValueId source) const {
 Status Canonicalizer::process(Op op) {
   std::vector<TensorType> types;
   if (Status inferred = infer(op, types); !inferred) return inferred;
+  // Shape arithmetic whose value is known needs no rewriting: its users take
+  // the value, and it dies.
+  if (std::optional<SymbolicTensor> value = symbolicResult(op, types); value && value->complete()) {
+    commit(std::move(op), types);
+    return Status::ok();
+  }
+  if (materializeConstantOperands(op))
+    if (Status inferred = infer(op, types); !inferred) return inferred;
   for (int round = 0; round < kMaxRewritesPerOp; ++round) {
     std::optional<Rewrite> rewritten = rewrite(op, types);
     if (!rewritten) break;
@@ -569,7 +589,9 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
   if (rows->delta != 1) attrs.set("steps", std::vector<int64_t>{rows->delta});
   Op slice = makeOp("slice", {data}, attrs, op, {kNoValue});
   std::vector<TensorType> sliceTypes;
-  if (!infer(slice, sliceTypes)) return std::nullopt;
+  // The slice must be as exact as the gather (a constant row of a symbolic
+  // dim, x[:, 0], cannot be proven in range, so it stays a gather).
+  if (!infer(slice, sliceTypes) || !isComplete(sliceTypes[0].shape)) return std::nullopt;
   Rewrite rewritten = reshapedTo(std::move(slice), sliceTypes[0].shape, types[0].shape, op,
                                  &counters_.gathersToSlices);
   if (!rewritten.replacement) return std::nullopt;
@@ -611,7 +633,6 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
   for (Op& op : original) {
     for (ValueId& operand : op.operands)
       if (operand != kNoValue) operand = resolve(operand);
-    materializeConstantOperands(op);
     const std::string context = cat("op '", op.def->name, "' defining %", graph_.value(op.results.at(0)).name,
                                     op.location.empty() ? "" : cat(" (loc \"", op.location, "\")"), ": ");
     if (Status processed = process(std::move(op)); !processed) return processed.withContext(context);
