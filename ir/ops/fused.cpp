@@ -267,9 +267,9 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
   };
 
   // q as [B, Hq, S, D]; keys and values with the cache prepended as [B, Hkv, L, D].
-  const std::vector<size_t> size = {static_cast<size_t>(B * Hq * S * D), static_cast<size_t>(B * Hkv * L * D),
-                                    static_cast<size_t>(B * Hkv * L * Dv)};
-  std::vector<C> queries(size[0]), keys(size[1]), values(size[2]);
+  std::vector<C> queries(static_cast<size_t>(B * Hq * S * D));
+  std::vector<C> keys(static_cast<size_t>(B * Hkv * L * D));
+  std::vector<C> values(static_cast<size_t>(B * Hkv * L * Dv));
   const HeadStrides qAt = headStrides(a.qkvLayout, Hq, S, D);
   const HeadStrides kAt = headStrides(a.qkvLayout, Hkv, newKeys, D);
   const HeadStrides vAt = headStrides(a.qkvLayout, Hkv, newKeys, Dv);
