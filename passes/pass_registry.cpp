@@ -1,9 +1,11 @@
 #include "passes/pass_registry.h"
 
 #include "passes/canonicalize.h"
+#include "passes/constant_fold.h"
 #include "passes/cse.h"
 #include "passes/dce.h"
 #include "passes/elementwise_fusion.h"
+#include "passes/layout.h"
 #include "passes/matmul_epilogue_fusion.h"
 #include "passes/norm_fusion.h"
 #include "passes/sibling_matmul_merge.h"
@@ -20,10 +22,12 @@ constexpr PassFactory kPassFactories[] = {
     &createCanonicalize,
     &createDeadCodeElimination,
     &createCommonSubexpressionElimination,
+    &createConstantFold,
     &createNormFusion,
     &createSiblingMatmulMerge,
     &createMatmulEpilogueFusion,
     &createSwigluFusion,
+    &createLayout,
     &createElementwiseFusion,
 };
 

@@ -1,0 +1,114 @@
+#include "passes/constant_fold.h"
+
+#include <vector>
+
+#include "ir/op_registry.h"
+
+namespace kiln {
+
+namespace {
+
+class ConstantFold final : public Pass {
+ public:
+  std::string_view name() const override { return "constant_fold"; }
+  std::string_view summary() const override {
+    return "evaluates ops whose operands are all weights into new weights (results up to 1M "
+           "elements)";
+  }
+
+  Expected<bool> run(Graph& graph) override {
+    std::vector<ValueId> replacement(graph.values().size());
+    for (size_t i = 0; i < replacement.size(); ++i) replacement[i] = static_cast<ValueId>(i);
+    std::vector<bool> isOutput(graph.values().size(), false);
+    for (ValueId id : graph.outputs()) isOutput[static_cast<size_t>(id)] = true;
+
+    std::vector<Op> kept;
+    int64_t folded = 0, bytesCreated = 0;
+    const size_t opCount = graph.ops().size();
+    for (size_t index = 0; index < opCount; ++index) {
+      Op op = graph.ops()[index];
+      for (ValueId& operand : op.operands)
+        if (operand != kNoValue) operand = replacement[static_cast<size_t>(operand)];
+      std::optional<std::vector<Tensor>> values = tryEvaluate(graph, op, isOutput);
+      if (!values) {
+        kept.push_back(std::move(op));
+        continue;
+      }
+      for (size_t i = 0; i < op.results.size(); ++i) {
+        // The weight takes the result's name, so the IR still reads the same.
+        const std::string name = graph.value(op.results[i]).name;
+        KILN_RETURN_IF_ERROR(graph.rename(op.results[i], graph.uniqueName(name + ".folded")));
+        const ValueId weight = graph.addWeight(name, (*values)[i]);
+        replacement.push_back(weight);  // the new weight stands for itself
+        replacement[static_cast<size_t>(op.results[i])] = weight;
+        bytesCreated += static_cast<int64_t>((*values)[i].byteSize());
+      }
+      ++folded;
+    }
+    statistics_.add("ops-folded", folded);
+    statistics_.add("weight-bytes-created", bytesCreated);
+    statistics_.add("skipped-too-large", tooLarge_);
+    statistics_.add("skipped-no-kernel", noKernel_);
+    statistics_.add("skipped-evaluation-error", evaluationErrors_);
+    if (folded == 0) return false;
+    graph.setOps(std::move(kept));
+    graph.compact();
+    return true;
+  }
+
+ private:
+  // The op's results when it can and may be folded; nullopt to keep it.
+  std::optional<std::vector<Tensor>> tryEvaluate(const Graph& graph, const Op& op,
+                                                 const std::vector<bool>& isOutput) {
+    if (op.results.empty()) return std::nullopt;
+    std::vector<const Tensor*> inputs;
+    for (ValueId operand : op.operands) {
+      if (operand == kNoValue) {
+        inputs.push_back(nullptr);
+        continue;
+      }
+      const Value& value = graph.value(operand);
+      if (value.kind != ValueKind::Weight || !value.data) return std::nullopt;
+      inputs.push_back(&*value.data);
+    }
+    for (ValueId result : op.results) {
+      // A graph output keeps its op (outputs are op results, not weights).
+      if (static_cast<size_t>(result) < isOutput.size() && isOutput[static_cast<size_t>(result)])
+        return std::nullopt;
+      // A result with symbolic dims depends on the run; one over the cap is
+      // cheaper to compute than to store.
+      std::optional<int64_t> elements = graph.value(result).type.numElements();
+      if (!elements) return std::nullopt;
+      if (*elements > kConstantFoldMaxElements) {
+        ++tooLarge_;
+        return std::nullopt;
+      }
+    }
+    if (!op.def->reference) {
+      ++noKernel_;
+      return std::nullopt;
+    }
+    Expected<std::vector<Tensor>> values =
+        evaluateOp(*op.def, op.attrs, inputs, static_cast<int>(op.results.size()));
+    // An op that fails on its constants fails at run time too, with the
+    // executor's error; folding leaves it there.
+    if (!values) {
+      ++evaluationErrors_;
+      return std::nullopt;
+    }
+    for (size_t i = 0; i < op.results.size(); ++i)
+      if ((*values)[i].type() != graph.value(op.results[i]).type) {
+        ++evaluationErrors_;
+        return std::nullopt;
+      }
+    return std::move(*values);
+  }
+
+  int64_t tooLarge_ = 0, noKernel_ = 0, evaluationErrors_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> createConstantFold() { return std::make_unique<ConstantFold>(); }
+
+}  // namespace kiln
