@@ -345,7 +345,7 @@ std::vector<SymbolBindings> sampleBindings(const std::vector<std::string>& symbo
     const std::string& name = symbols[static_cast<size_t>(k)];
     sets[0][name] = 5 + k;
     sets[1][name] = 2 + (n - 1 - k);
-    sets[2][name] = 17 + k;
+    sets[2][name] = 11 + k;
   }
   return sets;
 }
