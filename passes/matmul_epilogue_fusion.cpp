@@ -70,7 +70,7 @@ std::optional<Epilogue> fromGemm(Rewriter& rewriter, const Op& gemm) {
   if (addend != kNoValue) {
     const TensorType& cType = graph.value(addend).type;
     const TensorType& yType = graph.value(result).type;
-    if (cType.rank() == 1 && cType.shape[0] == yType.shape.back()) epilogue.bias = addend;
+    if (cType.rank() == 1 && compatibleDims(cType.shape[0], yType.shape.back())) epilogue.bias = addend;
     else epilogue.residual = addend;
   }
   if (gemm.attrs.getBool("trans_a")) epilogue.attrs.set("transpose_a", true);
@@ -90,7 +90,7 @@ void extend(const Rewriter& rewriter, Epilogue& epilogue) {
       if (isWeight(graph, bias)) {
         const TensorType& biasType = graph.value(bias).type;
         if (biasType.rank() == 1 && biasType.dtype == productType.dtype && !productType.shape.empty() &&
-            biasType.shape[0] == productType.shape.back()) {
+            compatibleDims(biasType.shape[0], productType.shape.back())) {
           epilogue.bias = bias;
           epilogue.result = rewriter.op(addIndex).results[0];
           epilogue.ops.push_back(addIndex);

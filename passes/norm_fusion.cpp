@@ -121,8 +121,8 @@ std::optional<NormMatch> matchNorm(const Rewriter& rewriter, int32_t varianceInd
   const Shape normalized(xType.shape.end() + match.axis, xType.shape.end());
   auto isParameter = [&](ValueId id) {
     const Value& v = graph.value(id);
-    return id != kNoValue && v.kind == ValueKind::Weight && v.data && v.type.dtype == xType.dtype &&
-           v.type.shape == normalized;
+    return id != kNoValue && v.kind == ValueKind::Weight && v.data &&
+           compatibleTypes(v.type, TensorType{xType.dtype, normalized});
   };
   if (int32_t mulIndex = soleUserNamed(rewriter, match.result, "mul"); mulIndex >= 0) {
     const ValueId weight = otherOperand(rewriter.op(mulIndex), match.result);

@@ -206,6 +206,19 @@ Status Rewriter::refreshTypes() {
   return Status::ok();
 }
 
+// ---- Types
+
+bool compatibleDims(const Dim& a, const Dim& b) {
+  return a.isUnknown() || b.isUnknown() || a == b;
+}
+
+bool compatibleTypes(const TensorType& a, const TensorType& b) {
+  if (a.dtype != b.dtype || a.rank() != b.rank()) return false;
+  for (size_t i = 0; i < a.rank(); ++i)
+    if (!compatibleDims(a.shape[i], b.shape[i])) return false;
+  return true;
+}
+
 // ---- Constants
 
 std::optional<double> splatValue(const Graph& graph, ValueId value) {
@@ -411,7 +424,8 @@ std::optional<ActivationMatch> matchActivation(const Rewriter& rewriter, int32_t
     if (match.kind.empty()) continue;
     match.input = x;
     // Constants of a higher rank would broadcast the result beyond x.
-    if (rewriter.graph().value(x).type != rewriter.graph().value(op.results[0]).type) return std::nullopt;
+    if (!compatibleTypes(rewriter.graph().value(x).type, rewriter.graph().value(op.results[0]).type))
+      return std::nullopt;
     return match;
   }
   return std::nullopt;

@@ -93,6 +93,14 @@ class Rewriter {
   bool typesNeedRefresh_ = false;
 };
 
+// ---- Types.
+
+// Dims that may be equal: equal, or either unknown (`?`, which never
+// compares equal, even to itself).
+bool compatibleDims(const Dim& a, const Dim& b);
+// Same dtype and rank, every dim compatible.
+bool compatibleTypes(const TensorType& a, const TensorType& b);
+
 // ---- Constants.
 
 // The value of a weight whose elements are all equal (a scalar, or a splat
