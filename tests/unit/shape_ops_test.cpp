@@ -91,13 +91,15 @@ struct Operand {
 };
 Operand known(const Tensor& t) { return {t.type(), &t}; }
 
-// The inferred result types as text ("f32[batch, 8]; f32[?]"), or the error.
+// The inferred result types as text ("f32[batch, 8]; f32[?]"), or the error;
+// `bindings` are the run's symbol values (none at compile time).
 std::string inferred(std::string_view op, const std::vector<Operand>& inputs, const Attributes& attrs = {},
-                     int numResults = 1) {
+                     int numResults = 1, const SymbolBindings* bindings = nullptr) {
   std::vector<OperandInfo> operands;
   for (const Operand& in : inputs) operands.push_back({&in.type, in.value});
   std::vector<TensorType> results;
-  Status status = inferResultTypes(*OpRegistry::global().find(op), attrs, operands, numResults, results);
+  Status status =
+      inferResultTypes(*OpRegistry::global().find(op), attrs, operands, numResults, results, bindings);
   if (!status) return status.message();
   std::string out;
   for (const TensorType& t : results) out += (out.empty() ? "" : "; ") + t.str();
@@ -557,6 +559,125 @@ TEST(RangeOp, InferenceAndErrors) {
   EXPECT_ERROR(errorOf("range", {&s, &f, &d}), "same dtype");
   Tensor vector = ints({0, 1});
   EXPECT_ERROR(errorOf("range", {&vector, &l, &d}), "start must be a scalar");
+}
+
+// ---- dim-list attribute forms (the folded shape arithmetic)
+
+using Dims = std::vector<Dim>;
+// A run binding batch = 2, seq = 3, past = 5.
+const SymbolBindings kRun = {{"batch", 2}, {"seq", 3}, {"past", 5}};
+
+TEST(ReshapeOp, ShapeAttribute) {
+  const TensorType x = {DType::F32, {kBatch, kSeq, 128}};
+  const Attributes heads = attrs({{"shape", Dims{kBatch, kSeq, 4, 32}}});
+  EXPECT_EQ(inferred("reshape", {{x}}, heads), "f32[batch, seq, 4, 32]");
+  // At run time the symbols resolve, on the concrete input type.
+  EXPECT_EQ(inferred("reshape", {{{DType::F32, {2, 3, 128}}}}, heads, 1, &kRun), "f32[2, 3, 4, 32]");
+  EXPECT_ERROR(inferred("reshape", {{{DType::F32, {2, 3, 128}}}}, attrs({{"shape", Dims{kBatch, kSeq, 4, 16}}}),
+                        1, &kRun),
+               "cannot reshape [2, 3, 128] (768 elements) to [2, 3, 4, 16] (384 elements)");
+  // The dims are literal: 0 is a zero-size dim, not a copy.
+  EXPECT_EQ(inferred("reshape", {{{DType::F32, {0, 4}}}}, attrs({{"shape", std::vector<int64_t>{2, 0}}})),
+            "f32[2, 0]");
+  Tensor data = iota({2, 3});
+  Tensor y = run("reshape", {&data}, attrs({{"shape", std::vector<int64_t>{3, 2}}}));
+  EXPECT_EQ(y.shape(), (Shape64{3, 2}));
+  EXPECT_EQ(valuesOf(y), valuesOf(data));
+  Tensor shape = ints({3, 2});
+  EXPECT_ERROR(errorOf("reshape", {&data, &shape}, attrs({{"shape", std::vector<int64_t>{3, 2}}})),
+               "not both");
+  EXPECT_ERROR(errorOf("reshape", {&data}), "needs a shape operand or a shape attribute");
+  EXPECT_ERROR(errorOf("reshape", {&data}, attrs({{"shape", std::vector<int64_t>{-1, 2}}})),
+               "negative or unknown dim");
+}
+
+TEST(ExpandOp, ShapeAttribute) {
+  const Attributes repeat = attrs({{"shape", Dims{kBatch, 2, 4, kPast + kSeq, 16}}});
+  EXPECT_EQ(inferred("expand", {{{DType::F32, {kBatch, 2, 1, kPast + kSeq, 16}}}}, repeat),
+            "f32[batch, 2, 4, past + seq, 16]");
+  EXPECT_EQ(inferred("expand", {{{DType::F32, {2, 2, 1, 8, 16}}}}, repeat, 1, &kRun), "f32[2, 2, 4, 8, 16]");
+  Tensor x = f32({3, 1}, {1, 2, 3});
+  Tensor y = run("expand", {&x}, attrs({{"shape", std::vector<int64_t>{3, 2}}}));
+  EXPECT_EQ(valuesOf(y), (Values{1, 1, 2, 2, 3, 3}));
+  EXPECT_ERROR(errorOf("expand", {&x}, attrs({{"shape", std::vector<int64_t>{2, 2}}})),
+               "cannot expand [3, 1] to [2, 2]");
+}
+
+TEST(ConstantOfShapeOp, ShapeAttribute) {
+  const Attributes fill = attrs({{"shape", Dims{kBatch, kPast + kSeq}}, {"value", 2.0}});
+  EXPECT_EQ(inferred("constant_of_shape", {}, fill), "f32[batch, past + seq]");
+  EXPECT_EQ(inferred("constant_of_shape", {}, fill, 1, &kRun), "f32[2, 8]");
+  Tensor y = run("constant_of_shape", {}, attrs({{"shape", std::vector<int64_t>{2, 2}}, {"value", 3.0}}));
+  EXPECT_EQ(y.shape(), (Shape64{2, 2}));
+  EXPECT_EQ(valuesOf(y), (Values{3, 3, 3, 3}));
+  EXPECT_ERROR(errorOf("constant_of_shape", {}), "needs a shape operand or a shape attribute");
+}
+
+TEST(RangeOp, DimBounds) {
+  const Attributes positions = attrs({{"start", Dims{kPast}}, {"limit", Dims{kPast + kSeq}}});
+  EXPECT_EQ(inferred("range", {}, positions), "i64[seq]");
+  EXPECT_EQ(inferred("range", {}, positions, 1, &kRun), "i64[3]");
+  // seq / 2 rounds up, which no polynomial says; 2*seq / 2 is exact.
+  EXPECT_EQ(inferred("range", {}, attrs({{"start", Dims{0}}, {"limit", Dims{kSeq}}, {"delta", int64_t{2}}})),
+            "i64[?]");
+  EXPECT_EQ(inferred("range", {},
+                     attrs({{"start", Dims{0}}, {"limit", Dims{kSeq * 2}}, {"delta", int64_t{2}},
+                            {"dtype", std::string("i32")}})),
+            "i32[seq]");
+  EXPECT_EQ(inferred("range", {}, attrs({{"start", Dims{kSeq}}, {"limit", Dims{0}}, {"delta", int64_t{-1}}})),
+            "i64[seq]");
+  // The kernel reads the bounds the executor has resolved.
+  Tensor y = run("range", {}, attrs({{"start", Dims{5}}, {"limit", Dims{8}}}));
+  EXPECT_EQ(y.dtype(), DType::I64);
+  EXPECT_EQ(valuesOf(y), (Values{5, 6, 7}));
+  Tensor down = run("range", {}, attrs({{"start", Dims{4}}, {"limit", Dims{0}}, {"delta", int64_t{-2}},
+                                        {"dtype", std::string("i32")}}));
+  EXPECT_EQ(down.dtype(), DType::I32);
+  EXPECT_EQ(valuesOf(down), (Values{4, 2}));
+  EXPECT_ERROR(inferred("range", {}, attrs({{"start", Dims{0}}, {"limit", Dims{kSeq}}, {"delta", int64_t{0}}})),
+               "delta must not be 0");
+  EXPECT_ERROR(inferred("range", {}, attrs({{"start", Dims{0}}, {"limit", Dims{kSeq}},
+                                            {"dtype", std::string("f32")}})),
+               "i64 or i32");
+  EXPECT_ERROR(inferred("range", {}, attrs({{"start", Dims{0}}})), "start = [dim] and limit = [dim]");
+  Tensor s = scalarInt(0), l = scalarInt(4), d = scalarInt(1);
+  EXPECT_ERROR(errorOf("range", {&s, &l, &d}, positions), "not both");
+  EXPECT_ERROR(errorOf("range", {&s, &l}), "needs start, limit and delta operands");
+}
+
+TEST(SliceOp, DimBounds) {
+  // The new rows of a KV cache: [past, past + seq) of past + seq.
+  const Attributes latest = attrs({{"axes", std::vector<int64_t>{1}}, {"starts", Dims{kPast}},
+                                   {"ends", Dims{kPast + kSeq}}});
+  EXPECT_EQ(inferred("slice", {{{DType::F32, {kBatch, kPast + kSeq, 16}}}}, latest), "f32[batch, seq, 16]");
+  EXPECT_EQ(inferred("slice", {{{DType::F32, {2, 8, 16}}}}, latest, 1, &kRun), "f32[2, 3, 16]");
+  // A symbolic bound past a constant dim is assumed in range at compile
+  // time; at run time it is clamped as ONNX does, and the executor's check of
+  // the declared type reports a model that breaks the assumption.
+  const Attributes rows = attrs({{"axes", std::vector<int64_t>{0}}, {"starts", Dims{0}}, {"ends", Dims{kSeq}}});
+  EXPECT_EQ(inferred("slice", {{{DType::F32, {64, 8}}}}, rows), "f32[seq, 8]");
+  const SymbolBindings longRun = {{"seq", 100}};
+  EXPECT_EQ(inferred("slice", {{{DType::F32, {64, 8}}}}, rows, 1, &longRun), "f32[64, 8]");
+  // Without axes the bounds cover the leading dims; symbolic bounds that
+  // may be negative are not guessed.
+  EXPECT_EQ(inferred("slice", {{{DType::F32, {kSeq, 8}}}}, attrs({{"starts", Dims{0, 2}}, {"ends", Dims{kSeq, 6}}})),
+            "f32[seq, 4]");
+  EXPECT_EQ(inferred("slice", {{{DType::F32, {kSeq, 8}}}},
+                     attrs({{"axes", std::vector<int64_t>{0}}, {"starts", Dims{kSeq - 2}}, {"ends", Dims{kSeq}}})),
+            "f32[?, 8]");
+  Tensor x = iota({4, 3});
+  Tensor y = run("slice", {&x}, attrs({{"axes", std::vector<int64_t>{0}}, {"starts", Dims{1}}, {"ends", Dims{3}}}));
+  EXPECT_EQ(y.shape(), (Shape64{2, 3}));
+  EXPECT_EQ(valuesOf(y), (Values{3, 4, 5, 6, 7, 8}));
+  Tensor strided = run("slice", {&x}, attrs({{"axes", std::vector<int64_t>{1}}, {"starts", Dims{0}},
+                                             {"ends", Dims{3}}, {"steps", std::vector<int64_t>{2}}}));
+  EXPECT_EQ(valuesOf(strided), (Values{0, 2, 3, 5, 6, 8, 9, 11}));
+  // Unresolved symbols cannot run.
+  EXPECT_ERROR(errorOf("slice", {&x}, rows), "result shape [seq, 3] is not concrete");
+  EXPECT_ERROR(errorOf("slice", {&x}, attrs({{"starts", Dims{0}}})), "needs both the starts and the ends attribute");
+  Tensor starts = ints({0}), ends = ints({1});
+  EXPECT_ERROR(errorOf("slice", {&x, &starts, &ends}, attrs({{"axes", std::vector<int64_t>{0}}})), "not both");
+  EXPECT_ERROR(errorOf("slice", {&x}), "needs starts and ends operands or attributes");
 }
 
 // ---- trilu
