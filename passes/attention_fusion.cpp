@@ -35,7 +35,20 @@ struct AttentionMatch {
   double scale = 1.0;
   bool causal = false, rope = false;
   int repeatsRemoved = 0;
+  // With rope folded: the rotated Q and K and the scale without Q's inner
+  // factors, for a retry without the fold if inference refuses it.
+  ValueId rotatedQ = kNoValue, rotatedK = kNoValue;
+  double scaleOutsideRope = 1.0;
 };
+
+AttentionMatch withoutRope(AttentionMatch m) {
+  m.rope = false;
+  m.q = m.rotatedQ;
+  m.k.value = m.rotatedK;
+  m.scale = m.scaleOutsideRope;
+  m.cos = m.sin = kNoValue;
+  return m;
+}
 
 // Between the first matmul and the softmax: scale factors, then masks.
 struct ScoresChain {
@@ -264,9 +277,11 @@ class AttentionFusion final : public Pass {
     // RoPE folds only when Q and the new K rotate with the same cos and sin.
     if (std::optional<RotateHalfRope> ropeQ = matchRotateHalfRope(graph, q); ropeQ && k.perm.empty()) {
       std::optional<RotateHalfRope> ropeK = matchRotateHalfRope(graph, k.value);
-      if (ropeK && ropeK->cos == ropeQ->cos && ropeK->sin == ropeQ->sin && cosSinBroadcast(graph, ropeQ->cos) &&
-          cosSinBroadcast(graph, ropeQ->sin)) {
+      if (ropeK && ropeK->cos == ropeQ->cos && ropeK->sin == ropeQ->sin) {
         m.rope = true;
+        m.rotatedQ = q;
+        m.rotatedK = k.value;
+        m.scaleOutsideRope = m.scale;
         m.cos = ropeQ->cos;
         m.sin = ropeQ->sin;
         q = peelScales(graph, ropeQ->x, m.scale);
@@ -302,12 +317,6 @@ class AttentionFusion final : public Pass {
       m.invertMask = paddingInverted;
     }
     return m;
-  }
-
-  // cos/sin broadcast to [B, 1, S, D]: no head axis of its own.
-  static bool cosSinBroadcast(const Graph& graph, ValueId id) {
-    const Shape& shape = graph.value(id).type.shape;
-    return shape.size() <= 4 && (shape.size() < 3 || shape[shape.size() - 3] == Dim(1));
   }
 
   bool causal(const Graph& graph, ValueId mask, MaskForm form, const Shape& scores) {
@@ -366,9 +375,14 @@ class AttentionFusion final : public Pass {
     std::vector<Replacement> replacements;
     int64_t fused = 0;
     Builder builder(graph);
-    for (const AttentionMatch& m : matches) {
+    for (AttentionMatch m : matches) {
       const size_t firstNew = graph.ops().size();
       std::optional<std::vector<ValueId>> results = createAttention(builder, m);
+      if (!results && m.rope) {
+        graph.ops().resize(firstNew);
+        m = withoutRope(m);
+        results = createAttention(builder, m);
+      }
       if (!results) {
         graph.ops().resize(firstNew);  // drop the helpers of a refused match
         continue;
