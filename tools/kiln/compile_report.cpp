@@ -148,8 +148,8 @@ std::string CompileReport::toTable() const {
     std::string bound;
     for (const auto& [symbol, value] : symbols) bound += cat(bound.empty() ? "" : ", ", symbol, "=", value);
     row("fusion gain ratio",
-        cat(fixed(fusionGainRatio(), 3), " (cost ", fixed(record.unfusedCost->seconds * 1e3, 3),
-            " ms unfused -> ", fixed(record.fusedCost->seconds * 1e3, 3), " ms fused",
+        cat(fixed(fusionGainRatio(), 3), " (cost ", jsonNumber(record.unfusedCost->seconds * 1e3),
+            " ms unfused -> ", jsonNumber(record.fusedCost->seconds * 1e3), " ms fused",
             bound.empty() ? "" : "; ", bound, ")"));
   }
 

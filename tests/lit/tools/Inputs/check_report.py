@@ -1,0 +1,47 @@
+"""Checks a `kiln compile --report` JSON file: every documented field is there
+with its type, and the numbers agree with each other (op counts chain through
+the passes, ops_by_kind sums to ir_ops_final, the gain is the cost ratio)."""
+import json
+import sys
+
+report = json.load(open(sys.argv[1]))
+errors = []
+
+
+def expect(condition, message):
+    if not condition:
+        errors.append(message)
+
+
+ints = ["onnx_nodes", "onnx_nonconstant_nodes", "ir_ops_initial", "ir_ops_final"]
+numbers = ["pipeline_ms", "import_ms", "write_ms", "compile_ms", "fusion_gain_ratio"]
+for field in ints:
+    expect(isinstance(report.get(field), int), f"{field} is not an integer")
+for field in numbers:
+    expect(isinstance(report.get(field), (int, float)), f"{field} is not a number")
+expect(report["onnx_nonconstant_nodes"] <= report["onnx_nodes"], "more non-Constant nodes than nodes")
+expect(sum(report["ops_by_kind"].values()) == report["ir_ops_final"],
+       "ops_by_kind does not sum to ir_ops_final")
+
+passes = report["passes"]
+expect([p["name"] for p in passes] == report["pipeline"].split(","), "passes do not follow the pipeline")
+ops = report["ir_ops_initial"]
+for p in passes:
+    for key in ["name", "ms", "ops_before", "ops_after", "changed", "stats"]:
+        expect(key in p, f"pass entry without {key}: {p}")
+    expect(p["ops_before"] == ops, f"pass {p['name']} starts at {p['ops_before']} ops, expected {ops}")
+    expect(p["ms"] >= 0, f"pass {p['name']} has a negative time")
+    expect(isinstance(p["stats"], dict), f"pass {p['name']} stats is not an object")
+    ops = p["ops_after"]
+expect(ops == report["ir_ops_final"], "the last pass does not end at ir_ops_final")
+expect(report["compile_ms"] >= report["pipeline_ms"], "compile_ms is below pipeline_ms")
+
+cost = report["cost_model"]
+unfused, fused = cost["unfused"]["seconds"], cost["fused"]["seconds"]
+expect(abs(report["fusion_gain_ratio"] - unfused / fused) <= 1e-4 * unfused / fused,
+       "fusion_gain_ratio is not unfused/fused")
+
+if errors:
+    print("\n".join(errors))
+    sys.exit(1)
+print("report ok")
