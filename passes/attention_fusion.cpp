@@ -106,6 +106,8 @@ class AttentionFusion final : public Pass {
   }
 
   Expected<bool> run(Graph& graph) override {
+    counts_ = {};
+    causalCache_.clear();
     const ValueUses uses(graph);
     std::vector<AttentionMatch> matches;
     int64_t softmaxUnfused = 0;
@@ -243,6 +245,7 @@ class AttentionFusion final : public Pass {
     m.heads = *heads;
 
     // K and V: [B, H, T, D] after layout; then repeat_kv; then the cache append.
+    if (graph.value(scoresMatmul.operands[1]).type.rank() != 4) return std::nullopt;
     KeySource k = keyFromTransposed(graph, scoresMatmul.operands[1],
                                     scoresMatmul.attrs.getBool("transpose_b"), m.scale);
     ValueId v = output->operands[1];
