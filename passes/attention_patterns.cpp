@@ -198,9 +198,7 @@ std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id) {
   if (!kvHeads || !copies || !heads || *kvHeads * *copies != *heads) return std::nullopt;
   if (expanded[0] != repeated[0] || expanded[3] != repeated[2] || expanded[4] != repeated[3])
     return std::nullopt;
-  if (!equalExceptAxis(expanded, {inserted[0], inserted[1], inserted[3], inserted[4]}, 2) ||
-      inserted[1] != expanded[1])
-    return std::nullopt;
+  if (!equalExceptAxis(expanded, {inserted[0], inserted[1], inserted[3], inserted[4]}, 2)) return std::nullopt;
 
   const Value& insertedValue = graph.value(insertedId);
   if (insertedValue.kind != ValueKind::OpResult || insertedValue.producer < 0) return std::nullopt;
