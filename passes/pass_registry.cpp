@@ -1,5 +1,6 @@
 #include "passes/pass_registry.h"
 
+#include "passes/attention_fusion.h"
 #include "passes/canonicalize.h"
 #include "passes/constant_fold.h"
 #include "passes/cse.h"
@@ -23,6 +24,7 @@ constexpr PassFactory kPassFactories[] = {
     &createDeadCodeElimination,
     &createCommonSubexpressionElimination,
     &createConstantFold,
+    &createAttentionFusion,
     &createNormFusion,
     &createSiblingMatmulMerge,
     &createMatmulEpilogueFusion,
