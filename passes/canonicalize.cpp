@@ -45,8 +45,7 @@ constexpr int64_t kMaxFilledWeightElements = 4096;
 // this only guards against a cycle between rules).
 constexpr int kMaxRewritesPerOp = 8;
 
-// Whether every value of dtype `from` is exactly representable in `to`, so
-// cast(cast(x, to), final) == cast(x, final).
+// Whether every value of dtype `from` is exactly representable in `to`.
 bool isExactCast(DType from, DType to) {
   if (from == to || from == DType::Bool) return true;
   auto integerBits = [](DType t) -> int {  // value bits of an integer type, sign excluded
@@ -76,6 +75,18 @@ bool isExactCast(DType from, DType to) {
     return mantissaBits(to) > mantissaBits(from) && to != DType::BF16 && to != DType::F16;
   }
   return false;
+}
+
+// Whether cast(cast(x, mid), to) == cast(x, to) for x of dtype `from`: the
+// inner cast keeps every value, and the outer one converts it the same way.
+// Integers that went through a float saturate where a direct integer cast
+// wraps, so that route must not narrow.
+bool castsCompose(DType from, DType mid, DType to) {
+  auto isInteger = [](DType t) {
+    return t == DType::I64 || t == DType::I32 || t == DType::I8 || t == DType::U8;
+  };
+  if (!isExactCast(from, mid)) return false;
+  return !(isInteger(from) && !isInteger(mid) && mid != DType::Bool && isInteger(to)) || isExactCast(from, to);
 }
 
 // An attribute value for dims: an int list when they are all numbers (so
@@ -390,7 +401,8 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteCast(const Op& op) {
   std::optional<DType> to = parseDType(op.attrs.getString("to"));
   if (to == typeOf(x).dtype) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
   std::optional<Op> inner = producerOf(x);
-  if (!inner || !isOpNamed(*inner, "cast") || !isExactCast(typeOf(inner->operands[0]).dtype, typeOf(x).dtype))
+  if (!to || !inner || !isOpNamed(*inner, "cast") ||
+      !castsCompose(typeOf(inner->operands[0]).dtype, typeOf(x).dtype, *to))
     return std::nullopt;
   return Rewrite{kNoValue, makeOp("cast", {inner->operands[0]}, op.attrs, op), &counters_.castsComposed};
 }
@@ -417,7 +429,9 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op
                    &counters_.reshapesComposed};
   }
   // The ONNX form: a known target shape, with 0 (copy the input dim) and -1
-  // (whatever is left) resolved. Symbolic entries are taken as they are.
+  // (whatever is left) resolved. Symbolic entries are taken as they are: one
+  // that is 0 at run time would have copied the input dim instead, and the
+  // element count check at run time reports that.
   const SymbolicTensor* target = op.operands.size() > 1 ? completeValue(op.operands[1]) : nullptr;
   if (!target) return std::nullopt;
   const bool allowZero = op.attrs.getBool("allowzero");
@@ -476,10 +490,12 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteConstantOfShape(cons
   Attributes attrs = op.attrs;
   attrs.set("shape", dimsAttr(target->elements));
   Op filled = makeOp("constant_of_shape", {}, attrs, op);
-  // A small static fill is a weight.
+  // A small static fill is a weight (unless it is a graph output, which a
+  // weight cannot be).
   Dim count = 1;
   for (const Dim& d : target->elements) count = count * d;
-  if (count.isConstant() && *count.constant() <= kMaxFilledWeightElements) {
+  if (count.isConstant() && *count.constant() <= kMaxFilledWeightElements &&
+      !isOutput_[static_cast<size_t>(op.results[0])]) {
     Expected<std::vector<Tensor>> value = evaluateOp(*filled.def, filled.attrs, {}, 1);
     if (value) {
       const ValueId weight =
@@ -633,8 +649,9 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
   for (Op& op : original) {
     for (ValueId& operand : op.operands)
       if (operand != kNoValue) operand = resolve(operand);
-    const std::string context = cat("op '", op.def->name, "' defining %", graph_.value(op.results.at(0)).name,
-                                    op.location.empty() ? "" : cat(" (loc \"", op.location, "\")"), ": ");
+    const std::string context =
+        cat("op '", op.def->name, "'", op.results.empty() ? "" : cat(" defining %", graph_.value(op.results[0]).name),
+            op.location.empty() ? "" : cat(" (loc \"", op.location, "\")"), ": ");
     if (Status processed = process(std::move(op)); !processed) return processed.withContext(context);
   }
   graph_.setOps(std::move(newOps_));
