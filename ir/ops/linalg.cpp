@@ -19,14 +19,15 @@ namespace {
 
 using namespace ops;
 
-// What products accumulate in: float for the 16-bit floats, the type itself
-// for f32/f64, and wrapping uint64 for integers (numpy wraps on overflow;
-// signed overflow would be undefined in C++).
+// What products accumulate in: double for every float type (this is the
+// reference, the accuracy yardstick: one rounding per result, however long K
+// is), and wrapping uint64 for integers (numpy wraps on overflow; signed
+// overflow would be undefined in C++).
 template <class T>
 struct Accumulation {
-  using type = ComputeType<T>;
-  static type load(T v) { return toCompute(v); }
-  static T store(type v) { return fromCompute<T>(v); }
+  using type = double;
+  static type load(T v) { return static_cast<double>(toCompute(v)); }
+  static T store(type v) { return fromCompute<T>(static_cast<ComputeType<T>>(v)); }
 };
 template <class T>
   requires std::is_integral_v<T>
