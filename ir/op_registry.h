@@ -90,6 +90,14 @@ struct OpDef {
   std::vector<AttrSpec> attrs;
   InferFn infer = nullptr;
   KernelFn reference = nullptr;  // the CPU reference implementation
+  // Memory planning. Operands whose buffer the single result may take over at
+  // the operand's last use (same dtype and bytes); the kernel is written to be
+  // correct when the result aliases that operand.
+  std::vector<int> inplaceOperands;
+  // The result is operand 0's bytes reinterpreted (reshape and its kin): the
+  // planner gives it no buffer of its own and the kernel copies nothing when
+  // the two alias.
+  bool resultIsView = false;
 };
 
 class OpRegistry {
