@@ -131,7 +131,8 @@ class MatmulEpilogueFusion final : public Pass {
  public:
   std::string_view name() const override { return "matmul_epilogue_fusion"; }
   std::string_view summary() const override {
-    return "folds bias, activation (relu, gelu, gelu_tanh, silu) and residual adds into matmul; gemm to matmul";
+    return "folds bias, activation (relu, gelu, gelu_tanh, silu, tanh) and residual adds into matmul; gemm to "
+           "matmul";
   }
 
   Expected<bool> run(Graph& graph) override {

@@ -393,7 +393,7 @@ std::optional<ActivationMatch> matchActivation(const Rewriter& rewriter, int32_t
   if (op.results.size() != 1) return std::nullopt;
   ActivationMatch match;
   match.ops = {root};
-  if (name == "relu" || name == "silu") {
+  if (name == "relu" || name == "silu" || name == "tanh") {
     match.kind = std::string(name);
     match.input = op.operands[0];
     return match;

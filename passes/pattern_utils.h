@@ -135,11 +135,11 @@ bool sameFactors(std::vector<ValueId> factors, std::vector<ValueId> expected);
 // ---- Activations spelled out in primitive ops, or as one op.
 
 struct ActivationMatch {
-  std::string kind;      // "relu", "gelu" (erf), "gelu_tanh", "silu"
+  std::string kind;      // "relu", "gelu" (erf), "gelu_tanh", "silu", "tanh"
   ValueId input = kNoValue;
   std::vector<int32_t> ops;  // the ops of the pattern; ops.front() is the root
 };
-// The activation whose last op is `root`: relu(x); gelu(x); silu(x);
+// The activation whose last op is `root`: relu(x); tanh(x); gelu(x); silu(x);
 // x * 0.5 * (1 + erf(x / sqrt(2))) in any association; the tanh GELU
 // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))); x * sigmoid(x).
 std::optional<ActivationMatch> matchActivation(const Rewriter& rewriter, int32_t root);

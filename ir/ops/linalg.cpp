@@ -5,6 +5,7 @@
 // run i-k-j so the innermost loop streams contiguous rows of B and of the
 // result.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -63,7 +64,7 @@ void multiplyMatrices(const T* a, const T* b, T* c, int64_t M, int64_t K, int64_
 // ---- matmul (a, b, bias?, residual?) {transpose_a, transpose_b, activation}
 // y = act(op(a) @ op(b) + bias) + residual: the product with its fused epilogue.
 
-enum class Activation { None, Relu, Gelu, GeluTanh, Silu };
+enum class Activation { None, Relu, Gelu, GeluTanh, Silu, Tanh };
 
 std::optional<Activation> parseActivation(const std::string& name) {
   if (name == "none") return Activation::None;
@@ -71,6 +72,7 @@ std::optional<Activation> parseActivation(const std::string& name) {
   if (name == "gelu") return Activation::Gelu;
   if (name == "gelu_tanh") return Activation::GeluTanh;
   if (name == "silu") return Activation::Silu;
+  if (name == "tanh") return Activation::Tanh;
   return std::nullopt;
 }
 
@@ -83,7 +85,7 @@ Status inferMatmul(const InferContext& ctx, std::vector<TensorType>& results) {
   const std::optional<Activation> activation = parseActivation(activationName);
   if (!activation)
     return ctx.error("unknown activation \"", activationName,
-                     "\" (expected none, relu, gelu, gelu_tanh or silu)");
+                     "\" (expected none, relu, gelu, gelu_tanh, silu or tanh)");
   if (*activation != Activation::None && *activation != Activation::Relu &&
       !isFloat(ctx.type(0).dtype))
     return ctx.error("activation \"", activationName, "\" needs float operands");
@@ -137,6 +139,7 @@ A activate(Activation activation, A v) {
       case Activation::Gelu: return geluErf(v);
       case Activation::GeluTanh: return geluTanh(v);
       case Activation::Silu: return silu(v);
+      case Activation::Tanh: return std::tanh(v);
     }
     return v;
   }

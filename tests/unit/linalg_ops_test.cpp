@@ -247,6 +247,10 @@ TEST(MatmulOp, FloatActivations) {
   EXPECT_NEAR(silu[0], 0.7310585786300049, 1e-6);
   EXPECT_NEAR(silu[1], -0.2689414213699951, 1e-6);
   EXPECT_NEAR(silu[2], 1.7615941559557646, 1e-6);
+  const std::vector<double> tanh = activated("tanh");  // bert's pooler
+  EXPECT_NEAR(tanh[0], 0.7615941559557649, 1e-6);
+  EXPECT_NEAR(tanh[1], -0.7615941559557649, 1e-6);
+  EXPECT_NEAR(tanh[2], 0.9640275800758169, 1e-6);
   EXPECT_EQ(activated("none"), (std::vector<double>{1, -1, 2}));
   // f16 applies the epilogue before the single rounding: silu(2) = 1.76159 -> 1.76172 in f16.
   Tensor a16 = make(DType::F16, {1, 1}, {1});
@@ -300,10 +304,12 @@ TEST(MatmulOp, EpilogueErrors) {
   error = inferred("matmul", {a, b, {DType::F16, {4}}});
   EXPECT_TRUE(contains(error, "same dtype")) << error;
   error = inferred("matmul", {a, b}, attrs({{"activation", std::string("swish")}}));
-  EXPECT_TRUE(contains(error, "unknown activation \"swish\" (expected none, relu, gelu, gelu_tanh or silu)"))
+  EXPECT_TRUE(contains(error, "unknown activation \"swish\" (expected none, relu, gelu, gelu_tanh, silu or tanh)"))
       << error;
   error = inferred("matmul", {{DType::I32, {2, 3}}, {DType::I32, {3, 4}}}, attrs({{"activation", std::string("gelu")}}));
   EXPECT_TRUE(contains(error, "activation \"gelu\" needs float operands")) << error;
+  error = inferred("matmul", {{DType::I32, {2, 3}}, {DType::I32, {3, 4}}}, attrs({{"activation", std::string("tanh")}}));
+  EXPECT_TRUE(contains(error, "activation \"tanh\" needs float operands")) << error;
   error = inferred("matmul", {{DType::F32, {3}}, b}, attrs({{"transpose_a", true}}));
   EXPECT_TRUE(contains(error, "transpose_a needs a of rank >= 2")) << error;
   error = inferred("matmul", {a, b}, attrs({{"transpose_b", true}}));
