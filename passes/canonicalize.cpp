@@ -14,6 +14,9 @@
 //                range(a, b) + k -> range(a + k, b + k)
 //   views        squeeze, unsqueeze and flatten with a known result shape -> reshape {shape};
 //                reshape(reshape(x)) -> reshape(x); reshape or expand to x's own type -> x
+//   broadcasts   an operand that numpy-broadcasts (elementwise ops, fused_elementwise, matmul's
+//                bias and residual) reads past a reshape that only inserts leading 1-dims, when
+//                the result type stays; the reshape dies once no consumer needs it
 //   no-ops       identity -> x; cast to x's dtype -> x; cast(cast(x)) -> one cast when the inner
 //                one is exact
 // Graph outputs keep their names: when an output's op goes, the value that
@@ -137,6 +140,27 @@ bool consistent(const std::vector<TensorType>& now, const std::vector<TensorType
 
 bool isOpNamed(const Op& op, std::string_view name) { return op.def->name == name; }
 
+// The first operand of op `name` that broadcasts numpy-style to the result
+// (where leading 1-dims change nothing but, perhaps, the result's rank);
+// nullopt for ops without such operands.
+std::optional<size_t> firstBroadcastOperand(std::string_view name) {
+  static constexpr std::string_view kAllOperands[] = {
+      "add", "sub", "mul", "div", "pow", "equal", "less", "greater", "and", "or",
+      "min", "max", "where", "fused_elementwise"};
+  if (std::find(std::begin(kAllOperands), std::end(kAllOperands), name) != std::end(kAllOperands)) return 0;
+  if (name == "matmul") return 2;  // bias and residual; a and b are matrices
+  return std::nullopt;
+}
+
+// `to` is `from` with one or more 1-dims in front, every dim known.
+bool insertsLeadingOnes(const Shape& from, const Shape& to) {
+  if (to.size() <= from.size() || !isComplete(from) || !isComplete(to)) return false;
+  const size_t added = to.size() - from.size();
+  for (size_t i = 0; i < added; ++i)
+    if (to[i] != Dim(1)) return false;
+  return std::equal(from.begin(), from.end(), to.begin() + static_cast<ptrdiff_t>(added));
+}
+
 // reshape x {shape = [...]}.
 bool isDimsReshape(const Op& op) {
   return isOpNamed(op, "reshape") && op.attrs.has("shape") && op.operands.size() == 1;
@@ -161,6 +185,7 @@ struct Counters {
   int64_t reshapesComposed = 0;
   int64_t castsComposed = 0;
   int64_t opsRemoved = 0;  // identity and no-op cast, reshape, expand
+  int64_t broadcastReshapesBypassed = 0;  // consumers that read past a leading-1 reshape
   int64_t typesRefined = 0;
 };
 
@@ -209,6 +234,7 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteSlice(const Op& op);
   std::optional<Rewrite> rewriteGather(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
   // `op` producing `shape` from a value of `fromShape`, reshaped when they differ.
   Rewrite reshapedTo(Op op, const Shape& fromShape, const Shape& shape, const Op& original,
                      int64_t* counter);
@@ -391,6 +417,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
   else if (name == "slice") rewritten = rewriteSlice(op);
   else if (name == "gather") rewritten = rewriteGather(op, types);
   else if (name == "add" || name == "sub") rewritten = rewriteRangeShift(op, types);
+  if (!rewritten && firstBroadcastOperand(name)) rewritten = rewriteBroadcastOperands(op, types);
   if (rewritten && rewritten->forwardTo != kNoValue && !canForward(op.results[0], rewritten->forwardTo))
     return std::nullopt;
   return rewritten;
@@ -641,6 +668,31 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRangeShift(const Op&
   return std::nullopt;
 }
 
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
+    const Op& op, const std::vector<TensorType>& types) {
+  // A [S, D] table reshaped to [1, S, D] and added to [B, S, D] broadcasts
+  // the same without the reshape. Each operand is checked on its own: the
+  // result must keep its type (dropping the 1-dims must not lower its rank).
+  Op rewritten = op;
+  bool any = false;
+  for (size_t i = *firstBroadcastOperand(op.def->name); i < op.operands.size(); ++i) {
+    const ValueId operand = op.operands[i];
+    if (operand == kNoValue) continue;
+    std::optional<Op> reshape = producerOf(operand);
+    if (!reshape || !isOpNamed(*reshape, "reshape")) continue;
+    const ValueId source = reshape->operands[0];
+    if (!insertsLeadingOnes(typeOf(source).shape, typeOf(operand).shape)) continue;
+    Op candidate = rewritten;
+    std::replace(candidate.operands.begin(), candidate.operands.end(), operand, source);
+    std::vector<TensorType> candidateTypes;
+    if (!infer(candidate, candidateTypes) || candidateTypes != types) continue;
+    rewritten = std::move(candidate);
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  return Rewrite{kNoValue, std::move(rewritten), &counters_.broadcastReshapesBypassed};
+}
+
 Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
   grow();
   for (ValueId id : graph_.outputs()) isOutput_[static_cast<size_t>(id)] = true;
@@ -692,6 +744,7 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
       {"reshapes-composed", c.reshapesComposed},
       {"casts-composed", c.castsComposed},
       {"no-ops-removed", c.opsRemoved},
+      {"broadcast-reshapes-bypassed", c.broadcastReshapesBypassed},
       {"types-refined", c.typesRefined},
       {"dead-ops-removed", deadOps},
   };
