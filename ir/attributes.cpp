@@ -1,5 +1,6 @@
 #include "ir/attributes.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -28,6 +29,22 @@ std::string_view attrKindName(AttrKind k) {
     case AttrKind::Dims: return "dim list";
   }
   return "?";
+}
+
+std::optional<Attributes> resolveDimAttributes(const Attributes& attrs, const SymbolBindings& bindings) {
+  std::optional<Attributes> resolved;
+  for (const auto& [name, value] : attrs.all()) {
+    const auto* dims = std::get_if<std::vector<Dim>>(&value);
+    if (!dims || std::none_of(dims->begin(), dims->end(),
+                              [](const Dim& d) { return !d.isConstant() && !d.isUnknown(); }))
+      continue;
+    if (!resolved) resolved = attrs;
+    std::vector<Dim> substituted;
+    substituted.reserve(dims->size());
+    for (const Dim& d : *dims) substituted.push_back(d.substitute(bindings));
+    resolved->set(name, std::move(substituted));
+  }
+  return resolved;
 }
 
 int64_t Attributes::getInt(const std::string& name, int64_t fallback) const {

@@ -50,6 +50,13 @@ class Attributes {
   std::map<std::string, AttrValue> values_;
 };
 
+// Dim-list attributes (a folded reshape's `shape`, a range's `start`) may
+// hold symbols; a kernel needs them as numbers. Returns `attrs` with the
+// run's symbol values substituted into every dim list, or nullopt when no
+// dim list holds a symbol (use `attrs` as it is: the common case costs no
+// copy). evaluateOp applies it for the kernel; the executor for its devices.
+std::optional<Attributes> resolveDimAttributes(const Attributes& attrs, const SymbolBindings& bindings);
+
 std::string attrValueStr(const AttrValue& v);  // canonical text of one value
 // `"text"` with `"` and `\` escaped and control bytes as \n, \t, \r or \xHH, so
 // every printed construct stays on one line.

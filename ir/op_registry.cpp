@@ -140,7 +140,9 @@ Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& att
   }
   for (Tensor& t : outputs) outputPtrs.push_back(&t);
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU reference kernel");
-  KernelContext kernel{def, attrs, inputs, outputPtrs};
+  // The kernel reads dim-list attributes as numbers: the run's values go in.
+  const std::optional<Attributes> resolved = bindings ? resolveDimAttributes(attrs, *bindings) : std::nullopt;
+  KernelContext kernel{def, resolved ? *resolved : attrs, inputs, outputPtrs};
   KILN_RETURN_IF_ERROR(def.reference(kernel));
   return outputs;
 }

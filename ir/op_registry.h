@@ -126,8 +126,10 @@ Status inferResultTypes(const OpDef& def, const Attributes& attrs,
                         const SymbolBindings* bindings = nullptr);
 
 // Runs one op on concrete tensors: inference on their shapes, allocation of
-// the outputs, then the reference kernel. Used by constant folding and the
-// CPU executor.
+// the outputs, then the reference kernel. `bindings` (the run's symbol
+// values) resolve symbolic dims for inference and, through
+// resolveDimAttributes, the dim-list attributes the kernel reads. Used by
+// constant folding and the CPU executor.
 Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& attrs,
                                          std::span<const Tensor* const> inputs,
                                          int numResults,

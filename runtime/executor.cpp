@@ -38,22 +38,6 @@ std::string opContext(const Graph& graph, const Op& op) {
   return text + ": ";
 }
 
-// Dim-list attributes (a folded reshape's `shape`, a range's `start`) may
-// hold symbols; kernels get them with the run's values substituted. Null when
-// `attrs` has no symbolic dims (the common case: no copy).
-std::optional<Attributes> resolveDimAttributes(const Attributes& attrs, const SymbolBindings& bindings) {
-  std::optional<Attributes> resolved;
-  for (const auto& [name, value] : attrs.all()) {
-    const auto* dims = std::get_if<std::vector<Dim>>(&value);
-    if (!dims) continue;
-    if (!resolved) resolved = attrs;
-    std::vector<Dim> substituted;
-    for (const Dim& d : *dims) substituted.push_back(d.substitute(bindings));
-    resolved->set(name, std::move(substituted));
-  }
-  return resolved;
-}
-
 std::string concreteTypeStr(DType dtype, const std::vector<int64_t>& shape) {
   return cat(dtypeName(dtype), shapeStr(shape));
 }
