@@ -506,34 +506,30 @@ Status clipKernel(const KernelContext& ctx) {
   });
 }
 
-// ---- identity.
+// ---- identity: a view; the memory planner gives the result x's bytes.
 
 Status identityKernel(const KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
-  if (x.byteSize() != 0) std::memcpy(ctx.outputs[0]->data(), x.data(), x.byteSize());
+  void* out = ctx.outputs[0]->data();
+  if (x.byteSize() != 0 && out != x.data()) std::memcpy(out, x.data(), x.byteSize());
   return Status::ok();
 }
 
-void addUnary(OpRegistry& registry, std::string_view name, std::string_view summary,
-              InferFn infer, KernelFn kernel) {
-  registry.add(OpDef{.name = name, .summary = summary, .operands = {"x"}, .minOperands = 1,
-                     .maxOperands = 1, .attrs = {}, .infer = infer, .reference = kernel});
-}
-
-void addBinary(OpRegistry& registry, std::string_view name, std::string_view summary,
-               InferFn infer, KernelFn kernel) {
-  registry.add(OpDef{.name = name, .summary = summary, .operands = {"a", "b"}, .minOperands = 2,
-                     .maxOperands = 2, .attrs = {}, .infer = infer, .reference = kernel});
-}
-
+// In place: every kernel of this file reads element i of its operands before
+// it writes element i of the result, and the planner lets the result take
+// over an operand only when their shapes and element sizes match.
 template <class Fn>
 void addUnary(OpRegistry& registry, std::string_view name, std::string_view summary) {
-  addUnary(registry, name, summary, inferUnary<Fn>, unaryKernel<Fn>);
+  registry.add(OpDef{.name = name, .summary = summary, .operands = {"x"}, .minOperands = 1,
+                     .maxOperands = 1, .attrs = {}, .infer = inferUnary<Fn>, .reference = unaryKernel<Fn>,
+                     .inplaceOperands = {0}});
 }
 
 template <class Fn>
 void addBinary(OpRegistry& registry, std::string_view name, std::string_view summary) {
-  addBinary(registry, name, summary, inferBinary<Fn>, binaryKernel<Fn>);
+  registry.add(OpDef{.name = name, .summary = summary, .operands = {"a", "b"}, .minOperands = 2,
+                     .maxOperands = 2, .attrs = {}, .infer = inferBinary<Fn>, .reference = binaryKernel<Fn>,
+                     .inplaceOperands = {0, 1}});
 }
 
 }  // namespace
@@ -552,7 +548,9 @@ void registerElementwiseOps(OpRegistry& registry) {
   addUnary<Sin>(registry, "sin", "sine");
   addUnary<Abs>(registry, "abs", "absolute value");
   addUnary<Not>(registry, "not", "logical not of a bool tensor");
-  addUnary(registry, "identity", "copies x", inferUnary<Identity>, identityKernel);
+  registry.add(OpDef{.name = "identity", .summary = "x itself (a view of its bytes)", .operands = {"x"},
+                     .minOperands = 1, .maxOperands = 1, .attrs = {}, .infer = inferUnary<Identity>,
+                     .reference = identityKernel, .resultIsView = true});
 
   addBinary<Add>(registry, "add", "a + b, numpy broadcasting");
   addBinary<Sub>(registry, "sub", "a - b, numpy broadcasting");
@@ -566,24 +564,26 @@ void registerElementwiseOps(OpRegistry& registry) {
   registry.add(OpDef{.name = "pow",
                      .summary = "base ^ exponent, numpy broadcasting; the exponent may have another dtype",
                      .operands = {"base", "exponent"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {}, .infer = inferPow, .reference = powKernel});
+                     .attrs = {}, .infer = inferPow, .reference = powKernel, .inplaceOperands = {0, 1}});
 
   registry.add(OpDef{.name = "min", .summary = "elementwise minimum of one or more tensors, broadcasting",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
-                     .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Min>});
+                     .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Min>,
+                     .inplaceOperands = {0, 1}});
   registry.add(OpDef{.name = "max", .summary = "elementwise maximum of one or more tensors, broadcasting",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
-                     .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Max>});
+                     .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Max>,
+                     .inplaceOperands = {0, 1}});
   registry.add(OpDef{.name = "where", .summary = "condition ? x : y, three-way broadcasting",
                      .operands = {"condition", "x", "y"}, .minOperands = 3, .maxOperands = 3,
-                     .attrs = {}, .infer = inferWhere, .reference = whereKernel});
+                     .attrs = {}, .infer = inferWhere, .reference = whereKernel, .inplaceOperands = {1, 2}});
   registry.add(OpDef{.name = "cast", .summary = "converts to dtype `to` (ONNX Cast semantics)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"to", AttrKind::String, true}},
-                     .infer = inferCast, .reference = castKernel});
+                     .infer = inferCast, .reference = castKernel, .inplaceOperands = {0}});
   registry.add(OpDef{.name = "clip", .summary = "clamps x to the optional scalar bounds min and max",
                      .operands = {"x", "min", "max"}, .minOperands = 1, .maxOperands = 3,
-                     .attrs = {}, .infer = inferClip, .reference = clipKernel});
+                     .attrs = {}, .infer = inferClip, .reference = clipKernel, .inplaceOperands = {0}});
 }
 
 }  // namespace kiln

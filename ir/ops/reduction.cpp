@@ -359,6 +359,9 @@ void addReduce(OpRegistry& registry, std::string_view name, std::string_view sum
 
 }  // namespace
 
+// In place (operand x): softmax, layer_norm and cumsum finish reading a row's
+// element before they write the same element of the result, so the result may
+// take over x's slot.
 void registerReductionOps(OpRegistry& registry) {
   addReduce(registry, "reduce_sum", "sum over axes (all when absent or empty)",
             reduceKernel<Reduction::Sum>);
@@ -369,22 +372,22 @@ void registerReductionOps(OpRegistry& registry) {
   registry.add(OpDef{.name = "softmax", .summary = "exp(x) / sum(exp(x)) along axis",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferSoftmax, .reference = softmaxKernel<false>});
+                     .infer = inferSoftmax, .reference = softmaxKernel<false>, .inplaceOperands = {0}});
   registry.add(OpDef{.name = "log_softmax", .summary = "log(softmax(x)) along axis",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferSoftmax, .reference = softmaxKernel<true>});
+                     .infer = inferSoftmax, .reference = softmaxKernel<true>, .inplaceOperands = {0}});
   registry.add(OpDef{.name = "layer_norm",
                      .summary = "normalises x over dims [axis, rank) then scales and shifts; "
                                 "optional results mean and inv_std_dev",
                      .operands = {"x", "scale", "bias"}, .minOperands = 2, .maxOperands = 3,
                      .minResults = 1, .maxResults = 3,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
-                     .infer = inferLayerNorm, .reference = layerNormKernel});
+                     .infer = inferLayerNorm, .reference = layerNormKernel, .inplaceOperands = {0}});
   registry.add(OpDef{.name = "cumsum", .summary = "running sum along the axis operand",
                      .operands = {"x", "axis"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"exclusive", AttrKind::Bool}, {"reverse", AttrKind::Bool}},
-                     .infer = inferCumsum, .reference = cumsumKernel});
+                     .infer = inferCumsum, .reference = cumsumKernel, .inplaceOperands = {0}});
 }
 
 }  // namespace kiln

@@ -197,10 +197,12 @@ void copyStrided(const Tensor& src, int64_t offset, std::span<const int64_t> str
   }
 }
 
-// Reshape, flatten, squeeze and unsqueeze keep the row-major element order.
+// Reshape, flatten, squeeze and unsqueeze keep the row-major element order:
+// they are views, and copy nothing when the planner gave the result x's bytes.
 Status copyAllKernel(const KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
-  if (x.byteSize()) std::memcpy(ctx.outputs[0]->data(), x.data(), x.byteSize());
+  void* out = ctx.outputs[0]->data();
+  if (x.byteSize() && out != x.data()) std::memcpy(out, x.data(), x.byteSize());
   return Status::ok();
 }
 
@@ -1053,7 +1055,8 @@ void registerShapeOps(OpRegistry& registry) {
                                 "-1 is inferred; or the literal dims of the shape attribute)",
                      .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"allowzero", AttrKind::Bool}, {"shape", AttrKind::Dims}},
-                     .infer = inferReshape, .reference = copyAllKernel});
+                     .infer = inferReshape, .reference = copyAllKernel,
+                     .resultIsView = true});
   registry.add(OpDef{.name = "transpose",
                      .summary = "permutes dims by perm (default: reversed)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
@@ -1063,15 +1066,18 @@ void registerShapeOps(OpRegistry& registry) {
                      .summary = "2-D view: dims before axis times dims from axis on",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferFlatten, .reference = copyAllKernel});
+                     .infer = inferFlatten, .reference = copyAllKernel,
+                     .resultIsView = true});
   registry.add(OpDef{.name = "squeeze",
                      .summary = "removes the dims of size 1 named by axes (all of them without axes)",
                      .operands = {"x", "axes"}, .minOperands = 1, .maxOperands = 2,
-                     .attrs = {}, .infer = inferSqueeze, .reference = copyAllKernel});
+                     .attrs = {}, .infer = inferSqueeze, .reference = copyAllKernel,
+                     .resultIsView = true});
   registry.add(OpDef{.name = "unsqueeze",
                      .summary = "inserts dims of size 1 at axes (of the result)",
                      .operands = {"x", "axes"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {}, .infer = inferUnsqueeze, .reference = copyAllKernel});
+                     .attrs = {}, .infer = inferUnsqueeze, .reference = copyAllKernel,
+                     .resultIsView = true});
   registry.add(OpDef{.name = "concat",
                      .summary = "joins tensors along axis",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
