@@ -25,19 +25,14 @@ namespace {
 
 using namespace ops;
 
-// ---- attention (q, k, v, mask?, cos?, sin?, past_k?, past_v?)
-// {heads, kv_heads, scale, causal, rope, qkv_layout, out_layout}
+// ---- attention (q, k?, v?, mask?, cos?, sin?, past_k?, past_v?, inv_freq?)
+// {heads, kv_heads, scale, causal, rope, qkv_layout, out_layout, mask_layout}
 //   -> (out, present_k?, present_v?)
 
-enum AttentionOperand : size_t { kQ, kK, kV, kMask, kCos, kSin, kPastK, kPastV };
+enum AttentionOperand : size_t { kQ, kK, kV, kMask, kCos, kSin, kPastK, kPastV, kInvFreq };
 
-enum class Layout { BHSD, BSD };
-
-std::optional<Layout> parseLayout(const std::string& name) {
-  if (name == "bhsd") return Layout::BHSD;
-  if (name == "bsd") return Layout::BSD;
-  return std::nullopt;
-}
+// bsd_packed: q is [B, S, (Hq + 2*Hkv)*D] holding each token's q | k | v rows.
+enum class Layout { BHSD, BSD, BSDPacked };
 
 // Reads and checks the attributes shared by inference and the kernel.
 struct AttentionAttrs {
@@ -45,6 +40,7 @@ struct AttentionAttrs {
   double scale = 1.0;
   bool causal = false;
   bool rope = false;
+  bool keyPaddingMask = false;  // mask [B, T]: nonzero = attend
   Layout qkvLayout = Layout::BHSD, outLayout = Layout::BHSD;
 };
 
@@ -63,14 +59,19 @@ Expected<AttentionAttrs> readAttentionAttrs(const Attributes& attrs, const Conte
   if (rope != "none" && rope != "half")
     return fail("unknown rope \"", rope, "\" (expected none or half)");
   a.rope = rope == "half";
+  const std::string maskLayout = attrs.getString("mask_layout", "scores");
+  if (maskLayout != "scores" && maskLayout != "key_padding")
+    return fail("unknown mask_layout \"", maskLayout, "\" (expected scores or key_padding)");
+  a.keyPaddingMask = maskLayout == "key_padding";
   const std::string qkvLayout = attrs.getString("qkv_layout", "bhsd");
+  if (qkvLayout == "bhsd") a.qkvLayout = Layout::BHSD;
+  else if (qkvLayout == "bsd") a.qkvLayout = Layout::BSD;
+  else if (qkvLayout == "bsd_packed") a.qkvLayout = Layout::BSDPacked;
+  else return fail("unknown qkv_layout \"", qkvLayout, "\" (expected bhsd, bsd or bsd_packed)");
   const std::string outLayout = attrs.getString("out_layout", "bhsd");
-  const std::optional<Layout> qkv = parseLayout(qkvLayout);
-  if (!qkv) return fail("unknown qkv_layout \"", qkvLayout, "\" (expected bhsd or bsd)");
-  const std::optional<Layout> out = parseLayout(outLayout);
-  if (!out) return fail("unknown out_layout \"", outLayout, "\" (expected bhsd or bsd)");
-  a.qkvLayout = *qkv;
-  a.outLayout = *out;
+  if (outLayout == "bhsd") a.outLayout = Layout::BHSD;
+  else if (outLayout == "bsd") a.outLayout = Layout::BSD;
+  else return fail("unknown out_layout \"", outLayout, "\" (expected bhsd or bsd)");
   return a;
 }
 
@@ -93,18 +94,92 @@ Expected<HeadDims> headDims(const InferContext& ctx, size_t i, std::string_view 
     return HeadDims{shape[0], Dim(heads), shape[2], shape[3]};
   }
   if (shape.size() != 3)
-    return ctx.error(what, " must have rank 3 ([batch, seq, heads*head_dim]) in the bsd layout, got ",
+    return ctx.error(what, " must have rank 3 ([batch, seq, heads*head_dim]) in the bsd layouts, got ",
                      ctx.type(i).str());
   const std::optional<int64_t> width = shape[2].constant();
   if (width && *width % heads != 0)
     return ctx.error(what, " ", shapeStr(shape), ": last dim ", *width, " does not split into ", heads,
-                     " heads");
+                     layout == Layout::BSDPacked ? " head rows (heads + 2*kv_heads)" : " heads");
   return HeadDims{shape[0], Dim(heads), shape[1], shape[2] / Dim(heads)};
 }
 
 Status requireDimMatch(const InferContext& ctx, const Dim& a, const Dim& b, std::string_view what) {
   if (!mayBeEqual(a, b)) return ctx.error(what, " differ: ", a.str(), " vs ", b.str());
   return Status::ok();
+}
+
+// q, k and v per head: three operands, or the packed rows of q.
+struct QkvDims {
+  HeadDims q, k, v;
+};
+
+Expected<QkvDims> qkvDims(const InferContext& ctx, const AttentionAttrs& a) {
+  if (a.qkvLayout == Layout::BSDPacked) {
+    if (ctx.has(kK) || ctx.has(kV))
+      return ctx.error("qkv_layout = \"bsd_packed\" reads k and v from q's rows: k and v must be absent (_)");
+    Expected<HeadDims> rows = headDims(ctx, kQ, "q", Layout::BSDPacked, a.heads + 2 * a.kvHeads);
+    if (!rows) return rows.status();
+    const HeadDims q{rows->batch, Dim(a.heads), rows->seq, rows->headDim};
+    const HeadDims kv{rows->batch, Dim(a.kvHeads), rows->seq, rows->headDim};
+    return QkvDims{q, kv, kv};
+  }
+  if (!ctx.has(kK) || !ctx.has(kV))
+    return ctx.error("k and v are required unless qkv_layout = \"bsd_packed\"");
+  KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, kK));
+  KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, kV));
+  Expected<HeadDims> q = headDims(ctx, kQ, "q", a.qkvLayout, a.heads);
+  if (!q) return q.status();
+  Expected<HeadDims> k = headDims(ctx, kK, "k", a.qkvLayout, a.kvHeads);
+  if (!k) return k.status();
+  Expected<HeadDims> v = headDims(ctx, kV, "v", a.qkvLayout, a.kvHeads);
+  if (!v) return v.status();
+  return QkvDims{*q, *k, *v};
+}
+
+Status inferRope(const InferContext& ctx, const Dim& batch, const Dim& seq, const HeadDims& k,
+                 const Dim& headDim) {
+  if (std::optional<int64_t> d = headDim.constant(); d && *d % 2 != 0)
+    return ctx.error("rope = \"half\" needs an even head dim, got ", *d);
+  // The rotation is per position: the new keys sit at the queries' positions.
+  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, seq, k.seq, "rope: sequence lengths of q and the new k"));
+  if (ctx.has(kInvFreq)) {
+    if (ctx.has(kCos) || ctx.has(kSin))
+      return ctx.error("rope = \"half\" takes cos and sin or inv_freq, not both");
+    KILN_RETURN_IF_ERROR(requireFloat(ctx, kInvFreq, "inv_freq"));
+    const Shape& invFreq = ctx.type(kInvFreq).shape;
+    const std::optional<int64_t> d = headDim.constant();
+    if (invFreq.size() != 1 || (d && !mayBeEqual(invFreq[0], Dim(*d / 2))))
+      return ctx.error("inv_freq must be [head_dim / 2]", d ? cat(" = [", *d / 2, "]") : std::string(),
+                       ", got ", ctx.type(kInvFreq).str());
+    return Status::ok();
+  }
+  if (!ctx.has(kCos) || !ctx.has(kSin)) return ctx.error("rope = \"half\" needs both cos and sin, or inv_freq");
+  const Shape table = {batch, Dim(1), seq, headDim};
+  for (size_t i : {kCos, kSin}) {
+    KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, i));
+    KILN_RETURN_IF_ERROR(
+        requireBroadcastsTo(ctx, i, table, i == kCos ? "cos" : "sin", "[batch, 1, seq, head_dim] ="));
+  }
+  return Status::ok();
+}
+
+Status inferMask(const InferContext& ctx, const AttentionAttrs& a, const Dim& batch, const Dim& seq,
+                 const Dim& keys) {
+  if (a.keyPaddingMask) {
+    if (!ctx.has(kMask)) return ctx.error("mask_layout = \"key_padding\" needs a mask");
+    const DType maskType = ctx.type(kMask).dtype;
+    if (maskType != DType::Bool && !isInteger(maskType))
+      return ctx.error("a key_padding mask must be bool or integer (nonzero = attend), got ",
+                       ctx.type(kMask).str());
+    return requireBroadcastsTo(ctx, kMask, {batch, keys}, "key_padding mask", "[batch, past + kv_seq] =");
+  }
+  if (!ctx.has(kMask)) return Status::ok();
+  const DType maskType = ctx.type(kMask).dtype;
+  if (maskType != DType::Bool && !isFloat(maskType))
+    return ctx.error("mask must be bool (true = attend) or float (added to the scores), got ",
+                     ctx.type(kMask).str());
+  return requireBroadcastsTo(ctx, kMask, {batch, Dim(a.heads), seq, keys}, "mask",
+                             "the scores [batch, heads, seq, past + kv_seq] =");
 }
 
 Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results) {
@@ -115,23 +190,20 @@ Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results)
   if (ctx.numResults() == 2)
     return ctx.error("has 1 result (out) or 3 (out, present_k, present_v), got 2");
   KILN_RETURN_IF_ERROR(requireFloat(ctx, kQ, "q"));
-  KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, kK));
-  KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, kV));
   const DType dtype = ctx.type(kQ).dtype;
 
-  Expected<HeadDims> q = headDims(ctx, kQ, "q", a.qkvLayout, a.heads);
-  if (!q) return q.status();
-  Expected<HeadDims> k = headDims(ctx, kK, "k", a.qkvLayout, a.kvHeads);
-  if (!k) return k.status();
-  Expected<HeadDims> v = headDims(ctx, kV, "v", a.qkvLayout, a.kvHeads);
-  if (!v) return v.status();
-  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, q->batch, k->batch, "batch dims of q and k"));
-  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, q->batch, v->batch, "batch dims of q and v"));
-  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, k->seq, v->seq, "sequence lengths of k and v"));
-  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, q->headDim, k->headDim, "head dims of q and k"));
-  const Dim& batch = q->batch;
-  const Dim& seq = q->seq;
-  const Dim& headDim = q->headDim.isUnknown() ? k->headDim : q->headDim;
+  Expected<QkvDims> dims = qkvDims(ctx, a);
+  if (!dims) return dims.status();
+  const HeadDims& q = dims->q;
+  const HeadDims& k = dims->k;
+  const HeadDims& v = dims->v;
+  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, q.batch, k.batch, "batch dims of q and k"));
+  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, q.batch, v.batch, "batch dims of q and v"));
+  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, k.seq, v.seq, "sequence lengths of k and v"));
+  KILN_RETURN_IF_ERROR(requireDimMatch(ctx, q.headDim, k.headDim, "head dims of q and k"));
+  const Dim& batch = q.batch;
+  const Dim& seq = q.seq;
+  const Dim& headDim = q.headDim.isUnknown() ? k.headDim : q.headDim;
 
   // The KV cache: past_k [B, Hkv, P, D] and past_v [B, Hkv, P, Dv], always bhsd.
   if (ctx.has(kPastK) != ctx.has(kPastV)) return ctx.error("past_k and past_v must be given together");
@@ -147,37 +219,19 @@ Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results)
     KILN_RETURN_IF_ERROR(requireDimMatch(ctx, batch, pv->batch, "batch dims of q and past_v"));
     KILN_RETURN_IF_ERROR(requireDimMatch(ctx, pk->seq, pv->seq, "sequence lengths of past_k and past_v"));
     KILN_RETURN_IF_ERROR(requireDimMatch(ctx, headDim, pk->headDim, "head dims of q and past_k"));
-    KILN_RETURN_IF_ERROR(requireDimMatch(ctx, v->headDim, pv->headDim, "head dims of v and past_v"));
+    KILN_RETURN_IF_ERROR(requireDimMatch(ctx, v.headDim, pv->headDim, "head dims of v and past_v"));
     past = pk->seq;
   }
-  const Dim keys = past + k->seq;
+  const Dim keys = past + k.seq;
 
   if (a.rope) {
-    if (!ctx.has(kCos) || !ctx.has(kSin)) return ctx.error("rope = \"half\" needs both cos and sin");
-    if (std::optional<int64_t> d = headDim.constant(); d && *d % 2 != 0)
-      return ctx.error("rope = \"half\" needs an even head dim, got ", *d);
-    // The rotation is per position: the new keys sit at the queries' positions.
-    KILN_RETURN_IF_ERROR(requireDimMatch(ctx, seq, k->seq, "rope: sequence lengths of q and the new k"));
-    const Shape table = {batch, Dim(1), seq, headDim};
-    for (size_t i : {kCos, kSin}) {
-      KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, i));
-      KILN_RETURN_IF_ERROR(requireBroadcastsTo(ctx, i, table, i == kCos ? "cos" : "sin",
-                                               "[batch, 1, seq, head_dim] ="));
-    }
-  } else if (ctx.has(kCos) || ctx.has(kSin)) {
-    return ctx.error("cos/sin are given but rope = \"none\"");
+    KILN_RETURN_IF_ERROR(inferRope(ctx, batch, seq, k, headDim));
+  } else if (ctx.has(kCos) || ctx.has(kSin) || ctx.has(kInvFreq)) {
+    return ctx.error("cos/sin or inv_freq are given but rope = \"none\"");
   }
+  KILN_RETURN_IF_ERROR(inferMask(ctx, a, batch, seq, keys));
 
-  if (ctx.has(kMask)) {
-    const DType maskType = ctx.type(kMask).dtype;
-    if (maskType != DType::Bool && !isFloat(maskType))
-      return ctx.error("mask must be bool (true = attend) or float (added to the scores), got ",
-                       ctx.type(kMask).str());
-    KILN_RETURN_IF_ERROR(requireBroadcastsTo(ctx, kMask, {batch, Dim(a.heads), seq, keys}, "mask",
-                                             "the scores [batch, heads, seq, past + kv_seq] ="));
-  }
-
-  const Dim& valueDim = v->headDim;
+  const Dim& valueDim = v.headDim;
   if (a.outLayout == Layout::BHSD) {
     results.push_back({dtype, {batch, Dim(a.heads), seq, valueDim}});
   } else {
@@ -198,9 +252,10 @@ struct HeadStrides {
   int64_t batch = 0, head = 0, seq = 0;
 };
 
-HeadStrides headStrides(Layout layout, int64_t heads, int64_t seq, int64_t headDim) {
+// `width` is the row length of the bsd layouts: H*D, or (Hq + 2*Hkv)*D packed.
+HeadStrides headStrides(Layout layout, int64_t heads, int64_t seq, int64_t headDim, int64_t width) {
   if (layout == Layout::BHSD) return {heads * seq * headDim, seq * headDim, headDim};
-  return {seq * heads * headDim, headDim, heads * headDim};
+  return {seq * width, headDim, width};
 }
 
 // The attention problem on concrete shapes (inference has validated them).
@@ -210,41 +265,80 @@ struct AttentionShape {
 
 AttentionShape attentionShape(const KernelContext& ctx, const AttentionAttrs& a) {
   const std::vector<int64_t>& q = ctx.input(kQ)->shape();
-  const std::vector<int64_t>& k = ctx.input(kK)->shape();
-  const std::vector<int64_t>& v = ctx.input(kV)->shape();
   AttentionShape s{};
   s.batch = q[0];
   s.heads = a.heads;
   s.kvHeads = a.kvHeads;
-  if (a.qkvLayout == Layout::BHSD) {
-    s.seq = q[2], s.headDim = q[3], s.newKeys = k[2], s.valueDim = v[3];
+  if (a.qkvLayout == Layout::BSDPacked) {
+    s.seq = q[1], s.headDim = q[2] / (a.heads + 2 * a.kvHeads), s.newKeys = q[1], s.valueDim = s.headDim;
+  } else if (a.qkvLayout == Layout::BHSD) {
+    const std::vector<int64_t>& k = ctx.input(kK)->shape();
+    s.seq = q[2], s.headDim = q[3], s.newKeys = k[2], s.valueDim = ctx.input(kV)->shape()[3];
   } else {
-    s.seq = q[1], s.headDim = q[2] / a.heads, s.newKeys = k[1], s.valueDim = v[2] / a.kvHeads;
+    const std::vector<int64_t>& k = ctx.input(kK)->shape();
+    s.seq = q[1], s.headDim = q[2] / a.heads, s.newKeys = k[1], s.valueDim = ctx.input(kV)->shape()[2] / a.kvHeads;
   }
   s.past = ctx.input(kPastK) ? ctx.input(kPastK)->shape()[2] : 0;
   s.keys = s.past + s.newKeys;
   return s;
 }
 
-// cos/sin broadcast over [B, 1, S, D]; rotate-half pairs element d with d +- D/2.
-template <class T>
+// cos and sin per (batch, position, d) in the compute type; batchStride is 0
+// when every batch shares one table. Rotate-half pairs element d with d +- D/2.
+template <class C>
 struct RopeTables {
-  const T* cos = nullptr;
-  const T* sin = nullptr;
-  std::vector<int64_t> cosStrides, sinStrides;
+  std::vector<C> cos, sin;
+  int64_t batchStride = 0, headDim = 0;
 
   // y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1].
-  template <class C>
-  void apply(const T* x, int64_t b, int64_t s, int64_t headDim, C* y) const {
+  template <class T>
+  void apply(const T* x, int64_t b, int64_t s, C* y) const {
     const int64_t half = headDim / 2;
-    const T* c = cos + b * cosStrides[0] + s * cosStrides[2];
-    const T* sn = sin + b * sinStrides[0] + s * sinStrides[2];
+    const size_t row = static_cast<size_t>(b * batchStride + s * headDim);
     for (int64_t d = 0; d < headDim; ++d) {
       const C rotated = d < half ? -toCompute(x[d + half]) : toCompute(x[d - half]);
-      y[d] = toCompute(x[d]) * toCompute(c[d * cosStrides[3]]) + rotated * toCompute(sn[d * sinStrides[3]]);
+      y[d] = toCompute(x[d]) * cos[row + static_cast<size_t>(d)] + rotated * sin[row + static_cast<size_t>(d)];
     }
   }
 };
+
+// From the cos/sin operands, broadcast over [B, 1, S, D].
+template <class T>
+RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const AttentionShape& sh) {
+  const int64_t B = sh.batch, S = sh.seq, D = sh.headDim;
+  const std::vector<int64_t> table = {B, 1, S, D};
+  const std::vector<int64_t> cosAt = broadcastStrides(ctx.input(kCos)->shape(), table);
+  const std::vector<int64_t> sinAt = broadcastStrides(ctx.input(kSin)->shape(), table);
+  const T* cos = ctx.input(kCos)->data<T>();
+  const T* sin = ctx.input(kSin)->data<T>();
+  RopeTables<ComputeType<T>> rope{{}, {}, S * D, D};
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t d = 0; d < D; ++d) {
+        rope.cos.push_back(toCompute(cos[b * cosAt[0] + s * cosAt[2] + d * cosAt[3]]));
+        rope.sin.push_back(toCompute(sin[b * sinAt[0] + s * sinAt[2] + d * sinAt[3]]));
+      }
+  return rope;
+}
+
+// From inv_freq: the new tokens sit at positions P..P+S-1 (P = keys - S, the
+// past length); angle = position * inv_freq[i] for both halves of the head
+// dim, cos and sin evaluated in double.
+template <class C>
+RopeTables<C> ropeFromFrequencies(const Tensor& invFreq, const AttentionShape& sh) {
+  const int64_t S = sh.seq, D = sh.headDim, half = D / 2;
+  const int64_t first = sh.keys - S;
+  RopeTables<C> rope{std::vector<C>(static_cast<size_t>(S * D)), std::vector<C>(static_cast<size_t>(S * D)), 0, D};
+  for (int64_t s = 0; s < S; ++s)
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(first + s) * invFreq.elementAsDouble(i);
+      for (int64_t d : {i, i + half}) {
+        rope.cos[static_cast<size_t>(s * D + d)] = static_cast<C>(std::cos(angle));
+        rope.sin[static_cast<size_t>(s * D + d)] = static_cast<C>(std::sin(angle));
+      }
+    }
+  return rope;
+}
 
 template <class T>
 Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
@@ -254,28 +348,35 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
                 P = sh.past, L = sh.keys, D = sh.headDim, Dv = sh.valueDim;
   const int64_t group = Hq / Hkv;
 
-  std::optional<RopeTables<T>> rope;
-  if (a.rope) {
-    const std::vector<int64_t> table = {B, 1, S, D};
-    rope = RopeTables<T>{ctx.input(kCos)->data<T>(), ctx.input(kSin)->data<T>(),
-                         broadcastStrides(ctx.input(kCos)->shape(), table),
-                         broadcastStrides(ctx.input(kSin)->shape(), table)};
-  }
+  std::optional<RopeTables<C>> rope;
+  if (a.rope)
+    rope = ctx.input(kInvFreq) ? ropeFromFrequencies<C>(*ctx.input(kInvFreq), sh) : ropeFromTables<T>(ctx, sh);
   auto load = [&](const T* x, int64_t b, int64_t s, int64_t n, bool rotate, C* y) {
-    if (rotate) rope->apply(x, b, s, n, y);
+    if (rotate) rope->apply(x, b, s, y);
     else for (int64_t d = 0; d < n; ++d) y[d] = toCompute(x[d]);
   };
+
+  // Where the rows of q, k and v start, and their strides.
+  const T* q = ctx.input(kQ)->data<T>();
+  const T *k = nullptr, *v = nullptr;
+  HeadStrides qAt, kAt, vAt;
+  if (a.qkvLayout == Layout::BSDPacked) {
+    const int64_t width = (Hq + 2 * Hkv) * D;
+    k = q + Hq * D;
+    v = k + Hkv * D;
+    qAt = kAt = vAt = headStrides(a.qkvLayout, Hq + 2 * Hkv, S, D, width);
+  } else {
+    k = ctx.input(kK)->data<T>();
+    v = ctx.input(kV)->data<T>();
+    qAt = headStrides(a.qkvLayout, Hq, S, D, Hq * D);
+    kAt = headStrides(a.qkvLayout, Hkv, newKeys, D, Hkv * D);
+    vAt = headStrides(a.qkvLayout, Hkv, newKeys, Dv, Hkv * Dv);
+  }
 
   // q as [B, Hq, S, D]; keys and values with the cache prepended as [B, Hkv, L, D].
   std::vector<C> queries(static_cast<size_t>(B * Hq * S * D));
   std::vector<C> keys(static_cast<size_t>(B * Hkv * L * D));
   std::vector<C> values(static_cast<size_t>(B * Hkv * L * Dv));
-  const HeadStrides qAt = headStrides(a.qkvLayout, Hq, S, D);
-  const HeadStrides kAt = headStrides(a.qkvLayout, Hkv, newKeys, D);
-  const HeadStrides vAt = headStrides(a.qkvLayout, Hkv, newKeys, Dv);
-  const T* q = ctx.input(kQ)->data<T>();
-  const T* k = ctx.input(kK)->data<T>();
-  const T* v = ctx.input(kV)->data<T>();
   const T* pastK = ctx.input(kPastK) ? ctx.input(kPastK)->data<T>() : nullptr;
   const T* pastV = ctx.input(kPastV) ? ctx.input(kPastV)->data<T>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
@@ -303,21 +404,29 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
     for (size_t i = 0; i < values.size(); ++i) presentV[i] = fromCompute<T>(values[i]);
   }
 
-  // The mask as additive values (a false bool is -inf), indexed by its strides over [B, Hq, S, L].
+  // The mask as additive values (a false bool or a zero key-padding entry is
+  // -inf), indexed by its strides over [B, Hq, S, L].
   std::vector<double> mask;
   std::vector<int64_t> maskAt(4, 0);
   if (const Tensor* m = ctx.input(kMask)) {
     mask.resize(static_cast<size_t>(m->numElements()));
     const double blocked = -std::numeric_limits<double>::infinity();
-    if (m->dtype() == DType::Bool) {
-      for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->data<bool>()[i] ? 0.0 : blocked;
+    if (a.keyPaddingMask) {
+      for (size_t i = 0; i < mask.size(); ++i)
+        mask[i] = m->elementAsDouble(static_cast<int64_t>(i)) != 0.0 ? 0.0 : blocked;
+      const std::vector<int64_t> padding = broadcastStrides(m->shape(), {B, L});
+      maskAt = {padding[0], 0, 0, padding[1]};
     } else {
-      for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->elementAsDouble(static_cast<int64_t>(i));
+      if (m->dtype() == DType::Bool) {
+        for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->data<bool>()[i] ? 0.0 : blocked;
+      } else {
+        for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->elementAsDouble(static_cast<int64_t>(i));
+      }
+      maskAt = broadcastStrides(m->shape(), {B, Hq, S, L});
     }
-    maskAt = broadcastStrides(m->shape(), {B, Hq, S, L});
   }
 
-  const HeadStrides outAt = headStrides(a.outLayout, Hq, S, Dv);
+  const HeadStrides outAt = headStrides(a.outLayout, Hq, S, Dv, Hq * Dv);
   T* out = ctx.outputs[0]->data<T>();
   std::vector<double> scores(static_cast<size_t>(L));
   std::vector<double> sum(static_cast<size_t>(Dv));
@@ -764,17 +873,20 @@ Status fusedElementwiseKernel(const KernelContext& ctx) {
 void registerFusedOps(OpRegistry& registry) {
   registry.add(OpDef{
       .name = "attention",
-      .summary = "softmax(q k^T * scale + mask) v per head, with optional causal mask, rotate-half RoPE, "
-                 "KV-cache append (present_k/v) and grouped kv heads",
-      .operands = {"q", "k", "v", "mask", "cos", "sin", "past_k", "past_v"},
-      .minOperands = 3, .maxOperands = 8, .minResults = 1, .maxResults = 3,
+      .summary = "softmax(q k^T * scale + mask) v per head, with optional causal mask, key-padding mask, "
+                 "rotate-half RoPE (cos/sin tables or inv_freq), KV-cache append (present_k/v), grouped kv "
+                 "heads and packed q|k|v rows",
+      // k and v are absent (_) when qkv_layout = "bsd_packed".
+      .operands = {"q", "k", "v", "mask", "cos", "sin", "past_k", "past_v", "inv_freq"},
+      .minOperands = 1, .maxOperands = 9, .minResults = 1, .maxResults = 3,
       .attrs = {{"heads", AttrKind::Int, true},
                 {"kv_heads", AttrKind::Int, true},
                 {"scale", AttrKind::Float, true},
                 {"causal", AttrKind::Bool},
                 {"rope", AttrKind::String},
                 {"qkv_layout", AttrKind::String},
-                {"out_layout", AttrKind::String}},
+                {"out_layout", AttrKind::String},
+                {"mask_layout", AttrKind::String}},
       .infer = inferAttention, .reference = attentionKernel});
   registry.add(OpDef{.name = "rms_norm",
                      .summary = "x / sqrt(mean(x^2 over axis..last) + epsilon) * scale",

@@ -467,10 +467,10 @@ TEST(AttentionOp, Errors) {
   error = inferred("attention", {&odd, &oddKv, &oddKv, nullptr, &table, &table}, with({{"rope", std::string("half")}}));
   EXPECT_TRUE(contains(error, "rope = \"half\" needs an even head dim, got 15")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"rope", std::string("half")}}));
-  EXPECT_TRUE(contains(error, "rope = \"half\" needs both cos and sin")) << error;
+  EXPECT_TRUE(contains(error, "rope = \"half\" needs both cos and sin, or inv_freq")) << error;
   const TensorType cos = {DType::F32, {3, 16}}, longCos = {DType::F32, {5, 16}};
   error = inferred("attention", {&q, &kv, &kv, nullptr, &cos, &cos}, a);
-  EXPECT_TRUE(contains(error, "cos/sin are given but rope = \"none\"")) << error;
+  EXPECT_TRUE(contains(error, "cos/sin or inv_freq are given but rope = \"none\"")) << error;
   error = inferred("attention", {&q, &kv, &kv, nullptr, &longCos, &cos}, with({{"rope", std::string("half")}}));
   EXPECT_TRUE(contains(error, "cos [5, 16] does not broadcast to [batch, 1, seq, head_dim] = [1, 1, 3, 16]"))
       << error;
@@ -491,7 +491,7 @@ TEST(AttentionOp, Errors) {
   error = inferred("attention", {&q, &kv, &kv}, a, 2);
   EXPECT_TRUE(contains(error, "has 1 result (out) or 3 (out, present_k, present_v), got 2")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"qkv_layout", std::string("bshd")}}));
-  EXPECT_TRUE(contains(error, "unknown qkv_layout \"bshd\" (expected bhsd or bsd)")) << error;
+  EXPECT_TRUE(contains(error, "unknown qkv_layout \"bshd\" (expected bhsd, bsd or bsd_packed)")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"qkv_layout", std::string("bsd")}}));
   EXPECT_TRUE(contains(error, "q must have rank 3 ([batch, seq, heads*head_dim]) in the bsd layout")) << error;
   const TensorType q3 = {DType::F32, {1, 3, 30}}, kv3 = {DType::F32, {1, 3, 16}};
@@ -514,6 +514,246 @@ TEST(AttentionOp, Errors) {
   EXPECT_TRUE(contains(error, "attention(f32[1, 1, 2, 2], f32[1, 1, 2, 2], f32[1, 1, 2, 2], f32[1, 3]): mask "
                               "[1, 3] does not broadcast"))
       << error;
+}
+
+// ---- attention forms that restate another one: inv_freq instead of cos/sin
+// tables, a key-padding mask instead of an additive one, packed q|k|v rows
+// instead of three operands. Each must give what the form it replaces gives
+// on the same data.
+
+std::vector<Tensor> attention3(const std::vector<const Tensor*>& operands, const Attributes& a) {
+  return runAll("attention", operands, a, 3);
+}
+
+void expectSameResults(const std::vector<Tensor>& actual, const std::vector<Tensor>& expected,
+                       double tolerance = 0.0) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t r = 0; r < actual.size(); ++r) {
+    EXPECT_EQ(actual[r].shape(), expected[r].shape()) << "result " << r;
+    expectNear(valuesOf(actual[r]), valuesOf(expected[r]), tolerance, cat("result ", r));
+  }
+}
+
+Attributes attentionAttrs(const AttentionCase& c, std::initializer_list<std::pair<const char*, AttrValue>> extra) {
+  Attributes a = attrs({{"heads", c.heads}, {"kv_heads", c.kvHeads}, {"scale", c.scale}, {"causal", c.causal}});
+  for (const auto& [name, value] : extra) a.set(name, value);
+  return a;
+}
+
+// [S, D] tables of cos/sin(position * inv_freq[d mod D/2]) for positions first..first+S-1.
+std::vector<double> ropeTable(const std::vector<double>& invFreq, int64_t first, int64_t seq, bool sine) {
+  std::vector<double> table;
+  const size_t half = invFreq.size();
+  for (int64_t s = 0; s < seq; ++s)
+    for (size_t d = 0; d < 2 * half; ++d) {
+      const double angle = static_cast<double>(first + s) * invFreq[d % half];
+      table.push_back(sine ? std::sin(angle) : std::cos(angle));
+    }
+  return table;
+}
+
+TEST(AttentionOp, RopeFromInvFreqMatchesCosSinTables) {
+  Tensor invFreq = f32({4}, {1.0, 0.3, 0.05, 0.001});
+  const std::vector<double> frequencies = valuesOf(invFreq);  // as rounded to f32
+  for (int64_t past : {0, 3}) {
+    SCOPED_TRACE(cat("past ", past));
+    AttentionCase c;
+    c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = past, c.headDim = 8;
+    c.causal = true;
+    c.fill(17);
+    Tensor q = f32({c.batch, c.heads, c.seq, c.headDim}, c.q);
+    Tensor k = f32({c.batch, c.kvHeads, c.seq, c.headDim}, c.k);
+    Tensor v = f32({c.batch, c.kvHeads, c.seq, c.headDim}, c.v);
+    Tensor pastK = f32({c.batch, c.kvHeads, past, c.headDim}, c.pastK);
+    Tensor pastV = f32({c.batch, c.kvHeads, past, c.headDim}, c.pastV);
+    // The new tokens sit at positions past .. past + seq - 1.
+    Tensor cos = f32({c.seq, c.headDim}, ropeTable(frequencies, past, c.seq, false));
+    Tensor sin = f32({c.seq, c.headDim}, ropeTable(frequencies, past, c.seq, true));
+    const Attributes a = attentionAttrs(c, {{"rope", std::string("half")}});
+    const std::vector<Tensor> tables = attention3({&q, &k, &v, nullptr, &cos, &sin, &pastK, &pastV}, a);
+    // Tables rounded to f32 and cos/sin computed in double then used in f32 agree exactly.
+    expectSameResults(
+        attention3({&q, &k, &v, nullptr, nullptr, nullptr, &pastK, &pastV, &invFreq}, a), tables);
+    if (past == 0) expectSameResults(attention3({&q, &k, &v, nullptr, nullptr, nullptr, nullptr, nullptr, &invFreq}, a), tables);
+  }
+}
+
+TEST(AttentionOp, RopeFromInvFreqDecodeStepAndF64) {
+  // One new token after 4 cached ones rotates by position 4, in f32 and f64.
+  AttentionCase c;
+  c.heads = 2, c.kvHeads = 1, c.seq = 1, c.newKeys = 1, c.past = 4, c.headDim = 4;
+  c.fill(19);
+  Tensor invFreq = f32({2}, {0.7, 0.02});
+  const std::vector<double> frequencies = valuesOf(invFreq);
+  for (DType dtype : {DType::F32, DType::F64}) {
+    Tensor q = make(dtype, {1, 2, 1, 4}, c.q), k = make(dtype, {1, 1, 1, 4}, c.k), v = make(dtype, {1, 1, 1, 4}, c.v);
+    Tensor pastK = make(dtype, {1, 1, 4, 4}, c.pastK), pastV = make(dtype, {1, 1, 4, 4}, c.pastV);
+    Tensor cos = make(dtype, {1, 4}, ropeTable(frequencies, 4, 1, false));
+    Tensor sin = make(dtype, {1, 4}, ropeTable(frequencies, 4, 1, true));
+    const Attributes a = attentionAttrs(c, {{"rope", std::string("half")}});
+    expectSameResults(attention3({&q, &k, &v, nullptr, nullptr, nullptr, &pastK, &pastV, &invFreq}, a),
+                      attention3({&q, &k, &v, nullptr, &cos, &sin, &pastK, &pastV}, a));
+  }
+  // Position 4 with inv_freq [pi/8]: angle pi/2, so the new key [1, 0] rotates to [0, 1].
+  Tensor q = f32({1, 1, 1, 2}, {0, 1}), k = f32({1, 1, 1, 2}, {1, 0}), v = f32({1, 1, 1, 1}, {2});
+  Tensor pastK = f32({1, 1, 4, 2}, std::vector<double>(8, 0.0)), pastV = f32({1, 1, 4, 1}, {0, 0, 0, 0});
+  Tensor quarter = f32({1}, {std::acos(-1.0) / 8});
+  const std::vector<Tensor> results =
+      attention3({&q, &k, &v, nullptr, nullptr, nullptr, &pastK, &pastV, &quarter},
+                 attrs({{"heads", int64_t{1}}, {"kv_heads", int64_t{1}}, {"scale", 1.0}, {"rope", std::string("half")}}));
+  // q [0, 1] rotates to [-1, 0]; the rotated key [0, 1] scores 0 like the past keys.
+  EXPECT_NEAR(valuesOf(results[1])[8], 0.0, 1e-7);
+  EXPECT_NEAR(valuesOf(results[1])[9], 1.0, 1e-7);
+  EXPECT_NEAR(valuesOf(results[0])[0], 2.0 / 5.0, 1e-6);
+}
+
+TEST(AttentionOp, KeyPaddingMaskMatchesAdditiveMask) {
+  AttentionCase c;
+  c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = 1, c.headDim = 4;
+  c.fill(23);
+  Tensor q = f32({2, 4, 3, 4}, c.q), k = f32({2, 2, 3, 4}, c.k), v = f32({2, 2, 3, 4}, c.v);
+  Tensor pastK = f32({2, 2, 1, 4}, c.pastK), pastV = f32({2, 2, 1, 4}, c.pastV);
+  // Batch 1 pads its past key and its last key.
+  const std::vector<double> attend = {1, 1, 1, 1, 0, 1, 1, 0};
+  const double hidden = -std::numeric_limits<double>::infinity();
+  std::vector<double> additive;
+  for (double x : attend) additive.push_back(x != 0 ? 0.0 : hidden);
+  Tensor scores = f32({2, 1, 1, 4}, additive);
+  for (bool causal : {false, true}) {
+    SCOPED_TRACE(causal ? "causal" : "not causal");
+    c.causal = causal;
+    const std::vector<Tensor> expected =
+        attention3({&q, &k, &v, &scores, nullptr, nullptr, &pastK, &pastV}, attentionAttrs(c, {}));
+    const Attributes keyPadding = attentionAttrs(c, {{"mask_layout", std::string("key_padding")}});
+    for (DType dtype : {DType::I64, DType::I32, DType::U8, DType::Bool}) {
+      // Any nonzero value attends.
+      std::vector<double> values = attend;
+      if (dtype != DType::Bool) values[1] = 7;
+      Tensor mask = make(dtype, {2, 4}, values);
+      expectSameResults(attention3({&q, &k, &v, &mask, nullptr, nullptr, &pastK, &pastV}, keyPadding), expected);
+    }
+  }
+  // A [1, L] mask broadcasts over the batch; a batch row with no key to
+  // attend gives zeros, as a bool mask does.
+  Tensor none = make(DType::I64, {1, 4}, {0, 0, 0, 0});
+  const std::vector<double> out = valuesOf(
+      attention3({&q, &k, &v, &none, nullptr, nullptr, &pastK, &pastV},
+                 attentionAttrs(c, {{"mask_layout", std::string("key_padding")}}))[0]);
+  for (double x : out) EXPECT_EQ(x, 0.0);
+}
+
+// q|k|v rows [B, S, (Hq + 2*Hkv)*D] from bsd q [B, S, Hq*D], k and v [B, S, Hkv*D].
+std::vector<double> packRows(const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v,
+                             int64_t rows, int64_t qWidth, int64_t kvWidth) {
+  std::vector<double> packed;
+  for (int64_t r = 0; r < rows; ++r) {
+    packed.insert(packed.end(), q.begin() + r * qWidth, q.begin() + (r + 1) * qWidth);
+    packed.insert(packed.end(), k.begin() + r * kvWidth, k.begin() + (r + 1) * kvWidth);
+    packed.insert(packed.end(), v.begin() + r * kvWidth, v.begin() + (r + 1) * kvWidth);
+  }
+  return packed;
+}
+
+TEST(AttentionOp, PackedQkvMatchesSeparateOperands) {
+  AttentionCase c;
+  c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = 2, c.headDim = 4;
+  c.causal = true, c.rope = true;
+  c.fill(29);
+  const int64_t B = c.batch, S = c.seq, D = c.headDim, Hq = c.heads, Hkv = c.kvHeads;
+  const std::vector<double> qRows = toBsd(c.q, B, Hq, S, D), kRows = toBsd(c.k, B, Hkv, S, D),
+                            vRows = toBsd(c.v, B, Hkv, S, D);
+  Tensor q = f32({B, S, Hq * D}, qRows), k = f32({B, S, Hkv * D}, kRows), v = f32({B, S, Hkv * D}, vRows);
+  Tensor packed = f32({B, S, (Hq + 2 * Hkv) * D}, packRows(qRows, kRows, vRows, B * S, Hq * D, Hkv * D));
+  Tensor pastK = f32({B, Hkv, c.past, D}, c.pastK), pastV = f32({B, Hkv, c.past, D}, c.pastV);
+  Tensor cos = f32({B, 1, S, D}, c.cos), sin = f32({B, 1, S, D}, c.sin);
+  Tensor invFreq = f32({2}, {0.5, 0.01});
+  Tensor padding = make(DType::Bool, {B, c.past + S}, {1, 1, 1, 1, 1, 0, 1, 1, 1, 0});
+  for (const char* out : {"bsd", "bhsd"}) {
+    SCOPED_TRACE(out);
+    Attributes separate = attentionAttrs(c, {{"qkv_layout", std::string("bsd")}, {"out_layout", std::string(out)}});
+    Attributes packedRows = separate;
+    packedRows.set("qkv_layout", std::string("bsd_packed"));
+    // Plain, then with a cache, RoPE from tables or from inv_freq, and a key-padding mask.
+    expectSameResults(attention3({&packed}, packedRows), attention3({&q, &k, &v}, separate));
+    separate.set("rope", std::string("half"));
+    packedRows.set("rope", std::string("half"));
+    expectSameResults(attention3({&packed, nullptr, nullptr, nullptr, &cos, &sin, &pastK, &pastV}, packedRows),
+                      attention3({&q, &k, &v, nullptr, &cos, &sin, &pastK, &pastV}, separate));
+    separate.set("mask_layout", std::string("key_padding"));
+    packedRows.set("mask_layout", std::string("key_padding"));
+    expectSameResults(
+        attention3({&packed, nullptr, nullptr, &padding, nullptr, nullptr, &pastK, &pastV, &invFreq}, packedRows),
+        attention3({&q, &k, &v, &padding, nullptr, nullptr, &pastK, &pastV, &invFreq}, separate));
+  }
+  // And against the naive computation, through the bsd layout it restates.
+  checkAttention(c, "bsd", "bsd");
+}
+
+TEST(AttentionOp, InfersNewForms) {
+  const TensorType packed = {DType::F32, {kBatch, kSeq, 192}};
+  const TensorType past = {DType::F32, {kBatch, 2, kPast, 16}};
+  const TensorType invFreq = {DType::F32, {8}};
+  const TensorType padding = {DType::I64, {kBatch, kPast + kSeq}};
+  Attributes a = attrs({{"heads", int64_t{8}}, {"kv_heads", int64_t{2}}, {"scale", 0.25},
+                        {"qkv_layout", std::string("bsd_packed")}, {"out_layout", std::string("bsd")},
+                        {"rope", std::string("half")}, {"mask_layout", std::string("key_padding")}});
+  // 192 = (8 + 2*2) * 16: head dim 16.
+  EXPECT_EQ(inferred("attention", {&packed, nullptr, nullptr, &padding, nullptr, nullptr, &past, &past, &invFreq}, a, 3),
+            "f32[batch, seq, 128], f32[batch, 2, past + seq, 16], f32[batch, 2, past + seq, 16]");
+  a.set("out_layout", std::string("bhsd"));
+  const TensorType q = {DType::F32, {kBatch, 8, kSeq, 16}}, kv = {DType::F32, {kBatch, 2, kSeq, 16}};
+  a.set("qkv_layout", std::string("bhsd"));
+  const TensorType bool2 = {DType::Bool, {1, kSeq}};
+  EXPECT_EQ(inferred("attention", {&q, &kv, &kv, &bool2, nullptr, nullptr, nullptr, nullptr, &invFreq}, a),
+            "f32[batch, 8, seq, 16]");
+}
+
+TEST(AttentionOp, NewFormErrors) {
+  const TensorType q = {DType::F32, {1, 4, 3, 16}};
+  const TensorType kv = {DType::F32, {1, 2, 3, 16}};
+  const TensorType cos = {DType::F32, {3, 16}};
+  const TensorType invFreq = {DType::F32, {8}}, wideFreq = {DType::F32, {16}};
+  const Attributes a = attrs({{"heads", int64_t{4}}, {"kv_heads", int64_t{2}}, {"scale", 0.25}});
+  auto with = [&](std::initializer_list<std::pair<const char*, AttrValue>> extra) {
+    Attributes b = a;
+    for (const auto& [name, value] : extra) b.set(name, value);
+    return b;
+  };
+  const Attributes rope = with({{"rope", std::string("half")}});
+  std::string error;
+  error = inferred("attention", {&q, &kv, &kv, nullptr, &cos, &cos, nullptr, nullptr, &invFreq}, rope);
+  EXPECT_TRUE(contains(error, "rope = \"half\" takes cos and sin or inv_freq, not both")) << error;
+  error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, nullptr, nullptr, &wideFreq}, rope);
+  EXPECT_TRUE(contains(error, "inv_freq must be [head_dim / 2] = [8], got f32[16]")) << error;
+  error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, nullptr, nullptr, &invFreq}, a);
+  EXPECT_TRUE(contains(error, "cos/sin or inv_freq are given but rope = \"none\"")) << error;
+
+  const Attributes keyPadding = with({{"mask_layout", std::string("key_padding")}});
+  const TensorType floatMask = {DType::F32, {1, 3}}, longMask = {DType::I64, {1, 5}};
+  error = inferred("attention", {&q, &kv, &kv, &floatMask}, keyPadding);
+  EXPECT_TRUE(contains(error, "a key_padding mask must be bool or integer (nonzero = attend), got f32[1, 3]")) << error;
+  error = inferred("attention", {&q, &kv, &kv, &longMask}, keyPadding);
+  EXPECT_TRUE(contains(error, "key_padding mask [1, 5] does not broadcast to [batch, past + kv_seq] = [1, 3]"))
+      << error;
+  error = inferred("attention", {&q, &kv, &kv}, keyPadding);
+  EXPECT_TRUE(contains(error, "mask_layout = \"key_padding\" needs a mask")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"mask_layout", std::string("padding")}}));
+  EXPECT_TRUE(contains(error, "unknown mask_layout \"padding\" (expected scores or key_padding)")) << error;
+
+  const Attributes packed = with({{"qkv_layout", std::string("bsd_packed")}});
+  const TensorType rows = {DType::F32, {1, 3, 128}}, oddRows = {DType::F32, {1, 3, 100}};
+  const TensorType kv3 = {DType::F32, {1, 3, 32}};
+  error = inferred("attention", {&rows, &kv3, &kv3}, packed);
+  EXPECT_TRUE(contains(error, "qkv_layout = \"bsd_packed\" reads k and v from q's rows: k and v must be absent"))
+      << error;
+  error = inferred("attention", {&oddRows}, packed);
+  EXPECT_TRUE(contains(error, "q [1, 3, 100]: last dim 100 does not split into 8 head rows (heads + 2*kv_heads)"))
+      << error;
+  error = inferred("attention", {&q}, a);
+  EXPECT_TRUE(contains(error, "k and v are required unless qkv_layout = \"bsd_packed\"")) << error;
+  error = inferred("attention", {&rows}, with({{"qkv_layout", std::string("bsd_packed")},
+                                               {"out_layout", std::string("bsd_packed")}}));
+  EXPECT_TRUE(contains(error, "unknown out_layout \"bsd_packed\" (expected bhsd or bsd)")) << error;
 }
 
 // ---- rms_norm
