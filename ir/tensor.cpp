@@ -12,7 +12,7 @@ struct AlignedFree {
 };
 }  // namespace
 
-Tensor Tensor::allocate(DType dtype, std::vector<int64_t> shape) {
+Tensor Tensor::allocateUninitialized(DType dtype, std::vector<int64_t> shape) {
   Tensor t;
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
@@ -21,9 +21,17 @@ Tensor Tensor::allocate(DType dtype, std::vector<int64_t> shape) {
   size_t padded = (bytes + 63) / 64 * 64 + 64;
   void* p = std::aligned_alloc(64, padded);
   if (!p) throw std::bad_alloc();
-  std::memset(p, 0, padded);
+  // The padding past the data is zeroed, so no byte of the storage is ever
+  // indeterminate once the caller has written the data.
+  std::memset(static_cast<char*>(p) + bytes, 0, padded - bytes);
   t.storage_ = std::shared_ptr<void>(p, AlignedFree{});
   t.data_ = p;
+  return t;
+}
+
+Tensor Tensor::allocate(DType dtype, std::vector<int64_t> shape) {
+  Tensor t = allocateUninitialized(dtype, std::move(shape));
+  std::memset(t.data_, 0, t.byteSize());
   return t;
 }
 
@@ -77,7 +85,7 @@ Tensor Tensor::reshaped(std::vector<int64_t> shape) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = allocate(dtype_, shape_);
+  Tensor t = allocateUninitialized(dtype_, shape_);
   if (byteSize()) std::memcpy(t.data_, data_, byteSize());
   return t;
 }

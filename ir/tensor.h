@@ -18,6 +18,9 @@ class Tensor {
   Tensor() = default;
   // Allocates zeroed storage, 64-byte aligned.
   static Tensor allocate(DType dtype, std::vector<int64_t> shape);
+  // The same without the zeroing, for storage the caller overwrites entirely
+  // (a copy, a concatenation of weights): each byte is touched once.
+  static Tensor allocateUninitialized(DType dtype, std::vector<int64_t> shape);
   // Views memory owned elsewhere; `keepAlive` holds it (may be null when the
   // caller guarantees the lifetime).
   static Tensor view(DType dtype, std::vector<int64_t> shape, void* data,

@@ -1,5 +1,6 @@
 #include "passes/sibling_matmul_merge.h"
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -38,6 +39,15 @@ std::optional<GroupKey> groupKey(const Graph& graph, const Op& op) {
   if (weightType.rank() != 2 || !isFloat(weightType.dtype)) return std::nullopt;
   const bool transposeB = op.attrs.getBool("transpose_b");
   const int64_t k = *weightType.shape[transposeB ? 1 : 0].constant();
+  if (op.operands.size() > 2 && op.operands[2] != kNoValue) {
+    // A bias operand merges only as a constant vector over the N columns.
+    const ValueId bias = op.operands[2];
+    if (!isWeight(graph, bias)) return std::nullopt;
+    const TensorType& biasType = graph.value(bias).type;
+    if (biasType.rank() != 1 || biasType.dtype != weightType.dtype ||
+        biasType.shape[0] != weightType.shape[transposeB ? 0 : 1])
+      return std::nullopt;
+  }
   return GroupKey{op.operands[0], op.attrs.getBool("transpose_a"), transposeB, weightType.dtype, k};
 }
 
@@ -72,12 +82,36 @@ Member describeMember(const Rewriter& rewriter, int32_t index) {
   return member;
 }
 
-Expected<Tensor> concatenate(const std::vector<Tensor>& parts, int64_t axis) {
-  std::vector<const Tensor*> inputs;
-  for (const Tensor& part : parts) inputs.push_back(&part);
-  Attributes attrs;
-  attrs.set("axis", axis);
-  return evaluateConstant("concat", inputs, attrs);
+// One block of a concatenation: `extent` entries along the axis, read from
+// `data` (laid out like the result, with `extent` on the axis), or zeros
+// when `data` is null.
+struct Block {
+  const void* data = nullptr;
+  int64_t extent = 0;
+};
+
+// The blocks side by side along `axis` of `shape` (whose axis extent is
+// ignored). Weights are large (all of a layer's Q/K/V or gate/up
+// projections): the result is written once, in contiguous runs, never
+// zero-filled first.
+Tensor concatenate(DType dtype, std::vector<int64_t> shape, size_t axis, const std::vector<Block>& blocks) {
+  int64_t outer = 1, inner = 1;
+  for (size_t d = 0; d < axis; ++d) outer *= shape[d];
+  for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+  shape[axis] = 0;
+  for (const Block& block : blocks) shape[axis] += block.extent;
+  Tensor out = Tensor::allocateUninitialized(dtype, std::move(shape));
+  const size_t unit = static_cast<size_t>(inner) * dtypeSize(dtype);  // bytes per axis entry
+  char* to = static_cast<char*>(out.data());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (const Block& block : blocks) {
+      const size_t bytes = static_cast<size_t>(block.extent) * unit;
+      if (block.data) std::memcpy(to, static_cast<const char*>(block.data) + static_cast<size_t>(o) * bytes, bytes);
+      else std::memset(to, 0, bytes);  // all-zero bits: 0 in every float type
+      to += bytes;
+    }
+  }
+  return out;
 }
 
 class SiblingMatmulMerge final : public Pass {
@@ -128,23 +162,21 @@ class SiblingMatmulMerge final : public Pass {
 
     bool anyBias = false;
     for (const Member& member : members) anyBias = anyBias || member.bias != kNoValue;
-    // Tensors share storage when copied: hold them by value, as adding
-    // weights below moves the graph's values.
-    std::vector<Tensor> weights, biases;
+    // Weights are [K, N] (N on axis 1), or [N, K] with transpose_b; members
+    // without a bias contribute zeros to the merged bias.
+    std::vector<Block> weightBlocks, biasBlocks;
     for (const Member& member : members) {
-      weights.push_back(*graph.value(member.weight).data);
-      if (!anyBias) continue;
-      // Members without a bias contribute zeros to the merged bias.
-      biases.push_back(member.bias != kNoValue ? *graph.value(member.bias).data
-                                               : filledTensor(dtype, {member.width}, 0.0));
+      weightBlocks.push_back({graph.value(member.weight).data->data(), member.width});
+      const ValueId bias = member.bias;
+      biasBlocks.push_back({bias != kNoValue ? graph.value(bias).data->data() : nullptr, member.width});
     }
-    Expected<Tensor> weight = concatenate(weights, transposeB ? 0 : 1);
-    if (!weight) return weight.status();
-    Expected<Tensor> bias = anyBias ? concatenate(biases, 0) : Expected<Tensor>(Tensor());
-    if (!bias) return bias.status();
+    const size_t axis = transposeB ? 0 : 1;
+    // The blocks point into the weights' storage, which outlives the pass.
+    Tensor weight = concatenate(dtype, graph.value(members.front().weight).data->shape(), axis, weightBlocks);
+    Tensor bias = anyBias ? concatenate(dtype, {0}, 0, biasBlocks) : Tensor();
     const std::string baseName = graph.value(members.front().weight).name;
-    std::vector<ValueId> operands = {input, rewriter.addWeight(baseName + ".merged", *weight)};
-    if (anyBias) operands.push_back(rewriter.addWeight(baseName + ".merged_bias", *bias));
+    std::vector<ValueId> operands = {input, rewriter.addWeight(baseName + ".merged", std::move(weight))};
+    if (anyBias) operands.push_back(rewriter.addWeight(baseName + ".merged_bias", std::move(bias)));
 
     const int32_t anchor = members.front().index;
     Expected<ValueId> product = rewriter.create1(anchor, "matmul", operands, attrs, location);
