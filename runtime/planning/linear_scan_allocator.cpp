@@ -67,34 +67,10 @@ struct Block {
   size_t offset = 0, size = 0;
 };
 
-}  // namespace
-
-std::vector<int32_t> validReuses(const std::vector<LiveInterval>& intervals) {
-  const auto count = static_cast<int32_t>(intervals.size());
-  std::vector<int32_t> reuse(intervals.size(), -1);
-  std::vector<bool> claimed(intervals.size(), false);
-  for (int32_t i = 0; i < count; ++i) {
-    const int32_t target = intervals[static_cast<size_t>(i)].reuse;
-    if (target < 0 || target >= count || target == i || claimed[static_cast<size_t>(target)]) continue;
-    const LiveInterval& from = intervals[static_cast<size_t>(target)];
-    // A target alive only at the claimant's first step is written by the
-    // same step: there is no last read to hand its slot over at.
-    if (from.end != intervals[static_cast<size_t>(i)].start || from.start >= from.end) continue;
-    claimed[static_cast<size_t>(target)] = true;
-    reuse[static_cast<size_t>(i)] = target;
-  }
-  return reuse;
-}
-
-LinearScanAllocator::LinearScanAllocator(size_t alignment) : alignment_(std::max<size_t>(alignment, 1)) {}
-
-std::vector<Assignment> LinearScanAllocator::allocate(const std::vector<LiveInterval>& intervals,
-                                                      size_t* peakBytes) const {
+// Placement::ByStart: the linear scan.
+std::vector<Block> placeByStart(const std::vector<LiveInterval>& intervals, const std::vector<int32_t>& reuse,
+                                size_t alignment) {
   const size_t count = intervals.size();
-  const std::vector<int32_t> reuse = validReuses(intervals);
-  auto endOf = [&](size_t i) { return std::max(intervals[i].end, intervals[i].start); };
-
-  // By start; at one step the larger first, so big buffers claim the best holes.
   std::vector<size_t> order(count);
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -116,7 +92,7 @@ std::vector<Assignment> LinearScanAllocator::allocate(const std::vector<LiveInte
       live.pop();
       if (!handedOver[done]) freeList.release(block[done].offset, block[done].size);
     }
-    const size_t bytes = alignUp(interval.bytes, alignment_);
+    const size_t bytes = alignUp(interval.bytes, alignment);
     if (bytes == 0) continue;
 
     const int32_t target = reuse[i];
@@ -132,10 +108,124 @@ std::vector<Assignment> LinearScanAllocator::allocate(const std::vector<LiveInte
       block[i] = {offset, bytes};
       top = offset + bytes;
     }
-    live.emplace(endOf(i), i);
+    live.emplace(std::max(interval.end, interval.start), i);
+  }
+  return block;
+}
+
+// Placement::BySize: in-place chains, largest first, into the smallest gap
+// left by the chains already placed that live at the same time.
+std::vector<Block> placeBySize(const std::vector<LiveInterval>& intervals, const std::vector<int32_t>& reuse,
+                               size_t alignment) {
+  const size_t count = intervals.size();
+  struct Chain {
+    int64_t start = 0, end = 0;
+    size_t size = 0, offset = 0;
+  };
+  std::vector<Chain> chains;
+  std::vector<int32_t> chainOf(count, -1);
+  std::vector<size_t> byStart(count);
+  std::iota(byStart.begin(), byStart.end(), size_t{0});
+  std::stable_sort(byStart.begin(), byStart.end(),
+                   [&](size_t a, size_t b) { return intervals[a].start < intervals[b].start; });
+  for (size_t i : byStart) {
+    const size_t bytes = alignUp(intervals[i].bytes, alignment);
+    if (bytes == 0) continue;
+    const int64_t end = std::max(intervals[i].end, intervals[i].start);
+    const int32_t target = reuse[i];
+    const int32_t joined = target >= 0 ? chainOf[static_cast<size_t>(target)] : -1;
+    if (joined >= 0 && chains[static_cast<size_t>(joined)].size >= bytes) {
+      chainOf[i] = joined;
+      chains[static_cast<size_t>(joined)].end = std::max(chains[static_cast<size_t>(joined)].end, end);
+    } else {
+      chainOf[i] = static_cast<int32_t>(chains.size());
+      chains.push_back({intervals[i].start, end, bytes});
+    }
+  }
+
+  std::vector<size_t> order(chains.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (chains[a].size != chains[b].size) return chains[a].size > chains[b].size;
+    return chains[a].end - chains[a].start > chains[b].end - chains[b].start;
+  });
+  std::vector<size_t> placed;
+  std::vector<std::pair<size_t, size_t>> taken;  // (offset, size) of placed chains live at the same time
+  for (size_t c : order) {
+    Chain& chain = chains[c];
+    taken.clear();
+    for (size_t other : placed)
+      if (chains[other].start <= chain.end && chain.start <= chains[other].end)
+        taken.emplace_back(chains[other].offset, chains[other].size);
+    std::sort(taken.begin(), taken.end());
+    size_t cursor = 0;  // the lowest offset above every range seen so far
+    std::optional<size_t> best;
+    size_t bestGap = 0;
+    for (const auto& [offset, size] : taken) {
+      if (offset >= cursor + chain.size && (!best || offset - cursor < bestGap)) {
+        best = cursor;
+        bestGap = offset - cursor;
+      }
+      cursor = std::max(cursor, offset + size);
+    }
+    chain.offset = best.value_or(cursor);
+    placed.push_back(c);
+  }
+
+  std::vector<Block> block(count);
+  for (size_t i = 0; i < count; ++i)
+    if (chainOf[i] >= 0) {
+      const Chain& chain = chains[static_cast<size_t>(chainOf[i])];
+      block[i] = {chain.offset, chain.size};
+    }
+  return block;
+}
+
+size_t arenaSize(const std::vector<Block>& blocks) {
+  size_t top = 0;
+  for (const Block& block : blocks) top = std::max(top, block.offset + block.size);
+  return top;
+}
+
+}  // namespace
+
+std::vector<int32_t> validReuses(const std::vector<LiveInterval>& intervals) {
+  const auto count = static_cast<int32_t>(intervals.size());
+  std::vector<int32_t> reuse(intervals.size(), -1);
+  std::vector<bool> claimed(intervals.size(), false);
+  for (int32_t i = 0; i < count; ++i) {
+    const int32_t target = intervals[static_cast<size_t>(i)].reuse;
+    if (target < 0 || target >= count || target == i || claimed[static_cast<size_t>(target)]) continue;
+    const LiveInterval& from = intervals[static_cast<size_t>(target)];
+    // A target alive only at the claimant's first step is written by the
+    // same step: there is no last read to hand its slot over at.
+    if (from.end != intervals[static_cast<size_t>(i)].start || from.start >= from.end) continue;
+    claimed[static_cast<size_t>(target)] = true;
+    reuse[static_cast<size_t>(i)] = target;
+  }
+  return reuse;
+}
+
+LinearScanAllocator::LinearScanAllocator(size_t alignment, Placement placement)
+    : alignment_(std::max<size_t>(alignment, 1)), placement_(placement) {}
+
+std::vector<Assignment> LinearScanAllocator::allocate(const std::vector<LiveInterval>& intervals,
+                                                      size_t* peakBytes) const {
+  const std::vector<int32_t> reuse = validReuses(intervals);
+  std::vector<Block> block;
+  switch (placement_) {
+    case Placement::ByStart: block = placeByStart(intervals, reuse, alignment_); break;
+    case Placement::BySize: block = placeBySize(intervals, reuse, alignment_); break;
+    case Placement::Smaller: {
+      block = placeByStart(intervals, reuse, alignment_);
+      std::vector<Block> bySize = placeBySize(intervals, reuse, alignment_);
+      if (arenaSize(bySize) < arenaSize(block)) block = std::move(bySize);
+      break;
+    }
   }
 
   // Buffers: the distinct offsets of intervals that hold memory.
+  const size_t count = intervals.size();
   std::map<size_t, int32_t> bufferAt;
   for (size_t i = 0; i < count; ++i)
     if (block[i].size > 0) bufferAt.emplace(block[i].offset, 0);
@@ -145,7 +235,7 @@ std::vector<Assignment> LinearScanAllocator::allocate(const std::vector<LiveInte
   std::vector<Assignment> assignments(count);
   for (size_t i = 0; i < count; ++i)
     if (block[i].size > 0) assignments[i] = {block[i].offset, bufferAt.at(block[i].offset)};
-  if (peakBytes) *peakBytes = top;
+  if (peakBytes) *peakBytes = arenaSize(block);
   return assignments;
 }
 

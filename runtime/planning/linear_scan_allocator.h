@@ -29,9 +29,29 @@ struct Assignment {
   int32_t buffer = -1;
 };
 
+// How intervals are placed. The plan is made ahead of time, so both ways
+// can be tried and the smaller arena kept (the default). The scan by start
+// is the classic linear scan; placing the largest first, with hindsight, is
+// the one that reaches the lower bound on the transformer graphs measured
+// in docs/planning.md, where the scan leaves holes that small long-lived
+// buffers split.
+enum class Placement {
+  // Intervals by start (the larger first at one step): each frees the slots
+  // of those that ended before it, then takes over its in-place target's
+  // slot, or the smallest free range that fits (free neighbours coalesce),
+  // or grows the arena.
+  ByStart,
+  // An interval and the in-place successors that fit its slot form a chain;
+  // chains, largest first, each take the smallest gap between the chains
+  // already placed that live at the same time, or the offset above them all.
+  BySize,
+  // Both; the placement with the smaller arena (ByStart on a tie).
+  Smaller,
+};
+
 class LinearScanAllocator {
  public:
-  explicit LinearScanAllocator(size_t alignment = 64);
+  explicit LinearScanAllocator(size_t alignment = 64, Placement placement = Placement::Smaller);
 
   // Offsets such that no two intervals live at the same time ([start, end]
   // inclusive overlap) overlap in memory, except an interval and the one it
@@ -43,6 +63,7 @@ class LinearScanAllocator {
 
  private:
   size_t alignment_;
+  Placement placement_;
 };
 
 // The most bytes live at one step (each interval's own bytes, unaligned): no

@@ -22,10 +22,16 @@ struct Placed {
   size_t peak = 0;
 };
 
-Placed place(const std::vector<LiveInterval>& intervals, size_t alignment = 64) {
+Placed place(const std::vector<LiveInterval>& intervals, size_t alignment = 64,
+             Placement placement = Placement::Smaller) {
   Placed placed;
-  placed.assignments = LinearScanAllocator(alignment).allocate(intervals, &placed.peak);
+  placed.assignments = LinearScanAllocator(alignment, placement).allocate(intervals, &placed.peak);
   return placed;
+}
+
+// The linear scan alone, for the tests of its mechanics.
+Placed scan(const std::vector<LiveInterval>& intervals, size_t alignment = 64) {
+  return place(intervals, alignment, Placement::ByStart);
 }
 
 std::vector<size_t> offsets(const Placed& placed) {
@@ -113,7 +119,7 @@ TEST(LinearScanAllocator, BestFitPicksTheSmallestHoleThatFits) {
   // below live intervals; a 128-byte request fits both and takes the smaller.
   const std::vector<LiveInterval> intervals = {
       {0, 3, 256}, {1, 9, 64}, {2, 3, 128}, {3, 9, 64}, {4, 5, 128}};
-  const Placed placed = place(intervals);
+  const Placed placed = scan(intervals);
   EXPECT_EQ(offsets(placed), (std::vector<size_t>{0, 256, 320, 448, 320}));
   EXPECT_EQ(placed.peak, 512u);
 }
@@ -121,7 +127,7 @@ TEST(LinearScanAllocator, BestFitPicksTheSmallestHoleThatFits) {
 TEST(LinearScanAllocator, FreedNeighboursCoalesce) {
   // The two 64-byte slots freed at step 2 hold the 128-byte request together.
   const std::vector<LiveInterval> intervals = {{0, 1, 64}, {0, 1, 64}, {0, 5, 64}, {2, 3, 128}};
-  const Placed placed = place(intervals);
+  const Placed placed = scan(intervals);
   EXPECT_EQ(offsets(placed), (std::vector<size_t>{0, 64, 128, 0}));
   EXPECT_EQ(placed.peak, 192u);
 }
@@ -130,18 +136,46 @@ TEST(LinearScanAllocator, GrowsFromAFreeRangeAtTheTop) {
   // At step 2 the range [128, 256) is free and reaches the top: a 256-byte
   // request starts there and grows the arena to 384, not 512.
   const std::vector<LiveInterval> intervals = {{0, 1, 64}, {0, 5, 64}, {1, 1, 128}, {2, 3, 256}};
-  const Placed placed = place(intervals);
+  const Placed placed = scan(intervals);
   EXPECT_EQ(offsets(placed), (std::vector<size_t>{0, 64, 128, 128}));
   EXPECT_EQ(placed.peak, 384u);
 }
 
 TEST(LinearScanAllocator, LargerFirstAmongIntervalsStartingTogether) {
-  const Placed placed = place({{0, 1, 64}, {0, 1, 256}, {0, 1, 128}});
+  const Placed placed = scan({{0, 1, 64}, {0, 1, 256}, {0, 1, 128}});
   EXPECT_EQ(offsets(placed), (std::vector<size_t>{384, 0, 256}));
   // Buffers are numbered by offset.
   EXPECT_EQ(placed.assignments[0].buffer, 2);
   EXPECT_EQ(placed.assignments[1].buffer, 0);
   EXPECT_EQ(placed.assignments[2].buffer, 1);
+}
+
+TEST(LinearScanAllocator, BySizeAvoidsTheHoleASmallLongLivedBufferSplits) {
+  // X, Y, M, P, Q. The scan puts M (64 bytes, live to the end) at the
+  // bottom of the hole X leaves, so P and Q no longer both fit below Y and
+  // Q goes above it. Largest first, P and Q share X's place and the small
+  // ones go above: the lower bound (step 2: Y + M + P + Q).
+  const std::vector<LiveInterval> intervals = {{0, 0, 512}, {0, 5, 64}, {1, 5, 64}, {2, 3, 256}, {2, 3, 256}};
+  const Placed byStart = scan(intervals);
+  EXPECT_EQ(offsets(byStart), (std::vector<size_t>{0, 512, 0, 64, 576}));
+  EXPECT_EQ(byStart.peak, 832u);
+  const Placed bySize = place(intervals, 64, Placement::BySize);
+  EXPECT_EQ(offsets(bySize), (std::vector<size_t>{0, 512, 576, 0, 256}));
+  EXPECT_EQ(bySize.peak, 640u);
+  EXPECT_EQ(liveBytesLowerBound(intervals), 640u);
+  // The default keeps the smaller arena.
+  EXPECT_EQ(offsets(place(intervals)), offsets(bySize));
+}
+
+TEST(LinearScanAllocator, BySizeKeepsInPlaceChainsInOneSlot) {
+  // A -> B -> C in place (one 256-byte chain over steps 0-3); D overlaps
+  // the chain and goes above it; E starts after the chain and reuses 0.
+  const std::vector<LiveInterval> intervals = {
+      {0, 1, 256}, {1, 2, 200, 0}, {2, 3, 256, 1}, {1, 3, 128}, {4, 5, 64}};
+  const Placed placed = place(intervals, 64, Placement::BySize);
+  EXPECT_EQ(offsets(placed), (std::vector<size_t>{0, 0, 0, 256, 0}));
+  EXPECT_EQ(placed.peak, 384u);
+  EXPECT_EQ(checkPlacement(intervals, placed, 64), "");
 }
 
 TEST(LinearScanAllocator, ZeroBytesTakeNoMemory) {
@@ -219,6 +253,7 @@ std::vector<LiveInterval> randomIntervals(std::mt19937_64& rng, int count) {
   return intervals;
 }
 
+// Peak over lower bound, per placement, over many sets.
 struct RatioSummary {
   double sum = 0, worst = 0;
   int sets = 0;
@@ -230,37 +265,52 @@ struct RatioSummary {
   double mean() const { return sum / sets; }
 };
 
+constexpr Placement kPlacements[] = {Placement::ByStart, Placement::BySize, Placement::Smaller};
+constexpr const char* kPlacementNames[] = {"by start", "by size", "smaller"};
+
+// Places each set every way, checks each placement by brute force, and
+// prints how close each gets to the lower bound.
+template <class MakeSet>
+std::vector<RatioSummary> placeRandomSets(const char* what, int sets, MakeSet makeSet) {
+  std::vector<RatioSummary> summaries(std::size(kPlacements));
+  for (int set = 0; set < sets; ++set) {
+    const size_t alignment = set % 3 == 0 ? 1 : 64;
+    const std::vector<LiveInterval> intervals = makeSet();
+    const size_t bound = liveBytesLowerBound(intervals);
+    size_t peaks[std::size(kPlacements)];
+    for (size_t p = 0; p < std::size(kPlacements); ++p) {
+      const Placed placed = place(intervals, alignment, kPlacements[p]);
+      const std::string problem = checkPlacement(intervals, placed, alignment);
+      EXPECT_EQ(problem, "") << what << " set " << set << ", " << kPlacementNames[p];
+      if (!problem.empty()) return summaries;
+      peaks[p] = placed.peak;
+      if (bound > 0) summaries[p].add(static_cast<double>(placed.peak) / static_cast<double>(bound));
+    }
+    EXPECT_EQ(peaks[2], std::min(peaks[0], peaks[1])) << what << " set " << set;
+  }
+  for (size_t p = 0; p < std::size(kPlacements); ++p)
+    std::cout << what << ", " << kPlacementNames[p] << ": peak / lower bound, mean " << summaries[p].mean()
+              << ", worst " << summaries[p].worst << " over " << summaries[p].sets << " sets\n";
+  return summaries;
+}
+
 TEST(LinearScanAllocatorRandomised, ProgramsPlaceSafelyAndNearTheLowerBound) {
   std::mt19937_64 rng(20261123);
-  RatioSummary summary;
-  for (int set = 0; set < 300; ++set) {
-    const int ops = std::uniform_int_distribution<int>(2, 200)(rng);
-    const std::vector<LiveInterval> intervals = randomProgram(rng, ops);
-    const size_t alignment = set % 3 == 0 ? 1 : 64;
-    const Placed placed = place(intervals, alignment);
-    ASSERT_EQ(checkPlacement(intervals, placed, alignment), "") << "set " << set;
-    const size_t bound = liveBytesLowerBound(intervals);
-    if (bound > 0) summary.add(static_cast<double>(placed.peak) / static_cast<double>(bound));
-  }
-  std::cout << "programs: peak / lower bound, mean " << summary.mean() << ", worst " << summary.worst
-            << " over " << summary.sets << " sets\n";
-  EXPECT_LE(summary.mean(), 1.25);
+  const std::vector<RatioSummary> summaries = placeRandomSets("programs", 300, [&] {
+    return randomProgram(rng, std::uniform_int_distribution<int>(2, 200)(rng));
+  });
+  // Measured: by start 1.28, by size 1.13, the smaller of the two 1.13.
+  EXPECT_LE(summaries[2].mean(), 1.2);
 }
 
 TEST(LinearScanAllocatorRandomised, UnstructuredSetsPlaceSafelyAndNearTheLowerBound) {
   std::mt19937_64 rng(7);
-  RatioSummary summary;
-  for (int set = 0; set < 300; ++set) {
-    const int count = std::uniform_int_distribution<int>(1, 300)(rng);
-    const std::vector<LiveInterval> intervals = randomIntervals(rng, count);
-    const Placed placed = place(intervals, 64);
-    ASSERT_EQ(checkPlacement(intervals, placed, 64), "") << "set " << set;
-    const size_t bound = liveBytesLowerBound(intervals);
-    if (bound > 0) summary.add(static_cast<double>(placed.peak) / static_cast<double>(bound));
-  }
-  std::cout << "unstructured: peak / lower bound, mean " << summary.mean() << ", worst " << summary.worst
-            << " over " << summary.sets << " sets\n";
-  EXPECT_LE(summary.mean(), 1.5);
+  const std::vector<RatioSummary> summaries = placeRandomSets("unstructured", 300, [&] {
+    return randomIntervals(rng, std::uniform_int_distribution<int>(1, 300)(rng));
+  });
+  // Measured: by start 1.20, by size 1.06, the smaller of the two 1.05. (The
+  // worst sets hold a few intervals of a few bytes each, rounded up to 64.)
+  EXPECT_LE(summaries[2].mean(), 1.1);
 }
 
 }  // namespace
