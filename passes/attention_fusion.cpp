@@ -28,7 +28,14 @@ struct AttentionMatch {
   KeySource k;
   ValueId mask = kNoValue;
   bool invertMask = false;  // a where(mask, fill, scores) mask: attend where false
+  // An additive mask built from a [B, T] key-padding mask: that mask, read
+  // with mask_layout = "key_padding" (scoresMask keeps the additive one).
+  bool keyPadding = false;
+  ValueId scoresMask = kNoValue;
   ValueId cos = kNoValue, sin = kNoValue;
+  // cos/sin computed from positions past..past+S-1: the inv_freq weight they
+  // came from, which the attention reads instead.
+  ValueId invFreq = kNoValue;
   ValueId pastK = kNoValue, pastV = kNoValue;
   ValueId presentK = kNoValue, presentV = kNoValue;  // the concats the present results replace
   int64_t heads = 0, kvHeads = 0;
@@ -41,13 +48,35 @@ struct AttentionMatch {
   double scaleOutsideRope = 1.0;
 };
 
+// The fallbacks when inference refuses a match: each gives up one folded
+// form, cos/sin tables for inv_freq, the additive mask for the key-padding
+// one, then RoPE as separate ops.
+AttentionMatch withRopeTables(AttentionMatch m) {
+  m.invFreq = kNoValue;
+  return m;
+}
+
+AttentionMatch withScoresMask(AttentionMatch m) {
+  m.keyPadding = false;
+  m.mask = m.scoresMask;
+  return m;
+}
+
 AttentionMatch withoutRope(AttentionMatch m) {
   m.rope = false;
   m.q = m.rotatedQ;
   m.k.value = m.rotatedK;
   m.scale = m.scaleOutsideRope;
-  m.cos = m.sin = kNoValue;
+  m.cos = m.sin = m.invFreq = kNoValue;
   return m;
+}
+
+std::vector<AttentionMatch> withFallbacks(const AttentionMatch& m) {
+  std::vector<AttentionMatch> forms = {m};
+  if (m.invFreq != kNoValue) forms.push_back(withRopeTables(forms.back()));
+  if (m.keyPadding) forms.push_back(withScoresMask(forms.back()));
+  if (m.rope) forms.push_back(withoutRope(forms.back()));
+  return forms;
 }
 
 // Between the first matmul and the softmax: scale factors, then masks.
@@ -108,6 +137,7 @@ class AttentionFusion final : public Pass {
   Expected<bool> run(Graph& graph) override {
     counts_ = {};
     causalCache_.clear();
+    flatInvFreq_.clear();
     const ValueUses uses(graph);
     std::vector<AttentionMatch> matches;
     int64_t softmaxUnfused = 0;
@@ -129,6 +159,8 @@ class AttentionFusion final : public Pass {
     statistics_.add("rope-folded", counts_.rope);
     statistics_.add("repeat-kv-removed", counts_.repeatKv);
     statistics_.add("kv-cache-appends", counts_.kvAppends);
+    statistics_.add("rope-from-inv-freq", counts_.invFreq);
+    statistics_.add("key-padding-masks", counts_.keyPadding);
     return *fused > 0;
   }
 
@@ -289,6 +321,10 @@ class AttentionFusion final : public Pass {
         m.sin = ropeQ->sin;
         q = peelScales(graph, ropeQ->x, m.scale);
         k.value = ropeK->x;
+        const Dim past = m.pastK != kNoValue ? graph.value(m.pastK).type.shape[2] : Dim(0);
+        const Dim& seq = graph.value(q).type.shape[2];
+        if (std::optional<ValueId> invFreq = matchRopeFrequencies(graph, m.cos, m.sin, past, seq))
+          m.invFreq = *invFreq;
       }
     }
     m.q = q;
@@ -316,8 +352,14 @@ class AttentionFusion final : public Pass {
     }
     if (padding.size() > 1) return std::nullopt;
     if (!padding.empty()) {
-      m.mask = padding.front();
+      m.mask = m.scoresMask = padding.front();
       m.invertMask = paddingInverted;
+      if (!paddingInverted && isFloat(graph.value(m.mask).type.dtype)) {
+        if (std::optional<ValueId> keyPadding = matchKeyPaddingMask(graph, m.mask, scores)) {
+          m.mask = *keyPadding;
+          m.keyPadding = true;
+        }
+      }
     }
     return m;
   }
@@ -329,10 +371,24 @@ class AttentionFusion final : public Pass {
     return it->second;
   }
 
+  // inv_freq as the [D/2] weight the attention op reads: the weight itself,
+  // or one copy of it reshaped from [1, ..., 1, D/2].
+  ValueId flatInvFreq(Graph& graph, ValueId weight) {
+    const Value& value = graph.value(weight);
+    if (value.type.rank() == 1) return weight;
+    auto [it, inserted] = flatInvFreq_.try_emplace(weight, kNoValue);
+    if (inserted) {
+      const Tensor& data = *value.data;
+      Tensor flat = data.reshaped({data.numElements()});
+      it->second = graph.addWeight(graph.uniqueName(value.name + ".flat"), std::move(flat));
+    }
+    return it->second;
+  }
+
   // The attention op (and the transpose / not it reads) for one match,
   // appended to the graph; nothing when inference refuses it or its types
   // contradict the values it replaces.
-  std::optional<std::vector<ValueId>> createAttention(Builder& builder, const AttentionMatch& m) const {
+  std::optional<std::vector<ValueId>> createAttention(Builder& builder, const AttentionMatch& m) {
     Graph& graph = builder.graph();
     ValueId k = m.k.value;
     if (!m.k.perm.empty()) {
@@ -348,7 +404,10 @@ class AttentionFusion final : public Pass {
       if (!inverted) return std::nullopt;
       mask = *inverted;
     }
-    std::vector<ValueId> operands = {m.q, k, m.v, mask, m.cos, m.sin, m.pastK, m.pastV};
+    const bool tables = m.invFreq == kNoValue;
+    std::vector<ValueId> operands = {m.q,     k,       m.v,
+                                     mask,    tables ? m.cos : kNoValue, tables ? m.sin : kNoValue,
+                                     m.pastK, m.pastV, tables ? kNoValue : flatInvFreq(graph, m.invFreq)};
     while (operands.back() == kNoValue) operands.pop_back();
     Attributes attrs;
     attrs.set("heads", m.heads);
@@ -356,6 +415,7 @@ class AttentionFusion final : public Pass {
     attrs.set("scale", m.scale);
     if (m.causal) attrs.set("causal", true);
     if (m.rope) attrs.set("rope", std::string("half"));
+    if (m.keyPadding) attrs.set("mask_layout", std::string("key_padding"));
     const bool appends = m.pastK != kNoValue;
     Expected<std::vector<ValueId>> results =
         builder.create("attention", operands, attrs, appends ? 3 : 1, m.location);
@@ -378,18 +438,17 @@ class AttentionFusion final : public Pass {
     std::vector<Replacement> replacements;
     int64_t fused = 0;
     Builder builder(graph);
-    for (AttentionMatch m : matches) {
+    for (const AttentionMatch& match : matches) {
       const size_t firstNew = graph.ops().size();
-      std::optional<std::vector<ValueId>> results = createAttention(builder, m);
-      if (!results && m.rope) {
-        graph.ops().resize(firstNew);
-        m = withoutRope(m);
+      std::optional<std::vector<ValueId>> results;
+      AttentionMatch m;
+      for (const AttentionMatch& form : withFallbacks(match)) {
+        m = form;
         results = createAttention(builder, m);
+        if (results) break;
+        graph.ops().resize(firstNew);  // drop the helpers of a refused form
       }
-      if (!results) {
-        graph.ops().resize(firstNew);  // drop the helpers of a refused match
-        continue;
-      }
+      if (!results) continue;
       const bool appends = m.pastK != kNoValue;
       std::vector<size_t>& before = inserts[m.outputOp];
       for (size_t i = firstNew; i < graph.ops().size(); ++i) before.push_back(i);
@@ -403,6 +462,8 @@ class AttentionFusion final : public Pass {
       if (m.causal) ++counts_.causal;
       if (m.mask != kNoValue) ++counts_.padding;
       if (m.rope) ++counts_.rope;
+      if (m.invFreq != kNoValue) ++counts_.invFreq;
+      if (m.keyPadding) ++counts_.keyPadding;
       counts_.repeatKv += m.repeatsRemoved;
     }
     if (fused == 0) return fused;
@@ -463,9 +524,10 @@ class AttentionFusion final : public Pass {
   }
 
   struct Counts {
-    int64_t causal = 0, padding = 0, rope = 0, repeatKv = 0, kvAppends = 0;
+    int64_t causal = 0, padding = 0, rope = 0, repeatKv = 0, kvAppends = 0, invFreq = 0, keyPadding = 0;
   } counts_;
   std::map<std::string, bool> causalCache_;
+  std::map<ValueId, ValueId> flatInvFreq_;  // inv_freq weight -> its [D/2] copy
 };
 
 }  // namespace

@@ -217,6 +217,217 @@ std::optional<KvAppend> matchKvAppend(const Graph& graph, ValueId id) {
   return KvAppend{concat->operands[0], concat->operands[1]};
 }
 
+// ---- Values computed from positions and masks: following axes.
+
+namespace {
+
+// Axes of a value followed through ops that move no data across them;
+// nullopt for an axis of size 1, which has nothing to follow.
+using FollowedAxes = std::vector<std::optional<size_t>>;
+
+// The axes whose dim is not 1; nothing when a dim is unknown.
+std::optional<std::vector<size_t>> nonUnitAxes(const Shape& shape) {
+  std::vector<size_t> axes;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i].isUnknown()) return std::nullopt;
+    if (shape[i] != Dim(1)) axes.push_back(i);
+  }
+  return axes;
+}
+
+// A reshape that only inserts or removes 1-dims keeps the order of the other
+// dims, so each followed axis moves to the same place among them.
+std::optional<FollowedAxes> followReshape(const Shape& from, const Shape& to, const FollowedAxes& axes) {
+  std::optional<std::vector<size_t>> in = nonUnitAxes(from), out = nonUnitAxes(to);
+  if (!in || !out || in->size() != out->size()) return std::nullopt;
+  for (size_t i = 0; i < in->size(); ++i)
+    if (from[(*in)[i]] != to[(*out)[i]]) return std::nullopt;
+  FollowedAxes moved;
+  for (const std::optional<size_t>& axis : axes) {
+    if (!axis) {
+      moved.push_back(std::nullopt);
+      continue;
+    }
+    auto at = std::find(in->begin(), in->end(), *axis);
+    if (at == in->end()) return std::nullopt;
+    moved.push_back((*out)[static_cast<size_t>(at - in->begin())]);
+  }
+  return moved;
+}
+
+// Broadcasting (expand, or an elementwise op with a scalar) aligns trailing
+// dims and must not stretch a followed axis.
+std::optional<FollowedAxes> followBroadcast(const Shape& from, const Shape& to, const FollowedAxes& axes) {
+  if (to.size() < from.size()) return std::nullopt;
+  const size_t offset = to.size() - from.size();
+  FollowedAxes moved;
+  for (const std::optional<size_t>& axis : axes) {
+    if (axis && (from[*axis].isUnknown() || from[*axis] != to[*axis + offset])) return std::nullopt;
+    moved.push_back(axis ? std::optional<size_t>(*axis + offset) : std::nullopt);
+  }
+  return moved;
+}
+
+// The followed axes of a value of shape `shape`: those not of dim 1.
+FollowedAxes unitAxesDropped(const Shape& shape, std::vector<size_t> axes) {
+  FollowedAxes followed;
+  for (size_t axis : axes) followed.push_back(shape[axis] == Dim(1) ? std::nullopt : std::optional<size_t>(axis));
+  return followed;
+}
+
+bool isReshapeLike(std::string_view name) {
+  return name == "reshape" || name == "unsqueeze" || name == "squeeze" || name == "flatten";
+}
+
+// A cast that keeps every value it can meet here (small integers, 0/1 masks,
+// large negative fills): integer or bool to anything but bool, float to float.
+bool keepsValues(const Graph& graph, const Op& cast) {
+  const DType from = typeOf(graph, cast.operands[0]).dtype, to = typeOf(graph, cast.results[0]).dtype;
+  return to != DType::Bool && (!isFloat(from) || isFloat(to));
+}
+
+// Views (reshape-like ops and expand) and value-keeping casts from `base` to
+// a value, in dataflow order.
+struct ViewChain {
+  ValueId base = kNoValue;
+  std::vector<const Op*> ops;
+};
+
+ViewChain viewChainTo(const Graph& graph, ValueId id, bool casts) {
+  ViewChain chain{id, {}};
+  while (true) {
+    const Value& value = graph.value(chain.base);
+    if (value.kind != ValueKind::OpResult || value.producer < 0) break;
+    const Op& op = graph.ops()[static_cast<size_t>(value.producer)];
+    const std::string_view name = op.def->name;
+    const bool view = isReshapeLike(name) || name == "expand";
+    if (!view && !(casts && name == "cast" && keepsValues(graph, op))) break;
+    chain.ops.insert(chain.ops.begin(), &op);
+    chain.base = op.operands[0];
+  }
+  return chain;
+}
+
+std::optional<FollowedAxes> followChain(const Graph& graph, const ViewChain& chain, FollowedAxes axes) {
+  for (const Op* op : chain.ops) {
+    const Shape& from = typeOf(graph, op->operands[0]).shape;
+    const Shape& to = typeOf(graph, op->results[0]).shape;
+    std::optional<FollowedAxes> moved =
+        isReshapeLike(op->def->name) ? followReshape(from, to, axes) : followBroadcast(from, to, axes);
+    if (!moved) return std::nullopt;
+    axes = std::move(*moved);
+  }
+  return axes;
+}
+
+// A weight of shape [1, ..., 1, n] with data: n.
+std::optional<int64_t> lastAxisVector(const Graph& graph, ValueId id) {
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::Weight || !value.data || value.type.rank() == 0) return std::nullopt;
+  for (size_t i = 0; i + 1 < value.type.rank(); ++i)
+    if (value.type.shape[i] != Dim(1)) return std::nullopt;
+  return value.type.shape.back().constant();
+}
+
+// range(past, past + seq) with step 1 in the dim-list form.
+bool isPositionRange(const Op& range, const Dim& past, const Dim& seq) {
+  if (!range.operands.empty() || range.attrs.getInt("delta", 1) != 1) return false;
+  std::optional<std::vector<Dim>> start = range.attrs.getDims("start"), limit = range.attrs.getDims("limit");
+  if (!start || !limit || start->size() != 1 || limit->size() != 1) return false;
+  return (*start)[0] == past && (*limit)[0] - (*start)[0] == seq;
+}
+
+// The axes of positions * inv_freq, [..., S, D/2]: the position axis (the
+// range's, followed through views and casts) and the frequency axis (last).
+std::optional<FollowedAxes> positionFrequencyAxes(const Graph& graph, const Op& mul, const Dim& past, const Dim& seq,
+                                                  ValueId& invFreq) {
+  const Shape& product = typeOf(graph, mul.results[0]).shape;
+  if (mul.operands.size() != 2 || product.empty()) return std::nullopt;
+  for (size_t side : {size_t{0}, size_t{1}}) {
+    const ValueId weight = mul.operands[side], positions = mul.operands[1 - side];
+    std::optional<int64_t> half = lastAxisVector(graph, weight);
+    const Shape& positionShape = typeOf(graph, positions).shape;
+    if (!half || !isFloat(typeOf(graph, weight).dtype) || product.back() != Dim(*half) ||
+        positionShape.empty() || positionShape.back() != Dim(1))
+      continue;
+    const ViewChain chain = viewChainTo(graph, positions, /*casts=*/true);
+    const Op* range = producerOf(graph, chain.base, "range");
+    if (!range || !isPositionRange(*range, past, seq)) continue;
+    std::optional<FollowedAxes> axes = followChain(graph, chain, unitAxesDropped(typeOf(graph, chain.base).shape, {0}));
+    if (axes) axes = followBroadcast(positionShape, product, *axes);
+    if (!axes) continue;
+    axes->push_back(product.size() - 1);
+    invFreq = weight;
+    return axes;
+  }
+  return std::nullopt;
+}
+
+// `table` is `fn`(angles) reached through views, varying only along its last
+// two axes (position, then head dim) given the angles' followed axes.
+bool isRopeTable(const Graph& graph, ValueId table, std::string_view fn, ValueId angles, const FollowedAxes& axes) {
+  const ViewChain chain = viewChainTo(graph, table, /*casts=*/false);
+  const Op* op = producerOf(graph, chain.base, fn);
+  if (!op || op->operands[0] != angles) return false;
+  std::optional<FollowedAxes> moved = followChain(graph, chain, axes);
+  const size_t rank = typeOf(graph, table).rank();
+  if (!moved || rank < 2 || rank > 4 || (*moved)[1] != rank - 1) return false;
+  return !(*moved)[0] || (*moved)[0] == rank - 2;
+}
+
+}  // namespace
+
+std::optional<ValueId> matchRopeFrequencies(const Graph& graph, ValueId cos, ValueId sin, const Dim& past,
+                                            const Dim& seq) {
+  const Op* cosOp = producerOf(graph, viewChainTo(graph, cos, false).base, "cos");
+  if (!cosOp) return std::nullopt;
+  const ValueId angles = cosOp->operands[0];
+  const Op* concat = producerOf(graph, angles, "concat");
+  if (!concat || concat->operands.size() != 2 || concat->operands[0] != concat->operands[1]) return std::nullopt;
+  const int64_t rank = static_cast<int64_t>(typeOf(graph, angles).rank());
+  const int64_t axis = concat->attrs.getInt("axis");
+  if (axis != -1 && axis != rank - 1) return std::nullopt;
+  const Op* mul = producerOf(graph, concat->operands[0], "mul");
+  if (!mul) return std::nullopt;
+  ValueId invFreq = kNoValue;
+  std::optional<FollowedAxes> axes = positionFrequencyAxes(graph, *mul, past, seq, invFreq);
+  if (!axes || !isRopeTable(graph, cos, "cos", angles, *axes) || !isRopeTable(graph, sin, "sin", angles, *axes))
+    return std::nullopt;
+  return invFreq;
+}
+
+std::optional<ValueId> matchKeyPaddingMask(const Graph& graph, ValueId mask, const Shape& scores) {
+  if (scores.size() != 4 || !isFloat(typeOf(graph, mask).dtype)) return std::nullopt;
+  // mask <- views and casts <- scaled = inverted * c <- views and casts <- inverted = 1 - x <- ... <- m.
+  const ViewChain afterScale = viewChainTo(graph, mask, /*casts=*/true);
+  const ValueId scaled = afterScale.base;
+  std::optional<ScaledValue> scale = matchScale(graph, scaled);
+  if (!scale || scale->factor > kMaskedScoreLimit) return std::nullopt;
+  const ViewChain afterInvert = viewChainTo(graph, scale->base, /*casts=*/true);
+  const ValueId inverted = afterInvert.base;
+  const Op* sub = producerOf(graph, inverted, "sub");
+  if (!sub || sub->operands.size() != 2 || scalarWeight(graph, sub->operands[0]) != 1.0) return std::nullopt;
+  const ValueId x = sub->operands[1];
+  if (typeOf(graph, sub->operands[0]).rank() > typeOf(graph, x).rank()) return std::nullopt;
+  const ViewChain toPadding = viewChainTo(graph, x, /*casts=*/true);
+  const ValueId padding = toPadding.base;
+  const TensorType& paddingType = typeOf(graph, padding);
+  if (paddingType.rank() != 2 || (paddingType.dtype != DType::Bool && !isInteger(paddingType.dtype)))
+    return std::nullopt;
+
+  std::optional<FollowedAxes> axes = followChain(graph, toPadding, unitAxesDropped(paddingType.shape, {0, 1}));
+  if (axes) axes = followBroadcast(typeOf(graph, x).shape, typeOf(graph, inverted).shape, *axes);
+  if (axes) axes = followChain(graph, afterInvert, *axes);
+  if (axes) axes = followBroadcast(typeOf(graph, scale->base).shape, typeOf(graph, scaled).shape, *axes);
+  if (axes) axes = followChain(graph, afterScale, *axes);
+  const size_t rank = typeOf(graph, mask).rank();
+  if (!axes || rank > 4) return std::nullopt;
+  // Batch to the scores' axis 0, keys to axis 3 (the mask aligns to their trailing dims).
+  if ((*axes)[0] && *(*axes)[0] + 4 != rank) return std::nullopt;
+  if ((*axes)[1] && *(*axes)[1] + 1 != rank) return std::nullopt;
+  return padding;
+}
+
 // ---- Evaluating mask constructions.
 
 ShapeOnlyEvaluator::ShapeOnlyEvaluator(const Graph& graph, ValueId id) : graph_(graph), root_(id) {

@@ -60,6 +60,23 @@ std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id
 // canonicalisation gives. Returns kv.
 std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id);
 
+// RoPE tables computed from the token positions: cos(concat(f, f)) and
+// sin(concat(f, f)) on the last axis, f = positions * inv_freq, where
+// positions = range(past, past + seq) (step 1, checked symbolically) reaches
+// the mul through views (reshape, unsqueeze, squeeze, expand) and casts, and
+// the tables reach `cos` and `sin` through views, so that both vary only
+// along their last two axes: position and head dim. inv_freq is a weight of
+// shape [..., D/2] (other dims 1). Returns inv_freq.
+std::optional<ValueId> matchRopeFrequencies(const Graph& graph, ValueId cos, ValueId sin, const Dim& past,
+                                            const Dim& seq);
+
+// An additive mask made from a key-padding mask m of shape [B, T] (integer
+// or bool): (1 - m) * c with c at or below kMaskedScoreLimit, views and
+// value-preserving casts anywhere in the chain, m's axes landing on the batch
+// and key axes of the [B, H, S, T] scores. Returns m. The rewrite to a
+// key_padding mask assumes m holds only 0 and 1, as tokenizers write it.
+std::optional<ValueId> matchKeyPaddingMask(const Graph& graph, ValueId mask, const Shape& scores);
+
 // A KV-cache append: concat(past, fresh) along the sequence axis of [B, H, T, D].
 struct KvAppend {
   ValueId past = kNoValue, fresh = kNoValue;
