@@ -1,6 +1,7 @@
 #include "passes/layout.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "ir/builder.h"
@@ -75,7 +76,13 @@ class LayoutRewriter {
       KILN_RETURN_IF_ERROR(absorbHeadSplits(i));
       KILN_RETURN_IF_ERROR(absorbHeadMerge(i));
     }
-    const int64_t removed = removeDeadLayoutOps();
+    removeDeadLayoutOps();
+    // The splits of packed q|k|v rows, now that the head splits that read
+    // them are gone.
+    collectUsers();
+    for (size_t i = 0; i < ops_.size(); ++i)
+      if (!removed_[i] && ops_[i].def->name == "attention") absorbQkvSplit(i);
+    const int64_t removed = std::count(removed_.begin(), removed_.end(), true);
 
     statistics_.add("transposes-composed", composed_);
     statistics_.add("transposes-cancelled", cancelled_);
@@ -84,6 +91,7 @@ class LayoutRewriter {
     statistics_.add("attention-qkv-absorbed", qkvAbsorbed_);
     statistics_.add("attention-out-absorbed", outAbsorbed_);
     statistics_.add("ops-removed", removed);
+    statistics_.add("attention-qkv-packed", qkvPacked_);
     if (!changed_) return false;
     std::vector<Op> kept;
     for (size_t i = 0; i < ops_.size(); ++i)
@@ -294,14 +302,47 @@ class LayoutRewriter {
     return Status::ok();
   }
 
+  // q, k, v = split(rows) on the last axis with widths Hq*D, Hkv*D, Hkv*D,
+  // each read only by this bsd attention: the attention reads the rows
+  // packed (qkv_layout = "bsd_packed", k and v absent) and the split goes.
+  void absorbQkvSplit(size_t at) {
+    Op& op = ops_[at];
+    if (op.attrs.getString("qkv_layout", "bhsd") != "bsd" || op.operands.size() < 3) return;
+    Op* split = producer(op.operands[0]);
+    if (!isOp(split, "split") || split->results.size() != 3) return;
+    const size_t splitAt = static_cast<size_t>(graph_.value(op.operands[0]).producer);
+    const Shape& rows = graph_.value(split->operands[0]).type.shape;
+    const int64_t axis = split->attrs.getInt("axis");
+    if (rows.empty() || (axis != -1 && axis != static_cast<int64_t>(rows.size()) - 1)) return;
+    for (size_t slot = 0; slot < 3; ++slot) {
+      const auto* use = soleUse(split->results[slot]);
+      if (op.operands[slot] != split->results[slot] || !use || use->first != at || use->second != slot) return;
+    }
+    // Widths Hq*D, Hkv*D, Hkv*D: the packed layout's head rows.
+    const int64_t heads = op.attrs.getInt("heads"), kvHeads = op.attrs.getInt("kv_heads");
+    std::optional<int64_t> widths[3];
+    for (size_t slot = 0; slot < 3; ++slot) widths[slot] = graph_.value(split->results[slot]).type.shape.back().constant();
+    if (!widths[0] || !widths[1] || !widths[2] || heads <= 0 || *widths[0] % heads != 0) return;
+    const int64_t headDim = *widths[0] / heads;
+    if (*widths[1] != kvHeads * headDim || *widths[2] != kvHeads * headDim) return;
+    Op candidate = op;
+    candidate.attrs.set("qkv_layout", std::string("bsd_packed"));
+    candidate.operands[0] = split->operands[0];
+    candidate.operands[1] = candidate.operands[2] = kNoValue;
+    if (!stillTyped(candidate)) return;
+    op = std::move(candidate);
+    removed_[splitAt] = true;
+    changed_ = true;
+    ++qkvPacked_;
+  }
+
   // Transposes and reshapes whose results lost their last use here.
-  int64_t removeDeadLayoutOps() {
+  void removeDeadLayoutOps() {
     std::vector<int64_t> uses(graph_.values().size(), 0);
     for (size_t i = 0; i < ops_.size(); ++i)
       if (!removed_[i])
         for (ValueId operand : ops_[i].operands)
           if (operand != kNoValue) ++uses[index(operand)];
-    int64_t removed = std::count(removed_.begin(), removed_.end(), true);
     for (size_t i = ops_.size(); i-- > 0;) {
       Op& op = ops_[i];
       if (removed_[i] || !lostUse_[i] || !(isOp(&op, "transpose") || isOp(&op, "reshape")))
@@ -312,7 +353,6 @@ class LayoutRewriter {
       if (!dead) continue;
       removed_[i] = true;
       changed_ = true;
-      ++removed;
       for (ValueId operand : op.operands) {
         if (operand == kNoValue) continue;
         --uses[index(operand)];
@@ -320,7 +360,6 @@ class LayoutRewriter {
           lostUse_[static_cast<size_t>(v.producer)] = true;
       }
     }
-    return removed;
   }
 
   Graph& graph_;
@@ -333,7 +372,7 @@ class LayoutRewriter {
   std::vector<std::vector<std::pair<size_t, size_t>>> users_;  // (op, operand slot)
   bool changed_ = false;
   int64_t composed_ = 0, cancelled_ = 0, weightsTransposed_ = 0, matmulFolds_ = 0;
-  int64_t qkvAbsorbed_ = 0, outAbsorbed_ = 0;
+  int64_t qkvAbsorbed_ = 0, outAbsorbed_ = 0, qkvPacked_ = 0;
 };
 
 class Layout final : public Pass {
@@ -341,7 +380,7 @@ class Layout final : public Pass {
   std::string_view name() const override { return "layout"; }
   std::string_view summary() const override {
     return "folds transposes into matmul flags and weights, cancels transpose pairs, absorbs the "
-           "head split/merge around attention (bsd layouts)";
+           "head split/merge around attention (bsd layouts) and the split of packed q|k|v rows";
   }
   Expected<bool> run(Graph& graph) override { return LayoutRewriter(graph, statistics_).run(); }
 };
