@@ -9,8 +9,10 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "ir/text.h"
@@ -55,6 +57,100 @@ uint64_t alignUp(uint64_t value, uint64_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
 }
 
+// ---- The memory plan section: strings are a length (u8 or u32) and bytes.
+template <class Length>
+void appendString(std::vector<uint8_t>& buffer, const std::string& text) {
+  append<Length>(buffer, static_cast<Length>(text.size()));
+  buffer.insert(buffer.end(), text.begin(), text.end());
+}
+
+// Register kinds as the file numbers them.
+uint8_t kindCode(RegisterPlan::Kind kind) {
+  switch (kind) {
+    case RegisterPlan::Arena: return 0;
+    case RegisterPlan::Input: return 1;
+    case RegisterPlan::Weight: return 2;
+    case RegisterPlan::View: return 3;
+  }
+  return 0xff;
+}
+
+constexpr const char* kKindNames[] = {"arena", "input", "weight", "view"};
+
+std::optional<RegisterPlan::Kind> kindOfCode(uint8_t code) {
+  constexpr RegisterPlan::Kind kKinds[] = {RegisterPlan::Arena, RegisterPlan::Input, RegisterPlan::Weight,
+                                           RegisterPlan::View};
+  if (code >= std::size(kKinds)) return std::nullopt;
+  return kKinds[code];
+}
+
+std::vector<uint8_t> encodePlan(const Graph& graph, const MemoryPlan& plan) {
+  std::vector<uint8_t> out;
+  append<uint32_t>(out, static_cast<uint32_t>(plan.bounds.size()));
+  for (const auto& [symbol, value] : plan.bounds) {
+    appendString<uint32_t>(out, symbol);
+    append<int64_t>(out, value);
+  }
+  append<uint64_t>(out, plan.peakBytes);
+  append<uint64_t>(out, plan.naiveBytes);
+  append<uint64_t>(out, plan.lowerBoundBytes);
+  append<int32_t>(out, plan.buffers);
+  append<uint32_t>(out, static_cast<uint32_t>(plan.registers.size()));
+  for (const RegisterPlan& r : plan.registers) {
+    appendString<uint32_t>(out, graph.value(r.value).name);
+    append<uint8_t>(out, kindCode(r.kind));
+    appendString<uint8_t>(out, r.device);
+    appendString<uint8_t>(out, r.memory);
+    append<int32_t>(out, r.buffer);
+    append<uint64_t>(out, r.offset);
+    append<uint64_t>(out, r.bytes);
+    append<int64_t>(out, r.liveStart);
+    append<int64_t>(out, r.liveEnd);
+    appendString<uint32_t>(out, r.viewOf == kNoValue ? std::string() : graph.value(r.viewOf).name);
+  }
+  return out;
+}
+
+// Bounds-checked reads over a section's bytes.
+class Cursor {
+ public:
+  Cursor(const uint8_t* begin, const uint8_t* end) : p_(begin), end_(end) {}
+  template <class T>
+  bool read(T& value) {
+    if (static_cast<size_t>(end_ - p_) < sizeof(T)) return false;
+    value = readAt<T>(p_, 0);
+    p_ += sizeof(T);
+    return true;
+  }
+  template <class Length>
+  bool readString(std::string& text) {
+    Length length = 0;
+    if (!read(length) || static_cast<uint64_t>(end_ - p_) < uint64_t{length}) return false;
+    text.assign(reinterpret_cast<const char*>(p_), length);
+    p_ += length;
+    return true;
+  }
+  size_t left() const { return static_cast<size_t>(end_ - p_); }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// A register's bytes at the bounds as the planner sizes it (rounded up to
+// kPlanAlignment); nullopt when a dim has no value there.
+std::optional<uint64_t> plannedBytes(const TensorType& type, const SymbolBindings& bounds) {
+  uint64_t bytes = dtypeSize(type.dtype);
+  for (const Dim& dim : type.shape) {
+    std::optional<int64_t> n = dim.substitute(bounds).constant();
+    if (!n || *n < 0) return std::nullopt;
+    if (*n != 0 && bytes > std::numeric_limits<uint64_t>::max() / 2 / static_cast<uint64_t>(*n))
+      return std::nullopt;
+    bytes *= static_cast<uint64_t>(*n);
+  }
+  return alignUp(bytes, kPlanAlignment);
+}
+
 std::string_view sectionName(uint32_t kind) {
   switch (static_cast<SectionKind>(kind)) {
     case SectionKind::Program:
@@ -63,6 +159,8 @@ std::string_view sectionName(uint32_t kind) {
       return "weight table";
     case SectionKind::WeightData:
       return "weight data";
+    case SectionKind::Plan:
+      return "memory plan";
   }
   return "unknown";
 }
@@ -100,8 +198,10 @@ class Loader {
   Status checkHeader();
   Status readSections();
   Status attachWeights(const SectionInfo& table, const SectionInfo& data);
+  Status readPlan(const SectionInfo& section);
 
   const std::string& path_;
+  std::optional<SectionInfo> planSection_;
   Mapping map_;
   Artifact artifact_;
   LoadFailure failure_ = LoadFailure::None;
@@ -153,6 +253,10 @@ Status Loader::checkHeader() {
   if (version == 0) return fail("bad format version 0");
   if (version > kArtifactFormatVersion)
     return fail("format version ", version, " is newer than this runtime's ", kArtifactFormatVersion);
+  // Version 1 held no memory plan; the compiler makes one, the runtime does not.
+  if (version < kArtifactFormatVersion)
+    return fail("format version ", version, " is older than this runtime's ", kArtifactFormatVersion,
+                ", recompile");
   uint32_t flags = readAt<uint32_t>(h, kFlagsAt);
   if (flags != 0) return fail("unsupported header flags 0x", std::hex, flags);
   uint64_t declared = readAt<uint64_t>(h, kTotalSizeAt);
@@ -215,6 +319,9 @@ Status Loader::readSections() {
                 "-byte aligned");
   artifact_.sections = sections;
 
+  if (auto plan = known.find(static_cast<uint32_t>(SectionKind::Plan)); plan != known.end())
+    planSection_ = plan->second;
+
   const SectionInfo& program = known[static_cast<uint32_t>(SectionKind::Program)];
   std::string_view text(reinterpret_cast<const char*>(h + program.offset), program.size);
   Expected<Graph> graph = parseGraph(text);
@@ -272,12 +379,112 @@ Status Loader::attachWeights(const SectionInfo& table, const SectionInfo& data) 
   return Status::ok();
 }
 
+Status Loader::readPlan(const SectionInfo& section) {
+  const Graph& graph = artifact_.graph;
+  auto bad = [&](const auto&... parts) { return fail("corrupt: memory plan: ", parts...); };
+  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  const auto cut = [&] { return bad("the section ends in the middle of an entry"); };
+
+  MemoryPlan plan;
+  uint32_t symbols = 0;
+  if (!in.read(symbols)) return cut();
+  for (uint32_t i = 0; i < symbols; ++i) {
+    std::string symbol;
+    int64_t value = 0;
+    if (!in.readString<uint32_t>(symbol) || !in.read(value)) return cut();
+    if (!plan.bounds.emplace(symbol, value).second) return bad("two bounds for symbol '", symbol, "'");
+  }
+  uint64_t peak = 0, naive = 0, lowerBound = 0;
+  int32_t buffers = 0;
+  uint32_t count = 0;
+  if (!in.read(peak) || !in.read(naive) || !in.read(lowerBound) || !in.read(buffers) || !in.read(count))
+    return cut();
+  plan.peakBytes = peak;
+  plan.naiveBytes = naive;
+  plan.lowerBoundBytes = lowerBound;
+  plan.buffers = buffers;
+  if (count != graph.values().size())
+    return bad(count, " register(s) for a program of ", graph.values().size(), " value(s)");
+
+  plan.registers.resize(count);
+  std::vector<bool> seen(count, false);
+  std::vector<std::string> viewOfName(count);
+  const auto steps = static_cast<int64_t>(graph.ops().size());
+  for (uint32_t i = 0; i < count; ++i) {
+    std::string name;
+    uint8_t code = 0;
+    RegisterPlan r;
+    uint64_t offset = 0, bytes = 0;
+    if (!in.readString<uint32_t>(name) || !in.read(code) || !in.readString<uint8_t>(r.device) ||
+        !in.readString<uint8_t>(r.memory) || !in.read(r.buffer) || !in.read(offset) || !in.read(bytes) ||
+        !in.read(r.liveStart) || !in.read(r.liveEnd))
+      return cut();
+    std::string viewOf;
+    if (!in.readString<uint32_t>(viewOf)) return cut();
+    std::optional<ValueId> id = graph.find(name);
+    if (!id) return bad("a register for '", name, "', which is not a value of the program");
+    const auto v = static_cast<size_t>(*id);
+    const Value& value = graph.value(*id);
+    const std::string ref = cat(value.kind == ValueKind::Weight ? "@" : "%", name);
+    if (seen[v]) return bad("two registers for ", ref);
+    seen[v] = true;
+    std::optional<RegisterPlan::Kind> kind = kindOfCode(code);
+    if (!kind) return bad(ref, " has kind ", int{code}, " (0 to 3 allowed)");
+    const bool kindFits = value.kind == ValueKind::Input    ? *kind == RegisterPlan::Input
+                          : value.kind == ValueKind::Weight ? *kind == RegisterPlan::Weight
+                                                            : *kind == RegisterPlan::Arena || *kind == RegisterPlan::View;
+    if (!kindFits) {
+      const char* what = value.kind == ValueKind::Input    ? "an input"
+                         : value.kind == ValueKind::Weight ? "a weight"
+                                                           : "an op result";
+      return bad(ref, " is ", what, " but has kind ", kKindNames[code]);
+    }
+    r.kind = *kind;
+    r.value = *id;
+    r.offset = offset;
+    r.bytes = bytes;
+    // Every size is the program's type at the bounds: a plan for other
+    // types or bounds would place registers on top of each other.
+    std::optional<uint64_t> expected = plannedBytes(value.type, plan.bounds);
+    if (!expected && r.kind == RegisterPlan::Arena)
+      return bad(ref, " : ", value.type.str(), " has no size at the plan's bounds");
+    if (bytes != expected.value_or(0))
+      return bad(ref, " has ", bytes, " bytes; its type ", value.type.str(), " needs ", expected.value_or(0),
+                 " at the plan's bounds");
+    if (r.kind == RegisterPlan::Arena && (offset % kPlanAlignment != 0 || offset > peak || bytes > peak - offset))
+      return bad(ref, " spans [", offset, ", ", offset + bytes, "), not ", kPlanAlignment,
+                 "-byte aligned inside the ", peak, "-byte arena");
+    if (r.liveStart < 0 || r.liveStart > r.liveEnd || r.liveEnd > steps)
+      return bad(ref, " lives [", r.liveStart, ", ", r.liveEnd, "], outside the program's ", steps, " op(s)");
+    if ((r.kind == RegisterPlan::View) == viewOf.empty())
+      return bad(ref, r.kind == RegisterPlan::View ? " is a view of nothing" : " is a view but not of kind view");
+    viewOfName[v] = viewOf;
+    plan.registers[v] = std::move(r);
+  }
+  if (in.left() != 0) return bad(in.left(), " bytes after the last register");
+  // A view shares its source's bytes, so it sits where the source does.
+  for (RegisterPlan& r : plan.registers) {
+    if (r.kind != RegisterPlan::View) continue;
+    const std::string& name = viewOfName[static_cast<size_t>(r.value)];
+    std::optional<ValueId> source = graph.find(name);
+    if (!source || plan.registers[static_cast<size_t>(*source)].kind == RegisterPlan::View)
+      return bad("%", graph.value(r.value).name, " views '", name, "', which is not a register holding bytes");
+    const RegisterPlan& s = plan.registers[static_cast<size_t>(*source)];
+    if (s.kind == RegisterPlan::Arena && (r.offset != s.offset || r.buffer != s.buffer))
+      return bad("%", graph.value(r.value).name, " views %", name, " but is not placed at its offset");
+    r.viewOf = *source;
+  }
+  artifact_.plan = std::move(plan);
+  return Status::ok();
+}
+
 Expected<Artifact> Loader::load() {
   KILN_RETURN_IF_ERROR(mapFile());
   KILN_RETURN_IF_ERROR(checkHeader());
   KILN_RETURN_IF_ERROR(readSections());
   Status verified = verifyGraph(artifact_.graph);
   if (!verified) return fail("the program does not verify: ", verified.message());
+  if (planSection_) KILN_RETURN_IF_ERROR(readPlan(*planSection_));
   return std::move(artifact_);
 }
 
@@ -313,6 +520,11 @@ uint64_t artifactChecksum(const void* data, size_t size) {
 }
 
 Status writeArtifact(const Graph& graph, const std::string& path) {
+  Expected<MemoryPlan> plan = planMemory(graph, planningBounds(graph, {}));
+  return writeArtifact(graph, plan ? &*plan : nullptr, path);
+}
+
+Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::string& path) {
   Status verified = verifyGraph(graph);
   if (!verified) return Status::error("cannot write artifact '", path, "': ", verified.message());
   for (ValueId w : graph.weights()) {
@@ -320,37 +532,48 @@ Status writeArtifact(const Graph& graph, const std::string& path) {
       return Status::error("cannot write artifact '", path, "': weight @", graph.value(w).name,
                            " has no data");
   }
+  if (plan && plan->registers.size() != graph.values().size())
+    return Status::error("cannot write artifact '", path, "': the memory plan has ", plan->registers.size(),
+                         " register(s) for a graph of ", graph.values().size(), " value(s)");
 
   PrintOptions printOptions;
   printOptions.maxInlineWeightElements = 0;  // weights live in their own section
   std::string program = printGraph(graph, printOptions);
 
-  constexpr uint32_t kSectionCount = 3;
+  // Program, memory plan (when there is one), weight table, weight data.
+  const uint32_t kSectionCount = plan ? 4 : 3;
   std::vector<uint8_t> file(kArtifactHeaderSize + kSectionCount * kArtifactSectionEntrySize, 0);
-  SectionInfo sections[kSectionCount] = {{static_cast<uint32_t>(SectionKind::Program), 0, 0},
-                                         {static_cast<uint32_t>(SectionKind::WeightTable), 0, 0},
-                                         {static_cast<uint32_t>(SectionKind::WeightData), 0, 0}};
+  std::vector<SectionInfo> sections;
+  auto beginSection = [&](SectionKind kind) {
+    sections.push_back({static_cast<uint32_t>(kind), file.size(), 0});
+  };
+  auto endSection = [&] { sections.back().size = file.size() - sections.back().offset; };
 
-  sections[0].offset = file.size();
+  beginSection(SectionKind::Program);
   file.insert(file.end(), program.begin(), program.end());
-  sections[0].size = program.size();
+  endSection();
+
+  if (plan) {
+    beginSection(SectionKind::Plan);
+    std::vector<uint8_t> encoded = encodePlan(graph, *plan);
+    file.insert(file.end(), encoded.begin(), encoded.end());
+    endSection();
+  }
 
   // The table's offsets are absolute, so lay the weights out first.
   std::vector<ValueId> weights = graph.weights();
   uint64_t tableSize = 4;
   for (ValueId w : weights) tableSize += 4 + graph.value(w).name.size() + 16;
-  sections[1].offset = file.size();
-  sections[1].size = tableSize;
-  sections[2].offset = alignUp(sections[1].offset + tableSize, kWeightAlignment);
+  const uint64_t dataOffset = alignUp(file.size() + tableSize, kWeightAlignment);
   std::vector<uint64_t> weightOffsets;
-  uint64_t cursor = sections[2].offset;
+  uint64_t cursor = dataOffset;
   for (ValueId w : weights) {
     cursor = alignUp(cursor, kWeightAlignment);
     weightOffsets.push_back(cursor);
     cursor += graph.value(w).data->byteSize();
   }
-  sections[2].size = cursor - sections[2].offset;
 
+  beginSection(SectionKind::WeightTable);
   append<uint32_t>(file, static_cast<uint32_t>(weights.size()));
   for (size_t i = 0; i < weights.size(); ++i) {
     const Value& v = graph.value(weights[i]);
@@ -359,6 +582,8 @@ Status writeArtifact(const Graph& graph, const std::string& path) {
     append<uint64_t>(file, weightOffsets[i]);
     append<uint64_t>(file, v.data->byteSize());
   }
+  endSection();
+  sections.push_back({static_cast<uint32_t>(SectionKind::WeightData), dataOffset, cursor - dataOffset});
   file.resize(cursor, 0);
   for (size_t i = 0; i < weights.size(); ++i) {
     const Tensor& t = *graph.value(weights[i]).data;
@@ -409,6 +634,15 @@ Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure) {
   Expected<Artifact> loaded = loader.load();
   if (failure) *failure = loader.failure();
   return loaded;
+}
+
+}  // namespace kiln::rt
+
+namespace kiln::rt {
+
+Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact) {
+  if (artifact.plan) return Executor::create(artifact.graph, *artifact.plan);
+  return Executor::create(artifact.graph);
 }
 
 }  // namespace kiln::rt

@@ -78,8 +78,9 @@ struct ValueDescription {
 };
 
 // The shared, immutable part of a model: the loaded artifact, its executor
-// (whose run() is safe to call from several sessions at once) and the
-// descriptions handed out by kiln_model_input/output.
+// (the graph, the memory plan and the plans made for runs beyond its
+// bounds; safe to use from several sessions at once) and the descriptions
+// handed out by kiln_model_input/output.
 struct ModelState {
   kiln::rt::Artifact artifact;
   std::unique_ptr<kiln::rt::Executor> executor;
@@ -107,7 +108,8 @@ struct kiln_model {
 
 struct kiln_session {
   std::shared_ptr<const ModelState> model;
-  std::vector<kiln::Tensor> outputs;  // of the last run
+  kiln::rt::Session session;          // this session's arena
+  std::vector<kiln::Tensor> outputs;  // of the last run: views into the arena
 };
 
 extern "C" {
@@ -135,7 +137,7 @@ kiln_status kiln_model_load(const char* path, kiln_model** out) {
     auto state = std::make_shared<ModelState>();
     state->artifact = std::move(loaded.value());
     const kiln::Graph& graph = state->artifact.graph;
-    auto executor = kiln::rt::Executor::create(graph);
+    auto executor = kiln::rt::createExecutor(state->artifact);
     if (!executor) return fail(KILN_ERROR_INVALID_ARTIFACT, executor.status().message());
     state->executor = std::move(executor.value());
     for (kiln::ValueId id : graph.inputs())
@@ -171,7 +173,7 @@ kiln_status kiln_session_create(const kiln_model* model, const kiln_session_opti
       return fail(KILN_ERROR_INVALID_ARGUMENT,
                   kiln::cat("kiln_session_create: options->struct_size is ", options->struct_size,
                             "; set it to sizeof(kiln_session_options)"));
-    *out = new kiln_session{model->state, {}};
+    *out = new kiln_session{model->state, kiln::rt::Session(*model->state->executor), {}};
     return KILN_OK;
   });
 }
@@ -185,7 +187,6 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
     if ((n_inputs && !inputs) || (n_outputs && !outputs))
       return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_run: inputs or outputs is NULL");
     const ModelState& model = *session->model;
-    const kiln::Graph& graph = model.artifact.graph;
     if (n_outputs != model.outputs.size())
       return fail(KILN_ERROR_INVALID_ARGUMENT,
                   kiln::cat("kiln_session_run: the model has ", model.outputs.size(),
@@ -236,16 +237,11 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
 
     auto checked = model.executor->bindInputs(bound);
     if (!checked) return fail(KILN_ERROR_INVALID_ARGUMENT, checked.status().message());
-    auto results = model.executor->run(bound);
+    // The outputs live in the session's arena (an output that is an input,
+    // or a view of one, is copied there), so none aliases the caller's buffers.
+    auto results = session->session.run(bound);
     if (!results) return fail(KILN_ERROR_RUN, results.status().message());
-
-    // An output that is a graph input would alias the caller's buffer; copy
-    // it so every output lives in the session.
-    std::vector<kiln::Tensor>& kept = results.value();
-    for (size_t i = 0; i < kept.size(); ++i) {
-      if (graph.value(graph.outputs()[i]).kind == kiln::ValueKind::Input) kept[i] = kept[i].clone();
-    }
-    session->outputs = std::move(kept);
+    session->outputs = std::move(results.value());
     for (size_t i = 0; i < n_outputs; ++i) {
       const kiln::Tensor& t = session->outputs[i];
       outputs[i].name = model.outputs[i]->name.c_str();

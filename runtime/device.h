@@ -1,9 +1,14 @@
-// What a backend implements so the executor can run ops on it: allocate a
-// tensor in the device's memory and run one op into preallocated outputs.
-// The CPU backend (backends/cpu) is the first; later backends plug in here.
+// What a backend implements so the executor can run a planned program on it:
+// reserve an arena in the device's memory, allocate a lone tensor there, and
+// run one op into preallocated outputs. The memory plan names each register's
+// device and memory space; the executor finds the device by that name
+// (findDevice), so a new backend registers here and changes no planner code.
+// The CPU backend (backends/cpu) is the first.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -16,20 +21,37 @@
 
 namespace kiln::rt {
 
+// Every register's slot in an arena starts on this boundary (the planner
+// aligns offsets to it), so an arena base must be at least as aligned.
+inline constexpr size_t kArenaAlignment = 64;
+
 class Device {
  public:
   virtual ~Device() = default;
 
-  virtual std::string_view name() const = 0;  // "cpu"
+  virtual std::string_view name() const = 0;  // "cpu", as the plan names it
+  // Whether the device can address registers in this memory space ("host").
+  virtual bool hasMemory(std::string_view memory) const = 0;
   // Whether run() can execute ops of this kind.
   virtual bool supports(const OpDef& def) const = 0;
-  // A tensor of the given concrete shape in this device's memory.
+  // One block of `bytes` in `memory`, kArenaAlignment-aligned, reserved but
+  // not touched: pages cost nothing until a kernel writes them. The block
+  // lives as long as the returned pointer (or a copy) does.
+  virtual Expected<std::shared_ptr<void>> reserveArena(std::string_view memory, size_t bytes) = 0;
+  // A lone tensor of the given concrete shape in the device's default
+  // memory, for a register the plan could not size (a dim known only at run
+  // time) or whose value outgrew its slot.
   virtual Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) = 0;
-  // Runs one op. Inputs are null for absent optional operands; outputs are
-  // allocated by allocate() with the shapes inference gave. Must be safe to
-  // call from several threads at once on distinct tensors.
+  // Runs one op. Inputs are null for absent optional operands; outputs have
+  // the shapes inference gave and may alias an input where the op's
+  // definition allows it (OpDef::inplaceOperands, resultIsView). Must be
+  // safe to call from several threads at once on distinct tensors.
   virtual Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
                      std::span<Tensor* const> outputs) = 0;
 };
+
+// The device the plan calls `name`, or null when this runtime has none such.
+// Devices are stateless and shared by every session.
+Device* findDevice(std::string_view name);
 
 }  // namespace kiln::rt

@@ -1,12 +1,13 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
-#include "backends/cpu/cpu_device.h"
+#include "ir/attributes.h"
 #include "ir/op_registry.h"
 #include "ir/verifier.h"
 
@@ -104,24 +105,37 @@ std::optional<std::string> plainSymbol(const Dim& dim) {
   return monomial[0];
 }
 
+
+// Bytes of `type` under `bindings`; nullopt when a dim stays symbolic or
+// unknown, or the count overflows.
+std::optional<size_t> bytesAt(const TensorType& type, const SymbolBindings& bindings) {
+  uint64_t bytes = dtypeSize(type.dtype);
+  for (const Dim& dim : type.shape) {
+    std::optional<int64_t> n = dim.substitute(bindings).constant();
+    if (!n || *n < 0) return std::nullopt;
+    if (*n != 0 && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(*n))
+      return std::nullopt;
+    bytes *= static_cast<uint64_t>(*n);
+  }
+  return static_cast<size_t>(bytes);
+}
+
+size_t bytesOf(DType dtype, const std::vector<int64_t>& dims) {
+  size_t bytes = dtypeSize(dtype);
+  for (int64_t d : dims) bytes *= static_cast<size_t>(d);
+  return bytes;
+}
+
+// Whether [a, a + aBytes) and [b, b + bBytes) share a byte.
+bool overlaps(const void* a, size_t aBytes, const void* b, size_t bBytes) {
+  auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  return aBytes && bBytes && x < y + bBytes && y < x + aBytes;
+}
+
 }  // namespace
 
-Executor::Executor(const Graph& graph, std::unique_ptr<Device> device)
-    : graph_(graph), device_(std::move(device)) {}
-
-Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
-  KILN_RETURN_IF_ERROR(verifyGraph(graph));
-  auto device = std::make_unique<cpu::CpuDevice>();
-  for (ValueId w : graph.weights()) {
-    const Value& v = graph.value(w);
-    if (!v.data) return Status::error("weight @", v.name, " has no data; the graph cannot run");
-  }
-  for (const Op& op : graph.ops()) {
-    if (!device->supports(*op.def))
-      return Status::error(opContext(graph, op), "no kernel on device '", device->name(), "'");
-  }
-
-  std::unique_ptr<Executor> executor(new Executor(graph, std::move(device)));
+Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled)
+    : graph_(graph), compiled_(std::move(compiled)) {
   // Last use of each op result: the last op reading it, or its producer when
   // nothing reads it. Graph outputs are never released.
   std::vector<int32_t> lastUse(graph.values().size(), -1);
@@ -132,12 +146,134 @@ Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
       if (o != kNoValue) lastUse[static_cast<size_t>(o)] = static_cast<int32_t>(i);
   }
   for (ValueId out : graph.outputs()) lastUse[static_cast<size_t>(out)] = -1;
-  executor->releaseAfter_.resize(graph.ops().size());
+  releaseAfter_.resize(graph.ops().size());
   for (size_t v = 0; v < graph.values().size(); ++v) {
     if (graph.values()[v].kind == ValueKind::OpResult && lastUse[v] >= 0)
-      executor->releaseAfter_[static_cast<size_t>(lastUse[v])].push_back(static_cast<ValueId>(v));
+      releaseAfter_[static_cast<size_t>(lastUse[v])].push_back(static_cast<ValueId>(v));
   }
+}
+
+namespace {
+
+// What create() checks before planning: the graph verifies, weights have
+// data.
+Status checkRunnable(const Graph& graph) {
+  KILN_RETURN_IF_ERROR(verifyGraph(graph));
+  for (ValueId w : graph.weights()) {
+    const Value& v = graph.value(w);
+    if (!v.data) return Status::error("weight @", v.name, " has no data; the graph cannot run");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
+  KILN_RETURN_IF_ERROR(checkRunnable(graph));
+  Expected<MemoryPlan> plan = planMemory(graph, planningBounds(graph, {}));
+  if (plan) return create(graph, std::move(*plan));
+  // Only a dim known at run time alone (`?`) stops the planner; such a graph
+  // runs with each result allocated as it is computed.
+  auto unplanned = std::make_shared<PreparedPlan>();
+  unplanned->registerOf.assign(graph.values().size(), -1);
+  Device* cpu = findDevice("cpu");
+  for (const Op& op : graph.ops()) {
+    if (!cpu->supports(*op.def))
+      return Status::error(opContext(graph, op), "no kernel on device '", cpu->name(), "'");
+  }
+  unplanned->opDevice.assign(graph.ops().size(), cpu);
+  unplanned->unplannedReason = plan.status().message();
+  return std::unique_ptr<Executor>(new Executor(graph, std::move(unplanned)));
+}
+
+Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, MemoryPlan plan) {
+  KILN_RETURN_IF_ERROR(checkRunnable(graph));
+  std::unique_ptr<Executor> executor(new Executor(graph, nullptr));
+  Expected<std::shared_ptr<const PreparedPlan>> prepared = executor->prepare(std::move(plan));
+  if (!prepared) return prepared.status();
+  executor->compiled_ = std::move(*prepared);
   return executor;
+}
+
+Expected<std::shared_ptr<const PreparedPlan>> Executor::prepare(MemoryPlan plan) const {
+  const Graph& graph = graph_;
+  auto prepared = std::make_shared<PreparedPlan>();
+  if (plan.registers.size() != graph.values().size())
+    return Status::error("the memory plan has ", plan.registers.size(), " register(s); the graph has ",
+                         graph.values().size(), " value(s)");
+  prepared->registerOf.assign(graph.values().size(), -1);
+  for (size_t i = 0; i < plan.registers.size(); ++i) {
+    const RegisterPlan& r = plan.registers[i];
+    const std::string where = cat("the memory plan's register for ", registerRef(graph.values()[i].name));
+    if (r.value != static_cast<ValueId>(i))
+      return Status::error("the memory plan's register ", i, " is for value ", r.value, ", not ", i);
+    Device* device = findDevice(r.device);
+    if (!device) return Status::error(where, " is on device '", r.device, "', which this runtime does not have");
+    if (!device->hasMemory(r.memory))
+      return Status::error(where, " is in memory '", r.memory, "', which device '", r.device, "' does not have");
+    if (r.kind == RegisterPlan::Arena) {
+      if (r.offset % kArenaAlignment != 0)
+        return Status::error(where, " is at offset ", r.offset, ", not a multiple of ", kArenaAlignment);
+      size_t& extent = prepared->arenaBytes[r.memory];
+      extent = std::max(extent, r.offset + r.bytes);
+      prepared->arenaDevice[r.memory] = device;
+    }
+    prepared->registerOf[i] = static_cast<int32_t>(i);
+  }
+  for (size_t i = 0; i < graph.ops().size(); ++i) {
+    const Op& op = graph.ops()[i];
+    Device* device = nullptr;
+    for (ValueId result : op.results) {
+      Device* d = findDevice(plan.registers[static_cast<size_t>(result)].device);
+      if (device && d != device)
+        return Status::error(opContext(graph, op), "its results are planned on devices '", device->name(),
+                             "' and '", d->name(), "'");
+      device = d;
+    }
+    if (!device) device = findDevice("cpu");  // an op without results
+    if (!device->supports(*op.def))
+      return Status::error(opContext(graph, op), "no kernel on device '", device->name(), "'");
+    prepared->opDevice.push_back(device);
+  }
+  prepared->plan = std::move(plan);
+  return std::shared_ptr<const PreparedPlan>(std::move(prepared));
+}
+
+bool Executor::fits(const PreparedPlan& prepared, const SymbolBindings& bindings) const {
+  for (const RegisterPlan& r : prepared.plan.registers) {
+    if (r.kind != RegisterPlan::Arena) continue;
+    // A size that stays unknown is checked when the op runs.
+    std::optional<size_t> bytes = bytesAt(graph_.value(r.value).type, bindings);
+    if (bytes && *bytes > r.bytes) return false;
+  }
+  return true;
+}
+
+Expected<std::shared_ptr<const PreparedPlan>> Executor::planFor(const SymbolBindings& bindings,
+                                                                bool* replanned) const {
+  if (replanned) *replanned = false;
+  if (!compiled_->unplannedReason.empty() || fits(*compiled_, bindings)) return compiled_;
+  if (replanned) *replanned = true;
+  {
+    std::lock_guard<std::mutex> lock(cacheMutex_);
+    for (auto it = replans_.begin(); it != replans_.end(); ++it) {
+      if (it->first != bindings) continue;
+      replans_.splice(replans_.begin(), replans_, it);  // most recently used first
+      return it->second;
+    }
+  }
+  // Plan outside the lock: other sessions keep running meanwhile. Symbols
+  // the inputs do not bind keep their compiled bounds.
+  SymbolBindings bounds = compiled_->plan.bounds;
+  for (const auto& [symbol, value] : bindings) bounds[symbol] = value;
+  Expected<MemoryPlan> plan = planMemory(graph_, bounds);
+  if (!plan) return plan.status();
+  Expected<std::shared_ptr<const PreparedPlan>> prepared = prepare(std::move(*plan));
+  if (!prepared) return prepared.status();
+  std::lock_guard<std::mutex> lock(cacheMutex_);
+  replans_.emplace_front(bindings, *prepared);
+  if (replans_.size() > kPlanCacheSize) replans_.pop_back();
+  return *prepared;
 }
 
 Expected<SymbolBindings> Executor::bindInputs(const std::vector<Tensor>& inputs) const {
@@ -192,30 +328,79 @@ Expected<SymbolBindings> Executor::bindInputs(const std::vector<Tensor>& inputs)
 }
 
 Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) const {
-  Expected<SymbolBindings> bound = bindInputs(inputs);
+  Session session(*this);
+  return session.run(inputs);
+}
+
+Status Session::reserveArenas(const PreparedPlan& prepared) {
+  for (const auto& [memory, bytes] : prepared.arenaBytes) {
+    size_t& reserved = arenaSizes_[memory];
+    if (arenas_.count(memory) && reserved >= bytes) continue;
+    // The old block goes now (outputs of earlier runs that view it keep it).
+    arenas_.erase(memory);
+    Expected<std::shared_ptr<void>> block = prepared.arenaDevice.at(memory)->reserveArena(memory, bytes);
+    if (!block) return block.status();
+    arenas_[memory] = std::move(*block);
+    reserved = bytes;
+  }
+  return Status::ok();
+}
+
+Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
+  const Graph& graph = executor_.graph_;
+  Expected<SymbolBindings> bound = executor_.bindInputs(inputs);
   if (!bound) return bound.status();
   SymbolBindings& bindings = bound.value();
 
+  RunStats stats;
+  if (!lastPlan_ || bindings != lastBindings_) {
+    Expected<std::shared_ptr<const PreparedPlan>> chosen = executor_.planFor(bindings, &stats.replanned);
+    if (!chosen) return chosen.status().withContext("cannot plan memory for this run: ");
+    lastPlan_ = std::move(*chosen);
+    lastBindings_ = bindings;
+  } else {
+    stats.replanned = lastPlan_ != executor_.compiled_;
+  }
+  const PreparedPlan& prepared = *lastPlan_;
+  KILN_RETURN_IF_ERROR(reserveArenas(prepared));
+  for (const auto& [memory, bytes] : arenaSizes_) stats.arenaBytes += bytes;
+
+  // Each register's arena (its base and keep-alive), resolved once per run.
+  std::vector<const std::shared_ptr<void>*> arenaOf(prepared.plan.registers.size(), nullptr);
+  for (size_t i = 0; i < prepared.plan.registers.size(); ++i) {
+    const RegisterPlan& r = prepared.plan.registers[i];
+    if (r.kind != RegisterPlan::Arena) continue;
+    auto it = arenas_.find(r.memory);
+    if (it != arenas_.end()) arenaOf[i] = &it->second;
+  }
+
   // Tensors of inputs and op results by ValueId; weights are read in place.
-  std::vector<std::optional<Tensor>> env(graph_.values().size());
-  for (size_t i = 0; i < inputs.size(); ++i) env[static_cast<size_t>(graph_.inputs()[i])] = inputs[i];
+  values_.assign(graph.values().size(), Tensor{});
+  std::vector<bool> present(graph.values().size(), false);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    values_[static_cast<size_t>(graph.inputs()[i])] = inputs[i];
+    present[static_cast<size_t>(graph.inputs()[i])] = true;
+  }
   auto tensorOf = [&](ValueId id) -> const Tensor* {
-    const Value& v = graph_.value(id);
+    const Value& v = graph.value(id);
     if (v.kind == ValueKind::Weight) return &*v.data;
-    const std::optional<Tensor>& t = env[static_cast<size_t>(id)];
-    return t ? &*t : nullptr;
+    return present[static_cast<size_t>(id)] ? &values_[static_cast<size_t>(id)] : nullptr;
   };
+  // Drops the run's tensors however it ends (heap results are freed).
+  struct ClearOnExit {
+    std::vector<Tensor>& values;
+    ~ClearOnExit() { values.assign(values.size(), Tensor{}); }
+  } clearOnExit{values_};
 
   std::vector<TensorType> operandTypes;
   std::vector<OperandInfo> operandInfos;
   std::vector<const Tensor*> operandTensors;
   std::vector<TensorType> inferred;
-  std::vector<Tensor> results;
   std::vector<Tensor*> resultPtrs;
-  for (size_t opIndex = 0; opIndex < graph_.ops().size(); ++opIndex) {
-    const Op& op = graph_.ops()[opIndex];
+  for (size_t opIndex = 0; opIndex < graph.ops().size(); ++opIndex) {
+    const Op& op = graph.ops()[opIndex];
     // Built only on failure: this loop is the hot path of every run.
-    auto context = [&] { return opContext(graph_, op); };
+    auto context = [&] { return opContext(graph, op); };
 
     size_t n = op.operands.size();
     operandTypes.assign(n, TensorType{});
@@ -225,7 +410,7 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
       if (op.operands[i] == kNoValue) continue;
       const Tensor* t = tensorOf(op.operands[i]);
       if (!t) {  // the verifier rules this out; guard anyway
-        return Status::error(context(), "operand ", registerRef(graph_.value(op.operands[i]).name),
+        return Status::error(context(), "operand ", registerRef(graph.value(op.operands[i]).name),
                              " has no value");
       }
       operandTypes[i] = t->type();
@@ -242,10 +427,11 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
       return Status::error(context(), "inference gave ", inferred.size(), " result type(s) for ",
                            op.results.size(), " result(s)");
     }
-    results.assign(op.results.size(), Tensor{});
+    Device* device = prepared.opDevice[opIndex];
     resultPtrs.assign(op.results.size(), nullptr);
     for (size_t r = 0; r < op.results.size(); ++r) {
-      const Value& result = graph_.value(op.results[r]);
+      const ValueId id = op.results[r];
+      const Value& result = graph.value(id);
       std::optional<std::vector<int64_t>> dims = inferred[r].staticDims();
       if (!dims) {
         return Status::error(context(), "inference gave result ", registerRef(result.name),
@@ -256,28 +442,51 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
                              concreteTypeStr(inferred[r].dtype, *dims), " but the graph declares ",
                              result.type.str(), bindingsNote(result.type, bindings));
       }
-      Expected<Tensor> allocated = device_->allocate(inferred[r].dtype, *dims);
-      if (!allocated) return allocated.status().withContext(context());
-      results[r] = std::move(allocated.value());
-      resultPtrs[r] = &results[r];
+      // Into its slot: the bytes it views, its place in the arena, or (no
+      // plan, or it outgrew the slot) memory of its own.
+      Tensor& slot = values_[static_cast<size_t>(id)];
+      const int32_t index = prepared.registerOf[static_cast<size_t>(id)];
+      const RegisterPlan* planned = index >= 0 ? &prepared.plan.registers[static_cast<size_t>(index)] : nullptr;
+      const Tensor* viewed = planned && planned->kind == RegisterPlan::View ? operandTensors[0] : nullptr;
+      const size_t bytes = bytesOf(inferred[r].dtype, *dims);
+      if (viewed && viewed->dtype() == inferred[r].dtype && viewed->byteSize() == bytes) {
+        slot = viewed->reshaped(*dims);
+      } else if (planned && planned->kind == RegisterPlan::Arena && bytes <= planned->bytes &&
+                 arenaOf[static_cast<size_t>(index)]) {
+        const std::shared_ptr<void>& arena = *arenaOf[static_cast<size_t>(index)];
+        slot = Tensor::view(inferred[r].dtype, std::move(*dims), static_cast<char*>(arena.get()) + planned->offset,
+                            arena);
+      } else {
+        Expected<Tensor> allocated = device->allocate(inferred[r].dtype, *dims);
+        if (!allocated) return allocated.status().withContext(context());
+        slot = std::move(*allocated);
+        ++stats.registersOffPlan;
+      }
+      present[static_cast<size_t>(id)] = true;
+      resultPtrs[r] = &slot;
     }
 
     const std::optional<Attributes> resolvedAttrs = resolveDimAttributes(op.attrs, bindings);
-    Status ran = device_->run(*op.def, resolvedAttrs ? *resolvedAttrs : op.attrs, operandTensors, resultPtrs);
+    Status ran = device->run(*op.def, resolvedAttrs ? *resolvedAttrs : op.attrs, operandTensors, resultPtrs);
     if (!ran) return ran.withContext(context());
 
-    for (size_t r = 0; r < op.results.size(); ++r)
-      env[static_cast<size_t>(op.results[r])] = std::move(results[r]);
-    for (ValueId dead : releaseAfter_[opIndex]) env[static_cast<size_t>(dead)].reset();
+    for (ValueId dead : executor_.releaseAfter_[opIndex]) {
+      values_[static_cast<size_t>(dead)] = Tensor{};
+      present[static_cast<size_t>(dead)] = false;
+    }
   }
 
   std::vector<Tensor> outputs;
-  outputs.reserve(graph_.outputs().size());
-  for (ValueId out : graph_.outputs()) {
+  outputs.reserve(graph.outputs().size());
+  for (ValueId out : graph.outputs()) {
     const Tensor* t = tensorOf(out);
-    if (!t) return Status::error("output ", registerRef(graph_.value(out).name), " was not computed");
-    outputs.push_back(*t);
+    if (!t) return Status::error("output ", registerRef(graph.value(out).name), " was not computed");
+    bool aliasesInput = false;
+    for (const Tensor& input : inputs)
+      aliasesInput = aliasesInput || overlaps(t->data(), t->byteSize(), input.data(), input.byteSize());
+    outputs.push_back(aliasesInput ? t->clone() : *t);
   }
+  stats_ = stats;
   return outputs;
 }
 

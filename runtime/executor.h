@@ -1,10 +1,26 @@
-// Runs a verified graph on concrete inputs, op by op in graph order: type
-// inference on the concrete shapes (the registry's runtime shape function),
-// allocation of the results, then the device kernel. Intermediates are freed
-// after their last use.
+// Runs a verified graph by its memory plan. An Executor is the model-level
+// program: the graph, its memory plan and the device of every op, shared
+// read-only by any number of Sessions on any threads. A Session is one
+// caller's state: an arena per memory space, reserved at the plan's size
+// and never touched until a kernel writes it; each op result is a view into
+// it at the register's planned offset, so a run allocates no tensor memory
+// per op. Ops run in graph order: type inference on the concrete shapes (the
+// registry's runtime shape function), a check against the declared types,
+// then the device kernel writing straight into the result's slot.
+//
+// A run whose shapes make a register larger than its planned slot (symbols
+// past the plan's bounds) runs under a plan made for exactly its symbol
+// bindings; the Executor keeps the last few such plans (kPlanCacheSize), so
+// memory follows the largest run seen and never grows without bound.
+// Design and guarantees: docs/runtime-api.md ("Inside the library").
 #pragma once
 
+#include <cstdint>
+#include <list>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "ir/dim.h"
@@ -12,19 +28,42 @@
 #include "ir/status.h"
 #include "ir/tensor.h"
 #include "runtime/device.h"
+#include "runtime/planning/memory_plan.h"
 
 namespace kiln::rt {
 
+// A memory plan with what running by it needs: each value's register, each
+// op's device, each memory space's arena size.
+struct PreparedPlan {
+  MemoryPlan plan;
+  std::vector<int32_t> registerOf;  // ValueId -> index in plan.registers, -1 when unplanned
+  std::vector<Device*> opDevice;    // per op: the device of its results
+  std::map<std::string, size_t> arenaBytes;    // memory space -> the bytes its arena needs
+  std::map<std::string, Device*> arenaDevice;  // memory space -> the device that reserves it
+  // Set when the graph could not be planned (a dim known only at run time):
+  // then every result gets memory of its own as it is computed.
+  std::string unplannedReason;
+};
+
 class Executor {
  public:
-  // Verifies the graph and checks that every weight has data and every op a
-  // kernel. The graph must outlive the executor and stay unchanged.
+  // How many plans made at run time (for bindings past the compiled
+  // bounds) the executor keeps, least recently used first out.
+  static constexpr size_t kPlanCacheSize = 4;
+
+  // Verifies the graph, checks that every weight has data and every op a
+  // kernel, and plans memory at the default bounds (planning.md). The graph
+  // must outlive the executor and stay unchanged.
   static Expected<std::unique_ptr<Executor>> create(const Graph& graph);
+  // The same with a plan made earlier (an artifact's); it must be a plan of
+  // this graph: every register in a memory a known device has.
+  static Expected<std::unique_ptr<Executor>> create(const Graph& graph, MemoryPlan plan);
 
   // Inputs in graph input order; outputs in graph output order. Each input's
   // dtype, rank and static dims must match the graph input type; symbolic
-  // dims are bound from the inputs and must agree across them. run() keeps no
-  // state between calls, so several threads may call it at once.
+  // dims are bound from the inputs and must agree across them. Runs in a
+  // fresh Session; the outputs keep its arena alive. Safe to call from
+  // several threads at once.
   Expected<std::vector<Tensor>> run(const std::vector<Tensor>& inputs) const;
 
   // The input checks of run() alone: the symbol bindings the inputs imply,
@@ -32,14 +71,67 @@ class Executor {
   Expected<SymbolBindings> bindInputs(const std::vector<Tensor>& inputs) const;
 
   const Graph& graph() const { return graph_; }
+  // The plan runs within its bounds use; empty when the graph could not be
+  // planned, and unplannedReason() says why.
+  const MemoryPlan& plan() const { return compiled_->plan; }
+  bool planned() const { return compiled_->unplannedReason.empty(); }
+  const std::string& unplannedReason() const { return compiled_->unplannedReason; }
+
+  // The plan for a run with these bindings: the compiled one when every
+  // register fits its slot, else one planned for exactly these bindings
+  // (cached). `replanned` says which.
+  Expected<std::shared_ptr<const PreparedPlan>> planFor(const SymbolBindings& bindings,
+                                                        bool* replanned = nullptr) const;
 
  private:
-  Executor(const Graph& graph, std::unique_ptr<Device> device);
+  friend class Session;
+  Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled);
+  Expected<std::shared_ptr<const PreparedPlan>> prepare(MemoryPlan plan) const;
+  bool fits(const PreparedPlan& prepared, const SymbolBindings& bindings) const;
 
   const Graph& graph_;
-  std::unique_ptr<Device> device_;
-  // For each op, the values whose last use it is (freed after it runs).
+  std::shared_ptr<const PreparedPlan> compiled_;
+  // For each op, the values whose last use it is: their tensors are dropped
+  // after it runs (only memory outside the arena is freed by that).
   std::vector<std::vector<ValueId>> releaseAfter_;
+
+  mutable std::mutex cacheMutex_;  // guards replans_
+  mutable std::list<std::pair<SymbolBindings, std::shared_ptr<const PreparedPlan>>> replans_;
+};
+
+// One caller's state for running an Executor's program: the arenas and the
+// tensors of the run in progress. A session is used by one thread at a time;
+// sessions of one executor run concurrently. It must not outlive the
+// executor.
+class Session {
+ public:
+  explicit Session(const Executor& executor) : executor_(executor) {}
+
+  // As Executor::run. The outputs are views into the session's arena (or
+  // mapped weights): their contents are valid until the next run of this
+  // session; an output that is a graph input, or a view of one, is copied,
+  // so no output aliases the caller's buffers.
+  Expected<std::vector<Tensor>> run(const std::vector<Tensor>& inputs);
+
+  // What the last successful run used.
+  struct RunStats {
+    bool replanned = false;          // it ran under a plan made for its bindings
+    size_t arenaBytes = 0;           // reserved, summed over memory spaces
+    int64_t registersOffPlan = 0;    // results allocated outside the arena (no slot fitted them)
+  };
+  const RunStats& lastRun() const { return stats_; }
+
+ private:
+  Status reserveArenas(const PreparedPlan& prepared);
+
+  const Executor& executor_;
+  std::map<std::string, std::shared_ptr<void>, std::less<>> arenas_;  // memory space -> block
+  std::map<std::string, size_t, std::less<>> arenaSizes_;
+  // The plan of the last run and the bindings it was chosen for.
+  SymbolBindings lastBindings_;
+  std::shared_ptr<const PreparedPlan> lastPlan_;
+  std::vector<Tensor> values_;  // by ValueId, during a run
+  RunStats stats_;
 };
 
 }  // namespace kiln::rt

@@ -1,11 +1,28 @@
 #include "backends/cpu/cpu_device.h"
 
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
 #include <limits>
 #include <new>
 
 #include "ir/type.h"
 
 namespace kiln::cpu {
+
+Expected<std::shared_ptr<void>> CpuDevice::reserveArena(std::string_view memory, size_t bytes) {
+  if (!hasMemory(memory))
+    return Status::error("device 'cpu' has no memory space '", memory, "' (it has 'host')");
+  if (bytes == 0) return std::shared_ptr<void>();
+  // MAP_NORESERVE: an arena planned for the largest shapes costs only the
+  // pages a run of smaller shapes writes.
+  void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+  if (base == MAP_FAILED)
+    return Status::error("cannot reserve a ", bytes, "-byte arena in host memory: ", std::strerror(errno));
+  return std::shared_ptr<void>(base, [bytes](void* p) { ::munmap(p, bytes); });
+}
 
 Expected<Tensor> CpuDevice::allocate(DType dtype, const std::vector<int64_t>& shape) {
   // Guard the byte count against overflow before asking for memory.

@@ -9,7 +9,11 @@ namespace kiln::cpu {
 class CpuDevice final : public rt::Device {
  public:
   std::string_view name() const override { return "cpu"; }
+  bool hasMemory(std::string_view memory) const override { return memory == "host"; }
   bool supports(const OpDef& def) const override { return def.reference != nullptr; }
+  // An anonymous private mapping: page-aligned, and the kernel gives it
+  // pages only as they are first written.
+  Expected<std::shared_ptr<void>> reserveArena(std::string_view memory, size_t bytes) override;
   Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) override;
   Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
              std::span<Tensor* const> outputs) override;

@@ -1,6 +1,7 @@
-// The .kiln artifact: a round trip with weights of every dtype, and each
-// refusal (missing, truncated, wrong magic, newer version, corrupt, bad
-// section or weight table) with the message that says which.
+// The .kiln artifact: a round trip with weights of every dtype and the
+// memory plan, and each refusal (missing, truncated, wrong magic, older or
+// newer version, corrupt, bad section or weight table, a plan that does not
+// match the program) with the message that says which.
 #include "runtime/artifact.h"
 
 #include <gtest/gtest.h>
@@ -82,6 +83,19 @@ class ArtifactTest : public ::testing::Test {
     std::memcpy(&value, bytes.data() + offset, sizeof(T));
     return value;
   }
+  // The file offset of the section-table entry of `kind`.
+  static size_t entryOf(const std::vector<uint8_t>& bytes, SectionKind kind) {
+    const size_t table = get<uint64_t>(bytes, 32);
+    for (uint32_t i = 0; i < get<uint32_t>(bytes, 40); ++i) {
+      size_t entry = table + i * kArtifactSectionEntrySize;
+      if (get<uint32_t>(bytes, entry) == static_cast<uint32_t>(kind)) return entry;
+    }
+    ADD_FAILURE() << "no section of kind " << static_cast<uint32_t>(kind);
+    return table;
+  }
+  static size_t sectionAt(const std::vector<uint8_t>& bytes, SectionKind kind) {
+    return get<uint64_t>(bytes, entryOf(bytes, kind) + 8);
+  }
 
   // The load error for `file`, with the path prefix removed.
   static std::string loadError(const std::string& file, LoadFailure expected = LoadFailure::Invalid) {
@@ -111,11 +125,114 @@ TEST_F(ArtifactTest, RoundTripsProgramAndWeightsOfEveryDType) {
   EXPECT_EQ(loaded->formatVersion, kArtifactFormatVersion);
   EXPECT_EQ(loaded->fileSize, fs::file_size(file));
   EXPECT_EQ(loaded->weightBytes, 24u + 6 + 4 + 16 + 24 + 4 + 3 + 2 + 3 + 4);
-  EXPECT_EQ(loaded->sections.size(), 3u);
+  EXPECT_EQ(loaded->sections.size(), 4u);
   for (ValueId w : loaded->graph.weights()) {
     auto address = reinterpret_cast<uintptr_t>(loaded->graph.value(w).data->data());
     EXPECT_EQ(address % kWeightAlignment, 0u) << loaded->graph.value(w).name;
   }
+
+  // The plan comes back as planMemory made it at the default bounds (n = 2048).
+  auto expected = planMemory(*original, planningBounds(*original, {}));
+  ASSERT_TRUE(expected.isOk()) << expected.status().message();
+  ASSERT_TRUE(loaded->plan.has_value());
+  const MemoryPlan& plan = *loaded->plan;
+  EXPECT_EQ(plan.bounds, (SymbolBindings{{"n", 2048}}));
+  EXPECT_EQ(plan.peakBytes, 2048u * 3 * 4);
+  EXPECT_EQ(plan.naiveBytes, expected->naiveBytes);
+  EXPECT_EQ(plan.lowerBoundBytes, expected->lowerBoundBytes);
+  EXPECT_EQ(plan.buffers, expected->buffers);
+  ASSERT_EQ(plan.registers.size(), loaded->graph.values().size());
+  for (size_t v = 0; v < plan.registers.size(); ++v) {
+    const RegisterPlan& got = plan.registers[v];
+    // Same text, same order: the parsed ValueIds are the original's.
+    const RegisterPlan& want = expected->registers[v];
+    EXPECT_EQ(got.value, static_cast<ValueId>(v));
+    EXPECT_EQ(got.kind, want.kind) << v;
+    EXPECT_EQ(got.device, "cpu");
+    EXPECT_EQ(got.memory, "host");
+    EXPECT_EQ(got.buffer, want.buffer) << v;
+    EXPECT_EQ(got.offset, want.offset) << v;
+    EXPECT_EQ(got.bytes, want.bytes) << v;
+    EXPECT_EQ(got.liveStart, want.liveStart) << v;
+    EXPECT_EQ(got.liveEnd, want.liveEnd) << v;
+  }
+  const RegisterPlan& y = plan.registers[static_cast<size_t>(*loaded->graph.find("y"))];
+  EXPECT_EQ(y.kind, RegisterPlan::Arena);
+  EXPECT_EQ(y.bytes, 2048u * 3 * 4);
+  EXPECT_EQ(y.liveStart, 0);
+  EXPECT_EQ(y.liveEnd, 1);  // an output: live past the last op
+}
+
+TEST_F(ArtifactTest, PlanOfValuesByNameSurvivesAReorderedProgram) {
+  // Built through the graph API, the weight comes after the op's result, so
+  // the parsed program numbers the values differently; the plan follows the
+  // names, views included.
+  Graph graph;
+  ValueId x = graph.addInput("x", TensorType{DType::F32, {Dim::symbol("seq"), 4}});
+  graph.addOp(OpRegistry::global().find("relu"), {x}, {TensorType{DType::F32, {Dim::symbol("seq"), 4}}}, {},
+              "", {"r"});
+  ValueId r = *graph.find("r");
+  Tensor bias = Tensor::allocate(DType::F32, {4});
+  ValueId b = graph.addWeight("b", bias);
+  graph.addOp(OpRegistry::global().find("add"), {r, b}, {TensorType{DType::F32, {Dim::symbol("seq"), 4}}}, {},
+              "", {"s"});
+  ValueId sum = *graph.find("s");
+  Attributes attrs;
+  attrs.set("shape", std::vector<Dim>{Dim::symbol("seq") * 2, 2});
+  graph.addOp(OpRegistry::global().find("reshape"), {sum},
+              {TensorType{DType::F32, {Dim::symbol("seq") * 2, 2}}}, attrs, "", {"v"});
+  graph.setOutputs({*graph.find("v")});
+  auto plan = planMemory(graph, {{"seq", 16}});
+  ASSERT_TRUE(plan.isOk()) << plan.status().message();
+  ASSERT_EQ(plan->registers[static_cast<size_t>(*graph.find("v"))].kind, RegisterPlan::View);
+  Status written = writeArtifact(graph, &*plan, path("reordered.kiln"));
+  ASSERT_TRUE(written.isOk()) << written.message();
+
+  auto loaded = loadArtifact(path("reordered.kiln"));
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  ASSERT_TRUE(loaded->plan.has_value());
+  const Graph& parsed = loaded->graph;
+  EXPECT_NE(*parsed.find("b"), b);  // the ids moved
+  for (const char* name : {"x", "r", "b", "s", "v"}) {
+    const RegisterPlan& want = plan->registers[static_cast<size_t>(*graph.find(name))];
+    const RegisterPlan& got = loaded->plan->registers[static_cast<size_t>(*parsed.find(name))];
+    EXPECT_EQ(got.value, *parsed.find(name)) << name;
+    EXPECT_EQ(got.kind, want.kind) << name;
+    EXPECT_EQ(got.offset, want.offset) << name;
+    EXPECT_EQ(got.bytes, want.bytes) << name;
+    EXPECT_EQ(got.liveStart, want.liveStart) << name;
+    EXPECT_EQ(got.liveEnd, want.liveEnd) << name;
+  }
+  EXPECT_EQ(loaded->plan->registers[static_cast<size_t>(*parsed.find("v"))].viewOf, *parsed.find("s"));
+}
+
+TEST_F(ArtifactTest, AProgramThatCannotBePlannedIsWrittenWithoutAPlanAndStillRuns) {
+  // The reshape's target comes in as data, so its result has `?` dims.
+  auto graph = parseGraph(
+      "graph @main(%x: f32[6], %shape: i64[2]) -> (%y: f32[?, ?]) {\n"
+      "  %r = reshape %x, %shape : f32[?, ?]\n"
+      "  %y = relu %r : f32[?, ?]\n"
+      "  return %y\n"
+      "}\n");
+  ASSERT_TRUE(graph.isOk()) << graph.status().message();
+  ASSERT_TRUE(writeArtifact(*graph, path("unplanned.kiln")).isOk());
+  auto loaded = loadArtifact(path("unplanned.kiln"));
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_FALSE(loaded->plan.has_value());
+  EXPECT_EQ(loaded->sections.size(), 3u);
+  auto executor = createExecutor(*loaded);
+  ASSERT_TRUE(executor.isOk()) << executor.status().message();
+  EXPECT_FALSE((*executor)->planned());
+  Tensor x = Tensor::allocate(DType::F32, {6});
+  for (int i = 0; i < 6; ++i) x.data<float>()[i] = static_cast<float>(i - 3);
+  Tensor shape = Tensor::allocate(DType::I64, {2});
+  shape.data<int64_t>()[0] = 3;
+  shape.data<int64_t>()[1] = 2;
+  auto outputs = (*executor)->run({x, shape});
+  ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+  EXPECT_EQ((*outputs)[0].shape(), (std::vector<int64_t>{3, 2}));
+  const float* y = (*outputs)[0].data<float>();
+  EXPECT_EQ(std::vector<float>(y, y + 6), (std::vector<float>{0, 0, 0, 0, 1, 2}));
 }
 
 TEST_F(ArtifactTest, LoadedGraphRunsAndWeightsOutliveTheArtifact) {
@@ -175,6 +292,70 @@ TEST_F(ArtifactTest, RefusesANewerFormatVersion) {
                                                std::to_string(kArtifactFormatVersion));
 }
 
+TEST_F(ArtifactTest, RefusesAnOlderFormatVersion) {
+  std::vector<uint8_t> bytes = readBytes(writeSample());
+  put<uint32_t>(bytes, 8, 1);  // version 1 held no memory plan
+  writeBytes(path("older.kiln"), bytes);
+  EXPECT_EQ(loadError(path("older.kiln")), "format version 1 is older than this runtime's 2, recompile");
+}
+
+TEST_F(ArtifactTest, RefusesAPlanThatDoesNotMatchTheProgram) {
+  const std::vector<uint8_t> good = readBytes(writeSample());
+  // The plan section: u32 symbol count (1), u32 length (1), "n", i64 2048,
+  // u64 peak, u64 naive, u64 lower bound, i32 buffers, u32 register count,
+  // then the registers in value order: %x first, then the weights, then %y.
+  const size_t plan = sectionAt(good, SectionKind::Plan);
+  ASSERT_EQ(get<uint32_t>(good, plan), 1u);
+  ASSERT_EQ(get<int64_t>(good, plan + 9), 2048);
+  const size_t countAt = plan + 17 + 24 + 4;
+  ASSERT_EQ(get<uint32_t>(good, countAt), 12u);
+
+  std::vector<uint8_t> bytes = good;
+  put<int64_t>(bytes, plan + 9, 1024);  // a bound the sizes were not planned for
+  resign(bytes);
+  writeBytes(path("bound.kiln"), bytes);
+  EXPECT_EQ(loadError(path("bound.kiln")),
+            "corrupt: memory plan: %x has 16384 bytes; its type f32[n, 2] needs 8192 at the plan's bounds");
+
+  bytes = good;
+  put<uint32_t>(bytes, countAt, 11);
+  resign(bytes);
+  writeBytes(path("count.kiln"), bytes);
+  EXPECT_EQ(loadError(path("count.kiln")), "corrupt: memory plan: 11 register(s) for a program of 12 value(s)");
+
+  // %x's register: u32 length, "x", u8 kind, u8 3 "cpu", u8 4 "host", i32
+  // buffer, u64 offset, u64 bytes, ...
+  const size_t x = countAt + 4;
+  ASSERT_EQ(get<uint8_t>(good, x + 4), 'x');
+  bytes = good;
+  put<uint8_t>(bytes, x + 5, 0);  // an input planned as an arena register
+  resign(bytes);
+  writeBytes(path("kind.kiln"), bytes);
+  EXPECT_EQ(loadError(path("kind.kiln")), "corrupt: memory plan: %x is an input but has kind arena");
+
+  bytes = good;
+  put<uint8_t>(bytes, x + 7, 'g');  // device "gpu"
+  resign(bytes);
+  writeBytes(path("device.kiln"), bytes);
+  ASSERT_EQ(loadError(path("device.kiln")), "<loaded>");
+  auto loaded = loadArtifact(path("device.kiln"));
+  auto executor = createExecutor(*loaded);
+  ASSERT_FALSE(executor.isOk());
+  EXPECT_EQ(executor.status().message(),
+            "the memory plan's register for %x is on device 'gpu', which this runtime does not have");
+}
+
+TEST_F(ArtifactTest, WritingRefusesAPlanOfAnotherGraph) {
+  auto graph = parseGraph(kAllDTypes);
+  ASSERT_TRUE(graph.isOk());
+  auto other = parseGraph("graph @main(%x: f32[2]) -> (%y: f32[2]) {\n  %y = relu %x : f32[2]\n  return %y\n}\n");
+  ASSERT_TRUE(other.isOk());
+  auto plan = planMemory(*other, {});
+  ASSERT_TRUE(plan.isOk());
+  EXPECT_EQ(writeArtifact(*graph, &*plan, path("mismatch.kiln")).message(),
+            "cannot write artifact '" + path("mismatch.kiln") + "': the memory plan has 2 register(s) for a graph of 12 value(s)");
+}
+
 TEST_F(ArtifactTest, RefusesCorruptContents) {
   std::vector<uint8_t> bytes = readBytes(writeSample());
   bytes[bytes.size() - 1] ^= 0x10;  // a bit of the last weight
@@ -195,11 +376,21 @@ TEST_F(ArtifactTest, RefusesABadSectionTable) {
   const uint64_t fileSize = good.size();
 
   std::vector<uint8_t> bytes = good;
-  put<uint64_t>(bytes, table + 2 * kArtifactSectionEntrySize + 16, fileSize);  // weight data size
+  const size_t data = entryOf(good, SectionKind::WeightData);
+  put<uint64_t>(bytes, data + 16, fileSize);  // weight data size
   resign(bytes);
   writeBytes(path("past_end.kiln"), bytes);
-  EXPECT_EQ(loadError(path("past_end.kiln")).rfind("bad section table: section 2 (weight data) spans [", 0),
-            0u);
+  EXPECT_EQ(loadError(path("past_end.kiln")),
+            "bad section table: section " + std::to_string((data - table) / kArtifactSectionEntrySize) +
+                " (weight data) spans [" + std::to_string(get<uint64_t>(good, data + 8)) + ", " +
+                std::to_string(get<uint64_t>(good, data + 8) + fileSize) + ") outside the file's contents [" +
+                std::to_string(table + 4 * kArtifactSectionEntrySize) + ", " + std::to_string(fileSize) + ")");
+
+  bytes = good;
+  put<uint32_t>(bytes, entryOf(good, SectionKind::Plan), static_cast<uint32_t>(SectionKind::Program));
+  resign(bytes);
+  writeBytes(path("two_programs.kiln"), bytes);
+  EXPECT_EQ(loadError(path("two_programs.kiln")), "bad section table: more than one program section");
 
   bytes = good;
   put<uint32_t>(bytes, table, 99);  // the program's kind: now unknown, so no program
@@ -214,16 +405,16 @@ TEST_F(ArtifactTest, RefusesABadSectionTable) {
   EXPECT_EQ(loadError(path("no_sections.kiln")), "bad section table: 0 sections (1 to 64 allowed)");
 
   bytes = good;
-  put<uint64_t>(bytes, table + 8, get<uint64_t>(good, table + kArtifactSectionEntrySize + 8) - 1);
+  const size_t program = entryOf(good, SectionKind::Program);
+  put<uint64_t>(bytes, program + 16, get<uint64_t>(good, program + 16) + 1);  // into the next section
   resign(bytes);
   writeBytes(path("overlap.kiln"), bytes);
-  EXPECT_EQ(loadError(path("overlap.kiln")), "bad section table: sections program and weight table overlap");
+  EXPECT_EQ(loadError(path("overlap.kiln")), "bad section table: sections program and memory plan overlap");
 }
 
 TEST_F(ArtifactTest, RefusesABadWeightTable) {
   std::vector<uint8_t> bytes = readBytes(writeSample());
-  const size_t table = get<uint64_t>(bytes, 32);
-  const size_t weightTable = get<uint64_t>(bytes, table + kArtifactSectionEntrySize + 8);
+  const size_t weightTable = sectionAt(bytes, SectionKind::WeightTable);
   // The first entry is @w: u32 count, u32 name length, "w", u64 offset, u64 bytes.
   ASSERT_EQ(get<uint32_t>(bytes, weightTable + 4), 1u);
   put<uint64_t>(bytes, weightTable + 4 + 4 + 1 + 8, 20);

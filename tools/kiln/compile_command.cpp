@@ -1,4 +1,5 @@
-// kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--report FILE]
+// kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...
+//              [--report FILE]
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
 #include "runtime/artifact.h"
+#include "runtime/planning/memory_plan.h"
 #include "tools/common/arguments.h"
 #include "tools/common/pass_options.h"
 #include "tools/kiln/input_shapes.h"
@@ -41,15 +43,16 @@ Status writeReport(const CompileReport& report, const std::string& path) {
 
 int compileCommand(const std::vector<std::string>& args) {
   std::string modelPath, outputPath, reportPath;
-  std::vector<std::string> shapeSpecs;
+  std::vector<std::string> shapeSpecs, maxShapeSpecs;
   PassFlags passFlags;
   ArgumentParser parser(
-      "kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--passes=LIST]\n"
-      "                    [--report FILE.json|-] [pass manager options]",
+      "kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...\n"
+      "                    [--passes=LIST] [--report FILE.json|-] [pass manager options]",
       "Imports an ONNX model, runs the pass pipeline (the default one unless --passes\n"
-      "gives another), verifying the graph after each pass, and writes one .kiln\n"
-      "artifact. Dims the model leaves symbolic stay symbolic unless --input-shape\n"
-      "fixes them.");
+      "gives another), verifying the graph after each pass, plans its memory and\n"
+      "writes one .kiln artifact holding the planned program. Dims the model leaves\n"
+      "symbolic stay symbolic unless --input-shape fixes them; the memory plan is\n"
+      "made for each symbol at its --max-shape bound.");
   parser.positional("MODEL.onnx", "the ONNX model (external data next to it is read too)",
                     &modelPath);
   parser.option("--output", "OUT.kiln", "the artifact to write (required)", &outputPath, {"-o"});
@@ -58,10 +61,15 @@ int compileCommand(const std::vector<std::string>& args) {
                   "when a symbol contains an x (1,max_len): an integer fixes the\n"
                   "model's dim everywhere, a symbol name keeps it symbolic",
                   &shapeSpecs);
+  parser.repeated("--max-shape", "SYM=N",
+                  "plan memory for symbol SYM up to N (e.g. seq=4096); default 1\n"
+                  "for a symbol named like 'batch', 2048 for the others. Runs past\n"
+                  "a bound still work: the runtime plans again for them",
+                  &maxShapeSpecs);
   passFlags.addTo(parser, "default (see docs/passes.md):\n" + joinPipeline(defaultPipeline()));
   parser.option("--report", "FILE.json",
                 "write the compile report (op counts, per-pass times and\n"
-                "statistics, fusion gain) as JSON to FILE.json, or as a table\n"
+                "statistics, fusion gain, memory plan) as JSON to FILE.json, or as a table\n"
                 "to stdout with '-' (docs/report.md)",
                 &reportPath);
   if (Status parsed = parser.parse(args); !parsed) {
@@ -85,6 +93,8 @@ int compileCommand(const std::vector<std::string>& args) {
   const auto compileStart = std::chrono::steady_clock::now();
   Expected<std::map<std::string, std::vector<Dim>>> shapes = parseInputShapes(shapeSpecs);
   if (!shapes) return fail(shapes.status());
+  Expected<SymbolBindings> maxShapes = parseMaxShapes(maxShapeSpecs);
+  if (!maxShapes) return fail(maxShapes.status());
   Expected<std::vector<std::string>> pipeline = passFlags.pipelineOr(defaultPipeline());
   if (!pipeline) return fail(pipeline.status());
   CompileReport report;
@@ -107,13 +117,28 @@ int compileCommand(const std::vector<std::string>& args) {
   if (!record) return fail(record.status().withContext(cat(modelPath, ": ")));
   report.record = std::move(*record);
 
+  // The plan, at the bounds; a program with a dim known only at run time
+  // (`?`) cannot be planned and is written without one.
+  if (Status known = checkBoundSymbols(*graph, *maxShapes); !known) return fail(known);
+  Expected<rt::MemoryPlan> plan = rt::planMemory(*graph, rt::planningBounds(*graph, *maxShapes));
+  if (plan) {
+    report.describePlan(*plan);
+  } else {
+    report.notPlanned = plan.status().message();
+    std::cerr << "kiln compile: warning: no memory plan; the runtime allocates each result as it runs: "
+              << plan.status().message() << "\n";
+  }
+
   const auto writeStart = std::chrono::steady_clock::now();
-  if (Status written = rt::writeArtifact(*graph, outputPath); !written) return fail(written);
+  if (Status written = rt::writeArtifact(*graph, plan ? &*plan : nullptr, outputPath); !written)
+    return fail(written);
   report.writeMs = millisecondsSince(writeStart);
   report.compileMs = millisecondsSince(compileStart);
 
   std::cout << "compiled " << modelPath << " -> " << outputPath << ": " << graph->ops().size()
-            << " ops, " << graph->weights().size() << " weights\n";
+            << " ops, " << graph->weights().size() << " weights";
+  if (plan) std::cout << ", arena " << plan->peakBytes << " bytes";
+  std::cout << "\n";
   if (!reportPath.empty()) {
     report.model = modelPath;
     report.pipeline = joinPipeline(manager->pipeline());

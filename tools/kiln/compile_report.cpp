@@ -72,6 +72,18 @@ void CompileReport::describeFinalGraph(const Graph& graph) {
     for (const Dim& dim : value.type.shape) collectSymbols(dim, costModel, symbols);
 }
 
+void CompileReport::describePlan(const rt::MemoryPlan& plan) {
+  Memory m;
+  m.peakBytes = plan.peakBytes;
+  m.naiveBytes = plan.naiveBytes;
+  m.lowerBoundBytes = plan.lowerBoundBytes;
+  m.buffers = plan.buffers;
+  for (const rt::RegisterPlan& r : plan.registers)
+    m.registers += r.kind == rt::RegisterPlan::Arena || r.kind == rt::RegisterPlan::View;
+  m.bounds = plan.bounds;
+  memory = m;
+}
+
 double CompileReport::fusionGainRatio() const {
   if (!record.unfusedCost || !record.fusedCost || record.fusedCost->seconds <= 0) return 0;
   return record.unfusedCost->seconds / record.fusedCost->seconds;
@@ -111,6 +123,19 @@ std::string CompileReport::toJson() const {
   json += cat("  \"write_ms\": ", jsonNumber(writeMs), ",\n");
   json += cat("  \"compile_ms\": ", jsonNumber(compileMs), ",\n");
   json += cat("  \"fusion_gain_ratio\": ", jsonNumber(fusionGainRatio()), ",\n");
+  if (memory) {
+    json += cat("  \"memory\": {\"peak_bytes\": ", memory->peakBytes, ", \"naive_bytes\": ", memory->naiveBytes,
+                ", \"lower_bound_bytes\": ", memory->lowerBoundBytes, ", \"buffers\": ", memory->buffers,
+                ", \"registers\": ", memory->registers, ", \"bounds\": {");
+    first = true;
+    for (const auto& [symbol, value] : memory->bounds) {
+      json += cat(first ? "" : ", ", jsonString(symbol), ": ", value);
+      first = false;
+    }
+    json += "}},\n";
+  } else {
+    json += "  \"memory\": null,\n";
+  }
   json += "  \"cost_model\": {\n";
   json += cat("    \"bytes_per_second\": ", jsonNumber(costModel.bytesPerSecond), ",\n");
   json += cat("    \"flops_per_second\": ", jsonNumber(costModel.flopsPerSecond), ",\n");
@@ -151,6 +176,18 @@ std::string CompileReport::toTable() const {
         cat(fixed(fusionGainRatio(), 3), " (cost ", jsonNumber(record.unfusedCost->seconds * 1e3),
             " ms unfused -> ", jsonNumber(record.fusedCost->seconds * 1e3), " ms fused",
             bound.empty() ? "" : "; ", bound, ")"));
+  }
+
+  if (memory) {
+    std::string bounds;
+    for (const auto& [symbol, value] : memory->bounds) bounds += cat(bounds.empty() ? "" : ", ", symbol, "=", value);
+    const auto ratio = [](size_t a, size_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : 0.0; };
+    row("memory", cat("peak ", memory->peakBytes, " bytes (", fixed(100 * ratio(memory->peakBytes, memory->naiveBytes), 1),
+                      "% of naive ", memory->naiveBytes, ", ", fixed(ratio(memory->peakBytes, memory->lowerBoundBytes), 3),
+                      "x the lower bound ", memory->lowerBoundBytes, "); ", memory->buffers, " buffers for ",
+                      memory->registers, " registers", bounds.empty() ? "" : "; at ", bounds));
+  } else {
+    row("memory", "not planned: " + notPlanned);
   }
 
   text += "\n  " + padded("pass", 24) + padded("ms", 9, true) + padded("verify", 9, true) +

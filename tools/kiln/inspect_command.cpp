@@ -1,7 +1,10 @@
-// kiln inspect ARTIFACT: what an artifact holds, without running it.
+// kiln inspect ARTIFACT: what an artifact holds, without running it: the
+// planned program, each op's result with its device, buffer, offset and live
+// range.
 #include <algorithm>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 #include "ir/op_registry.h"
 #include "ir/text.h"
@@ -11,11 +14,72 @@
 
 namespace kiln::tools {
 
+namespace {
+
+// "device = cpu, buffer = 3, offset = 65536, live = [9, 14)": where one op
+// result lives. Live ranges are op indices, half-open: [written, last read + 1).
+std::string placement(const Graph& graph, const rt::RegisterPlan& r) {
+  std::string text = cat("device = ", r.device);
+  if (r.memory != "host") text += cat(", memory = ", r.memory);
+  if (r.kind == rt::RegisterPlan::View) {
+    const Value& source = graph.value(r.viewOf);
+    text += cat(", view of ", source.kind == ValueKind::Weight ? "@" : "%", source.name);
+  }
+  if (r.buffer >= 0) text += cat(", buffer = ", r.buffer, ", offset = ", r.offset);
+  else if (r.kind == rt::RegisterPlan::Arena) text += ", no bytes";
+  return text + cat(", live = [", r.liveStart, ", ", r.liveEnd + 1, ")");
+}
+
+// The program as printGraph gives it, each op line followed by where its
+// results live.
+std::string plannedProgram(const Graph& graph, const rt::MemoryPlan* plan) {
+  PrintOptions options;
+  options.maxInlineWeightElements = 0;  // every weight without its data
+  std::istringstream printed(printGraph(graph, options));
+  // printGraph: the signature line, one line per weight, one per op, then
+  // the return and the closing brace.
+  const size_t firstOp = 1 + graph.weights().size();
+  std::string out, line;
+  for (size_t index = 0; std::getline(printed, line); ++index) {
+    out += line;
+    if (plan && index >= firstOp && index - firstOp < graph.ops().size()) {
+      const Op& op = graph.ops()[index - firstOp];
+      for (size_t r = 0; r < op.results.size(); ++r) {
+        const rt::RegisterPlan& reg = plan->registers[static_cast<size_t>(op.results[r])];
+        out += r == 0 ? "  // " : "; ";
+        if (op.results.size() > 1) out += cat("%", graph.value(op.results[r]).name, ": ");
+        out += placement(graph, reg);
+      }
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string memorySummary(const Graph& graph, const rt::MemoryPlan* plan) {
+  if (!plan)
+    return "memory: not planned (a dim is known only at run time); each result is allocated as it runs\n";
+  int64_t registers = 0, views = 0;
+  for (const rt::RegisterPlan& r : plan->registers) {
+    registers += r.kind == rt::RegisterPlan::Arena || r.kind == rt::RegisterPlan::View;
+    views += r.kind == rt::RegisterPlan::View;
+  }
+  std::string bounds;
+  for (const auto& [symbol, value] : plan->bounds) bounds += cat(bounds.empty() ? "" : ", ", symbol, " = ", value);
+  return cat("memory: arena ", plan->peakBytes, " bytes in ", plan->buffers, " buffers for ", registers,
+             " registers (", views, " views); naive ", plan->naiveBytes, ", lower bound ", plan->lowerBoundBytes,
+             bounds.empty() ? std::string() : "; planned at " + bounds, "\n");
+}
+
+}  // namespace
+
 int inspectCommand(const std::vector<std::string>& args) {
   std::string artifactPath;
   ArgumentParser parser("kiln inspect ARTIFACT.kiln",
                         "Prints an artifact's format version and size, its inputs and outputs,\n"
-                        "weight count and bytes, op counts, and its IR (weights without data).");
+                        "weight count and bytes, op counts, memory plan summary, and its planned\n"
+                        "IR (weights without data): each op line ends with its result's device,\n"
+                        "buffer, arena offset and live range [first op, last op + 1).");
   parser.positional("ARTIFACT.kiln", "the artifact from 'kiln compile'", &artifactPath);
   if (Status parsed = parser.parse(args); !parsed) {
     std::cerr << "kiln inspect: " << parsed.message()
@@ -52,11 +116,10 @@ int inspectCommand(const std::vector<std::string>& args) {
   std::cout << "ops: " << graph.ops().size();
   for (size_t i = 0; i < byCount.size(); ++i)
     std::cout << (i == 0 ? " (" : ", ") << byCount[i].first << " " << byCount[i].second;
-  std::cout << (byCount.empty() ? "" : ")") << "\n\n";
-
-  PrintOptions options;
-  options.maxInlineWeightElements = 0;  // every weight without its data
-  std::cout << printGraph(graph, options);
+  std::cout << (byCount.empty() ? "" : ")") << "\n";
+  const rt::MemoryPlan* plan = artifact->plan ? &*artifact->plan : nullptr;
+  std::cout << memorySummary(graph, plan) << "\n";
+  std::cout << plannedProgram(graph, plan);
   return 0;
 }
 

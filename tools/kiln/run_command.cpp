@@ -251,7 +251,7 @@ int runCommand(const std::vector<std::string>& args) {
   Expected<rt::Artifact> artifact = rt::loadArtifact(artifactPath);
   if (!artifact) return fail(artifact.status());
   const Graph& graph = artifact->graph;
-  Expected<std::unique_ptr<rt::Executor>> executor = rt::Executor::create(graph);
+  Expected<std::unique_ptr<rt::Executor>> executor = rt::createExecutor(*artifact);
   if (!executor) return fail(executor.status());
 
   Expected<std::vector<Tensor>> inputs =

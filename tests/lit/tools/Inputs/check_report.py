@@ -1,6 +1,7 @@
 """Checks a `kiln compile --report` JSON file: every documented field is there
 with its type, and the numbers agree with each other (op counts chain through
-the passes, ops_by_kind sums to ir_ops_final, the gain is the cost ratio)."""
+the passes, ops_by_kind sums to ir_ops_final, the gain is the cost ratio, the
+memory plan sits between its lower bound and the naive size)."""
 import json
 import sys
 
@@ -40,6 +41,16 @@ cost = report["cost_model"]
 unfused, fused = cost["unfused"]["seconds"], cost["fused"]["seconds"]
 expect(abs(report["fusion_gain_ratio"] - unfused / fused) <= 1e-4 * unfused / fused,
        "fusion_gain_ratio is not unfused/fused")
+
+memory = report["memory"]
+if memory is not None:
+    for field in ["peak_bytes", "naive_bytes", "lower_bound_bytes", "buffers", "registers"]:
+        expect(isinstance(memory.get(field), int) and memory[field] >= 0, f"memory.{field} is not a count")
+    expect(memory["lower_bound_bytes"] <= memory["peak_bytes"] <= memory["naive_bytes"],
+           "memory: not lower_bound_bytes <= peak_bytes <= naive_bytes")
+    expect(memory["buffers"] <= memory["registers"], "memory: more buffers than registers")
+    expect(memory["peak_bytes"] % 64 == 0, "memory: peak_bytes is not a multiple of 64")
+    expect(all(isinstance(v, int) for v in memory["bounds"].values()), "memory: a bound is not an integer")
 
 if errors:
     print("\n".join(errors))
