@@ -1034,15 +1034,16 @@ Status triluKernel(const KernelContext& ctx) {
   const size_t elementSize = dtypeSize(x.dtype());
   const auto* src = static_cast<const uint8_t*>(x.data());
   auto* dst = static_cast<uint8_t*>(out.data());
-  // Outputs start zeroed; copy only the kept elements: j - i >= k (upper) or <= k (lower).
+  // Keeps the elements with j - i >= k (upper) or <= k (lower) and zeroes the
+  // rest: the output may be a reused arena slot, not fresh zeroed memory.
   const int64_t matrices = rows * cols == 0 ? 0 : x.numElements() / (rows * cols);
   for (int64_t m = 0; m < matrices; ++m)
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < cols; ++j) {
         const bool kept = upper ? j - i >= k : j - i <= k;
-        if (!kept) continue;
         const size_t at = static_cast<size_t>((m * rows + i) * cols + j) * elementSize;
-        std::memcpy(dst + at, src + at, elementSize);
+        if (kept) std::memcpy(dst + at, src + at, elementSize);
+        else std::memset(dst + at, 0, elementSize);
       }
   return Status::ok();
 }

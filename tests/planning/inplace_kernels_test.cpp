@@ -1,0 +1,144 @@
+// The planner lets an op's result take over an operand's slot when the op
+// lists that operand in OpDef::inplaceOperands and the two have the same
+// shape and element size. Here every such (op, operand) runs its reference
+// kernel with the result written over the operand, and must give the bytes
+// it gives into fresh memory. A new in-place declaration needs a case here.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ir/op_registry.h"
+#include "ir/tensor.h"
+
+namespace kiln {
+namespace {
+
+struct Case {
+  std::string op;
+  int aliased;  // the operand the result overwrites
+  std::vector<Tensor> inputs;
+  Attributes attrs = {};
+};
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 generator(4);
+  return generator;
+}
+
+// Values in [-2, 2) (floats), [0, 6) (integers) or either bool; `positive`
+// keeps floats in [0.5, 2.5) for sqrt and log.
+Tensor random(DType dtype, std::vector<int64_t> shape, bool positive = false) {
+  Tensor t = Tensor::allocate(dtype, std::move(shape));
+  visitDType(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t i = 0; i < t.numElements(); ++i) {
+      const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng());
+      double value = positive ? 0.5 + 2 * u : 4 * u - 2;
+      if (isInteger(dtype)) value = std::floor(6 * u);
+      if (dtype == DType::Bool) value = u < 0.5;
+      t.data<T>()[i] = storeFromDouble<T>(value);
+    }
+  });
+  return t;
+}
+
+Tensor f32(std::vector<int64_t> shape, bool positive = false) { return random(DType::F32, std::move(shape), positive); }
+
+Tensor scalarI64(int64_t value) {
+  Tensor t = Tensor::allocate(DType::I64, {});
+  t.data<int64_t>()[0] = value;
+  return t;
+}
+
+Attributes attrs(std::initializer_list<std::pair<std::string, AttrValue>> values) {
+  Attributes a;
+  for (const auto& [name, value] : values) a.set(name, value);
+  return a;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> all;
+  for (const char* op : {"exp", "tanh", "erf", "sigmoid", "relu", "cos", "sin", "abs", "neg", "reciprocal", "identity"})
+    all.push_back({op, 0, {f32({3, 5})}});
+  for (const char* op : {"sqrt", "log"}) all.push_back({op, 0, {f32({3, 5}, true)}});
+  all.push_back({"not", 0, {random(DType::Bool, {3, 5})}});
+  // Binary ops: the overwritten operand has the result's shape, the other
+  // broadcasts into it.
+  for (const char* op : {"add", "sub", "mul", "div", "pow"}) {
+    all.push_back({op, 0, {f32({4, 6}), f32({6}, true)}});
+    all.push_back({op, 1, {f32({4, 1}, true), f32({4, 6}, true)}});
+  }
+  // Comparisons write bool: in place only over 1-byte operands.
+  for (const char* op : {"equal", "less", "greater"}) {
+    all.push_back({op, 0, {random(DType::U8, {4, 6}), random(DType::U8, {6})}});
+    all.push_back({op, 1, {random(DType::U8, {1, 6}), random(DType::U8, {4, 6})}});
+  }
+  for (const char* op : {"and", "or"}) {
+    all.push_back({op, 0, {random(DType::Bool, {4, 6}), random(DType::Bool, {6})}});
+    all.push_back({op, 1, {random(DType::Bool, {4, 1}), random(DType::Bool, {4, 6})}});
+  }
+  for (const char* op : {"min", "max"}) {
+    all.push_back({op, 0, {f32({4, 6}), f32({4, 6}), f32({6})}});
+    all.push_back({op, 1, {f32({1, 6}), f32({4, 6}), f32({4, 1})}});
+  }
+  all.push_back({"where", 1, {random(DType::Bool, {4, 6}), f32({4, 6}), f32({6})}});
+  all.push_back({"where", 2, {random(DType::Bool, {6}), f32({4, 1}), f32({4, 6})}});
+  all.push_back({"cast", 0, {f32({4, 6})}, attrs({{"to", std::string("i32")}})});
+  all.push_back({"cast", 0, {random(DType::F16, {4, 6})}, attrs({{"to", std::string("bf16")}})});
+  all.push_back({"clip", 0, {f32({4, 6}), f32({}), f32({}, true)}});
+  for (int64_t axis : {0, 1, -1}) {
+    all.push_back({"softmax", 0, {f32({3, 4, 5})}, attrs({{"axis", axis}})});
+    all.push_back({"log_softmax", 0, {f32({3, 4, 5})}, attrs({{"axis", axis}})});
+    all.push_back({"cumsum", 0, {f32({3, 4, 5}), scalarI64(axis)},
+                   attrs({{"exclusive", axis == 1}, {"reverse", axis != 0}})});
+  }
+  all.push_back({"layer_norm", 0, {f32({3, 4, 5}), f32({4, 5}), f32({5})},
+                 attrs({{"axis", int64_t{1}}, {"epsilon", 1e-3}})});
+  return all;
+}
+
+std::string describe(const Case& c) { return c.op + " over operand " + std::to_string(c.aliased); }
+
+TEST(InPlaceKernels, WritingOverTheOperandGivesTheSameBytes) {
+  for (const Case& c : cases()) {
+    const OpDef* def = OpRegistry::global().find(c.op);
+    ASSERT_NE(def, nullptr) << c.op;
+    std::vector<const Tensor*> inputs;
+    for (const Tensor& t : c.inputs) inputs.push_back(&t);
+    Expected<std::vector<Tensor>> fresh = evaluateOp(*def, c.attrs, inputs, 1);
+    ASSERT_TRUE(fresh.isOk()) << describe(c) << ": " << fresh.status().message();
+    const Tensor& expected = fresh.value()[0];
+
+    // The same inputs in new storage; the result is written over one of them.
+    std::vector<Tensor> copies;
+    for (const Tensor& t : c.inputs) copies.push_back(t.clone());
+    const Tensor& target = copies[static_cast<size_t>(c.aliased)];
+    ASSERT_EQ(target.shape(), expected.shape()) << describe(c);
+    ASSERT_EQ(dtypeSize(target.dtype()), dtypeSize(expected.dtype())) << describe(c);
+    Tensor result = Tensor::view(expected.dtype(), expected.shape(), target.data());
+    std::vector<const Tensor*> aliasedInputs;
+    for (const Tensor& t : copies) aliasedInputs.push_back(&t);
+    Tensor* outputs[] = {&result};
+    ASSERT_TRUE(def->reference(KernelContext{*def, c.attrs, aliasedInputs, outputs}).isOk()) << describe(c);
+    EXPECT_EQ(std::memcmp(result.data(), expected.data(), expected.byteSize()), 0) << describe(c);
+  }
+}
+
+TEST(InPlaceKernels, EveryDeclaredInPlaceOperandHasACase) {
+  std::set<std::pair<std::string, int>> covered;
+  for (const Case& c : cases()) covered.emplace(c.op, c.aliased);
+  for (const OpDef* def : OpRegistry::global().all())
+    for (int operand : def->inplaceOperands)
+      EXPECT_TRUE(covered.count({std::string(def->name), operand}))
+          << def->name << " declares operand " << operand
+          << " in place: add a case to tests/planning/inplace_kernels_test.cpp";
+}
+
+}  // namespace
+}  // namespace kiln
