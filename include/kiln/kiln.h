@@ -94,7 +94,8 @@ KILN_API size_t kiln_model_num_outputs(const kiln_model *model);
 KILN_API kiln_status kiln_model_input(const kiln_model *model, size_t index, kiln_value_info *out);
 KILN_API kiln_status kiln_model_output(const kiln_model *model, size_t index, kiln_value_info *out);
 
-/* options may be NULL. */
+/* A session owns the memory one run needs (an arena of the model's planned
+ * size, reserved at the first run); options may be NULL. */
 KILN_API kiln_status kiln_session_create(const kiln_model *model, const kiln_session_options *options,
                                          kiln_session **out);
 /* NULL is a no-op; output data of the last run becomes invalid. */
@@ -102,7 +103,9 @@ KILN_API void kiln_session_free(kiln_session *session);
 
 /* Runs the model. `inputs` holds one tensor per model input, matched by name
  * in any order. n_outputs must equal kiln_model_num_outputs; outputs[i] is
- * filled with the i-th output in graph order. */
+ * filled with the i-th output in graph order; its data lies in the session's
+ * arena. After KILN_ERROR_RUN the previous run's output data may have been
+ * overwritten; after KILN_ERROR_INVALID_ARGUMENT it is untouched. */
 KILN_API kiln_status kiln_session_run(kiln_session *session, const kiln_tensor *inputs, size_t n_inputs,
                                       kiln_tensor *outputs, size_t n_outputs);
 

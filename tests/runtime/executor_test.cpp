@@ -1,8 +1,12 @@
 // The executor on small graphs: results by hand, input checks with their
-// exact messages, symbol binding, and op errors with their context.
+// exact messages, symbol binding, and op errors with their context; sessions
+// running by the memory plan (results in the arena, views, in-place reuse,
+// plans made for runs past the bounds), and several sessions on threads.
 #include "runtime/executor.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "backends/cpu/cpu_device.h"
 #include "ir/text.h"
@@ -198,6 +202,223 @@ TEST(Executor, RefusesGraphsThatCannotRun) {
       "  return %y\n"
       "}\n");
   EXPECT_FALSE(Executor::create(badTypes).isOk());
+}
+
+// Four ops whose results the planner packs: %a and %b reuse %x-sized slots
+// in place, %v is a view (no bytes of its own), and only the output outlives
+// the run.
+constexpr std::string_view kChain =
+    "graph @main(%x: f32[n, 4]) -> (%y: f32[n, 2, 2]) {\n"
+    "  weight @w : f32[4] = [1.0, 2.0, 3.0, 4.0]\n"
+    "  %a = mul %x, %x : f32[n, 4]\n"
+    "  %b = sub %a, @w : f32[n, 4]\n"
+    "  %c = neg %b : f32[n, 4]\n"
+    "  %v = reshape %c {shape = [n, 2, 2]} : f32[n, 2, 2]\n"
+    "  %y = relu %v : f32[n, 2, 2]\n"
+    "  return %y\n"
+    "}\n";
+
+// kChain by hand: relu(w - x*x), flat.
+std::vector<float> chainReference(const std::vector<float>& x) {
+  std::vector<float> y(x.size());
+  const float w[] = {1, 2, 3, 4};
+  for (size_t i = 0; i < x.size(); ++i) y[i] = std::max(0.0f, -(x[i] * x[i] - w[i % 4]));
+  return y;
+}
+
+std::unique_ptr<Executor> executorWithBounds(const Graph& graph, const SymbolBindings& bounds) {
+  auto plan = planMemory(graph, bounds);
+  EXPECT_TRUE(plan.isOk()) << plan.status().message();
+  if (!plan) return nullptr;
+  auto executor = Executor::create(graph, std::move(*plan));
+  EXPECT_TRUE(executor.isOk()) << executor.status().message();
+  return executor.isOk() ? std::move(*executor) : nullptr;
+}
+
+TEST(Session, ResultsLiveInTheArenaAtTheirPlannedOffsets) {
+  Graph graph = parse(kChain);
+  auto executor = executorWithBounds(graph, {{"n", 8}});
+  ASSERT_TRUE(executor);
+  const MemoryPlan& plan = executor->plan();
+  // At n = 8 each f32[n, 4] register is 128 bytes; in-place reuse and the
+  // view leave two slots live at once at most (%x is the caller's).
+  EXPECT_EQ(plan.peakBytes, 128u);
+  EXPECT_EQ(plan.registers[static_cast<size_t>(*graph.find("v"))].kind, RegisterPlan::View);
+
+  Session session(*executor);
+  Tensor x = tensorOf<float>({2, 4}, {1, -1, 0, 2, 0.5f, 3, -2, 1});
+  auto first = session.run({x});
+  ASSERT_TRUE(first.isOk()) << first.status().message();
+  EXPECT_EQ(session.lastRun().registersOffPlan, 0);
+  EXPECT_FALSE(session.lastRun().replanned);
+  EXPECT_EQ(session.lastRun().arenaBytes, 128u);
+  EXPECT_EQ((*first)[0].shape(), (std::vector<int64_t>{2, 2, 2}));
+  EXPECT_EQ(valuesOf<float>((*first)[0]), (std::vector<float>{0, 1, 3, 0, 0.75f, 0, 0, 3}));
+  EXPECT_EQ(valuesOf<float>((*first)[0]), chainReference(valuesOf<float>(x)));
+
+  // A second run writes the same slot: the output is at the same address,
+  // and nothing of the first run leaks into it.
+  Tensor x2 = tensorOf<float>({1, 4}, {3, 3, 3, 3});
+  auto second = session.run({x2});
+  ASSERT_TRUE(second.isOk()) << second.status().message();
+  EXPECT_EQ((*second)[0].data(), (*first)[0].data());
+  EXPECT_EQ(valuesOf<float>((*second)[0]), std::vector<float>(4, 0.0f));
+}
+
+TEST(Session, InPlaceAndViewResultsComputeWhatSeparateBuffersWould) {
+  // %s feeds two ops, so the first may not take it over; %t takes %s at its
+  // last read; %u is a view of the input, and as an output it is copied.
+  Graph graph = parse(
+      "graph @main(%x: f32[n], %y: f32[n]) -> (%t: f32[n], %u: f32[n, 1], %s2: f32[n]) {\n"
+      "  %s = add %x, %y : f32[n]\n"
+      "  %s2 = mul %s, %s : f32[n]\n"
+      "  %t = sub %s, %y : f32[n]\n"
+      "  %u = reshape %x {shape = [n, 1]} : f32[n, 1]\n"
+      "  return %t, %u, %s2\n"
+      "}\n");
+  auto executor = makeExecutor(graph);
+  ASSERT_TRUE(executor);
+  Session session(*executor);
+  Tensor x = tensorOf<float>({3}, {1, 2, 3});
+  Tensor y = tensorOf<float>({3}, {10, 20, 30});
+  auto outputs = session.run({x, y});
+  ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+  EXPECT_EQ(valuesOf<float>((*outputs)[0]), (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(valuesOf<float>((*outputs)[1]), (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(valuesOf<float>((*outputs)[2]), (std::vector<float>{121, 484, 1089}));
+  EXPECT_NE((*outputs)[1].data(), x.data());  // the view of the input is copied out
+  x.data<float>()[0] = 100;
+  EXPECT_EQ((*outputs)[1].data<float>()[0], 1.0f);
+}
+
+TEST(Session, RunsPastTheBoundsUnderAPlanForTheirBindings) {
+  Graph graph = parse(kChain);
+  auto executor = executorWithBounds(graph, {{"n", 2}});
+  ASSERT_TRUE(executor);
+  EXPECT_EQ(executor->plan().peakBytes, 64u);  // 32 bytes rounded up to 64
+  Session session(*executor);
+
+  std::vector<float> values(40);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 7) - 3.5f;
+  auto big = session.run({tensorOf<float>({10, 4}, values)});
+  ASSERT_TRUE(big.isOk()) << big.status().message();
+  EXPECT_TRUE(session.lastRun().replanned);
+  EXPECT_EQ(session.lastRun().registersOffPlan, 0);
+  EXPECT_EQ(session.lastRun().arenaBytes, 192u);  // 160 bytes at n = 10, aligned
+  EXPECT_EQ(valuesOf<float>((*big)[0]), chainReference(values));
+
+  // Back within the bounds: the compiled plan, in the arena already there.
+  auto small = session.run({tensorOf<float>({1, 4}, {-1, -1, -1, -1})});
+  ASSERT_TRUE(small.isOk()) << small.status().message();
+  EXPECT_FALSE(session.lastRun().replanned);
+  EXPECT_EQ(session.lastRun().arenaBytes, 192u);
+  EXPECT_EQ(valuesOf<float>((*small)[0]), (std::vector<float>{0, 1, 2, 3}));
+}
+
+TEST(Executor, KeepsTheLastFewPlansMadeAtRunTime) {
+  Graph graph = parse(kChain);
+  auto executor = executorWithBounds(graph, {{"n", 2}});
+  ASSERT_TRUE(executor);
+  bool replanned = true;
+  auto within = executor->planFor({{"n", 2}}, &replanned);
+  ASSERT_TRUE(within.isOk());
+  EXPECT_FALSE(replanned);
+  EXPECT_EQ(&(*within)->plan, &executor->plan());
+
+  auto first = executor->planFor({{"n", 100}}, &replanned);
+  ASSERT_TRUE(first.isOk());
+  EXPECT_TRUE(replanned);
+  EXPECT_EQ((*first)->plan.bounds, (SymbolBindings{{"n", 100}}));
+  EXPECT_EQ((*first)->plan.peakBytes, 1600u);
+  EXPECT_EQ(*executor->planFor({{"n", 100}}), *first);  // cached
+  // Up to n = 4 the compiled plan's 64-byte slots still fit; kPlanCacheSize
+  // other bindings past that push the plan for n = 100 out.
+  EXPECT_EQ(*executor->planFor({{"n", 4}}), *within);
+  for (int64_t n = 10; n < 10 + static_cast<int64_t>(Executor::kPlanCacheSize); ++n)
+    ASSERT_TRUE(executor->planFor({{"n", n}}).isOk());
+  EXPECT_NE(*executor->planFor({{"n", 100}}), *first);
+}
+
+TEST(Session, AGraphThatCannotBePlannedAllocatesEachResult) {
+  // The shape operand makes %r's dims known only at run time.
+  Graph graph = parse(
+      "graph @main(%x: f32[4], %shape: i64[2]) -> (%y: f32[?, ?]) {\n"
+      "  %r = reshape %x, %shape : f32[?, ?]\n"
+      "  %y = neg %r : f32[?, ?]\n"
+      "  return %y\n"
+      "}\n");
+  auto executor = makeExecutor(graph);
+  ASSERT_TRUE(executor);
+  EXPECT_FALSE(executor->planned());
+  EXPECT_NE(executor->unplannedReason().find("has a dim unknown at compile time"), std::string::npos)
+      << executor->unplannedReason();
+  Session session(*executor);
+  auto outputs = session.run({tensorOf<float>({4}, {1, 2, 3, 4}), tensorOf<int64_t>({2}, {2, 2})});
+  ASSERT_TRUE(outputs.isOk()) << outputs.status().message();
+  EXPECT_EQ((*outputs)[0].shape(), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(valuesOf<float>((*outputs)[0]), (std::vector<float>{-1, -2, -3, -4}));
+  EXPECT_EQ(session.lastRun().arenaBytes, 0u);
+  EXPECT_EQ(session.lastRun().registersOffPlan, 2);
+}
+
+TEST(Executor, RefusesAPlanForAnotherGraphOrAnUnknownDeviceOrMemory) {
+  Graph graph = parse(kChain);
+  Graph other = parse(kAddRelu);
+  auto otherPlan = planMemory(other, {{"batch", 1}});
+  ASSERT_TRUE(otherPlan.isOk());
+  auto mismatched = Executor::create(graph, *otherPlan);
+  ASSERT_FALSE(mismatched.isOk());
+  EXPECT_EQ(mismatched.status().message(), "the memory plan has 5 register(s); the graph has 7 value(s)");
+
+  auto plan = planMemory(graph, {{"n", 2}});
+  ASSERT_TRUE(plan.isOk());
+  MemoryPlan onVram = *plan;
+  onVram.registers[static_cast<size_t>(*graph.find("b"))].memory = "vram";
+  auto vram = Executor::create(graph, onVram);
+  ASSERT_FALSE(vram.isOk());
+  EXPECT_EQ(vram.status().message(),
+            "the memory plan's register for %b is in memory 'vram', which device 'cpu' does not have");
+}
+
+TEST(Session, SessionsOfOneExecutorRunOnThreadsAtOnce) {
+  // Each thread's session has its own arena; the executor (graph, weights,
+  // plans and the cache of plans made at run time) is shared. Half the
+  // threads run past the bounds, so plans are made and cached concurrently.
+  Graph graph = parse(kChain);
+  auto executor = executorWithBounds(graph, {{"n", 4}});
+  ASSERT_TRUE(executor);
+  constexpr int kThreads = 6, kRuns = 40;
+  std::vector<int> correct(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Session session(*executor);
+      for (int i = 0; i < kRuns; ++i) {
+        const int64_t rows = 1 + (t + i) % (t % 2 ? 9 : 4);  // odd threads go up to 9 rows
+        std::vector<float> x(static_cast<size_t>(rows * 4));
+        for (size_t k = 0; k < x.size(); ++k) x[k] = 0.25f * static_cast<float>(t) - 0.5f * static_cast<float>(k % 5);
+        auto outputs = session.run({tensorOf<float>({rows, 4}, x)});
+        if (outputs && valuesOf<float>((*outputs)[0]) == chainReference(x)) ++correct[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(correct, std::vector<int>(kThreads, kRuns));
+}
+
+TEST(CpuDevice, ReservesAnArenaWithoutTouchingIt) {
+  cpu::CpuDevice device;
+  auto arena = device.reserveArena("host", size_t{1} << 30);  // 1 GiB of address space, no pages yet
+  ASSERT_TRUE(arena.isOk()) << arena.status().message();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(arena->get()) % kArenaAlignment, 0u);
+  static_cast<char*>(arena->get())[(size_t{1} << 30) - 1] = 1;  // the last byte is there
+  auto empty = device.reserveArena("host", 0);
+  ASSERT_TRUE(empty.isOk());
+  EXPECT_EQ(empty->get(), nullptr);
+  EXPECT_EQ(device.reserveArena("vram", 64).status().message(),
+            "device 'cpu' has no memory space 'vram' (it has 'host')");
+  EXPECT_EQ(findDevice("cpu")->name(), "cpu");
+  EXPECT_EQ(findDevice("gpu"), nullptr);
 }
 
 TEST(CpuDevice, RunsReferenceKernelsAndRefusesWhatItCannot) {
