@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string>
 #include <string_view>
 
 #include "ir/op_registry.h"
@@ -131,18 +132,22 @@ class OpCoster {
   // score) and, with rope, 6 per element of q and k.
   double attentionFlops() const {
     const double heads = static_cast<double>(op_.attrs.getInt("heads", 1));
-    const bool bsd = op_.attrs.getString("qkv_layout", "bhsd") == "bsd";
+    const std::string layout = op_.attrs.getString("qkv_layout", "bhsd");
+    // bsd_packed: q holds the q|k|v rows, (heads + 2*kv_heads) head rows per token; k and v are absent.
+    const bool packed = layout == "bsd_packed", bsd = layout == "bsd" || packed;
+    const double kvHeads = static_cast<double>(op_.attrs.getInt("kv_heads", 1));
+    const double rowHeads = packed ? heads + 2 * kvHeads : heads;
     const TensorType& q = operandType(0);
-    const TensorType& k = operandType(1);
     const double batch = dim(q, 0);
     const double queries = bsd ? dim(q, 1) : dim(q, 2);
-    const double headDim = bsd ? dim(q, -1) / heads : dim(q, -1);
-    double keys = bsd ? dim(k, 1) : dim(k, 2);
+    const double headDim = bsd ? dim(q, -1) / rowHeads : dim(q, -1);
+    double keys = packed ? queries : bsd ? dim(operandType(1), 1) : dim(operandType(1), 2);
     if (present(6)) keys += dim(operandType(6), 2);  // past_k
     const double scores = batch * heads * queries * keys;
     double total = 4 * scores * headDim + 5 * scores;
     if (op_.attrs.getString("rope", "none") != "none")
-      total += 6 * (elements(q) + elements(k));
+      total += 6 * (packed ? batch * queries * (heads + kvHeads) * headDim
+                           : elements(q) + elements(operandType(1)));
     return total;
   }
 
