@@ -1,8 +1,9 @@
 // The memory plan of a graph: every register's device, memory space, buffer,
 // byte offset in the session's arena and live range, for shapes bounded by
-// `bounds` (a value for every symbol). Any run whose symbols stay within the
-// bounds fits the plan, since a register's bytes only grow with its symbols;
-// a run beyond them needs a plan of its own (see docs/planning.md).
+// `bounds` (a value for every symbol). A run whose symbols stay within the
+// bounds fits the plan (a dim's size grows with its symbols), which the
+// executor checks register by register; a run that does not fit gets a plan
+// of its own (see docs/planning.md).
 #pragma once
 
 #include <cstddef>
