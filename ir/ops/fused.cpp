@@ -329,9 +329,11 @@ RopeTables<C> ropeFromFrequencies(const Tensor& invFreq, const AttentionShape& s
   const int64_t S = sh.seq, D = sh.headDim, half = D / 2;
   const int64_t first = sh.keys - S;
   RopeTables<C> rope{std::vector<C>(static_cast<size_t>(S * D)), std::vector<C>(static_cast<size_t>(S * D)), 0, D};
+  std::vector<double> frequencies(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) frequencies[static_cast<size_t>(i)] = invFreq.elementAsDouble(i);
   for (int64_t s = 0; s < S; ++s)
     for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(first + s) * invFreq.elementAsDouble(i);
+      const double angle = static_cast<double>(first + s) * frequencies[static_cast<size_t>(i)];
       for (int64_t d : {i, i + half}) {
         rope.cos[static_cast<size_t>(s * D + d)] = static_cast<C>(std::cos(angle));
         rope.sin[static_cast<size_t>(s * D + d)] = static_cast<C>(std::sin(angle));
