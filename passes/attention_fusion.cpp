@@ -378,9 +378,9 @@ class AttentionFusion final : public Pass {
     if (value.type.rank() == 1) return weight;
     auto [it, inserted] = flatInvFreq_.try_emplace(weight, kNoValue);
     if (inserted) {
-      const Tensor& data = *value.data;
-      Tensor flat = data.reshaped({data.numElements()});
-      it->second = graph.addWeight(graph.uniqueName(value.name + ".flat"), std::move(flat));
+      Tensor flat = value.data->reshaped({value.data->numElements()});
+      const std::string name = graph.uniqueName(value.name + ".flat");
+      it->second = graph.addWeight(name, std::move(flat));  // `value` may move here
     }
     return it->second;
   }
