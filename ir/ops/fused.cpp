@@ -894,26 +894,28 @@ void registerFusedOps(OpRegistry& registry) {
                      .summary = "x / sqrt(mean(x^2 over axis..last) + epsilon) * scale",
                      .operands = {"x", "scale"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
-                     .infer = inferRmsNorm, .reference = rmsNormKernel});
+                     .infer = inferRmsNorm, .reference = rmsNormKernel, .inplaceOperands = {0}});
   registry.add(OpDef{.name = "gelu",
                      .summary = "x/2 * (1 + erf(x / sqrt 2)), or its tanh approximation",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"approximate", AttrKind::String}},
-                     .infer = inferGelu, .reference = geluKernel});
+                     .infer = inferGelu, .reference = geluKernel, .inplaceOperands = {0}});
   registry.add(OpDef{.name = "silu",
                      .summary = "x * sigmoid(x)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
-                     .attrs = {}, .infer = inferSilu, .reference = siluKernel});
+                     .attrs = {}, .infer = inferSilu, .reference = siluKernel, .inplaceOperands = {0}});
   registry.add(OpDef{.name = "swiglu",
                      .summary = "silu(gate) * up, broadcasting",
                      .operands = {"gate", "up"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {}, .infer = inferSwiglu, .reference = swigluKernel});
+                     .attrs = {}, .infer = inferSwiglu, .reference = swigluKernel,
+                     .inplaceOperands = {0, 1}});
   registry.add(OpDef{.name = "fused_elementwise",
                      .summary = "a chain of elementwise float ops over broadcast operands, as a program "
                                 "(\"mul $0 $1; add %0 $2; tanh %1\")",
                      .operands = {"x..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {{"program", AttrKind::String, true}},
-                     .infer = inferFusedElementwise, .reference = fusedElementwiseKernel});
+                     .infer = inferFusedElementwise, .reference = fusedElementwiseKernel,
+                     .inplaceOperands = {0, 1, 2, 3, 4, 5, 6, 7}});
 }
 
 }  // namespace kiln

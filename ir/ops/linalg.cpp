@@ -339,7 +339,7 @@ void registerLinalgOps(OpRegistry& registry) {
                      .attrs = {{"activation", AttrKind::String},
                                {"transpose_a", AttrKind::Bool},
                                {"transpose_b", AttrKind::Bool}},
-                     .infer = inferMatmul, .reference = matmulKernel});
+                     .infer = inferMatmul, .reference = matmulKernel, .inplaceOperands = {3}});
   registry.add(OpDef{.name = "gemm",
                      .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts",
                      .operands = {"a", "b", "c"}, .minOperands = 2, .maxOperands = 3,
