@@ -493,24 +493,6 @@ std::vector<std::string> ShapeOnlyEvaluator::symbols() const {
   return {names.begin(), names.end()};
 }
 
-namespace {
-
-// Kernels read dim-list attributes (a folded reshape's shape, a slice's
-// bounds) with the symbols already substituted, as the executor gives them.
-Attributes withBoundDims(const Attributes& attrs, const SymbolBindings& bindings) {
-  Attributes bound = attrs;
-  for (const auto& [name, value] : attrs.all()) {
-    const auto* dims = std::get_if<std::vector<Dim>>(&value);
-    if (!dims) continue;
-    std::vector<Dim> substituted;
-    for (const Dim& d : *dims) substituted.push_back(d.substitute(bindings));
-    bound.set(name, std::move(substituted));
-  }
-  return bound;
-}
-
-}  // namespace
-
 std::optional<Tensor> ShapeOnlyEvaluator::evaluate(const SymbolBindings& bindings) const {
   if (!valid_) return std::nullopt;
   std::vector<std::optional<Tensor>> values(graph_.values().size());
@@ -533,7 +515,7 @@ std::optional<Tensor> ShapeOnlyEvaluator::evaluate(const SymbolBindings& binding
       if (!known) return std::nullopt;
       inputs.push_back(&*known);
     }
-    Expected<std::vector<Tensor>> results = evaluateOp(*op.def, withBoundDims(op.attrs, bindings), inputs,
+    Expected<std::vector<Tensor>> results = evaluateOp(*op.def, op.attrs, inputs,
                                                        static_cast<int>(op.results.size()), &bindings);
     if (!results) return std::nullopt;
     for (size_t r = 0; r < op.results.size(); ++r)
