@@ -105,7 +105,6 @@ std::optional<std::string> plainSymbol(const Dim& dim) {
   return monomial[0];
 }
 
-
 // Bytes of `type` under `bindings`; nullopt when a dim stays symbolic or
 // unknown, or the count overflows.
 std::optional<size_t> bytesAt(const TensorType& type, const SymbolBindings& bindings) {
@@ -132,6 +131,17 @@ bool overlaps(const void* a, size_t aBytes, const void* b, size_t bBytes) {
   return aBytes && bBytes && x < y + bBytes && y < x + aBytes;
 }
 
+// What create() checks before planning: the graph verifies, weights have
+// data.
+Status checkRunnable(const Graph& graph) {
+  KILN_RETURN_IF_ERROR(verifyGraph(graph));
+  for (ValueId w : graph.weights()) {
+    const Value& v = graph.value(w);
+    if (!v.data) return Status::error("weight @", v.name, " has no data; the graph cannot run");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled)
@@ -153,29 +163,13 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
   }
 }
 
-namespace {
-
-// What create() checks before planning: the graph verifies, weights have
-// data.
-Status checkRunnable(const Graph& graph) {
-  KILN_RETURN_IF_ERROR(verifyGraph(graph));
-  for (ValueId w : graph.weights()) {
-    const Value& v = graph.value(w);
-    if (!v.data) return Status::error("weight @", v.name, " has no data; the graph cannot run");
-  }
-  return Status::ok();
-}
-
-}  // namespace
-
 Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
   KILN_RETURN_IF_ERROR(checkRunnable(graph));
   Expected<MemoryPlan> plan = planMemory(graph, planningBounds(graph, {}));
-  if (plan) return create(graph, std::move(*plan));
-  // Only a dim known at run time alone (`?`) stops the planner; such a graph
-  // runs with each result allocated as it is computed.
+  if (plan) return withPlan(graph, std::move(*plan));
+  // A graph the planner cannot size (a dim known only at run time) runs
+  // with each result allocated as it is computed.
   auto unplanned = std::make_shared<PreparedPlan>();
-  unplanned->registerOf.assign(graph.values().size(), -1);
   Device* cpu = findDevice("cpu");
   for (const Op& op : graph.ops()) {
     if (!cpu->supports(*op.def))
@@ -188,6 +182,10 @@ Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
 
 Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, MemoryPlan plan) {
   KILN_RETURN_IF_ERROR(checkRunnable(graph));
+  return withPlan(graph, std::move(plan));
+}
+
+Expected<std::unique_ptr<Executor>> Executor::withPlan(const Graph& graph, MemoryPlan plan) {
   std::unique_ptr<Executor> executor(new Executor(graph, nullptr));
   Expected<std::shared_ptr<const PreparedPlan>> prepared = executor->prepare(std::move(plan));
   if (!prepared) return prepared.status();
@@ -201,7 +199,6 @@ Expected<std::shared_ptr<const PreparedPlan>> Executor::prepare(MemoryPlan plan)
   if (plan.registers.size() != graph.values().size())
     return Status::error("the memory plan has ", plan.registers.size(), " register(s); the graph has ",
                          graph.values().size(), " value(s)");
-  prepared->registerOf.assign(graph.values().size(), -1);
   for (size_t i = 0; i < plan.registers.size(); ++i) {
     const RegisterPlan& r = plan.registers[i];
     const std::string where = cat("the memory plan's register for ", registerRef(graph.values()[i].name));
@@ -218,7 +215,6 @@ Expected<std::shared_ptr<const PreparedPlan>> Executor::prepare(MemoryPlan plan)
       extent = std::max(extent, r.offset + r.bytes);
       prepared->arenaDevice[r.memory] = device;
     }
-    prepared->registerOf[i] = static_cast<int32_t>(i);
   }
   for (size_t i = 0; i < graph.ops().size(); ++i) {
     const Op& op = graph.ops()[i];
@@ -271,6 +267,8 @@ Expected<std::shared_ptr<const PreparedPlan>> Executor::planFor(const SymbolBind
   Expected<std::shared_ptr<const PreparedPlan>> prepared = prepare(std::move(*plan));
   if (!prepared) return prepared.status();
   std::lock_guard<std::mutex> lock(cacheMutex_);
+  for (const auto& [cached, plan] : replans_)
+    if (cached == bindings) return plan;  // another session planned it meanwhile
   replans_.emplace_front(bindings, *prepared);
   if (replans_.size() > kPlanCacheSize) replans_.pop_back();
   return *prepared;
@@ -365,7 +363,8 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
   KILN_RETURN_IF_ERROR(reserveArenas(prepared));
   for (const auto& [memory, bytes] : arenaSizes_) stats.arenaBytes += bytes;
 
-  // Each register's arena (its base and keep-alive), resolved once per run.
+  // Each arena register's arena (its base and keep-alive), resolved once per
+  // run; null for the rest, and for all of an unplanned program.
   std::vector<const std::shared_ptr<void>*> arenaOf(prepared.plan.registers.size(), nullptr);
   for (size_t i = 0; i < prepared.plan.registers.size(); ++i) {
     const RegisterPlan& r = prepared.plan.registers[i];
@@ -445,15 +444,15 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
       // Into its slot: the bytes it views, its place in the arena, or (no
       // plan, or it outgrew the slot) memory of its own.
       Tensor& slot = values_[static_cast<size_t>(id)];
-      const int32_t index = prepared.registerOf[static_cast<size_t>(id)];
-      const RegisterPlan* planned = index >= 0 ? &prepared.plan.registers[static_cast<size_t>(index)] : nullptr;
+      const RegisterPlan* planned =
+          prepared.plan.registers.empty() ? nullptr : &prepared.plan.registers[static_cast<size_t>(id)];
       const Tensor* viewed = planned && planned->kind == RegisterPlan::View ? operandTensors[0] : nullptr;
       const size_t bytes = bytesOf(inferred[r].dtype, *dims);
       if (viewed && viewed->dtype() == inferred[r].dtype && viewed->byteSize() == bytes) {
         slot = viewed->reshaped(*dims);
       } else if (planned && planned->kind == RegisterPlan::Arena && bytes <= planned->bytes &&
-                 arenaOf[static_cast<size_t>(index)]) {
-        const std::shared_ptr<void>& arena = *arenaOf[static_cast<size_t>(index)];
+                 arenaOf[static_cast<size_t>(id)]) {
+        const std::shared_ptr<void>& arena = *arenaOf[static_cast<size_t>(id)];
         slot = Tensor::view(inferred[r].dtype, std::move(*dims), static_cast<char*>(arena.get()) + planned->offset,
                             arena);
       } else {

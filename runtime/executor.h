@@ -32,16 +32,16 @@
 
 namespace kiln::rt {
 
-// A memory plan with what running by it needs: each value's register, each
-// op's device, each memory space's arena size.
+// A memory plan with what running by it needs: each op's device, each
+// memory space's arena size.
 struct PreparedPlan {
-  MemoryPlan plan;
-  std::vector<int32_t> registerOf;  // ValueId -> index in plan.registers, -1 when unplanned
-  std::vector<Device*> opDevice;    // per op: the device of its results
+  MemoryPlan plan;                // registers indexed by ValueId; none when unplanned
+  std::vector<Device*> opDevice;  // per op: the device of its results
   std::map<std::string, size_t> arenaBytes;    // memory space -> the bytes its arena needs
   std::map<std::string, Device*> arenaDevice;  // memory space -> the device that reserves it
   // Set when the graph could not be planned (a dim known only at run time):
-  // then every result gets memory of its own as it is computed.
+  // then `plan` is empty and every result gets memory of its own as it is
+  // computed.
   std::string unplannedReason;
 };
 
@@ -86,6 +86,7 @@ class Executor {
  private:
   friend class Session;
   Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled);
+  static Expected<std::unique_ptr<Executor>> withPlan(const Graph& graph, MemoryPlan plan);
   Expected<std::shared_ptr<const PreparedPlan>> prepare(MemoryPlan plan) const;
   bool fits(const PreparedPlan& prepared, const SymbolBindings& bindings) const;
 
