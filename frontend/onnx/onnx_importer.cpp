@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <onnx/defs/schema.h>
 #include <onnx/onnx_pb.h>
 
 #include "frontend/onnx/onnx_op_converters.h"
@@ -103,12 +104,34 @@ class OnnxImporter {
       if (isOnnxDomain(entry.domain())) onnxOpset = entry.version();
     }
     if (!onnxOpset) return error("the model imports no ai.onnx opset (truncated file?)");
-    if (*onnxOpset < kMinOnnxOpset || *onnxOpset > kMaxOnnxOpset) {
+    if (*onnxOpset < 1 || *onnxOpset > kMaxOnnxOpset) {
       return error("unsupported opset: the model uses ai.onnx opset ", *onnxOpset,
                    "; kiln imports opsets ", kMinOnnxOpset, " to ", kMaxOnnxOpset,
                    " (convert it with onnx.version_converter)");
     }
+    if (*onnxOpset < kMinOnnxOpset) return checkOpsUnchangedSince(*onnxOpset);
     return Status::ok();
+  }
+
+  // An older model imports when each of its ops means at its opset what it
+  // means at opset 13: the schema in force is the same one.
+  Status checkOpsUnchangedSince(int64_t opset) {
+    std::set<std::string> changed;
+    for (const onnx::NodeProto& node : model_.graph().node()) {
+      if (!isOnnxDomain(node.domain())) continue;
+      const onnx::OpSchema* old = onnx::OpSchemaRegistry::Schema(node.op_type(), static_cast<int>(opset));
+      const onnx::OpSchema* current =
+          onnx::OpSchemaRegistry::Schema(node.op_type(), static_cast<int>(kMinOnnxOpset));
+      if (!old || !current || old->since_version() != current->since_version())
+        changed.insert(cat(node.op_type(), " (", old ? cat("version ", old->since_version()) : "unknown",
+                           ", kiln implements version ",
+                           current ? cat(current->since_version()) : "none", ")"));
+    }
+    if (changed.empty()) return Status::ok();
+    std::string list;
+    for (const std::string& op : changed) list += (list.empty() ? "" : ", ") + op;
+    return error("unsupported opset: the model uses ai.onnx opset ", opset, ", where these ops differ from opset ",
+                 kMinOnnxOpset, ": ", list, " (convert it with onnx.version_converter)");
   }
 
   std::string nodeLocation(int index) const {

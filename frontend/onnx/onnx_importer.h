@@ -24,7 +24,10 @@ struct OnnxImportOptions {
   std::map<std::string, std::vector<Dim>> inputShapes;
 };
 
-// The ONNX opset range of the ai.onnx domain the importer accepts.
+// The ONNX opset range of the ai.onnx domain the importer accepts. Models of
+// an older opset are accepted too when every node's op is defined there
+// exactly as at opset 13 (the same schema version), since the converters
+// implement the opset 13 forms.
 inline constexpr int64_t kMinOnnxOpset = 13;
 inline constexpr int64_t kMaxOnnxOpset = 21;
 

@@ -373,10 +373,18 @@ TEST_F(OnnxImporterTest, UnsupportedOpsAreListedTogether) {
 
 TEST_F(OnnxImporterTest, UnsupportedOpsetAndDtype) {
   onnx::ModelProto old = matmulReluModel();
-  old.mutable_opset_import(0)->set_version(7);
+  old.mutable_opset_import(0)->set_version(5);
   std::string message = importError(save(old, "old.onnx"));
-  EXPECT_NE(message.find("unsupported opset: the model uses ai.onnx opset 7; kiln imports "
-                         "opsets 13 to 21"),
+  EXPECT_NE(message.find("unsupported opset: the model uses ai.onnx opset 5, where these ops differ from "
+                         "opset 13: MatMul (version 1, kiln implements version 13), Relu (version 1, kiln "
+                         "implements version 13)"),
+            std::string::npos)
+      << message;
+
+  onnx::ModelProto newer = matmulReluModel();
+  newer.mutable_opset_import(0)->set_version(22);
+  message = importError(save(newer, "newer.onnx"));
+  EXPECT_NE(message.find("unsupported opset: the model uses ai.onnx opset 22; kiln imports opsets 13 to 21"),
             std::string::npos)
       << message;
 
