@@ -1,5 +1,6 @@
 // The C API over the artifact loader and the executor. Every entry point
 // catches exceptions (allocation failures) so none crosses into C.
+#include <cstddef>
 #include <limits>
 #include <memory>
 #include <new>
@@ -85,6 +86,9 @@ struct ModelState {
   kiln::rt::Artifact artifact;
   std::unique_ptr<kiln::rt::Executor> executor;
   std::vector<std::unique_ptr<ValueDescription>> inputs, outputs;
+  // 0, 1, ...: the inputs kiln_session_run takes and the outputs it gives.
+  std::vector<size_t> inputPositions, outputPositions;
+  std::vector<std::pair<const char*, const char*>> kvPairs;  // (past input, present output) names
 };
 
 kiln_status describeValue(const ModelState* model, size_t index, kiln_value_info* out, bool input) {
@@ -98,6 +102,69 @@ kiln_status describeValue(const ModelState* model, size_t index, kiln_value_info
                 kiln::cat(what, " index ", index, " is out of range: the model has ", list.size()));
   list[index]->fill(out);
   return KILN_OK;
+}
+
+// Matches the caller's named tensors to the graph inputs at `accepted`
+// (positions among the model's inputs); `bound` gets one tensor per
+// accepted position, in its order. `refused` explains an input that exists
+// but is not accepted here.
+kiln_status bindNamedInputs(const ModelState& model, const std::vector<size_t>& accepted,
+                            const kiln_tensor* inputs, size_t n_inputs, const char* refused,
+                            std::vector<kiln::Tensor>& bound) {
+  bound.assign(accepted.size(), kiln::Tensor{});
+  std::vector<bool> given(accepted.size(), false);
+  for (size_t i = 0; i < n_inputs; ++i) {
+    const kiln_tensor& t = inputs[i];
+    if (!t.name) return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input ", i, " has no name"));
+    size_t slot = 0;
+    while (slot < accepted.size() && model.inputs[accepted[slot]]->name != t.name) ++slot;
+    if (slot == accepted.size()) {
+      for (const auto& d : model.inputs)
+        if (d->name == t.name) return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' ", refused));
+      std::string names;
+      for (size_t position : accepted)
+        names += kiln::cat(names.empty() ? "" : ", ", "'", model.inputs[position]->name, "'");
+      return fail(KILN_ERROR_INVALID_ARGUMENT,
+                  kiln::cat("unknown input '", t.name, "'; the model's inputs are ", names));
+    }
+    if (given[slot]) return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' is given twice"));
+    if (!validDType(t.dtype))
+      return fail(KILN_ERROR_INVALID_ARGUMENT,
+                  kiln::cat("input '", t.name, "' has invalid dtype ", static_cast<int>(t.dtype)));
+    if (t.rank && !t.shape)
+      return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' has rank ", t.rank, " but no shape"));
+    std::vector<int64_t> shape(t.shape, t.shape + t.rank);
+    // Guard the byte count, so a wild shape cannot make a view past the buffer.
+    uint64_t bytes = kiln::dtypeSize(toDType(t.dtype));
+    for (int64_t d : shape) {
+      if (d < 0 || (d && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)))
+        return fail(KILN_ERROR_INVALID_ARGUMENT,
+                    kiln::cat("input '", t.name, "' has invalid shape ", kiln::shapeStr(shape)));
+      bytes *= static_cast<uint64_t>(d);
+    }
+    if (bytes && !t.data) return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' has no data"));
+    // Kernels never write their inputs, so viewing const data is safe.
+    bound[slot] = kiln::Tensor::view(toDType(t.dtype), std::move(shape), const_cast<void*>(t.data));
+    given[slot] = true;
+  }
+  for (size_t slot = 0; slot < given.size(); ++slot) {
+    if (!given[slot])
+      return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("missing input '", model.inputs[accepted[slot]]->name, "'"));
+  }
+  return KILN_OK;
+}
+
+// Describes `results` (outputs of the graph outputs at `positions`) to the caller.
+void fillOutputs(const ModelState& model, const std::vector<kiln::Tensor>& results,
+                 const std::vector<size_t>& positions, kiln_tensor* outputs) {
+  for (size_t i = 0; i < positions.size(); ++i) {
+    const kiln::Tensor& t = results[i];
+    outputs[i].name = model.outputs[positions[i]]->name.c_str();
+    outputs[i].dtype = toCDType(t.dtype());
+    outputs[i].rank = t.rank();
+    outputs[i].shape = t.shape().data();
+    outputs[i].data = t.data();
+  }
 }
 
 }  // namespace
@@ -144,6 +211,14 @@ kiln_status kiln_model_load(const char* path, kiln_model** out) {
       state->inputs.push_back(std::make_unique<ValueDescription>(graph.value(id)));
     for (kiln::ValueId id : graph.outputs())
       state->outputs.push_back(std::make_unique<ValueDescription>(graph.value(id)));
+    for (size_t i = 0; i < state->inputs.size(); ++i) state->inputPositions.push_back(i);
+    for (size_t i = 0; i < state->outputs.size(); ++i) state->outputPositions.push_back(i);
+    for (const kiln::rt::KvLayer& layer : state->executor->kvLayers()) {
+      state->kvPairs.emplace_back(state->inputs[layer.pastKeyInput]->name.c_str(),
+                                  state->outputs[layer.presentKeyOutput]->name.c_str());
+      state->kvPairs.emplace_back(state->inputs[layer.pastValueInput]->name.c_str(),
+                                  state->outputs[layer.presentValueOutput]->name.c_str());
+    }
     *out = new kiln_model{std::move(state)};
     return KILN_OK;
   });
@@ -163,6 +238,21 @@ kiln_status kiln_model_output(const kiln_model* model, size_t index, kiln_value_
   return describeValue(model ? model->state.get() : nullptr, index, out, false);
 }
 
+size_t kiln_model_num_kv_pairs(const kiln_model* model) { return model ? model->state->kvPairs.size() : 0; }
+
+kiln_status kiln_model_kv_pair(const kiln_model* model, size_t index, const char** input_name,
+                               const char** output_name) {
+  if (!model || !input_name || !output_name)
+    return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_model_kv_pair: model, input_name and output_name must not be NULL");
+  const auto& pairs = model->state->kvPairs;
+  if (index >= pairs.size())
+    return fail(KILN_ERROR_INVALID_ARGUMENT,
+                kiln::cat("KV pair index ", index, " is out of range: the model has ", pairs.size()));
+  *input_name = pairs[index].first;
+  *output_name = pairs[index].second;
+  return KILN_OK;
+}
+
 kiln_status kiln_session_create(const kiln_model* model, const kiln_session_options* options,
                                 kiln_session** out) {
   return guarded([&] {
@@ -173,7 +263,15 @@ kiln_status kiln_session_create(const kiln_model* model, const kiln_session_opti
       return fail(KILN_ERROR_INVALID_ARGUMENT,
                   kiln::cat("kiln_session_create: options->struct_size is ", options->struct_size,
                             "; set it to sizeof(kiln_session_options)"));
-    *out = new kiln_session{model->state, kiln::rt::Session(*model->state->executor), {}};
+    kiln::rt::SessionOptions sessionOptions;
+    // Fields past struct_size (an older caller's struct) keep their defaults.
+    if (options && options->struct_size >= offsetof(kiln_session_options, kv_capacity) + sizeof(int64_t)) {
+      if (options->kv_capacity < 0)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("kiln_session_create: options->kv_capacity is ",
+                                                           options->kv_capacity, "; it must be >= 0 (0: the default)"));
+      sessionOptions.kvCapacity = options->kv_capacity;
+    }
+    *out = new kiln_session{model->state, kiln::rt::Session(*model->state->executor, sessionOptions), {}};
     return KILN_OK;
   });
 }
@@ -192,49 +290,10 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
                   kiln::cat("kiln_session_run: the model has ", model.outputs.size(),
                             " output(s), got room for ", n_outputs));
 
-    // Match the named inputs to graph input positions.
-    std::vector<kiln::Tensor> bound(model.inputs.size());
-    std::vector<bool> given(model.inputs.size(), false);
-    for (size_t i = 0; i < n_inputs; ++i) {
-      const kiln_tensor& t = inputs[i];
-      if (!t.name) return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input ", i, " has no name"));
-      size_t position = 0;
-      while (position < model.inputs.size() && model.inputs[position]->name != t.name) ++position;
-      if (position == model.inputs.size()) {
-        std::string names;
-        for (const auto& d : model.inputs) names += kiln::cat(names.empty() ? "" : ", ", "'", d->name, "'");
-        return fail(KILN_ERROR_INVALID_ARGUMENT,
-                    kiln::cat("unknown input '", t.name, "'; the model's inputs are ", names));
-      }
-      if (given[position])
-        return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' is given twice"));
-      if (!validDType(t.dtype))
-        return fail(KILN_ERROR_INVALID_ARGUMENT,
-                    kiln::cat("input '", t.name, "' has invalid dtype ", static_cast<int>(t.dtype)));
-      if (t.rank && !t.shape)
-        return fail(KILN_ERROR_INVALID_ARGUMENT,
-                    kiln::cat("input '", t.name, "' has rank ", t.rank, " but no shape"));
-      std::vector<int64_t> shape(t.shape, t.shape + t.rank);
-      // Guard the byte count, so a wild shape cannot make a view past the buffer.
-      uint64_t bytes = kiln::dtypeSize(toDType(t.dtype));
-      for (int64_t d : shape) {
-        if (d < 0 || (d && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d)))
-          return fail(KILN_ERROR_INVALID_ARGUMENT,
-                      kiln::cat("input '", t.name, "' has invalid shape ", kiln::shapeStr(shape)));
-        bytes *= static_cast<uint64_t>(d);
-      }
-      if (bytes && !t.data)
-        return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' has no data"));
-      // Kernels never write their inputs, so viewing const data is safe.
-      bound[position] = kiln::Tensor::view(toDType(t.dtype), std::move(shape), const_cast<void*>(t.data));
-      given[position] = true;
-    }
-    for (size_t position = 0; position < given.size(); ++position) {
-      if (!given[position])
-        return fail(KILN_ERROR_INVALID_ARGUMENT,
-                    kiln::cat("missing input '", model.inputs[position]->name, "'"));
-    }
-
+    std::vector<kiln::Tensor> bound;
+    if (kiln_status matched = bindNamedInputs(model, model.inputPositions, inputs, n_inputs, "", bound);
+        matched != KILN_OK)
+      return matched;
     auto checked = model.executor->bindInputs(bound);
     if (!checked) return fail(KILN_ERROR_INVALID_ARGUMENT, checked.status().message());
     // The outputs live in the session's arena (an output that is an input,
@@ -242,16 +301,61 @@ kiln_status kiln_session_run(kiln_session* session, const kiln_tensor* inputs, s
     auto results = session->session.run(bound);
     if (!results) return fail(KILN_ERROR_RUN, results.status().message());
     session->outputs = std::move(results.value());
-    for (size_t i = 0; i < n_outputs; ++i) {
-      const kiln::Tensor& t = session->outputs[i];
-      outputs[i].name = model.outputs[i]->name.c_str();
-      outputs[i].dtype = toCDType(t.dtype());
-      outputs[i].rank = t.rank();
-      outputs[i].shape = t.shape().data();
-      outputs[i].data = t.data();
-    }
+    fillOutputs(model, session->outputs, model.outputPositions, outputs);
     return KILN_OK;
   });
+}
+
+kiln_status kiln_session_step(kiln_session* session, const kiln_tensor* inputs, size_t n_inputs,
+                              kiln_tensor* outputs, size_t n_outputs) {
+  return guarded([&] {
+    if (!session) return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_step: session is NULL");
+    if ((n_inputs && !inputs) || (n_outputs && !outputs))
+      return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_step: inputs or outputs is NULL");
+    const ModelState& model = *session->model;
+    const kiln::rt::Executor& executor = *model.executor;
+    if (executor.kvLayers().empty())
+      return fail(KILN_ERROR_INVALID_ARGUMENT,
+                  "kiln_session_step: the model has no KV pairs (an attention op whose past keys and values "
+                  "are model inputs and whose present ones are model outputs); use kiln_session_run");
+    const std::vector<size_t>& stepOutputs = executor.stepOutputs();
+    if (n_outputs != stepOutputs.size())
+      return fail(KILN_ERROR_INVALID_ARGUMENT,
+                  kiln::cat("kiln_session_step: a step has ", stepOutputs.size(),
+                            " output(s) (the model's outputs but its KV pairs' present ones), got room for ",
+                            n_outputs));
+    std::vector<kiln::Tensor> bound;
+    if (kiln_status matched = bindNamedInputs(model, executor.stepInputs(), inputs, n_inputs,
+                                              "is a KV pair's past input: a step reads it from the session's "
+                                              "KV cache",
+                                              bound);
+        matched != KILN_OK)
+      return matched;
+    using Failure = kiln::rt::Session::StepFailure;
+    Failure failure = Failure::None;
+    auto results = session->session.step(bound, &failure);
+    if (!results) {
+      const kiln_status status = failure == Failure::CacheFull ? KILN_ERROR_KV_CACHE_FULL
+                                 : failure == Failure::Inputs  ? KILN_ERROR_INVALID_ARGUMENT
+                                                               : KILN_ERROR_RUN;
+      return fail(status, results.status().message());
+    }
+    session->outputs = std::move(results.value());
+    fillOutputs(model, session->outputs, stepOutputs, outputs);
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_session_reset(kiln_session* session) {
+  if (!session) return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_reset: session is NULL");
+  session->session.resetKv();
+  return KILN_OK;
+}
+
+int64_t kiln_session_kv_length(const kiln_session* session) { return session ? session->session.kvLength() : 0; }
+
+int64_t kiln_session_kv_capacity(const kiln_session* session) {
+  return session ? session->session.kvCapacity() : 0;
 }
 
 }  // extern "C"

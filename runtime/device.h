@@ -44,10 +44,13 @@ class Device {
   virtual Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) = 0;
   // Runs one op. Inputs are null for absent optional operands; outputs have
   // the shapes inference gave and may alias an input where the op's
-  // definition allows it (OpDef::inplaceOperands, resultIsView). Must be
-  // safe to call from several threads at once on distinct tensors.
+  // definition allows it (OpDef::inplaceOperands, resultIsView). `kvCache`
+  // is set for an attention op of a stateful session's step (the session's
+  // KV cache, see KvCacheBinding; outputs then hold only `out`), null
+  // otherwise. Must be safe to call from several threads at once on
+  // distinct tensors.
   virtual Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
-                     std::span<Tensor* const> outputs) = 0;
+                     std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) = 0;
 };
 
 // The device the plan calls `name`, or null when this runtime has none such.

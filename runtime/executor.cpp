@@ -142,6 +142,53 @@ Status checkRunnable(const Graph& graph) {
   return Status::ok();
 }
 
+// Where `id` sits in `list` (graph inputs or outputs), if it does.
+std::optional<size_t> positionIn(const std::vector<ValueId>& list, ValueId id) {
+  auto it = std::find(list.begin(), list.end(), id);
+  if (it == list.end()) return std::nullopt;
+  return static_cast<size_t>(it - list.begin());
+}
+
+// The attention ops whose past_k/past_v are graph inputs that nothing else
+// reads and whose present_k/present_v are graph outputs that nothing reads,
+// with static kv heads and head dims (docs/kv-cache.md).
+std::vector<KvLayer> findKvLayers(const Graph& graph) {
+  std::vector<int> reads(graph.values().size(), 0);
+  for (const Op& op : graph.ops())
+    for (ValueId o : op.operands)
+      if (o != kNoValue) ++reads[static_cast<size_t>(o)];
+  const auto readOnce = [&](ValueId id) { return reads[static_cast<size_t>(id)] == 1; };
+  constexpr size_t kPastK = 6, kPastV = 7;  // the attention operands (ir/ops/fused.cpp)
+
+  std::vector<KvLayer> layers;
+  for (size_t i = 0; i < graph.ops().size(); ++i) {
+    const Op& op = graph.ops()[i];
+    if (!op.def || op.def->name != "attention" || op.operands.size() <= kPastV || op.results.size() != 3)
+      continue;
+    const ValueId pastK = op.operands[kPastK], pastV = op.operands[kPastV];
+    if (pastK == kNoValue || pastV == kNoValue || pastK == pastV) continue;
+    std::optional<size_t> pastKeyInput = positionIn(graph.inputs(), pastK);
+    std::optional<size_t> pastValueInput = positionIn(graph.inputs(), pastV);
+    std::optional<size_t> presentKeyOutput = positionIn(graph.outputs(), op.results[1]);
+    std::optional<size_t> presentValueOutput = positionIn(graph.outputs(), op.results[2]);
+    if (!pastKeyInput || !pastValueInput || !presentKeyOutput || !presentValueOutput) continue;
+    if (!readOnce(pastK) || !readOnce(pastV) || reads[static_cast<size_t>(op.results[1])] != 0 ||
+        reads[static_cast<size_t>(op.results[2])] != 0 || positionIn(graph.outputs(), pastK) ||
+        positionIn(graph.outputs(), pastV))
+      continue;
+    const TensorType& keys = graph.value(pastK).type;
+    const TensorType& values = graph.value(pastV).type;
+    const TensorType& present = graph.value(op.results[1]).type;
+    if (keys.rank() != 4 || values.rank() != 4 || present.rank() != 4) continue;
+    std::optional<int64_t> kvHeads = keys.shape[1].constant(), headDim = keys.shape[3].constant(),
+                           valueDim = values.shape[3].constant();
+    if (!kvHeads || !headDim || !valueDim) continue;
+    layers.push_back(KvLayer{i, *pastKeyInput, *pastValueInput, *presentKeyOutput, *presentValueOutput,
+                             keys.dtype, *kvHeads, *headDim, *valueDim, keys.shape[0], present.shape[2]});
+  }
+  return layers;
+}
+
 }  // namespace
 
 Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled)
@@ -161,6 +208,30 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
     if (graph.values()[v].kind == ValueKind::OpResult && lastUse[v] >= 0)
       releaseAfter_[static_cast<size_t>(lastUse[v])].push_back(static_cast<ValueId>(v));
   }
+
+  kvLayers_ = findKvLayers(graph);
+  kvLayerOfOp_.assign(graph.ops().size(), -1);
+  kvPresent_.assign(graph.values().size(), false);
+  std::vector<bool> pastInput(graph.inputs().size(), false), presentOutput(graph.outputs().size(), false);
+  for (size_t l = 0; l < kvLayers_.size(); ++l) {
+    const KvLayer& layer = kvLayers_[l];
+    kvLayerOfOp_[layer.op] = static_cast<int32_t>(l);
+    pastInput[layer.pastKeyInput] = pastInput[layer.pastValueInput] = true;
+    presentOutput[layer.presentKeyOutput] = presentOutput[layer.presentValueOutput] = true;
+    for (size_t r : {1, 2}) kvPresent_[static_cast<size_t>(graph.ops()[layer.op].results[r])] = true;
+  }
+  for (size_t i = 0; i < pastInput.size(); ++i)
+    if (!pastInput[i]) stepInputs_.push_back(i);
+  for (size_t i = 0; i < presentOutput.size(); ++i)
+    if (!presentOutput[i]) stepOutputs_.push_back(i);
+}
+
+int64_t Executor::defaultKvCapacity() const {
+  if (kvLayers_.empty()) return 0;
+  const SymbolBindings bounds =
+      compiled_->unplannedReason.empty() ? compiled_->plan.bounds : planningBounds(graph_, {});
+  std::optional<int64_t> total = kvLayers_.front().totalLength.substitute(bounds).constant();
+  return total && *total > 0 ? *total : kDefaultSymbolBound;
 }
 
 Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
@@ -235,9 +306,10 @@ Expected<std::shared_ptr<const PreparedPlan>> Executor::prepare(MemoryPlan plan)
   return std::shared_ptr<const PreparedPlan>(std::move(prepared));
 }
 
-bool Executor::fits(const PreparedPlan& prepared, const SymbolBindings& bindings) const {
+bool Executor::fits(const PreparedPlan& prepared, const SymbolBindings& bindings, bool stepping) const {
   for (const RegisterPlan& r : prepared.plan.registers) {
     if (r.kind != RegisterPlan::Arena) continue;
+    if (stepping && kvPresent_[static_cast<size_t>(r.value)]) continue;  // lives in the KV cache
     // A size that stays unknown is checked when the op runs.
     std::optional<size_t> bytes = bytesAt(graph_.value(r.value).type, bindings);
     if (bytes && *bytes > r.bytes) return false;
@@ -246,9 +318,9 @@ bool Executor::fits(const PreparedPlan& prepared, const SymbolBindings& bindings
 }
 
 Expected<std::shared_ptr<const PreparedPlan>> Executor::planFor(const SymbolBindings& bindings,
-                                                                bool* replanned) const {
+                                                                bool* replanned, bool stepping) const {
   if (replanned) *replanned = false;
-  if (!compiled_->unplannedReason.empty() || fits(*compiled_, bindings)) return compiled_;
+  if (!compiled_->unplannedReason.empty() || fits(*compiled_, bindings, stepping)) return compiled_;
   if (replanned) *replanned = true;
   {
     std::lock_guard<std::mutex> lock(cacheMutex_);
@@ -330,6 +402,10 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
   return session.run(inputs);
 }
 
+Session::Session(const Executor& executor, SessionOptions options)
+    : executor_(executor),
+      kvCapacity_(options.kvCapacity > 0 ? options.kvCapacity : executor.defaultKvCapacity()) {}
+
 Status Session::reserveArenas(const PreparedPlan& prepared) {
   for (const auto& [memory, bytes] : prepared.arenaBytes) {
     size_t& reserved = arenaSizes_[memory];
@@ -344,18 +420,137 @@ Status Session::reserveArenas(const PreparedPlan& prepared) {
   return Status::ok();
 }
 
-Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
+Status Session::reserveKvCache(int64_t batch) {
+  if (!kvCache_.empty() && kvBatch_ == batch) return Status::ok();
+  const std::vector<KvLayer>& layers = executor_.kvLayers_;
+  // Every layer's keys and values in one block, each part aligned; the
+  // block is reserved, not touched, so capacity costs only the rows written.
+  std::vector<size_t> offsets;
+  uint64_t total = 0;
+  const uint64_t rows = static_cast<uint64_t>(batch) * static_cast<uint64_t>(kvCapacity_);
+  const uint64_t limit = std::numeric_limits<uint64_t>::max() / 4;
+  for (const KvLayer& layer : layers) {
+    for (int64_t width : {layer.headDim, layer.valueDim}) {
+      const uint64_t rowBytes = static_cast<uint64_t>(layer.kvHeads * width) * dtypeSize(layer.dtype);
+      if (rowBytes && rows > (limit - total) / rowBytes)
+        return Status::error("a KV cache of ", kvCapacity_, " tokens for batch ", batch, " is too large");
+      offsets.push_back(static_cast<size_t>(total));
+      total += (rows * rowBytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+    }
+  }
+  // The cache lives where the plan puts the present results it replaces.
+  const RegisterPlan* present =
+      executor_.planned()
+          ? &executor_.plan().registers[static_cast<size_t>(
+                executor_.graph_.outputs()[layers.front().presentKeyOutput])]
+          : nullptr;
+  const std::string memory = present ? present->memory : "host";
+  Device* device = findDevice(present ? present->device : "cpu");
+  kvCache_.clear();
+  kvBlock_.reset();
+  Expected<std::shared_ptr<void>> block = device->reserveArena(memory, static_cast<size_t>(total));
+  if (!block) return block.status().withContext("cannot reserve the KV cache: ");
+  kvBlock_ = std::move(*block);
+  char* base = static_cast<char*>(kvBlock_.get());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const KvLayer& layer = layers[l];
+    kvCache_.push_back(KvCache{
+        Tensor::view(layer.dtype, {batch, layer.kvHeads, kvCapacity_, layer.headDim}, base + offsets[2 * l],
+                     kvBlock_),
+        Tensor::view(layer.dtype, {batch, layer.kvHeads, kvCapacity_, layer.valueDim},
+                     base + offsets[2 * l + 1], kvBlock_)});
+  }
+  kvBatch_ = batch;
+  return Status::ok();
+}
+
+Expected<std::vector<Tensor>> Session::step(const std::vector<Tensor>& inputs, StepFailure* failure) {
+  StepFailure ignored;
+  StepFailure& kind = failure ? *failure : ignored;
+  kind = StepFailure::Inputs;
   const Graph& graph = executor_.graph_;
+  const std::vector<KvLayer>& layers = executor_.kvLayers_;
+  const std::vector<size_t>& stepInputs = executor_.stepInputs_;
+  if (layers.empty())
+    return Status::error("graph @", graph.name, " has no KV cache to step: no attention op reads past keys and ",
+                         "values from graph inputs and writes the present ones to graph outputs; run it with ",
+                         "explicit inputs instead");
+  if (inputs.size() != stepInputs.size()) {
+    std::string names;
+    for (size_t position : stepInputs)
+      names += cat(names.empty() ? "" : ", ", "'", graph.value(graph.inputs()[position]).name, "'");
+    return Status::error("a step of graph @", graph.name, " takes ", stepInputs.size(), " input(s) (", names,
+                         "; the past keys and values come from the KV cache), got ", inputs.size());
+  }
+
+  // The batch, from the step's inputs: the cache holds that many sequences.
+  SymbolBindings seen;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    matchShape(graph.value(graph.inputs()[stepInputs[i]]).type.shape, inputs[i].shape(), seen);
+  std::optional<int64_t> batch = layers.front().batch.substitute(seen).constant();
+  if (!batch || *batch < 1)
+    return Status::error("cannot tell the batch of the KV cache (", layers.front().batch.str(),
+                         ") from the step's inputs");
+  if (kvLength_ > 0 && *batch != kvBatch_)
+    return Status::error("the KV cache holds ", kvLength_, " token(s) of batch ", kvBatch_,
+                         "; this step has batch ", *batch, " (reset the session to change the batch)");
+  if (Status reserved = reserveKvCache(*batch); !reserved) {
+    kind = StepFailure::Run;
+    return reserved;
+  }
+
+  // The graph's inputs: the step's, and for each past input the cache's
+  // first kvLength_ rows as its shape. The kernel reads the cache through
+  // the binding (capacity-strided rows); these views only give the past
+  // inputs their shape, which binds the past length symbol to kvLength_.
+  std::vector<Tensor> full(graph.inputs().size());
+  for (size_t i = 0; i < inputs.size(); ++i) full[stepInputs[i]] = inputs[i];
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const KvLayer& layer = layers[l];
+    full[layer.pastKeyInput] = Tensor::view(layer.dtype, {*batch, layer.kvHeads, kvLength_, layer.headDim},
+                                            kvCache_[l].keys.data(), kvBlock_);
+    full[layer.pastValueInput] = Tensor::view(layer.dtype, {*batch, layer.kvHeads, kvLength_, layer.valueDim},
+                                              kvCache_[l].values.data(), kvBlock_);
+  }
+  Expected<SymbolBindings> bound = executor_.bindInputs(full);
+  if (!bound) return bound.status();
+  std::optional<int64_t> total = layers.front().totalLength.substitute(*bound).constant();
+  if (!total || *total < kvLength_)
+    return Status::error("cannot tell the step's total length (", layers.front().totalLength.str(),
+                         ") from its inputs");
+  if (*total > kvCapacity_) {
+    kind = StepFailure::CacheFull;
+    return Status::error("KV cache full: ", kvLength_, " cached + ", *total - kvLength_,
+                         " new tokens exceed capacity ", kvCapacity_);
+  }
+
+  Expected<std::vector<Tensor>> outputs = runProgram(full, *bound, true);
+  if (!outputs) {
+    kind = StepFailure::Run;
+    return outputs.status();
+  }
+  kvLength_ = *total;
+  kind = StepFailure::None;
+  return outputs;
+}
+
+Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
   Expected<SymbolBindings> bound = executor_.bindInputs(inputs);
   if (!bound) return bound.status();
-  SymbolBindings& bindings = bound.value();
+  return runProgram(inputs, *bound, false);
+}
 
+Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inputs, SymbolBindings& bindings,
+                                                  bool stepping) {
+  const Graph& graph = executor_.graph_;
   RunStats stats;
-  if (!lastPlan_ || bindings != lastBindings_) {
-    Expected<std::shared_ptr<const PreparedPlan>> chosen = executor_.planFor(bindings, &stats.replanned);
+  if (!lastPlan_ || bindings != lastBindings_ || stepping != lastStepping_) {
+    Expected<std::shared_ptr<const PreparedPlan>> chosen =
+        executor_.planFor(bindings, &stats.replanned, stepping);
     if (!chosen) return chosen.status().withContext("cannot plan memory for this run: ");
     lastPlan_ = std::move(*chosen);
     lastBindings_ = bindings;
+    lastStepping_ = stepping;
   } else {
     stats.replanned = lastPlan_ != executor_.compiled_;
   }
@@ -427,7 +622,10 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
                            op.results.size(), " result(s)");
     }
     Device* device = prepared.opDevice[opIndex];
-    resultPtrs.assign(op.results.size(), nullptr);
+    // A KV layer's attention in a step writes `out` only: present_k/present_v
+    // are the session's cache, appended in place.
+    const int32_t kvLayer = stepping ? executor_.kvLayerOfOp_[opIndex] : -1;
+    resultPtrs.assign(kvLayer >= 0 ? 1 : op.results.size(), nullptr);
     for (size_t r = 0; r < op.results.size(); ++r) {
       const ValueId id = op.results[r];
       const Value& result = graph.value(id);
@@ -441,6 +639,7 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
                              concreteTypeStr(inferred[r].dtype, *dims), " but the graph declares ",
                              result.type.str(), bindingsNote(result.type, bindings));
       }
+      if (r >= resultPtrs.size()) continue;  // in the KV cache
       // Into its slot: the bytes it views, its place in the arena, or (no
       // plan, or it outgrew the slot) memory of its own.
       Tensor& slot = values_[static_cast<size_t>(id)];
@@ -465,8 +664,14 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
       resultPtrs[r] = &slot;
     }
 
+    KvCacheBinding cacheBinding;
+    if (kvLayer >= 0) {
+      const KvCache& cache = kvCache_[static_cast<size_t>(kvLayer)];
+      cacheBinding = KvCacheBinding{cache.keys.data(), cache.values.data(), kvCapacity_, kvLength_};
+    }
     const std::optional<Attributes> resolvedAttrs = resolveDimAttributes(op.attrs, bindings);
-    Status ran = device->run(*op.def, resolvedAttrs ? *resolvedAttrs : op.attrs, operandTensors, resultPtrs);
+    Status ran = device->run(*op.def, resolvedAttrs ? *resolvedAttrs : op.attrs, operandTensors, resultPtrs,
+                             kvLayer >= 0 ? &cacheBinding : nullptr);
     if (!ran) return ran.withContext(context());
 
     for (ValueId dead : executor_.releaseAfter_[opIndex]) {
@@ -478,6 +683,7 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
   std::vector<Tensor> outputs;
   outputs.reserve(graph.outputs().size());
   for (ValueId out : graph.outputs()) {
+    if (stepping && executor_.kvPresent_[static_cast<size_t>(out)]) continue;  // in the KV cache
     const Tensor* t = tensorOf(out);
     if (!t) return Status::error("output ", registerRef(graph.value(out).name), " was not computed");
     bool aliasesInput = false;

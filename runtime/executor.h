@@ -12,6 +12,10 @@
 // past the plan's bounds) runs under a plan made for exactly its symbol
 // bindings; the Executor keeps the last few such plans (kPlanCacheSize), so
 // memory follows the largest run seen and never grows without bound.
+//
+// A decoder (attention ops with past/present KV pairs) can also be stepped:
+// the Session keeps the KV cache in a buffer of its own and each step
+// appends to it in place (docs/kv-cache.md).
 // Design and guarantees: docs/runtime-api.md ("Inside the library").
 #pragma once
 
@@ -43,6 +47,20 @@ struct PreparedPlan {
   // then `plan` is empty and every result gets memory of its own as it is
   // computed.
   std::string unplannedReason;
+};
+
+// A decoder layer's KV pair, found in the graph's structure: an attention
+// op whose past_k/past_v operands are graph inputs read by nothing else and
+// whose present_k/present_v results are graph outputs read by nothing else,
+// with static kv heads and head dims.
+struct KvLayer {
+  size_t op = 0;                                        // the attention op's index
+  size_t pastKeyInput = 0, pastValueInput = 0;          // positions among the graph inputs
+  size_t presentKeyOutput = 0, presentValueOutput = 0;  // positions among the graph outputs
+  DType dtype = DType::F32;
+  int64_t kvHeads = 0, headDim = 0, valueDim = 0;
+  Dim batch;        // past_k's declared batch dim
+  Dim totalLength;  // present_k's declared sequence dim: past + new tokens
 };
 
 class Executor {
@@ -80,33 +98,56 @@ class Executor {
   // The plan for a run with these bindings: the compiled one when every
   // register fits its slot, else one planned for exactly these bindings
   // (cached). `replanned` says which.
+  // `stepping`: for a stateful step, whose present_k/present_v results live
+  // in the session's KV cache and need no slot.
   Expected<std::shared_ptr<const PreparedPlan>> planFor(const SymbolBindings& bindings,
-                                                        bool* replanned = nullptr) const;
+                                                        bool* replanned = nullptr, bool stepping = false) const;
+
+  // The decoder's KV layers in graph order; empty when the graph has no
+  // past/present pairs (then Session::step refuses it).
+  const std::vector<KvLayer>& kvLayers() const { return kvLayers_; }
+  // The graph input positions a step takes (all but the past inputs) and
+  // the graph output positions it returns (all but the present outputs).
+  const std::vector<size_t>& stepInputs() const { return stepInputs_; }
+  const std::vector<size_t>& stepOutputs() const { return stepOutputs_; }
+  // The KV capacity a session gets unless its options say otherwise: the
+  // total-length dim (past + new) at the plan's bounds; 0 without KV layers.
+  int64_t defaultKvCapacity() const;
 
  private:
   friend class Session;
   Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled);
   static Expected<std::unique_ptr<Executor>> withPlan(const Graph& graph, MemoryPlan plan);
   Expected<std::shared_ptr<const PreparedPlan>> prepare(MemoryPlan plan) const;
-  bool fits(const PreparedPlan& prepared, const SymbolBindings& bindings) const;
+  bool fits(const PreparedPlan& prepared, const SymbolBindings& bindings, bool stepping) const;
 
   const Graph& graph_;
   std::shared_ptr<const PreparedPlan> compiled_;
   // For each op, the values whose last use it is: their tensors are dropped
   // after it runs (only memory outside the arena is freed by that).
   std::vector<std::vector<ValueId>> releaseAfter_;
+  std::vector<KvLayer> kvLayers_;
+  std::vector<int32_t> kvLayerOfOp_;  // per op: its index in kvLayers_, or -1
+  std::vector<bool> kvPresent_;       // per value: a present_k/present_v result of a KV layer
+  std::vector<size_t> stepInputs_, stepOutputs_;
 
   mutable std::mutex cacheMutex_;  // guards replans_
   mutable std::list<std::pair<SymbolBindings, std::shared_ptr<const PreparedPlan>>> replans_;
 };
 
-// One caller's state for running an Executor's program: the arenas and the
-// tensors of the run in progress. A session is used by one thread at a time;
-// sessions of one executor run concurrently. It must not outlive the
-// executor.
+struct SessionOptions {
+  // Tokens the KV cache of step() holds (past + new); 0: the executor's
+  // defaultKvCapacity().
+  int64_t kvCapacity = 0;
+};
+
+// One caller's state for running an Executor's program: the arenas, the
+// tensors of the run in progress and a decoder's KV cache. A session is used
+// by one thread at a time; sessions of one executor run concurrently. It
+// must not outlive the executor.
 class Session {
  public:
-  explicit Session(const Executor& executor) : executor_(executor) {}
+  explicit Session(const Executor& executor, SessionOptions options = {});
 
   // As Executor::run. The outputs are views into the session's arena (or
   // mapped weights): their contents are valid until the next run of this
@@ -122,17 +163,56 @@ class Session {
   };
   const RunStats& lastRun() const { return stats_; }
 
+  // One step of a decoder (docs/kv-cache.md). `inputs` are the graph inputs
+  // at Executor::stepInputs(), in that order (input_ids, ...); the outputs
+  // are the graph outputs at stepOutputs() (logits, ...), valid until the
+  // next run or step. The past keys and values are the cache's first
+  // kvLength() rows, bound to the past inputs' sequence symbol; each
+  // attention op appends the step's new rows to the cache in place and
+  // attends over the cache, so nothing of the past is copied. On success
+  // kvLength() grows by the step's new tokens. A step that does not fit
+  // (no KV layers, bad inputs, a batch other than the cached one, or past +
+  // new tokens beyond kvCapacity()) fails before running, with the cache and
+  // kvLength() unchanged; an op failing mid-step leaves kvLength() unchanged
+  // too (rows past it may have been written). `failure` says which kind of
+  // error it was.
+  enum class StepFailure { None, Inputs, CacheFull, Run };
+  Expected<std::vector<Tensor>> step(const std::vector<Tensor>& inputs, StepFailure* failure = nullptr);
+  // Forgets the cached tokens; the cache keeps its memory.
+  void resetKv() { kvLength_ = 0; }
+  int64_t kvLength() const { return kvLength_; }
+  int64_t kvCapacity() const { return kvCapacity_; }
+  // Per KV layer: the cache, [batch, kv_heads, capacity, head_dim] each;
+  // empty until the first step reserves it.
+  struct KvCache {
+    Tensor keys, values;
+  };
+  const std::vector<KvCache>& kvCache() const { return kvCache_; }
+
  private:
   Status reserveArenas(const PreparedPlan& prepared);
+  Status reserveKvCache(int64_t batch);
+  // run() and step() after the input checks; `stepping` binds the KV cache
+  // to the KV layers' attention ops and returns only the step outputs.
+  Expected<std::vector<Tensor>> runProgram(const std::vector<Tensor>& inputs, SymbolBindings& bindings,
+                                           bool stepping);
 
   const Executor& executor_;
   std::map<std::string, std::shared_ptr<void>, std::less<>> arenas_;  // memory space -> block
   std::map<std::string, size_t, std::less<>> arenaSizes_;
-  // The plan of the last run and the bindings it was chosen for.
+  // The plan of the last run and the bindings (and mode) it was chosen for.
   SymbolBindings lastBindings_;
+  bool lastStepping_ = false;
   std::shared_ptr<const PreparedPlan> lastPlan_;
   std::vector<Tensor> values_;  // by ValueId, during a run
   RunStats stats_;
+  // The KV cache of step(): one reserved block holding every layer's keys
+  // and values for kvBatch_ sequences of kvCapacity_ tokens.
+  int64_t kvCapacity_ = 0;
+  int64_t kvLength_ = 0;
+  int64_t kvBatch_ = 0;
+  std::shared_ptr<void> kvBlock_;
+  std::vector<KvCache> kvCache_;
 };
 
 }  // namespace kiln::rt

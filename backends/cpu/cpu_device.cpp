@@ -42,9 +42,9 @@ Expected<Tensor> CpuDevice::allocate(DType dtype, const std::vector<int64_t>& sh
 }
 
 Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
-                      std::span<Tensor* const> outputs) {
+                      std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
-  KernelContext ctx{def, attrs, inputs, outputs};
+  KernelContext ctx{def, attrs, inputs, outputs, kvCache};
   return def.reference(ctx);
 }
 

@@ -16,7 +16,7 @@ class CpuDevice final : public rt::Device {
   Expected<std::shared_ptr<void>> reserveArena(std::string_view memory, size_t bytes) override;
   Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) override;
   Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
-             std::span<Tensor* const> outputs) override;
+             std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) override;
 };
 
 }  // namespace kiln::cpu

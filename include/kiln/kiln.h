@@ -24,7 +24,8 @@ typedef enum kiln_status {
   KILN_ERROR_INVALID_ARTIFACT = 3, /* wrong magic, truncated, corrupt, newer format version */
   KILN_ERROR_RUN = 4,              /* an op failed while running */
   KILN_ERROR_OUT_OF_MEMORY = 5,
-  KILN_ERROR_INTERNAL = 6 /* a bug in kiln */
+  KILN_ERROR_INTERNAL = 6,     /* a bug in kiln */
+  KILN_ERROR_KV_CACHE_FULL = 7 /* kiln_session_step: past + new tokens exceed the KV capacity */
 } kiln_status;
 
 /* Element types; the names are kiln's text names ("f32", "i64", ...). */
@@ -67,10 +68,15 @@ typedef struct kiln_value_info {
 typedef struct kiln_model kiln_model;
 typedef struct kiln_session kiln_session;
 
-/* Session options. Set struct_size to sizeof(kiln_session_options) so later
- * versions can add fields; there are no other options yet. */
+/* Session options. Set struct_size to sizeof(kiln_session_options) (zero
+ * the rest for the defaults); a smaller struct_size from an older header
+ * leaves the fields past it at their defaults. */
 typedef struct kiln_session_options {
   size_t struct_size;
+  /* Tokens (past + new) the KV cache of kiln_session_step holds; 0: the
+   * model's default, its plan's bound of the total length (4096 when the
+   * past and sequence symbols have the default bound 2048). */
+  int64_t kv_capacity;
 } kiln_session_options;
 
 /* The message of the last failed call on this thread ("" if none failed).
@@ -94,6 +100,14 @@ KILN_API size_t kiln_model_num_outputs(const kiln_model *model);
 KILN_API kiln_status kiln_model_input(const kiln_model *model, size_t index, kiln_value_info *out);
 KILN_API kiln_status kiln_model_output(const kiln_model *model, size_t index, kiln_value_info *out);
 
+/* A decoder's KV pairs: (past input, present output) names, a key and a
+ * value pair per layer, in graph order. kiln_session_step feeds the inputs
+ * from the session's KV cache and keeps the outputs there; 0 pairs: the
+ * model cannot be stepped. Strings live as long as the model. */
+KILN_API size_t kiln_model_num_kv_pairs(const kiln_model *model);
+KILN_API kiln_status kiln_model_kv_pair(const kiln_model *model, size_t index, const char **input_name,
+                                        const char **output_name);
+
 /* A session owns the memory one run needs (an arena of the model's planned
  * size, reserved at the first run); options may be NULL. */
 KILN_API kiln_status kiln_session_create(const kiln_model *model, const kiln_session_options *options,
@@ -108,6 +122,27 @@ KILN_API void kiln_session_free(kiln_session *session);
  * overwritten; after KILN_ERROR_INVALID_ARGUMENT it is untouched. */
 KILN_API kiln_status kiln_session_run(kiln_session *session, const kiln_tensor *inputs, size_t n_inputs,
                                       kiln_tensor *outputs, size_t n_outputs);
+
+/* One decoder step with the session's KV cache (docs/kv-cache.md).
+ * `inputs`: every model input but the KV pairs' past inputs, by name
+ * (input_ids, ...). n_outputs must equal kiln_model_num_outputs minus
+ * kiln_model_num_kv_pairs; outputs[i] is the i-th output that is not a
+ * present output, in graph order (logits, ...), valid as kiln_session_run's.
+ * The past is the cache's kiln_session_kv_length tokens; the step appends
+ * its new tokens' keys and values to the cache in place and the length
+ * grows by them. KILN_ERROR_KV_CACHE_FULL when past + new tokens exceed the
+ * capacity, KILN_ERROR_INVALID_ARGUMENT for bad inputs or a model without
+ * KV pairs: both before running, the cache and length unchanged. After
+ * KILN_ERROR_RUN the length is unchanged too. kiln_session_run never
+ * touches the cache. */
+KILN_API kiln_status kiln_session_step(kiln_session *session, const kiln_tensor *inputs, size_t n_inputs,
+                                       kiln_tensor *outputs, size_t n_outputs);
+/* Forgets the cached tokens (the next step starts a new sequence); the
+ * cache keeps its memory. */
+KILN_API kiln_status kiln_session_reset(kiln_session *session);
+/* Tokens in the KV cache, and how many it holds; 0 for NULL. */
+KILN_API int64_t kiln_session_kv_length(const kiln_session *session);
+KILN_API int64_t kiln_session_kv_capacity(const kiln_session *session);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kiln/kiln.h"
@@ -128,6 +129,17 @@ class Model {
     for (size_t i = 0; i < numOutputs(); ++i) all.push_back(output(i));
     return all;
   }
+  // A decoder's KV pairs, (past input, present output) names; empty when
+  // the model cannot be stepped.
+  std::vector<std::pair<std::string, std::string>> kvPairs() const {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (size_t i = 0; i < kiln_model_num_kv_pairs(get()); ++i) {
+      const char *input = nullptr, *output = nullptr;
+      detail::check(kiln_model_kv_pair(get(), i, &input, &output));
+      pairs.emplace_back(input, output);
+    }
+    return pairs;
+  }
 
   kiln_model* get() const { return model_.get(); }
 
@@ -138,25 +150,45 @@ class Model {
   std::unique_ptr<kiln_model, Free> model_;
 };
 
+struct SessionOptions {
+  int64_t kvCapacity = 0;  // tokens the KV cache of step() holds; 0: the model's default
+};
+
 // A session keeps its model's data alive; the Model object may go first.
 class Session {
  public:
-  explicit Session(const Model& model) : numOutputs_(model.numOutputs()) {
+  explicit Session(const Model& model, const SessionOptions& options = {})
+      : numOutputs_(model.numOutputs()),
+        numStepOutputs_(model.numOutputs() - kiln_model_num_kv_pairs(model.get())) {
+    kiln_session_options c{};
+    c.struct_size = sizeof(c);
+    c.kv_capacity = options.kvCapacity;
     kiln_session* session = nullptr;
-    detail::check(kiln_session_create(model.get(), nullptr, &session));
+    detail::check(kiln_session_create(model.get(), &c, &session));
     session_.reset(session);
   }
 
   // Outputs in graph order; they stay valid until the next run.
   std::vector<Output> run(const std::vector<Input>& inputs) {
-    std::vector<kiln_tensor> in;
-    for (const Input& input : inputs)
-      in.push_back(kiln_tensor{input.name.c_str(), input.dtype, input.shape.size(), input.shape.data(),
-                               input.data});
+    std::vector<kiln_tensor> in = toTensors(inputs);
     std::vector<kiln_tensor> out(numOutputs_);
     detail::check(kiln_session_run(session_.get(), in.data(), in.size(), out.data(), out.size()));
     return std::vector<Output>(out.begin(), out.end());
   }
+
+  // One decoder step on the session's KV cache (kiln_session_step): every
+  // input but the past KV ones; outputs but the present KV ones, in graph
+  // order, valid until the next run or step. A full cache throws an Error
+  // with status KILN_ERROR_KV_CACHE_FULL, the cache unchanged.
+  std::vector<Output> step(const std::vector<Input>& inputs) {
+    std::vector<kiln_tensor> in = toTensors(inputs);
+    std::vector<kiln_tensor> out(numStepOutputs_);
+    detail::check(kiln_session_step(session_.get(), in.data(), in.size(), out.data(), out.size()));
+    return std::vector<Output>(out.begin(), out.end());
+  }
+  void reset() { detail::check(kiln_session_reset(session_.get())); }
+  int64_t kvLength() const { return kiln_session_kv_length(session_.get()); }
+  int64_t kvCapacity() const { return kiln_session_kv_capacity(session_.get()); }
 
   kiln_session* get() const { return session_.get(); }
 
@@ -164,7 +196,14 @@ class Session {
   struct Free {
     void operator()(kiln_session* s) const { kiln_session_free(s); }
   };
-  size_t numOutputs_;
+  static std::vector<kiln_tensor> toTensors(const std::vector<Input>& inputs) {
+    std::vector<kiln_tensor> tensors;
+    for (const Input& input : inputs)
+      tensors.push_back(
+          kiln_tensor{input.name.c_str(), input.dtype, input.shape.size(), input.shape.data(), input.data});
+    return tensors;
+  }
+  size_t numOutputs_, numStepOutputs_;
   std::unique_ptr<kiln_session, Free> session_;
 };
 

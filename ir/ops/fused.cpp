@@ -278,7 +278,8 @@ AttentionShape attentionShape(const KernelContext& ctx, const AttentionAttrs& a)
     const std::vector<int64_t>& k = ctx.input(kK)->shape();
     s.seq = q[1], s.headDim = q[2] / a.heads, s.newKeys = k[1], s.valueDim = ctx.input(kV)->shape()[2] / a.kvHeads;
   }
-  s.past = ctx.input(kPastK) ? ctx.input(kPastK)->shape()[2] : 0;
+  // A session's KV cache holds the past in place of the past_k operand.
+  s.past = ctx.kvCache ? ctx.kvCache->past : ctx.input(kPastK) ? ctx.input(kPastK)->shape()[2] : 0;
   s.keys = s.past + s.newKeys;
   return s;
 }
@@ -375,35 +376,58 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
     vAt = headStrides(a.qkvLayout, Hkv, newKeys, Dv, Hkv * Dv);
   }
 
-  // q as [B, Hq, S, D]; keys and values with the cache prepended as [B, Hkv, L, D].
+  // Key and value rows: per (batch, kv head) `rowsPerHead` rows of D (Dv),
+  // the past at [0, P) and the new tokens (k roped) at [P, L). A session's
+  // KV cache holds them between runs: the past stays where it is and the new
+  // rows are appended in place. Otherwise they go to present_k/present_v
+  // (the past copied in first, as the op's results require) or, without
+  // those results, to scratch rows.
+  T *keyRows = nullptr, *valueRows = nullptr;
+  int64_t rowsPerHead = L;
+  std::vector<T> scratchKeys, scratchValues;
+  if (const KvCacheBinding* cache = ctx.kvCache) {
+    if (L > cache->capacity)
+      return Status::error("attention: ", P, " cached + ", newKeys, " new tokens exceed the KV cache capacity ",
+                           cache->capacity);
+    keyRows = static_cast<T*>(cache->keys);
+    valueRows = static_cast<T*>(cache->values);
+    rowsPerHead = cache->capacity;
+  } else {
+    if (ctx.outputs.size() == 3) {
+      keyRows = ctx.outputs[1]->data<T>();
+      valueRows = ctx.outputs[2]->data<T>();
+    } else {
+      scratchKeys.resize(static_cast<size_t>(B * Hkv * L * D));
+      scratchValues.resize(static_cast<size_t>(B * Hkv * L * Dv));
+      keyRows = scratchKeys.data();
+      valueRows = scratchValues.data();
+    }
+    const T* pastK = ctx.input(kPastK) ? ctx.input(kPastK)->data<T>() : nullptr;
+    const T* pastV = ctx.input(kPastV) ? ctx.input(kPastV)->data<T>() : nullptr;
+    for (int64_t head = 0; head < B * Hkv && P > 0; ++head) {
+      std::copy_n(pastK + head * P * D, P * D, keyRows + head * L * D);
+      std::copy_n(pastV + head * P * Dv, P * Dv, valueRows + head * L * Dv);
+    }
+  }
+
+  // q as [B, Hq, S, D] in the compute type; the new k/v rows after the past.
   std::vector<C> queries(static_cast<size_t>(B * Hq * S * D));
-  std::vector<C> keys(static_cast<size_t>(B * Hkv * L * D));
-  std::vector<C> values(static_cast<size_t>(B * Hkv * L * Dv));
-  const T* pastK = ctx.input(kPastK) ? ctx.input(kPastK)->data<T>() : nullptr;
-  const T* pastV = ctx.input(kPastV) ? ctx.input(kPastV)->data<T>() : nullptr;
+  std::vector<C> row(static_cast<size_t>(std::max(D, Dv)));
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < Hq; ++h)
       for (int64_t s = 0; s < S; ++s)
         load(q + b * qAt.batch + h * qAt.head + s * qAt.seq, b, s, D, a.rope,
              queries.data() + ((b * Hq + h) * S + s) * D);
     for (int64_t h = 0; h < Hkv; ++h) {
-      C* keyRows = keys.data() + (b * Hkv + h) * L * D;
-      C* valueRows = values.data() + (b * Hkv + h) * L * Dv;
-      for (int64_t p = 0; p < P; ++p) {
-        load(pastK + ((b * Hkv + h) * P + p) * D, b, p, D, false, keyRows + p * D);
-        load(pastV + ((b * Hkv + h) * P + p) * Dv, b, p, Dv, false, valueRows + p * Dv);
-      }
+      T* keyHead = keyRows + (b * Hkv + h) * rowsPerHead * D;
+      T* valueHead = valueRows + (b * Hkv + h) * rowsPerHead * Dv;
       for (int64_t t = 0; t < newKeys; ++t) {
-        load(k + b * kAt.batch + h * kAt.head + t * kAt.seq, b, t, D, a.rope, keyRows + (P + t) * D);
-        load(v + b * vAt.batch + h * vAt.head + t * vAt.seq, b, t, Dv, false, valueRows + (P + t) * Dv);
+        load(k + b * kAt.batch + h * kAt.head + t * kAt.seq, b, t, D, a.rope, row.data());
+        for (int64_t d = 0; d < D; ++d) keyHead[(P + t) * D + d] = fromCompute<T>(row[static_cast<size_t>(d)]);
+        const T* value = v + b * vAt.batch + h * vAt.head + t * vAt.seq;
+        std::copy_n(value, Dv, valueHead + (P + t) * Dv);
       }
     }
-  }
-  if (ctx.outputs.size() == 3) {
-    T* presentK = ctx.outputs[1]->data<T>();
-    T* presentV = ctx.outputs[2]->data<T>();
-    for (size_t i = 0; i < keys.size(); ++i) presentK[i] = fromCompute<T>(keys[i]);
-    for (size_t i = 0; i < values.size(); ++i) presentV[i] = fromCompute<T>(values[i]);
   }
 
   // The mask as additive values (a false bool or a zero key-padding entry is
@@ -434,8 +458,8 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
   std::vector<double> sum(static_cast<size_t>(Dv));
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < Hq; ++h) {
-      const C* keyRows = keys.data() + (b * Hkv + h / group) * L * D;
-      const C* valueRows = values.data() + (b * Hkv + h / group) * L * Dv;
+      const T* keyHead = keyRows + (b * Hkv + h / group) * rowsPerHead * D;
+      const T* valueHead = valueRows + (b * Hkv + h / group) * rowsPerHead * Dv;
       for (int64_t i = 0; i < S; ++i) {
         const C* query = queries.data() + ((b * Hq + h) * S + i) * D;
         T* y = out + b * outAt.batch + h * outAt.head + i * outAt.seq;
@@ -445,9 +469,10 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
                                              : mask.data() + b * maskAt[0] + h * maskAt[1] + i * maskAt[2];
         double highest = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < visible; ++j) {
-          const C* key = keyRows + j * D;
+          const T* key = keyHead + j * D;
           double dot = 0.0;
-          for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(query[d]) * static_cast<double>(key[d]);
+          for (int64_t d = 0; d < D; ++d)
+            dot += static_cast<double>(query[d]) * static_cast<double>(toCompute(key[d]));
           double score = dot * a.scale;
           if (maskRow) score += maskRow[j * maskAt[3]];
           scores[static_cast<size_t>(j)] = score;
@@ -464,8 +489,9 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
           const double weight = std::exp(scores[static_cast<size_t>(j)] - highest);
           total += weight;
           if (weight == 0.0) continue;
-          const C* value = valueRows + j * Dv;
-          for (int64_t d = 0; d < Dv; ++d) sum[static_cast<size_t>(d)] += weight * static_cast<double>(value[d]);
+          const T* value = valueHead + j * Dv;
+          for (int64_t d = 0; d < Dv; ++d)
+            sum[static_cast<size_t>(d)] += weight * static_cast<double>(toCompute(value[d]));
         }
         for (int64_t d = 0; d < Dv; ++d) y[d] = fromCompute<T>(static_cast<C>(sum[static_cast<size_t>(d)] / total));
       }

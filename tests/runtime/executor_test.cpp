@@ -432,14 +432,15 @@ TEST(CpuDevice, RunsReferenceKernelsAndRefusesWhatItCannot) {
   ASSERT_TRUE(sum.isOk());
   const Tensor* inputs[] = {&a, &b};
   Tensor* outputs[] = {&*sum};
-  Status ran = device.run(*add, Attributes{}, inputs, outputs);
+  Status ran = device.run(*add, Attributes{}, inputs, outputs, nullptr);
   ASSERT_TRUE(ran.isOk()) << ran.message();
   EXPECT_EQ(valuesOf<float>(*sum), (std::vector<float>{11, 22}));
 
   OpDef noKernel;
   noKernel.name = "mystery";
   EXPECT_FALSE(device.supports(noKernel));
-  EXPECT_EQ(device.run(noKernel, Attributes{}, inputs, outputs).message(), "op 'mystery' has no CPU kernel");
+  EXPECT_EQ(device.run(noKernel, Attributes{}, inputs, outputs, nullptr).message(),
+            "op 'mystery' has no CPU kernel");
   EXPECT_EQ(device.allocate(DType::F32, {2, -1}).status().message(),
             "cannot allocate a tensor of shape [2, -1]");
   EXPECT_EQ(device.allocate(DType::F64, {int64_t{1} << 40, int64_t{1} << 30}).status().message(),

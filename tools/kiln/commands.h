@@ -11,5 +11,6 @@ namespace kiln::tools {
 int compileCommand(const std::vector<std::string>& args);
 int runCommand(const std::vector<std::string>& args);
 int inspectCommand(const std::vector<std::string>& args);
+int generateCommand(const std::vector<std::string>& args);
 
 }  // namespace kiln::tools

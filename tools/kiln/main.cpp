@@ -21,6 +21,8 @@ constexpr Subcommand kSubcommands[] = {
     {"run", "run an artifact on input files or random inputs; check against references",
      &runCommand},
     {"inspect", "print an artifact's IR, inputs, outputs and weight bytes", &inspectCommand},
+    {"generate", "greedy decoding of a decoder artifact with its KV cache; tokens per second",
+     &generateCommand},
 };
 
 std::string usage() {
@@ -51,7 +53,7 @@ int dispatch(const std::vector<std::string>& args) {
   for (const Subcommand& command : kSubcommands)
     if (args[0] == command.name)
       return command.run(std::vector<std::string>(args.begin() + 1, args.end()));
-  std::cerr << "kiln: unknown command '" << args[0] << "' (commands: compile, run, inspect; "
+  std::cerr << "kiln: unknown command '" << args[0] << "' (commands: compile, run, inspect, generate; "
             << "see 'kiln --help')\n";
   return 1;
 }

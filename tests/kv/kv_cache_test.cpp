@@ -1,0 +1,385 @@
+// Stateful decoding: Session::step keeps a decoder's KV cache and appends to
+// it in place. Checked against stateless runs with explicit past inputs (the
+// same model, the same tokens), on the test decoder (data/decoder.kir) and,
+// when ../shared/models is there, on llama-tiny-decode compiled by kiln.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "ir/text.h"
+#include "runtime/artifact.h"
+#include "runtime/executor.h"
+#include "runtime/planning/memory_plan.h"
+
+namespace kiln::rt {
+namespace {
+
+Graph parseFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto graph = parseGraph(text.str());
+  EXPECT_TRUE(graph.isOk()) << path << ": " << graph.status().message();
+  return graph.isOk() ? std::move(*graph) : Graph();
+}
+
+Graph parse(std::string_view text) {
+  auto graph = parseGraph(text);
+  EXPECT_TRUE(graph.isOk()) << graph.status().message();
+  return graph.isOk() ? std::move(*graph) : Graph();
+}
+
+const Graph& decoder() {
+  static const Graph graph = parseFile(std::string(KILN_KV_TEST_DATA) + "/decoder.kir");
+  return graph;
+}
+
+std::unique_ptr<Executor> makeExecutor(const Graph& graph) {
+  auto executor = Executor::create(graph);
+  EXPECT_TRUE(executor.isOk()) << executor.status().message();
+  return executor.isOk() ? std::move(*executor) : nullptr;
+}
+
+// Token ids [batch, n]: each batch row holds `ids`.
+Tensor tokens(const std::vector<int64_t>& ids, int64_t batch = 1) {
+  Tensor t = Tensor::allocate(DType::I64, {batch, static_cast<int64_t>(ids.size())});
+  for (int64_t b = 0; b < batch; ++b) std::copy(ids.begin(), ids.end(), t.data<int64_t>() + b * ids.size());
+  return t;
+}
+
+std::vector<float> floats(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numElements()); }
+
+// Logits row `s` of batch 0 ([batch, seq, vocab]).
+std::vector<float> logitsRow(const Tensor& logits, int64_t s) {
+  const int64_t vocab = logits.shape()[2];
+  const float* row = logits.data<float>() + s * vocab;
+  return std::vector<float>(row, row + vocab);
+}
+
+// One stateless run with explicit past tensors (one per graph input after
+// input_ids, in graph order); the outputs are cloned, all of them.
+std::vector<Tensor> runStateless(const Executor& executor, const Tensor& ids, const std::vector<Tensor>& past) {
+  std::vector<Tensor> inputs = {ids};
+  inputs.insert(inputs.end(), past.begin(), past.end());
+  auto outputs = executor.run(inputs);
+  EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
+  std::vector<Tensor> owned;
+  if (outputs)
+    for (const Tensor& t : *outputs) owned.push_back(t.clone());
+  return owned;
+}
+
+// The empty past of every KV input of `executor`'s graph, for batch 1.
+std::vector<Tensor> emptyPast(const Executor& executor) {
+  std::vector<Tensor> past;
+  for (const KvLayer& layer : executor.kvLayers()) {
+    past.push_back(Tensor::allocate(layer.dtype, {1, layer.kvHeads, 0, layer.headDim}));
+    past.push_back(Tensor::allocate(layer.dtype, {1, layer.kvHeads, 0, layer.valueDim}));
+  }
+  return past;
+}
+
+// Rows [0, length) of a cache tensor [1, heads, capacity, dim], as [1, heads, length, dim].
+std::vector<float> cachedRows(const Tensor& cache, int64_t length) {
+  const int64_t heads = cache.shape()[1], capacity = cache.shape()[2], dim = cache.shape()[3];
+  std::vector<float> rows;
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* head = cache.data<float>() + h * capacity * dim;
+    rows.insert(rows.end(), head, head + length * dim);
+  }
+  return rows;
+}
+
+std::vector<char> cacheBytes(const Session& session) {
+  std::vector<char> bytes;
+  for (const Session::KvCache& layer : session.kvCache())
+    for (const Tensor* t : {&layer.keys, &layer.values})
+      bytes.insert(bytes.end(), static_cast<const char*>(t->data()),
+                   static_cast<const char*>(t->data()) + t->byteSize());
+  return bytes;
+}
+
+Tensor stepLogits(Session& session, const std::vector<int64_t>& ids) {
+  auto outputs = session.step({tokens(ids)});
+  EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
+  if (!outputs) return Tensor{};
+  EXPECT_EQ(outputs->size(), 1u);  // logits only: the present outputs stay in the cache
+  return (*outputs)[0].clone();
+}
+
+void expectNear(const std::vector<float>& got, const std::vector<float>& want, float tolerance) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tolerance) << "element " << i;
+}
+
+const std::vector<int64_t> kPrompt = {1, 2, 3, 4, 5};
+const std::vector<int64_t> kContinuation = {9, 14, 0};
+
+TEST(KvCache, FindsTheKvPairsByStructure) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  const std::vector<KvLayer>& layers = executor->kvLayers();
+  ASSERT_EQ(layers.size(), 2u);
+  EXPECT_EQ(layers[0].op, 3u);  // after gather, rms_norm and matmul
+  EXPECT_EQ(layers[0].pastKeyInput, 1u);
+  EXPECT_EQ(layers[0].pastValueInput, 2u);
+  EXPECT_EQ(layers[1].presentKeyOutput, 3u);
+  EXPECT_EQ(layers[1].presentValueOutput, 4u);
+  EXPECT_EQ(layers[0].kvHeads, 1);
+  EXPECT_EQ(layers[0].headDim, 4);
+  EXPECT_EQ(layers[0].totalLength.str(), "past + seq");
+  EXPECT_EQ(executor->stepInputs(), std::vector<size_t>{0});
+  EXPECT_EQ(executor->stepOutputs(), std::vector<size_t>{0});
+  // The default bounds: past = seq = 2048.
+  EXPECT_EQ(executor->defaultKvCapacity(), 4096);
+  EXPECT_EQ(Session(*executor).kvCapacity(), 4096);
+  EXPECT_EQ(Session(*executor, SessionOptions{64}).kvCapacity(), 64);
+}
+
+TEST(KvCache, PastInputsReadElsewhereAreNoKvPair) {
+  // past.key is also an output of its own: the session could not stand in
+  // for it, so the model has no KV pairs.
+  Graph graph = parse(
+      "graph @g(%q: f32[1, seq, 12], %past.key: f32[1, 1, past, 4], %past.value: f32[1, 1, past, 4])"
+      " -> (%out: f32[1, seq, 4], %k: f32[1, 1, past + seq, 4], %v: f32[1, 1, past + seq, 4],"
+      " %copy: f32[1, 1, past, 4]) {\n"
+      "  %out, %k, %v = attention %q, _, _, _, _, _, %past.key, %past.value {heads = 1, kv_heads = 1, "
+      "out_layout = \"bsd\", qkv_layout = \"bsd_packed\", scale = 0.5} : f32[1, seq, 4], f32[1, 1, past + seq, 4], "
+      "f32[1, 1, past + seq, 4]\n"
+      "  %copy = identity %past.key : f32[1, 1, past, 4]\n"
+      "  return %out, %k, %v, %copy\n"
+      "}\n");
+  auto executor = makeExecutor(graph);
+  ASSERT_TRUE(executor);
+  EXPECT_TRUE(executor->kvLayers().empty());
+  EXPECT_EQ(executor->defaultKvCapacity(), 0);
+  Session session(*executor);
+  auto stepped = session.step({});
+  ASSERT_FALSE(stepped.isOk());
+  EXPECT_EQ(stepped.status().message(),
+            "graph @g has no KV cache to step: no attention op reads past keys and values from graph inputs and "
+            "writes the present ones to graph outputs; run it with explicit inputs instead");
+}
+
+TEST(KvCache, StepsGiveTheLogitsOfStatelessRuns) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  std::vector<int64_t> all = kPrompt;
+  all.insert(all.end(), kContinuation.begin(), kContinuation.end());
+  // The whole 8-token prefix in one stateless run.
+  const std::vector<Tensor> whole = runStateless(*executor, tokens(all), emptyPast(*executor));
+  ASSERT_EQ(whole.size(), 5u);
+
+  Session session(*executor);
+  Tensor prefill = stepLogits(session, kPrompt);
+  ASSERT_EQ(prefill.shape(), (std::vector<int64_t>{1, 5, 16}));
+  EXPECT_EQ(session.kvLength(), 5);
+  for (int64_t s = 0; s < 5; ++s) expectNear(logitsRow(prefill, s), logitsRow(whole[0], s), 1e-5f);
+
+  // Stateless again, step by step, each run fed the presents of the last:
+  // the same kernels on the same rows, so the same bits.
+  std::vector<Tensor> chained = runStateless(*executor, tokens(kPrompt), emptyPast(*executor));
+  EXPECT_EQ(floats(chained[0]), floats(prefill));
+  for (size_t i = 0; i < kContinuation.size(); ++i) {
+    Tensor logits = stepLogits(session, {kContinuation[i]});
+    ASSERT_EQ(logits.shape(), (std::vector<int64_t>{1, 1, 16}));
+    EXPECT_EQ(session.kvLength(), static_cast<int64_t>(6 + i));
+    expectNear(logitsRow(logits, 0), logitsRow(whole[0], static_cast<int64_t>(5 + i)), 1e-5f);
+    chained = runStateless(*executor, tokens({kContinuation[i]}),
+                           std::vector<Tensor>(chained.begin() + 1, chained.end()));
+    EXPECT_EQ(floats(chained[0]), floats(logits)) << "step " << i;
+  }
+  // The cache holds what the stateless runs returned as presents.
+  for (size_t l = 0; l < 2; ++l) {
+    EXPECT_EQ(cachedRows(session.kvCache()[l].keys, 8), floats(chained[1 + 2 * l])) << "layer " << l;
+    EXPECT_EQ(cachedRows(session.kvCache()[l].values, 8), floats(chained[2 + 2 * l])) << "layer " << l;
+  }
+}
+
+TEST(KvCache, AFullCacheFailsBeforeRunningAndKeepsItsTokens) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  Session session(*executor, SessionOptions{8});
+  stepLogits(session, kPrompt);
+  stepLogits(session, {kContinuation[0]});
+  ASSERT_EQ(session.kvLength(), 6);
+  const std::vector<char> before = cacheBytes(session);
+
+  Session::StepFailure failure = Session::StepFailure::None;
+  auto full = session.step({tokens({7, 7, 7})}, &failure);
+  ASSERT_FALSE(full.isOk());
+  EXPECT_EQ(full.status().message(), "KV cache full: 6 cached + 3 new tokens exceed capacity 8");
+  EXPECT_EQ(failure, Session::StepFailure::CacheFull);
+  EXPECT_EQ(session.kvLength(), 6);
+  EXPECT_EQ(cacheBytes(session), before);  // not a byte written, past rows or new
+
+  // What fits still runs on the intact past: the last two of 8 tokens.
+  std::vector<int64_t> all = kPrompt;
+  all.insert(all.end(), kContinuation.begin(), kContinuation.end());
+  const std::vector<Tensor> whole = runStateless(*executor, tokens(all), emptyPast(*executor));
+  Tensor last = stepLogits(session, {kContinuation[1], kContinuation[2]});
+  EXPECT_EQ(session.kvLength(), 8);
+  expectNear(logitsRow(last, 0), logitsRow(whole[0], 6), 1e-5f);
+  expectNear(logitsRow(last, 1), logitsRow(whole[0], 7), 1e-5f);
+  auto more = session.step({tokens({1})}, &failure);
+  ASSERT_FALSE(more.isOk());
+  EXPECT_EQ(more.status().message(), "KV cache full: 8 cached + 1 new tokens exceed capacity 8");
+}
+
+TEST(KvCache, ResetStartsANewSequenceInTheSameMemory) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  Session session(*executor);
+  stepLogits(session, kPrompt);
+  stepLogits(session, {kContinuation[0]});
+  const void* keys = session.kvCache()[0].keys.data();
+  session.resetKv();
+  EXPECT_EQ(session.kvLength(), 0);
+  Tensor again = stepLogits(session, {3, 1, 4});
+  EXPECT_EQ(session.kvLength(), 3);
+  EXPECT_EQ(session.kvCache()[0].keys.data(), keys);
+
+  Session fresh(*executor);
+  EXPECT_EQ(floats(again), floats(stepLogits(fresh, {3, 1, 4})));
+}
+
+TEST(KvCache, DecodeStepsReadAndExtendThePastInPlace) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  Session session(*executor), untouched(*executor);
+  stepLogits(session, kPrompt);
+  stepLogits(untouched, kPrompt);
+  const size_t arenaBytes = session.lastRun().arenaBytes;
+  std::vector<const void*> pointers;
+  for (const Session::KvCache& layer : session.kvCache()) {
+    pointers.push_back(layer.keys.data());
+    pointers.push_back(layer.values.data());
+  }
+
+  // Overwrite a past key row (layer 0, position 2) in the cache itself.
+  float* row2 = session.kvCache()[0].keys.data<float>() + 2 * 4;
+  const float poked[4] = {5, -5, 5, -5};
+  std::memcpy(row2, poked, sizeof poked);
+
+  for (int64_t id : kContinuation) {
+    Tensor logits = stepLogits(session, {id});
+    Tensor reference = stepLogits(untouched, {id});
+    // The step attended over the poked row where it lies...
+    EXPECT_NE(floats(logits), floats(reference));
+    // ...and neither rewrote it nor moved the cache: no copy of the past.
+    EXPECT_EQ(std::memcmp(row2, poked, sizeof poked), 0);
+    std::vector<const void*> now;
+    for (const Session::KvCache& layer : session.kvCache()) {
+      now.push_back(layer.keys.data());
+      now.push_back(layer.values.data());
+    }
+    EXPECT_EQ(now, pointers);
+    // The presents get no memory: the arena is the plan's, nothing off it.
+    EXPECT_EQ(session.lastRun().arenaBytes, arenaBytes);
+    EXPECT_EQ(session.lastRun().registersOffPlan, 0);
+  }
+  // The new rows were appended after the prompt's in both sessions alike.
+  EXPECT_EQ(cachedRows(session.kvCache()[0].values, 8), cachedRows(untouched.kvCache()[0].values, 8));
+}
+
+TEST(KvCache, StepsPastThePlanBoundsKeepTheCompiledPlan) {
+  const Graph& graph = decoder();
+  auto plan = planMemory(graph, {{"batch", 1}, {"past", 4}, {"seq", 4}});
+  ASSERT_TRUE(plan.isOk()) << plan.status().message();
+  auto small = Executor::create(graph, std::move(*plan));
+  ASSERT_TRUE(small.isOk()) << small.status().message();
+  EXPECT_EQ((*small)->defaultKvCapacity(), 8);
+  auto reference = makeExecutor(graph);
+  Session session(**small, SessionOptions{32}), wide(*reference);
+  EXPECT_EQ(floats(stepLogits(session, {1, 2, 3})), floats(stepLogits(wide, {1, 2, 3})));
+  for (int64_t i = 0; i < 12; ++i) {  // up to 15 past tokens, bound 4
+    EXPECT_EQ(floats(stepLogits(session, {i % 16})), floats(stepLogits(wide, {i % 16})));
+    EXPECT_FALSE(session.lastRun().replanned) << "at " << session.kvLength() << " tokens";
+  }
+}
+
+TEST(KvCache, RefusesStepsThatDoNotFit) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  Session session(*executor);
+  Session::StepFailure failure = Session::StepFailure::None;
+  auto none = session.step({}, &failure);
+  ASSERT_FALSE(none.isOk());
+  EXPECT_EQ(none.status().message(),
+            "a step of graph @decoder takes 1 input(s) ('input_ids'; the past keys and values come from the KV "
+            "cache), got 0");
+  EXPECT_EQ(failure, Session::StepFailure::Inputs);
+  Tensor floatIds = Tensor::allocate(DType::F32, {1, 2});
+  auto wrongType = session.step({floatIds});
+  ASSERT_FALSE(wrongType.isOk());
+  EXPECT_EQ(wrongType.status().message(), "input 'input_ids': expected i64[batch, seq], got f32[1, 2]");
+  EXPECT_EQ(session.kvLength(), 0);
+
+  stepLogits(session, kPrompt);
+  auto otherBatch = session.step({tokens({1}, 2)}, &failure);
+  ASSERT_FALSE(otherBatch.isOk());
+  EXPECT_EQ(otherBatch.status().message(),
+            "the KV cache holds 5 token(s) of batch 1; this step has batch 2 (reset the session to change the "
+            "batch)");
+  EXPECT_EQ(session.kvLength(), 5);
+
+  // After a reset the cache is made again for the new batch; both rows of
+  // the batch see the same tokens, so they get the same logits.
+  session.resetKv();
+  auto two = session.step({tokens({1, 2}, 2)});
+  ASSERT_TRUE(two.isOk()) << two.status().message();
+  EXPECT_EQ((*two)[0].shape(), (std::vector<int64_t>{2, 2, 16}));
+  EXPECT_EQ(session.kvCache()[0].keys.shape(), (std::vector<int64_t>{2, 1, 4096, 4}));
+  const std::vector<float> both = floats((*two)[0]);
+  EXPECT_EQ(std::vector<float>(both.begin(), both.begin() + 32), std::vector<float>(both.begin() + 32, both.end()));
+}
+
+TEST(KvCache, StatelessRunsLeaveTheCacheAlone) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  Session session(*executor), reference(*executor);
+  stepLogits(session, kPrompt);
+  stepLogits(reference, kPrompt);
+  const std::vector<char> before = cacheBytes(session);
+  std::vector<Tensor> inputs = {tokens({4, 4})};
+  for (Tensor& past : emptyPast(*executor)) inputs.push_back(past);
+  auto ran = session.run(inputs);
+  ASSERT_TRUE(ran.isOk()) << ran.status().message();
+  EXPECT_EQ(ran->size(), 5u);  // run returns the presents too
+  EXPECT_EQ(session.kvLength(), 5);
+  EXPECT_EQ(cacheBytes(session), before);
+  EXPECT_EQ(floats(stepLogits(session, {8})), floats(stepLogits(reference, {8})));
+}
+
+// llama-tiny-decode compiled by kiln (the kv.compile fixture): prefill 5
+// tokens then 3 decode steps against the whole 8-token prefix, stateless.
+TEST(KvCache, LlamaTinyDecodeStepsMatchTheStatelessPrefix) {
+  const std::string path = KILN_KV_LLAMA_ARTIFACT;
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not built (../shared/models missing)";
+  auto artifact = loadArtifact(path);
+  ASSERT_TRUE(artifact.isOk()) << artifact.status().message();
+  auto executor = createExecutor(*artifact);
+  ASSERT_TRUE(executor.isOk()) << executor.status().message();
+  ASSERT_EQ((*executor)->kvLayers().size(), 2u);
+  const std::vector<int64_t> all = {17, 301, 42, 5, 499, 88, 250, 3};
+  const std::vector<Tensor> whole =
+      runStateless(**executor, tokens(all), emptyPast(**executor));
+  ASSERT_EQ(whole.size(), 5u);
+
+  Session session(**executor);
+  Tensor prefill = stepLogits(session, std::vector<int64_t>(all.begin(), all.begin() + 5));
+  for (int64_t s = 0; s < 5; ++s) expectNear(logitsRow(prefill, s), logitsRow(whole[0], s), 1e-4f);
+  for (int64_t s = 5; s < 8; ++s)
+    expectNear(logitsRow(stepLogits(session, {all[static_cast<size_t>(s)]}), 0), logitsRow(whole[0], s), 1e-4f);
+  // The cache holds the keys and values the stateless run returned.
+  for (size_t l = 0; l < 2; ++l) {
+    expectNear(cachedRows(session.kvCache()[l].keys, 8), floats(whole[1 + 2 * l]), 1e-5f);
+    expectNear(cachedRows(session.kvCache()[l].values, 8), floats(whole[2 + 2 * l]), 1e-5f);
+  }
+}
+
+}  // namespace
+}  // namespace kiln::rt
