@@ -4,6 +4,7 @@
 // when ../shared/models is there, on llama-tiny-decode compiled by kiln.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -352,6 +353,33 @@ TEST(KvCache, StatelessRunsLeaveTheCacheAlone) {
   EXPECT_EQ(session.kvLength(), 5);
   EXPECT_EQ(cacheBytes(session), before);
   EXPECT_EQ(floats(stepLogits(session, {8})), floats(stepLogits(reference, {8})));
+}
+
+int64_t argmaxOfLastRow(const Tensor& logits) {
+  const std::vector<float> row = logitsRow(logits, logits.shape()[1] - 1);
+  return std::max_element(row.begin(), row.end()) - row.begin();
+}
+
+// The ids tests/lit/tools/generate.test expects of `kiln generate`: greedy
+// decoding by steps, and by stateless runs over the whole prefix each time.
+TEST(KvCache, GreedyDecodingMatchesStatelessRuns) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  const std::vector<int64_t> expected = {12, 8, 4, 10, 5, 12, 8, 5, 12, 8, 4, 10};
+  Session session(*executor);
+  std::vector<int64_t> stepped, feed = {1, 2, 3};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    stepped.push_back(argmaxOfLastRow(stepLogits(session, feed)));
+    feed = {stepped.back()};
+  }
+  EXPECT_EQ(stepped, expected);
+
+  std::vector<int64_t> prefix = {1, 2, 3}, rerun;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    rerun.push_back(argmaxOfLastRow(runStateless(*executor, tokens(prefix), emptyPast(*executor))[0]));
+    prefix.push_back(rerun.back());
+  }
+  EXPECT_EQ(rerun, expected);
 }
 
 // llama-tiny-decode compiled by kiln (the kv.compile fixture): prefill 5

@@ -15,6 +15,10 @@ config.excludes = ["Inputs"]
 config.test_source_root = os.path.dirname(os.path.abspath(__file__))
 config.test_exec_root = config.kiln_exec_root
 
+# Text IR -> .kiln without the ONNX frontend (tests/runtime/make_artifact.cpp),
+# for artifacts no ONNX model in the tree gives (a decoder with KV pairs).
+config.substitutions.append(("%kiln_make_artifact", config.kiln_make_artifact))
+
 # The tools under test first, then FileCheck, not and split-file.
 config.environment["PATH"] = os.pathsep.join(
     [config.kiln_tools_dir, config.kiln_llvm_tools_dir, config.environment.get("PATH", "")])

@@ -154,6 +154,12 @@ int generateCommand(const std::vector<std::string>& args) {
   if (!decoder) return fail(decoder.status().withContext(cat(artifactPath, ": ")));
 
   rt::Session session(**executor, rt::SessionOptions{*capacity});
+  // The last generated token is never fed back: the cache ends with
+  // prompt + new - 1 tokens.
+  const int64_t needed = static_cast<int64_t>(prompt->size()) + *maxNew - 1;
+  if (needed > session.kvCapacity())
+    return fail(Status::error("the KV cache holds ", session.kvCapacity(), " tokens; ", prompt->size(),
+                              " prompt and ", *maxNew, " new tokens need ", needed, " (raise --kv-capacity)"));
   using Clock = std::chrono::steady_clock;
   std::vector<int64_t> generated;
   double prefillSeconds = 0.0, decodeSeconds = 0.0;
