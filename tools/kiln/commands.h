@@ -12,5 +12,6 @@ int compileCommand(const std::vector<std::string>& args);
 int runCommand(const std::vector<std::string>& args);
 int inspectCommand(const std::vector<std::string>& args);
 int generateCommand(const std::vector<std::string>& args);
+int benchCommand(const std::vector<std::string>& args);
 
 }  // namespace kiln::tools

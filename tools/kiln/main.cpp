@@ -23,6 +23,7 @@ constexpr Subcommand kSubcommands[] = {
     {"inspect", "print an artifact's IR, inputs, outputs and weight bytes", &inspectCommand},
     {"generate", "greedy decoding of a decoder artifact with its KV cache; tokens per second",
      &generateCommand},
+    {"bench", "time an artifact's runs (warmup, then timed runs); one JSON line", &benchCommand},
 };
 
 std::string usage() {
@@ -53,8 +54,8 @@ int dispatch(const std::vector<std::string>& args) {
   for (const Subcommand& command : kSubcommands)
     if (args[0] == command.name)
       return command.run(std::vector<std::string>(args.begin() + 1, args.end()));
-  std::cerr << "kiln: unknown command '" << args[0] << "' (commands: compile, run, inspect, generate; "
-            << "see 'kiln --help')\n";
+  std::cerr << "kiln: unknown command '" << args[0]
+            << "' (commands: compile, run, inspect, generate, bench; see 'kiln --help')\n";
   return 1;
 }
 

@@ -1,0 +1,164 @@
+// kiln bench ARTIFACT [--input-dir DIR] [--iters N] [--warmup W] [--threads T]
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+#include <thread>
+
+#include "runtime/artifact.h"
+#include "runtime/executor.h"
+#include "tools/common/arguments.h"
+#include "tools/kiln/commands.h"
+#include "tools/kiln/input_shapes.h"
+#include "tools/kiln/model_inputs.h"
+
+namespace kiln::tools {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double millisecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// An integer option's value, at least `minimum`.
+Expected<int64_t> parseCount(const char* option, const std::string& text, int64_t minimum) {
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || value < minimum)
+    return Status::error(option, " '", text, "' is not an integer >= ", minimum);
+  return value;
+}
+
+// The thread count when --threads is not given: KILN_NUM_THREADS if set,
+// else the hardware's.
+std::string defaultThreads() {
+  if (const char* env = std::getenv("KILN_NUM_THREADS"); env && *env) return env;
+  return std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::string jsonString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string fixed3(double value) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(3);
+  out << value;
+  return out.str();
+}
+
+}  // namespace
+
+int benchCommand(const std::vector<std::string>& args) {
+  std::string artifactPath, inputDir, itersText = "20", warmupText = "3", threadsText,
+                                      seedText = "0";
+  std::vector<std::string> shapeSpecs;
+  ArgumentParser parser(
+      "kiln bench ARTIFACT.kiln [--input-dir DIR] [--iters N] [--warmup W] [--threads T]",
+      "Times an artifact's runs on the CPU: loads it, makes one session, runs it W\n"
+      "times untimed, then N times timed, and prints one JSON line: latency_ms_median,\n"
+      "latency_ms_min, latency_ms_mean, iters, warmup, threads, model, input, load_ms\n"
+      "(artifact load + session creation). Inputs as 'kiln run' takes them: input_K.pb\n"
+      "from --input-dir, or random (--input-shape, --seed).");
+  parser.positional("ARTIFACT.kiln", "the artifact from 'kiln compile'", &artifactPath);
+  parser.option("--input-dir", "DIR", "read inputs from DIR/input_K.pb", &inputDir);
+  parser.option("--iters", "N", "timed runs (default 20)", &itersText);
+  parser.option("--warmup", "W", "untimed runs before them (default 3)", &warmupText);
+  parser.option("--threads", "T",
+                "threads of the runtime (sets KILN_NUM_THREADS); default:\n"
+                "KILN_NUM_THREADS if set, else the hardware's",
+                &threadsText);
+  parser.repeated("--input-shape", "NAME=DIMS",
+                  "shape of random input NAME, integer dims (as in 'kiln run')", &shapeSpecs);
+  parser.option("--seed", "N", "seed of the random inputs (default 0)", &seedText);
+  if (Status parsed = parser.parse(args); !parsed) {
+    std::cerr << "kiln bench: " << parsed.message() << "\n(run 'kiln bench --help' for usage)\n";
+    return 1;
+  }
+  if (parser.helpRequested()) {
+    std::cout << parser.help();
+    return 0;
+  }
+
+  auto fail = [&](const Status& status) {
+    std::cerr << "kiln bench: " << status.message() << "\n";
+    return 1;
+  };
+  if (!inputDir.empty() && !shapeSpecs.empty())
+    return fail(Status::error("--input-shape applies to random inputs; not with --input-dir"));
+  Expected<int64_t> iters = parseCount("--iters", itersText, 1);
+  if (!iters) return fail(iters.status());
+  Expected<int64_t> warmup = parseCount("--warmup", warmupText, 0);
+  if (!warmup) return fail(warmup.status());
+  if (threadsText.empty()) threadsText = defaultThreads();
+  Expected<int64_t> threads = parseCount("--threads", threadsText, 1);
+  if (!threads) return fail(threads.status());
+  Expected<int64_t> seed = parseCount("--seed", seedText, 0);
+  if (!seed) return fail(seed.status());
+  Expected<std::map<std::string, std::vector<Dim>>> shapes = parseInputShapes(shapeSpecs);
+  if (!shapes) return fail(shapes.status());
+
+  // The runtime and the kernels it calls read their thread count from the
+  // environment when they start, so it is set before the artifact loads.
+  setenv("KILN_NUM_THREADS", std::to_string(*threads).c_str(), 1);
+
+  const Clock::time_point loadStart = Clock::now();
+  Expected<rt::Artifact> artifact = rt::loadArtifact(artifactPath);
+  if (!artifact) return fail(artifact.status());
+  Expected<std::unique_ptr<rt::Executor>> executor = rt::createExecutor(*artifact);
+  if (!executor) return fail(executor.status());
+  rt::Session session(**executor);
+  const double loadMs = millisecondsSince(loadStart);
+
+  const Graph& graph = artifact->graph;
+  Expected<std::vector<Tensor>> inputs =
+      inputDir.empty() ? randomInputs(graph, *shapes, static_cast<uint64_t>(*seed))
+                       : readInputs(graph, inputDir);
+  if (!inputs) return fail(inputs.status());
+
+  for (int64_t i = 0; i < *warmup; ++i)
+    if (Expected<std::vector<Tensor>> outputs = session.run(*inputs); !outputs)
+      return fail(outputs.status());
+  std::vector<double> latencies;
+  for (int64_t i = 0; i < *iters; ++i) {
+    const Clock::time_point start = Clock::now();
+    Expected<std::vector<Tensor>> outputs = session.run(*inputs);
+    latencies.push_back(millisecondsSince(start));
+    if (!outputs) return fail(outputs.status());
+  }
+
+  std::sort(latencies.begin(), latencies.end());
+  const size_t n = latencies.size();
+  const double median = n % 2 ? latencies[n / 2] : (latencies[n / 2 - 1] + latencies[n / 2]) / 2;
+  const double mean = std::accumulate(latencies.begin(), latencies.end(), 0.0) / static_cast<double>(n);
+  std::cout << "{\"model\": " << jsonString(artifactPath)
+            << ", \"input\": " << jsonString(inputDir.empty() ? "random" : inputDir)
+            << ", \"threads\": " << *threads << ", \"warmup\": " << *warmup
+            << ", \"iters\": " << *iters << ", \"load_ms\": " << fixed3(loadMs)
+            << ", \"latency_ms_median\": " << fixed3(median)
+            << ", \"latency_ms_min\": " << fixed3(latencies.front())
+            << ", \"latency_ms_mean\": " << fixed3(mean) << "}\n";
+  return 0;
+}
+
+}  // namespace kiln::tools
