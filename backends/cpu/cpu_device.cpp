@@ -45,6 +45,9 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
                       std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
+  if (def.name == "matmul") {
+    if (std::optional<Status> ran = gemm_.runMatmul(ctx, /*bIsWeight=*/false)) return *ran;
+  }
   return def.reference(ctx);
 }
 

@@ -1,7 +1,8 @@
-// The CPU device: host memory, and each op run by its registry reference
-// kernel (OpDef::reference). Plain loops; speed comes later.
+// The CPU device: host memory; f32 matmuls by oneDNN (backends/cpu/gemm.h),
+// every other op by its registry reference kernel (OpDef::reference).
 #pragma once
 
+#include "backends/cpu/gemm.h"
 #include "runtime/device.h"
 
 namespace kiln::cpu {
@@ -17,6 +18,9 @@ class CpuDevice final : public rt::Device {
   Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) override;
   Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
              std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) override;
+
+ private:
+  Gemm gemm_;  // thread-safe: one serves every session
 };
 
 }  // namespace kiln::cpu
