@@ -51,6 +51,12 @@ class Device {
   // distinct tensors.
   virtual Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
                      std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) = 0;
+  // An executor's weights: their bytes stay unchanged until the matching
+  // forgetConstants(), so the device may keep derived forms of them (the
+  // CPU device packs matmul weights) keyed by address. Calls nest: a weight
+  // adopted twice is forgotten after the second forget. Default: nothing.
+  virtual void adoptConstants(std::span<const Tensor* const> weights) {}
+  virtual void forgetConstants(std::span<const Tensor* const> weights) {}
 };
 
 // The device the plan calls `name`, or null when this runtime has none such.

@@ -226,6 +226,23 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
     if (!presentOutput[i]) stepOutputs_.push_back(i);
 }
 
+void Executor::lendWeights() {
+  // Copies share the weights' storage, which so outlives the forget below.
+  for (ValueId w : graph_.weights())
+    if (graph_.value(w).data) weights_.push_back(*graph_.value(w).data);
+  std::vector<const Tensor*> lent;
+  for (const Tensor& w : weights_) lent.push_back(&w);
+  for (Device* device : compiled_->opDevice)
+    if (std::find(devices_.begin(), devices_.end(), device) == devices_.end()) devices_.push_back(device);
+  for (Device* device : devices_) device->adoptConstants(lent);
+}
+
+Executor::~Executor() {
+  std::vector<const Tensor*> lent;
+  for (const Tensor& w : weights_) lent.push_back(&w);
+  for (Device* device : devices_) device->forgetConstants(lent);
+}
+
 int64_t Executor::defaultKvCapacity() const {
   if (kvLayers_.empty()) return 0;
   const SymbolBindings bounds =
@@ -248,7 +265,9 @@ Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
   }
   unplanned->opDevice.assign(graph.ops().size(), cpu);
   unplanned->unplannedReason = plan.status().message();
-  return std::unique_ptr<Executor>(new Executor(graph, std::move(unplanned)));
+  std::unique_ptr<Executor> executor(new Executor(graph, std::move(unplanned)));
+  executor->lendWeights();
+  return executor;
 }
 
 Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, MemoryPlan plan) {
@@ -261,6 +280,7 @@ Expected<std::unique_ptr<Executor>> Executor::withPlan(const Graph& graph, Memor
   Expected<std::shared_ptr<const PreparedPlan>> prepared = executor->prepare(std::move(plan));
   if (!prepared) return prepared.status();
   executor->compiled_ = std::move(*prepared);
+  executor->lendWeights();
   return executor;
 }
 

@@ -76,6 +76,7 @@ class Executor {
   // The same with a plan made earlier (an artifact's); it must be a plan of
   // this graph: every register in a memory a known device has.
   static Expected<std::unique_ptr<Executor>> create(const Graph& graph, MemoryPlan plan);
+  ~Executor();  // the devices forget the weights it lent them
 
   // Inputs in graph input order; outputs in graph output order. Each input's
   // dtype, rank and static dims must match the graph input type; symbolic
@@ -120,6 +121,7 @@ class Executor {
   static Expected<std::unique_ptr<Executor>> withPlan(const Graph& graph, MemoryPlan plan);
   Expected<std::shared_ptr<const PreparedPlan>> prepare(MemoryPlan plan) const;
   bool fits(const PreparedPlan& prepared, const SymbolBindings& bindings, bool stepping) const;
+  void lendWeights();  // once compiled_ is set
 
   const Graph& graph_;
   std::shared_ptr<const PreparedPlan> compiled_;
@@ -128,6 +130,10 @@ class Executor {
   std::vector<std::vector<ValueId>> releaseAfter_;
   std::vector<KvLayer> kvLayers_;
   std::vector<int32_t> kvLayerOfOp_;  // per op: its index in kvLayers_, or -1
+  // The devices the ops run on (each once) and the weights lent to them
+  // (Device::adoptConstants) until the executor goes.
+  std::vector<Device*> devices_;
+  std::vector<Tensor> weights_;
   std::vector<bool> kvPresent_;       // per value: a present_k/present_v result of a KV layer
   std::vector<size_t> stepInputs_, stepOutputs_;
 

@@ -46,9 +46,30 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
   if (def.name == "matmul") {
-    if (std::optional<Status> ran = gemm_.runMatmul(ctx, /*bIsWeight=*/false)) return *ran;
+    if (std::optional<Status> ran = gemm_.runMatmul(ctx, isConstant(inputs[1]->data()))) return *ran;
   }
   return def.reference(ctx);
+}
+
+void CpuDevice::adoptConstants(std::span<const Tensor* const> weights) {
+  std::lock_guard lock(constantsMutex_);
+  for (const Tensor* w : weights)
+    if (w->data()) ++constants_[w->data()];
+}
+
+void CpuDevice::forgetConstants(std::span<const Tensor* const> weights) {
+  std::lock_guard lock(constantsMutex_);
+  for (const Tensor* w : weights) {
+    auto it = constants_.find(w->data());
+    if (it == constants_.end() || --it->second > 0) continue;
+    constants_.erase(it);
+    gemm_.forgetWeight(w->data());
+  }
+}
+
+bool CpuDevice::isConstant(const void* data) const {
+  std::lock_guard lock(constantsMutex_);
+  return constants_.count(data) != 0;
 }
 
 }  // namespace kiln::cpu

@@ -2,6 +2,9 @@
 // every other op by its registry reference kernel (OpDef::reference).
 #pragma once
 
+#include <mutex>
+#include <unordered_map>
+
 #include "backends/cpu/gemm.h"
 #include "runtime/device.h"
 
@@ -18,9 +21,15 @@ class CpuDevice final : public rt::Device {
   Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) override;
   Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
              std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) override;
+  void adoptConstants(std::span<const Tensor* const> weights) override;
+  void forgetConstants(std::span<const Tensor* const> weights) override;
 
  private:
+  bool isConstant(const void* data) const;
+
   Gemm gemm_;  // thread-safe: one serves every session
+  mutable std::mutex constantsMutex_;
+  std::unordered_map<const void*, int> constants_;  // adopted weight data -> adoptions
 };
 
 }  // namespace kiln::cpu

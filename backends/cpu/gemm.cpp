@@ -102,6 +102,11 @@ int gemmThreadsFromEnv() {
 Gemm::Gemm(int threads) : threads_(threads > 0 ? threads : 1), state_(std::make_unique<State>()) {}
 Gemm::~Gemm() = default;
 
+void Gemm::forgetWeight(const void* data) {
+  std::lock_guard lock(state_->mutex);
+  state_->packed.erase(data);
+}
+
 size_t Gemm::packedWeights() const {
   std::lock_guard lock(state_->mutex);
   return state_->packed.size();

@@ -38,6 +38,10 @@ class Gemm {
   // reference kernel.
   std::optional<Status> runMatmul(const KernelContext& ctx, bool bIsWeight);
 
+  // Drops the packed forms of the weight at `data` (its bytes may change
+  // or be freed after this).
+  void forgetWeight(const void* data);
+
   // Packed weights held (for tests).
   size_t packedWeights() const;
 

@@ -121,6 +121,8 @@ TEST(Gemm, PacksAWeightOnceAndReusesIt) {
       EXPECT_NEAR(out.data<float>()[i], expected->at(0).data<float>()[i], 1e-5);
   }
   EXPECT_EQ(gemm.packedWeights(), 1u);
+  gemm.forgetWeight(b.data());
+  EXPECT_EQ(gemm.packedWeights(), 0u);
 }
 
 TEST(Gemm, DeclinesWhatItDoesNotCover) {
