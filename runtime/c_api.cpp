@@ -120,7 +120,8 @@ kiln_status bindNamedInputs(const ModelState& model, const std::vector<size_t>& 
     while (slot < accepted.size() && model.inputs[accepted[slot]]->name != t.name) ++slot;
     if (slot == accepted.size()) {
       for (const auto& d : model.inputs)
-        if (d->name == t.name) return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' ", refused));
+        if (d->name == t.name)
+          return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' ", refused));
       std::string names;
       for (size_t position : accepted)
         names += kiln::cat(names.empty() ? "" : ", ", "'", model.inputs[position]->name, "'");
@@ -132,7 +133,8 @@ kiln_status bindNamedInputs(const ModelState& model, const std::vector<size_t>& 
       return fail(KILN_ERROR_INVALID_ARGUMENT,
                   kiln::cat("input '", t.name, "' has invalid dtype ", static_cast<int>(t.dtype)));
     if (t.rank && !t.shape)
-      return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' has rank ", t.rank, " but no shape"));
+      return fail(KILN_ERROR_INVALID_ARGUMENT,
+                  kiln::cat("input '", t.name, "' has rank ", t.rank, " but no shape"));
     std::vector<int64_t> shape(t.shape, t.shape + t.rank);
     // Guard the byte count, so a wild shape cannot make a view past the buffer.
     uint64_t bytes = kiln::dtypeSize(toDType(t.dtype));
@@ -142,14 +144,16 @@ kiln_status bindNamedInputs(const ModelState& model, const std::vector<size_t>& 
                     kiln::cat("input '", t.name, "' has invalid shape ", kiln::shapeStr(shape)));
       bytes *= static_cast<uint64_t>(d);
     }
-    if (bytes && !t.data) return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' has no data"));
+    if (bytes && !t.data)
+      return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("input '", t.name, "' has no data"));
     // Kernels never write their inputs, so viewing const data is safe.
     bound[slot] = kiln::Tensor::view(toDType(t.dtype), std::move(shape), const_cast<void*>(t.data));
     given[slot] = true;
   }
   for (size_t slot = 0; slot < given.size(); ++slot) {
     if (!given[slot])
-      return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("missing input '", model.inputs[accepted[slot]]->name, "'"));
+      return fail(KILN_ERROR_INVALID_ARGUMENT,
+                  kiln::cat("missing input '", model.inputs[accepted[slot]]->name, "'"));
   }
   return KILN_OK;
 }
@@ -243,7 +247,8 @@ size_t kiln_model_num_kv_pairs(const kiln_model* model) { return model ? model->
 kiln_status kiln_model_kv_pair(const kiln_model* model, size_t index, const char** input_name,
                                const char** output_name) {
   if (!model || !input_name || !output_name)
-    return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_model_kv_pair: model, input_name and output_name must not be NULL");
+    return fail(KILN_ERROR_INVALID_ARGUMENT,
+                "kiln_model_kv_pair: model, input_name and output_name must not be NULL");
   const auto& pairs = model->state->kvPairs;
   if (index >= pairs.size())
     return fail(KILN_ERROR_INVALID_ARGUMENT,
@@ -267,8 +272,9 @@ kiln_status kiln_session_create(const kiln_model* model, const kiln_session_opti
     // Fields past struct_size (an older caller's struct) keep their defaults.
     if (options && options->struct_size >= offsetof(kiln_session_options, kv_capacity) + sizeof(int64_t)) {
       if (options->kv_capacity < 0)
-        return fail(KILN_ERROR_INVALID_ARGUMENT, kiln::cat("kiln_session_create: options->kv_capacity is ",
-                                                           options->kv_capacity, "; it must be >= 0 (0: the default)"));
+        return fail(KILN_ERROR_INVALID_ARGUMENT,
+                    kiln::cat("kiln_session_create: options->kv_capacity is ", options->kv_capacity,
+                              "; it must be >= 0 (0: the default)"));
       sessionOptions.kvCapacity = options->kv_capacity;
     }
     *out = new kiln_session{model->state, kiln::rt::Session(*model->state->executor, sessionOptions), {}};
@@ -352,7 +358,9 @@ kiln_status kiln_session_reset(kiln_session* session) {
   return KILN_OK;
 }
 
-int64_t kiln_session_kv_length(const kiln_session* session) { return session ? session->session.kvLength() : 0; }
+int64_t kiln_session_kv_length(const kiln_session* session) {
+  return session ? session->session.kvLength() : 0;
+}
 
 int64_t kiln_session_kv_capacity(const kiln_session* session) {
   return session ? session->session.kvCapacity() : 0;

@@ -175,7 +175,8 @@ TEST(CApiKv, TheWrapperStepsAndThrowsOnAFullCache) {
   kiln::api::Session session(model, kiln::api::SessionOptions{3});
   EXPECT_EQ(session.kvCapacity(), 3);
   const std::vector<int64_t> prompt = {5, 6};
-  std::vector<kiln::api::Output> outputs = session.step({kiln::api::Input::of("input_ids", {1, 2}, prompt.data())});
+  std::vector<kiln::api::Output> outputs =
+      session.step({kiln::api::Input::of("input_ids", {1, 2}, prompt.data())});
   ASSERT_EQ(outputs.size(), 1u);
   EXPECT_EQ(outputs[0].name(), "logits");
   EXPECT_EQ(outputs[0].values<float>().size(), 32u);

@@ -1,22 +1,21 @@
 // Stateful decoding: Session::step keeps a decoder's KV cache and appends to
 // it in place. Checked against stateless runs with explicit past inputs (the
-// same model, the same tokens), on the test decoder (data/decoder.kir) and,
-// when ../shared/models is there, on llama-tiny-decode compiled by kiln.
+// same model, the same tokens) on the test decoder (data/decoder.kir).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "ir/text.h"
-#include "runtime/artifact.h"
-#include "runtime/executor.h"
 #include "runtime/planning/memory_plan.h"
+#include "tests/kv/kv_test_support.h"
 
 namespace kiln::rt {
 namespace {
+
+using namespace kvtest;
 
 Graph parseFile(const std::string& path) {
   std::ifstream in(path);
@@ -38,62 +37,6 @@ const Graph& decoder() {
   return graph;
 }
 
-std::unique_ptr<Executor> makeExecutor(const Graph& graph) {
-  auto executor = Executor::create(graph);
-  EXPECT_TRUE(executor.isOk()) << executor.status().message();
-  return executor.isOk() ? std::move(*executor) : nullptr;
-}
-
-// Token ids [batch, n]: each batch row holds `ids`.
-Tensor tokens(const std::vector<int64_t>& ids, int64_t batch = 1) {
-  Tensor t = Tensor::allocate(DType::I64, {batch, static_cast<int64_t>(ids.size())});
-  for (int64_t b = 0; b < batch; ++b) std::copy(ids.begin(), ids.end(), t.data<int64_t>() + b * ids.size());
-  return t;
-}
-
-std::vector<float> floats(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numElements()); }
-
-// Logits row `s` of batch 0 ([batch, seq, vocab]).
-std::vector<float> logitsRow(const Tensor& logits, int64_t s) {
-  const int64_t vocab = logits.shape()[2];
-  const float* row = logits.data<float>() + s * vocab;
-  return std::vector<float>(row, row + vocab);
-}
-
-// One stateless run with explicit past tensors (one per graph input after
-// input_ids, in graph order); the outputs are cloned, all of them.
-std::vector<Tensor> runStateless(const Executor& executor, const Tensor& ids, const std::vector<Tensor>& past) {
-  std::vector<Tensor> inputs = {ids};
-  inputs.insert(inputs.end(), past.begin(), past.end());
-  auto outputs = executor.run(inputs);
-  EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
-  std::vector<Tensor> owned;
-  if (outputs)
-    for (const Tensor& t : *outputs) owned.push_back(t.clone());
-  return owned;
-}
-
-// The empty past of every KV input of `executor`'s graph, for batch 1.
-std::vector<Tensor> emptyPast(const Executor& executor) {
-  std::vector<Tensor> past;
-  for (const KvLayer& layer : executor.kvLayers()) {
-    past.push_back(Tensor::allocate(layer.dtype, {1, layer.kvHeads, 0, layer.headDim}));
-    past.push_back(Tensor::allocate(layer.dtype, {1, layer.kvHeads, 0, layer.valueDim}));
-  }
-  return past;
-}
-
-// Rows [0, length) of a cache tensor [1, heads, capacity, dim], as [1, heads, length, dim].
-std::vector<float> cachedRows(const Tensor& cache, int64_t length) {
-  const int64_t heads = cache.shape()[1], capacity = cache.shape()[2], dim = cache.shape()[3];
-  std::vector<float> rows;
-  for (int64_t h = 0; h < heads; ++h) {
-    const float* head = cache.data<float>() + h * capacity * dim;
-    rows.insert(rows.end(), head, head + length * dim);
-  }
-  return rows;
-}
-
 std::vector<char> cacheBytes(const Session& session) {
   std::vector<char> bytes;
   for (const Session::KvCache& layer : session.kvCache())
@@ -101,19 +44,6 @@ std::vector<char> cacheBytes(const Session& session) {
       bytes.insert(bytes.end(), static_cast<const char*>(t->data()),
                    static_cast<const char*>(t->data()) + t->byteSize());
   return bytes;
-}
-
-Tensor stepLogits(Session& session, const std::vector<int64_t>& ids) {
-  auto outputs = session.step({tokens(ids)});
-  EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
-  if (!outputs) return Tensor{};
-  EXPECT_EQ(outputs->size(), 1u);  // logits only: the present outputs stay in the cache
-  return (*outputs)[0].clone();
-}
-
-void expectNear(const std::vector<float>& got, const std::vector<float>& want, float tolerance) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tolerance) << "element " << i;
 }
 
 const std::vector<int64_t> kPrompt = {1, 2, 3, 4, 5};
@@ -335,7 +265,8 @@ TEST(KvCache, RefusesStepsThatDoNotFit) {
   EXPECT_EQ((*two)[0].shape(), (std::vector<int64_t>{2, 2, 16}));
   EXPECT_EQ(session.kvCache()[0].keys.shape(), (std::vector<int64_t>{2, 1, 4096, 4}));
   const std::vector<float> both = floats((*two)[0]);
-  EXPECT_EQ(std::vector<float>(both.begin(), both.begin() + 32), std::vector<float>(both.begin() + 32, both.end()));
+  EXPECT_EQ(std::vector<float>(both.begin(), both.begin() + 32),
+            std::vector<float>(both.begin() + 32, both.end()));
 }
 
 TEST(KvCache, StatelessRunsLeaveTheCacheAlone) {
@@ -380,33 +311,6 @@ TEST(KvCache, GreedyDecodingMatchesStatelessRuns) {
     prefix.push_back(rerun.back());
   }
   EXPECT_EQ(rerun, expected);
-}
-
-// llama-tiny-decode compiled by kiln (the kv.compile fixture): prefill 5
-// tokens then 3 decode steps against the whole 8-token prefix, stateless.
-TEST(KvCache, LlamaTinyDecodeStepsMatchTheStatelessPrefix) {
-  const std::string path = KILN_KV_LLAMA_ARTIFACT;
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not built (../shared/models missing)";
-  auto artifact = loadArtifact(path);
-  ASSERT_TRUE(artifact.isOk()) << artifact.status().message();
-  auto executor = createExecutor(*artifact);
-  ASSERT_TRUE(executor.isOk()) << executor.status().message();
-  ASSERT_EQ((*executor)->kvLayers().size(), 2u);
-  const std::vector<int64_t> all = {17, 301, 42, 5, 499, 88, 250, 3};
-  const std::vector<Tensor> whole =
-      runStateless(**executor, tokens(all), emptyPast(**executor));
-  ASSERT_EQ(whole.size(), 5u);
-
-  Session session(**executor);
-  Tensor prefill = stepLogits(session, std::vector<int64_t>(all.begin(), all.begin() + 5));
-  for (int64_t s = 0; s < 5; ++s) expectNear(logitsRow(prefill, s), logitsRow(whole[0], s), 1e-4f);
-  for (int64_t s = 5; s < 8; ++s)
-    expectNear(logitsRow(stepLogits(session, {all[static_cast<size_t>(s)]}), 0), logitsRow(whole[0], s), 1e-4f);
-  // The cache holds the keys and values the stateless run returned.
-  for (size_t l = 0; l < 2; ++l) {
-    expectNear(cachedRows(session.kvCache()[l].keys, 8), floats(whole[1 + 2 * l]), 1e-5f);
-    expectNear(cachedRows(session.kvCache()[l].values, 8), floats(whole[2 + 2 * l]), 1e-5f);
-  }
 }
 
 }  // namespace

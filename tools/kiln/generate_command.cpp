@@ -71,10 +71,12 @@ Expected<DecoderInterface> decoderInterface(const rt::Executor& executor) {
   std::optional<size_t> logits;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Value& output = graph.value(graph.outputs()[outputs[i]]);
-    if (output.name == "logits" || (!logits && isFloat(output.type.dtype) && output.type.rank() == 3)) logits = i;
+    const bool logitsLike = isFloat(output.type.dtype) && output.type.rank() == 3;
+    if (output.name == "logits" || (!logits && logitsLike)) logits = i;
   }
   if (!logits)
-    return Status::error("the model has no logits output (float [batch, sequence, vocab]) besides the KV cache");
+    return Status::error("the model has no logits output (float [batch, sequence, vocab]) besides the KV ",
+                         "cache");
   decoder.logits = *logits;
   return decoder;
 }
@@ -169,7 +171,8 @@ int generateCommand(const std::vector<std::string>& args) {
     const Clock::time_point start = Clock::now();
     Expected<std::vector<Tensor>> outputs = session.step({tokens});
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (!outputs) return fail(outputs.status().withContext(cat(i == 0 ? "prefill" : cat("decode step ", i), ": ")));
+    if (!outputs)
+      return fail(outputs.status().withContext(cat(i == 0 ? "prefill" : cat("decode step ", i), ": ")));
     (i == 0 ? prefillSeconds : decodeSeconds) += seconds;
     Expected<int64_t> next = greedyNext((*outputs)[decoder->logits]);
     if (!next) return fail(next.status());

@@ -1,0 +1,42 @@
+// llama-tiny-decode, compiled by kiln from ../shared/models (the
+// kv.compile.llama-tiny-decode fixture; skipped without it): Session::step
+// against the stateless run of the whole prefix.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "runtime/artifact.h"
+#include "tests/kv/kv_test_support.h"
+
+namespace kiln::rt {
+namespace {
+
+using namespace kvtest;
+
+// Prefill 5 tokens then 3 decode steps against the whole 8-token prefix.
+TEST(KvCacheOnLlama, TinyDecodeStepsMatchTheStatelessPrefix) {
+  const std::string path = KILN_KV_LLAMA_ARTIFACT;
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not built (../shared/models missing)";
+  auto artifact = loadArtifact(path);
+  ASSERT_TRUE(artifact.isOk()) << artifact.status().message();
+  auto executor = createExecutor(*artifact);
+  ASSERT_TRUE(executor.isOk()) << executor.status().message();
+  ASSERT_EQ((*executor)->kvLayers().size(), 2u);
+  const std::vector<int64_t> all = {17, 301, 42, 5, 499, 88, 250, 3};
+  const std::vector<Tensor> whole = runStateless(**executor, tokens(all), emptyPast(**executor));
+  ASSERT_EQ(whole.size(), 5u);
+
+  Session session(**executor);
+  Tensor prefill = stepLogits(session, std::vector<int64_t>(all.begin(), all.begin() + 5));
+  for (int64_t s = 0; s < 5; ++s) expectNear(logitsRow(prefill, s), logitsRow(whole[0], s), 1e-4f);
+  for (int64_t s = 5; s < 8; ++s)
+    expectNear(logitsRow(stepLogits(session, {all[static_cast<size_t>(s)]}), 0), logitsRow(whole[0], s), 1e-4f);
+  // The cache holds the keys and values the stateless run returned.
+  for (size_t l = 0; l < 2; ++l) {
+    expectNear(cachedRows(session.kvCache()[l].keys, 8), floats(whole[1 + 2 * l]), 1e-5f);
+    expectNear(cachedRows(session.kvCache()[l].values, 8), floats(whole[2 + 2 * l]), 1e-5f);
+  }
+}
+
+}  // namespace
+}  // namespace kiln::rt
