@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ir/tensor.h"
@@ -123,6 +124,43 @@ TEST(Gemm, PacksAWeightOnceAndReusesIt) {
   EXPECT_EQ(gemm.packedWeights(), 1u);
   gemm.forgetWeight(b.data());
   EXPECT_EQ(gemm.packedWeights(), 0u);
+}
+
+TEST(Gemm, SessionsOnSeveralThreadsShareOnePackedWeight) {
+  Gemm gemm(1);
+  std::mt19937 rng(9);
+  Tensor b = randomF32({48, 40}, rng), bias = randomF32({40}, rng);
+  std::vector<Tensor> as, expected;
+  Attributes attrs;
+  attrs.set("activation", std::string("silu"));
+  for (int t = 0; t < 4; ++t) {
+    as.push_back(randomF32({t + 1, 48}, rng));
+    std::vector<const Tensor*> inputs{&as.back(), &b, &bias};
+    Expected<std::vector<Tensor>> ref = evaluateOp(matmulDef(), attrs, inputs, 1);
+    ASSERT_TRUE(static_cast<bool>(ref));
+    expected.push_back(ref->at(0));
+  }
+  std::vector<double> worst(4, 0.0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int run = 0; run < 20; ++run) {
+        Tensor out = Tensor::allocate(DType::F32, expected[t].shape());
+        std::vector<const Tensor*> inputs{&as[t], &b, &bias};
+        std::vector<Tensor*> outputs{&out};
+        std::optional<Status> status = gemm.runMatmul(KernelContext{matmulDef(), attrs, inputs, outputs}, true);
+        if (!status || !status->isOk()) {
+          worst[t] = 1e9;
+          return;
+        }
+        for (int64_t i = 0; i < out.numElements(); ++i)
+          worst[t] = std::max(worst[t], std::fabs(double(out.data<float>()[i]) - expected[t].data<float>()[i]));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < 4; ++t) EXPECT_LT(worst[t], 1e-5) << "thread " << t;
+  EXPECT_EQ(gemm.packedWeights(), 1u);
 }
 
 TEST(Gemm, DeclinesWhatItDoesNotCover) {
