@@ -45,7 +45,7 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
                       std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
-  if (def.name == "matmul") {
+  if (onednnMatmul_ && def.name == "matmul") {
     if (std::optional<Status> ran = gemm_.runMatmul(ctx, isConstant(inputs[1]->data()))) return *ran;
   }
   return def.reference(ctx);

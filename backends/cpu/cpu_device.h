@@ -1,5 +1,8 @@
-// The CPU device: host memory; f32 matmuls by oneDNN (backends/cpu/gemm.h),
-// every other op by its registry reference kernel (OpDef::reference).
+// The CPU device: host memory; every op by its registry reference kernel
+// (OpDef::reference), and f32 matmuls by oneDNN (backends/cpu/gemm.h) when
+// KILN_GEMM=onednn. The oneDNN path is opt-in until it matches the reference
+// path's accuracy and memory (it keeps packed copies beside the mapped
+// weights): see docs/performance.md.
 #pragma once
 
 #include <mutex>
@@ -27,6 +30,7 @@ class CpuDevice final : public rt::Device {
  private:
   bool isConstant(const void* data) const;
 
+  const bool onednnMatmul_ = onednnMatmulFromEnv();
   Gemm gemm_;  // thread-safe: one serves every session
   mutable std::mutex constantsMutex_;
   std::unordered_map<const void*, int> constants_;  // adopted weight data -> adoptions

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <dnnl.hpp>
 #include <functional>
 #include <numeric>
@@ -97,6 +98,11 @@ int gemmThreadsFromEnv() {
     if (end != env && *end == '\0' && n > 0 && n <= 1024) return static_cast<int>(n);
   }
   return 2;
+}
+
+bool onednnMatmulFromEnv() {
+  const char* env = std::getenv("KILN_GEMM");
+  return env && std::string_view(env) == "onednn";
 }
 
 Gemm::Gemm(int threads) : threads_(threads > 0 ? threads : 1), state_(std::make_unique<State>()) {}

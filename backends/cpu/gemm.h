@@ -19,6 +19,9 @@ namespace kiln::cpu {
 // Threads for the GEMM library: KILN_NUM_THREADS when set to a positive
 // integer, else 2.
 int gemmThreadsFromEnv();
+// Whether the CPU device runs f32 matmuls here: KILN_GEMM=onednn (the
+// default, KILN_GEMM unset or "reference", keeps the reference kernel).
+bool onednnMatmulFromEnv();
 
 class Gemm {
  public:

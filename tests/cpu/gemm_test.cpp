@@ -180,6 +180,15 @@ TEST(Gemm, DeclinesWhatItDoesNotCover) {
   EXPECT_FALSE(gemm.runMatmul(KernelContext{matmulDef(), attrs, intInputs, intOutputs}, false).has_value());
 }
 
+TEST(Gemm, OnlyKilnGemmOnednnSelectsThisPath) {
+  ::setenv("KILN_GEMM", "onednn", 1);
+  EXPECT_TRUE(onednnMatmulFromEnv());
+  ::setenv("KILN_GEMM", "reference", 1);
+  EXPECT_FALSE(onednnMatmulFromEnv());
+  ::unsetenv("KILN_GEMM");
+  EXPECT_FALSE(onednnMatmulFromEnv());
+}
+
 TEST(Gemm, ThreadsComeFromTheEnvironment) {
   ::setenv("KILN_NUM_THREADS", "3", 1);
   EXPECT_EQ(gemmThreadsFromEnv(), 3);
