@@ -20,7 +20,7 @@ constexpr Subcommand kSubcommands[] = {
     {"compile", "compile an ONNX model to a .kiln artifact", &compileCommand},
     {"run", "run an artifact on input files or random inputs; check against references",
      &runCommand},
-    {"inspect", "print an artifact's IR, inputs, outputs and weight bytes", &inspectCommand},
+    {"inspect", "print an artifact's IR with its memory plan, inputs, outputs and weight bytes", &inspectCommand},
     {"generate", "greedy decoding of a decoder artifact with its KV cache; tokens per second",
      &generateCommand},
     {"bench", "time an artifact's runs (warmup, then timed runs); one JSON line", &benchCommand},
