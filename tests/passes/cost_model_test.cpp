@@ -3,15 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "ir/text.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-Graph parse(const char* text) {
-  Expected<Graph> graph = parseGraph(text);
-  EXPECT_TRUE(graph.isOk()) << graph.status().message();
-  return std::move(*graph);
-}
+using namespace testsupport;
 
 OpCost onlyOpCost(const char* text, const CostModel& model = {}) {
   Graph graph = parse(text);

@@ -5,15 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "ir/text.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-Graph parse(const char* text) {
-  Expected<Graph> graph = parseGraph(text);
-  EXPECT_TRUE(graph.isOk()) << graph.status().message();
-  return std::move(*graph);
-}
+using namespace testsupport;
 
 // x @ transpose(y) with a dead op: dce removes one op, layout folds the
 // transpose into the matmul's flag.

@@ -8,13 +8,12 @@
 
 #include "ir/op_registry.h"
 #include "passes/symbolic_values.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-const Dim kBatch = Dim::symbol("batch");
-const Dim kSeq = Dim::symbol("seq");
-const Dim kPast = Dim::symbol("past");
+using namespace testsupport;
 
 SymbolicTensor vec(std::vector<Dim> elements, DType dtype = DType::I64) {
   const auto n = static_cast<int64_t>(elements.size());

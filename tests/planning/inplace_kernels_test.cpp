@@ -15,9 +15,12 @@
 
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
+
+using namespace testsupport;
 
 struct Case {
   std::string op;
@@ -54,12 +57,6 @@ Tensor scalarI64(int64_t value) {
   Tensor t = Tensor::allocate(DType::I64, {});
   t.data<int64_t>()[0] = value;
   return t;
-}
-
-Attributes attrs(std::initializer_list<std::pair<std::string, AttrValue>> values) {
-  Attributes a;
-  for (const auto& [name, value] : values) a.set(name, value);
-  return a;
 }
 
 std::vector<Case> cases() {

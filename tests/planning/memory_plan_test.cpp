@@ -7,15 +7,12 @@
 #include <gtest/gtest.h>
 
 #include "ir/text.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln::rt {
 namespace {
 
-Graph parse(const char* text) {
-  Expected<Graph> graph = parseGraph(text);
-  EXPECT_TRUE(graph.isOk()) << graph.status().message();
-  return graph.isOk() ? std::move(*graph) : Graph{};
-}
+using namespace testsupport;
 
 const RegisterPlan& reg(const MemoryPlan& plan, const Graph& graph, const std::string& name) {
   return plan.registers.at(static_cast<size_t>(graph.find(name).value()));

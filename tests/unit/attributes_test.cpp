@@ -11,22 +11,16 @@
 #include "ir/attributes.h"
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
+using namespace testsupport;
+
 using Dims = std::vector<Dim>;
 
-const Dim kBatch = Dim::symbol("batch");
-const Dim kSeq = Dim::symbol("seq");
-const Dim kPast = Dim::symbol("past");
 const SymbolBindings kRun = {{"batch", 2}, {"seq", 3}, {"past", 5}};
-
-std::vector<double> valuesOf(const Tensor& t) {
-  std::vector<double> out;
-  for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(t.elementAsDouble(i));
-  return out;
-}
 
 TEST(ResolveDimAttributes, SubstitutesEveryDimList) {
   Attributes attrs;

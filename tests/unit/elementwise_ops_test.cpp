@@ -10,91 +10,12 @@
 
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// A tensor of `dtype` from values given as double (exact for every test value).
-Tensor make(DType dtype, std::vector<int64_t> shape, const std::vector<double>& values) {
-  Tensor t = Tensor::allocate(dtype, std::move(shape));
-  EXPECT_EQ(t.numElements(), static_cast<int64_t>(values.size()));
-  visitDType(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = storeFromDouble<T>(values[i]);
-  });
-  return t;
-}
-Tensor f32(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::F32, std::move(shape), v); }
-Tensor boolean(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::Bool, std::move(shape), v); }
-// int64 values beyond 2^53 must not pass through double.
-Tensor i64(std::vector<int64_t> shape, const std::vector<int64_t>& values) {
-  Tensor t = Tensor::allocate(DType::I64, std::move(shape));
-  for (size_t i = 0; i < values.size(); ++i) t.data<int64_t>()[i] = values[i];
-  return t;
-}
-
-Expected<std::vector<Tensor>> evaluate(std::string_view op, std::vector<const Tensor*> inputs,
-                                       const Attributes& attrs = {}) {
-  const OpDef* def = OpRegistry::global().find(op);
-  if (!def) return Status::error("no op ", op);
-  return evaluateOp(*def, attrs, inputs, 1);
-}
-
-// Runs `op` and returns its only result; fails the test on an error.
-Tensor run(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs);
-  if (!result) {
-    ADD_FAILURE() << op << ": " << result.status().message();
-    return Tensor();
-  }
-  return result.value()[0];
-}
-
-std::string errorOf(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs);
-  return result ? "(no error)" : result.status().message();
-}
-
-std::vector<double> doubles(const Tensor& t) {
-  std::vector<double> out;
-  for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(t.elementAsDouble(i));
-  return out;
-}
-
-void expectClose(const Tensor& actual, DType dtype, const std::vector<int64_t>& shape,
-                 const std::vector<double>& expected, double tolerance = 1e-6) {
-  EXPECT_EQ(actual.dtype(), dtype);
-  EXPECT_EQ(actual.shape(), shape);
-  std::vector<double> got = doubles(actual);
-  ASSERT_EQ(got.size(), expected.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::isnan(expected[i])) EXPECT_TRUE(std::isnan(got[i])) << "element " << i;
-    else if (std::isinf(expected[i])) EXPECT_EQ(got[i], expected[i]) << "element " << i;
-    else EXPECT_NEAR(got[i], expected[i], tolerance * std::max(1.0, std::abs(expected[i]))) << "element " << i;
-  }
-}
-
-std::vector<int64_t> ints(const Tensor& t) {
-  std::vector<int64_t> out;
-  visitDType(t.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (std::is_integral_v<T>)
-      for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(static_cast<int64_t>(t.data<T>()[i]));
-  });
-  return out;
-}
-
-Shape dims(std::initializer_list<const char*> texts) {
-  Shape shape;
-  for (const char* text : texts) {
-    std::string error;
-    shape.push_back(*Dim::parse(text, &error));
-  }
-  return shape;
-}
+using namespace testsupport;
 
 // Type inference on (possibly symbolic) operand types; null entries are absent operands.
 Expected<std::vector<TensorType>> infer(std::string_view op, std::vector<const TensorType*> types,
@@ -172,7 +93,7 @@ TEST(ElementwiseOps, NotOfBool) {
   Tensor x = boolean({3}, {1, 0, 1});
   Tensor y = run("not", {&x});
   EXPECT_EQ(y.dtype(), DType::Bool);
-  EXPECT_EQ(doubles(y), (std::vector<double>{0, 1, 0}));
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{0, 1, 0}));
 }
 
 TEST(ElementwiseOps, ArithmeticBroadcasts) {
@@ -251,23 +172,23 @@ TEST(ElementwiseOps, Comparisons) {
   Tensor eq = run("equal", {&a, &b});
   EXPECT_EQ(eq.dtype(), DType::Bool);
   EXPECT_EQ(eq.shape(), (std::vector<int64_t>{2, 2}));
-  EXPECT_EQ(doubles(eq), (std::vector<double>{1, 0, 0, 1}));
-  EXPECT_EQ(doubles(run("less", {&a, &b})), (std::vector<double>{0, 1, 0, 0}));
-  EXPECT_EQ(doubles(run("greater", {&a, &b})), (std::vector<double>{0, 0, 1, 0}));
+  EXPECT_EQ(valuesOf(eq), (std::vector<double>{1, 0, 0, 1}));
+  EXPECT_EQ(valuesOf(run("less", {&a, &b})), (std::vector<double>{0, 1, 0, 0}));
+  EXPECT_EQ(valuesOf(run("greater", {&a, &b})), (std::vector<double>{0, 0, 1, 0}));
   Tensor x = f32({3}, {kNaN, 1, -0.0});
   Tensor y = f32({3}, {kNaN, 2, 0.0});
-  EXPECT_EQ(doubles(run("equal", {&x, &y})), (std::vector<double>{0, 0, 1}));
-  EXPECT_EQ(doubles(run("less", {&x, &y})), (std::vector<double>{0, 1, 0}));
+  EXPECT_EQ(valuesOf(run("equal", {&x, &y})), (std::vector<double>{0, 0, 1}));
+  EXPECT_EQ(valuesOf(run("less", {&x, &y})), (std::vector<double>{0, 1, 0}));
   Tensor p = boolean({2}, {1, 0});
   Tensor q = boolean({}, {0});
-  EXPECT_EQ(doubles(run("equal", {&p, &q})), (std::vector<double>{0, 1}));
+  EXPECT_EQ(valuesOf(run("equal", {&p, &q})), (std::vector<double>{0, 1}));
 }
 
 TEST(ElementwiseOps, Logic) {
   Tensor a = boolean({2, 2}, {1, 1, 0, 0});
   Tensor b = boolean({2}, {1, 0});
-  EXPECT_EQ(doubles(run("and", {&a, &b})), (std::vector<double>{1, 0, 0, 0}));
-  EXPECT_EQ(doubles(run("or", {&a, &b})), (std::vector<double>{1, 1, 1, 0}));
+  EXPECT_EQ(valuesOf(run("and", {&a, &b})), (std::vector<double>{1, 0, 0, 0}));
+  EXPECT_EQ(valuesOf(run("or", {&a, &b})), (std::vector<double>{1, 1, 1, 0}));
 }
 
 TEST(ElementwiseOps, VariadicMinMax) {
@@ -312,7 +233,7 @@ TEST(ElementwiseOps, CastFloatToInteger) {
 
 TEST(ElementwiseOps, CastOtherPairs) {
   Tensor x = f32({4}, {0.0, -0.0, 0.5, kNaN});
-  EXPECT_EQ(doubles(run("cast", {&x}, attr("to", std::string("bool")))), (std::vector<double>{0, 0, 1, 1}));
+  EXPECT_EQ(valuesOf(run("cast", {&x}, attr("to", std::string("bool")))), (std::vector<double>{0, 0, 1, 1}));
   Tensor tenth = f32({1}, {0.1});
   Tensor h = run("cast", {&tenth}, attr("to", std::string("f16")));
   EXPECT_EQ(h.dtype(), DType::F16);

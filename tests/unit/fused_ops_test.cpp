@@ -12,57 +12,12 @@
 
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-Tensor make(DType dtype, std::vector<int64_t> shape, const std::vector<double>& values) {
-  Tensor t = Tensor::allocate(dtype, std::move(shape));
-  EXPECT_EQ(t.numElements(), static_cast<int64_t>(values.size()));
-  visitDType(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = storeFromDouble<T>(values[i]);
-  });
-  return t;
-}
-Tensor f32(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::F32, std::move(shape), v); }
-
-std::vector<double> valuesOf(const Tensor& t) {
-  std::vector<double> out;
-  for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(t.elementAsDouble(i));
-  return out;
-}
-
-Attributes attrs(std::initializer_list<std::pair<const char*, AttrValue>> values) {
-  Attributes a;
-  for (const auto& [name, value] : values) a.set(name, value);
-  return a;
-}
-
-Expected<std::vector<Tensor>> evaluate(std::string_view op, std::vector<const Tensor*> inputs,
-                                       const Attributes& attrs, int numResults = 1) {
-  return evaluateOp(*OpRegistry::global().find(op), attrs, inputs, numResults);
-}
-
-std::vector<Tensor> runAll(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs,
-                           int numResults) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs, numResults);
-  if (!result) {
-    ADD_FAILURE() << op << ": " << result.status().message();
-    return std::vector<Tensor>(static_cast<size_t>(numResults), Tensor::allocate(DType::F32, {0}));
-  }
-  return result.value();
-}
-
-Tensor run(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
-  return runAll(op, std::move(inputs), attrs, 1)[0];
-}
-
-std::string errorOf(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {},
-                    int numResults = 1) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs, numResults);
-  return result ? "(no error)" : result.status().message();
-}
+using namespace testsupport;
 
 // The inferred result types as text ("f32[2], f32[3]"), or the error message.
 // A null type is an absent optional operand.
@@ -79,10 +34,6 @@ std::string inferred(std::string_view op, std::vector<const TensorType*> types, 
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-const Dim kBatch = Dim::symbol("batch");
-const Dim kSeq = Dim::symbol("seq");
-const Dim kPast = Dim::symbol("past");
 
 // Deterministic values in [-1, 1).
 std::vector<double> pseudoRandom(size_t n, uint32_t seed) {

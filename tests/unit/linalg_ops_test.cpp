@@ -9,45 +9,12 @@
 
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-Tensor make(DType dtype, std::vector<int64_t> shape, const std::vector<double>& values) {
-  Tensor t = Tensor::allocate(dtype, std::move(shape));
-  EXPECT_EQ(t.numElements(), static_cast<int64_t>(values.size()));
-  visitDType(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = storeFromDouble<T>(values[i]);
-  });
-  return t;
-}
-Tensor f32(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::F32, std::move(shape), v); }
-
-std::vector<double> valuesOf(const Tensor& t) {
-  std::vector<double> out;
-  for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(t.elementAsDouble(i));
-  return out;
-}
-
-Expected<std::vector<Tensor>> evaluate(std::string_view op, std::vector<const Tensor*> inputs,
-                                       const Attributes& attrs) {
-  return evaluateOp(*OpRegistry::global().find(op), attrs, inputs, 1);
-}
-
-Tensor run(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs);
-  if (!result) {
-    ADD_FAILURE() << op << ": " << result.status().message();
-    return Tensor::allocate(DType::F32, {0});
-  }
-  return result.value()[0];
-}
-
-std::string errorOf(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs);
-  return result ? "(no error)" : result.status().message();
-}
+using namespace testsupport;
 
 // The inferred result type as text, or the error message.
 std::string inferred(std::string_view op, std::vector<TensorType> types, const Attributes& attrs = {}) {
@@ -56,16 +23,6 @@ std::string inferred(std::string_view op, std::vector<TensorType> types, const A
   std::vector<TensorType> results;
   Status status = inferResultTypes(*OpRegistry::global().find(op), attrs, operands, 1, results);
   return status ? results[0].str() : status.message();
-}
-
-const Dim kBatch = Dim::symbol("batch");
-const Dim kSeq = Dim::symbol("seq");
-const Dim kPast = Dim::symbol("past");
-
-Attributes attrs(std::initializer_list<std::pair<const char*, AttrValue>> values) {
-  Attributes a;
-  for (const auto& [name, value] : values) a.set(name, value);
-  return a;
 }
 
 // ---- matmul

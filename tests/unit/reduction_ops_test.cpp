@@ -10,90 +10,14 @@
 
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
+using namespace testsupport;
 
-Tensor make(DType dtype, std::vector<int64_t> shape, const std::vector<double>& values) {
-  Tensor t = Tensor::allocate(dtype, std::move(shape));
-  EXPECT_EQ(t.numElements(), static_cast<int64_t>(values.size()));
-  visitDType(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = storeFromDouble<T>(values[i]);
-  });
-  return t;
-}
-Tensor f32(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::F32, std::move(shape), v); }
-Tensor i64(std::vector<int64_t> shape, const std::vector<int64_t>& values) {
-  Tensor t = Tensor::allocate(DType::I64, std::move(shape));
-  for (size_t i = 0; i < values.size(); ++i) t.data<int64_t>()[i] = values[i];
-  return t;
-}
 Tensor axesOf(const std::vector<int64_t>& axes) { return i64({static_cast<int64_t>(axes.size())}, axes); }
-
-Attributes attrs(std::initializer_list<std::pair<std::string, AttrValue>> values) {
-  Attributes a;
-  for (const auto& [name, value] : values) a.set(name, value);
-  return a;
-}
-
-Expected<std::vector<Tensor>> evaluate(std::string_view op, std::vector<const Tensor*> inputs,
-                                       const Attributes& a = {}, int numResults = 1) {
-  return evaluateOp(*OpRegistry::global().find(op), a, inputs, numResults);
-}
-
-std::vector<Tensor> runAll(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& a,
-                           int numResults) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), a, numResults);
-  if (!result) {
-    ADD_FAILURE() << op << ": " << result.status().message();
-    return std::vector<Tensor>(static_cast<size_t>(numResults));
-  }
-  return result.value();
-}
-Tensor run(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& a = {}) {
-  return runAll(op, std::move(inputs), a, 1)[0];
-}
-
-std::string errorOf(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& a = {}) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), a);
-  return result ? "(no error)" : result.status().message();
-}
-
-void expectClose(const Tensor& actual, DType dtype, const std::vector<int64_t>& shape,
-                 const std::vector<double>& expected, double tolerance = 1e-6) {
-  EXPECT_EQ(actual.dtype(), dtype);
-  EXPECT_EQ(actual.shape(), shape);
-  ASSERT_EQ(actual.numElements(), static_cast<int64_t>(expected.size()));
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const double got = actual.elementAsDouble(static_cast<int64_t>(i));
-    if (std::isnan(expected[i])) EXPECT_TRUE(std::isnan(got)) << "element " << i;
-    else if (std::isinf(expected[i])) EXPECT_EQ(got, expected[i]) << "element " << i;
-    else EXPECT_NEAR(got, expected[i], tolerance * std::max(1.0, std::abs(expected[i]))) << "element " << i;
-  }
-}
-
-std::vector<int64_t> ints(const Tensor& t) {
-  std::vector<int64_t> out;
-  visitDType(t.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if constexpr (std::is_integral_v<T>)
-      for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(static_cast<int64_t>(t.data<T>()[i]));
-  });
-  return out;
-}
-
-Shape dims(std::initializer_list<const char*> texts) {
-  Shape shape;
-  for (const char* text : texts) {
-    std::string error;
-    shape.push_back(*Dim::parse(text, &error));
-  }
-  return shape;
-}
 
 // Inference on operand types, with values where known (weights); a null type is an absent operand.
 Expected<std::vector<TensorType>> infer(std::string_view op, std::vector<OperandInfo> operands,

@@ -11,23 +11,16 @@
 
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
+using namespace testsupport;
+
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 
-Tensor make(DType dtype, std::vector<int64_t> shape, const std::vector<double>& values) {
-  Tensor t = Tensor::allocate(dtype, std::move(shape));
-  EXPECT_EQ(t.numElements(), static_cast<int64_t>(values.size()));
-  visitDType(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = storeFromDouble<T>(values[i]);
-  });
-  return t;
-}
-Tensor f32(std::vector<int64_t> shape, const std::vector<double>& v) { return make(DType::F32, std::move(shape), v); }
 // 0, 1, 2, ... in the given shape.
 Tensor iota(std::vector<int64_t> shape) {
   Tensor t = Tensor::allocate(DType::F32, std::move(shape));
@@ -35,51 +28,11 @@ Tensor iota(std::vector<int64_t> shape) {
   return t;
 }
 // A 1-D i64 tensor (scalar when `scalar`); int64 values must not pass through double.
-Tensor ints(const std::vector<int64_t>& values) {
-  Tensor t = Tensor::allocate(DType::I64, {static_cast<int64_t>(values.size())});
-  for (size_t i = 0; i < values.size(); ++i) t.data<int64_t>()[i] = values[i];
-  return t;
-}
+Tensor ints(const std::vector<int64_t>& values) { return i64({static_cast<int64_t>(values.size())}, values); }
 Tensor scalarInt(int64_t value) { return ints({value}).reshaped({}); }
 
-std::vector<double> valuesOf(const Tensor& t) {
-  std::vector<double> out;
-  for (int64_t i = 0; i < t.numElements(); ++i) out.push_back(t.elementAsDouble(i));
-  return out;
-}
 using Shape64 = std::vector<int64_t>;
 using Values = std::vector<double>;
-
-Attributes attrs(std::initializer_list<std::pair<const char*, AttrValue>> values) {
-  Attributes a;
-  for (const auto& [name, value] : values) a.set(name, value);
-  return a;
-}
-
-Expected<std::vector<Tensor>> evaluate(std::string_view op, std::vector<const Tensor*> inputs,
-                                       const Attributes& attrs, int numResults = 1) {
-  return evaluateOp(*OpRegistry::global().find(op), attrs, inputs, numResults);
-}
-
-std::vector<Tensor> runAll(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs,
-                           int numResults) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs, numResults);
-  if (!result) {
-    ADD_FAILURE() << op << ": " << result.status().message();
-    return std::vector<Tensor>(static_cast<size_t>(numResults), Tensor::allocate(DType::F32, {0}));
-  }
-  return result.value();
-}
-
-Tensor run(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {}) {
-  return runAll(op, std::move(inputs), attrs, 1)[0];
-}
-
-std::string errorOf(std::string_view op, std::vector<const Tensor*> inputs, const Attributes& attrs = {},
-                    int numResults = 1) {
-  Expected<std::vector<Tensor>> result = evaluate(op, std::move(inputs), attrs, numResults);
-  return result ? "(no error)" : result.status().message();
-}
 
 #define EXPECT_ERROR(message, fragment) \
   EXPECT_NE((message).find(fragment), std::string::npos) << (message)
@@ -105,10 +58,6 @@ std::string inferred(std::string_view op, const std::vector<Operand>& inputs, co
   for (const TensorType& t : results) out += (out.empty() ? "" : "; ") + t.str();
   return out;
 }
-
-const Dim kBatch = Dim::symbol("batch");
-const Dim kSeq = Dim::symbol("seq");
-const Dim kPast = Dim::symbol("past");
 
 // ---- reshape
 

@@ -7,9 +7,12 @@
 
 #include "ir/op_registry.h"
 #include "ir/text.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
+
+using namespace testsupport;
 
 Dim sym(const char* name) { return Dim::symbol(name); }
 
@@ -18,12 +21,6 @@ Tensor makeTensor(DType dtype, std::vector<int64_t> shape, std::vector<T> values
   Tensor t = Tensor::allocate(dtype, std::move(shape));
   for (size_t i = 0; i < values.size(); ++i) t.data<T>()[i] = values[i];
   return t;
-}
-
-Graph parseOrDie(std::string_view text) {
-  auto graph = parseGraph(text);
-  EXPECT_TRUE(graph.isOk()) << graph.status().message();
-  return graph.isOk() ? std::move(*graph) : Graph();
 }
 
 std::string parseError(std::string_view text) {
@@ -104,7 +101,7 @@ TEST(TextPrint, PrintsEveryConstructCanonically) {
 
 TEST(TextPrint, RoundTripsBuiltGraph) {
   std::string printed = printGraph(buildSampleGraph());
-  EXPECT_EQ(printGraph(parseOrDie(printed)), printed);
+  EXPECT_EQ(printGraph(parse(printed)), printed);
 }
 
 TEST(TextPrint, HalfPrecisionValuesRoundTripExactly) {
@@ -117,7 +114,7 @@ TEST(TextPrint, HalfPrecisionValuesRoundTripExactly) {
   std::string printed = printGraph(g);
   EXPECT_NE(printed.find("weight @h : f16[1] = [0.099975586]"), std::string::npos) << printed;
   EXPECT_NE(printed.find("weight @b : bf16[1] = [0.100097656]"), std::string::npos) << printed;
-  Graph parsed = parseOrDie(printed);
+  Graph parsed = parse(printed);
   EXPECT_EQ(parsed.value(*parsed.find("h")).data->data<Half>()[0].bits, halfBits);
   EXPECT_EQ(parsed.value(*parsed.find("b")).data->data<BFloat16>()[0].bits, bf16Bits);
   EXPECT_EQ(printGraph(parsed), printed);
@@ -136,7 +133,7 @@ TEST(TextPrint, ElidesLargeWeightData) {
             "  weight @large : i64[3]\n"
             "  return\n"
             "}\n");
-  Graph parsed = parseOrDie(printed);
+  Graph parsed = parse(printed);
   EXPECT_TRUE(parsed.value(*parsed.find("small")).data.has_value());
   EXPECT_FALSE(parsed.value(*parsed.find("large")).data.has_value());
   EXPECT_EQ(printGraph(parsed, options), printed);
@@ -167,11 +164,11 @@ constexpr std::string_view kCanonical =
     "}\n";
 
 TEST(TextParse, RoundTripsCanonicalText) {
-  EXPECT_EQ(printGraph(parseOrDie(kCanonical)), kCanonical);
+  EXPECT_EQ(printGraph(parse(kCanonical)), kCanonical);
 }
 
 TEST(TextParse, BuildsTheGraphTheTextDescribes) {
-  Graph g = parseOrDie(kCanonical);
+  Graph g = parse(kCanonical);
   EXPECT_EQ(g.name, "enc/main");
   ASSERT_EQ(g.inputs().size(), 4u);
   const Value& past = g.value(g.inputs()[1]);
@@ -240,7 +237,7 @@ TEST(TextParse, AcceptsCommentsAndFreeLayout) {
       "%y=add %x,@w:f32[batch,2]loc( \"n\" )\n"
       "// CHECK: lines of a lit test are comments too\n"
       "return %y }\n";
-  EXPECT_EQ(printGraph(parseOrDie(loose)),
+  EXPECT_EQ(printGraph(parse(loose)),
             "graph @g(%x: f32[batch, 2]) -> (%y: f32[batch, 2]) {\n"
             "  weight @w : f32[2] = [1.0, 2.5]\n"
             "  %y = add %x, @w : f32[batch, 2] loc(\"n\")\n"
@@ -255,7 +252,7 @@ TEST(TextParse, NumberedNamesStayAsWritten) {
       "  %2 = neg %1 : f32[2]\n"
       "  return %2\n"
       "}\n";
-  Graph g = parseOrDie(text);
+  Graph g = parse(text);
   EXPECT_EQ(g.value(g.ops()[1].results[0]).name, "2");
   EXPECT_EQ(printGraph(g), text);
 }
@@ -269,7 +266,7 @@ TEST(TextParse, ZeroResultOpRoundTrips) {
       "  %0 = relu %x : f32[2]\n"
       "  return\n"
       "}\n";
-  Graph g = parseOrDie(text);
+  Graph g = parse(text);
   ASSERT_EQ(g.ops().size(), 3u);
   EXPECT_TRUE(g.ops()[0].results.empty());
   // `%0 = ...` on the next line starts a statement; it is no operand of neg.

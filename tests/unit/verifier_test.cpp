@@ -4,18 +4,15 @@
 #include "ir/builder.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "tests/unit/op_test_support.h"
 
 namespace kiln {
 namespace {
 
-Graph parseOrDie(std::string_view text) {
-  auto graph = parseGraph(text);
-  EXPECT_TRUE(graph.isOk()) << graph.status().message();
-  return graph.isOk() ? std::move(*graph) : Graph();
-}
+using namespace testsupport;
 
 std::string verifyText(std::string_view text) {
-  Status status = verifyGraph(parseOrDie(text));
+  Status status = verifyGraph(parse(text));
   return status ? "<verified>" : status.message();
 }
 
