@@ -1,6 +1,7 @@
 #include "tools/common/arguments.h"
 
 #include <algorithm>
+#include <iostream>
 
 namespace kiln::tools {
 
@@ -116,6 +117,19 @@ std::string ArgumentParser::help() const {
   }
   line("-h, --help", "show this help and exit");
   return text;
+}
+
+std::optional<int> ArgumentParser::parseOrExitCode(const std::vector<std::string>& args,
+                                                   const std::string& tool, const std::string& extraHelp) {
+  if (Status parsed = parse(args); !parsed) {
+    std::cerr << tool << ": " << parsed.message() << "\n(run '" << tool << " --help' for usage)\n";
+    return 1;
+  }
+  if (helpRequested_) {
+    std::cout << help() << extraHelp;
+    return 0;
+  }
+  return std::nullopt;
 }
 
 }  // namespace kiln::tools

@@ -33,6 +33,13 @@ class ArgumentParser {
   bool helpRequested() const { return helpRequested_; }
   std::string help() const;  // usage, description and one line per argument
 
+  // The prologue every tool shares: parse, then on an error print it with
+  // "(run 'TOOL --help' for usage)" to stderr and give exit code 1; on
+  // --help print help() and `extraHelp` to stdout and give 0; otherwise
+  // nullopt, and the tool goes on. `tool` is e.g. "kiln run".
+  std::optional<int> parseOrExitCode(const std::vector<std::string>& args, const std::string& tool,
+                                     const std::string& extraHelp = "");
+
  private:
   struct Spec {
     enum class Kind { Flag, Option, Repeated } kind;

@@ -3,6 +3,7 @@
 #include <new>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,14 +49,8 @@ int runKilnOpt(const std::vector<std::string>& args) {
   passFlags.addTo(parser, "not with --pass");
   parser.flag("--stats", "print one line per pass to stderr: its statistics, op\ncounts and time",
               &showStatistics);
-  if (Status parsed = parser.parse(args); !parsed) {
-    std::cerr << "kiln-opt: " << parsed.message() << "\n(run 'kiln-opt --help' for usage)\n";
-    return 1;
-  }
-  if (parser.helpRequested()) {
-    std::cout << parser.help() << passListHelp();
-    return 0;
-  }
+  if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln-opt", passListHelp()))
+    return *exitCode;
   auto fail = [](const Status& status) {
     std::cerr << "kiln-opt: " << status.message() << "\n";
     return 1;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <numeric>
 #include <sstream>
 #include <thread>
@@ -91,14 +92,7 @@ int benchCommand(const std::vector<std::string>& args) {
   parser.repeated("--input-shape", "NAME=DIMS",
                   "shape of random input NAME, integer dims (as in 'kiln run')", &shapeSpecs);
   parser.option("--seed", "N", "seed of the random inputs (default 0)", &seedText);
-  if (Status parsed = parser.parse(args); !parsed) {
-    std::cerr << "kiln bench: " << parsed.message() << "\n(run 'kiln bench --help' for usage)\n";
-    return 1;
-  }
-  if (parser.helpRequested()) {
-    std::cout << parser.help();
-    return 0;
-  }
+  if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln bench")) return *exitCode;
 
   auto fail = [&](const Status& status) {
     std::cerr << "kiln bench: " << status.message() << "\n";

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "frontend/onnx/onnx_importer.h"
 #include "ir/verifier.h"
@@ -72,15 +73,8 @@ int compileCommand(const std::vector<std::string>& args) {
                 "statistics, fusion gain, memory plan) as JSON to FILE.json, or as a table\n"
                 "to stdout with '-' (docs/report.md)",
                 &reportPath);
-  if (Status parsed = parser.parse(args); !parsed) {
-    std::cerr << "kiln compile: " << parsed.message()
-              << "\n(run 'kiln compile --help' for usage)\n";
-    return 1;
-  }
-  if (parser.helpRequested()) {
-    std::cout << parser.help() << passListHelp();
-    return 0;
-  }
+  if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln compile", passListHelp()))
+    return *exitCode;
   if (outputPath.empty()) {
     std::cerr << "kiln compile: missing -o OUT.kiln\n";
     return 1;

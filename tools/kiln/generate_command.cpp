@@ -127,14 +127,7 @@ int generateCommand(const std::vector<std::string>& args) {
                 "tokens the KV cache holds (prompt + generated - 1 must fit);\n"
                 "default: the plan's bound of the past + sequence length",
                 &capacityText);
-  if (Status parsed = parser.parse(args); !parsed) {
-    std::cerr << "kiln generate: " << parsed.message() << "\n(run 'kiln generate --help' for usage)\n";
-    return 1;
-  }
-  if (parser.helpRequested()) {
-    std::cout << parser.help();
-    return 0;
-  }
+  if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln generate")) return *exitCode;
   auto fail = [](const Status& status) {
     std::cerr << "kiln generate: " << status.message() << "\n";
     return 1;

@@ -3,6 +3,7 @@
 // range.
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <map>
 #include <sstream>
 
@@ -81,15 +82,7 @@ int inspectCommand(const std::vector<std::string>& args) {
                         "IR (weights without data): each op line ends with its result's device,\n"
                         "buffer, arena offset and live range [first op, last op + 1).");
   parser.positional("ARTIFACT.kiln", "the artifact from 'kiln compile'", &artifactPath);
-  if (Status parsed = parser.parse(args); !parsed) {
-    std::cerr << "kiln inspect: " << parsed.message()
-              << "\n(run 'kiln inspect --help' for usage)\n";
-    return 1;
-  }
-  if (parser.helpRequested()) {
-    std::cout << parser.help();
-    return 0;
-  }
+  if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln inspect")) return *exitCode;
   Expected<rt::Artifact> artifact = rt::loadArtifact(artifactPath);
   if (!artifact) {
     std::cerr << "kiln inspect: " << artifact.status().message() << "\n";

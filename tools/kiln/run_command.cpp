@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "frontend/onnx/tensor_proto.h"
@@ -131,14 +132,7 @@ int runCommand(const std::vector<std::string>& args) {
                   "symbols it binds apply to the other random inputs too",
                   &shapeSpecs);
   parser.option("--seed", "N", "seed of the random inputs (default 0)", &seedText);
-  if (Status parsed = parser.parse(args); !parsed) {
-    std::cerr << "kiln run: " << parsed.message() << "\n(run 'kiln run --help' for usage)\n";
-    return 1;
-  }
-  if (parser.helpRequested()) {
-    std::cout << parser.help();
-    return 0;
-  }
+  if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln run")) return *exitCode;
 
   auto fail = [&](const Status& status) {
     std::cerr << "kiln run: " << status.message() << "\n";
