@@ -7,6 +7,7 @@
 #include <limits>
 #include <new>
 
+#include "backends/cpu/kernels.h"
 #include "ir/type.h"
 
 namespace kiln::cpu {
@@ -45,6 +46,9 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
                       std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
+  if (FastKernel fast = fastKernelFor(def.name)) {
+    if (std::optional<Status> ran = fast(ctx)) return *ran;
+  }
   if (onednnMatmul_ && def.name == "matmul") {
     if (std::optional<Status> ran = gemm_.runMatmul(ctx, isConstant(inputs[1]->data()))) return *ran;
   }

@@ -1,0 +1,7 @@
+#include "backends/cpu/kernels.h"
+
+namespace kiln::cpu {
+
+void addAttentionKernels(KernelTable&) {}
+
+}  // namespace kiln::cpu

@@ -1,0 +1,39 @@
+#include "backends/cpu/isa.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace kiln::cpu {
+
+Isa detectedIsa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+  return Isa::Scalar;
+}
+
+Isa activeIsa() {
+  static const Isa active = [] {
+    Isa cap = Isa::Avx512;
+    if (const char* env = std::getenv("KILN_ISA")) {
+      const std::string_view want(env);
+      if (want == "scalar") cap = Isa::Scalar;
+      else if (want == "avx2") cap = Isa::Avx2;
+    }
+    return std::min(detectedIsa(), cap);
+  }();
+  return active;
+}
+
+std::string_view isaName(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    case Isa::Scalar: break;
+  }
+  return "scalar";
+}
+
+}  // namespace kiln::cpu

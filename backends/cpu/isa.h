@@ -1,0 +1,17 @@
+// The vector instruction set CPU kernels use, chosen once at run time from
+// CPUID: AVX-512 (F, BW, VL, DQ), else AVX2 with FMA, else scalar code.
+// KILN_ISA=scalar|avx2|avx512 caps the choice (tests run every path this
+// CPU has; asking for more than the CPU has gives what it has).
+#pragma once
+
+#include <string_view>
+
+namespace kiln::cpu {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+
+Isa detectedIsa();           // what this CPU supports
+Isa activeIsa();             // detectedIsa() capped by KILN_ISA, read once
+std::string_view isaName(Isa isa);
+
+}  // namespace kiln::cpu
