@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -481,6 +482,55 @@ Status Session::reserveKvCache(int64_t batch) {
                      base + offsets[2 * l + 1], kvBlock_)});
   }
   kvBatch_ = batch;
+  return Status::ok();
+}
+
+Status Session::truncateKv(int64_t length) {
+  if (length < 0 || length > kvLength_)
+    return Status::error("cannot truncate a KV cache of ", kvLength_, " token(s) to ", length);
+  kvLength_ = length;
+  return Status::ok();
+}
+
+Status Session::loadKv(const std::vector<Tensor>& past) {
+  const std::vector<KvLayer>& layers = executor_.kvLayers_;
+  const Graph& graph = executor_.graph_;
+  if (layers.empty()) return Status::error("graph @", graph.name, " has no KV cache to load");
+  if (past.size() != 2 * layers.size())
+    return Status::error("a KV cache of ", layers.size(), " layer(s) takes ", 2 * layers.size(),
+                         " past tensors (keys and values per layer), got ", past.size());
+  const int64_t batch = past[0].rank() == 4 ? past[0].shape()[0] : 0;
+  const int64_t length = past[0].rank() == 4 ? past[0].shape()[2] : 0;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const KvLayer& layer = layers[l];
+    for (int part = 0; part < 2; ++part) {
+      const Tensor& given = past[2 * l + static_cast<size_t>(part)];
+      const int64_t width = part == 0 ? layer.headDim : layer.valueDim;
+      const std::vector<int64_t> want{batch, layer.kvHeads, length, width};
+      if (given.dtype() != layer.dtype || given.shape() != want) {
+        const size_t input = part == 0 ? layer.pastKeyInput : layer.pastValueInput;
+        return Status::error("past input '", graph.value(graph.inputs()[input]).name, "' must be ",
+                             concreteTypeStr(layer.dtype, want), ", got ", given.type().str());
+      }
+    }
+  }
+  if (batch < 1) return Status::error("the past tensors have no batch");
+  if (length > kvCapacity_)
+    return Status::error("a past of ", length, " tokens exceeds the KV cache capacity ", kvCapacity_);
+  KILN_RETURN_IF_ERROR(reserveKvCache(batch));
+  // Row by row: the cache's rows are capacity-strided, the given ones packed.
+  for (size_t l = 0; l < layers.size(); ++l) {
+    for (int part = 0; part < 2; ++part) {
+      const Tensor& given = past[2 * l + static_cast<size_t>(part)];
+      Tensor& cache = part == 0 ? kvCache_[l].keys : kvCache_[l].values;
+      const size_t rowBytes = static_cast<size_t>(length * given.shape()[3]) * dtypeSize(given.dtype());
+      const size_t cacheRowBytes = static_cast<size_t>(kvCapacity_ * given.shape()[3]) * dtypeSize(given.dtype());
+      for (int64_t head = 0; head < batch * given.shape()[1]; ++head)
+        std::memcpy(static_cast<char*>(cache.data()) + static_cast<size_t>(head) * cacheRowBytes,
+                    static_cast<const char*>(given.data()) + static_cast<size_t>(head) * rowBytes, rowBytes);
+    }
+  }
+  kvLength_ = length;
   return Status::ok();
 }
 

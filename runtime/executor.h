@@ -186,6 +186,15 @@ class Session {
   Expected<std::vector<Tensor>> step(const std::vector<Tensor>& inputs, StepFailure* failure = nullptr);
   // Forgets the cached tokens; the cache keeps its memory.
   void resetKv() { kvLength_ = 0; }
+  // Keeps only the first `length` cached tokens (length <= kvLength()): a
+  // rewind, as speculative decoding or a re-run of the last step needs.
+  Status truncateKv(int64_t length);
+  // Fills the cache with a past given as tensors, keys then values of each
+  // layer of Executor::kvLayers() in order ([batch, kv_heads, past,
+  // head_dim] each), replacing what it held; kvLength() becomes `past`.
+  // Restores a saved conversation, and lets a benchmark time a step at a
+  // chosen past length.
+  Status loadKv(const std::vector<Tensor>& past);
   int64_t kvLength() const { return kvLength_; }
   int64_t kvCapacity() const { return kvCapacity_; }
   // Per KV layer: the cache, [batch, kv_heads, capacity, head_dim] each;

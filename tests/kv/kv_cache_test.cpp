@@ -313,5 +313,43 @@ TEST(KvCache, GreedyDecodingMatchesStatelessRuns) {
   EXPECT_EQ(rerun, expected);
 }
 
+// A past loaded from tensors is the past a stateless run takes as inputs,
+// and a rewind makes the next step see exactly that past again.
+TEST(KvCache, ALoadedPastStepsAsAStatelessRunAndRewinds) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  // A past of the prompt's presents, from a stateless run.
+  const std::vector<Tensor> prefill = runStateless(*executor, tokens(kPrompt), emptyPast(*executor));
+  const std::vector<Tensor> past(prefill.begin() + 1, prefill.end());
+  const std::vector<Tensor> expected = runStateless(*executor, tokens({kContinuation[0]}), past);
+
+  Session session(*executor);
+  ASSERT_TRUE(session.loadKv(past).isOk());
+  EXPECT_EQ(session.kvLength(), static_cast<int64_t>(kPrompt.size()));
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(floats(stepLogits(session, {kContinuation[0]})), floats(expected[0])) << "round " << round;
+    EXPECT_EQ(session.kvLength(), static_cast<int64_t>(kPrompt.size() + 1));
+    ASSERT_TRUE(session.truncateKv(static_cast<int64_t>(kPrompt.size())).isOk());
+  }
+  Status tooLong = session.truncateKv(static_cast<int64_t>(kPrompt.size() + 1));
+  EXPECT_NE(tooLong.message().find("cannot truncate a KV cache of 5 token(s) to 6"), std::string::npos)
+      << tooLong.message();
+  EXPECT_EQ(session.kvLength(), static_cast<int64_t>(kPrompt.size()));
+}
+
+TEST(KvCache, LoadingAPastChecksItsTensors) {
+  auto executor = makeExecutor(decoder());
+  ASSERT_TRUE(executor);
+  Session session(*executor);
+  std::vector<Tensor> past = emptyPast(*executor);
+  Status missing = session.loadKv(std::vector<Tensor>(past.begin(), past.end() - 1));
+  EXPECT_NE(missing.message().find("takes 4 past tensors"), std::string::npos) << missing.message();
+  const KvLayer& first = executor->kvLayers()[0];
+  past[1] = Tensor::allocate(first.dtype, {1, first.kvHeads, 3, first.valueDim});  // length 3, keys 0
+  Status mismatched = session.loadKv(past);
+  EXPECT_NE(mismatched.message().find("must be"), std::string::npos) << mismatched.message();
+  EXPECT_EQ(session.kvLength(), 0);
+}
+
 }  // namespace
 }  // namespace kiln::rt

@@ -1,4 +1,4 @@
-// kiln bench ARTIFACT [--input-dir DIR] [--iters N] [--warmup W] [--threads T]
+// kiln bench ARTIFACT [--input-dir DIR] [--iters N] [--warmup W] [--threads T] [--decode]
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -74,13 +74,17 @@ int benchCommand(const std::vector<std::string>& args) {
   std::string artifactPath, inputDir, itersText = "20", warmupText = "3", threadsText,
                                       seedText = "0";
   std::vector<std::string> shapeSpecs;
+  bool decode = false;
   ArgumentParser parser(
-      "kiln bench ARTIFACT.kiln [--input-dir DIR] [--iters N] [--warmup W] [--threads T]",
+      "kiln bench ARTIFACT.kiln [--input-dir DIR] [--iters N] [--warmup W] [--threads T] [--decode]",
       "Times an artifact's runs on the CPU: loads it, makes one session, runs it W\n"
       "times untimed, then N times timed, and prints one JSON line: latency_ms_median,\n"
-      "latency_ms_min, latency_ms_mean, iters, warmup, threads, model, input, load_ms\n"
-      "(artifact load + session creation). Inputs as 'kiln run' takes them: input_K.pb\n"
-      "from --input-dir, or random (--input-shape, --seed).");
+      "latency_ms_min, latency_ms_mean, iters, warmup, threads, mode, model, input,\n"
+      "load_ms (artifact load + session creation). Inputs as 'kiln run' takes them:\n"
+      "input_K.pb from --input-dir, or random (--input-shape, --seed).\n"
+      "--decode times a decoder's step on its KV cache instead: the past inputs fill\n"
+      "the session's cache, and each timed run is one step (the other inputs) at that\n"
+      "past length, the cache rewound after it, so every step sees the same past.");
   parser.positional("ARTIFACT.kiln", "the artifact from 'kiln compile'", &artifactPath);
   parser.option("--input-dir", "DIR", "read inputs from DIR/input_K.pb", &inputDir);
   parser.option("--iters", "N", "timed runs (default 20)", &itersText);
@@ -92,6 +96,7 @@ int benchCommand(const std::vector<std::string>& args) {
   parser.repeated("--input-shape", "NAME=DIMS",
                   "shape of random input NAME, integer dims (as in 'kiln run')", &shapeSpecs);
   parser.option("--seed", "N", "seed of the random inputs (default 0)", &seedText);
+  parser.flag("--decode", "time kiln_session_step on the KV cache (see above)", &decode);
   if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln bench")) return *exitCode;
 
   auto fail = [&](const Status& status) {
@@ -121,24 +126,50 @@ int benchCommand(const std::vector<std::string>& args) {
   if (!artifact) return fail(artifact.status());
   Expected<std::unique_ptr<rt::Executor>> executor = rt::createExecutor(*artifact);
   if (!executor) return fail(executor.status());
-  rt::Session session(**executor);
-  const double loadMs = millisecondsSince(loadStart);
-
   const Graph& graph = artifact->graph;
   Expected<std::vector<Tensor>> inputs =
       inputDir.empty() ? randomInputs(graph, *shapes, static_cast<uint64_t>(*seed))
                        : readInputs(graph, inputDir);
   if (!inputs) return fail(inputs.status());
 
+  // A decode step takes the non-past inputs; the past ones go to the cache,
+  // which must hold them and the step's tokens.
+  std::vector<Tensor> stepInputs, past;
+  rt::SessionOptions options;
+  if (decode) {
+    const std::vector<rt::KvLayer>& layers = (*executor)->kvLayers();
+    if (layers.empty())
+      return fail(Status::error("--decode: graph @", graph.name, " has no KV cache (no past/present pairs)"));
+    for (size_t position : (*executor)->stepInputs()) stepInputs.push_back((*inputs)[position]);
+    for (const rt::KvLayer& layer : layers) {
+      past.push_back((*inputs)[layer.pastKeyInput]);
+      past.push_back((*inputs)[layer.pastValueInput]);
+    }
+    int64_t newTokens = 1;
+    for (const Tensor& input : stepInputs)
+      if (input.rank() == 2) newTokens = std::max(newTokens, input.shape()[1]);
+    options.kvCapacity = std::max((*executor)->defaultKvCapacity(), past[0].shape()[2] + newTokens);
+  }
+  rt::Session session(**executor, options);
+  if (decode)
+    if (Status loaded = session.loadKv(past); !loaded) return fail(loaded);
+  const double loadMs = millisecondsSince(loadStart);
+  const int64_t pastLength = decode ? session.kvLength() : 0;
+
+  auto runOnce = [&]() -> Status {
+    Expected<std::vector<Tensor>> outputs = decode ? session.step(stepInputs) : session.run(*inputs);
+    if (!outputs) return outputs.status();
+    if (!decode) return Status::ok();
+    return session.truncateKv(pastLength);
+  };
   for (int64_t i = 0; i < *warmup; ++i)
-    if (Expected<std::vector<Tensor>> outputs = session.run(*inputs); !outputs)
-      return fail(outputs.status());
+    if (Status ran = runOnce(); !ran) return fail(ran);
   std::vector<double> latencies;
   for (int64_t i = 0; i < *iters; ++i) {
     const Clock::time_point start = Clock::now();
-    Expected<std::vector<Tensor>> outputs = session.run(*inputs);
+    const Status ran = runOnce();  // a rewind is an integer store: noise next to a step
     latencies.push_back(millisecondsSince(start));
-    if (!outputs) return fail(outputs.status());
+    if (!ran) return fail(ran);
   }
 
   std::sort(latencies.begin(), latencies.end());
@@ -148,6 +179,7 @@ int benchCommand(const std::vector<std::string>& args) {
   std::cout << "{\"model\": " << jsonString(artifactPath)
             << ", \"input\": " << jsonString(inputDir.empty() ? "random" : inputDir)
             << ", \"threads\": " << *threads << ", \"warmup\": " << *warmup
+            << ", \"mode\": " << (decode ? "\"decode\", \"past\": " + std::to_string(pastLength) : "\"run\"")
             << ", \"iters\": " << *iters << ", \"load_ms\": " << fixed3(loadMs)
             << ", \"latency_ms_median\": " << fixed3(median)
             << ", \"latency_ms_min\": " << fixed3(latencies.front())
