@@ -425,6 +425,7 @@ Expected<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) c
 
 Session::Session(const Executor& executor, SessionOptions options)
     : executor_(executor),
+      opReadsValues_(executor.graph_.ops().size(), -1),
       kvCapacity_(options.kvCapacity > 0 ? options.kvCapacity : executor.defaultKvCapacity()) {}
 
 Status Session::reserveArenas(const PreparedPlan& prepared) {
@@ -614,6 +615,11 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
                                                   bool stepping) {
   const Graph& graph = executor_.graph_;
   RunStats stats;
+  // Shapes are the last run's when its bindings were these; cleared first so
+  // a run that fails part-way leaves none half-valid.
+  const bool reuseShapes = lastShapesValid_ && lastPlan_ && bindings == lastBindings_ && stepping == lastStepping_;
+  lastShapesValid_ = false;
+  if (!reuseShapes) lastShapes_.assign(graph.ops().size(), OpShapes{});
   if (!lastPlan_ || bindings != lastBindings_ || stepping != lastStepping_) {
     Expected<std::shared_ptr<const PreparedPlan>> chosen =
         executor_.planFor(bindings, &stats.replanned, stepping);
@@ -667,8 +673,6 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
     auto context = [&] { return opContext(graph, op); };
 
     size_t n = op.operands.size();
-    operandTypes.assign(n, TensorType{});
-    operandInfos.assign(n, OperandInfo{});
     operandTensors.assign(n, nullptr);
     for (size_t i = 0; i < n; ++i) {
       if (op.operands[i] == kNoValue) continue;
@@ -677,19 +681,58 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
         return Status::error(context(), "operand ", registerRef(graph.value(op.operands[i]).name),
                              " has no value");
       }
-      operandTypes[i] = t->type();
-      operandInfos[i] = OperandInfo{&operandTypes[i], t};
       operandTensors[i] = t;
     }
 
-    // Shapes on the concrete operands, checked against the declared types.
-    inferred.clear();
-    int numResults = static_cast<int>(op.results.size());
-    Status inferStatus = inferResultTypes(*op.def, op.attrs, operandInfos, numResults, inferred, &bindings);
-    if (!inferStatus) return inferStatus.withContext(context());
-    if (inferred.size() != op.results.size()) {
-      return Status::error(context(), "inference gave ", inferred.size(), " result type(s) for ",
-                           op.results.size(), " result(s)");
+    OpShapes& shapes = lastShapes_[opIndex];
+    if (!reuseShapes || opReadsValues_[opIndex] != 0) {
+      // Shapes on the concrete operands, checked against the declared types.
+      operandTypes.assign(n, TensorType{});
+      operandInfos.assign(n, OperandInfo{});
+      for (size_t i = 0; i < n; ++i) {
+        if (!operandTensors[i]) continue;
+        operandTypes[i] = operandTensors[i]->type();
+        operandInfos[i] = OperandInfo{&operandTypes[i], operandTensors[i]};
+      }
+      inferred.clear();
+      int numResults = static_cast<int>(op.results.size());
+      Status inferStatus = inferResultTypes(*op.def, op.attrs, operandInfos, numResults, inferred, &bindings);
+      if (!inferStatus) return inferStatus.withContext(context());
+      if (inferred.size() != op.results.size()) {
+        return Status::error(context(), "inference gave ", inferred.size(), " result type(s) for ",
+                             op.results.size(), " result(s)");
+      }
+      shapes.results.clear();
+      for (size_t r = 0; r < op.results.size(); ++r) {
+        const Value& result = graph.value(op.results[r]);
+        std::optional<std::vector<int64_t>> dims = inferred[r].staticDims();
+        if (!dims) {
+          return Status::error(context(), "inference gave result ", registerRef(result.name),
+                               " the non-concrete type ", inferred[r].str(), " on concrete operands");
+        }
+        if (inferred[r].dtype != result.type.dtype || !matchShape(result.type.shape, *dims, bindings)) {
+          return Status::error(context(), "result ", registerRef(result.name), " is ",
+                               concreteTypeStr(inferred[r].dtype, *dims), " but the graph declares ",
+                               result.type.str(), bindingsNote(result.type, bindings));
+        }
+        shapes.results.push_back(std::move(*dims));
+      }
+      shapes.attrs = resolveDimAttributes(op.attrs, bindings);
+      if (opReadsValues_[opIndex] < 0) {
+        // Again without the values of computed operands (weights keep
+        // theirs: they never change): other shapes, or none, mean it reads them.
+        for (size_t i = 0; i < n; ++i)
+          if (op.operands[i] != kNoValue && graph.value(op.operands[i]).kind != ValueKind::Weight)
+            operandInfos[i].value = nullptr;
+        std::vector<TensorType> shapeOnly;
+        const bool same = inferResultTypes(*op.def, op.attrs, operandInfos, numResults, shapeOnly, &bindings).isOk() &&
+                          shapeOnly.size() == op.results.size() &&
+                          std::equal(shapeOnly.begin(), shapeOnly.end(), shapes.results.begin(),
+                                     [](const TensorType& type, const std::vector<int64_t>& dims) {
+                                       return type.staticDims() == dims;
+                                     });
+        opReadsValues_[opIndex] = same ? 0 : 1;
+      }
     }
     Device* device = prepared.opDevice[opIndex];
     // A KV layer's attention in a step writes `out` only: present_k/present_v
@@ -698,17 +741,8 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
     resultPtrs.assign(kvLayer >= 0 ? 1 : op.results.size(), nullptr);
     for (size_t r = 0; r < op.results.size(); ++r) {
       const ValueId id = op.results[r];
-      const Value& result = graph.value(id);
-      std::optional<std::vector<int64_t>> dims = inferred[r].staticDims();
-      if (!dims) {
-        return Status::error(context(), "inference gave result ", registerRef(result.name),
-                             " the non-concrete type ", inferred[r].str(), " on concrete operands");
-      }
-      if (inferred[r].dtype != result.type.dtype || !matchShape(result.type.shape, *dims, bindings)) {
-        return Status::error(context(), "result ", registerRef(result.name), " is ",
-                             concreteTypeStr(inferred[r].dtype, *dims), " but the graph declares ",
-                             result.type.str(), bindingsNote(result.type, bindings));
-      }
+      const DType dtype = graph.value(id).type.dtype;
+      const std::vector<int64_t>& dims = shapes.results[r];
       if (r >= resultPtrs.size()) continue;  // in the KV cache
       // Into its slot: the bytes it views, its place in the arena, or (no
       // plan, or it outgrew the slot) memory of its own.
@@ -716,16 +750,16 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
       const RegisterPlan* planned =
           prepared.plan.registers.empty() ? nullptr : &prepared.plan.registers[static_cast<size_t>(id)];
       const Tensor* viewed = planned && planned->kind == RegisterPlan::View ? operandTensors[0] : nullptr;
-      const size_t bytes = bytesOf(inferred[r].dtype, *dims);
-      if (viewed && viewed->dtype() == inferred[r].dtype && viewed->byteSize() == bytes) {
-        slot = viewed->reshaped(*dims);
+      const size_t bytes = bytesOf(dtype, dims);
+      if (viewed && viewed->dtype() == dtype && viewed->byteSize() == bytes) {
+        slot = viewed->reshaped(dims);
       } else if (planned && planned->kind == RegisterPlan::Arena && bytes <= planned->bytes &&
                  arenaOf[static_cast<size_t>(id)]) {
         const std::shared_ptr<void>& arena = *arenaOf[static_cast<size_t>(id)];
-        slot = Tensor::view(inferred[r].dtype, std::move(*dims), static_cast<char*>(arena.get()) + planned->offset,
+        slot = Tensor::view(dtype, dims, static_cast<char*>(arena.get()) + planned->offset,
                             arena);
       } else {
-        Expected<Tensor> allocated = device->allocate(inferred[r].dtype, *dims);
+        Expected<Tensor> allocated = device->allocate(dtype, dims);
         if (!allocated) return allocated.status().withContext(context());
         slot = std::move(*allocated);
         ++stats.registersOffPlan;
@@ -739,8 +773,7 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
       const KvCache& cache = kvCache_[static_cast<size_t>(kvLayer)];
       cacheBinding = KvCacheBinding{cache.keys.data(), cache.values.data(), kvCapacity_, kvLength_};
     }
-    const std::optional<Attributes> resolvedAttrs = resolveDimAttributes(op.attrs, bindings);
-    Status ran = device->run(*op.def, resolvedAttrs ? *resolvedAttrs : op.attrs, operandTensors, resultPtrs,
+    Status ran = device->run(*op.def, shapes.attrs ? *shapes.attrs : op.attrs, operandTensors, resultPtrs,
                              kvLayer >= 0 ? &cacheBinding : nullptr);
     if (!ran) return ran.withContext(context());
 
@@ -762,6 +795,7 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
     outputs.push_back(aliasesInput ? t->clone() : *t);
   }
   stats_ = stats;
+  lastShapesValid_ = true;
   return outputs;
 }
 

@@ -221,6 +221,20 @@ class Session {
   std::shared_ptr<const PreparedPlan> lastPlan_;
   std::vector<Tensor> values_;  // by ValueId, during a run
   RunStats stats_;
+  // Each op's concrete result shapes and dim-resolved attributes in the last
+  // run. A run with the last run's bindings reuses them instead of inferring
+  // again (inference is a third of a tiny model's run): with the same
+  // bindings every input has the same shape, so every op whose result shapes
+  // follow from its operands' shapes alone has the same results. Ops whose
+  // inference reads operand values (a reshape to a computed shape) infer on
+  // every run: opReadsValues_, found at an op's first inference (-1: not yet).
+  struct OpShapes {
+    std::vector<std::vector<int64_t>> results;
+    std::optional<Attributes> attrs;  // set when the op has dim attributes
+  };
+  bool lastShapesValid_ = false;
+  std::vector<OpShapes> lastShapes_;
+  std::vector<int8_t> opReadsValues_;
   // The KV cache of step(): one reserved block holding every layer's keys
   // and values for kvBatch_ sequences of kvCapacity_ tokens.
   int64_t kvCapacity_ = 0;

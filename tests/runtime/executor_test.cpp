@@ -185,6 +185,41 @@ TEST(Executor, ChecksResultShapesAgainstTheDeclaredTypes) {
       "declares f32[a, b] (a = 2, b = 3)");
 }
 
+// A session reuses the last run's shapes while the bindings stay, except
+// for ops whose shapes come from operand values: the same contradicting
+// reshape is caught on a session's second run as on its first.
+TEST(Session, RunsAtTheSameBindingsReinferOnlyValueDependentShapes) {
+  Graph graph = parse(
+      "graph @main(%x: f32[a, b], %shape: i64[2]) -> (%y: f32[a, b], %z: f32[a, b]) {\n"
+      "  %y = reshape %x, %shape : f32[a, b] loc(\"Reshape_3\")\n"
+      "  %z = relu %x : f32[a, b]\n"
+      "  return %y, %z\n"
+      "}\n");
+  auto executor = makeExecutor(graph);
+  ASSERT_TRUE(executor);
+  Session session(*executor);
+  const Tensor x = tensorOf<float>({2, 3}, {-1, 2, -3, 4, -5, 6});
+  for (int round = 0; round < 2; ++round) {
+    auto ran = session.run({x, tensorOf<int64_t>({2}, {2, 3})});
+    ASSERT_TRUE(ran.isOk()) << ran.status().message();
+    EXPECT_EQ(valuesOf<float>((*ran)[1]), (std::vector<float>{0, 2, 0, 4, 0, 6})) << "round " << round;
+  }
+  auto contradicting = session.run({x, tensorOf<int64_t>({2}, {3, 2})});
+  ASSERT_FALSE(contradicting.isOk());
+  EXPECT_EQ(contradicting.status().message(),
+            "op 'reshape' defining %y (loc \"Reshape_3\"): result %y is f32[3, 2] but the graph "
+            "declares f32[a, b] (a = 2, b = 3)");
+  // Other bindings, then the first again: each run's shapes are its own.
+  for (int64_t rows : {2, 1, 2}) {
+    std::vector<float> values(static_cast<size_t>(rows * 3), -2.f);
+    values.back() = 7.f;
+    auto ran = session.run({tensorOf<float>({rows, 3}, values), tensorOf<int64_t>({2}, {rows, 3})});
+    ASSERT_TRUE(ran.isOk()) << ran.status().message();
+    EXPECT_EQ((*ran)[1].shape(), (std::vector<int64_t>{rows, 3}));
+    EXPECT_EQ(valuesOf<float>((*ran)[1]).back(), 7.f);
+  }
+}
+
 TEST(Executor, RefusesGraphsThatCannotRun) {
   Graph noData = parse(
       "graph @main(%x: f32[2]) -> (%y: f32[2]) {\n"
