@@ -9,6 +9,7 @@
 #include "passes/layout.h"
 #include "passes/matmul_epilogue_fusion.h"
 #include "passes/norm_fusion.h"
+#include "passes/precision_bf16.h"
 #include "passes/sibling_matmul_merge.h"
 #include "passes/swiglu_fusion.h"
 
@@ -31,6 +32,7 @@ constexpr PassFactory kPassFactories[] = {
     &createSwigluFusion,
     &createLayout,
     &createElementwiseFusion,
+    &createPrecisionBf16,
 };
 
 }  // namespace

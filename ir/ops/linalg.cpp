@@ -1,9 +1,10 @@
 // Linear algebra (ONNX semantics): matmul with numpy rules (1-D operands,
 // broadcast batch dims), extended with the epilogue the fusion passes fold in
 // (transposed operands, bias, activation, residual), and gemm (optional
-// transposes, alpha, beta, a bias broadcast to the result). Reference loops
-// run i-k-j so the innermost loop streams contiguous rows of B and of the
-// result.
+// transposes, alpha, beta, a bias broadcast to the result). Both also take
+// the mixed form that `precision_bf16` produces: an f32 a times a bf16 b
+// (the weight), a rounded to bf16 first, an f32 result. Reference loops run
+// i-k-j so the innermost loop streams contiguous rows of B and of the result.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -38,14 +39,28 @@ struct Accumulation<T> {
   static T store(type v) { return static_cast<T>(static_cast<int64_t>(v)); }
 };
 
+// An element of a as the product reads it, b being of storage type W: as is
+// when the two match; in the mixed form (f32 a, bf16 b) rounded to bf16 (to
+// nearest even) first, so both factors of every product are bf16 values, as
+// a bf16 x bf16 -> f32 GEMM computes them.
+template <class T, class W>
+typename Accumulation<W>::type loadFactorA(T v) {
+  if constexpr (std::is_same_v<T, W>) {
+    return Accumulation<T>::load(v);
+  } else {
+    static_assert(std::is_same_v<T, float> && std::is_same_v<W, BFloat16>, "the only mixed form");
+    return Accumulation<W>::load(fromCompute<W>(v));
+  }
+}
+
 // row[n] = sum_k aRow[k] * b[k, n] for row-major b [K, N], into N accumulators.
-template <class T>
-void productRow(const T* aRow, const T* b, int64_t K, int64_t N, typename Accumulation<T>::type* row) {
-  using Acc = Accumulation<T>;
+template <class T, class W = T>
+void productRow(const T* aRow, const W* b, int64_t K, int64_t N, typename Accumulation<W>::type* row) {
+  using Acc = Accumulation<W>;
   std::fill(row, row + N, typename Acc::type{0});
   for (int64_t k = 0; k < K; ++k) {
-    const auto aik = Acc::load(aRow[k]);
-    const T* bRow = b + k * N;
+    const auto aik = loadFactorA<T, W>(aRow[k]);
+    const W* bRow = b + k * N;
     for (int64_t j = 0; j < N; ++j) row[j] += aik * Acc::load(bRow[j]);
   }
 }
@@ -76,9 +91,19 @@ std::optional<Activation> parseActivation(const std::string& name) {
   return std::nullopt;
 }
 
+// a and b of one dtype, or the mixed form: an f32 a with a bf16 b (a weight
+// that precision_bf16 converted). The result, bias and residual (c for gemm)
+// have a's dtype.
+Status requireProductDTypes(const InferContext& ctx) {
+  const DType a = ctx.type(0).dtype, b = ctx.type(1).dtype;
+  if (a == b || (a == DType::F32 && b == DType::BF16)) return Status::ok();
+  return ctx.error("a (", dtypeName(a), ") and b (", dtypeName(b),
+                   ") must have the same dtype, or be f32 and bf16 (a bf16 weight)");
+}
+
 Status inferMatmul(const InferContext& ctx, std::vector<TensorType>& results) {
   KILN_RETURN_IF_ERROR(requireNumeric(ctx, 0, "a"));
-  KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
+  KILN_RETURN_IF_ERROR(requireProductDTypes(ctx));
   const bool transA = ctx.attrs().getBool("transpose_a");
   const bool transB = ctx.attrs().getBool("transpose_b");
   const std::string activationName = ctx.attrs().getString("activation", "none");
@@ -145,9 +170,11 @@ A activate(Activation activation, A v) {
   }
 }
 
-template <class T>
+// T: the storage type of a, bias, residual and the result; W: that of b.
+template <class T, class W>
 void matmulLoops(const KernelContext& ctx, Activation activation) {
   using Acc = Accumulation<T>;
+  static_assert(std::is_same_v<typename Acc::type, typename Accumulation<W>::type>);
   const Tensor& a = *ctx.input(0);
   const Tensor& b = *ctx.input(1);
   const Tensor* bias = ctx.input(2);
@@ -169,10 +196,10 @@ void matmulLoops(const KernelContext& ctx, Activation activation) {
 
   std::vector<typename Acc::type> row(static_cast<size_t>(N));
   std::vector<T> transposedA(transA ? static_cast<size_t>(M * K) : 0);
-  std::vector<T> transposedB(transB ? static_cast<size_t>(K * N) : 0);
+  std::vector<W> transposedB(transB ? static_cast<size_t>(K * N) : 0);
   int64_t transposedBOffset = -1;  // the batch of b in transposedB (a shared weight is copied once)
   const T* pa = a.data<T>();
-  const T* pb = b.data<T>();
+  const W* pb = b.data<W>();
   T* pc = out.data<T>();
   const std::vector<int64_t> absent;
   BroadcastWalker epilogue(out.shape(), {bias ? &bias->shape() : &absent,
@@ -183,7 +210,7 @@ void matmulLoops(const KernelContext& ctx, Activation activation) {
     // Transposed operands are copied to row-major [M, K] and [K, N] so the
     // product below always streams contiguous rows.
     const T* A = pa + walk.offset(0) * M * K;
-    const T* B = pb + walk.offset(1) * K * N;
+    const W* B = pb + walk.offset(1) * K * N;
     if (transA) {
       for (int64_t k = 0; k < K; ++k)
         for (int64_t i = 0; i < M; ++i) transposedA[static_cast<size_t>(i * K + k)] = A[k * M + i];
@@ -221,12 +248,16 @@ Status matmulKernel(const KernelContext& ctx) {
   const std::optional<Activation> activation =
       parseActivation(ctx.attrs.getString("activation", "none"));
   if (!activation) return Status::error("matmul: unknown activation");
+  if (a.dtype() != ctx.input(1)->dtype()) {
+    matmulLoops<float, BFloat16>(ctx, *activation);  // the one mixed form inference admits
+    return Status::ok();
+  }
   return visitDType(a.dtype(), [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool>) {
       return unsupportedDType(ctx, a.dtype());
     } else {
-      matmulLoops<T>(ctx, *activation);
+      matmulLoops<T, T>(ctx, *activation);
       return Status::ok();
     }
   });
@@ -236,7 +267,7 @@ Status matmulKernel(const KernelContext& ctx) {
 
 Status inferGemm(const InferContext& ctx, std::vector<TensorType>& results) {
   KILN_RETURN_IF_ERROR(requireNumeric(ctx, 0, "a"));
-  KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
+  KILN_RETURN_IF_ERROR(requireProductDTypes(ctx));
   KILN_RETURN_IF_ERROR(requireRank(ctx, 0, 2, "a"));
   KILN_RETURN_IF_ERROR(requireRank(ctx, 1, 2, "b"));
   const bool transA = ctx.attrs().getBool("trans_a");
@@ -266,23 +297,27 @@ Status inferGemm(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-// Copies `x` [rows, cols] (or its transpose) into accumulation-typed row-major
-// [cols, rows] / [rows, cols], so the product runs on contiguous rows.
-template <class T>
-std::vector<typename Accumulation<T>::type> loadMatrix(const Tensor& x, bool transpose) {
+// Copies `x` [rows, cols] (or its transpose) of storage type T into
+// accumulation-typed row-major [cols, rows] / [rows, cols], so the product
+// runs on contiguous rows; its elements are read as factors of a product
+// with a b of storage type W (loadFactorA).
+template <class T, class W = T>
+std::vector<typename Accumulation<W>::type> loadMatrix(const Tensor& x, bool transpose) {
   const int64_t rows = x.shape()[0], cols = x.shape()[1];
-  std::vector<typename Accumulation<T>::type> out(static_cast<size_t>(rows * cols));
+  std::vector<typename Accumulation<W>::type> out(static_cast<size_t>(rows * cols));
   const T* p = x.data<T>();
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
-      out[static_cast<size_t>(transpose ? c * rows + r : r * cols + c)] = Accumulation<T>::load(p[r * cols + c]);
+      out[static_cast<size_t>(transpose ? c * rows + r : r * cols + c)] = loadFactorA<T, W>(p[r * cols + c]);
   return out;
 }
 
-template <class T>
+// T: the storage type of a, c and the result; W: that of b.
+template <class T, class W>
 void gemmLoops(const KernelContext& ctx) {
   using Acc = Accumulation<T>;
   using A = typename Acc::type;
+  static_assert(std::is_same_v<A, typename Accumulation<W>::type>);
   const bool transA = ctx.attrs.getBool("trans_a");
   const bool transB = ctx.attrs.getBool("trans_b");
   const double alpha = ctx.attrs.getFloat("alpha", 1.0);
@@ -290,8 +325,8 @@ void gemmLoops(const KernelContext& ctx) {
   Tensor& out = *ctx.outputs[0];
   const int64_t M = out.shape()[0], N = out.shape()[1];
   const int64_t K = transA ? ctx.input(0)->shape()[0] : ctx.input(0)->shape()[1];
-  const std::vector<A> a = loadMatrix<T>(*ctx.input(0), transA);
-  const std::vector<A> b = loadMatrix<T>(*ctx.input(1), transB);
+  const std::vector<A> a = loadMatrix<T, W>(*ctx.input(0), transA);
+  const std::vector<A> b = loadMatrix<W>(*ctx.input(1), transB);
   std::vector<A> products(static_cast<size_t>(M * N));
   std::vector<A> row(static_cast<size_t>(N));
   multiplyMatrices(a.data(), b.data(), products.data(), M, K, N, row.data());
@@ -318,12 +353,16 @@ void gemmLoops(const KernelContext& ctx) {
 
 Status gemmKernel(const KernelContext& ctx) {
   const DType dtype = ctx.input(0)->dtype();
+  if (dtype != ctx.input(1)->dtype()) {
+    gemmLoops<float, BFloat16>(ctx);  // the one mixed form inference admits
+    return Status::ok();
+  }
   return visitDType(dtype, [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool>) {
       return unsupportedDType(ctx, dtype);
     } else {
-      gemmLoops<T>(ctx);
+      gemmLoops<T, T>(ctx);
       return Status::ok();
     }
   });
@@ -334,14 +373,16 @@ Status gemmKernel(const KernelContext& ctx) {
 void registerLinalgOps(OpRegistry& registry) {
   registry.add(OpDef{.name = "matmul",
                      .summary = "act(op(a) @ op(b) + bias) + residual with numpy rules (1-D operands, "
-                                "broadcast batch dims); op transposes the last two dims when flagged",
+                                "broadcast batch dims); op transposes the last two dims when flagged; "
+                                "b may be bf16 with an f32 a (a rounded to bf16, f32 result)",
                      .operands = {"a", "b", "bias", "residual"}, .minOperands = 2, .maxOperands = 4,
                      .attrs = {{"activation", AttrKind::String},
                                {"transpose_a", AttrKind::Bool},
                                {"transpose_b", AttrKind::Bool}},
                      .infer = inferMatmul, .reference = matmulKernel, .inplaceOperands = {3}});
   registry.add(OpDef{.name = "gemm",
-                     .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts",
+                     .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts; "
+                                "b may be bf16 with an f32 a, as for matmul",
                      .operands = {"a", "b", "c"}, .minOperands = 2, .maxOperands = 3,
                      .attrs = {{"alpha", AttrKind::Float},
                                {"beta", AttrKind::Float},

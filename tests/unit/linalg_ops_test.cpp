@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -281,6 +282,112 @@ TEST(MatmulOp, EpilogueErrors) {
   EXPECT_TRUE(contains(error, "bias [5] does not broadcast to the result [2, 2]")) << error;
 }
 
+// ---- the mixed form: an f32 a with a bf16 weight b (precision_bf16)
+
+// a rounded to bf16 (nearest even), exact for every test value.
+double roundedToBFloat16(double v) { return bfloat16ToFloat(floatToBFloat16(static_cast<float>(v))); }
+
+TEST(MatmulOp, BFloat16WeightRoundsAToBFloat16) {
+  // 1.00390625 lies halfway between the bf16 values 1 and 1.0078125 and rounds
+  // to the even one, 1; 1.01171875 lies halfway between 1.0078125 and
+  // 1.015625 and rounds to 1.015625; 3.14159 becomes 3.140625.
+  Tensor a = f32({2, 3}, {1.00390625, 3.14159, -2, 1.01171875, 0, 1});
+  Tensor b = make(DType::BF16, {3, 2}, {1, 2, 0.5, -1, 0.25, 4});
+  Tensor y = run("matmul", {&a, &b});
+  EXPECT_EQ(y.dtype(), DType::F32);
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{2, 2}));
+  // Row 0: 1 * 1 + 3.140625 * 0.5 - 2 * 0.25, 1 * 2 - 3.140625 - 2 * 4.
+  // Row 1: 1.015625 * 1 + 0.25, 1.015625 * 2 + 4.
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{2.0703125, -9.140625, 1.265625, 6.03125}));
+}
+
+TEST(MatmulOp, BFloat16WeightEpilogueStaysF32) {
+  // bias, activation and residual are f32 and applied to the f32 product
+  // unrounded: 0.001 survives, which it would not in bf16 next to 3.
+  Tensor a = f32({1, 2}, {1, 2});
+  Tensor b = make(DType::BF16, {2, 2}, {1, -1, 1, -2});  // a @ b = [3, -5]
+  Tensor bias = f32({2}, {0.001, 1});
+  Tensor residual = f32({1, 2}, {0.0001, 10});
+  Tensor y = run("matmul", {&a, &b, &bias, &residual}, attrs({{"activation", std::string("relu")}}));
+  EXPECT_EQ(y.dtype(), DType::F32);
+  expectClose(y, DType::F32, {1, 2}, {3.0011, 10}, 1e-7);
+}
+
+// The mixed form equals the f32 form on operands rounded to bf16 beforehand:
+// both accumulate the same products in double and round once. Over shapes
+// with odd sizes, batches, 1-D operands and both transposes.
+TEST(MatmulOp, BFloat16WeightMatchesF32OnRoundedOperands) {
+  std::mt19937 random(7);
+  std::uniform_real_distribution<double> uniform(-2.0, 2.0);
+  auto elements = [](const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  };
+  auto randomValues = [&](int64_t n) {
+    std::vector<double> v(static_cast<size_t>(n));
+    for (double& x : v) x = static_cast<float>(uniform(random));
+    return v;
+  };
+  struct Case {
+    std::vector<int64_t> a, b;
+    bool transA, transB;
+  };
+  const Case cases[] = {{{1, 1}, {1, 1}, false, false},   {{3, 5}, {5, 7}, false, false},
+                        {{2, 3, 17}, {17, 9}, false, false}, {{4, 13}, {11, 13}, false, true},
+                        {{13, 4}, {13, 6}, true, false},  {{2, 5, 3}, {2, 7, 5}, true, true},
+                        {{9}, {9, 3}, false, false},      {{2, 9}, {9}, false, false}};
+  for (const Case& c : cases) {
+    std::vector<double> aValues = randomValues(elements(c.a));
+    std::vector<double> bValues = randomValues(elements(c.b));
+    Tensor a = f32(c.a, aValues);
+    Tensor b = make(DType::BF16, c.b, bValues);
+    for (double& v : aValues) v = roundedToBFloat16(v);
+    for (double& v : bValues) v = roundedToBFloat16(v);
+    Tensor aRounded = f32(c.a, aValues);
+    Tensor bRounded = f32(c.b, bValues);
+    const Attributes flags = attrs({{"transpose_a", c.transA}, {"transpose_b", c.transB}});
+    Tensor mixed = run("matmul", {&a, &b}, flags);
+    Tensor expected = run("matmul", {&aRounded, &bRounded}, flags);
+    EXPECT_EQ(mixed.dtype(), DType::F32);
+    EXPECT_EQ(mixed.shape(), expected.shape());
+    EXPECT_EQ(valuesOf(mixed), valuesOf(expected)) << shapeStr(c.a) << " x " << shapeStr(c.b);
+    // The rounding of a matters: the f32 product of the unrounded a differs.
+    Tensor unroundedA = run("matmul", {&a, &bRounded}, flags);
+    if (elements(c.a) > 1) {
+      EXPECT_NE(valuesOf(mixed), valuesOf(unroundedA)) << shapeStr(c.a);
+    }
+  }
+}
+
+TEST(MatmulOp, InfersTheBFloat16WeightFormOnly) {
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {kBatch, kSeq, 64}}, {DType::BF16, {128, 64}}},
+                     attrs({{"transpose_b", true}})),
+            "f32[batch, seq, 128]");
+  EXPECT_EQ(inferred("matmul", {{DType::F32, {kSeq, 4}}, {DType::BF16, {4, 2}}, {DType::F32, {2}},
+                                {DType::F32, {kSeq, 2}}}),
+            "f32[seq, 2]");
+  // Any other mix is an error naming the op and both dtypes.
+  const std::string swapped = inferred("matmul", {{DType::BF16, {2, 3}}, {DType::F32, {3, 1}}});
+  EXPECT_EQ(swapped.rfind("matmul(bf16[2, 3], f32[3, 1]): a (bf16) and b (f32) must have the same dtype, "
+                          "or be f32 and bf16",
+                          0),
+            0u)
+      << swapped;
+  EXPECT_NE(inferred("matmul", {{DType::F64, {2, 3}}, {DType::BF16, {3, 1}}}).find("a (f64) and b (bf16)"),
+            std::string::npos);
+  EXPECT_NE(inferred("matmul", {{DType::F32, {2, 3}}, {DType::F16, {3, 1}}}).find("a (f32) and b (f16)"),
+            std::string::npos);
+  // bias and residual stay in a's dtype.
+  EXPECT_NE(inferred("matmul", {{DType::F32, {2, 3}}, {DType::BF16, {3, 1}}, {DType::BF16, {1}}})
+                .find("operands 0 and 2 must have the same dtype, got f32 and bf16"),
+            std::string::npos);
+  EXPECT_NE(inferred("matmul", {{DType::F32, {2, 3}}, {DType::BF16, {3, 1}}, {DType::F32, {1}},
+                                {DType::BF16, {2, 1}}})
+                .find("operands 0 and 3 must have the same dtype"),
+            std::string::npos);
+}
+
 // ---- gemm
 
 TEST(GemmOp, AlphaBetaAndVectorBias) {
@@ -342,6 +449,20 @@ TEST(GemmOp, Errors) {
       << errorOf("gemm", {&a, &a});
   EXPECT_NE(errorOf("gemm", {&wide, &b}).find("a must have rank 2"), std::string::npos);
   EXPECT_NE(errorOf("gemm", {&a, &b}, attrs({{"trans_a", std::string("yes")}})).find("trans_a"),
+            std::string::npos);
+}
+
+TEST(GemmOp, BFloat16Weight) {
+  // a = [[1.00390625, 3]] rounds to [[1, 3]]; b^T stored [N = 2, K = 2].
+  Tensor a = f32({1, 2}, {1.00390625, 3});
+  Tensor b = make(DType::BF16, {2, 2}, {1, 2, -1, 0.5});
+  Tensor c = f32({2}, {0.001, 0});
+  Tensor y = run("gemm", {&a, &b, &c}, attrs({{"trans_b", true}, {"alpha", 2.0}, {"beta", 1.0}}));
+  EXPECT_EQ(y.dtype(), DType::F32);
+  // 2 * (1 + 6) + 0.001, 2 * (-1 + 1.5).
+  expectClose(y, DType::F32, {1, 2}, {14.001, 1}, 1e-7);
+  EXPECT_EQ(inferred("gemm", {{DType::F32, {kBatch, 4}}, {DType::BF16, {4, 8}}}), "f32[batch, 8]");
+  EXPECT_NE(inferred("gemm", {{DType::BF16, {2, 4}}, {DType::F32, {4, 8}}}).find("a (bf16) and b (f32)"),
             std::string::npos);
 }
 

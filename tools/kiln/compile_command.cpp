@@ -1,5 +1,5 @@
 // kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...
-//              [--report FILE]
+//              [--report FILE] [--precision f32|bf16]
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -43,12 +43,13 @@ Status writeReport(const CompileReport& report, const std::string& path) {
 }  // namespace
 
 int compileCommand(const std::vector<std::string>& args) {
-  std::string modelPath, outputPath, reportPath;
+  std::string modelPath, outputPath, reportPath, precision = "f32";
   std::vector<std::string> shapeSpecs, maxShapeSpecs;
   PassFlags passFlags;
   ArgumentParser parser(
       "kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...\n"
-      "                    [--passes=LIST] [--report FILE.json|-] [pass manager options]",
+      "                    [--passes=LIST] [--precision f32|bf16] [--report FILE.json|-]\n"
+      "                    [pass manager options]",
       "Imports an ONNX model, runs the pass pipeline (the default one unless --passes\n"
       "gives another), verifying the graph after each pass, plans its memory and\n"
       "writes one .kiln artifact holding the planned program. Dims the model leaves\n"
@@ -68,6 +69,11 @@ int compileCommand(const std::vector<std::string>& args) {
                   "a bound still work: the runtime plans again for them",
                   &maxShapeSpecs);
   passFlags.addTo(parser, "default (see docs/passes.md):\n" + joinPipeline(defaultPipeline()));
+  parser.option("--precision", "f32|bf16",
+                "f32 (the default) keeps every weight f32; bf16 appends the pass\n"
+                "precision_bf16 to the pipeline: matmul weights become bf16 (f32\n"
+                "accumulation), attention, norms, softmax and embeddings stay f32",
+                &precision);
   parser.option("--report", "FILE.json",
                 "write the compile report (op counts, per-pass times and\n"
                 "statistics, fusion gain, memory plan) as JSON to FILE.json, or as a table\n"
@@ -91,7 +97,12 @@ int compileCommand(const std::vector<std::string>& args) {
   if (!maxShapes) return fail(maxShapes.status());
   Expected<std::vector<std::string>> pipeline = passFlags.pipelineOr(defaultPipeline());
   if (!pipeline) return fail(pipeline.status());
+  // Last, so that every fusion pass matches the f32 graph it was written for.
+  if (precision == "bf16") pipeline->push_back("precision_bf16");
+  else if (precision != "f32")
+    return fail(Status::error("--precision '", precision, "' is not f32 or bf16"));
   CompileReport report;
+  report.precision = precision;
   PassManagerOptions managerOptions = passFlags.managerOptions();
   managerOptions.costModel = &report.costModel;
   managerOptions.irPrintOptions.maxInlineWeightElements = 16;

@@ -92,6 +92,7 @@ double CompileReport::fusionGainRatio() const {
 std::string CompileReport::toJson() const {
   std::string json = "{\n";
   json += cat("  \"model\": ", jsonString(model), ",\n");
+  json += cat("  \"precision\": ", jsonString(precision), ",\n");
   json += cat("  \"onnx_nodes\": ", onnx.nodes, ",\n");
   json += cat("  \"onnx_nonconstant_nodes\": ", onnx.nonConstantNodes, ",\n");
   json += cat("  \"ir_ops_initial\": ", irOpsInitial, ",\n");
@@ -156,7 +157,7 @@ std::string CompileReport::toJson() const {
 }
 
 std::string CompileReport::toTable() const {
-  std::string text = cat("compile report for ", model, "\n");
+  std::string text = cat("compile report for ", model, " (precision ", precision, ")\n");
   auto row = [&](const std::string& label, const std::string& value) {
     text += "  " + padded(label, 22) + value + "\n";
   };

@@ -25,6 +25,7 @@ struct CompileReport {
   int64_t irOpsFinal = 0;
   std::map<std::string, int64_t> opsByKind;  // final graph
   std::string pipeline;                      // as --passes would spell it
+  std::string precision = "f32";             // --precision
   PipelineRecord record;
   CostModel costModel;
   SymbolBindings symbols;  // the final graph's symbols and their cost-model values

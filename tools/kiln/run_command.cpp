@@ -11,6 +11,7 @@
 #include "runtime/artifact.h"
 #include "runtime/executor.h"
 #include "tools/common/arguments.h"
+#include "tools/common/output_comparison.h"
 #include "tools/kiln/input_shapes.h"
 #include "tools/kiln/model_inputs.h"
 #include "tools/kiln/commands.h"
@@ -20,21 +21,6 @@ namespace kiln::tools {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The largest |a - b| over the elements; NaN against NaN counts as equal,
-// NaN against a number as infinitely far.
-double maxAbsDifference(const Tensor& a, const Tensor& b) {
-  double worst = 0.0;
-  for (int64_t i = 0; i < a.numElements(); ++i) {
-    double x = a.elementAsDouble(i), y = b.elementAsDouble(i);
-    double diff;
-    if (std::isnan(x) || std::isnan(y)) diff = std::isnan(x) && std::isnan(y) ? 0.0 : INFINITY;
-    else if (x == y) diff = 0.0;  // also equal infinities
-    else diff = std::fabs(x - y);
-    worst = std::max(worst, diff);
-  }
-  return worst;
-}
 
 std::string scientific(double value) {
   std::ostringstream out;
@@ -65,7 +51,15 @@ Expected<bool> checkOutputs(const Graph& graph, const std::vector<Tensor>& outpu
     bool pass = diff <= atol;
     allPass = allPass && pass;
     std::cout << "max abs diff " << scientific(diff) << (pass ? " PASS" : " FAIL") << " (atol "
-              << scientific(atol) << ")\n";
+              << scientific(atol) << ")";
+    // For f32 outputs (logits, hidden states) also the divergence of the
+    // distributions they give: what a lower precision costs a sampler.
+    if (got.dtype() == DType::F32 && got.numElements() > 0) {
+      const SoftmaxDivergence kl = softmaxKlDivergence(*expected, got);
+      std::cout << "; softmax KL(ref||kiln) mean " << scientific(kl.mean) << " max "
+                << scientific(kl.max) << " nats (" << kl.rows << (kl.rows == 1 ? " row)" : " rows)");
+    }
+    std::cout << "\n";
   }
   return allPass;
 }
@@ -124,7 +118,9 @@ int runCommand(const std::vector<std::string>& args) {
                 &outputDir);
   parser.flag("--check",
               "compare each output with --input-dir's output_K.pb: print the max abs\n"
-              "difference and PASS/FAIL; exit 1 when any fails",
+              "difference and PASS/FAIL (exit 1 when any fails) and, for f32 outputs,\n"
+              "KL(reference || kiln) of their softmax over the last axis, in nats,\n"
+              "mean and max over rows (docs/cli.md)",
               &check);
   parser.option("--atol", "X", "absolute tolerance of --check (default 1e-4)", &atolText);
   parser.repeated("--input-shape", "NAME=DIMS",
