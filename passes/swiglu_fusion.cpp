@@ -1,5 +1,6 @@
 #include "passes/swiglu_fusion.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,29 +66,71 @@ std::optional<SwigluMatch> matchSwiglu(const Rewriter& rewriter, int32_t root) {
   return match;
 }
 
+// The operand of the split whose two results are `gate` and then `up`, the
+// two halves of its last axis, when nothing outside `pattern` reads them (nor
+// is either a graph output): a swiglu can read the packed rows itself, and
+// the split's copies go. kNoValue otherwise.
+ValueId packedGateUp(const Rewriter& rewriter, ValueId gate, ValueId up, const std::vector<int32_t>& pattern) {
+  const Op* split = rewriter.producer(gate, "split");
+  if (!split || split->results.size() != 2 || split->results[0] != gate || split->results[1] != up)
+    return kNoValue;
+  const Graph& graph = rewriter.graph();
+  const TensorType& packed = graph.value(split->operands[0]).type;
+  const auto rank = static_cast<int64_t>(packed.rank());
+  const int64_t axis = split->attrs.getInt("axis");
+  if (rank == 0 || (axis != -1 && axis != rank - 1)) return kNoValue;
+  const std::optional<int64_t> width = packed.shape.back().constant();
+  for (ValueId half : {gate, up}) {
+    const std::optional<int64_t> halfWidth = graph.value(half).type.shape.back().constant();
+    if (!width || !halfWidth || *width != 2 * *halfWidth || rewriter.isGraphOutput(half)) return kNoValue;
+    for (int32_t user : rewriter.users(half))
+      if (std::find(pattern.begin(), pattern.end(), user) == pattern.end()) return kNoValue;
+  }
+  return split->operands[0];
+}
+
 class SwigluFusion final : public Pass {
  public:
   std::string_view name() const override { return "swiglu_fusion"; }
-  std::string_view summary() const override { return "fuses silu(gate) * up into swiglu"; }
+  std::string_view summary() const override {
+    return "fuses silu(gate) * up into swiglu, reading gate | up packed when they are the halves of a split";
+  }
 
   Expected<bool> run(Graph& graph) override {
     Rewriter rewriter(graph);
-    int64_t swiglus = 0;
+    int64_t swiglus = 0, packed = 0;
     for (size_t i = 0; i < rewriter.originalOpCount(); ++i) {
       const int32_t index = static_cast<int32_t>(i);
-      if (rewriter.isMarked(index) || rewriter.op(index).def->name != "mul") continue;
-      std::optional<SwigluMatch> match = matchSwiglu(rewriter, index);
-      if (!match) continue;
-      KILN_RETURN_IF_ERROR(rewrite(rewriter, index, *match));
-      ++swiglus;
+      if (rewriter.isMarked(index)) continue;
+      const std::string_view name = rewriter.op(index).def->name;
+      if (name == "mul") {
+        std::optional<SwigluMatch> match = matchSwiglu(rewriter, index);
+        if (!match) continue;
+        Expected<bool> readsPacked = rewrite(rewriter, index, *match);
+        if (!readsPacked) return readsPacked.status();
+        ++swiglus;
+        packed += *readsPacked ? 1 : 0;
+      } else if (name == "swiglu" && rewriter.op(index).operands.size() == 2) {
+        // A swiglu already in the graph (from an earlier run, or written so).
+        SwigluMatch match;
+        match.gate = rewriter.op(index).operands[0];
+        match.up = rewriter.op(index).operands[1];
+        match.ops = {index};
+        if (match.up == kNoValue || packedGateUp(rewriter, match.gate, match.up, match.ops) == kNoValue) continue;
+        Expected<bool> readsPacked = rewrite(rewriter, index, match);
+        if (!readsPacked) return readsPacked.status();
+        ++packed;
+      }
     }
     statistics_.add("swiglus", swiglus);
+    statistics_.add("packed-gate-up", packed);
     KILN_RETURN_IF_ERROR(rewriter.commit());
     return rewriter.changed();
   }
 
  private:
-  static Status rewrite(Rewriter& rewriter, int32_t root, const SwigluMatch& match) {
+  // Whether the new swiglu reads a packed gate | up.
+  static Expected<bool> rewrite(Rewriter& rewriter, int32_t root, const SwigluMatch& match) {
     const ValueId result = rewriter.op(root).results[0];
     const std::string location = rewriter.op(root).location;
     ValueId gate = match.gate;
@@ -102,11 +145,17 @@ class SwigluFusion final : public Pass {
       if (!plain) return plain.status();
       gate = *plain;
     }
-    Expected<ValueId> fused = rewriter.create1(root, "swiglu", {gate, match.up}, {}, location);
+    std::vector<ValueId> operands = {gate, match.up};
+    const ValueId packed = match.siluMatmul >= 0 ? kNoValue : packedGateUp(rewriter, gate, match.up, match.ops);
+    if (packed != kNoValue) {
+      rewriter.mark(rewriter.producerIndex(gate));  // the split
+      operands = {packed};
+    }
+    Expected<ValueId> fused = rewriter.create1(root, "swiglu", operands, {}, location);
     if (!fused) return fused.status();
     KILN_RETURN_IF_ERROR(rewriter.replace(result, *fused));
     rewriter.mark(match.ops);
-    return Status::ok();
+    return packed != kNoValue;
   }
 };
 

@@ -1,7 +1,575 @@
+#include "backends/cpu/vector_kernels.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
 #include "backends/cpu/kernels.h"
+#include "ir/ops/op_helpers.h"
 
 namespace kiln::cpu {
 
-void addVectorKernels(KernelTable&) {}
+namespace {
+
+using ops::product;
+using ops::wrapAxis;
+using vec::VectorArg;
+using vec::VectorInstruction;
+using vec::VectorOp;
+using vec::VectorStream;
+
+using VectorKernel = std::optional<Status> (*)(const KernelContext& ctx, Isa isa);
+
+// Below this much work (elements times a per-element cost) an op runs on one
+// thread: an OpenMP fork/join costs a few microseconds, as much as a small
+// op itself (the tiny models' 16x128 activations).
+constexpr int64_t kParallelWork = int64_t{1} << 16;
+// Per-element costs for that estimate.
+constexpr int64_t kCopyCost = 1;
+constexpr int64_t kArithmeticCost = 2;
+constexpr int64_t kTranscendentalCost = 8;
+
+// fn(begin, end) over [0, count), split evenly across the threads when the
+// work is large enough; split points are multiples of `align` (but the last).
+template <class Fn>
+void parallelFor(int64_t count, int64_t work, int64_t align, Fn fn) {
+  const int64_t threads = std::min<int64_t>(numThreads(), count / align);
+  if (threads <= 1 || work < kParallelWork) {
+    fn(int64_t{0}, count);
+    return;
+  }
+  auto boundary = [&](int64_t t) { return t == threads ? count : count * t / threads / align * align; };
+#pragma omp parallel for num_threads(static_cast<int>(threads)) schedule(static)
+  for (int64_t t = 0; t < threads; ++t) fn(boundary(t), boundary(t + 1));
+}
+
+bool isF32(const Tensor* t) { return !t || t->dtype() == DType::F32; }
+
+bool allF32(const KernelContext& ctx) {
+  for (const Tensor* t : ctx.inputs)
+    if (!isF32(t)) return false;
+  for (const Tensor* t : ctx.outputs)
+    if (!isF32(t)) return false;
+  return true;
+}
+
+// A per-column operand of a norm (scale, bias) as a full row of `cols`
+// floats: its own data when it has that many elements, a row filled with
+// its value when it has one; nullopt for a broadcast pattern between those.
+std::optional<const float*> normRow(const Tensor* t, int64_t cols, std::vector<float>& filled) {
+  if (!t) return nullptr;
+  if (t->numElements() == cols) return t->data<float>();
+  if (t->numElements() != 1) return std::nullopt;
+  filled.assign(static_cast<size_t>(cols), t->data<float>()[0]);
+  return filled.data();
+}
+
+// The norms' rows: dims [axis, rank) of x.
+struct NormShape {
+  int64_t rows = 0, cols = 0;
+};
+
+NormShape normShape(const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis", -1), x.rank());
+  const std::vector<int64_t> normalized(x.shape().begin() + axis, x.shape().end());
+  NormShape s;
+  s.cols = product(normalized);
+  s.rows = s.cols == 0 ? 0 : x.numElements() / s.cols;
+  return s;
+}
+
+std::optional<Status> rmsNorm(const KernelContext& ctx, Isa isa) {
+  if (!allF32(ctx)) return std::nullopt;
+  const NormShape shape = normShape(ctx);
+  std::vector<float> filledScale;
+  const std::optional<const float*> scale = normRow(ctx.input(1), shape.cols, filledScale);
+  if (!scale) return std::nullopt;
+  vec::NormRows rows;
+  rows.x = ctx.input(0)->data<float>();
+  rows.scale = *scale;
+  rows.y = ctx.outputs[0]->data<float>();
+  rows.cols = shape.cols;
+  rows.epsilon = ctx.attrs.getFloat("epsilon", 1e-5);
+  const vec::IsaKernels& kernels = vec::kernelsFor(isa);
+  parallelFor(shape.rows, shape.rows * shape.cols * kArithmeticCost, 1,
+              [&](int64_t begin, int64_t end) { kernels.rmsNorm(rows, begin, end); });
+  return Status::ok();
+}
+
+std::optional<Status> layerNorm(const KernelContext& ctx, Isa isa) {
+  if (!allF32(ctx)) return std::nullopt;
+  const NormShape shape = normShape(ctx);
+  std::vector<float> filledScale, filledBias;
+  const std::optional<const float*> scale = normRow(ctx.input(1), shape.cols, filledScale);
+  const std::optional<const float*> bias = normRow(ctx.input(2), shape.cols, filledBias);
+  if (!scale || !bias) return std::nullopt;
+  vec::NormRows rows;
+  rows.x = ctx.input(0)->data<float>();
+  rows.scale = *scale;
+  rows.bias = *bias;
+  rows.y = ctx.outputs[0]->data<float>();
+  rows.mean = ctx.outputs.size() > 1 ? ctx.outputs[1]->data<float>() : nullptr;
+  rows.invStd = ctx.outputs.size() > 2 ? ctx.outputs[2]->data<float>() : nullptr;
+  rows.cols = shape.cols;
+  rows.epsilon = ctx.attrs.getFloat("epsilon", 1e-5);
+  const vec::IsaKernels& kernels = vec::kernelsFor(isa);
+  parallelFor(shape.rows, shape.rows * shape.cols * kArithmeticCost, 1,
+              [&](int64_t begin, int64_t end) { kernels.layerNorm(rows, begin, end); });
+  return Status::ok();
+}
+
+std::optional<Status> softmax(const KernelContext& ctx, Isa isa) {
+  if (!allF32(ctx)) return std::nullopt;
+  const Tensor& x = *ctx.input(0);
+  if (x.rank() == 0 || wrapAxis(ctx.attrs.getInt("axis", -1), x.rank()) != static_cast<int64_t>(x.rank()) - 1)
+    return std::nullopt;
+  const int64_t cols = x.shape().back();
+  const int64_t rows = cols == 0 ? 0 : x.numElements() / cols;
+  const float* in = x.data<float>();
+  float* out = ctx.outputs[0]->data<float>();
+  const vec::IsaKernels& kernels = vec::kernelsFor(isa);
+  parallelFor(rows, rows * cols * kTranscendentalCost, 1,
+              [&](int64_t begin, int64_t end) { kernels.softmax(in, out, cols, begin, end); });
+  return Status::ok();
+}
+
+// ---- Vector programs: fused_elementwise, and the elementwise ops as
+// ---- one- or two-instruction programs.
+
+// How an operand of shape `operand` broadcasts over `out`: its dims other
+// than 1 must be one run [lo, hi) of out's dims (ignoring out's own 1s),
+// which covers same shapes, rows repeated over leading dims, per-row
+// columns and scalars. nullopt for anything else (e.g. [b, 1, d] over
+// [b, s, d]).
+struct Broadcast {
+  size_t lo = 0, hi = 0;  // lo == hi: a single value
+  VectorStream stream;
+};
+
+std::optional<Broadcast> describeBroadcast(const Tensor& operand, const std::vector<int64_t>& out) {
+  const std::vector<int64_t>& shape = operand.shape();
+  if (shape.size() > out.size()) return std::nullopt;
+  const size_t pad = out.size() - shape.size();
+  Broadcast b;
+  bool started = false, gap = false;
+  for (size_t d = 0; d < out.size(); ++d) {
+    const int64_t dim = d < pad ? 1 : shape[d - pad];
+    if (out[d] == 1) continue;
+    if (dim == out[d]) {
+      if (gap) return std::nullopt;
+      if (!started) b.lo = d;
+      started = true;
+      b.hi = d + 1;
+    } else if (dim == 1) {
+      gap = started;
+    } else {
+      return std::nullopt;
+    }
+  }
+  b.stream.data = operand.data<float>();
+  if (!started) {
+    b.stream.kind = VectorStream::Kind::PerRow;
+    return b;
+  }
+  b.stream.period = product(std::span(out).subspan(b.lo, b.hi - b.lo));
+  b.stream.repeat = product(std::span(out).subspan(b.hi));
+  b.stream.kind = b.stream.repeat == 1 ? VectorStream::Kind::Contiguous : VectorStream::Kind::PerRow;
+  return b;
+}
+
+// Runs `code` over the operands of ctx. The result is cut into rows (its
+// dims from some k on) such that each operand is contiguous along a row or
+// constant over it.
+std::optional<Status> runProgram(const KernelContext& ctx, Isa isa, const VectorInstruction* code, int length,
+                                 int64_t cost) {
+  if (!allF32(ctx) || ctx.inputs.size() > static_cast<size_t>(vec::kMaxStreams)) return std::nullopt;
+  Tensor& y = *ctx.outputs[0];
+  const std::vector<int64_t>& out = y.shape();
+  VectorStream streams[vec::kMaxStreams];
+  size_t rowStart = 0;
+  for (size_t k = 0; k < ctx.inputs.size(); ++k) {
+    if (!ctx.inputs[k]) return std::nullopt;
+    const std::optional<Broadcast> b = describeBroadcast(*ctx.inputs[k], out);
+    if (!b) return std::nullopt;
+    streams[k] = b->stream;
+    if (b->lo != b->hi)
+      rowStart = std::max(rowStart, b->stream.kind == VectorStream::Kind::Contiguous ? b->lo : b->hi);
+  }
+  const int64_t n = y.numElements();
+  if (n == 0) return Status::ok();
+  vec::VectorProgram program;
+  program.code = code;
+  program.length = length;
+  program.streams = streams;
+  program.numStreams = static_cast<int>(ctx.inputs.size());
+  program.out = y.data<float>();
+  program.rowLength = product(std::span(out).subspan(rowStart));
+  const vec::IsaKernels& kernels = vec::kernelsFor(isa);
+  parallelFor(n, n * cost * length, 16, [&](int64_t begin, int64_t end) { kernels.program(program, begin, end); });
+  return Status::ok();
+}
+
+VectorArg streamArg(uint8_t index) { return {VectorArg::Kind::Stream, index, 0.0f}; }
+VectorArg valueArg(uint8_t index) { return {VectorArg::Kind::Value, index, 0.0f}; }
+
+bool isTranscendental(VectorOp op) {
+  switch (op) {
+    case VectorOp::Add: case VectorOp::Sub: case VectorOp::Mul: case VectorOp::Div: case VectorOp::Max:
+    case VectorOp::Min: case VectorOp::Neg: case VectorOp::Sqrt: case VectorOp::Reciprocal: case VectorOp::Relu:
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::optional<Status> unaryProgram(const KernelContext& ctx, Isa isa, VectorOp op) {
+  const VectorInstruction code[] = {{op, 1, {streamArg(0), {}}}};
+  return runProgram(ctx, isa, code, 1, isTranscendental(op) ? kTranscendentalCost : kArithmeticCost);
+}
+
+template <VectorOp kOp>
+std::optional<Status> binary(const KernelContext& ctx, Isa isa) {
+  const VectorInstruction code[] = {{kOp, 2, {streamArg(0), streamArg(1)}}};
+  return runProgram(ctx, isa, code, 1, kArithmeticCost);
+}
+
+std::optional<Status> gelu(const KernelContext& ctx, Isa isa) {
+  const bool tanh = ctx.attrs.getString("approximate", "none") == "tanh";
+  return unaryProgram(ctx, isa, tanh ? VectorOp::GeluTanh : VectorOp::Gelu);
+}
+
+std::optional<Status> silu(const KernelContext& ctx, Isa isa) { return unaryProgram(ctx, isa, VectorOp::Silu); }
+
+// swiglu(gate, up) as silu($0) * $1; swiglu(x) on rows of packed gate | up.
+std::optional<Status> swiglu(const KernelContext& ctx, Isa isa) {
+  if (ctx.inputs.size() == 2) {
+    const VectorInstruction code[] = {{VectorOp::Silu, 1, {streamArg(0), {}}},
+                                      {VectorOp::Mul, 2, {valueArg(0), streamArg(1)}}};
+    return runProgram(ctx, isa, code, 2, kTranscendentalCost);
+  }
+  if (!allF32(ctx)) return std::nullopt;
+  const Tensor& y = *ctx.outputs[0];
+  if (y.numElements() == 0) return Status::ok();
+  const int64_t half = y.shape().back();
+  const int64_t rows = y.numElements() / half;
+  const float* in = ctx.input(0)->data<float>();
+  float* out = y.data<float>();
+  const vec::IsaKernels& kernels = vec::kernelsFor(isa);
+  parallelFor(rows, rows * half * kTranscendentalCost, 1,
+              [&](int64_t begin, int64_t end) { kernels.swigluPacked(in, out, half, begin, end); });
+  return Status::ok();
+}
+
+// fused_elementwise's program text ("mul $0 $1; add %0 $2; tanh %1"),
+// which inference has validated; nullopt for what does not fit the vector
+// program's limits.
+struct NamedOp {
+  std::string_view name;
+  VectorOp op;
+  uint8_t arity;
+};
+
+constexpr NamedOp kNamedOps[] = {
+    {"add", VectorOp::Add, 2},        {"sub", VectorOp::Sub, 2},         {"mul", VectorOp::Mul, 2},
+    {"div", VectorOp::Div, 2},        {"pow", VectorOp::Pow, 2},         {"max", VectorOp::Max, 2},
+    {"min", VectorOp::Min, 2},        {"neg", VectorOp::Neg, 1},         {"exp", VectorOp::Exp, 1},
+    {"log", VectorOp::Log, 1},        {"sqrt", VectorOp::Sqrt, 1},       {"reciprocal", VectorOp::Reciprocal, 1},
+    {"tanh", VectorOp::Tanh, 1},      {"erf", VectorOp::Erf, 1},         {"sigmoid", VectorOp::Sigmoid, 1},
+    {"relu", VectorOp::Relu, 1},      {"gelu", VectorOp::Gelu, 1},       {"gelu_tanh", VectorOp::GeluTanh, 1},
+    {"silu", VectorOp::Silu, 1},
+};
+
+// The next whitespace-separated word of `text` from `at`, or an empty view.
+std::string_view nextWord(std::string_view text, size_t& at) {
+  while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n')) ++at;
+  const size_t start = at;
+  while (at < text.size() && text[at] != ' ' && text[at] != '\t' && text[at] != '\n') ++at;
+  return text.substr(start, at - start);
+}
+
+std::optional<uint8_t> parseIndex(std::string_view digits, size_t limit) {
+  if (digits.empty() || digits.size() > 3) return std::nullopt;
+  size_t value = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<size_t>(c - '0');
+  }
+  if (value >= limit) return std::nullopt;
+  return static_cast<uint8_t>(value);
+}
+
+std::optional<int> parseProgram(std::string_view text, size_t numOperands, VectorInstruction* code) {
+  int length = 0;
+  size_t lineStart = 0;
+  while (lineStart <= text.size()) {
+    const size_t lineEnd = std::min(text.find(';', lineStart), text.size());
+    const std::string_view line = text.substr(lineStart, lineEnd - lineStart);
+    lineStart = lineEnd + 1;
+    if (length == vec::kMaxInstructions) return std::nullopt;
+    size_t at = 0;
+    const std::string_view name = nextWord(line, at);
+    const NamedOp* named = nullptr;
+    for (const NamedOp& candidate : kNamedOps)
+      if (candidate.name == name) named = &candidate;
+    if (!named) return std::nullopt;
+    VectorInstruction& ins = code[length];
+    ins.op = named->op;
+    ins.arity = named->arity;
+    for (uint8_t k = 0; k < named->arity; ++k) {
+      const std::string_view word = nextWord(line, at);
+      if (word.empty()) return std::nullopt;
+      if (word[0] == '$' || word[0] == '%') {
+        const bool operand = word[0] == '$';
+        const std::optional<uint8_t> index =
+            parseIndex(word.substr(1), operand ? numOperands : static_cast<size_t>(length));
+        if (!index) return std::nullopt;
+        ins.args[k] = operand ? streamArg(*index) : valueArg(*index);
+      } else {
+        // As the reference reads it: a double, then rounded to float.
+        const std::string literal(word);
+        char* end = nullptr;
+        const double value = std::strtod(literal.c_str(), &end);
+        if (end != literal.c_str() + literal.size()) return std::nullopt;
+        ins.args[k] = {VectorArg::Kind::Literal, 0, static_cast<float>(value)};
+      }
+    }
+    if (!nextWord(line, at).empty()) return std::nullopt;
+    ++length;
+  }
+  return length;
+}
+
+std::optional<Status> fusedElementwise(const KernelContext& ctx, Isa isa) {
+  VectorInstruction code[vec::kMaxInstructions];
+  const std::optional<int> length = parseProgram(ctx.attrs.getString("program"), ctx.inputs.size(), code);
+  if (!length) return std::nullopt;
+  bool transcendental = false;
+  for (int i = 0; i < *length; ++i) transcendental = transcendental || isTranscendental(code[i].op);
+  return runProgram(ctx, isa, code, *length, transcendental ? kTranscendentalCost : kArithmeticCost);
+}
+
+// ---- Data movement: whole rows with memcpy, any dtype.
+
+auto* bytesOf(const Tensor& t) { return static_cast<uint8_t*>(t.data()); }
+
+std::optional<Status> gather(const KernelContext& ctx, Isa) {
+  const Tensor& data = *ctx.input(0);
+  const Tensor& indices = *ctx.input(1);
+  if (indices.dtype() != DType::I64 && indices.dtype() != DType::I32) return std::nullopt;
+  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis"), data.rank());
+  const ops::AxisSplit split = ops::splitAtAxis(data.shape(), axis);
+  const int64_t count = indices.numElements();
+  std::vector<int64_t> rows(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t index = indices.dtype() == DType::I64 ? indices.data<int64_t>()[i] : indices.data<int32_t>()[i];
+    if (index < -split.extent || index >= split.extent)
+      return Status::error(ctx.def.name, ": index ", index, " is out of range for axis ", axis, " of size ",
+                           split.extent, " (data ", shapeStr(data.shape()), ")");
+    rows[static_cast<size_t>(i)] = index < 0 ? index + split.extent : index;
+  }
+  const size_t block = static_cast<size_t>(split.inner) * dtypeSize(data.dtype());
+  if (block == 0) return Status::ok();
+  const uint8_t* src = bytesOf(data);
+  uint8_t* dst = bytesOf(*ctx.outputs[0]);
+  const int64_t copies = split.outer * count;
+  parallelFor(copies, copies * static_cast<int64_t>(block) / 4 * kCopyCost, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t o = c / count, row = rows[static_cast<size_t>(c % count)];
+      std::memcpy(dst + static_cast<size_t>(c) * block, src + static_cast<size_t>(o * split.extent + row) * block,
+                  block);
+    }
+  });
+  return Status::ok();
+}
+
+// slice's per-axis starts with unit steps, from its operands or its
+// (resolved) dim-list attributes; nullopt for other steps or unresolved dims.
+std::optional<std::vector<int64_t>> sliceStarts(const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  std::vector<int64_t> starts, axes, steps;
+  if (ctx.inputs.size() > 1) {
+    if (!ctx.input(1)) return std::nullopt;
+    starts = ctx.input(1)->toInts();
+    if (ctx.input(3)) axes = ctx.input(3)->toInts();
+    if (ctx.input(4)) steps = ctx.input(4)->toInts();
+  } else {
+    const std::optional<std::vector<Dim>> dims = ctx.attrs.getDims("starts");
+    if (!dims) return std::nullopt;
+    for (const Dim& d : *dims) {
+      if (!d.isConstant()) return std::nullopt;
+      starts.push_back(*d.constant());
+    }
+    axes = ctx.attrs.getInts("axes");
+    steps = ctx.attrs.getInts("steps");
+  }
+  if (axes.empty())
+    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+  if (axes.size() != starts.size()) return std::nullopt;
+  for (int64_t step : steps)
+    if (step != 1) return std::nullopt;
+  std::vector<int64_t> first(x.rank(), 0);
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const auto axis = static_cast<size_t>(wrapAxis(axes[i], x.rank()));
+    if (axis >= x.rank()) return std::nullopt;
+    const int64_t dim = x.shape()[axis];
+    const int64_t start = starts[i] < 0 ? starts[i] + dim : starts[i];
+    first[axis] = std::clamp<int64_t>(start, 0, dim);
+  }
+  return first;
+}
+
+std::optional<Status> slice(const KernelContext& ctx, Isa) {
+  const Tensor& x = *ctx.input(0);
+  Tensor& y = *ctx.outputs[0];
+  const std::optional<std::vector<int64_t>> first = sliceStarts(ctx);
+  if (!first || y.rank() != x.rank()) return std::nullopt;
+  const std::vector<int64_t>& in = x.shape();
+  const std::vector<int64_t>& out = y.shape();
+  for (size_t d = 0; d < in.size(); ++d)
+    if ((*first)[d] + out[d] > in[d]) return std::nullopt;
+  if (y.numElements() == 0) return Status::ok();
+  // Rows: the dims after the last one that is cut are whole, so each row of
+  // out's dims from that one on is one contiguous run of x.
+  size_t cut = 0;
+  for (size_t d = 0; d < in.size(); ++d)
+    if (out[d] != in[d]) cut = d;
+  const std::vector<int64_t> strides = rowMajorStrides(in);
+  const size_t elementSize = dtypeSize(x.dtype());
+  const size_t block = static_cast<size_t>(product(std::span(out).subspan(cut))) * elementSize;
+  const int64_t rows = product(std::span(out).first(cut));
+  const uint8_t* src = bytesOf(x);
+  uint8_t* dst = bytesOf(y);
+  parallelFor(rows, y.numElements() * static_cast<int64_t>(elementSize) / 4 * kCopyCost, 1,
+              [&](int64_t begin, int64_t end) {
+                for (int64_t r = begin; r < end; ++r) {
+                  int64_t offset = 0, rest = r;
+                  for (size_t d = cut; d-- > 0;) {
+                    offset += ((*first)[d] + rest % out[d]) * strides[d];
+                    rest /= out[d];
+                  }
+                  offset += (*first)[cut] * strides[cut];
+                  std::memcpy(dst + static_cast<size_t>(r) * block, src + static_cast<size_t>(offset) * elementSize,
+                              block);
+                }
+              });
+  return Status::ok();
+}
+
+// split and concat move, per index of the dims before the axis, one run of
+// bytes per part.
+std::optional<Status> split(const KernelContext& ctx, Isa) {
+  const Tensor& x = *ctx.input(0);
+  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis"), x.rank());
+  const ops::AxisSplit in = ops::splitAtAxis(x.shape(), axis);
+  const size_t elementSize = dtypeSize(x.dtype());
+  const size_t row = static_cast<size_t>(in.extent * in.inner) * elementSize;
+  const uint8_t* src = bytesOf(x);
+  parallelFor(in.outer, x.numElements() * static_cast<int64_t>(elementSize) / 4 * kCopyCost, 1,
+              [&](int64_t begin, int64_t end) {
+                for (int64_t o = begin; o < end; ++o) {
+                  size_t offset = 0;
+                  for (Tensor* part : ctx.outputs) {
+                    const size_t block =
+                        static_cast<size_t>(part->shape()[static_cast<size_t>(axis)] * in.inner) * elementSize;
+                    if (block) std::memcpy(bytesOf(*part) + static_cast<size_t>(o) * block,
+                                           src + static_cast<size_t>(o) * row + offset, block);
+                    offset += block;
+                  }
+                }
+              });
+  return Status::ok();
+}
+
+std::optional<Status> concat(const KernelContext& ctx, Isa) {
+  Tensor& y = *ctx.outputs[0];
+  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis"), y.rank());
+  const ops::AxisSplit out = ops::splitAtAxis(y.shape(), axis);
+  const size_t elementSize = dtypeSize(y.dtype());
+  const size_t row = static_cast<size_t>(out.extent * out.inner) * elementSize;
+  uint8_t* dst = bytesOf(y);
+  parallelFor(out.outer, y.numElements() * static_cast<int64_t>(elementSize) / 4 * kCopyCost, 1,
+              [&](int64_t begin, int64_t end) {
+                for (int64_t o = begin; o < end; ++o) {
+                  size_t offset = 0;
+                  for (const Tensor* part : ctx.inputs) {
+                    const size_t block =
+                        static_cast<size_t>(part->shape()[static_cast<size_t>(axis)] * out.inner) * elementSize;
+                    if (block) std::memcpy(dst + static_cast<size_t>(o) * row + offset,
+                                           bytesOf(*part) + static_cast<size_t>(o) * block, block);
+                    offset += block;
+                  }
+                }
+              });
+  return Status::ok();
+}
+
+template <VectorKernel kKernel>
+std::optional<Status> withActiveIsa(const KernelContext& ctx) {
+  return kKernel(ctx, activeIsa());
+}
+
+struct Entry {
+  std::string_view op;
+  VectorKernel kernel;
+  FastKernel active;
+};
+
+template <VectorKernel kKernel>
+constexpr Entry entry(std::string_view op) {
+  return {op, kKernel, &withActiveIsa<kKernel>};
+}
+
+constexpr Entry kEntries[] = {
+    entry<&rmsNorm>("rms_norm"),
+    entry<&layerNorm>("layer_norm"),
+    entry<&softmax>("softmax"),
+    entry<&gelu>("gelu"),
+    entry<&silu>("silu"),
+    entry<&swiglu>("swiglu"),
+    entry<&fusedElementwise>("fused_elementwise"),
+    entry<&binary<VectorOp::Add>>("add"),
+    entry<&binary<VectorOp::Sub>>("sub"),
+    entry<&binary<VectorOp::Mul>>("mul"),
+    entry<&binary<VectorOp::Div>>("div"),
+    entry<&gather>("gather"),
+    entry<&slice>("slice"),
+    entry<&split>("split"),
+    entry<&concat>("concat"),
+};
+
+}  // namespace
+
+std::vector<std::string_view> vectorKernelOps() {
+  std::vector<std::string_view> names;
+  for (const Entry& e : kEntries) names.push_back(e.op);
+  return names;
+}
+
+std::optional<Status> runVectorKernel(std::string_view op, const KernelContext& ctx, Isa isa) {
+  for (const Entry& e : kEntries)
+    if (e.op == op) return e.kernel(ctx, isa);
+  return std::nullopt;
+}
+
+void applyUnary(VectorOp op, const float* x, float* y, int64_t n, Isa isa) {
+  const VectorStream stream{VectorStream::Kind::Contiguous, x, n, 1};
+  const VectorInstruction code[] = {{op, 1, {streamArg(0), {}}}};
+  vec::VectorProgram program;
+  program.code = code;
+  program.length = 1;
+  program.streams = &stream;
+  program.numStreams = 1;
+  program.out = y;
+  program.rowLength = n;
+  if (n > 0) vec::kernelsFor(isa).program(program, 0, n);
+}
+
+void addVectorKernels(KernelTable& table) {
+  for (const Entry& e : kEntries) table.emplace(e.op, e.active);
+}
 
 }  // namespace kiln::cpu

@@ -621,10 +621,23 @@ Status siluKernel(const KernelContext& ctx) {
   return floatUnaryKernel(ctx, [](auto x) { return silu(x); });
 }
 
-// ---- swiglu (gate, up): silu(gate) * up, broadcasting
+// ---- swiglu (gate, up): silu(gate) * up, broadcasting; swiglu (x): gate
+// and up packed on x's last axis (gate first, as a merged gate|up matmul
+// writes them), the result half as wide.
 
 Status inferSwiglu(const InferContext& ctx, std::vector<TensorType>& results) {
   KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "gate"));
+  if (!ctx.has(1)) {
+    const TensorType& x = ctx.type(0);
+    if (x.rank() == 0) return ctx.error("one operand holds gate | up on its last axis: it needs rank >= 1");
+    const Dim& width = x.shape.back();
+    if (std::optional<int64_t> w = width.constant(); w && *w % 2 != 0)
+      return ctx.error("packed gate | up needs an even last dim, got ", x.str());
+    Shape shape = x.shape;
+    shape.back() = width / Dim(2);
+    results.push_back({x.dtype, shape});
+    return Status::ok();
+  }
   KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 1));
   Expected<Shape> shape = broadcastAllOperands(ctx);
   if (!shape) return shape.status();
@@ -632,13 +645,31 @@ Status inferSwiglu(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
+template <class T>
+void swigluPackedLoops(const Tensor& x, Tensor& y) {
+  const T* in = x.data<T>();
+  T* out = y.data<T>();
+  const int64_t half = y.shape().back();
+  const int64_t rows = half == 0 ? 0 : y.numElements() / half;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* gate = in + r * 2 * half;
+    const T* up = gate + half;
+    for (int64_t j = 0; j < half; ++j)
+      out[r * half + j] = fromCompute<T>(silu(toCompute(gate[j])) * toCompute(up[j]));
+  }
+}
+
 Status swigluKernel(const KernelContext& ctx) {
   const Tensor& gate = *ctx.input(0);
-  const Tensor& up = *ctx.input(1);
   Tensor& y = *ctx.outputs[0];
   return visitDType(gate.dtype(), [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (kIsFloatStorage<T>) {
+      if (!ctx.input(1)) {
+        swigluPackedLoops<T>(gate, y);
+        return Status::ok();
+      }
+      const Tensor& up = *ctx.input(1);
       const T* g = gate.data<T>();
       const T* u = up.data<T>();
       T* out = y.data<T>();
@@ -930,9 +961,12 @@ void registerFusedOps(OpRegistry& registry) {
                      .summary = "x * sigmoid(x)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {}, .infer = inferSilu, .reference = siluKernel, .inplaceOperands = {0}});
+  // One operand: gate | up packed on its last axis; the result is half as
+  // wide, so the planner never lets it take over that operand.
   registry.add(OpDef{.name = "swiglu",
-                     .summary = "silu(gate) * up, broadcasting",
-                     .operands = {"gate", "up"}, .minOperands = 2, .maxOperands = 2,
+                     .summary = "silu(gate) * up, broadcasting; or one operand holding gate | up on its last "
+                                "axis",
+                     .operands = {"gate", "up"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {}, .infer = inferSwiglu, .reference = swigluKernel,
                      .inplaceOperands = {0, 1}});
   registry.add(OpDef{.name = "fused_elementwise",

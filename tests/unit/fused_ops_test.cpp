@@ -818,6 +818,34 @@ TEST(ActivationOps, Swiglu) {
   EXPECT_TRUE(contains(inferred("swiglu", {&a, &half}), "same dtype"));
 }
 
+TEST(ActivationOps, SwigluOnPackedGateAndUp) {
+  auto silu = [](double x) { return x / (1 + std::exp(-x)); };
+  // Two rows of gate | up, gate first.
+  Tensor packed = f32({2, 4}, {1, -1, 2, 3, 0.5, 2, -1, 4});
+  expectClose(run("swiglu", {&packed}), DType::F32, {2, 2},
+              {silu(1) * 2, silu(-1) * 3, silu(0.5) * -1, silu(2) * 4});
+  // The same values as the two-operand form on the halves, in bf16 too.
+  Tensor packed16 = make(DType::BF16, {1, 1, 4}, {1, -1, 2, 3});
+  Tensor gate16 = make(DType::BF16, {1, 1, 2}, {1, -1});
+  Tensor up16 = make(DType::BF16, {1, 1, 2}, {2, 3});
+  EXPECT_EQ(valuesOf(run("swiglu", {&packed16})), valuesOf(run("swiglu", {&gate16, &up16})));
+  Tensor empty = f32({0, 6}, {});
+  EXPECT_EQ(run("swiglu", {&empty}).shape(), (std::vector<int64_t>{0, 3}));
+
+  const TensorType a = {DType::F32, {kBatch, kSeq, 256}};
+  EXPECT_EQ(inferred("swiglu", {&a}), "f32[batch, seq, 128]");
+  const TensorType symbolic = {DType::F16, dims({"batch", "2*seq"})};
+  EXPECT_EQ(inferred("swiglu", {&symbolic}), "f16[batch, seq]");
+  const TensorType odd = {DType::F32, {kBatch, 7}};
+  std::string error = inferred("swiglu", {&odd});
+  EXPECT_TRUE(contains(error, "packed gate | up needs an even last dim, got f32[batch, 7]")) << error;
+  const TensorType scalar = {DType::F32, {}};
+  error = inferred("swiglu", {&scalar});
+  EXPECT_TRUE(contains(error, "needs rank >= 1")) << error;
+  const TensorType ints = {DType::I32, {4}};
+  EXPECT_TRUE(contains(inferred("swiglu", {&ints}), "gate must be a float tensor"));
+}
+
 // ---- fused_elementwise
 
 Attributes program(const std::string& text) { return attrs({{"program", text}}); }

@@ -1,0 +1,93 @@
+// The vector kernels (vector_simd.h) on AVX2 with FMA. The target pragma
+// below covers only this file's own functions (the standard headers come
+// first, outside it), and they run only when activeIsa() says the CPU has
+// these instructions, so the binary still runs on CPUs without.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "backends/cpu/vector_isa.h"
+
+#pragma GCC target("avx2,fma")
+
+#include "backends/cpu/vector_simd.h"
+
+namespace kiln::cpu::vec {
+namespace {
+
+struct Avx2 {
+  using F = __m256;
+  using M = __m256;
+  static constexpr int64_t kWidth = 8;
+
+  // All ones in lanes < n.
+  static __m256i first(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  // 2^k for integral k in [-126, 127], built from the exponent bits.
+  static F pow2(__m256i k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+  }
+
+  static F zero() { return _mm256_setzero_ps(); }
+  static F set1(float v) { return _mm256_set1_ps(v); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static F loadN(const float* p, int64_t n, float fill) {
+    const __m256i mask = first(n);
+    return _mm256_blendv_ps(set1(fill), _mm256_maskload_ps(p, mask), _mm256_castsi256_ps(mask));
+  }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static void storeN(float* p, F v, int64_t n) { _mm256_maskstore_ps(p, first(n), v); }
+
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F sqrt(F a) { return _mm256_sqrt_ps(a); }
+  static F neg(F a) { return _mm256_xor_ps(a, set1(-0.0f)); }
+  static F abs(F a) { return _mm256_andnot_ps(set1(-0.0f), a); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F fnmadd(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F min(F a, F b) { return _mm256_min_ps(a, b); }
+  static F copySign(F magnitude, F sign) {
+    const F signBit = set1(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(signBit, magnitude), _mm256_and_ps(signBit, sign));
+  }
+  static F round(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // In two factors, each a normal float, so results down to the subnormals
+  // round once, as a single scaling would.
+  static F ldexp(F p, F n) {
+    const __m256i k = _mm256_cvtps_epi32(n);
+    const __m256i half = _mm256_srai_epi32(k, 1);
+    return mul(mul(p, pow2(half)), pow2(_mm256_sub_epi32(k, half)));
+  }
+
+  static M lt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static M le(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+  static M gt(F a, F b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static M isNan(F a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static F select(M m, F ifSet, F ifClear) { return _mm256_blendv_ps(ifClear, ifSet, m); }
+  static F keepN(F v, int64_t n) { return _mm256_and_ps(v, _mm256_castsi256_ps(first(n))); }
+
+  static float reduceMax(F v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+  }
+  static double sumDouble(F v) {
+    const __m256d sum = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                                      _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    const __m128d pair = _mm_add_pd(_mm256_castpd256_pd128(sum), _mm256_extractf128_pd(sum, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)));
+  }
+};
+
+}  // namespace
+
+const IsaKernels& avx2Kernels() { return Kernels<Avx2>::table(); }
+
+}  // namespace kiln::cpu::vec

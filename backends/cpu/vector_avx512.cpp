@@ -1,0 +1,83 @@
+// The vector kernels (vector_simd.h) on AVX-512 F/BW/VL/DQ with FMA. The
+// target pragma below covers only this file's own functions (the standard
+// headers come first, outside it), and they run only when activeIsa() says
+// the CPU has these instructions, so the binary still runs on CPUs without.
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps(), a
+// self-initialised variable, as the unused source of unmasked operations;
+// -Wmaybe-uninitialized reports it wherever they are inlined.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "backends/cpu/vector_isa.h"
+
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+
+#include "backends/cpu/vector_simd.h"
+
+namespace kiln::cpu::vec {
+namespace {
+
+struct Avx512 {
+  using F = __m512;
+  using M = __mmask16;
+  static constexpr int64_t kWidth = 16;
+
+  static M first(int64_t n) { return static_cast<M>((1u << n) - 1u); }
+
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static F loadN(const float* p, int64_t n, float fill) { return _mm512_mask_loadu_ps(set1(fill), first(n), p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static void storeN(float* p, F v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F sqrt(F a) { return _mm512_sqrt_ps(a); }
+  static F neg(F a) { return _mm512_xor_ps(a, set1(-0.0f)); }
+  static F abs(F a) { return _mm512_abs_ps(a); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  static F copySign(F magnitude, F sign) {
+    const F signBit = set1(-0.0f);
+    return _mm512_or_ps(_mm512_andnot_ps(signBit, magnitude), _mm512_and_ps(signBit, sign));
+  }
+  static F round(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F ldexp(F p, F n) { return _mm512_scalef_ps(p, n); }
+
+  static M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static M le(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+  static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static M isNan(F a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static F select(M m, F ifSet, F ifClear) { return _mm512_mask_blend_ps(m, ifClear, ifSet); }
+  static F keepN(F v, int64_t n) { return _mm512_maskz_mov_ps(first(n), v); }
+
+  static float reduceMax(F v) {
+    const __m256 half = _mm256_max_ps(_mm512_castps512_ps256(v),
+                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+  }
+  static double sumDouble(F v) {
+    const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
+  }
+};
+
+}  // namespace
+
+const IsaKernels& avx512Kernels() { return Kernels<Avx512>::table(); }
+
+}  // namespace kiln::cpu::vec

@@ -1,0 +1,57 @@
+// The vector kernels (vector_simd.h) one float at a time: the path for CPUs
+// without AVX2 and FMA, with the same polynomials as the vector paths.
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cpu/vector_isa.h"
+#include "backends/cpu/vector_simd.h"
+
+namespace kiln::cpu::vec {
+namespace {
+
+struct Scalar {
+  using F = float;
+  using M = bool;
+  static constexpr int64_t kWidth = 1;
+
+  static F zero() { return 0.0f; }
+  static F set1(float v) { return v; }
+  static F load(const float* p) { return *p; }
+  static F loadN(const float* p, int64_t n, float fill) { return n > 0 ? *p : fill; }
+  static void store(float* p, F v) { *p = v; }
+  static void storeN(float* p, F v, int64_t n) {
+    if (n > 0) *p = v;
+  }
+
+  static F add(F a, F b) { return a + b; }
+  static F sub(F a, F b) { return a - b; }
+  static F mul(F a, F b) { return a * b; }
+  static F div(F a, F b) { return a / b; }
+  static F sqrt(F a) { return std::sqrt(a); }
+  static F neg(F a) { return -a; }
+  static F abs(F a) { return std::fabs(a); }
+  // Not std::fma: without the instruction it is a slow library call.
+  static F fmadd(F a, F b, F c) { return a * b + c; }
+  static F fnmadd(F a, F b, F c) { return c - a * b; }
+  static F max(F a, F b) { return a > b ? a : b; }
+  static F min(F a, F b) { return a < b ? a : b; }
+  static F copySign(F magnitude, F sign) { return std::copysign(magnitude, sign); }
+  static F round(F a) { return std::nearbyint(a); }
+  static F ldexp(F p, F n) { return std::isnan(n) ? p + n : std::ldexp(p, static_cast<int>(n)); }
+
+  static M lt(F a, F b) { return a < b; }
+  static M le(F a, F b) { return a <= b; }
+  static M gt(F a, F b) { return a > b; }
+  static M isNan(F a) { return std::isnan(a); }
+  static F select(M m, F ifSet, F ifClear) { return m ? ifSet : ifClear; }
+  static F keepN(F v, int64_t n) { return n > 0 ? v : 0.0f; }
+
+  static float reduceMax(F v) { return v; }
+  static double sumDouble(F v) { return v; }
+};
+
+}  // namespace
+
+const IsaKernels& scalarKernels() { return Kernels<Scalar>::table(); }
+
+}  // namespace kiln::cpu::vec
