@@ -1,6 +1,9 @@
 #include "frontend/onnx/onnx_importer.h"
 
 #include <algorithm>
+#include <climits>
+#include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -10,6 +13,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "frontend/onnx/onnx_op_converters.h"
+#include "frontend/onnx/onnx_wire.h"
 #include "frontend/onnx/proto_io.h"
 #include "frontend/onnx/tensor_proto.h"
 #include "ir/op_registry.h"
@@ -57,7 +61,7 @@ class OnnxImporter {
   OnnxImporter(const std::string& path, const OnnxImportOptions& options)
       : path_(path), modelDir_(parentDir(path)), options_(options) {}
 
-  Expected<Graph> run(OnnxModelStats* stats) {
+  Expected<Graph> run(OnnxModelStats* stats, std::vector<MappedFile>* weightFiles) {
     KILN_RETURN_IF_ERROR(loadModel());
     if (stats) {
       stats->nodes = model_.graph().node_size();
@@ -73,6 +77,10 @@ class OnnxImporter {
     KILN_RETURN_IF_ERROR(setOutputs());
     Status verified = verifyGraph(graph_);
     if (!verified) return verified.withContext(cat(path_, ": imported graph does not verify: "));
+    if (weightFiles) {
+      weightFiles->push_back(modelFile_);
+      for (const auto& [name, file] : externalFiles_) weightFiles->push_back(file);
+    }
     return std::move(graph_);
   }
 
@@ -82,8 +90,29 @@ class OnnxImporter {
     return Status::error(path_, ": ", parts...);
   }
 
+  // Maps the file and parses it without its initializers' payloads, which
+  // the scan locates in the mapping instead.
   Status loadModel() {
-    KILN_RETURN_IF_ERROR(parseProtoFile(path_, model_, "ONNX model"));
+    Expected<MappedFile> file = MappedFile::open(path_);
+    if (!file) return file.status();
+    modelFile_ = std::move(*file);
+    if (modelFile_.size() == 0) return Status::error("'", path_, "' is empty, not an ONNX model");
+    Expected<ScannedModel> scanned = scanOnnxModel(modelFile_.bytes());
+    if (!scanned) {
+      return scanned.status().withContext(cat("'", path_, "' is not a valid ONNX model: "));
+    }
+    scan_ = std::move(*scanned);
+    // Protobuf cannot parse messages of 2 GiB or more; the payloads are not
+    // part of what it parses.
+    if (scan_.withoutPayloads.size() >= static_cast<size_t>(INT_MAX)) {
+      return Status::error("'", path_, "' holds ", scan_.withoutPayloads.size(),
+                           " bytes besides its initializers' raw data, over protobuf's 2 GiB limit");
+    }
+    if (!model_.ParseFromString(scan_.withoutPayloads)) {
+      return Status::error("'", path_, "' is not a valid ONNX model",
+                           " (protobuf parse failed: truncated or not this kind of file)");
+    }
+    std::string().swap(scan_.withoutPayloads);  // parsed: only the spans are needed
     // Bytes that happen to parse as protobuf, or a file cut at a field
     // boundary, leave these empty.
     if (!model_.has_graph() || model_.ir_version() <= 0) {
@@ -170,14 +199,53 @@ class OnnxImporter {
       return error("unsupported sparse initializer '", g.sparse_initializer(0).values().name(),
                    "'");
     }
-    for (const onnx::TensorProto& init : g.initializer()) {
+    if (static_cast<size_t>(g.initializer_size()) != scan_.initializers.size()) {
+      return error("protobuf parsed ", g.initializer_size(), " initializers where the wire scan found ",
+                   scan_.initializers.size());
+    }
+    for (int i = 0; i < g.initializer_size(); ++i) {
+      const onnx::TensorProto& init = g.initializer(i);
       if (init.name().empty()) return error("an initializer has no name");
       if (values_.count(init.name())) return error("initializer '", init.name(), "' is repeated");
-      Expected<Tensor> data = tensorFromProto(init, modelDir_);
+      Expected<Tensor> data = initializerData(init, scan_.initializers[static_cast<size_t>(i)]);
       if (!data) return data.status().withContext(cat(path_, ": initializer '", init.name(), "': "));
       values_[init.name()] = graph_.addWeight(init.name(), *data);
     }
     return Status::ok();
+  }
+
+  // The data of an initializer: a view of (or, below copyBelowBytes, a copy
+  // from) its bytes in the mapped model or external-data file; typed fields
+  // are decoded.
+  Expected<Tensor> initializerData(const onnx::TensorProto& init, const ScannedInitializer& scanned) {
+    if (init.data_location() == onnx::TensorProto::EXTERNAL) {
+      Expected<ExternalDataRef> ref = externalDataOf(init, modelDir_);
+      if (!ref) return ref.status();
+      Expected<const MappedFile*> file = externalFile(ref->path);
+      if (!file) return file.status().withContext(cat("tensor '", init.name(), "': "));
+      KILN_RETURN_IF_ERROR(checkExternalRange(init, *ref, (*file)->size()));
+      const auto offset = static_cast<size_t>(ref->offset), length = static_cast<size_t>(ref->length);
+      return tensorOverBytes(init, (*file)->bytes().substr(offset, length), (*file)->keepAlive(),
+                             length >= options_.copyBelowBytes);
+    }
+    if (scanned.rawData) {
+      const ByteSpan& span = *scanned.rawData;
+      return tensorOverBytes(init, modelFile_.bytes().substr(span.offset, span.length), modelFile_.keepAlive(),
+                             span.length >= options_.copyBelowBytes);
+    }
+    return tensorFromProto(init, modelDir_);
+  }
+
+  // Each external-data file is mapped once.
+  Expected<const MappedFile*> externalFile(const std::string& path) {
+    const std::string key = std::filesystem::path(path).lexically_normal().string();
+    auto it = externalFiles_.find(key);
+    if (it == externalFiles_.end()) {
+      Expected<MappedFile> file = MappedFile::open(path, "external data file");
+      if (!file) return file.status();
+      it = externalFiles_.emplace(key, std::move(*file)).first;
+    }
+    return &it->second;
   }
 
   // The dims of a graph input as in the model: dim_value, a symbol for a
@@ -470,6 +538,9 @@ class OnnxImporter {
   std::string path_;
   std::string modelDir_;
   const OnnxImportOptions& options_;
+  MappedFile modelFile_;
+  ScannedModel scan_;
+  std::map<std::string, MappedFile> externalFiles_;  // by normalised path
   onnx::ModelProto model_;
   Graph graph_;
   std::unordered_map<std::string, ValueId> values_;  // ONNX value name -> register
@@ -488,8 +559,8 @@ bool isSymbolName(const std::string& text) {
 }  // namespace
 
 Expected<Graph> importOnnxFile(const std::string& path, const OnnxImportOptions& options,
-                               OnnxModelStats* stats) {
-  return OnnxImporter(path, options).run(stats);
+                               OnnxModelStats* stats, std::vector<MappedFile>* weightFiles) {
+  return OnnxImporter(path, options).run(stats, weightFiles);
 }
 
 Expected<std::pair<std::string, std::vector<Dim>>> parseInputShapeOption(const std::string& text) {

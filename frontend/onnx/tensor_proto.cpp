@@ -137,8 +137,30 @@ Expected<int64_t> parseExternalNumber(const TensorProto& proto, const std::strin
   return value;
 }
 
-Expected<Tensor> fromExternalData(const TensorProto& proto, const std::string& baseDir, DType dtype,
-                                  const std::vector<int64_t>& shape) {
+// The checked dtype, dims and byte size of `proto`'s data.
+struct TensorLayout {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  int64_t bytes = 0;
+};
+
+Expected<TensorLayout> layoutOf(const TensorProto& proto) {
+  std::optional<DType> dtype = dtypeFromOnnx(proto.data_type());
+  if (!dtype) {
+    return Status::error(tensorLabel(proto), ": unsupported dtype ",
+                         onnxTypeName(proto.data_type()));
+  }
+  if (proto.has_segment()) {
+    return Status::error(tensorLabel(proto), ": unsupported segmented tensor");
+  }
+  Expected<std::vector<int64_t>> shape = protoShape(proto);
+  if (!shape) return shape.status();
+  const int64_t bytes = elementCount(*shape) * static_cast<int64_t>(dtypeSize(*dtype));
+  return TensorLayout{*dtype, std::move(*shape), bytes};
+}
+
+Expected<ExternalDataRef> externalRef(const TensorProto& proto, const std::string& baseDir,
+                                      const TensorLayout& layout) {
   std::string location;
   int64_t offset = 0;
   std::optional<int64_t> length;
@@ -157,37 +179,38 @@ Expected<Tensor> fromExternalData(const TensorProto& proto, const std::string& b
     // "checksum" (SHA-1) is optional in ONNX and not verified here.
   }
   KILN_RETURN_IF_ERROR(checkExternalLocation(proto, location));
-  const int64_t needed = elementCount(shape) * static_cast<int64_t>(dtypeSize(dtype));
-  if (length && *length != needed) {
+  if (length && *length != layout.bytes) {
     return Status::error(tensorLabel(proto), ": external data length ", *length,
-                         " does not match its dims ", shapeStr(shape), " x ", dtypeName(dtype),
-                         " (", needed, " bytes)");
+                         " does not match its dims ", shapeStr(layout.shape), " x ", dtypeName(layout.dtype),
+                         " (", layout.bytes, " bytes)");
   }
-  const std::string path = (std::filesystem::path(baseDir) / location).string();
+  return ExternalDataRef{(std::filesystem::path(baseDir) / location).string(), offset, layout.bytes};
+}
+
+Expected<Tensor> fromExternalData(const TensorProto& proto, const std::string& baseDir,
+                                  const TensorLayout& layout) {
+  Expected<ExternalDataRef> ref = externalRef(proto, baseDir, layout);
+  if (!ref) return ref.status();
   std::error_code ec;
-  const auto fileSize = std::filesystem::file_size(path, ec);
+  const auto fileSize = std::filesystem::file_size(ref->path, ec);
   if (ec) {
-    return Status::error(tensorLabel(proto), ": cannot open external data file '", path,
+    return Status::error(tensorLabel(proto), ": cannot open external data file '", ref->path,
                          "': ", ec.message());
   }
-  if (offset + needed > static_cast<int64_t>(fileSize)) {
-    return Status::error(tensorLabel(proto), ": external data file '", path, "' has ",
-                         fileSize, " bytes; bytes [", offset, ", ", offset + needed,
-                         ") are needed (truncated file?)");
-  }
-  std::ifstream in(path, std::ios::binary);
+  KILN_RETURN_IF_ERROR(checkExternalRange(proto, *ref, fileSize));
+  std::ifstream in(ref->path, std::ios::binary);
   if (!in) {
-    return Status::error(tensorLabel(proto), ": cannot open external data file '", path,
+    return Status::error(tensorLabel(proto), ": cannot open external data file '", ref->path,
                          "': ", std::strerror(errno));
   }
-  std::string bytes(static_cast<size_t>(needed), '\0');
-  in.seekg(offset);
-  in.read(bytes.data(), needed);
+  std::string bytes(static_cast<size_t>(ref->length), '\0');
+  in.seekg(ref->offset);
+  in.read(bytes.data(), ref->length);
   if (!in) {
-    return Status::error(tensorLabel(proto), ": cannot read ", needed, " bytes at offset ",
-                         offset, " of '", path, "'");
+    return Status::error(tensorLabel(proto), ": cannot read ", ref->length, " bytes at offset ",
+                         ref->offset, " of '", ref->path, "'");
   }
-  Tensor out = Tensor::allocate(dtype, shape);
+  Tensor out = Tensor::allocate(layout.dtype, layout.shape);
   copyRawBytes(bytes.data(), out);
   return out;
 }
@@ -232,28 +255,50 @@ std::string onnxTypeName(int32_t onnxType) {
 }
 
 Expected<Tensor> tensorFromProto(const TensorProto& proto, const std::string& baseDir) {
-  std::optional<DType> dtype = dtypeFromOnnx(proto.data_type());
-  if (!dtype) {
-    return Status::error(tensorLabel(proto), ": unsupported dtype ",
-                         onnxTypeName(proto.data_type()));
-  }
-  if (proto.has_segment()) {
-    return Status::error(tensorLabel(proto), ": unsupported segmented tensor");
-  }
-  Expected<std::vector<int64_t>> shape = protoShape(proto);
-  if (!shape) return shape.status();
-  if (proto.data_location() == TensorProto::EXTERNAL) {
-    return fromExternalData(proto, baseDir, *dtype, *shape);
-  }
-  if (!proto.has_raw_data()) return fromTypedFields(proto, *dtype, *shape);
-  const int64_t needed = elementCount(*shape) * static_cast<int64_t>(dtypeSize(*dtype));
-  if (static_cast<int64_t>(proto.raw_data().size()) != needed) {
+  Expected<TensorLayout> layout = layoutOf(proto);
+  if (!layout) return layout.status();
+  if (proto.data_location() == TensorProto::EXTERNAL) return fromExternalData(proto, baseDir, *layout);
+  if (!proto.has_raw_data()) return fromTypedFields(proto, layout->dtype, layout->shape);
+  if (static_cast<int64_t>(proto.raw_data().size()) != layout->bytes) {
     return Status::error(tensorLabel(proto), ": raw_data has ", proto.raw_data().size(),
-                         " bytes, its dims ", shapeStr(*shape), " x ", dtypeName(*dtype),
-                         " need ", needed, " (truncated file?)");
+                         " bytes, its dims ", shapeStr(layout->shape), " x ", dtypeName(layout->dtype),
+                         " need ", layout->bytes, " (truncated file?)");
   }
-  Tensor out = Tensor::allocate(*dtype, *shape);
+  Tensor out = Tensor::allocate(layout->dtype, layout->shape);
   copyRawBytes(proto.raw_data().data(), out);
+  return out;
+}
+
+Expected<ExternalDataRef> externalDataOf(const TensorProto& proto, const std::string& baseDir) {
+  Expected<TensorLayout> layout = layoutOf(proto);
+  if (!layout) return layout.status();
+  return externalRef(proto, baseDir, *layout);
+}
+
+Status checkExternalRange(const TensorProto& proto, const ExternalDataRef& ref, uint64_t fileSize) {
+  if (static_cast<uint64_t>(ref.offset) > fileSize || static_cast<uint64_t>(ref.length) > fileSize - ref.offset) {
+    return Status::error(tensorLabel(proto), ": external data file '", ref.path, "' has ", fileSize,
+                         " bytes; bytes [", ref.offset, ", ", ref.offset + ref.length,
+                         ") are needed (truncated file?)");
+  }
+  return Status::ok();
+}
+
+Expected<Tensor> tensorOverBytes(const TensorProto& proto, std::string_view bytes,
+                                 const std::shared_ptr<const void>& keepAlive, bool view) {
+  Expected<TensorLayout> layout = layoutOf(proto);
+  if (!layout) return layout.status();
+  if (static_cast<int64_t>(bytes.size()) != layout->bytes) {
+    return Status::error(tensorLabel(proto), ": raw_data has ", bytes.size(), " bytes, its dims ",
+                         shapeStr(layout->shape), " x ", dtypeName(layout->dtype), " need ", layout->bytes,
+                         " (truncated file?)");
+  }
+  // Bools are copied: a stored byte other than 0/1 must become one.
+  if (view && layout->dtype != DType::Bool) {
+    return Tensor::view(layout->dtype, layout->shape, const_cast<char*>(bytes.data()), keepAlive);
+  }
+  Tensor out = Tensor::allocateUninitialized(layout->dtype, layout->shape);
+  copyRawBytes(bytes.data(), out);
   return out;
 }
 

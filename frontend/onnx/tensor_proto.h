@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <onnx/onnx_pb.h>
 
@@ -24,6 +26,25 @@ std::string onnxTypeName(int32_t onnxType);
 // int32_data, ...), or ONNX external data (location/offset/length, a path
 // relative to `baseDir`, which may not leave it).
 Expected<Tensor> tensorFromProto(const onnx::TensorProto& proto, const std::string& baseDir);
+
+// Where a TensorProto's ONNX external data lies: `path` (the location under
+// the base folder) and bytes [offset, offset + length), the length its dims
+// need (a stated length must agree). The file itself is not looked at.
+struct ExternalDataRef {
+  std::string path;
+  int64_t offset = 0;
+  int64_t length = 0;
+};
+Expected<ExternalDataRef> externalDataOf(const onnx::TensorProto& proto, const std::string& baseDir);
+// An error naming the tensor and the file unless the range fits in `fileSize`.
+Status checkExternalRange(const onnx::TensorProto& proto, const ExternalDataRef& ref, uint64_t fileSize);
+
+// The tensor of `proto`'s dtype and dims whose data are `bytes` (raw_data or
+// external data found elsewhere, e.g. in a mapped file that `keepAlive`
+// holds): a view of them when `view`, else a copy. Bools are always copied,
+// to normalise bytes other than 0/1.
+Expected<Tensor> tensorOverBytes(const onnx::TensorProto& proto, std::string_view bytes,
+                                 const std::shared_ptr<const void>& keepAlive, bool view);
 
 // A TensorProto with raw_data (little-endian), as ONNX's numpy_helper writes.
 onnx::TensorProto tensorToProto(const Tensor& tensor, const std::string& name);

@@ -296,7 +296,8 @@ TEST_F(ArtifactTest, RefusesAnOlderFormatVersion) {
   std::vector<uint8_t> bytes = readBytes(writeSample());
   put<uint32_t>(bytes, 8, 1);  // version 1 held no memory plan
   writeBytes(path("older.kiln"), bytes);
-  EXPECT_EQ(loadError(path("older.kiln")), "format version 1 is older than this runtime's 2, recompile");
+  EXPECT_EQ(loadError(path("older.kiln")),
+            "format version 1 is older than this runtime's 3 (it reads versions 2 to 3), recompile");
 }
 
 TEST_F(ArtifactTest, RefusesAPlanThatDoesNotMatchTheProgram) {
@@ -415,9 +416,10 @@ TEST_F(ArtifactTest, RefusesABadSectionTable) {
 TEST_F(ArtifactTest, RefusesABadWeightTable) {
   std::vector<uint8_t> bytes = readBytes(writeSample());
   const size_t weightTable = sectionAt(bytes, SectionKind::WeightTable);
-  // The first entry is @w: u32 count, u32 name length, "w", u64 offset, u64 bytes.
+  // The first entry is @w: u32 count, u32 name length, "w", u32 file,
+  // u64 offset, u64 bytes, u64 fingerprint.
   ASSERT_EQ(get<uint32_t>(bytes, weightTable + 4), 1u);
-  put<uint64_t>(bytes, weightTable + 4 + 4 + 1 + 8, 20);
+  put<uint64_t>(bytes, weightTable + 4 + 4 + 1 + 4 + 8, 20);
   resign(bytes);
   writeBytes(path("bad_weight.kiln"), bytes);
   EXPECT_EQ(loadError(path("bad_weight.kiln")),

@@ -43,13 +43,13 @@ Status writeReport(const CompileReport& report, const std::string& path) {
 }  // namespace
 
 int compileCommand(const std::vector<std::string>& args) {
-  std::string modelPath, outputPath, reportPath, precision = "f32";
+  std::string modelPath, outputPath, reportPath, precision = "f32", weightsMode = "embed";
   std::vector<std::string> shapeSpecs, maxShapeSpecs;
   PassFlags passFlags;
   ArgumentParser parser(
       "kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...\n"
-      "                    [--passes=LIST] [--precision f32|bf16] [--report FILE.json|-]\n"
-      "                    [pass manager options]",
+      "                    [--passes=LIST] [--precision f32|bf16] [--weights embed|reference]\n"
+      "                    [--report FILE.json|-] [pass manager options]",
       "Imports an ONNX model, runs the pass pipeline (the default one unless --passes\n"
       "gives another), verifying the graph after each pass, plans its memory and\n"
       "writes one .kiln artifact holding the planned program. Dims the model leaves\n"
@@ -74,6 +74,14 @@ int compileCommand(const std::vector<std::string>& args) {
                 "precision_bf16 to the pipeline: matmul weights become bf16 (f32\n"
                 "accumulation), attention, norms, softmax and embeddings stay f32",
                 &precision);
+  parser.option("--weights", "embed|reference",
+                "embed (the default) copies the weights into the artifact; reference\n"
+                "records where each is in the ONNX file (or its external data) and\n"
+                "copies only those passes made, so compiling never rewrites them; the\n"
+                "artifact then needs those files, unchanged, at their absolute paths.\n"
+                "reference skips sibling_matmul_merge, whose merged weights would be\n"
+                "copies (docs/artifact.md)",
+                &weightsMode);
   parser.option("--report", "FILE.json",
                 "write the compile report (op counts, per-pass times and\n"
                 "statistics, fusion gain, memory plan) as JSON to FILE.json, or as a table\n"
@@ -101,9 +109,16 @@ int compileCommand(const std::vector<std::string>& args) {
   if (precision == "bf16") pipeline->push_back("precision_bf16");
   else if (precision != "f32")
     return fail(Status::error("--precision '", precision, "' is not f32 or bf16"));
+  if (weightsMode != "embed" && weightsMode != "reference")
+    return fail(Status::error("--weights '", weightsMode, "' is not embed or reference"));
+  const bool referenceWeights = weightsMode == "reference";
   CompileReport report;
   report.precision = precision;
+  report.weightsMode = weightsMode;
   PassManagerOptions managerOptions = passFlags.managerOptions();
+  // Merging sibling matmuls concatenates their weights into new ones, which
+  // would be embedded: most of the model's bytes read and written again.
+  if (referenceWeights) managerOptions.disabledPasses.push_back("sibling_matmul_merge");
   managerOptions.costModel = &report.costModel;
   managerOptions.irPrintOptions.maxInlineWeightElements = 16;
   Expected<PassManager> manager = PassManager::create(*pipeline, std::move(managerOptions));
@@ -111,7 +126,11 @@ int compileCommand(const std::vector<std::string>& args) {
 
   OnnxImportOptions options;
   options.inputShapes = *shapes;
-  Expected<Graph> graph = importOnnxFile(modelPath, options, &report.onnx);
+  // The mapped model and external-data files, which the imported weights
+  // view: kept until the artifact is written, which records where those
+  // weights are in them.
+  std::vector<MappedFile> weightFiles;
+  Expected<Graph> graph = importOnnxFile(modelPath, options, &report.onnx, &weightFiles);
   if (!graph) return fail(graph.status());
   if (Status valid = verifyGraph(*graph); !valid)
     return fail(valid.withContext(cat(modelPath, ": the imported graph is invalid: ")));
@@ -135,7 +154,12 @@ int compileCommand(const std::vector<std::string>& args) {
   }
 
   const auto writeStart = std::chrono::steady_clock::now();
-  if (Status written = rt::writeArtifact(*graph, plan ? &*plan : nullptr, outputPath); !written)
+  rt::ArtifactWriteOptions writeOptions;
+  writeOptions.weights = referenceWeights ? rt::WeightStorage::Reference : rt::WeightStorage::Embed;
+  for (const MappedFile& file : weightFiles)
+    writeOptions.sources.push_back({{file.path(), file.size(), file.mtimeNs()}, file.bytes().data()});
+  if (Status written = rt::writeArtifact(*graph, plan ? &*plan : nullptr, outputPath, writeOptions, &report.weights);
+      !written)
     return fail(written);
   report.writeMs = millisecondsSince(writeStart);
   report.compileMs = millisecondsSince(compileStart);

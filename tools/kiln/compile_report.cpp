@@ -123,6 +123,13 @@ std::string CompileReport::toJson() const {
   json += cat("  \"import_ms\": ", jsonNumber(importMs), ",\n");
   json += cat("  \"write_ms\": ", jsonNumber(writeMs), ",\n");
   json += cat("  \"compile_ms\": ", jsonNumber(compileMs), ",\n");
+  json += cat("  \"weights\": {\"mode\": ", jsonString(weightsMode), ", \"embedded_count\": ", weights.embeddedWeights,
+              ", \"embedded_bytes\": ", weights.embeddedBytes, ", \"referenced_count\": ", weights.referencedWeights,
+              ", \"referenced_bytes\": ", weights.referencedBytes, ", \"unaligned_count\": ", weights.unalignedWeights,
+              ", \"unaligned_bytes\": ", weights.unalignedBytes, ", \"files\": [");
+  for (size_t i = 0; i < weights.referencedFiles.size(); ++i)
+    json += cat(i ? ", " : "", jsonString(weights.referencedFiles[i]));
+  json += "]},\n";
   json += cat("  \"fusion_gain_ratio\": ", jsonNumber(fusionGainRatio()), ",\n");
   if (memory) {
     json += cat("  \"memory\": {\"peak_bytes\": ", memory->peakBytes, ", \"naive_bytes\": ", memory->naiveBytes,
@@ -190,6 +197,13 @@ std::string CompileReport::toTable() const {
   } else {
     row("memory", "not planned: " + notPlanned);
   }
+  std::string weightRow = cat(weightsMode, ": ", weights.embeddedWeights, " embedded (", weights.embeddedBytes,
+                              " bytes), ", weights.referencedWeights, " referenced (", weights.referencedBytes, " bytes");
+  if (!weights.referencedFiles.empty())
+    weightRow += cat(" in ", weights.referencedFiles.size(), weights.referencedFiles.size() == 1 ? " file" : " files");
+  if (weights.unalignedWeights > 0)
+    weightRow += cat("; ", weights.unalignedWeights, " unaligned, ", weights.unalignedBytes, " bytes read at load");
+  row("weights", weightRow + ")");
 
   text += "\n  " + padded("pass", 24) + padded("ms", 9, true) + padded("verify", 9, true) +
           padded("ops", 14, true) + " stats\n";

@@ -14,6 +14,7 @@
 #include "ir/graph.h"
 #include "passes/cost_model.h"
 #include "passes/pass_manager.h"
+#include "runtime/artifact.h"
 #include "runtime/planning/memory_plan.h"
 
 namespace kiln::tools {
@@ -26,6 +27,8 @@ struct CompileReport {
   std::map<std::string, int64_t> opsByKind;  // final graph
   std::string pipeline;                      // as --passes would spell it
   std::string precision = "f32";             // --precision
+  std::string weightsMode = "embed";         // --weights
+  rt::ArtifactWriteStats weights;            // where the artifact writer put them
   PipelineRecord record;
   CostModel costModel;
   SymbolBindings symbols;  // the final graph's symbols and their cost-model values

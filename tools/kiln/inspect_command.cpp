@@ -1,6 +1,6 @@
 // kiln inspect ARTIFACT: what an artifact holds, without running it: the
-// planned program, each op's result with its device, buffer, offset and live
-// range.
+// planned program, where each weight's bytes are (embedded or in a weight
+// file), each op's result with its device, buffer, offset and live range.
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -31,9 +31,21 @@ std::string placement(const Graph& graph, const rt::RegisterPlan& r) {
   return text + cat(", live = [", r.liveStart, ", ", r.liveEnd + 1, ")");
 }
 
-// The program as printGraph gives it, each op line followed by where its
-// results live.
-std::string plannedProgram(const Graph& graph, const rt::MemoryPlan* plan) {
+// "embedded at offset 4096", "file 0 at offset 1234": where one weight's
+// bytes are.
+std::string weightPlace(const rt::WeightLocation& location) {
+  if (location.file < 0) return cat("embedded at offset ", location.offset);
+  return cat("file ", location.file, " at offset ", location.offset,
+             location.copiedAtLoad ? " (unaligned: copied at load)" : "");
+}
+
+// The program as printGraph gives it, each weight line followed by where its
+// bytes are, each op line by where its results live.
+std::string plannedProgram(const rt::Artifact& artifact, const rt::MemoryPlan* plan) {
+  const Graph& graph = artifact.graph;
+  std::map<ValueId, const rt::WeightLocation*> locations;
+  for (const rt::WeightLocation& location : artifact.weightLocations) locations[location.weight] = &location;
+  const std::vector<ValueId> weights = graph.weights();
   PrintOptions options;
   options.maxInlineWeightElements = 0;  // every weight without its data
   std::istringstream printed(printGraph(graph, options));
@@ -43,6 +55,10 @@ std::string plannedProgram(const Graph& graph, const rt::MemoryPlan* plan) {
   std::string out, line;
   for (size_t index = 0; std::getline(printed, line); ++index) {
     out += line;
+    if (index >= 1 && index < firstOp) {
+      auto location = locations.find(weights[index - 1]);
+      if (location != locations.end()) out += "  // " + weightPlace(*location->second);
+    }
     if (plan && index >= firstOp && index - firstOp < graph.ops().size()) {
       const Op& op = graph.ops()[index - firstOp];
       for (size_t r = 0; r < op.results.size(); ++r) {
@@ -78,9 +94,12 @@ int inspectCommand(const std::vector<std::string>& args) {
   std::string artifactPath;
   ArgumentParser parser("kiln inspect ARTIFACT.kiln",
                         "Prints an artifact's format version and size, its inputs and outputs,\n"
-                        "weight count and bytes, op counts, memory plan summary, and its planned\n"
-                        "IR (weights without data): each op line ends with its result's device,\n"
-                        "buffer, arena offset and live range [first op, last op + 1).");
+                        "weight count and bytes (embedded, and referenced in weight files, which\n"
+                        "it lists), op counts, memory plan summary, and its planned IR (weights\n"
+                        "without data): each weight line ends with where its bytes are (embedded\n"
+                        "at an artifact offset, or in weight file N at an offset), each op line\n"
+                        "with its result's device, buffer, arena offset and live range\n"
+                        "[first op, last op + 1).");
   parser.positional("ARTIFACT.kiln", "the artifact from 'kiln compile'", &artifactPath);
   if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln inspect")) return *exitCode;
   Expected<rt::Artifact> artifact = rt::loadArtifact(artifactPath);
@@ -98,8 +117,12 @@ int inspectCommand(const std::vector<std::string>& args) {
   std::cout << "outputs:\n";
   for (ValueId id : graph.outputs())
     std::cout << "  " << graph.value(id).name << ": " << graph.value(id).type.str() << "\n";
-  std::cout << "weights: " << graph.weights().size() << " (" << artifact->weightBytes
-            << " bytes)\n";
+  std::cout << "weights: " << graph.weights().size() << " (" << artifact->weightBytes << " bytes), "
+            << artifact->embeddedWeightBytes << " embedded, " << artifact->referencedWeightBytes << " referenced\n";
+  for (size_t i = 0; i < artifact->weightFiles.size(); ++i) {
+    const rt::WeightFileInfo& file = artifact->weightFiles[i];
+    std::cout << "weight file " << i << ": " << file.path << " (" << file.size << " bytes)\n";
+  }
 
   std::map<std::string_view, int> opCounts;
   for (const Op& op : graph.ops()) ++opCounts[op.def->name];
@@ -112,7 +135,7 @@ int inspectCommand(const std::vector<std::string>& args) {
   std::cout << (byCount.empty() ? "" : ")") << "\n";
   const rt::MemoryPlan* plan = artifact->plan ? &*artifact->plan : nullptr;
   std::cout << memorySummary(graph, plan) << "\n";
-  std::cout << plannedProgram(graph, plan);
+  std::cout << plannedProgram(*artifact, plan);
   return 0;
 }
 
