@@ -1,12 +1,15 @@
 // The ONNX importer: models built here with the ONNX protobuf API import to
 // the expected IR text; bad files, unsupported ops and opsets give clear
-// errors; external data and TensorProto files round-trip.
+// errors; external data and TensorProto files round-trip; initializers'
+// data in the model or external-data files are views of those files.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <onnx/onnx_pb.h>
 
@@ -534,6 +537,150 @@ TEST_F(OnnxImporterTest, TypedFieldsAndSizeChecks) {
   EXPECT_NE(tensorFromProto(floatTensor("f", {2}, {1.0f}), ".").status().message().find(
                 "float_data has 1 elements, its dims [2] need 2"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// ---- Weights stay in the file: views of the mapped model or external data.
+
+// A raw_data initializer of `values`.
+onnx::TensorProto rawTensor(const std::string& name, const std::vector<int64_t>& dims,
+                            const std::vector<float>& values) {
+  onnx::TensorProto t = floatTensor(name, dims, {});
+  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
+  return t;
+}
+
+std::vector<float> ramp(size_t n, float scale) {
+  std::vector<float> values(n);
+  for (size_t i = 0; i < n; ++i) values[i] = scale * static_cast<float>(i % 97) - 3;
+  return values;
+}
+
+// Where `tensor`'s data lie in `file`'s mapping, if they do.
+std::optional<size_t> offsetIn(const MappedFile& file, const Tensor& tensor) {
+  const auto at = reinterpret_cast<uintptr_t>(tensor.data()), base = reinterpret_cast<uintptr_t>(file.bytes().data());
+  if (at < base || at - base + tensor.byteSize() > file.size()) return std::nullopt;
+  return at - base;
+}
+
+TEST_F(OnnxImporterTest, LargeInitializersViewTheMappedModel) {
+  // x @ big (2 x 1024 floats: 8 KiB) + small (1024 floats: 4 KiB) ; flags
+  // (bool raw bytes 0 and 2) is another output.
+  onnx::ModelProto m = newModel();
+  addInput(m, "x", {"1", "2"});
+  const std::vector<float> big = ramp(2048, 0.25f), small = ramp(1024, -0.5f);
+  *m.mutable_graph()->add_initializer() = rawTensor("big", {2, 1024}, big);
+  *m.mutable_graph()->add_initializer() = rawTensor("small", {1024}, small);
+  onnx::TensorProto flags;
+  flags.set_name("flags");
+  flags.set_data_type(onnx::TensorProto::BOOL);
+  flags.add_dims(2);
+  flags.set_raw_data(std::string("\x00\x02", 2));
+  *m.mutable_graph()->add_initializer() = flags;
+  addNode(m, "MatMul", {"x", "big"}, {"xw"});
+  addNode(m, "Add", {"xw", "small"}, {"y"});
+  addNode(m, "Identity", {"flags"}, {"f"});
+  addOutput(m, "y");
+  addOutput(m, "f");
+  const std::string file = save(m);
+  std::string serialized;
+  m.SerializeToString(&serialized);
+
+  for (uint64_t copyBelow : {uint64_t{4096}, uint64_t{8193}, uint64_t{0}}) {
+    OnnxImportOptions options;
+    options.copyBelowBytes = copyBelow;
+    std::vector<MappedFile> files;
+    Expected<Graph> g = importOnnxFile(file, options, nullptr, &files);
+    ASSERT_TRUE(g) << g.status().message();
+    ASSERT_EQ(files.size(), 1u);
+    EXPECT_EQ(files[0].path(), fs::absolute(file).lexically_normal().string());
+    EXPECT_EQ(files[0].size(), serialized.size());
+    EXPECT_EQ(files[0].bytes(), serialized);
+
+    const Tensor& bigData = *g->value(*g->find("big")).data;
+    const Tensor& smallData = *g->value(*g->find("small")).data;
+    const Tensor& flagData = *g->value(*g->find("flags")).data;
+    EXPECT_EQ(std::memcmp(bigData.data(), big.data(), 8192), 0);
+    EXPECT_EQ(std::memcmp(smallData.data(), small.data(), 4096), 0);
+    // Each at least copyBelow bytes is a view at its raw_data's place.
+    const std::string bigBytes(reinterpret_cast<const char*>(big.data()), 8192);
+    const std::string smallBytes(reinterpret_cast<const char*>(small.data()), 4096);
+    EXPECT_EQ(offsetIn(files[0], bigData),
+              copyBelow <= 8192 ? std::optional<size_t>(serialized.find(bigBytes)) : std::nullopt)
+        << copyBelow;
+    EXPECT_EQ(offsetIn(files[0], smallData),
+              copyBelow <= 4096 ? std::optional<size_t>(serialized.find(smallBytes)) : std::nullopt)
+        << copyBelow;
+    // A bool is copied whatever its size, its bytes made 0 or 1.
+    EXPECT_FALSE(offsetIn(files[0], flagData));
+    EXPECT_EQ(flagData.toInts(), (std::vector<int64_t>{0, 1}));
+  }
+}
+
+TEST_F(OnnxImporterTest, ACutInRawDataNamesTheInitializer) {
+  onnx::ModelProto m = matmulReluModel();
+  *m.mutable_graph()->mutable_initializer(0) = rawTensor("w", {2, 2}, {1, -1, 2, 0.5f});
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  const size_t payload = bytes.find(m.graph().initializer(0).raw_data());
+  writeBytes("cut.onnx", bytes.substr(0, payload + 9));
+  const std::string message = importError(path("cut.onnx"));
+  EXPECT_EQ(message.rfind(cat("'", path("cut.onnx"), "' is not a valid ONNX model: initializer 'w' (number 1 of the "
+                              "graph): byte "),
+                          0),
+            0u)
+      << message;
+  EXPECT_NE(message.find(cat("field 9 (raw_data) has 16 bytes from byte ", payload,
+                             ", past the end of its message at byte ", payload + 9, " (truncated file?)")),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(OnnxImporterTest, ExternalDataIsViewedInItsFile) {
+  // Two tensors in one external file (mapped once), one in another.
+  const std::vector<float> first = ramp(1024, 0.5f), second = ramp(1024, 2.0f), third = ramp(4, 1.0f);
+  std::string blob(64, '\x7f');
+  blob.append(reinterpret_cast<const char*>(first.data()), 4096);
+  blob.append(reinterpret_cast<const char*>(second.data()), 4096);
+  fs::create_directories(dir_ / "data");
+  writeBytes("data/weights.bin", blob);
+  writeBytes("other.bin", std::string(reinterpret_cast<const char*>(third.data()), 16));
+
+  onnx::ModelProto m = newModel();
+  addInput(m, "x", {"1024"});
+  *m.mutable_graph()->add_initializer() = externalTensor("a", {1024}, "data/weights.bin", 64, 4096);
+  *m.mutable_graph()->add_initializer() = externalTensor("b", {1024}, "./data/weights.bin", 64 + 4096, 4096);
+  *m.mutable_graph()->add_initializer() = externalTensor("c", {4}, "other.bin", 0, 16);
+  addNode(m, "Add", {"x", "a"}, {"s"});
+  addNode(m, "Add", {"s", "b"}, {"y"});
+  addNode(m, "Identity", {"c"}, {"z"});
+  addOutput(m, "y");
+  addOutput(m, "z");
+  OnnxImportOptions options;
+  options.copyBelowBytes = 16;
+  std::vector<MappedFile> files;
+  Expected<Graph> g = importOnnxFile(save(m), options, nullptr, &files);
+  ASSERT_TRUE(g) << g.status().message();
+  ASSERT_EQ(files.size(), 3u);  // the model, then the external files by path
+  EXPECT_EQ(files[1].path(), (fs::absolute(dir_) / "data/weights.bin").lexically_normal().string());
+  EXPECT_EQ(files[2].path(), (fs::absolute(dir_) / "other.bin").lexically_normal().string());
+  EXPECT_EQ(offsetIn(files[1], *g->value(*g->find("a")).data), std::optional<size_t>(64));
+  EXPECT_EQ(offsetIn(files[1], *g->value(*g->find("b")).data), std::optional<size_t>(64 + 4096));
+  EXPECT_EQ(offsetIn(files[2], *g->value(*g->find("c")).data), std::optional<size_t>(0));
+  EXPECT_EQ(std::memcmp(g->value(*g->find("b")).data->data(), second.data(), 4096), 0);
+
+  // A cut external file is refused naming the tensor and the file.
+  writeBytes("other.bin", std::string(reinterpret_cast<const char*>(third.data()), 12));
+  const std::string message = importError(save(m), options);
+  EXPECT_NE(message.find(cat("initializer 'c': tensor 'c': external data file '", path("other.bin"),
+                             "' has 12 bytes; bytes [0, 16) are needed (truncated file?)")),
+            std::string::npos)
+      << message;
 }
 
 }  // namespace

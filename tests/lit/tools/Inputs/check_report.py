@@ -52,6 +52,17 @@ if memory is not None:
     expect(memory["peak_bytes"] % 64 == 0, "memory: peak_bytes is not a multiple of 64")
     expect(all(isinstance(v, int) for v in memory["bounds"].values()), "memory: a bound is not an integer")
 
+weights = report["weights"]
+expect(weights["mode"] in ("embed", "reference"), "weights.mode is not embed or reference")
+for field in ["embedded_count", "embedded_bytes", "referenced_count", "referenced_bytes", "unaligned_count",
+              "unaligned_bytes"]:
+    expect(isinstance(weights.get(field), int) and weights[field] >= 0, f"weights.{field} is not a count")
+expect(weights["unaligned_count"] <= weights["referenced_count"], "weights: more unaligned than referenced")
+expect(weights["unaligned_bytes"] <= weights["referenced_bytes"], "weights: more unaligned bytes than referenced")
+expect((weights["referenced_count"] == 0) == (len(weights["files"]) == 0),
+       "weights: referenced weights without files, or files without referenced weights")
+expect(weights["mode"] == "reference" or weights["referenced_count"] == 0, "weights: embed mode referenced some")
+
 if errors:
     print("\n".join(errors))
     sys.exit(1)
