@@ -25,19 +25,22 @@ using VectorKernel = std::optional<Status> (*)(const KernelContext& ctx, Isa isa
 
 // Below this much work (elements times a per-element cost) an op runs on one
 // thread: an OpenMP fork/join costs a few microseconds, as much as a small
-// op itself (the tiny models' 16x128 activations).
-constexpr int64_t kParallelWork = int64_t{1} << 16;
-// Per-element costs for that estimate.
+// op itself (the tiny models' 16x128 activations), and far more when the
+// other thread is not running. Copies, which one core already streams near
+// the memory bandwidth, split only from 4 MiB.
+constexpr int64_t kParallelWork = int64_t{1} << 20;
+// Per-element costs for that estimate: per 4 bytes copied, per f32 element
+// of arithmetic (norms, add), per element of an exp, erf or tanh.
 constexpr int64_t kCopyCost = 1;
-constexpr int64_t kArithmeticCost = 2;
-constexpr int64_t kTranscendentalCost = 8;
+constexpr int64_t kArithmeticCost = 16;
+constexpr int64_t kTranscendentalCost = 64;
 
 // fn(begin, end) over [0, count), split evenly across the threads when the
 // work is large enough; split points are multiples of `align` (but the last).
 template <class Fn>
 void parallelFor(int64_t count, int64_t work, int64_t align, Fn fn) {
-  const int64_t threads = std::min<int64_t>(numThreads(), count / align);
-  if (threads <= 1 || work < kParallelWork) {
+  const int64_t threads = work < kParallelWork ? 1 : std::min<int64_t>(numThreads(), count / align);
+  if (threads <= 1) {
     fn(int64_t{0}, count);
     return;
   }
@@ -363,13 +366,14 @@ std::optional<Status> gather(const KernelContext& ctx, Isa) {
   const int64_t axis = wrapAxis(ctx.attrs.getInt("axis"), data.rank());
   const ops::AxisSplit split = ops::splitAtAxis(data.shape(), axis);
   const int64_t count = indices.numElements();
-  std::vector<int64_t> rows(static_cast<size_t>(count));
+  auto indexAt = [&](int64_t i) -> int64_t {
+    return indices.dtype() == DType::I64 ? indices.data<int64_t>()[i] : indices.data<int32_t>()[i];
+  };
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t index = indices.dtype() == DType::I64 ? indices.data<int64_t>()[i] : indices.data<int32_t>()[i];
+    const int64_t index = indexAt(i);
     if (index < -split.extent || index >= split.extent)
       return Status::error(ctx.def.name, ": index ", index, " is out of range for axis ", axis, " of size ",
                            split.extent, " (data ", shapeStr(data.shape()), ")");
-    rows[static_cast<size_t>(i)] = index < 0 ? index + split.extent : index;
   }
   const size_t block = static_cast<size_t>(split.inner) * dtypeSize(data.dtype());
   if (block == 0) return Status::ok();
@@ -378,7 +382,8 @@ std::optional<Status> gather(const KernelContext& ctx, Isa) {
   const int64_t copies = split.outer * count;
   parallelFor(copies, copies * static_cast<int64_t>(block) / 4 * kCopyCost, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
-      const int64_t o = c / count, row = rows[static_cast<size_t>(c % count)];
+      const int64_t o = c / count, index = indexAt(c % count);
+      const int64_t row = index < 0 ? index + split.extent : index;
       std::memcpy(dst + static_cast<size_t>(c) * block, src + static_cast<size_t>(o * split.extent + row) * block,
                   block);
     }

@@ -30,9 +30,12 @@ struct Scalar {
   static F sqrt(F a) { return std::sqrt(a); }
   static F neg(F a) { return -a; }
   static F abs(F a) { return std::fabs(a); }
-  // Not std::fma: without the instruction it is a slow library call.
-  static F fmadd(F a, F b, F c) { return a * b + c; }
-  static F fnmadd(F a, F b, F c) { return c - a * b; }
+  // Fused through double, not std::fma (a slow library call without the
+  // instruction): a product of floats is exact in double, so the sum rounds
+  // once more to float, as an FMA does (but for rare double-rounding ties).
+  static F fmadd(F a, F b, F c) { return static_cast<float>(static_cast<double>(a) * b + c); }
+  static F fnmadd(F a, F b, F c) { return static_cast<float>(c - static_cast<double>(a) * b); }
+  static F fmsub(F a, F b, F c) { return static_cast<float>(static_cast<double>(a) * b - c); }
   static F max(F a, F b) { return a > b ? a : b; }
   static F min(F a, F b) { return a < b ? a : b; }
   static F copySign(F magnitude, F sign) { return std::copysign(magnitude, sign); }

@@ -10,7 +10,8 @@
 //   and sets the rest to fill; storeN(p, v, n) writes lanes < n (n < kWidth;
 //   neither touches memory past lane n)
 //   add sub mul div sqrt neg abs; fmadd(a, b, c) = a*b + c,
-//   fnmadd(a, b, c) = c - a*b; max(a, b) = a > b ? a : b and
+//   fnmadd(a, b, c) = c - a*b, fmsub(a, b, c) = a*b - c, each rounded once
+//   (so fmsub(a, b, a*b) is the product's rounding error); max(a, b) = a > b ? a : b and
 //   min(a, b) = a < b ? a : b lane by lane (b when either is NaN, as x86 does)
 //   copySign(magnitude, sign); round (to nearest even); ldexp(p, n) = p * 2^n
 //   for integral n in [-152, 130], NaN when p is NaN
@@ -135,20 +136,13 @@ struct Kernels {
   using M = Math<V>;
   static constexpr int64_t W = V::kWidth;
 
-  // What rowSum adds up: x, x^2, (x - centre)^2. (Function objects, not
-  // lambdas: GCC does not give a lambda in a template the target pragma.)
+  // What rowSum adds up: x, x^2. (Function objects, not lambdas: GCC does
+  // not give a lambda in a template the target pragma.)
   struct Values {
     F operator()(F acc, F v) const { return V::add(acc, v); }
   };
   struct Squares {
     F operator()(F acc, F v) const { return V::fmadd(v, v, acc); }
-  };
-  struct CentredSquares {
-    F centre;
-    F operator()(F acc, F v) const {
-      const F d = V::sub(v, centre);
-      return V::fmadd(d, d, acc);
-    }
   };
 
   // Sum over a row of accumulate(acc, x[j]): four float accumulators, added
@@ -176,6 +170,56 @@ struct Kernels {
     return total + V::sumDouble(a);
   }
 
+  // Sums of d and d^2 over a row, d = x - centre, as rowSum adds (pairs of
+  // float accumulators into doubles every 16 vectors). Near the mean, d is
+  // exact and small, so both sums keep their accuracy however far the row
+  // sits from zero.
+  struct CentredSums {
+    double values = 0.0, squares = 0.0;
+  };
+  static CentredSums centredSums(const float* x, int64_t n, F centre) {
+    CentredSums sums;
+    int64_t j = 0;
+    while (j + 2 * W <= n) {
+      F a0 = V::zero(), a1 = V::zero(), q0 = V::zero(), q1 = V::zero();
+      const int64_t blockEnd = j + 16 * W;
+      for (; j + 2 * W <= n && j < blockEnd; j += 2 * W) {
+        const F d0 = V::sub(V::load(x + j), centre), d1 = V::sub(V::load(x + j + W), centre);
+        a0 = V::add(a0, d0);
+        a1 = V::add(a1, d1);
+        q0 = V::fmadd(d0, d0, q0);
+        q1 = V::fmadd(d1, d1, q1);
+      }
+      sums.values += V::sumDouble(V::add(a0, a1));
+      sums.squares += V::sumDouble(V::add(q0, q1));
+    }
+    for (; j < n; j += W) {
+      const int64_t count = n - j < W ? n - j : W;
+      const F d = V::keepN(V::sub(part(x, j, count), centre), count);
+      sums.values += V::sumDouble(d);
+      sums.squares += V::sumDouble(V::mul(d, d));
+    }
+    return sums;
+  }
+
+  // A per-row double (mean, 1/rms) as the float nearest it plus the float
+  // nearest the rest, so products with it round about once, as the
+  // reference's double arithmetic does.
+  struct Factor {
+    F high, low;
+  };
+  struct Split {
+    float value;
+    F high, low;
+    explicit Split(double v)
+        : value(static_cast<float>(v)), high(V::set1(value)), low(V::set1(static_cast<float>(v - value))) {}
+    // this * s as high + low, the product's rounding error in low.
+    Factor times(F s) const {
+      const F h = V::mul(s, high);
+      return {h, V::fmadd(s, low, V::fmsub(s, high, h))};
+    }
+  };
+
   // count floats at q + j: a whole vector, or the row's tail.
   static F part(const float* q, int64_t j, int64_t count) {
     return count == W ? V::load(q + j) : V::loadN(q + j, count, 0.0f);
@@ -191,12 +235,16 @@ struct Kernels {
       const float* x = p.x + r * n;
       float* y = p.y + r * n;
       const double squares = rowSum(x, n, 0.0f, Squares{});
-      const F inverseRms = V::set1(static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(n) + p.epsilon)));
+      const Split inverseRms(1.0 / std::sqrt(squares / static_cast<double>(n) + p.epsilon));
       for (int64_t j = 0; j < n; j += W) {
         const int64_t count = n - j < W ? n - j : W;
-        F v = V::mul(part(x, j, count), inverseRms);
-        if (p.scale) v = V::mul(v, part(p.scale, j, count));
-        put(y, j, count, v);
+        const F v = part(x, j, count);
+        if (p.scale) {
+          const Factor f = inverseRms.times(part(p.scale, j, count));
+          put(y, j, count, V::fmadd(v, f.high, V::mul(v, f.low)));
+        } else {
+          put(y, j, count, V::fmadd(v, inverseRms.high, V::mul(v, inverseRms.low)));
+        }
       }
     }
   }
@@ -206,21 +254,41 @@ struct Kernels {
     for (int64_t r = begin; r < end; ++r) {
       const float* x = p.x + r * n;
       float* y = p.y + r * n;
-      const double mean = rowSum(x, n, 0.0f, Values{}) / static_cast<double>(n);
-      const float meanF = static_cast<float>(mean);
-      const F centre = V::set1(meanF);
-      const double variance = rowSum(x, n, meanF, CentredSquares{centre}) / static_cast<double>(n);
-      const double invStd = 1.0 / std::sqrt(variance + p.epsilon);
-      const F inv = V::set1(static_cast<float>(invStd));
+      // A first mean to centre on, then the exact one from the centred sums.
+      const float guess = static_cast<float>(rowSum(x, n, 0.0f, Values{}) / static_cast<double>(n));
+      const CentredSums sums = centredSums(x, n, V::set1(guess));
+      const double shift = sums.values / static_cast<double>(n);
+      const Split centre(guess + shift);
+      const double spread = sums.squares / static_cast<double>(n) - shift * shift;
+      const double variance = spread > 0.0 ? spread : 0.0;  // (no std::max: no std templates under the target pragma)
+      const Split invStd(1.0 / std::sqrt(variance + p.epsilon));
       for (int64_t j = 0; j < n; j += W) {
         const int64_t count = n - j < W ? n - j : W;
-        const F factor = V::mul(part(p.scale, j, count), inv);
-        const F d = V::sub(part(x, j, count), centre);
-        put(y, j, count, p.bias ? V::fmadd(d, factor, part(p.bias, j, count)) : V::mul(d, factor));
+        // x - mean: exact when x is near the mean (the low part then matters), else rounded once.
+        const F d = V::sub(V::sub(part(x, j, count), centre.high), centre.low);
+        const Factor f = invStd.times(part(p.scale, j, count));
+        // The bias joins the large part first: when they cancel, that sum is exact.
+        const F high = p.bias ? V::fmadd(d, f.high, part(p.bias, j, count)) : V::mul(d, f.high);
+        put(y, j, count, V::fmadd(d, f.low, high));
       }
-      if (p.mean) p.mean[r] = meanF;
-      if (p.invStd) p.invStd[r] = static_cast<float>(invStd);
+      if (p.mean) p.mean[r] = centre.value;
+      if (p.invStd) p.invStd[r] = invStd.value;
     }
+  }
+
+  // e^(x - m). x - m rounds in f32 (the reference subtracts in double), and
+  // e^ turns that absolute error into a relative one of up to |x - m| ulps;
+  // its exact rounding error (TwoSum) corrects the result: e^(s + err) =
+  // e^s (1 + err). Far below the max the result is 0 or NaN anyway, and
+  // err (NaN for -inf) is dropped there.
+  static F shiftedExp(F x, F m) {
+    const F s = V::sub(x, m);
+    const F xBack = V::add(s, m);
+    const F mBack = V::sub(xBack, s);
+    F err = V::sub(V::sub(x, xBack), V::sub(m, mBack));
+    err = V::select(V::lt(s, V::set1(-80.0f)), V::zero(), err);
+    const F e = M::exp(s);
+    return V::fmadd(e, err, e);
   }
 
   // exp(x - max) / sum: the max, then the exponentials stored and summed
@@ -247,7 +315,7 @@ struct Kernels {
       F acc = V::zero();
       int64_t vectors = 0;
       for (j = 0; j + W <= n; j += W) {
-        const F e = M::exp(V::sub(V::load(x + j), highest));
+        const F e = shiftedExp(V::load(x + j), highest);
         V::store(y + j, e);
         acc = V::add(acc, e);
         if (++vectors % 16 == 0) {
@@ -256,15 +324,18 @@ struct Kernels {
         }
       }
       if (j < n) {
-        const F e = V::keepN(M::exp(V::sub(V::loadN(x + j, n - j, 0.0f), highest)), n - j);
+        const F e = V::keepN(shiftedExp(V::loadN(x + j, n - j, 0.0f), highest), n - j);
         V::storeN(y + j, e, n - j);
         acc = V::add(acc, e);
       }
       total += V::sumDouble(acc);
 
-      const F scale = V::set1(static_cast<float>(1.0 / total));
-      for (j = 0; j + W <= n; j += W) V::store(y + j, V::mul(V::load(y + j), scale));
-      if (j < n) V::storeN(y + j, V::mul(V::loadN(y + j, n - j, 0.0f), scale), n - j);
+      const Split inverse(1.0 / total);
+      for (j = 0; j < n; j += W) {
+        const int64_t count = n - j < W ? n - j : W;
+        const F e = part(y, j, count);
+        put(y, j, count, V::fmadd(e, inverse.high, V::mul(e, inverse.low)));
+      }
     }
   }
 

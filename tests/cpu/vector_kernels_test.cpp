@@ -143,6 +143,11 @@ std::string describe(const std::string& op, const std::vector<int64_t>& shape, i
 
 class VectorKernels : public ::testing::TestWithParam<Isa> {};
 
+constexpr double kUlp = 1.0 / (1 << 23);  // of 1.0f
+// The norms round about once, as the reference does in double: a couple of
+// ulps of the larger of the value and 1.
+constexpr double kNormTolerance = 3 * kUlp;
+
 INSTANTIATE_TEST_SUITE_P(Isas, VectorKernels, ::testing::ValuesIn(supportedIsas()),
                          [](const ::testing::TestParamInfo<Isa>& info) { return std::string(isaName(info.param)); });
 
@@ -212,7 +217,7 @@ TEST_P(VectorKernels, RmsNorm) {
         const std::string what = describe("rms_norm", shape, aliased);
         Outcome o = runBoth("rms_norm", a, {&x, s}, GetParam(), aliased);
         ASSERT_FALSE(o.declined) << what;
-        expectNear(o.actual[0], o.expected[0], 1e-6, 1e-6, what);
+        expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, what);
       }
   }
   // Normalising the last two dims; a scale that broadcasts over part of them
@@ -223,7 +228,7 @@ TEST_P(VectorKernels, RmsNorm) {
   const Attributes overTwo = attrs({{"axis", int64_t{-2}}});
   Outcome o = runBoth("rms_norm", overTwo, {&x, &scale}, GetParam());
   ASSERT_FALSE(o.declined);
-  expectNear(o.actual[0], o.expected[0], 1e-6, 1e-6, "rms_norm over two dims");
+  expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, "rms_norm over two dims");
   EXPECT_TRUE(runBoth("rms_norm", overTwo, {&x, &column}, GetParam()).declined);
 }
 
@@ -240,7 +245,7 @@ TEST_P(VectorKernels, LayerNorm) {
         const std::string what = describe("layer_norm", shape, aliased);
         Outcome o = runBoth("layer_norm", a, {&x, &scale, b}, GetParam(), aliased);
         ASSERT_FALSE(o.declined) << what;
-        expectNear(o.actual[0], o.expected[0], 2e-6, 2e-6, what);
+        expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, what);
       }
     // The optional mean and inv_std_dev results.
     Outcome o = runBoth("layer_norm", a, {&x, &scale, &bias}, GetParam(), kFresh, 3);
@@ -258,7 +263,7 @@ TEST_P(VectorKernels, SoftmaxOverTheLastAxis) {
       x.data<float>()[x.numElements() - 1] = 80.0f;
       Outcome o = runBoth("softmax", {}, {&x}, GetParam(), aliased);
       ASSERT_FALSE(o.declined);
-      expectNear(o.actual[0], o.expected[0], 1e-9, 1e-6, describe("softmax", shape, aliased));
+      expectNear(o.actual[0], o.expected[0], 1e-12, 4 * kUlp, describe("softmax", shape, aliased));
     }
   // A row of -inf is NaN, as the reference makes it.
   Tensor masked = Tensor::allocate(DType::F32, {2, 3});
@@ -376,7 +381,8 @@ TEST_P(VectorKernels, Gather) {
     ASSERT_FALSE(o.declined);
     expectSameBytes(o.actual[0], o.expected[0], "gather rows");
   }
-  Tensor large = randomF32({4096, 64});
+  // Enough bytes (4 MiB) to be copied by two threads.
+  Tensor large = randomF32({4096, 512});
   std::vector<int64_t> many;
   for (int i = 0; i < 2048; ++i) many.push_back((i * 37) % 4096);
   Tensor manyIds = ints(DType::I64, {2048}, many);
@@ -424,6 +430,12 @@ TEST_P(VectorKernels, Slice) {
     ASSERT_FALSE(o.declined);
     expectSameBytes(o.actual[0], o.expected[0], "slice attributes " + shapeStr(c.starts) + shapeStr(c.ends));
   }
+  // Enough bytes (over 4 MiB) to be copied by two threads.
+  Tensor large = randomF32({2048, 1100});
+  Tensor rowsAndColumns[] = {ints(DType::I64, {2}, {100, 0}), ints(DType::I64, {2}, {1900, 1000})};
+  Outcome o = runBoth("slice", {}, {&large, &rowsAndColumns[0], &rowsAndColumns[1]}, GetParam());
+  ASSERT_FALSE(o.declined);
+  expectSameBytes(o.actual[0], o.expected[0], "slice [2048, 1100] to [1800, 1000]");
   Tensor starts = ints(DType::I64, {1}, {0}), ends = ints(DType::I64, {1}, {6}), axes = ints(DType::I64, {1}, {1});
   Tensor steps = ints(DType::I64, {1}, {2});
   EXPECT_TRUE(runBoth("slice", {}, {&x, &starts, &ends, &axes, &steps}, GetParam()).declined);
@@ -448,9 +460,12 @@ TEST_P(VectorKernels, SplitAndConcat) {
     ASSERT_FALSE(joined.declined);
     expectSameBytes(joined.actual[0], joined.expected[0], "concat axis " + std::to_string(axis));
   }
-  Tensor large = randomF32({256, 704});
+  // Enough bytes (4 MiB) to be copied by two threads.
+  Tensor large = randomF32({1024, 1024});
   Outcome o = runBoth("split", attrs({{"axis", int64_t{-1}}}), {&large}, GetParam(), kFresh, 2);
-  for (size_t r = 0; r < 2; ++r) expectSameBytes(o.actual[r], o.expected[r], "split [256, 704]");
+  for (size_t r = 0; r < 2; ++r) expectSameBytes(o.actual[r], o.expected[r], "split [1024, 1024]");
+  o = runBoth("concat", attrs({{"axis", int64_t{-1}}}), {&o.expected[1], &o.expected[0]}, GetParam());
+  expectSameBytes(o.actual[0], o.expected[0], "concat [1024, 512] x 2");
 }
 
 TEST(VectorKernelTable, EveryVectorKernelIsRegisteredForItsOp) {
