@@ -73,6 +73,17 @@ struct Avx2 {
   static F select(M m, F ifSet, F ifClear) { return _mm256_blendv_ps(ifClear, ifSet, m); }
   static F keepN(F v, int64_t n) { return _mm256_and_ps(v, _mm256_castsi256_ps(first(n))); }
 
+  using D = __m256d;
+  static void widen(F v, D& low, D& high) {
+    low = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    high = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+  }
+  static F narrow(D low, D high) { return _mm256_set_m128(_mm256_cvtpd_ps(high), _mm256_cvtpd_ps(low)); }
+  static D dset1(double v) { return _mm256_set1_pd(v); }
+  static D dadd(D a, D b) { return _mm256_add_pd(a, b); }
+  static D dsub(D a, D b) { return _mm256_sub_pd(a, b); }
+  static D dmul(D a, D b) { return _mm256_mul_pd(a, b); }
+
   static float reduceMax(F v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));

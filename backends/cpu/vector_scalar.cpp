@@ -49,6 +49,14 @@ struct Scalar {
   static F select(M m, F ifSet, F ifClear) { return m ? ifSet : ifClear; }
   static F keepN(F v, int64_t n) { return n > 0 ? v : 0.0f; }
 
+  using D = double;
+  static void widen(F v, D& low, D& high) { low = high = v; }
+  static F narrow(D low, D) { return static_cast<float>(low); }
+  static D dset1(double v) { return v; }
+  static D dadd(D a, D b) { return a + b; }
+  static D dsub(D a, D b) { return a - b; }
+  static D dmul(D a, D b) { return a * b; }
+
   static float reduceMax(F v) { return v; }
   static double sumDouble(F v) { return v; }
 };

@@ -18,6 +18,9 @@
 //   lt le gt isNan -> M; select(M, ifSet, ifClear); keepN(v, n) zeroes
 //   lanes >= n
 //   reduceMax(v) -> float; sumDouble(v) -> the lanes summed in double
+//   D, a register of doubles: widen(v, low, high) splits v's lanes into two
+//   (the scalar V copies its one lane into both), narrow(low, high) rounds
+//   them back; dset1 dadd dsub dmul
 #pragma once
 
 #include <cmath>
@@ -86,7 +89,7 @@ struct Math {
   static F erfcLarge(F a) {
     const F t = V::div(constant(1.0f), a);
     const F square = V::mul(a, a);
-    const F squareLow = V::fmadd(a, a, V::neg(square));
+    const F squareLow = V::fmsub(a, a, square);
     F e = exp(V::neg(square));
     e = V::fnmadd(e, squareLow, e);  // e^-(square + low) = e^-square * (1 - low)
     const F q = horner(t, 0.5642076730728149f, -0.0006439025746658444f, -0.27248743176460266f,
@@ -202,22 +205,20 @@ struct Kernels {
     return sums;
   }
 
-  // A per-row double (mean, 1/rms) as the float nearest it plus the float
-  // nearest the rest, so products with it round about once, as the
+  // A per-row double (1/rms, 1/sum) as the float nearest it plus the float
+  // nearest the rest, so a product with it rounds about once, as the
   // reference's double arithmetic does.
-  struct Factor {
-    F high, low;
-  };
   struct Split {
-    float value;
     F high, low;
     explicit Split(double v)
-        : value(static_cast<float>(v)), high(V::set1(value)), low(V::set1(static_cast<float>(v - value))) {}
-    // this * s as high + low, the product's rounding error in low.
-    Factor times(F s) const {
+        : high(V::set1(static_cast<float>(v))), low(V::set1(static_cast<float>(v - static_cast<float>(v)))) {}
+    Split(F h, F l) : high(h), low(l) {}
+    // this * s, the product's rounding error kept in the low part.
+    Split times(F s) const {
       const F h = V::mul(s, high);
-      return {h, V::fmadd(s, low, V::fmsub(s, high, h))};
+      return Split(h, V::fmadd(s, low, V::fmsub(s, high, h)));
     }
+    F applyTo(F x) const { return V::fmadd(x, high, V::mul(x, low)); }
   };
 
   // count floats at q + j: a whole vector, or the row's tail.
@@ -229,6 +230,9 @@ struct Kernels {
     else V::storeN(q + j, v, count);
   }
 
+  // x * (1/rms) * scale with the factor's rounding compensated: as exact as
+  // the reference's double product rounded once but for about 1% of the
+  // elements, which are one ulp off.
   static void rmsNorm(const NormRows& p, int64_t begin, int64_t end) {
     const int64_t n = p.cols;
     for (int64_t r = begin; r < end; ++r) {
@@ -238,16 +242,21 @@ struct Kernels {
       const Split inverseRms(1.0 / std::sqrt(squares / static_cast<double>(n) + p.epsilon));
       for (int64_t j = 0; j < n; j += W) {
         const int64_t count = n - j < W ? n - j : W;
-        const F v = part(x, j, count);
-        if (p.scale) {
-          const Factor f = inverseRms.times(part(p.scale, j, count));
-          put(y, j, count, V::fmadd(v, f.high, V::mul(v, f.low)));
-        } else {
-          put(y, j, count, V::fmadd(v, inverseRms.high, V::mul(v, inverseRms.low)));
-        }
+        const Split factor = p.scale ? inverseRms.times(part(p.scale, j, count)) : inverseRms;
+        put(y, j, count, factor.applyTo(part(x, j, count)));
       }
     }
   }
+
+  // layer_norm's last step runs in double, in the reference's order, and
+  // rounds once: its results are the reference's but for the rare double
+  // rounding tie. (In f32, even compensated, a tenth of them were 1-2 ulps
+  // off, which the norms of a model carry to its output.)
+  using D = typename V::D;
+  struct Wide {
+    D low, high;
+    explicit Wide(F v) { V::widen(v, low, high); }
+  };
 
   static void layerNorm(const NormRows& p, int64_t begin, int64_t end) {
     const int64_t n = p.cols;
@@ -258,21 +267,25 @@ struct Kernels {
       const float guess = static_cast<float>(rowSum(x, n, 0.0f, Values{}) / static_cast<double>(n));
       const CentredSums sums = centredSums(x, n, V::set1(guess));
       const double shift = sums.values / static_cast<double>(n);
-      const Split centre(guess + shift);
+      const double mean = guess + shift;
       const double spread = sums.squares / static_cast<double>(n) - shift * shift;
       const double variance = spread > 0.0 ? spread : 0.0;  // (no std::max: no std templates under the target pragma)
-      const Split invStd(1.0 / std::sqrt(variance + p.epsilon));
+      const double invStd = 1.0 / std::sqrt(variance + p.epsilon);
+      const D meanD = V::dset1(mean), invStdD = V::dset1(invStd);
       for (int64_t j = 0; j < n; j += W) {
         const int64_t count = n - j < W ? n - j : W;
-        // x - mean: exact when x is near the mean (the low part then matters), else rounded once.
-        const F d = V::sub(V::sub(part(x, j, count), centre.high), centre.low);
-        const Factor f = invStd.times(part(p.scale, j, count));
-        // The bias joins the large part first: when they cancel, that sum is exact.
-        const F high = p.bias ? V::fmadd(d, f.high, part(p.bias, j, count)) : V::mul(d, f.high);
-        put(y, j, count, V::fmadd(d, f.low, high));
+        const Wide v(part(x, j, count)), s(part(p.scale, j, count));
+        D low = V::dmul(V::dmul(V::dsub(v.low, meanD), invStdD), s.low);
+        D high = V::dmul(V::dmul(V::dsub(v.high, meanD), invStdD), s.high);
+        if (p.bias) {
+          const Wide b(part(p.bias, j, count));
+          low = V::dadd(low, b.low);
+          high = V::dadd(high, b.high);
+        }
+        put(y, j, count, V::narrow(low, high));
       }
-      if (p.mean) p.mean[r] = centre.value;
-      if (p.invStd) p.invStd[r] = invStd.value;
+      if (p.mean) p.mean[r] = static_cast<float>(mean);
+      if (p.invStd) p.invStd[r] = static_cast<float>(invStd);
     }
   }
 
@@ -333,8 +346,7 @@ struct Kernels {
       const Split inverse(1.0 / total);
       for (j = 0; j < n; j += W) {
         const int64_t count = n - j < W ? n - j : W;
-        const F e = part(y, j, count);
-        put(y, j, count, V::fmadd(e, inverse.high, V::mul(e, inverse.low)));
+        put(y, j, count, inverse.applyTo(part(y, j, count)));
       }
     }
   }
