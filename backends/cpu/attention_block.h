@@ -35,7 +35,7 @@ struct RowState {
   const float* maskRow = nullptr;  // the mask at key 0 of this row, or null
   float* out = nullptr;
   int64_t limit = 0;  // keys [0, limit) are visible (causal), else all
-  int64_t valid = 0;  // visible keys of the current block with a nonzero weight possible
+  int64_t valid = 0;  // keys of the current block with a weight (0: the row skips it)
   float max = kBlocked, sum = 0, alpha = 1;
 };
 
