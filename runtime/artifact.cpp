@@ -247,6 +247,10 @@ struct Mapping {
 class Loader {
  public:
   explicit Loader(const std::string& path) : path_(path) {}
+  ~Loader() {
+    for (int fd : weightFileFds_)
+      if (fd >= 0) ::close(fd);
+  }
   LoadFailure failure() const { return failure_; }
   Expected<Artifact> load();
 
@@ -275,12 +279,6 @@ class Loader {
   // the descriptors stay open for the copies of unaligned weights.
   std::vector<std::optional<Mapping>> weightFileMaps_;
   std::vector<int> weightFileFds_;
-
- public:
-  ~Loader() {
-    for (int fd : weightFileFds_)
-      if (fd >= 0) ::close(fd);
-  }
 };
 
 Status Loader::mapFile() {

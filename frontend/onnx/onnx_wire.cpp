@@ -42,7 +42,8 @@ void appendVarint(std::string& out, uint64_t value) {
   out += static_cast<char>(value);
 }
 
-std::string ordinal(size_t index) { return cat("number ", index + 1); }
+// "number 3" for the third (index 2): how errors name an initializer.
+std::string numbered(size_t index) { return cat("number ", index + 1); }
 
 class WireScanner {
  public:
@@ -185,8 +186,8 @@ class WireScanner {
         if (!rewritten) {
           const ScannedInitializer& init = initializers.back();
           const size_t index = initializers.size() - 1;
-          return rewritten.withContext(init.name.empty() ? cat("the graph's initializer ", ordinal(index), ": ")
-                                                         : cat("initializer '", init.name, "' (", ordinal(index),
+          return rewritten.withContext(init.name.empty() ? cat("the graph's initializer ", numbered(index), ": ")
+                                                         : cat("initializer '", init.name, "' (", numbered(index),
                                                                " of the graph): "));
         }
         appendRewritten(out, *f, tensor);
