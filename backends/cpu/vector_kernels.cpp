@@ -24,14 +24,17 @@ using vec::VectorStream;
 using VectorKernel = std::optional<Status> (*)(const KernelContext& ctx, Isa isa);
 
 // Below this much work (elements times a per-element cost) an op runs on one
-// thread: an OpenMP fork/join costs a few microseconds, as much as a small
-// op itself (the tiny models' 16x128 activations), and far more when the
-// other thread is not running. Copies, which one core already streams near
-// the memory bandwidth, split only from 4 MiB.
-constexpr int64_t kParallelWork = int64_t{1} << 20;
+// thread. An OpenMP fork/join costs a few microseconds when the other core
+// is free, as much as a small op itself (the tiny models' 16x128
+// activations), and up to a scheduler slice (milliseconds) when it is not:
+// on this shared 2-core machine, threading the bench models' ops (at most
+// ~100 us each on one thread) made whole runs slower under load. So only
+// ops of a few hundred microseconds or more split: from about 2M elements
+// of arithmetic, 512K of exp/erf/tanh, 16 MiB of copies.
+constexpr int64_t kParallelWork = int64_t{1} << 25;
 // Per-element costs for that estimate: per 4 bytes copied, per f32 element
 // of arithmetic (norms, add), per element of an exp, erf or tanh.
-constexpr int64_t kCopyCost = 1;
+constexpr int64_t kCopyCost = 8;
 constexpr int64_t kArithmeticCost = 16;
 constexpr int64_t kTranscendentalCost = 64;
 

@@ -152,7 +152,7 @@ INSTANTIATE_TEST_SUITE_P(Isas, VectorKernels, ::testing::ValuesIn(supportedIsas(
                          [](const ::testing::TestParamInfo<Isa>& info) { return std::string(isaName(info.param)); });
 
 // Shapes with one row, widths below, at and past a vector, odd tails, and
-// enough work to be split across threads.
+// long rows.
 const std::vector<std::vector<int64_t>> kRowShapes = {
     {1, 1}, {1, 7}, {3, 16}, {5, 33}, {2, 3, 128}, {16, 128}, {4, 1000}, {1, 4097}, {64, 1031}};
 
@@ -381,17 +381,10 @@ TEST_P(VectorKernels, Gather) {
     ASSERT_FALSE(o.declined);
     expectSameBytes(o.actual[0], o.expected[0], "gather rows");
   }
-  // Enough bytes (4 MiB) to be copied by two threads.
-  Tensor large = randomF32({4096, 512});
-  std::vector<int64_t> many;
-  for (int i = 0; i < 2048; ++i) many.push_back((i * 37) % 4096);
-  Tensor manyIds = ints(DType::I64, {2048}, many);
-  Outcome o = runBoth("gather", attrs({{"axis", int64_t{0}}}), {&large, &manyIds}, GetParam());
-  expectSameBytes(o.actual[0], o.expected[0], "gather many rows");
   // Along an inner axis (bert's first token), and an index out of range.
   Tensor hidden = randomF32({2, 9, 16});
   Tensor first = ints(DType::I64, {}, {0});
-  o = runBoth("gather", attrs({{"axis", int64_t{1}}}), {&hidden, &first}, GetParam());
+  Outcome o = runBoth("gather", attrs({{"axis", int64_t{1}}}), {&hidden, &first}, GetParam());
   expectSameBytes(o.actual[0], o.expected[0], "gather axis 1");
   Tensor bad = ints(DType::I64, {2}, {1, 50});
   Tensor out = Tensor::allocate(DType::F32, {2, 24});
@@ -430,12 +423,6 @@ TEST_P(VectorKernels, Slice) {
     ASSERT_FALSE(o.declined);
     expectSameBytes(o.actual[0], o.expected[0], "slice attributes " + shapeStr(c.starts) + shapeStr(c.ends));
   }
-  // Enough bytes (over 4 MiB) to be copied by two threads.
-  Tensor large = randomF32({2048, 1100});
-  Tensor rowsAndColumns[] = {ints(DType::I64, {2}, {100, 0}), ints(DType::I64, {2}, {1900, 1000})};
-  Outcome o = runBoth("slice", {}, {&large, &rowsAndColumns[0], &rowsAndColumns[1]}, GetParam());
-  ASSERT_FALSE(o.declined);
-  expectSameBytes(o.actual[0], o.expected[0], "slice [2048, 1100] to [1800, 1000]");
   Tensor starts = ints(DType::I64, {1}, {0}), ends = ints(DType::I64, {1}, {6}), axes = ints(DType::I64, {1}, {1});
   Tensor steps = ints(DType::I64, {1}, {2});
   EXPECT_TRUE(runBoth("slice", {}, {&x, &starts, &ends, &axes, &steps}, GetParam()).declined);
@@ -460,12 +447,46 @@ TEST_P(VectorKernels, SplitAndConcat) {
     ASSERT_FALSE(joined.declined);
     expectSameBytes(joined.actual[0], joined.expected[0], "concat axis " + std::to_string(axis));
   }
-  // Enough bytes (4 MiB) to be copied by two threads.
-  Tensor large = randomF32({1024, 1024});
-  Outcome o = runBoth("split", attrs({{"axis", int64_t{-1}}}), {&large}, GetParam(), kFresh, 2);
-  for (size_t r = 0; r < 2; ++r) expectSameBytes(o.actual[r], o.expected[r], "split [1024, 1024]");
-  o = runBoth("concat", attrs({{"axis", int64_t{-1}}}), {&o.expected[1], &o.expected[0]}, GetParam());
-  expectSameBytes(o.actual[0], o.expected[0], "concat [1024, 512] x 2");
+}
+
+// Tensors large enough that each kernel splits its rows (or elements)
+// across the threads (KILN_NUM_THREADS, default 2).
+TEST_P(VectorKernels, LargeTensorsSplitAcrossThreads) {
+  const Isa isa = GetParam();
+  Tensor x = randomF32({512, 4096});
+  Tensor scale = randomF32({4096}), bias = randomF32({4096});
+  Outcome o = runBoth("rms_norm", {}, {&x, &scale}, isa, 0);
+  expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, "rms_norm [512, 4096]");
+  o = runBoth("layer_norm", {}, {&x, &scale, &bias}, isa, 0);
+  expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, "layer_norm [512, 4096]");
+  o = runBoth("add", {}, {&x, &scale}, isa, 0);
+  expectSameBytes(o.actual[0], o.expected[0], "add [512, 4096] + [4096]");
+
+  Tensor half = randomF32({128, 4096}, -8.0f, 8.0f);
+  o = runBoth("softmax", {}, {&half}, isa, 0);
+  expectNear(o.actual[0], o.expected[0], 1e-12, 4 * kUlp, "softmax [128, 4096]");
+  o = runBoth("gelu", {}, {&half}, isa, 0);
+  expectNear(o.actual[0], o.expected[0], 2e-7, 1e-6, "gelu [128, 4096]");
+  o = runBoth("swiglu", {}, {&x}, isa);
+  expectNear(o.actual[0], o.expected[0], 1e-7, 1e-6, "swiglu [512, 4096] packed");
+
+  // 16 MiB of copies.
+  Tensor table = randomF32({8192, 512});
+  std::vector<int64_t> rows;
+  for (int i = 0; i < 8192; ++i) rows.push_back((i * 37) % 8192);
+  Tensor ids = ints(DType::I64, {8192}, rows);
+  o = runBoth("gather", attrs({{"axis", int64_t{0}}}), {&table, &ids}, isa);
+  expectSameBytes(o.actual[0], o.expected[0], "gather 8192 rows of 512");
+  Tensor wide = randomF32({4200, 1100});
+  Tensor bounds[] = {ints(DType::I64, {2}, {100, 50}), ints(DType::I64, {2}, {4200, 1074})};
+  o = runBoth("slice", {}, {&wide, &bounds[0], &bounds[1]}, isa);
+  ASSERT_FALSE(o.declined);
+  expectSameBytes(o.actual[0], o.expected[0], "slice [4200, 1100] to [4100, 1024]");
+  Tensor square = randomF32({4096, 1024});
+  o = runBoth("split", attrs({{"axis", int64_t{-1}}}), {&square}, isa, kFresh, 2);
+  for (size_t r = 0; r < 2; ++r) expectSameBytes(o.actual[r], o.expected[r], "split [4096, 1024]");
+  o = runBoth("concat", attrs({{"axis", int64_t{-1}}}), {&o.expected[1], &o.expected[0]}, isa);
+  expectSameBytes(o.actual[0], o.expected[0], "concat [4096, 512] x 2");
 }
 
 TEST(VectorKernelTable, EveryVectorKernelIsRegisteredForItsOp) {
