@@ -1,7 +1,10 @@
-// f32 sgemm micro-benchmark: the llama-bench matmul shapes, timed with each
-// candidate library (oneDNN matmul with plain and pre-packed weights,
-// OpenBLAS, BLIS) at a fixed thread count. Prints a markdown table of median
-// milliseconds and GFLOP/s.
+// GEMM micro-benchmark on the llama-bench matmul shapes (prefill M = 128 and
+// a decode step M = 1): the candidate libraries (oneDNN matmul with plain and
+// pre-packed weights, OpenBLAS, BLIS) and kiln's own matmul path
+// (backends/cpu/gemm.h: packed weights, K-chunked f32 accumulation, our
+// single-row kernel at M = 1) with f32 and with bf16 weights. Candidates run
+// in alternating rounds so that a busy machine slows them alike. Prints a
+// markdown table of median milliseconds and GFLOP/s.
 //
 //   gemm_bench [--threads T] [--runs N]
 #include <blis.h>
@@ -20,24 +23,35 @@
 
 #include <dnnl.hpp>
 
+#include "backends/cpu/gemm.h"
+#include "ir/tensor.h"
+
 // OpenBLAS's own thread control (its cblas.h and BLIS's share a name).
 extern "C" void openblas_set_num_threads(int threads);
 
 namespace {
 
-double medianMs(int runs, const std::function<void()>& fn) {
-  fn();  // warm-up: first-touch, library initialisation, kernel generation
-  std::vector<double> ms;
-  for (int r = 0; r < runs; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
-  return ms[ms.size() / 2];
-}
-
 struct Shape { int64_t M, K, N; const char* what; };
+
+// Median milliseconds of each candidate over `runs` rounds; each round runs
+// every candidate once, after one warm-up call each (first touch, library
+// initialisation, kernel generation, packing).
+std::vector<double> medianMs(int runs, const std::vector<std::function<void()>>& candidates) {
+  for (const auto& run : candidates) run();
+  std::vector<std::vector<double>> ms(candidates.size());
+  for (int r = 0; r < runs; ++r)
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      const auto t0 = std::chrono::steady_clock::now();
+      candidates[c]();
+      ms[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  std::vector<double> medians;
+  for (std::vector<double>& m : ms) {
+    std::nth_element(m.begin(), m.begin() + static_cast<ptrdiff_t>(m.size() / 2), m.end());
+    medians.push_back(m[m.size() / 2]);
+  }
+  return medians;
+}
 
 }  // namespace
 
@@ -50,6 +64,7 @@ int main(int argc, char** argv) {
   omp_set_num_threads(threads);  // oneDNN (this build) and BLIS use OpenMP
   openblas_set_num_threads(threads);
   bli_thread_set_num_threads(threads);
+  ::setenv("KILN_NUM_THREADS", std::to_string(threads).c_str(), 1);  // kiln's numThreads()
 
   std::vector<Shape> shapes;
   for (int64_t M : {128, 1}) {
@@ -65,57 +80,79 @@ int main(int argc, char** argv) {
   stream strm(eng);
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  const kiln::OpDef& matmulDef = *kiln::OpRegistry::global().find("matmul");
+  const kiln::Attributes noAttributes;
 
-  std::printf("threads %d, median of %d runs, ms (GFLOP/s)\n\n", threads, runs);
-  std::printf("| M | K x N | use | oneDNN plain | oneDNN packed | OpenBLAS | BLIS |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("threads %d, median of %d alternating rounds, ms (GFLOP/s)\n\n", threads, runs);
+  std::printf("| M | K x N | use | oneDNN plain | oneDNN packed | OpenBLAS | BLIS | kiln f32 | kiln bf16 |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& s : shapes) {
-    std::vector<float> A(s.M * s.K), B(s.K * s.N), C(s.M * s.N);
-    for (float& v : A) v = dist(rng);
-    for (float& v : B) v = dist(rng);
-    const double gflop = 2.0 * s.M * s.K * s.N * 1e-9;
+    kiln::Tensor a = kiln::Tensor::allocate(kiln::DType::F32, {s.M, s.K});
+    kiln::Tensor b = kiln::Tensor::allocate(kiln::DType::F32, {s.K, s.N});
+    kiln::Tensor bBf16 = kiln::Tensor::allocate(kiln::DType::BF16, {s.K, s.N});
+    kiln::Tensor c = kiln::Tensor::allocate(kiln::DType::F32, {s.M, s.N});
+    float* A = a.data<float>();
+    float* B = b.data<float>();
+    float* C = c.data<float>();
+    for (int64_t i = 0; i < a.numElements(); ++i) A[i] = dist(rng);
+    for (int64_t i = 0; i < b.numElements(); ++i) {
+      B[i] = dist(rng);
+      bBf16.data<kiln::BFloat16>()[i] = kiln::BFloat16{kiln::floatToBFloat16(B[i])};
+    }
+    const double gflop = 2.0 * static_cast<double>(s.M * s.K * s.N) * 1e-9;
 
     memory::desc aDesc({s.M, s.K}, memory::data_type::f32, memory::format_tag::ab);
     memory::desc bPlain({s.K, s.N}, memory::data_type::f32, memory::format_tag::ab);
     memory::desc bAny({s.K, s.N}, memory::data_type::f32, memory::format_tag::any);
     memory::desc cDesc({s.M, s.N}, memory::data_type::f32, memory::format_tag::ab);
-    memory aMem(aDesc, eng, A.data()), bMem(bPlain, eng, B.data()), cMem(cDesc, eng, C.data());
-
+    memory aMem(aDesc, eng, A), bMem(bPlain, eng, B), cMem(cDesc, eng, C);
     matmul plain(matmul::primitive_desc(matmul::desc(aDesc, bPlain, cDesc), eng));
-    const double dnnlPlain = medianMs(runs, [&] {
-      plain.execute(strm, {{DNNL_ARG_SRC, aMem}, {DNNL_ARG_WEIGHTS, bMem}, {DNNL_ARG_DST, cMem}});
-      strm.wait();
-    });
-
     matmul::primitive_desc packedPd(matmul::desc(aDesc, bAny, cDesc), eng);
     memory bPacked(packedPd.weights_desc(), eng);
     reorder(bMem, bPacked).execute(strm, bMem, bPacked);  // once, as at load time
     strm.wait();
     matmul packed(packedPd);
-    const double dnnlPacked = medianMs(runs, [&] {
-      packed.execute(strm, {{DNNL_ARG_SRC, aMem}, {DNNL_ARG_WEIGHTS, bPacked}, {DNNL_ARG_DST, cMem}});
-      strm.wait();
-    });
 
-    const double openblas = medianMs(runs, [&] {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.M, s.N, s.K, 1.f, A.data(), s.K,
-                  B.data(), s.N, 0.f, C.data(), s.N);
-    });
-
-    const double blis = medianMs(runs, [&] {
-      float one = 1.f, zero = 0.f;
-      bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, s.M, s.N, s.K, &one, A.data(), s.K, 1, B.data(),
-                s.N, 1, &zero, C.data(), s.N, 1);
-    });
-
-    auto cell = [&](double ms) {
-      static char buf[64];
-      std::snprintf(buf, sizeof buf, "%.3f (%.0f)", ms, gflop / (ms * 1e-3));
-      return std::string(buf);
+    // kiln's path with b as a constant weight: packed on the warm-up call.
+    kiln::cpu::Gemm gemm;
+    auto kilnMatmul = [&](const kiln::Tensor& weight) {
+      const kiln::Tensor* inputs[] = {&a, &weight};
+      kiln::Tensor* outputs[] = {&c};
+      std::optional<kiln::Status> status =
+          gemm.runMatmul(kiln::KernelContext{matmulDef, noAttributes, inputs, outputs}, true);
+      if (!status || !status->isOk()) {
+        std::fprintf(stderr, "kiln matmul failed on %s\n", s.what);
+        std::exit(1);
+      }
     };
-    std::printf("| %lld | %lldx%lld | %s | %s | %s | %s | %s |\n", (long long)s.M, (long long)s.K,
-                (long long)s.N, s.what, cell(dnnlPlain).c_str(), cell(dnnlPacked).c_str(),
-                cell(openblas).c_str(), cell(blis).c_str());
+
+    const std::vector<double> ms = medianMs(runs, {
+        [&] {
+          plain.execute(strm, {{DNNL_ARG_SRC, aMem}, {DNNL_ARG_WEIGHTS, bMem}, {DNNL_ARG_DST, cMem}});
+          strm.wait();
+        },
+        [&] {
+          packed.execute(strm, {{DNNL_ARG_SRC, aMem}, {DNNL_ARG_WEIGHTS, bPacked}, {DNNL_ARG_DST, cMem}});
+          strm.wait();
+        },
+        [&] {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.M), static_cast<int>(s.N),
+                      static_cast<int>(s.K), 1.f, A, static_cast<int>(s.K), B, static_cast<int>(s.N), 0.f, C,
+                      static_cast<int>(s.N));
+        },
+        [&] {
+          float one = 1.f, zero = 0.f;
+          bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, s.M, s.N, s.K, &one, A, s.K, 1, B, s.N, 1, &zero, C,
+                    s.N, 1);
+        },
+        [&] { kilnMatmul(b); },
+        [&] { kilnMatmul(bBf16); },
+    });
+
+    std::printf("| %lld | %lldx%lld | %s |", static_cast<long long>(s.M), static_cast<long long>(s.K),
+                static_cast<long long>(s.N), s.what);
+    for (double m : ms) std::printf(" %.3f (%.0f) |", m, gflop / (m * 1e-3));
+    std::printf("\n");
     std::fflush(stdout);
   }
   return 0;

@@ -57,8 +57,14 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
 
 void CpuDevice::adoptConstants(std::span<const Tensor* const> weights) {
   std::lock_guard lock(constantsMutex_);
-  for (const Tensor* w : weights)
-    if (w->data()) ++constants_[w->data()];
+  for (const Tensor* w : weights) {
+    if (!w->data() || ++constants_[w->data()] > 1) continue;
+    // The loader read every page of the file (its checksum); a weight's pages
+    // come back from the page cache as kernels touch them, and a matmul
+    // weight's are released again once packed, so weights never sit in
+    // memory twice and unused ones (most embedding rows) not at all.
+    releaseCleanPages(w->data(), w->byteSize());
+  }
 }
 
 void CpuDevice::forgetConstants(std::span<const Tensor* const> weights) {

@@ -1,8 +1,8 @@
-// The CPU device: host memory; every op by its registry reference kernel
-// (OpDef::reference), and f32 matmuls by oneDNN (backends/cpu/gemm.h) when
-// KILN_GEMM=onednn. The oneDNN path is opt-in until it matches the reference
-// path's accuracy and memory (it keeps packed copies beside the mapped
-// weights): see docs/performance.md.
+// The CPU device: host memory; an op runs by its fast kernel (kernels.h)
+// where one accepts it, a matmul by oneDNN (backends/cpu/gemm.h; KILN_GEMM=
+// reference turns that off), anything else by its registry reference kernel
+// (OpDef::reference). The matmul weights of adopted constants are packed on
+// first use: see docs/performance.md.
 #pragma once
 
 #include <mutex>

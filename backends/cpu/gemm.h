@@ -1,44 +1,55 @@
-// The CPU backend's fast f32 matmul: oneDNN's matmul primitive, chosen by
-// measurement (docs/performance.md), with the op's epilogue (bias,
-// activation, residual) as oneDNN post-ops. Weights are reordered once into
-// the blocked layout oneDNN picks and cached; the registry reference kernel
-// stays the accuracy yardstick and runs whatever this path declines.
+// The CPU backend's matmul: oneDNN's matmul primitive, chosen by measurement
+// (docs/performance.md), with the op's epilogue (bias, activation, residual)
+// as oneDNN post-ops. f32 products, and f32 a times a bf16 weight (the
+// `--precision bf16` form: a rounded to bf16, f32 accumulation and result).
+//
+// Constant weights are packed once into the blocked layout oneDNN picks (one
+// layout per weight, whatever M), after which their source pages leave the
+// process's resident set (releaseCleanPages). f32 products accumulate in
+// K-chunks of kGemmChunkK, each summed into the result, which keeps the
+// rounding error at or below ONNX Runtime's (its MLAS sums K-blocks of 256 the
+// same way; oneDNN alone runs the whole K through one accumulator). A single
+// row against a packed f32 weight (decode) runs a kernel of ours on the same
+// packed layout. The registry reference kernel stays the accuracy yardstick
+// and runs whatever this path declines.
 #pragma once
 
-#include <map>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <string>
-#include <vector>
 
+#include "backends/cpu/isa.h"
 #include "ir/op_registry.h"
 
 namespace kiln::cpu {
 
-// Threads for the GEMM library: KILN_NUM_THREADS when set to a positive
-// integer, else 2.
-int gemmThreadsFromEnv();
-// Whether the CPU device runs f32 matmuls here: KILN_GEMM=onednn (the
-// default, KILN_GEMM unset or "reference", keeps the reference kernel).
+// The K-chunk of f32 products (rows of b accumulated before being summed
+// into the result).
+inline constexpr int64_t kGemmChunkK = 128;
+
+// Whether the CPU device runs matmuls here: yes unless KILN_GEMM=reference
+// (which keeps the reference kernel, for tests and debugging).
 bool onednnMatmulFromEnv();
 
 class Gemm {
  public:
-  explicit Gemm(int threads = gemmThreadsFromEnv());
+  // `isa` picks the vector code of our own kernels (the single-row product,
+  // the bf16 rounding of a); oneDNN picks its own.
+  explicit Gemm(Isa isa = activeIsa());
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  int threads() const { return threads_; }
-
   // Runs a `matmul` op (operands a, b, bias?, residual? ; transpose_a,
-  // transpose_b, activation) on f32 tensors. `bIsWeight`: b is a constant
-  // that outlives the call, so its packed copy is cached and reused by every
-  // later call (and every session sharing this object). Returns nullopt when
-  // the op is outside this path (another dtype, broadcast batch dims, a bias
-  // or residual that is not a row / full tensor); the caller then runs the
-  // reference kernel.
+  // transpose_b, activation): f32 a, b f32 or bf16, f32 result. `bIsWeight`:
+  // b is a constant whose bytes stay unchanged and alive until
+  // forgetWeight(), so it is packed once (and its clean pages released) for
+  // every later call and every session sharing this object. Threads:
+  // numThreads(), or one for a small product. Returns nullopt when the op is
+  // outside this path (another dtype, broadcast batch dims, a bias or
+  // residual that is not a row / the full result); the caller then runs the
+  // reference kernel. Safe to call from several threads at once.
   std::optional<Status> runMatmul(const KernelContext& ctx, bool bIsWeight);
 
   // Drops the packed forms of the weight at `data` (its bytes may change
@@ -50,8 +61,21 @@ class Gemm {
 
  private:
   struct State;
-  int threads_;
+  Isa isa_;
   std::unique_ptr<State> state_;
 };
+
+// Drops from this process's resident set the whole pages inside
+// [data, data + bytes) that read back unchanged once dropped: pages of a file
+// (or shared) mapping this process never wrote, per /proc/self/pagemap; they
+// reload from the page cache if touched again. Written pages of a private
+// mapping, and anonymous memory, stay. Returns the bytes released (0 where
+// /proc/self/pagemap cannot be read).
+size_t releaseCleanPages(const void* data, size_t bytes);
+
+// dst[i] = src[i] rounded to bf16 (to nearest even; NaN stays a quiet NaN),
+// with `isa`'s vector code: AVX-512 uses the CPU's vcvtne2ps2bf16 where it has
+// AVX512-BF16 (which flushes f32 denormals to zero), else the AVX2 code.
+void roundToBf16(const float* src, uint16_t* dst, int64_t n, Isa isa);
 
 }  // namespace kiln::cpu
