@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -773,9 +774,15 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
       const KvCache& cache = kvCache_[static_cast<size_t>(kvLayer)];
       cacheBinding = KvCacheBinding{cache.keys.data(), cache.values.data(), kvCapacity_, kvLength_};
     }
+    const auto kernelStart = opNanos_.empty() ? std::chrono::steady_clock::time_point{}
+                                              : std::chrono::steady_clock::now();
     Status ran = device->run(*op.def, shapes.attrs ? *shapes.attrs : op.attrs, operandTensors, resultPtrs,
                              kvLayer >= 0 ? &cacheBinding : nullptr);
     if (!ran) return ran.withContext(context());
+    if (!opNanos_.empty())
+      opNanos_[opIndex] += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now() - kernelStart)
+                               .count();
 
     for (ValueId dead : executor_.releaseAfter_[opIndex]) {
       values_[static_cast<size_t>(dead)] = Tensor{};

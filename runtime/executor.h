@@ -169,6 +169,12 @@ class Session {
   };
   const RunStats& lastRun() const { return stats_; }
 
+  // Per-op kernel time, summed over the runs and steps since profiling was
+  // turned on (`kiln bench --profile`): nanoseconds by op index. Off by
+  // default: the clock reads cost ~50 ns an op.
+  void setProfiling(bool on) { opNanos_.assign(on ? executor_.graph_.ops().size() : 0, 0); }
+  const std::vector<int64_t>& opNanoseconds() const { return opNanos_; }
+
   // One step of a decoder (docs/kv-cache.md). `inputs` are the graph inputs
   // at Executor::stepInputs(), in that order (input_ids, ...); the outputs
   // are the graph outputs at stepOutputs() (logits, ...), valid until the
@@ -235,6 +241,7 @@ class Session {
   bool lastShapesValid_ = false;
   std::vector<OpShapes> lastShapes_;
   std::vector<int8_t> opReadsValues_;
+  std::vector<int64_t> opNanos_;  // empty unless profiling
   // The KV cache of step(): one reserved block holding every layer's keys
   // and values for kvBatch_ sequences of kvCapacity_ tokens.
   int64_t kvCapacity_ = 0;
