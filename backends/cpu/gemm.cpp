@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
 #include <iterator>
@@ -32,15 +34,20 @@ using dnnl::memory;
 using Dims = memory::dims;
 
 // Below these sizes a product runs on the calling thread alone: an OpenMP
-// fork/join (a few microseconds, once per K-chunk) costs more than the other
-// cores give back (docs/performance.md). Rows: flops of one K-chunk
-// (2 batch M N rows); a single row against a weight: elements of b.
-constexpr int64_t kParallelChunkFlops = int64_t{1} << 22;
+// fork/join (a few microseconds) costs more than the other cores give back
+// (docs/performance.md). Several rows: flops (2 batch M N K); a single row
+// against a weight: elements of b.
+constexpr int64_t kParallelFlops = int64_t{1} << 20;
 constexpr int64_t kParallelRowWeights = int64_t{1} << 18;
 // b with fewer columns stays where it lies: oneDNN's layout pads N to 64.
 constexpr int64_t kMinPackedN = 16;
-// The single-row kernel's column block (oneDNN's f32 layout BA16a64b).
-constexpr int64_t kPanelWidth = 64;
+// oneDNN's packed layouts here (f32 BA16a64b, bf16 BA16a64b2a) keep b in
+// blocks of 64 columns, each block's rows contiguous: the single-row kernel
+// reads them, and a block range is a packed b of its own.
+constexpr int64_t kColumnBlock = 64;
+// Bytes of a thread's private result columns (its share of the K-chunks'
+// running sums), which should stay in its L2 cache across the chunks.
+constexpr int64_t kColumnPassBytes = int64_t{256} << 10;
 
 enum class Activation : uint8_t { None, Relu, Gelu, GeluTanh, Silu, Tanh };
 
@@ -136,32 +143,33 @@ struct PlanKeyHash {
 int threadsFor(const PlanKey& p) {
   // One row against a weight: bound by reading the weight (our kernel for f32).
   if (p.weight && p.M == 1) return p.K * p.N < kParallelRowWeights ? 1 : numThreads();
-  const KChunks chunks(p.K, p.bf16);
-  return 2 * p.batch * p.M * p.N * chunks.size < kParallelChunkFlops ? 1 : numThreads();
+  return 2 * p.batch * p.M * p.N * p.K < kParallelFlops ? 1 : numThreads();
 }
 
 // The dtype oneDNN reads both factors in (a is rounded to bf16 for a bf16 b).
 memory::data_type factorType(const PlanKey& p) {
   return p.bf16 ? memory::data_type::bf16 : memory::data_type::f32;
 }
+size_t factorSize(const PlanKey& p) { return p.bf16 ? 2 : 4; }
 
-// a's K-chunk of `rows` columns: a itself (or its bf16 copy) when K is one
-// chunk, else a dense copy (oneDNN's fast kernels want a dense a).
-memory::desc aChunkDesc(const PlanKey& p, const KChunks& chunks, int64_t rows) {
+// a's K-chunk of `rows` columns: a itself (or its bf16 copy) when it is one
+// chunk read in place, else a dense copy (oneDNN's fast kernels want it so).
+memory::desc aChunkDesc(const PlanKey& p, bool copied, int64_t rows) {
   const memory::data_type t = factorType(p);
-  if (chunks.count > 1)
+  if (copied)
     return p.batch == 1 ? memory::desc({p.M, rows}, t, memory::format_tag::ab)
                         : memory::desc({p.batch, p.M, rows}, t, memory::format_tag::abc);
   if (p.batch == 1) return memory::desc({p.M, rows}, t, p.transA ? Dims{1, p.M} : Dims{p.K, 1});
   return memory::desc({p.batch, p.M, rows}, t, p.transA ? Dims{p.M * p.K, 1, p.M} : Dims{p.M * p.K, p.K, 1});
 }
 
-// Copies f32 a into its chunks, one after another, each [batch][M][rows]
-// row-major (a transposed is read transposed); rows of a split across
-// `threads`.
-void copyChunksOfA(const PlanKey& p, const KChunks& chunks, const float* a, float* dst, int threads) {
+// Copies rows [first, last) of f32 a (of its batch x M rows) into its
+// chunks, which lie one after another, each [batch][M][chunk width]
+// row-major (a transposed is read transposed).
+void copyChunksOfA(const PlanKey& p, const KChunks& chunks, const float* a, float* dst, int64_t first,
+                   int64_t last) {
   const int64_t rowsOfA = p.batch * p.M;
-  auto copyRow = [&](int64_t r) {
+  for (int64_t r = first; r < last; ++r) {
     const int64_t b = r / p.M, m = r % p.M;
     const float* src = a + b * p.M * p.K;
     for (int64_t i = 0; i < chunks.count; ++i) {
@@ -173,13 +181,7 @@ void copyChunksOfA(const PlanKey& p, const KChunks& chunks, const float* a, floa
         for (int64_t k = 0; k < width; ++k) to[k] = src[(k0 + k) * p.M + m];
       }
     }
-  };
-  if (threads == 1) {
-    for (int64_t r = 0; r < rowsOfA; ++r) copyRow(r);
-    return;
   }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < rowsOfA; ++r) copyRow(r);
 }
 
 // b's K-chunk in place.
@@ -206,180 +208,248 @@ struct Panel {
   int64_t k0 = 0, rows = 0, paddedRows = 0;
 };
 
-// Whether oneDNN's layout for a chunk of `rows` rows is BA16a64b f32:
-// [N/64][rows/16][16][64], so each 64-column block is a row-major panel.
-bool isPanelLayout(const memory::desc& md) {
+// Whether a packed chunk is in 64-column blocks, each block's (padded) rows
+// contiguous: BA16a64b for f32, BA16a64b2a for bf16.
+bool isColumnBlocked(const memory::desc& md) {
   const dnnl_memory_desc_t& d = md.data;
-  if (d.data_type != dnnl_f32 || d.format_kind != dnnl_blocked || d.ndims != 2 || d.offset0 != 0) return false;
+  if (d.format_kind != dnnl_blocked || d.ndims != 2 || d.offset0 != 0) return false;
   const dnnl_blocking_desc_t& blocking = d.format_desc.blocking;
-  return blocking.inner_nblks == 2 && blocking.inner_blks[0] == 16 && blocking.inner_idxs[0] == 0 &&
-         blocking.inner_blks[1] == kPanelWidth && blocking.inner_idxs[1] == 1 && blocking.strides[0] == 16 * kPanelWidth &&
-         blocking.strides[1] == d.padded_dims[0] * kPanelWidth && d.padded_dims[1] % kPanelWidth == 0;
+  const bool f32 = d.data_type == dnnl_f32 && blocking.inner_nblks == 2;
+  const bool bf16 = d.data_type == dnnl_bf16 && blocking.inner_nblks == 3 && blocking.inner_blks[2] == 2 &&
+                    blocking.inner_idxs[2] == 0;
+  return (f32 || bf16) && blocking.inner_blks[0] == 16 && blocking.inner_idxs[0] == 0 &&
+         blocking.inner_blks[1] == kColumnBlock && blocking.inner_idxs[1] == 1 &&
+         blocking.strides[0] == 16 * kColumnBlock && blocking.strides[1] == d.padded_dims[0] * kColumnBlock &&
+         d.padded_dims[1] % kColumnBlock == 0;
+}
+
+// The packed layout of `columns` columns of a chunk of `rows` rows.
+memory::desc columnBlockedDesc(const PlanKey& p, int64_t rows, int64_t columns) {
+  return memory::desc({rows, columns}, factorType(p),
+                      p.bf16 ? memory::format_tag::BA16a64b2a : memory::format_tag::BA16a64b);
 }
 
 // A constant b reordered into oneDNN's layout, one memory per K-chunk.
 struct PackedWeight {
   Tensor source;  // holds the weight's storage, so its address stays this weight's
   std::vector<memory> chunks;
-  std::vector<Panel> panels;  // the chunks for the single-row kernel; empty when not BA16a64b f32
+  std::vector<int64_t> paddedRows;  // per chunk
+  bool columnBlocked = false;       // every chunk isColumnBlocked
+  std::vector<Panel> panels;        // f32 column-blocked chunks, for the single-row kernel
 };
 
+// The primitives (one per K-chunk) of a product over `width` columns.
+struct ColumnPass {
+  int64_t width = 0;
+  std::vector<dnnl::matmul> primitives;
+  std::vector<memory::desc> bDescs;  // per K-chunk: the pass's blocks of b
+  memory::desc cDesc, biasDesc;
+};
+
+// How a product runs:
+// - the single-row kernel (one row against packed f32 columns);
+// - column passes: each thread computes its own share of the 64-column
+//   blocks, in passes narrow enough that the pass's running sums (a private
+//   [M, width] buffer) stay in its cache across the K-chunks; single-threaded
+//   primitives, one OpenMP region a product whatever the chunks (a busy
+//   machine makes each region's join wait for a descheduled thread);
+// - whole: one primitive per K-chunk over the whole result, on oneDNN's
+//   threads (b not packed or not column-blocked, batches, bf16 a transposed).
 struct Plan {
   PlanKey key;
   KChunks chunks;
   std::shared_ptr<const PackedWeight> weight;  // null: b is read where it lies
-  bool rowKernel = false;                      // one row against packed f32 panels: our kernel
-  // The residual is added by the last chunk (a binary post-op), after the
-  // activation and after the chunks' sum, so that sum runs at the product's
-  // magnitude, not the residual's; a lone chunk with no activation instead
-  // starts from the residual (a sum post-op, no copy when it is in place).
+  bool rowKernel = false;
+  bool copyA = false;  // a is cut into dense chunks first (f32: several chunks, or a transposed)
+  // Whole: the residual is added by the last chunk (a binary post-op), after
+  // the activation and the chunks' sum, so that sum runs at the product's
+  // magnitude, not the residual's; a lone chunk with no activation starts
+  // from the residual instead (a sum post-op, no copy when it is in place).
+  // Column passes add it when they copy their sums out.
   bool residualBinary = false;
-  std::vector<dnnl::matmul> primitives;  // one per K-chunk
-  std::vector<memory::desc> aDescs, bDescs;
+  std::vector<dnnl::matmul> whole;             // one per K-chunk
+  std::vector<memory::desc> aDescs, bDescs;    // per K-chunk (column passes: aDescs only)
+  memory::desc cDesc, biasDesc;                // whole
+  size_t scratchpadBytes = 0;                  // the most any of its primitives wants
+  std::vector<int64_t> threadColumns;          // column passes: thread t's columns [t], [t + 1]
+  int64_t passWidth = 0;
+  std::vector<ColumnPass> passes;              // by width
 };
 
-// ---- The single-row kernel: acc[0, 64) = a @ b's 64-column block `block`,
-// ---- each K-chunk summed in two accumulators (even and odd rows), then
-// ---- added to the total: oneDNN's chunked order, and no longer chains.
+// Per-thread buffers that grow to the largest request and stay.
+struct Scratch {
+  std::vector<float> aChunks;    // f32 a cut into dense K-chunks
+  std::vector<uint16_t> aBf16;   // a rounded to bf16
+  std::vector<float> residual;   // a residual that the result overwrites before it is added
+  std::vector<float> columns;    // a column pass's running sums
+  std::vector<float> rowSums;    // the single-row kernel's column sums
+  // oneDNN's scratchpad for the primitive being run, 64-byte aligned.
+  std::unique_ptr<uint8_t[], decltype(&std::free)> scratchpad{nullptr, &std::free};
+  size_t scratchpadBytes = 0;
 
-void rowBlockScalar(const float* a, const Panel* panels, size_t count, int64_t block, float* acc) {
-  float total[kPanelWidth] = {};
-  for (size_t c = 0; c < count; ++c) {
-    const Panel& p = panels[c];
-    const float* w = p.data + block * p.paddedRows * kPanelWidth;
-    const float* x = a + p.k0;
-    float even[kPanelWidth] = {}, odd[kPanelWidth] = {};
-    int64_t k = 0;
-    for (; k + 2 <= p.rows; k += 2)
-      for (int64_t j = 0; j < kPanelWidth; ++j) {
-        even[j] += x[k] * w[k * kPanelWidth + j];
-        odd[j] += x[k + 1] * w[(k + 1) * kPanelWidth + j];
-      }
-    if (k < p.rows)
-      for (int64_t j = 0; j < kPanelWidth; ++j) even[j] += x[k] * w[k * kPanelWidth + j];
-    for (int64_t j = 0; j < kPanelWidth; ++j) total[j] += even[j] + odd[j];
+  uint8_t* scratchpadOf(size_t bytes) {
+    if (bytes > scratchpadBytes) {
+      scratchpadBytes = (bytes + 63) / 64 * 64;
+      scratchpad.reset(static_cast<uint8_t*>(std::aligned_alloc(64, scratchpadBytes)));
+    }
+    return scratchpad.get();
   }
-  std::copy_n(total, kPanelWidth, acc);
+};
+
+template <class T>
+T* grown(std::vector<T>& buffer, int64_t n) {
+  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
 }
 
-__attribute__((target("avx2,fma"))) void rowBlockAvx2(const float* a, const Panel* panels, size_t count,
-                                                      int64_t block, float* acc) {
-  // Two passes of 32 columns: 4 accumulators per parity and 4 totals fit the 16 registers.
-  for (int64_t half = 0; half < kPanelWidth; half += 32) {
-    __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
-    for (size_t c = 0; c < count; ++c) {
-      const Panel& p = panels[c];
-      const float* w = p.data + block * p.paddedRows * kPanelWidth + half;
-      const float* x = a + p.k0;
-      __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+Scratch& threadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// ---- The single-row kernel: sums[j] = a @ b's column j for the 64-column
+// ---- blocks [first, last), chunk after chunk (so each thread streams its
+// ---- contiguous share of every chunk), each block's chunk summed in two
+// ---- accumulators (even and odd rows) and then added to its sum: oneDNN's
+// ---- chunked order, with chains half as long.
+
+void rowBlocksScalar(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
+  std::fill(sums, sums + (last - first) * kColumnBlock, 0.f);
+  for (size_t c = 0; c < count; ++c) {
+    const Panel& p = panels[c];
+    const float* x = a + p.k0;
+    for (int64_t block = first; block < last; ++block) {
+      const float* w = p.data + block * p.paddedRows * kColumnBlock;
+      float even[kColumnBlock] = {}, odd[kColumnBlock] = {};
+      int64_t k = 0;
+      for (; k + 2 <= p.rows; k += 2)
+        for (int64_t j = 0; j < kColumnBlock; ++j) {
+          even[j] += x[k] * w[k * kColumnBlock + j];
+          odd[j] += x[k + 1] * w[(k + 1) * kColumnBlock + j];
+        }
+      if (k < p.rows)
+        for (int64_t j = 0; j < kColumnBlock; ++j) even[j] += x[k] * w[k * kColumnBlock + j];
+      float* sum = sums + (block - first) * kColumnBlock;
+      for (int64_t j = 0; j < kColumnBlock; ++j) sum[j] += even[j] + odd[j];
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void rowBlocksAvx2(const float* a, const Panel* panels, size_t count,
+                                                       int64_t first, int64_t last, float* sums) {
+  std::fill(sums, sums + (last - first) * kColumnBlock, 0.f);
+  for (size_t c = 0; c < count; ++c) {
+    const Panel& p = panels[c];
+    const float* x = a + p.k0;
+    for (int64_t block = first; block < last; ++block) {
+      // Two passes of 32 columns: 4 accumulators per parity fit the 16 registers.
+      for (int64_t half = 0; half < kColumnBlock; half += 32) {
+        const float* w = p.data + block * p.paddedRows * kColumnBlock + half;
+        __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        int64_t k = 0;
+        for (; k + 2 <= p.rows; k += 2) {
+          const float* r = w + k * kColumnBlock;
+          const __m256 xe = _mm256_set1_ps(x[k]), xo = _mm256_set1_ps(x[k + 1]);
+          e0 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r), e0);
+          e1 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 8), e1);
+          e2 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 16), e2);
+          e3 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 24), e3);
+          o0 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock), o0);
+          o1 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock + 8), o1);
+          o2 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock + 16), o2);
+          o3 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock + 24), o3);
+        }
+        if (k < p.rows) {
+          const float* r = w + k * kColumnBlock;
+          const __m256 xe = _mm256_set1_ps(x[k]);
+          e0 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r), e0);
+          e1 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 8), e1);
+          e2 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 16), e2);
+          e3 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 24), e3);
+        }
+        float* sum = sums + (block - first) * kColumnBlock + half;
+        _mm256_storeu_ps(sum, _mm256_add_ps(_mm256_loadu_ps(sum), _mm256_add_ps(e0, o0)));
+        _mm256_storeu_ps(sum + 8, _mm256_add_ps(_mm256_loadu_ps(sum + 8), _mm256_add_ps(e1, o1)));
+        _mm256_storeu_ps(sum + 16, _mm256_add_ps(_mm256_loadu_ps(sum + 16), _mm256_add_ps(e2, o2)));
+        _mm256_storeu_ps(sum + 24, _mm256_add_ps(_mm256_loadu_ps(sum + 24), _mm256_add_ps(e3, o3)));
+      }
+    }
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) void rowBlocksAvx512(
+    const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
+  std::fill(sums, sums + (last - first) * kColumnBlock, 0.f);
+  for (size_t c = 0; c < count; ++c) {
+    const Panel& p = panels[c];
+    const float* x = a + p.k0;
+    for (int64_t block = first; block < last; ++block) {
+      const float* w = p.data + block * p.paddedRows * kColumnBlock;
+      __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
       int64_t k = 0;
       for (; k + 2 <= p.rows; k += 2) {
-        const float* r = w + k * kPanelWidth;
-        const __m256 xe = _mm256_set1_ps(x[k]), xo = _mm256_set1_ps(x[k + 1]);
-        e0 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r), e0);
-        e1 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 8), e1);
-        e2 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 16), e2);
-        e3 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 24), e3);
-        o0 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kPanelWidth), o0);
-        o1 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kPanelWidth + 8), o1);
-        o2 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kPanelWidth + 16), o2);
-        o3 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kPanelWidth + 24), o3);
+        const float* r = w + k * kColumnBlock;
+        const __m512 xe = _mm512_set1_ps(x[k]), xo = _mm512_set1_ps(x[k + 1]);
+        e0 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r), e0);
+        e1 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 16), e1);
+        e2 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 32), e2);
+        e3 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 48), e3);
+        o0 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock), o0);
+        o1 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock + 16), o1);
+        o2 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock + 32), o2);
+        o3 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock + 48), o3);
       }
       if (k < p.rows) {
-        const float* r = w + k * kPanelWidth;
-        const __m256 xe = _mm256_set1_ps(x[k]);
-        e0 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r), e0);
-        e1 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 8), e1);
-        e2 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 16), e2);
-        e3 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 24), e3);
+        const float* r = w + k * kColumnBlock;
+        const __m512 xe = _mm512_set1_ps(x[k]);
+        e0 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r), e0);
+        e1 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 16), e1);
+        e2 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 32), e2);
+        e3 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 48), e3);
       }
-      t0 = _mm256_add_ps(t0, _mm256_add_ps(e0, o0));
-      t1 = _mm256_add_ps(t1, _mm256_add_ps(e1, o1));
-      t2 = _mm256_add_ps(t2, _mm256_add_ps(e2, o2));
-      t3 = _mm256_add_ps(t3, _mm256_add_ps(e3, o3));
+      float* sum = sums + (block - first) * kColumnBlock;
+      _mm512_storeu_ps(sum, _mm512_add_ps(_mm512_loadu_ps(sum), _mm512_add_ps(e0, o0)));
+      _mm512_storeu_ps(sum + 16, _mm512_add_ps(_mm512_loadu_ps(sum + 16), _mm512_add_ps(e1, o1)));
+      _mm512_storeu_ps(sum + 32, _mm512_add_ps(_mm512_loadu_ps(sum + 32), _mm512_add_ps(e2, o2)));
+      _mm512_storeu_ps(sum + 48, _mm512_add_ps(_mm512_loadu_ps(sum + 48), _mm512_add_ps(e3, o3)));
     }
-    _mm256_storeu_ps(acc + half, t0);
-    _mm256_storeu_ps(acc + half + 8, t1);
-    _mm256_storeu_ps(acc + half + 16, t2);
-    _mm256_storeu_ps(acc + half + 24, t3);
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) void rowBlockAvx512(
-    const float* a, const Panel* panels, size_t count, int64_t block, float* acc) {
-  __m512 t0 = _mm512_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
-  for (size_t c = 0; c < count; ++c) {
-    const Panel& p = panels[c];
-    const float* w = p.data + block * p.paddedRows * kPanelWidth;
-    const float* x = a + p.k0;
-    __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
-    int64_t k = 0;
-    for (; k + 2 <= p.rows; k += 2) {
-      const float* r = w + k * kPanelWidth;
-      const __m512 xe = _mm512_set1_ps(x[k]), xo = _mm512_set1_ps(x[k + 1]);
-      e0 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r), e0);
-      e1 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 16), e1);
-      e2 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 32), e2);
-      e3 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 48), e3);
-      o0 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kPanelWidth), o0);
-      o1 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kPanelWidth + 16), o1);
-      o2 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kPanelWidth + 32), o2);
-      o3 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kPanelWidth + 48), o3);
-    }
-    if (k < p.rows) {
-      const float* r = w + k * kPanelWidth;
-      const __m512 xe = _mm512_set1_ps(x[k]);
-      e0 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r), e0);
-      e1 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 16), e1);
-      e2 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 32), e2);
-      e3 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 48), e3);
-    }
-    t0 = _mm512_add_ps(t0, _mm512_add_ps(e0, o0));
-    t1 = _mm512_add_ps(t1, _mm512_add_ps(e1, o1));
-    t2 = _mm512_add_ps(t2, _mm512_add_ps(e2, o2));
-    t3 = _mm512_add_ps(t3, _mm512_add_ps(e3, o3));
-  }
-  _mm512_storeu_ps(acc, t0);
-  _mm512_storeu_ps(acc + 16, t1);
-  _mm512_storeu_ps(acc + 32, t2);
-  _mm512_storeu_ps(acc + 48, t3);
-}
+using RowBlocksFn = void (*)(const float*, const Panel*, size_t, int64_t, int64_t, float*);
 
-using RowBlockFn = void (*)(const float*, const Panel*, size_t, int64_t, float*);
-
-RowBlockFn rowBlockFor(Isa isa) {
+RowBlocksFn rowBlocksFor(Isa isa) {
   switch (isa) {
-    case Isa::Avx512: return rowBlockAvx512;
-    case Isa::Avx2: return rowBlockAvx2;
+    case Isa::Avx512: return rowBlocksAvx512;
+    case Isa::Avx2: return rowBlocksAvx2;
     case Isa::Scalar: break;
   }
-  return rowBlockScalar;
+  return rowBlocksScalar;
 }
 
 // out = act(a @ b + bias) + residual for one row of a; residual may be out.
-void runRow(const Plan& plan, RowBlockFn rowBlock, const float* a, const float* bias, const float* residual,
-            float* out) {
-  const int64_t N = plan.key.N, blocks = (N + kPanelWidth - 1) / kPanelWidth;
-  const std::vector<Panel>& panels = plan.weight->panels;
-  const Activation activation = plan.key.activation;
-  auto runBlock = [&](int64_t block) {
-    alignas(64) float acc[kPanelWidth];
-    rowBlock(a, panels.data(), panels.size(), block, acc);
-    const int64_t n0 = block * kPanelWidth, width = std::min(kPanelWidth, N - n0);
-    for (int64_t j = 0; j < width; ++j) {
-      double v = acc[j];
-      if (bias) v += bias[n0 + j];
-      v = activate(activation, v);
-      if (residual) v += residual[n0 + j];
-      out[n0 + j] = static_cast<float>(v);
+// Each thread takes a contiguous range of column blocks.
+void runRow(const PlanKey& key, const std::vector<Panel>& panels, RowBlocksFn rowBlocks, const float* a,
+            const float* bias, const float* residual, float* out) {
+  const int64_t N = key.N, blocks = (N + kColumnBlock - 1) / kColumnBlock;
+  auto runBlocks = [&](int64_t first, int64_t last) {
+    std::vector<float>& sums = threadScratch().rowSums;
+    rowBlocks(a, panels.data(), panels.size(), first, last, grown(sums, (last - first) * kColumnBlock));
+    const int64_t n0 = first * kColumnBlock, n1 = std::min(N, last * kColumnBlock);
+    for (int64_t n = n0; n < n1; ++n) {
+      double v = sums[static_cast<size_t>(n - n0)];
+      if (bias) v += bias[n];
+      v = activate(key.activation, v);
+      if (residual) v += residual[n];
+      out[n] = static_cast<float>(v);
     }
   };
-  if (plan.key.threads == 1) {
-    for (int64_t block = 0; block < blocks; ++block) runBlock(block);
-    return;
+  if (key.threads == 1) return runBlocks(0, blocks);
+#pragma omp parallel num_threads(key.threads)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    runBlocks(blocks * t / n, blocks * (t + 1) / n);
   }
-#pragma omp parallel for num_threads(plan.key.threads) schedule(static)
-  for (int64_t block = 0; block < blocks; ++block) runBlock(block);
 }
 
 // ---- bf16 rounding of a.
@@ -433,26 +503,152 @@ bool cpuHasAvx512Bf16() {
   return has;
 }
 
-// Per-thread buffers that grow to the largest request and stay.
-struct Scratch {
-  std::vector<float> aChunks;    // f32 a cut into dense K-chunks
-  std::vector<uint16_t> aBf16;   // a rounded to bf16
-  std::vector<float> residual;   // a residual that the result overwrites before it is added
+// A memory object over `data`, through the C API: no exception escapes an
+// OpenMP region.
+dnnl_status_t makeMemory(const memory::desc& md, const void* data, memory& made) {
+  dnnl_memory_t handle = nullptr;
+  const dnnl_status_t status = dnnl_memory_create(&handle, &md.data, cpuEngine().get(), const_cast<void*>(data));
+  if (status == dnnl_success) made.reset(handle);
+  return status;
+}
+
+// This thread's scratchpad for the plan's primitives (none when they want none).
+dnnl_status_t makeScratchpad(const Plan& plan, memory& made) {
+  if (plan.scratchpadBytes == 0) return dnnl_success;
+  const memory::desc md({static_cast<int64_t>(plan.scratchpadBytes)}, memory::data_type::u8, memory::format_tag::x);
+  return makeMemory(md, threadScratch().scratchpadOf(plan.scratchpadBytes), made);
+}
+
+// The tensors of one call.
+struct Operands {
+  const float* a;
+  const void* b;
+  const float* bias;      // null when absent
+  const float* residual;  // null when absent
+  float* out;
 };
 
-template <class T>
-T* grown(std::vector<T>& buffer, int64_t n) {
-  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
+// The primitive of K-chunk `i` with its epilogue: the bias and activation on
+// the last chunk, the earlier chunks' sum (a sum post-op) on all but the
+// first; the residual (whole products only) as Plan::residualBinary says.
+dnnl::matmul::primitive_desc chunkPrimitive(const Plan& plan, int64_t i, const memory::desc& aMd,
+                                            const memory::desc& bMd, const memory::desc& cMd,
+                                            const memory::desc& biasMd, bool residualHere) {
+  const PlanKey& key = plan.key;
+  const bool last = i + 1 == plan.chunks.count;
+  dnnl::post_ops ops;
+  if (i > 0 || (residualHere && !plan.residualBinary)) ops.append_sum(1.f);
+  if (last && key.activation != Activation::None)
+    ops.append_eltwise(1.f, eltwiseFor(key.activation), key.activation == Activation::Silu ? 1.f : 0.f, 0.f);
+  if (last && residualHere && plan.residualBinary) ops.append_binary(dnnl::algorithm::binary_add, cMd);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  // A primitive runs on several threads at once (sessions, column passes of
+  // one width): each brings its own scratchpad.
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  // The bias joins the last chunk's product, before the earlier chunks' sum.
+  const dnnl::matmul::desc desc =
+      key.bias && last ? dnnl::matmul::desc(aMd, bMd, biasMd, cMd) : dnnl::matmul::desc(aMd, bMd, cMd);
+  return dnnl::matmul::primitive_desc(desc, attr, cpuEngine());
 }
 
-Scratch& threadScratch() {
-  thread_local Scratch scratch;
-  return scratch;
+// Runs a whole product on the calling thread and oneDNN's.
+dnnl_status_t runWhole(const Plan& plan, const Operands& operands, const void* aData) {
+  const PlanKey& key = plan.key;
+  const int64_t outElements = key.batch * key.M * key.N;
+  const float* residual = operands.residual;
+  if (residual && !plan.residualBinary && residual != operands.out) {
+    std::copy_n(residual, outElements, operands.out);
+  } else if (residual && plan.residualBinary && residual == operands.out) {
+    // Chunk 0 writes the result before the last chunk reads the residual.
+    float* copy = grown(threadScratch().residual, outElements);
+    std::copy_n(residual, outElements, copy);
+    residual = copy;
+  }
+  dnnl::stream& stream = threadStream();
+  memory cMem, biasMem, residualMem, scratchpad;
+  dnnl_status_t status = makeMemory(plan.cDesc, operands.out, cMem);
+  if (status == dnnl_success) status = makeScratchpad(plan, scratchpad);
+  if (status == dnnl_success && operands.bias) status = makeMemory(plan.biasDesc, operands.bias, biasMem);
+  if (status == dnnl_success && plan.residualBinary) status = makeMemory(plan.cDesc, residual, residualMem);
+  // The binary post-op follows the sum (chunks after the first) and the eltwise.
+  const int binaryIndex = (plan.chunks.count > 1 ? 1 : 0) + (key.activation != Activation::None ? 1 : 0);
+  for (int64_t i = 0; i < plan.chunks.count && status == dnnl_success; ++i) {
+    const size_t c = static_cast<size_t>(i);
+    const int64_t k0 = plan.chunks.begin(i);
+    const bool last = i + 1 == plan.chunks.count;
+    // Chunk copies lie one after another; a lone chunk read in place is a (or its bf16 copy).
+    memory aMem, bMem;
+    status = makeMemory(plan.aDescs[c], static_cast<const uint8_t*>(aData) + k0 * key.batch * key.M * factorSize(key),
+                        aMem);
+    if (status != dnnl_success) break;
+    if (plan.weight) {
+      bMem = plan.weight->chunks[c];
+    } else {
+      status = makeMemory(plan.bDescs[c], static_cast<const uint8_t*>(operands.b) + bChunkOffset(key, k0) * factorSize(key),
+                          bMem);
+      if (status != dnnl_success) break;
+    }
+    dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, aMem.get()}, {DNNL_ARG_WEIGHTS, bMem.get()}, {DNNL_ARG_DST, cMem.get()}};
+    int count = 3;
+    if (scratchpad) args[count++] = {DNNL_ARG_SCRATCHPAD, scratchpad.get()};
+    if (operands.bias && last) args[count++] = {DNNL_ARG_BIAS, biasMem.get()};
+    if (plan.residualBinary && last)
+      args[count++] = {DNNL_ARG_ATTR_MULTIPLE_POST_OP(binaryIndex) | DNNL_ARG_SRC_1, residualMem.get()};
+    status = dnnl_primitive_execute(plan.whole[c].get(), stream.get(), count, args);
+  }
+  return status == dnnl_success ? dnnl_stream_wait(stream.get()) : status;
 }
 
-dnnl::memory makeMemory(const memory::desc& md, const void* data) {
-  return memory(md, cpuEngine(), const_cast<void*>(data));
+// One column pass on the calling thread: columns [c0, c0 + width) of every
+// K-chunk into the thread's running sums, then out = sums + residual.
+dnnl_status_t runColumnPass(const Plan& plan, const ColumnPass& pass, int64_t c0, const Operands& operands,
+                            const void* aData) {
+  const PlanKey& key = plan.key;
+  const int64_t M = key.M, width = pass.width;
+  float* sums = grown(threadScratch().columns, M * width);
+  dnnl::stream& stream = threadStream();
+  memory cMem, biasMem, scratchpad;
+  dnnl_status_t status = makeMemory(pass.cDesc, sums, cMem);
+  if (status == dnnl_success) status = makeScratchpad(plan, scratchpad);
+  if (status == dnnl_success && operands.bias) status = makeMemory(pass.biasDesc, operands.bias + c0, biasMem);
+  for (int64_t i = 0; i < plan.chunks.count && status == dnnl_success; ++i) {
+    const size_t c = static_cast<size_t>(i);
+    const int64_t k0 = plan.chunks.begin(i);
+    memory aMem, bMem;
+    status = makeMemory(plan.aDescs[c], static_cast<const uint8_t*>(aData) + k0 * M * factorSize(key), aMem);
+    // The pass's blocks of a column-blocked chunk are a packed b of their own.
+    if (status == dnnl_success)
+      status = makeMemory(pass.bDescs[c],
+                          static_cast<const uint8_t*>(plan.weight->chunks[c].get_data_handle()) +
+                              c0 * plan.weight->paddedRows[c] * factorSize(key),
+                          bMem);
+    if (status != dnnl_success) break;
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, aMem.get()}, {DNNL_ARG_WEIGHTS, bMem.get()}, {DNNL_ARG_DST, cMem.get()}};
+    int count = 3;
+    if (scratchpad) args[count++] = {DNNL_ARG_SCRATCHPAD, scratchpad.get()};
+    if (operands.bias && i + 1 == plan.chunks.count) args[count++] = {DNNL_ARG_BIAS, biasMem.get()};
+    status = dnnl_primitive_execute(pass.primitives[c].get(), stream.get(), count, args);
+  }
+  if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
+  if (status != dnnl_success) return status;
+  for (int64_t m = 0; m < M; ++m) {
+    float* to = operands.out + m * key.N + c0;
+    const float* from = sums + m * width;
+    if (operands.residual) {
+      const float* residual = operands.residual + m * key.N + c0;  // may be `to`: read before written
+      for (int64_t j = 0; j < width; ++j) to[j] = from[j] + residual[j];
+    } else {
+      std::copy_n(from, width, to);
+    }
+  }
+  return dnnl_success;
+}
+
+// The column passes of a thread's range [first, last), each at most `width` wide.
+template <class F>
+void forEachPass(int64_t first, int64_t last, int64_t width, F&& pass) {
+  for (int64_t c0 = first; c0 < last; c0 += width) pass(c0, std::min(width, last - c0));
 }
 
 }  // namespace
@@ -466,49 +662,32 @@ struct Gemm::State {
   std::map<std::tuple<const void*, int64_t, int64_t, bool>, std::shared_ptr<const PackedWeight>> weights;
 
   std::shared_ptr<const Plan> build(const PlanKey& key, const Tensor& b);
-  std::shared_ptr<const PackedWeight> pack(const PlanKey& key, const Tensor& b, const KChunks& chunks,
-                                           std::vector<dnnl::matmul::primitive_desc>& pds);
+  std::shared_ptr<const PackedWeight> pack(const PlanKey& key, const Tensor& b, const KChunks& chunks);
 };
 
-namespace {
-
-dnnl::matmul::primitive_desc chunkPrimitive(const Plan& plan, int64_t i, const memory::desc& bMd) {
-  const PlanKey& key = plan.key;
-  const bool last = i + 1 == plan.chunks.count;
-  dnnl::post_ops ops;
-  // The result holds the chunks summed so far (or, for a lone chunk, the residual).
-  if (i > 0 || (key.residual && !plan.residualBinary)) ops.append_sum(1.f);
-  if (last && key.activation != Activation::None)
-    ops.append_eltwise(1.f, eltwiseFor(key.activation), key.activation == Activation::Silu ? 1.f : 0.f, 0.f);
-  if (last && plan.residualBinary) ops.append_binary(dnnl::algorithm::binary_add, cDesc(key));
-  dnnl::primitive_attr attr;
-  attr.set_post_ops(ops);
-  const memory::desc aMd = plan.aDescs[static_cast<size_t>(i)];
-  // The bias joins the last chunk's product, before the earlier chunks' sum.
-  const dnnl::matmul::desc desc = key.bias && last ? dnnl::matmul::desc(aMd, bMd, biasDesc(key), cDesc(key))
-                                                   : dnnl::matmul::desc(aMd, bMd, cDesc(key));
-  return dnnl::matmul::primitive_desc(desc, attr, cpuEngine());
-}
-
-}  // namespace
-
-std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const Tensor& b, const KChunks& chunks,
-                                                      std::vector<dnnl::matmul::primitive_desc>& pds) {
+std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const Tensor& b, const KChunks& chunks) {
   auto packed = std::make_shared<PackedWeight>();
   packed->source = b;
+  packed->columnBlocked = true;
   const size_t elementSize = dtypeSize(b.dtype());
   dnnl::stream& stream = threadStream();
-  bool panels = !key.bf16;
+  // oneDNN picks the layout (format any) for a primitive of this product.
+  const PlanKey& p = key;
   for (int64_t i = 0; i < chunks.count; ++i) {
     const int64_t k0 = chunks.begin(i), rows = chunks.length(i);
-    const memory::desc packedMd = pds[static_cast<size_t>(i)].weights_desc();
-    memory plain = makeMemory(bChunkDesc(key, rows), b.data<uint8_t>() + bChunkOffset(key, k0) * elementSize);
+    const memory::desc aMd({p.M * p.batch, rows}, factorType(p), memory::format_tag::ab);
+    const memory::desc cMd({p.M * p.batch, p.N}, memory::data_type::f32, memory::format_tag::ab);
+    const memory::desc any({rows, p.N}, factorType(p), memory::format_tag::any);
+    const memory::desc packedMd =
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(aMd, any, cMd), cpuEngine()).weights_desc();
+    memory plain(bChunkDesc(key, rows), cpuEngine(), b.data<uint8_t>() + bChunkOffset(key, k0) * elementSize);
     memory chunk(packedMd, cpuEngine());
     dnnl::reorder(plain, chunk).execute(stream, plain, chunk);
     stream.wait();
     packed->chunks.push_back(chunk);
-    panels = panels && isPanelLayout(packedMd);
-    if (panels)
+    packed->paddedRows.push_back(packedMd.data.padded_dims[0]);
+    packed->columnBlocked = packed->columnBlocked && isColumnBlocked(packedMd);
+    if (!key.bf16)
       packed->panels.push_back(Panel{static_cast<const float*>(chunk.get_data_handle()), k0, rows,
                                      packedMd.data.padded_dims[0]});
     // Rows of a row-major b leave memory chunk by chunk, so its plain and
@@ -517,7 +696,7 @@ std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const 
       releaseCleanPages(b.data<uint8_t>() + k0 * key.N * elementSize, static_cast<size_t>(rows * key.N) * elementSize);
   }
   if (key.transB) releaseCleanPages(b.data(), b.byteSize());
-  if (!panels) packed->panels.clear();
+  if (!packed->columnBlocked) packed->panels.clear();
   return packed;
 }
 
@@ -525,50 +704,66 @@ std::shared_ptr<const Plan> Gemm::State::build(const PlanKey& key, const Tensor&
   auto plan = std::make_shared<Plan>();
   plan->key = key;
   plan->chunks = KChunks(key.K, key.bf16);
-  plan->residualBinary = key.residual && (key.activation != Activation::None || plan->chunks.count > 1);
-  for (int64_t i = 0; i < plan->chunks.count; ++i) {
-    plan->aDescs.push_back(aChunkDesc(key, plan->chunks, plan->chunks.length(i)));
-    plan->bDescs.push_back(bChunkDesc(key, plan->chunks.length(i)));
+  if (key.weight) {
+    const auto weightKey = std::make_tuple(key.weight, key.K, key.N, key.transB);
+    auto found = weights.find(weightKey);
+    plan->weight = found != weights.end() ? found->second
+                                          : weights.emplace(weightKey, pack(key, b, plan->chunks)).first->second;
+    plan->rowKernel = key.M == 1 && !plan->weight->panels.empty();
+    if (plan->rowKernel) return plan;
   }
-  // oneDNN sizes a primitive's thread partition when it is created.
+  const bool columns = plan->weight && plan->weight->columnBlocked && !(key.bf16 && key.transA) &&
+                       (key.threads > 1 || key.N * key.M * 4 > kColumnPassBytes);
+  plan->copyA = !key.bf16 && (plan->chunks.count > 1 || (columns && key.transA));
+  plan->residualBinary = key.residual && (key.activation != Activation::None || plan->chunks.count > 1);
+
+  // oneDNN sizes a primitive's thread partition when it is created: one
+  // thread for a column pass, all of them for a whole product.
   const int previousThreads = omp_get_max_threads();
-  omp_set_num_threads(key.threads);
+  omp_set_num_threads(columns ? 1 : key.threads);
   struct RestoreThreads {
     int threads;
     ~RestoreThreads() { omp_set_num_threads(threads); }
   } restore{previousThreads};
 
-  std::vector<dnnl::matmul::primitive_desc> pds;
-  if (key.weight) {
-    const auto weightKey = std::make_tuple(key.weight, key.K, key.N, key.transB);
-    auto found = weights.find(weightKey);
-    if (found == weights.end()) {
-      // First use: oneDNN picks the layout (format any), the weight is packed into it.
-      for (int64_t i = 0; i < plan->chunks.count; ++i)
-        pds.push_back(chunkPrimitive(
-            *plan, i, memory::desc({plan->chunks.length(i), key.N}, factorType(key), memory::format_tag::any)));
-      plan->weight = pack(key, b, plan->chunks, pds);
-      weights.emplace(weightKey, plan->weight);
-    } else {
-      plan->weight = found->second;
-    }
-    plan->rowKernel = key.M == 1 && !plan->weight->panels.empty();
-    if (plan->rowKernel) return plan;
-    if (pds.empty()) {
-      try {
-        for (int64_t i = 0; i < plan->chunks.count; ++i)
-          pds.push_back(chunkPrimitive(*plan, i, plan->weight->chunks[static_cast<size_t>(i)].get_desc()));
-      } catch (const dnnl::error&) {
-        // No implementation takes the packed layout for this M: read b in place.
-        pds.clear();
-        plan->weight = nullptr;
-      }
-    }
+  for (int64_t i = 0; i < plan->chunks.count; ++i)
+    plan->aDescs.push_back(aChunkDesc(key, plan->copyA, plan->chunks.length(i)));
+  if (columns) {
+    const int64_t blocks = (key.N + kColumnBlock - 1) / kColumnBlock;
+    for (int t = 0; t <= key.threads; ++t)
+      plan->threadColumns.push_back(std::min(key.N, blocks * t / key.threads * kColumnBlock));
+    plan->passWidth = std::max(kColumnBlock, kColumnPassBytes / (4 * key.M) / kColumnBlock * kColumnBlock);
+    for (int t = 0; t < key.threads; ++t)
+      forEachPass(plan->threadColumns[static_cast<size_t>(t)], plan->threadColumns[static_cast<size_t>(t) + 1],
+                  plan->passWidth, [&](int64_t, int64_t width) {
+                    for (const ColumnPass& pass : plan->passes)
+                      if (pass.width == width) return;
+                    ColumnPass pass;
+                    pass.width = width;
+                    pass.cDesc = memory::desc({key.M, width}, memory::data_type::f32, memory::format_tag::ab);
+                    pass.biasDesc = memory::desc({1, width}, memory::data_type::f32, memory::format_tag::ab);
+                    for (int64_t i = 0; i < plan->chunks.count; ++i) {
+                      pass.bDescs.push_back(columnBlockedDesc(key, plan->chunks.length(i), width));
+                      const dnnl::matmul::primitive_desc pd =
+                          chunkPrimitive(*plan, i, plan->aDescs[static_cast<size_t>(i)], pass.bDescs.back(),
+                                         pass.cDesc, pass.biasDesc, false);
+                      plan->scratchpadBytes = std::max(plan->scratchpadBytes, pd.scratchpad_desc().get_size());
+                      pass.primitives.emplace_back(pd);
+                    }
+                    plan->passes.push_back(std::move(pass));
+                  });
+    return plan;
   }
-  if (!plan->weight)
-    for (int64_t i = 0; i < plan->chunks.count; ++i)
-      pds.push_back(chunkPrimitive(*plan, i, plan->bDescs[static_cast<size_t>(i)]));
-  for (const dnnl::matmul::primitive_desc& pd : pds) plan->primitives.emplace_back(pd);
+  plan->cDesc = cDesc(key);
+  plan->biasDesc = biasDesc(key);
+  for (int64_t i = 0; i < plan->chunks.count; ++i) {
+    const size_t c = static_cast<size_t>(i);
+    plan->bDescs.push_back(plan->weight ? plan->weight->chunks[c].get_desc() : bChunkDesc(key, plan->chunks.length(i)));
+    const dnnl::matmul::primitive_desc pd =
+        chunkPrimitive(*plan, i, plan->aDescs[c], plan->bDescs[c], plan->cDesc, plan->biasDesc, key.residual);
+    plan->scratchpadBytes = std::max(plan->scratchpadBytes, pd.scratchpad_desc().get_size());
+    plan->whole.emplace_back(pd);
+  }
   return plan;
 }
 
@@ -653,75 +848,58 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
     return Status::error("matmul: oneDNN cannot build a", shapeStr(sa), " @ b", shapeStr(sb), ": ", e.what());
   }
 
+  const Operands operands{a.data<float>(), b.data(), bias ? bias->data<float>() : nullptr,
+                          residual ? residual->data<float>() : nullptr, out.data<float>()};
   if (plan->rowKernel) {
-    runRow(*plan, rowBlockFor(isa_), a.data<float>(), bias ? bias->data<float>() : nullptr,
-           residual ? residual->data<float>() : nullptr, out.data<float>());
+    runRow(key, plan->weight->panels, rowBlocksFor(isa_), operands.a, operands.bias, operands.residual,
+           operands.out);
     return Status::ok();
   }
+  // a as oneDNN reads it: in place, rounded to bf16, or cut into dense chunks.
+  const int64_t aElements = a.numElements();
   const void* aData = a.data();
-  if (key.bf16) {
-    const int64_t n = a.numElements();
-    uint16_t* rounded = grown(threadScratch().aBf16, n);
-    if (key.threads == 1) {
-      roundToBf16(a.data<float>(), rounded, n, isa_);
-    } else {
-#pragma omp parallel num_threads(key.threads)
-      {
-        const int64_t begin = n * omp_get_thread_num() / omp_get_num_threads();
-        const int64_t end = n * (omp_get_thread_num() + 1) / omp_get_num_threads();
-        roundToBf16(a.data<float>() + begin, rounded + begin, end - begin, isa_);
-      }
+  if (key.bf16) aData = grown(threadScratch().aBf16, aElements);
+  else if (plan->copyA) aData = grown(threadScratch().aChunks, aElements);
+  auto prepareRows = [&](int64_t first, int64_t last) {
+    if (key.bf16) {
+      // A batch or transposed a rounds whole: its elements are not row-major rows.
+      const int64_t rowLength = aElements / (key.batch * key.M);
+      roundToBf16(operands.a + first * rowLength, static_cast<uint16_t*>(const_cast<void*>(aData)) + first * rowLength,
+                  (last - first) * rowLength, isa_);
+    } else if (plan->copyA) {
+      copyChunksOfA(key, plan->chunks, operands.a, static_cast<float*>(const_cast<void*>(aData)), first, last);
     }
-    aData = rounded;
-  } else if (plan->chunks.count > 1) {
-    float* chunked = grown(threadScratch().aChunks, a.numElements());
-    copyChunksOfA(key, plan->chunks, a.data<float>(), chunked, key.threads);
-    aData = chunked;
-  }
+  };
 
-  const void* residualData = residual ? residual->data() : nullptr;
-  if (residual && !plan->residualBinary && residualData != out.data()) {
-    std::memcpy(out.data(), residualData, out.byteSize());
-  } else if (residual && plan->residualBinary && residualData == out.data()) {
-    // Chunk 0 writes the result before the last chunk reads the residual.
-    float* copy = grown(threadScratch().residual, out.numElements());
-    std::memcpy(copy, residualData, out.byteSize());
-    residualData = copy;
-  }
-  const size_t aElement = key.bf16 ? 2 : 4;
   const int previousThreads = omp_get_max_threads();
-  omp_set_num_threads(key.threads);
-  dnnl_status_t status = dnnl_success;
-  try {
-    dnnl::stream& stream = threadStream();
-    memory cMem = makeMemory(cDesc(key), out.data());
-    memory biasMem = bias ? makeMemory(biasDesc(key), bias->data()) : memory();
-    memory residualMem = plan->residualBinary ? makeMemory(cDesc(key), residualData) : memory();
-    // The binary post-op follows the sum (chunks after the first) and the eltwise.
-    const int binaryIndex = (plan->chunks.count > 1 ? 1 : 0) + (key.activation != Activation::None ? 1 : 0);
-    for (int64_t i = 0; i < plan->chunks.count && status == dnnl_success; ++i) {
-      const size_t c = static_cast<size_t>(i);
-      const int64_t k0 = plan->chunks.begin(i);
-      // Chunk copies lie one after another; a single chunk is a itself.
-      memory aMem = makeMemory(plan->aDescs[c], static_cast<const uint8_t*>(aData) + k0 * key.batch * key.M * aElement);
-      memory bMem = plan->weight ? plan->weight->chunks[c]
-                                 : makeMemory(plan->bDescs[c], static_cast<const uint8_t*>(b.data()) +
-                                                                   bChunkOffset(key, k0) * aElement);
-      dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, aMem.get()}, {DNNL_ARG_WEIGHTS, bMem.get()}, {DNNL_ARG_DST, cMem.get()}};
-      int count = 3;
-      if (bias && i + 1 == plan->chunks.count) args[count++] = {DNNL_ARG_BIAS, biasMem.get()};
-      if (plan->residualBinary && i + 1 == plan->chunks.count)
-        args[count++] = {DNNL_ARG_ATTR_MULTIPLE_POST_OP(binaryIndex) | DNNL_ARG_SRC_1, residualMem.get()};
-      status = dnnl_primitive_execute(plan->primitives[c].get(), stream.get(), count, args);
+  std::atomic<int> status{dnnl_success};
+  if (plan->passes.empty()) {
+    prepareRows(0, key.batch * key.M);
+    omp_set_num_threads(key.threads);  // oneDNN's threads for a whole product
+    status = runWhole(*plan, operands, aData);
+    omp_set_num_threads(previousThreads);
+  } else {
+    const int threads = key.threads;
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t team = omp_get_num_threads(), t = omp_get_thread_num();
+      prepareRows(key.M * t / team, key.M * (t + 1) / team);
+#pragma omp barrier
+      for (int64_t share = t; share < threads; share += team)
+        forEachPass(plan->threadColumns[static_cast<size_t>(share)],
+                    plan->threadColumns[static_cast<size_t>(share) + 1], plan->passWidth,
+                    [&](int64_t c0, int64_t width) {
+                      for (const ColumnPass& pass : plan->passes)
+                        if (pass.width == width && status == dnnl_success) {
+                          const dnnl_status_t passStatus = runColumnPass(*plan, pass, c0, operands, aData);
+                          if (passStatus != dnnl_success) status = passStatus;
+                        }
+                    });
     }
-    if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
-  } catch (const dnnl::error& e) {
-    status = e.status;
   }
-  omp_set_num_threads(previousThreads);
   if (status != dnnl_success)
     return Status::error("matmul: oneDNN failed on a", shapeStr(sa), " @ b", shapeStr(sb), " (status ",
-                         static_cast<int>(status), ")");
+                         status.load(), ")");
   return Status::ok();
 }
 

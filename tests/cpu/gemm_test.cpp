@@ -152,7 +152,7 @@ TEST(Gemm, SingleRowMatchesManyRows) {
     Gemm gemm(isa);
     std::mt19937 rng(21);
     for (int64_t K : {int64_t{1}, int64_t{17}, kGemmChunkK, 2 * kGemmChunkK + 19, int64_t{1000}}) {
-      for (int64_t N : {1, 63, 64, 200}) {
+      for (int64_t N : {1, 63, 64, 200, 333}) {
         Tensor rows = randomF32({5, K}, rng), b = randomF32({K, N}, rng), bias = randomF32({N}, rng);
         Tensor row = Tensor::view(DType::F32, {1, K}, rows.data<float>() + 2 * K);
         Attributes attrs;
@@ -209,6 +209,30 @@ TEST(Gemm, ThreadCountsAgree) {
       std::vector<Tensor*> outputs{&out};
       ASSERT_TRUE(gemm.runMatmul(KernelContext{matmulDef(), attrs, inputs, outputs}, weight)->isOk());
       EXPECT_LT(maxAbsDifference(out, expected->at(0)), tolerance(700)) << threads << " threads";
+    }
+  }
+  ::unsetenv("KILN_NUM_THREADS");
+}
+
+// Products large enough to be split across threads: by rows, by batches, and
+// (a transposed) not at all, with an in-place residual after an activation.
+TEST(Gemm, LargeProductsSplitAcrossThreads) {
+  ::setenv("KILN_NUM_THREADS", "3", 1);
+  for (Isa isa : isasOfThisCpu()) {
+    Gemm gemm(isa);
+    std::mt19937 rng(13);
+    std::vector<Case> cases(5);
+    cases[0].a = {200, 300}, cases[0].b = {300, 250}, cases[0].weight = true, cases[0].bias = true;
+    cases[0].residual = cases[0].inPlaceResidual = true, cases[0].activation = "gelu";
+    cases[1].a = {4, 300, 50}, cases[1].b = {4, 300, 70}, cases[1].transA = true, cases[1].residual = true;
+    cases[2].a = {300, 200}, cases[2].b = {300, 90}, cases[2].transA = true, cases[2].weight = true;
+    cases[3].a = {150, 300}, cases[3].b = {200, 300}, cases[3].transB = true, cases[3].weight = true;
+    cases[3].bType = DType::BF16, cases[3].bias = true;
+    cases[4].a = {2, 100}, cases[4].b = {100, 8192}, cases[4].weight = true, cases[4].activation = "silu";
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Outcome outcome = runCase(gemm, cases[i], rng);
+      ASSERT_TRUE(outcome.ran) << "case " << i;
+      EXPECT_LT(outcome.diff, tolerance(300)) << isaName(isa) << " case " << i;
     }
   }
   ::unsetenv("KILN_NUM_THREADS");
