@@ -552,6 +552,13 @@ dnnl::matmul::primitive_desc chunkPrimitive(const Plan& plan, int64_t i, const m
   return dnnl::matmul::primitive_desc(desc, attr, cpuEngine());
 }
 
+// Chunks between the first and the last, of one size, run one primitive
+// (only where their operands lie differs), which saves most of a plan's
+// primitive creation.
+bool sharesPreviousPrimitive(const KChunks& chunks, int64_t i) {
+  return i > 1 && i + 1 < chunks.count && chunks.length(i) == chunks.length(i - 1);
+}
+
 // Runs a whole product on the calling thread and oneDNN's.
 dnnl_status_t runWhole(const Plan& plan, const Operands& operands, const void* aData) {
   const PlanKey& key = plan.key;
@@ -673,13 +680,15 @@ std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const 
   dnnl::stream& stream = threadStream();
   // oneDNN picks the layout (format any) for a primitive of this product.
   const PlanKey& p = key;
+  memory::desc packedMd;
   for (int64_t i = 0; i < chunks.count; ++i) {
     const int64_t k0 = chunks.begin(i), rows = chunks.length(i);
-    const memory::desc aMd({p.M * p.batch, rows}, factorType(p), memory::format_tag::ab);
-    const memory::desc cMd({p.M * p.batch, p.N}, memory::data_type::f32, memory::format_tag::ab);
-    const memory::desc any({rows, p.N}, factorType(p), memory::format_tag::any);
-    const memory::desc packedMd =
-        dnnl::matmul::primitive_desc(dnnl::matmul::desc(aMd, any, cMd), cpuEngine()).weights_desc();
+    if (i == 0 || rows != chunks.length(i - 1)) {  // chunks of one size share a layout
+      const memory::desc aMd({p.M * p.batch, rows}, factorType(p), memory::format_tag::ab);
+      const memory::desc cMd({p.M * p.batch, p.N}, memory::data_type::f32, memory::format_tag::ab);
+      const memory::desc any({rows, p.N}, factorType(p), memory::format_tag::any);
+      packedMd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(aMd, any, cMd), cpuEngine()).weights_desc();
+    }
     memory plain(bChunkDesc(key, rows), cpuEngine(), b.data<uint8_t>() + bChunkOffset(key, k0) * elementSize);
     memory chunk(packedMd, cpuEngine());
     dnnl::reorder(plain, chunk).execute(stream, plain, chunk);
@@ -744,6 +753,10 @@ std::shared_ptr<const Plan> Gemm::State::build(const PlanKey& key, const Tensor&
                     pass.biasDesc = memory::desc({1, width}, memory::data_type::f32, memory::format_tag::ab);
                     for (int64_t i = 0; i < plan->chunks.count; ++i) {
                       pass.bDescs.push_back(columnBlockedDesc(key, plan->chunks.length(i), width));
+                      if (sharesPreviousPrimitive(plan->chunks, i)) {
+                        pass.primitives.push_back(pass.primitives.back());
+                        continue;
+                      }
                       const dnnl::matmul::primitive_desc pd =
                           chunkPrimitive(*plan, i, plan->aDescs[static_cast<size_t>(i)], pass.bDescs.back(),
                                          pass.cDesc, pass.biasDesc, false);
@@ -759,6 +772,10 @@ std::shared_ptr<const Plan> Gemm::State::build(const PlanKey& key, const Tensor&
   for (int64_t i = 0; i < plan->chunks.count; ++i) {
     const size_t c = static_cast<size_t>(i);
     plan->bDescs.push_back(plan->weight ? plan->weight->chunks[c].get_desc() : bChunkDesc(key, plan->chunks.length(i)));
+    if (sharesPreviousPrimitive(plan->chunks, i)) {
+      plan->whole.push_back(plan->whole.back());
+      continue;
+    }
     const dnnl::matmul::primitive_desc pd =
         chunkPrimitive(*plan, i, plan->aDescs[c], plan->bDescs[c], plan->cDesc, plan->biasDesc, key.residual);
     plan->scratchpadBytes = std::max(plan->scratchpadBytes, pd.scratchpad_desc().get_size());
