@@ -12,10 +12,10 @@
 #include <cstring>
 #include <dnnl.hpp>
 #include <iterator>
-#include <span>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
@@ -592,8 +592,8 @@ dnnl_status_t runWhole(const Plan& plan, const Operands& operands, const void* a
     if (plan.weight) {
       bMem = plan.weight->chunks[c];
     } else {
-      status = makeMemory(plan.bDescs[c], static_cast<const uint8_t*>(operands.b) + bChunkOffset(key, k0) * factorSize(key),
-                          bMem);
+      const uint8_t* b = static_cast<const uint8_t*>(operands.b) + bChunkOffset(key, k0) * factorSize(key);
+      status = makeMemory(plan.bDescs[c], b, bMem);
       if (status != dnnl_success) break;
     }
     dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, aMem.get()}, {DNNL_ARG_WEIGHTS, bMem.get()}, {DNNL_ARG_DST, cMem.get()}};
@@ -940,7 +940,8 @@ size_t releaseCleanPages(const void* data, size_t bytes) {
   uintptr_t at = begin;
   while (at < end) {
     const size_t pages = std::min<size_t>(std::size(entries), (end - at) / page);
-    const ssize_t got = ::pread(fd, entries, pages * sizeof(uint64_t), static_cast<off_t>(at / page * sizeof(uint64_t)));
+    const off_t entry = static_cast<off_t>(at / page * sizeof(uint64_t));
+    const ssize_t got = ::pread(fd, entries, pages * sizeof(uint64_t), entry);
     if (got != static_cast<ssize_t>(pages * sizeof(uint64_t))) break;
     for (size_t i = 0; i < pages; ++i, at += page) {
       const bool clean = (entries[i] & kPresent) && (entries[i] & kFileOrShared);

@@ -1,6 +1,7 @@
 // The CPU backend's matmul: oneDNN's matmul primitive, chosen by measurement
 // (docs/performance.md), with the op's epilogue (bias, activation, residual)
-// as oneDNN post-ops. f32 products, and f32 a times a bf16 weight (the
+// fused: oneDNN post-ops, or the residual added as a thread's share of the
+// result is written. f32 products, and f32 a times a bf16 weight (the
 // `--precision bf16` form: a rounded to bf16, f32 accumulation and result).
 //
 // Constant weights are packed once into the blocked layout oneDNN picks (one
