@@ -9,10 +9,15 @@ input_ids and random past keys and values of PAST tokens (0.5 * N(0, 1), as
 the set is for timing (kiln bench --decode, peer.py), not for accuracy.
 Needs numpy and onnx (the peer python of ../shared/peer/setup.sh has both).
 """
-import argparse, glob, os
-import numpy as np
-import onnx
-from onnx import numpy_helper
+import argparse, glob, os, sys
+try:
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+except ImportError as missing:
+    sys.exit(f"bench/decode_data.py needs numpy and onnx ({missing.name} is missing): run it with the "
+             "peer python that `bash ../shared/peer/setup.sh` installs and prints, or with /usr/bin/python3 "
+             "after scripts/install-deps")
 
 
 def main():

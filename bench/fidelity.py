@@ -9,6 +9,7 @@ prints. Both differences are computed the same way (float64 of the float32
 outputs against the reference, as peer.py does), kiln's from the output files
 `kiln run --output-dir` writes, read with the peer python's numpy and onnx.
 Exit 1 when kiln's difference is larger than ONNX Runtime's anywhere.
+Needs stdlib python; the peer python comes from ../shared/peer/setup.sh.
 """
 import argparse, glob, json, os, re, subprocess, sys, tempfile
 
@@ -16,9 +17,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def peer_python():
+    """The peers' python, installed by ../shared/peer/setup.sh (a venv from PyPI) when missing."""
     setup = os.path.join(ROOT, "..", "shared", "peer", "setup.sh")
-    out = subprocess.run(["bash", setup], check=True, capture_output=True, text=True).stdout
-    return re.search(r"PEER_PY=(\S+)", out).group(1)
+    done = subprocess.run(["bash", setup], capture_output=True, text=True)
+    found = re.search(r"PEER_PY=(\S+)", done.stdout)
+    if done.returncode != 0 or not found:
+        sys.exit(f"bash {setup} could not install ONNX Runtime and OpenVINO (exit {done.returncode}; it "
+                 f"needs python3-venv: scripts/install-deps --bench):\n{done.stderr}")
+    return found.group(1)
 
 
 DIFF_SCRIPT = """

@@ -8,6 +8,7 @@ usage: bench/pipeline_table.py [--kiln BUILD/tools/kiln] [--repeat N] MODEL_DIR.
 Layer counts come from ../shared/models/gen.py's PRESETS when the folder is
 named after a preset. Exit 1 when a target fails: one attention per layer, no
 shape arithmetic left, final ops at least 85% below the ONNX non-Constant nodes.
+Needs stdlib python only.
 """
 import argparse, ast, json, os, statistics, subprocess, sys, tempfile
 

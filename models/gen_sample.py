@@ -18,9 +18,13 @@ import math
 import os
 import sys
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+try:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as missing:
+    sys.exit(f"models/gen_sample.py needs numpy and onnx ({missing.name} is missing): "
+             "run scripts/install-deps, then /usr/bin/python3 models/gen_sample.py")
 
 OPSET = 17
 VOCAB, HIDDEN, HEADS, FFN, MAX_POS = 64, 32, 4, 64, 32

@@ -18,6 +18,9 @@ config.test_exec_root = config.kiln_exec_root
 # Text IR -> .kiln without the ONNX frontend (tests/runtime/make_artifact.cpp),
 # for artifacts no ONNX model in the tree gives (a decoder with KV pairs).
 config.substitutions.append(("%kiln_make_artifact", config.kiln_make_artifact))
+# The python that runs lit (Debian's, with what scripts/install-deps brings),
+# not whichever python3 comes first on PATH.
+config.substitutions.append(("%kiln_python", config.kiln_python))
 
 # The tools under test first, then FileCheck, not and split-file.
 config.environment["PATH"] = os.pathsep.join(

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """usage: flip_byte.py FILE OFFSET -- inverts the bits of one byte in place
 (OFFSET < 0 counts from the end), to corrupt an artifact in a test."""
 import sys

@@ -8,10 +8,15 @@
 usage: /usr/bin/python3 tests/lit/tools/Inputs/gen_inputs.py   (needs numpy, onnx)
 """
 import os
+import sys
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+try:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as missing:
+    sys.exit(f"gen_inputs.py needs numpy and onnx ({missing.name} is missing): "
+             "run scripts/install-deps, then /usr/bin/python3 tests/lit/tools/Inputs/gen_inputs.py")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
