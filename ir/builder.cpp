@@ -13,18 +13,36 @@ std::vector<OperandInfo> operandInfos(const Graph& graph, const std::vector<Valu
   return infos;
 }
 
+Expected<std::vector<ValueId>> Builder::append(const OpDef& def, std::vector<ValueId> operands,
+                                               Attributes attrs, int numResults, std::string location) {
+  std::vector<TensorType> resultTypes;
+  Status inferred = inferResultTypes(def, attrs, operandInfos(graph_, operands), numResults, resultTypes);
+  if (!inferred) return inferred.withContext(location.empty() ? "" : cat("node '", location, "': "));
+  int32_t index = graph_.addOp(&def, std::move(operands), std::move(resultTypes), std::move(attrs),
+                               std::move(location));
+  return graph_.ops()[static_cast<size_t>(index)].results;
+}
+
+Expected<std::vector<ValueId>> Builder::create(OpKind kind, std::vector<ValueId> operands, Attributes attrs,
+                                               int numResults, std::string location) {
+  return append(opDef(kind), std::move(operands), std::move(attrs), numResults, std::move(location));
+}
+
+Expected<ValueId> Builder::create1(OpKind kind, std::vector<ValueId> operands, Attributes attrs,
+                                   std::string location) {
+  auto results = create(kind, std::move(operands), std::move(attrs), 1, std::move(location));
+  if (!results) return results.status();
+  return results->front();
+}
+
 Expected<std::vector<ValueId>> Builder::create(std::string_view opName,
                                                std::vector<ValueId> operands, Attributes attrs,
                                                int numResults, std::string location) {
-  const OpDef* def = OpRegistry::global().find(opName);
-  std::string where = location.empty() ? std::string() : cat(" (node '", location, "')");
-  if (!def) return Status::error("unknown op '", opName, "'", where);
-  std::vector<TensorType> resultTypes;
-  Status inferred = inferResultTypes(*def, attrs, operandInfos(graph_, operands), numResults, resultTypes);
-  if (!inferred) return inferred.withContext(location.empty() ? "" : cat("node '", location, "': "));
-  int32_t index = graph_.addOp(def, std::move(operands), std::move(resultTypes), std::move(attrs),
-                               std::move(location));
-  return graph_.ops()[static_cast<size_t>(index)].results;
+  std::optional<OpKind> kind = opKindNamed(opName);
+  if (!kind)
+    return Status::error("unknown op '", opName, "'",
+                         location.empty() ? std::string() : cat(" (node '", location, "')"));
+  return create(*kind, std::move(operands), std::move(attrs), numResults, std::move(location));
 }
 
 Expected<ValueId> Builder::create1(std::string_view opName, std::vector<ValueId> operands,

@@ -4,6 +4,8 @@
 
 namespace kiln {
 
+OpKind Op::kind() const { return def->kind; }
+
 ValueId Graph::addValue(std::string name, TensorType type, ValueKind kind) {
   if (name.empty()) {
     // Numbered names skip numbers already taken (a parsed graph's %0, say).

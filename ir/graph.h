@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ir/attributes.h"
+#include "ir/op_kind.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
 #include "ir/type.h"
@@ -41,6 +42,9 @@ struct Op {
   std::vector<ValueId> results;
   Attributes attrs;
   std::string location;  // source node name, for diagnostics; printed as loc("...")
+
+  OpKind kind() const;
+  bool is(OpKind k) const { return def && kind() == k; }
 };
 
 class Graph {

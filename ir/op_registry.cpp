@@ -6,6 +6,12 @@
 
 namespace kiln {
 
+std::optional<OpKind> opKindNamed(std::string_view name) {
+  for (size_t i = 0; i < kNumOpKinds; ++i)
+    if (kOpNames[i] == name) return static_cast<OpKind>(i);
+  return std::nullopt;
+}
+
 const OpRegistry& OpRegistry::global() {
   static const OpRegistry registry = [] {
     OpRegistry r;
@@ -14,28 +20,34 @@ const OpRegistry& OpRegistry::global() {
     registerLinalgOps(r);
     registerShapeOps(r);
     registerFusedOps(r);
+    for (size_t i = 0; i < kNumOpKinds; ++i)
+      if (!r.ops_[i]) {
+        std::fprintf(stderr, "kiln: op '%s' of ir/ops.def has no OpDef\n", std::string(kOpNames[i]).c_str());
+        std::abort();
+      }
     return r;
   }();
   return registry;
 }
 
 void OpRegistry::add(OpDef def) {
-  std::string name(def.name);
-  if (ops_.count(name)) {
-    std::fprintf(stderr, "kiln: op '%s' is declared twice in the registry\n", name.c_str());
+  std::unique_ptr<OpDef>& slot = ops_[static_cast<size_t>(def.kind)];
+  def.name = opName(def.kind);
+  if (slot) {
+    std::fprintf(stderr, "kiln: op '%s' is declared twice in the registry\n", std::string(def.name).c_str());
     std::abort();
   }
-  ops_[name] = std::make_unique<OpDef>(std::move(def));
+  slot = std::make_unique<OpDef>(std::move(def));
 }
 
 const OpDef* OpRegistry::find(std::string_view name) const {
-  auto it = ops_.find(std::string(name));
-  return it == ops_.end() ? nullptr : it->second.get();
+  std::optional<OpKind> kind = opKindNamed(name);
+  return kind ? ops_[static_cast<size_t>(*kind)].get() : nullptr;
 }
 
 std::vector<const OpDef*> OpRegistry::all() const {
   std::vector<const OpDef*> out;
-  for (const auto& [name, def] : ops_) out.push_back(def.get());
+  for (const auto& def : ops_) out.push_back(def.get());
   std::sort(out.begin(), out.end(), [](const OpDef* a, const OpDef* b) { return a->name < b->name; });
   return out;
 }

@@ -3,13 +3,15 @@
 // concrete shapes, its runtime shape function) and its CPU reference kernel.
 #pragma once
 
+#include <array>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "ir/attributes.h"
+#include "ir/op_kind.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
 #include "ir/type.h"
@@ -96,7 +98,8 @@ struct AttrSpec {
 };
 
 struct OpDef {
-  std::string_view name;        // text name, snake_case: "matmul", "reduce_mean"
+  OpKind kind{};                // its entry in the op table (ir/ops.def)
+  std::string_view name;        // set by OpRegistry::add from the op table: "matmul", "reduce_mean"
   std::string_view summary;     // one line, for docs and --help
   std::vector<std::string_view> operands;  // names; a trailing "..." means variadic
   int minOperands = 0;          // the first minOperands are required
@@ -117,14 +120,18 @@ struct OpDef {
 
 class OpRegistry {
  public:
-  static const OpRegistry& global();  // every op kiln knows
-  void add(OpDef def);                // aborts on a duplicate name (a kiln bug)
-  const OpDef* find(std::string_view name) const;
+  static const OpRegistry& global();  // every op kiln knows; aborts if a kind has no OpDef
+  void add(OpDef def);                // aborts on a kind declared twice (a kiln bug)
+  const OpDef& get(OpKind kind) const { return *ops_[static_cast<size_t>(kind)]; }
+  const OpDef* find(std::string_view name) const;  // by text name: the parser and importers
   std::vector<const OpDef*> all() const;  // sorted by name
 
  private:
-  std::unordered_map<std::string, std::unique_ptr<OpDef>> ops_;
+  std::array<std::unique_ptr<OpDef>, kNumOpKinds> ops_;
 };
+
+// The declaration of `kind` in the global registry.
+inline const OpDef& opDef(OpKind kind) { return OpRegistry::global().get(kind); }
 
 // Family registration, one per file in ir/ops/.
 void registerElementwiseOps(OpRegistry& registry);

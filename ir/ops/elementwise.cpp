@@ -519,15 +519,15 @@ Status identityKernel(const KernelContext& ctx) {
 // it writes element i of the result, and the planner lets the result take
 // over an operand only when their shapes and element sizes match.
 template <class Fn>
-void addUnary(OpRegistry& registry, std::string_view name, std::string_view summary) {
-  registry.add(OpDef{.name = name, .summary = summary, .operands = {"x"}, .minOperands = 1,
+void addUnary(OpRegistry& registry, OpKind kind, std::string_view summary) {
+  registry.add(OpDef{.kind = kind, .summary = summary, .operands = {"x"}, .minOperands = 1,
                      .maxOperands = 1, .attrs = {}, .infer = inferUnary<Fn>, .reference = unaryKernel<Fn>,
                      .inplaceOperands = {0}});
 }
 
 template <class Fn>
-void addBinary(OpRegistry& registry, std::string_view name, std::string_view summary) {
-  registry.add(OpDef{.name = name, .summary = summary, .operands = {"a", "b"}, .minOperands = 2,
+void addBinary(OpRegistry& registry, OpKind kind, std::string_view summary) {
+  registry.add(OpDef{.kind = kind, .summary = summary, .operands = {"a", "b"}, .minOperands = 2,
                      .maxOperands = 2, .attrs = {}, .infer = inferBinary<Fn>, .reference = binaryKernel<Fn>,
                      .inplaceOperands = {0, 1}});
 }
@@ -535,53 +535,53 @@ void addBinary(OpRegistry& registry, std::string_view name, std::string_view sum
 }  // namespace
 
 void registerElementwiseOps(OpRegistry& registry) {
-  addUnary<Sqrt>(registry, "sqrt", "square root");
-  addUnary<Reciprocal>(registry, "reciprocal", "1 / x");
-  addUnary<Neg>(registry, "neg", "-x");
-  addUnary<Exp>(registry, "exp", "e^x");
-  addUnary<Log>(registry, "log", "natural logarithm");
-  addUnary<Tanh>(registry, "tanh", "hyperbolic tangent");
-  addUnary<Erf>(registry, "erf", "Gauss error function");
-  addUnary<Sigmoid>(registry, "sigmoid", "1 / (1 + e^-x)");
-  addUnary<Relu>(registry, "relu", "max(x, 0)");
-  addUnary<Cos>(registry, "cos", "cosine");
-  addUnary<Sin>(registry, "sin", "sine");
-  addUnary<Abs>(registry, "abs", "absolute value");
-  addUnary<Not>(registry, "not", "logical not of a bool tensor");
-  registry.add(OpDef{.name = "identity", .summary = "x itself (a view of its bytes)", .operands = {"x"},
+  addUnary<Sqrt>(registry, OpKind::Sqrt, "square root");
+  addUnary<Reciprocal>(registry, OpKind::Reciprocal, "1 / x");
+  addUnary<Neg>(registry, OpKind::Neg, "-x");
+  addUnary<Exp>(registry, OpKind::Exp, "e^x");
+  addUnary<Log>(registry, OpKind::Log, "natural logarithm");
+  addUnary<Tanh>(registry, OpKind::Tanh, "hyperbolic tangent");
+  addUnary<Erf>(registry, OpKind::Erf, "Gauss error function");
+  addUnary<Sigmoid>(registry, OpKind::Sigmoid, "1 / (1 + e^-x)");
+  addUnary<Relu>(registry, OpKind::Relu, "max(x, 0)");
+  addUnary<Cos>(registry, OpKind::Cos, "cosine");
+  addUnary<Sin>(registry, OpKind::Sin, "sine");
+  addUnary<Abs>(registry, OpKind::Abs, "absolute value");
+  addUnary<Not>(registry, OpKind::Not, "logical not of a bool tensor");
+  registry.add(OpDef{.kind = OpKind::Identity, .summary = "x itself (a view of its bytes)", .operands = {"x"},
                      .minOperands = 1, .maxOperands = 1, .attrs = {}, .infer = inferUnary<Identity>,
                      .reference = identityKernel, .resultIsView = true});
 
-  addBinary<Add>(registry, "add", "a + b, numpy broadcasting");
-  addBinary<Sub>(registry, "sub", "a - b, numpy broadcasting");
-  addBinary<Mul>(registry, "mul", "a * b, numpy broadcasting");
-  addBinary<Div>(registry, "div", "a / b, numpy broadcasting; integers truncate toward zero");
-  addBinary<Equal>(registry, "equal", "a == b as bool, numpy broadcasting");
-  addBinary<Less>(registry, "less", "a < b as bool, numpy broadcasting");
-  addBinary<Greater>(registry, "greater", "a > b as bool, numpy broadcasting");
-  addBinary<And>(registry, "and", "logical and of bool tensors, numpy broadcasting");
-  addBinary<Or>(registry, "or", "logical or of bool tensors, numpy broadcasting");
-  registry.add(OpDef{.name = "pow",
+  addBinary<Add>(registry, OpKind::Add, "a + b, numpy broadcasting");
+  addBinary<Sub>(registry, OpKind::Sub, "a - b, numpy broadcasting");
+  addBinary<Mul>(registry, OpKind::Mul, "a * b, numpy broadcasting");
+  addBinary<Div>(registry, OpKind::Div, "a / b, numpy broadcasting; integers truncate toward zero");
+  addBinary<Equal>(registry, OpKind::Equal, "a == b as bool, numpy broadcasting");
+  addBinary<Less>(registry, OpKind::Less, "a < b as bool, numpy broadcasting");
+  addBinary<Greater>(registry, OpKind::Greater, "a > b as bool, numpy broadcasting");
+  addBinary<And>(registry, OpKind::And, "logical and of bool tensors, numpy broadcasting");
+  addBinary<Or>(registry, OpKind::Or, "logical or of bool tensors, numpy broadcasting");
+  registry.add(OpDef{.kind = OpKind::Pow,
                      .summary = "base ^ exponent, numpy broadcasting; the exponent may have another dtype",
                      .operands = {"base", "exponent"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {}, .infer = inferPow, .reference = powKernel, .inplaceOperands = {0, 1}});
 
-  registry.add(OpDef{.name = "min", .summary = "elementwise minimum of one or more tensors, broadcasting",
+  registry.add(OpDef{.kind = OpKind::Min, .summary = "elementwise minimum of one or more tensors, broadcasting",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Min>,
                      .inplaceOperands = {0, 1}});
-  registry.add(OpDef{.name = "max", .summary = "elementwise maximum of one or more tensors, broadcasting",
+  registry.add(OpDef{.kind = OpKind::Max, .summary = "elementwise maximum of one or more tensors, broadcasting",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Max>,
                      .inplaceOperands = {0, 1}});
-  registry.add(OpDef{.name = "where", .summary = "condition ? x : y, three-way broadcasting",
+  registry.add(OpDef{.kind = OpKind::Where, .summary = "condition ? x : y, three-way broadcasting",
                      .operands = {"condition", "x", "y"}, .minOperands = 3, .maxOperands = 3,
                      .attrs = {}, .infer = inferWhere, .reference = whereKernel, .inplaceOperands = {1, 2}});
-  registry.add(OpDef{.name = "cast", .summary = "converts to dtype `to` (ONNX Cast semantics)",
+  registry.add(OpDef{.kind = OpKind::Cast, .summary = "converts to dtype `to` (ONNX Cast semantics)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"to", AttrKind::String, true}},
                      .infer = inferCast, .reference = castKernel, .inplaceOperands = {0}});
-  registry.add(OpDef{.name = "clip", .summary = "clamps x to the optional scalar bounds min and max",
+  registry.add(OpDef{.kind = OpKind::Clip, .summary = "clamps x to the optional scalar bounds min and max",
                      .operands = {"x", "min", "max"}, .minOperands = 1, .maxOperands = 3,
                      .attrs = {}, .infer = inferClip, .reference = clipKernel, .inplaceOperands = {0}});
 }

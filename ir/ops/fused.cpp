@@ -931,7 +931,7 @@ Status fusedElementwiseKernel(const KernelContext& ctx) {
 
 void registerFusedOps(OpRegistry& registry) {
   registry.add(OpDef{
-      .name = "attention",
+      .kind = OpKind::Attention,
       .summary = "softmax(q k^T * scale + mask) v per head, with optional causal mask, key-padding mask, "
                  "rotate-half RoPE (cos/sin tables or inv_freq), KV-cache append (present_k/v), grouped kv "
                  "heads and packed q|k|v rows",
@@ -947,29 +947,29 @@ void registerFusedOps(OpRegistry& registry) {
                 {"out_layout", AttrKind::String},
                 {"mask_layout", AttrKind::String}},
       .infer = inferAttention, .reference = attentionKernel});
-  registry.add(OpDef{.name = "rms_norm",
+  registry.add(OpDef{.kind = OpKind::RmsNorm,
                      .summary = "x / sqrt(mean(x^2 over axis..last) + epsilon) * scale",
                      .operands = {"x", "scale"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
                      .infer = inferRmsNorm, .reference = rmsNormKernel, .inplaceOperands = {0}});
-  registry.add(OpDef{.name = "gelu",
+  registry.add(OpDef{.kind = OpKind::Gelu,
                      .summary = "x/2 * (1 + erf(x / sqrt 2)), or its tanh approximation",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"approximate", AttrKind::String}},
                      .infer = inferGelu, .reference = geluKernel, .inplaceOperands = {0}});
-  registry.add(OpDef{.name = "silu",
+  registry.add(OpDef{.kind = OpKind::Silu,
                      .summary = "x * sigmoid(x)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {}, .infer = inferSilu, .reference = siluKernel, .inplaceOperands = {0}});
   // One operand: gate | up packed on its last axis; the result is half as
   // wide, so the planner never lets it take over that operand.
-  registry.add(OpDef{.name = "swiglu",
+  registry.add(OpDef{.kind = OpKind::Swiglu,
                      .summary = "silu(gate) * up, broadcasting; or one operand holding gate | up on its last "
                                 "axis",
                      .operands = {"gate", "up"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {}, .infer = inferSwiglu, .reference = swigluKernel,
                      .inplaceOperands = {0, 1}});
-  registry.add(OpDef{.name = "fused_elementwise",
+  registry.add(OpDef{.kind = OpKind::FusedElementwise,
                      .summary = "a chain of elementwise float ops over broadcast operands, as a program "
                                 "(\"mul $0 $1; add %0 $2; tanh %1\")",
                      .operands = {"x..."}, .minOperands = 1, .maxOperands = -1,

@@ -371,7 +371,7 @@ Status gemmKernel(const KernelContext& ctx) {
 }  // namespace
 
 void registerLinalgOps(OpRegistry& registry) {
-  registry.add(OpDef{.name = "matmul",
+  registry.add(OpDef{.kind = OpKind::Matmul,
                      .summary = "act(op(a) @ op(b) + bias) + residual with numpy rules (1-D operands, "
                                 "broadcast batch dims); op transposes the last two dims when flagged; "
                                 "b may be bf16 with an f32 a (a rounded to bf16, f32 result)",
@@ -380,7 +380,7 @@ void registerLinalgOps(OpRegistry& registry) {
                                {"transpose_a", AttrKind::Bool},
                                {"transpose_b", AttrKind::Bool}},
                      .infer = inferMatmul, .reference = matmulKernel, .inplaceOperands = {3}});
-  registry.add(OpDef{.name = "gemm",
+  registry.add(OpDef{.kind = OpKind::Gemm,
                      .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts; "
                                 "b may be bf16 with an f32 a, as for matmul",
                      .operands = {"a", "b", "c"}, .minOperands = 2, .maxOperands = 3,

@@ -350,8 +350,8 @@ Status cumsumKernel(const KernelContext& ctx) {
   });
 }
 
-void addReduce(OpRegistry& registry, std::string_view name, std::string_view summary, KernelFn kernel) {
-  registry.add(OpDef{.name = name, .summary = summary, .operands = {"x", "axes"},
+void addReduce(OpRegistry& registry, OpKind kind, std::string_view summary, KernelFn kernel) {
+  registry.add(OpDef{.kind = kind, .summary = summary, .operands = {"x", "axes"},
                      .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"keepdims", AttrKind::Bool}, {"noop_with_empty_axes", AttrKind::Bool}},
                      .infer = inferReduce, .reference = kernel});
@@ -363,28 +363,28 @@ void addReduce(OpRegistry& registry, std::string_view name, std::string_view sum
 // element before they write the same element of the result, so the result may
 // take over x's slot.
 void registerReductionOps(OpRegistry& registry) {
-  addReduce(registry, "reduce_sum", "sum over axes (all when absent or empty)",
+  addReduce(registry, OpKind::ReduceSum, "sum over axes (all when absent or empty)",
             reduceKernel<Reduction::Sum>);
-  addReduce(registry, "reduce_mean", "mean over axes (all when absent or empty)",
+  addReduce(registry, OpKind::ReduceMean, "mean over axes (all when absent or empty)",
             reduceKernel<Reduction::Mean>);
-  addReduce(registry, "reduce_max", "maximum over axes (all when absent or empty)",
+  addReduce(registry, OpKind::ReduceMax, "maximum over axes (all when absent or empty)",
             reduceKernel<Reduction::Max>);
-  registry.add(OpDef{.name = "softmax", .summary = "exp(x) / sum(exp(x)) along axis",
+  registry.add(OpDef{.kind = OpKind::Softmax, .summary = "exp(x) / sum(exp(x)) along axis",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
                      .infer = inferSoftmax, .reference = softmaxKernel<false>, .inplaceOperands = {0}});
-  registry.add(OpDef{.name = "log_softmax", .summary = "log(softmax(x)) along axis",
+  registry.add(OpDef{.kind = OpKind::LogSoftmax, .summary = "log(softmax(x)) along axis",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
                      .infer = inferSoftmax, .reference = softmaxKernel<true>, .inplaceOperands = {0}});
-  registry.add(OpDef{.name = "layer_norm",
+  registry.add(OpDef{.kind = OpKind::LayerNorm,
                      .summary = "normalises x over dims [axis, rank) then scales and shifts; "
                                 "optional results mean and inv_std_dev",
                      .operands = {"x", "scale", "bias"}, .minOperands = 2, .maxOperands = 3,
                      .minResults = 1, .maxResults = 3,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
                      .infer = inferLayerNorm, .reference = layerNormKernel, .inplaceOperands = {0}});
-  registry.add(OpDef{.name = "cumsum", .summary = "running sum along the axis operand",
+  registry.add(OpDef{.kind = OpKind::Cumsum, .summary = "running sum along the axis operand",
                      .operands = {"x", "axis"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"exclusive", AttrKind::Bool}, {"reverse", AttrKind::Bool}},
                      .infer = inferCumsum, .reference = cumsumKernel, .inplaceOperands = {0}});

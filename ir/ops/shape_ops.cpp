@@ -1051,83 +1051,83 @@ Status triluKernel(const KernelContext& ctx) {
 }  // namespace
 
 void registerShapeOps(OpRegistry& registry) {
-  registry.add(OpDef{.name = "reshape",
+  registry.add(OpDef{.kind = OpKind::Reshape,
                      .summary = "same elements, new shape (operand: 0 copies the input dim unless allowzero, "
                                 "-1 is inferred; or the literal dims of the shape attribute)",
                      .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"allowzero", AttrKind::Bool}, {"shape", AttrKind::Dims}},
                      .infer = inferReshape, .reference = copyAllKernel,
                      .resultIsView = true});
-  registry.add(OpDef{.name = "transpose",
+  registry.add(OpDef{.kind = OpKind::Transpose,
                      .summary = "permutes dims by perm (default: reversed)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"perm", AttrKind::Ints}},
                      .infer = inferTranspose, .reference = transposeKernel});
-  registry.add(OpDef{.name = "flatten",
+  registry.add(OpDef{.kind = OpKind::Flatten,
                      .summary = "2-D view: dims before axis times dims from axis on",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
                      .infer = inferFlatten, .reference = copyAllKernel,
                      .resultIsView = true});
-  registry.add(OpDef{.name = "squeeze",
+  registry.add(OpDef{.kind = OpKind::Squeeze,
                      .summary = "removes the dims of size 1 named by axes (all of them without axes)",
                      .operands = {"x", "axes"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {}, .infer = inferSqueeze, .reference = copyAllKernel,
                      .resultIsView = true});
-  registry.add(OpDef{.name = "unsqueeze",
+  registry.add(OpDef{.kind = OpKind::Unsqueeze,
                      .summary = "inserts dims of size 1 at axes (of the result)",
                      .operands = {"x", "axes"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {}, .infer = inferUnsqueeze, .reference = copyAllKernel,
                      .resultIsView = true});
-  registry.add(OpDef{.name = "concat",
+  registry.add(OpDef{.kind = OpKind::Concat,
                      .summary = "joins tensors along axis",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {{"axis", AttrKind::Int, true}},
                      .infer = inferConcat, .reference = concatKernel});
-  registry.add(OpDef{.name = "split",
+  registry.add(OpDef{.kind = OpKind::Split,
                      .summary = "splits along axis into the result count: by sizes, or equal parts (last smaller)",
                      .operands = {"x", "split"}, .minOperands = 1, .maxOperands = 2,
                      .minResults = 1, .maxResults = -1,
                      .attrs = {{"axis", AttrKind::Int}, {"num_outputs", AttrKind::Int}},
                      .infer = inferSplit, .reference = splitKernel});
-  registry.add(OpDef{.name = "slice",
+  registry.add(OpDef{.kind = OpKind::Slice,
                      .summary = "x[starts:ends:steps] along axes (operands, or attributes whose bounds may be "
                                 "symbolic dims); negative bounds count from the end",
                      .operands = {"x", "starts", "ends", "axes", "steps"}, .minOperands = 1, .maxOperands = 5,
                      .attrs = {{"axes", AttrKind::Ints}, {"ends", AttrKind::Dims},
                                {"starts", AttrKind::Dims}, {"steps", AttrKind::Ints}},
                      .infer = inferSlice, .reference = sliceKernel});
-  registry.add(OpDef{.name = "gather",
+  registry.add(OpDef{.kind = OpKind::Gather,
                      .summary = "takes the entries of data at indices along axis; negative indices count from the end",
                      .operands = {"data", "indices"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}},
                      .infer = inferGather, .reference = gatherKernel});
-  registry.add(OpDef{.name = "expand",
+  registry.add(OpDef{.kind = OpKind::Expand,
                      .summary = "broadcasts x against shape (operand or attribute; numpy rules, both ways)",
                      .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"shape", AttrKind::Dims}}, .infer = inferExpand, .reference = expandKernel});
-  registry.add(OpDef{.name = "shape",
+  registry.add(OpDef{.kind = OpKind::Shape,
                      .summary = "the dims [start, end) of x as an i64 vector",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"end", AttrKind::Int}, {"start", AttrKind::Int}},
                      .infer = inferShapeOp, .reference = shapeKernel});
-  registry.add(OpDef{.name = "size",
+  registry.add(OpDef{.kind = OpKind::Size,
                      .summary = "the element count of x as an i64 scalar",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {}, .infer = inferSize, .reference = sizeKernel});
-  registry.add(OpDef{.name = "constant_of_shape",
+  registry.add(OpDef{.kind = OpKind::ConstantOfShape,
                      .summary = "a tensor of the given shape (operand or attribute) filled with value, of dtype",
                      .operands = {"shape"}, .minOperands = 0, .maxOperands = 1,
                      .attrs = {{"dtype", AttrKind::String}, {"shape", AttrKind::Dims}, {"value", AttrKind::Float}},
                      .infer = inferConstantOfShape, .reference = constantOfShapeKernel});
-  registry.add(OpDef{.name = "range",
+  registry.add(OpDef{.kind = OpKind::Range,
                      .summary = "start, start + delta, ... up to (not including) limit; as operands, or "
                                 "as dims (start = [d], limit = [d], delta, dtype)",
                      .operands = {"start", "limit", "delta"}, .minOperands = 0, .maxOperands = 3,
                      .attrs = {{"delta", AttrKind::Int}, {"dtype", AttrKind::String},
                                {"limit", AttrKind::Dims}, {"start", AttrKind::Dims}},
                      .infer = inferRange, .reference = rangeKernel});
-  registry.add(OpDef{.name = "trilu",
+  registry.add(OpDef{.kind = OpKind::Trilu,
                      .summary = "keeps the upper (j - i >= k) or lower (j - i <= k) triangle of the last two dims",
                      .operands = {"x", "k"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"upper", AttrKind::Bool}},
