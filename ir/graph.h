@@ -45,6 +45,7 @@ struct Op {
 
   OpKind kind() const;
   bool is(OpKind k) const { return def && kind() == k; }
+  bool isOneOf(std::initializer_list<OpKind> kinds) const { return def && kiln::isOneOf(kind(), kinds); }
 };
 
 class Graph {

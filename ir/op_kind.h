@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <iterator>
 #include <optional>
 #include <string_view>
@@ -37,6 +38,11 @@ constexpr bool opNamesUnique() {
 static_assert(detail::opNamesUnique(), "ir/ops.def: an op name is declared twice");
 
 constexpr std::string_view opName(OpKind kind) { return kOpNames[static_cast<size_t>(kind)]; }
+constexpr bool isOneOf(OpKind kind, std::initializer_list<OpKind> kinds) {
+  for (OpKind k : kinds)
+    if (k == kind) return true;
+  return false;
+}
 // The kind of a text name ("matmul"); nullopt for a name kiln does not know.
 std::optional<OpKind> opKindNamed(std::string_view name);
 

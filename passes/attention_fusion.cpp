@@ -92,13 +92,13 @@ struct ScoresChain {
 };
 
 bool isFloatCast(const Graph& graph, const Op& op) {
-  return op.def->name == "cast" && isFloat(graph.value(op.operands[0]).type.dtype) &&
+  return op.is(OpKind::Cast) && isFloat(graph.value(op.operands[0]).type.dtype) &&
          isFloat(graph.value(op.results[0]).type.dtype);
 }
 
 // A matmul with no epilogue and no transposed A; transpose_b is read by the caller.
 bool isPlainMatmul(const Op& op) {
-  return op.def->name == "matmul" && op.operands.size() == 2 && !op.attrs.getBool("transpose_a") &&
+  return op.is(OpKind::Matmul) && op.operands.size() == 2 && !op.attrs.getBool("transpose_a") &&
          op.attrs.getString("activation", "none") == "none";
 }
 
@@ -142,7 +142,7 @@ class AttentionFusion final : public Pass {
     std::vector<AttentionMatch> matches;
     int64_t softmaxUnfused = 0;
     for (size_t i = 0; i < graph.ops().size(); ++i) {
-      if (graph.ops()[i].def->name != "softmax") continue;
+      if (!graph.ops()[i].is(OpKind::Softmax)) continue;
       if (std::optional<AttentionMatch> match = matchAt(graph, uses, static_cast<int32_t>(i)))
         matches.push_back(std::move(*match));
       else
@@ -184,7 +184,7 @@ class AttentionFusion final : public Pass {
     }
     if (!masksAllowed) return false;
     const ScoresChain saved = chain;
-    if (op->def->name == "add" && op->operands.size() == 2) {
+    if (op->is(OpKind::Add) && op->operands.size() == 2) {
       for (size_t side : {size_t{0}, size_t{1}}) {
         if (parseScores(graph, uses, op->operands[side], true, chain)) {
           chain.additiveMasks.push_back(op->operands[1 - side]);
@@ -193,7 +193,7 @@ class AttentionFusion final : public Pass {
         chain = saved;
       }
     }
-    if (op->def->name == "where") {
+    if (op->is(OpKind::Where)) {
       for (size_t side : {size_t{1}, size_t{2}}) {
         if (parseScores(graph, uses, op->operands[side], true, chain)) {
           chain.whereMasks.push_back({op->operands[0], op->operands[3 - side], side == 1});
@@ -219,7 +219,7 @@ class AttentionFusion final : public Pass {
     if (transposeB) return {peelScales(graph, kt, scale), {}};
     kt = peelScales(graph, kt, scale);
     const std::vector<int64_t> swapLast = {0, 1, 3, 2};
-    if (const Op* transpose = producerOf(graph, kt, "transpose")) {
+    if (const Op* transpose = producerOf(graph, kt, OpKind::Transpose)) {
       std::vector<int64_t> perm = transpose->attrs.getInts("perm");
       if (perm.size() == 4) {
         for (int64_t& p : perm) p = p < 0 ? p + 4 : p;
@@ -394,13 +394,13 @@ class AttentionFusion final : public Pass {
     if (!m.k.perm.empty()) {
       Attributes attrs;
       attrs.set("perm", m.k.perm);
-      Expected<ValueId> transposed = builder.create1("transpose", {k}, attrs, m.location);
+      Expected<ValueId> transposed = builder.create1(OpKind::Transpose, {k}, attrs, m.location);
       if (!transposed) return std::nullopt;
       k = *transposed;
     }
     ValueId mask = m.mask;
     if (m.invertMask) {
-      Expected<ValueId> inverted = builder.create1("not", {mask}, {}, m.location);
+      Expected<ValueId> inverted = builder.create1(OpKind::Not, {mask}, {}, m.location);
       if (!inverted) return std::nullopt;
       mask = *inverted;
     }
@@ -418,7 +418,7 @@ class AttentionFusion final : public Pass {
     if (m.keyPadding) attrs.set("mask_layout", std::string("key_padding"));
     const bool appends = m.pastK != kNoValue;
     Expected<std::vector<ValueId>> results =
-        builder.create("attention", operands, attrs, appends ? 3 : 1, m.location);
+        builder.create(OpKind::Attention, operands, attrs, appends ? 3 : 1, m.location);
     if (!results) return std::nullopt;
     if (!compatible(graph.value((*results)[0]).type, graph.value(m.out).type)) return std::nullopt;
     if (appends && (!compatible(graph.value((*results)[1]).type, graph.value(m.presentK).type) ||

@@ -17,12 +17,12 @@ ValueUses::ValueUses(const Graph& graph)
   for (ValueId id : graph.outputs()) output_[static_cast<size_t>(id)] = true;
 }
 
-const Op* producerOf(const Graph& graph, ValueId id, std::string_view opName) {
+const Op* producerOf(const Graph& graph, ValueId id, OpKind kind) {
   if (id == kNoValue) return nullptr;
   const Value& value = graph.value(id);
   if (value.kind != ValueKind::OpResult || value.producer < 0) return nullptr;
   const Op& op = graph.ops()[static_cast<size_t>(value.producer)];
-  return op.def && op.def->name == opName ? &op : nullptr;
+  return op.is(kind) ? &op : nullptr;
 }
 
 std::optional<double> scalarWeight(const Graph& graph, ValueId id) {
@@ -72,7 +72,7 @@ std::optional<int64_t> sliceParameter(const Graph& graph, const Op& slice, const
 }
 
 std::optional<LastAxisSlice> matchLastAxisSlice(const Graph& graph, ValueId id) {
-  const Op* slice = producerOf(graph, id, "slice");
+  const Op* slice = producerOf(graph, id, OpKind::Slice);
   if (!slice) return std::nullopt;
   const ValueId x = operandAt(*slice, 0);
   const TensorType& type = typeOf(graph, x);
@@ -97,7 +97,7 @@ std::optional<LastAxisSlice> matchLastAxisSlice(const Graph& graph, ValueId id) 
 
 // neg(y), or y * -1: y.
 std::optional<ValueId> matchNegation(const Graph& graph, ValueId id) {
-  if (const Op* neg = producerOf(graph, id, "neg")) return neg->operands[0];
+  if (const Op* neg = producerOf(graph, id, OpKind::Neg)) return neg->operands[0];
   if (std::optional<ScaledValue> scaled = matchScale(graph, id); scaled && scaled->factor == -1.0)
     return scaled->base;
   return std::nullopt;
@@ -105,7 +105,7 @@ std::optional<ValueId> matchNegation(const Graph& graph, ValueId id) {
 
 // concat(-x[..., h:], x[..., :h]) on the last axis with h = D / 2: x.
 std::optional<ValueId> matchRotateHalf(const Graph& graph, ValueId id) {
-  const Op* concat = producerOf(graph, id, "concat");
+  const Op* concat = producerOf(graph, id, OpKind::Concat);
   if (!concat || concat->operands.size() != 2) return std::nullopt;
   const int64_t rank = static_cast<int64_t>(typeOf(graph, id).rank());
   const int64_t axis = concat->attrs.getInt("axis");
@@ -139,7 +139,7 @@ std::optional<ScaledValue> matchScale(const Graph& graph, ValueId id) {
   const Value& value = graph.value(id);
   if (value.kind != ValueKind::OpResult || value.producer < 0) return std::nullopt;
   const Op& op = graph.ops()[static_cast<size_t>(value.producer)];
-  const bool isMul = op.def->name == "mul", isDiv = op.def->name == "div";
+  const bool isMul = op.is(OpKind::Mul), isDiv = op.is(OpKind::Div);
   if ((!isMul && !isDiv) || op.operands.size() != 2) return std::nullopt;
   for (size_t constantSide : {size_t{1}, size_t{0}}) {
     if (isDiv && constantSide == 0) break;
@@ -153,11 +153,11 @@ std::optional<ScaledValue> matchScale(const Graph& graph, ValueId id) {
 }
 
 std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id) {
-  const Op* add = producerOf(graph, id, "add");
+  const Op* add = producerOf(graph, id, OpKind::Add);
   if (!add || add->operands.size() != 2) return std::nullopt;
   for (size_t first : {size_t{0}, size_t{1}}) {
-    const Op* direct = producerOf(graph, add->operands[first], "mul");
-    const Op* rotated = producerOf(graph, add->operands[1 - first], "mul");
+    const Op* direct = producerOf(graph, add->operands[first], OpKind::Mul);
+    const Op* rotated = producerOf(graph, add->operands[1 - first], OpKind::Mul);
     if (!direct || !rotated) continue;
     for (size_t r : {size_t{0}, size_t{1}}) {
       std::optional<ValueId> x = matchRotateHalf(graph, rotated->operands[r]);
@@ -175,7 +175,7 @@ std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id) {
   if (repeated.size() != 4) return std::nullopt;
 
   // Single kv head: expand([B, 1, T, D]) to [B, H, T, D].
-  if (const Op* expand = producerOf(graph, id, "expand")) {
+  if (const Op* expand = producerOf(graph, id, OpKind::Expand)) {
     const ValueId kv = expand->operands[0];
     const Shape& shape = typeOf(graph, kv).shape;
     if (shape.size() == 4 && shape[1] == Dim(1) && shape[0] == repeated[0] &&
@@ -184,10 +184,10 @@ std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id) {
     return std::nullopt;
   }
 
-  const Op* merge = producerOf(graph, id, "reshape");
+  const Op* merge = producerOf(graph, id, OpKind::Reshape);
   if (!merge) return std::nullopt;
   const ValueId expandedId = merge->operands[0];
-  const Op* expand = producerOf(graph, expandedId, "expand");
+  const Op* expand = producerOf(graph, expandedId, OpKind::Expand);
   if (!expand) return std::nullopt;
   const Shape& expanded = typeOf(graph, expandedId).shape;  // [B, Hkv, n, T, D]
   const ValueId insertedId = expand->operands[0];
@@ -203,14 +203,14 @@ std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id) {
   const Value& insertedValue = graph.value(insertedId);
   if (insertedValue.kind != ValueKind::OpResult || insertedValue.producer < 0) return std::nullopt;
   const Op& insert = graph.ops()[static_cast<size_t>(insertedValue.producer)];
-  if (insert.def->name != "reshape" && insert.def->name != "unsqueeze") return std::nullopt;
+  if (!insert.is(OpKind::Reshape) && !insert.is(OpKind::Unsqueeze)) return std::nullopt;
   const ValueId kv = insert.operands[0];
   if (!equalExceptAxis(inserted, typeOf(graph, kv).shape, 2)) return std::nullopt;
   return kv;
 }
 
 std::optional<KvAppend> matchKvAppend(const Graph& graph, ValueId id) {
-  const Op* concat = producerOf(graph, id, "concat");
+  const Op* concat = producerOf(graph, id, OpKind::Concat);
   if (!concat || concat->operands.size() != 2 || typeOf(graph, id).rank() != 4) return std::nullopt;
   const int64_t axis = concat->attrs.getInt("axis");
   if (axis != 2 && axis != -2) return std::nullopt;
@@ -275,8 +275,8 @@ FollowedAxes unitAxesDropped(const Shape& shape, std::vector<size_t> axes) {
   return followed;
 }
 
-bool isReshapeLike(std::string_view name) {
-  return name == "reshape" || name == "unsqueeze" || name == "squeeze" || name == "flatten";
+bool isReshapeLike(const Op& op) {
+  return op.isOneOf({OpKind::Reshape, OpKind::Unsqueeze, OpKind::Squeeze, OpKind::Flatten});
 }
 
 // A cast that keeps every value it can meet here (small integers, 0/1 masks,
@@ -299,9 +299,8 @@ ViewChain viewChainTo(const Graph& graph, ValueId id, bool casts) {
     const Value& value = graph.value(chain.base);
     if (value.kind != ValueKind::OpResult || value.producer < 0) break;
     const Op& op = graph.ops()[static_cast<size_t>(value.producer)];
-    const std::string_view name = op.def->name;
-    const bool view = isReshapeLike(name) || name == "expand";
-    if (!view && !(casts && name == "cast" && keepsValues(graph, op))) break;
+    const bool view = isReshapeLike(op) || op.is(OpKind::Expand);
+    if (!view && !(casts && op.is(OpKind::Cast) && keepsValues(graph, op))) break;
     chain.ops.insert(chain.ops.begin(), &op);
     chain.base = op.operands[0];
   }
@@ -313,7 +312,7 @@ std::optional<FollowedAxes> followChain(const Graph& graph, const ViewChain& cha
     const Shape& from = typeOf(graph, op->operands[0]).shape;
     const Shape& to = typeOf(graph, op->results[0]).shape;
     std::optional<FollowedAxes> moved =
-        isReshapeLike(op->def->name) ? followReshape(from, to, axes) : followBroadcast(from, to, axes);
+        isReshapeLike(*op) ? followReshape(from, to, axes) : followBroadcast(from, to, axes);
     if (!moved) return std::nullopt;
     axes = std::move(*moved);
   }
@@ -351,7 +350,7 @@ std::optional<FollowedAxes> positionFrequencyAxes(const Graph& graph, const Op& 
         positionShape.empty() || positionShape.back() != Dim(1))
       continue;
     const ViewChain chain = viewChainTo(graph, positions, /*casts=*/true);
-    const Op* range = producerOf(graph, chain.base, "range");
+    const Op* range = producerOf(graph, chain.base, OpKind::Range);
     if (!range || !isPositionRange(*range, past, seq)) continue;
     std::optional<FollowedAxes> axes = followChain(graph, chain, unitAxesDropped(typeOf(graph, chain.base).shape, {0}));
     if (axes) axes = followBroadcast(positionShape, product, *axes);
@@ -365,7 +364,7 @@ std::optional<FollowedAxes> positionFrequencyAxes(const Graph& graph, const Op& 
 
 // `table` is `fn`(angles) reached through views, varying only along its last
 // two axes (position, then head dim) given the angles' followed axes.
-bool isRopeTable(const Graph& graph, ValueId table, std::string_view fn, ValueId angles, const FollowedAxes& axes) {
+bool isRopeTable(const Graph& graph, ValueId table, OpKind fn, ValueId angles, const FollowedAxes& axes) {
   const ViewChain chain = viewChainTo(graph, table, /*casts=*/false);
   const Op* op = producerOf(graph, chain.base, fn);
   if (!op || op->operands[0] != angles) return false;
@@ -379,19 +378,19 @@ bool isRopeTable(const Graph& graph, ValueId table, std::string_view fn, ValueId
 
 std::optional<ValueId> matchRopeFrequencies(const Graph& graph, ValueId cos, ValueId sin, const Dim& past,
                                             const Dim& seq) {
-  const Op* cosOp = producerOf(graph, viewChainTo(graph, cos, false).base, "cos");
+  const Op* cosOp = producerOf(graph, viewChainTo(graph, cos, false).base, OpKind::Cos);
   if (!cosOp) return std::nullopt;
   const ValueId angles = cosOp->operands[0];
-  const Op* concat = producerOf(graph, angles, "concat");
+  const Op* concat = producerOf(graph, angles, OpKind::Concat);
   if (!concat || concat->operands.size() != 2 || concat->operands[0] != concat->operands[1]) return std::nullopt;
   const int64_t rank = static_cast<int64_t>(typeOf(graph, angles).rank());
   const int64_t axis = concat->attrs.getInt("axis");
   if (axis != -1 && axis != rank - 1) return std::nullopt;
-  const Op* mul = producerOf(graph, concat->operands[0], "mul");
+  const Op* mul = producerOf(graph, concat->operands[0], OpKind::Mul);
   if (!mul) return std::nullopt;
   ValueId invFreq = kNoValue;
   std::optional<FollowedAxes> axes = positionFrequencyAxes(graph, *mul, past, seq, invFreq);
-  if (!axes || !isRopeTable(graph, cos, "cos", angles, *axes) || !isRopeTable(graph, sin, "sin", angles, *axes))
+  if (!axes || !isRopeTable(graph, cos, OpKind::Cos, angles, *axes) || !isRopeTable(graph, sin, OpKind::Sin, angles, *axes))
     return std::nullopt;
   return invFreq;
 }
@@ -405,7 +404,7 @@ std::optional<ValueId> matchKeyPaddingMask(const Graph& graph, ValueId mask, con
   if (!scale || scale->factor > kMaskedScoreLimit) return std::nullopt;
   const ViewChain afterInvert = viewChainTo(graph, scale->base, /*casts=*/true);
   const ValueId inverted = afterInvert.base;
-  const Op* sub = producerOf(graph, inverted, "sub");
+  const Op* sub = producerOf(graph, inverted, OpKind::Sub);
   if (!sub || sub->operands.size() != 2 || scalarWeight(graph, sub->operands[0]) != 1.0) return std::nullopt;
   const ValueId x = sub->operands[1];
   if (typeOf(graph, sub->operands[0]).rank() > typeOf(graph, x).rank()) return std::nullopt;
@@ -456,7 +455,7 @@ ShapeOnlyEvaluator::ShapeOnlyEvaluator(const Graph& graph, ValueId id) : graph_(
     if (ops_.size() > kMaxOps) valid_ = false;
     if (!valid_) break;
     const Op& op = graph.ops()[index];
-    const bool readsShapeOnly = op.def->name == "shape" || op.def->name == "size";
+    const bool readsShapeOnly = op.is(OpKind::Shape) || op.is(OpKind::Size);
     for (ValueId operand : op.operands) {
       if (operand == kNoValue) continue;
       const auto o = static_cast<size_t>(operand);

@@ -31,7 +31,7 @@ class ValueUses {
 };
 
 // The op that produces `id` when it is an `opName`, else null.
-const Op* producerOf(const Graph& graph, ValueId id, std::string_view opName);
+const Op* producerOf(const Graph& graph, ValueId id, OpKind kind);
 
 // The value of a one-element weight with data.
 std::optional<double> scalarWeight(const Graph& graph, ValueId id);

@@ -138,17 +138,16 @@ bool consistent(const std::vector<TensorType>& now, const std::vector<TensorType
   return true;
 }
 
-bool isOpNamed(const Op& op, std::string_view name) { return op.def->name == name; }
 
-// The first operand of op `name` that broadcasts numpy-style to the result
+// The first operand of `op` that broadcasts numpy-style to the result
 // (where leading 1-dims change nothing but, perhaps, the result's rank);
 // nullopt for ops without such operands.
-std::optional<size_t> firstBroadcastOperand(std::string_view name) {
-  static constexpr std::string_view kAllOperands[] = {
-      "add", "sub", "mul", "div", "pow", "equal", "less", "greater", "and", "or",
-      "min", "max", "where", "fused_elementwise"};
-  if (std::find(std::begin(kAllOperands), std::end(kAllOperands), name) != std::end(kAllOperands)) return 0;
-  if (name == "matmul") return 2;  // bias and residual; a and b are matrices
+std::optional<size_t> firstBroadcastOperand(const Op& op) {
+  if (op.isOneOf({OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div, OpKind::Pow, OpKind::Equal,
+                  OpKind::Less, OpKind::Greater, OpKind::And, OpKind::Or, OpKind::Min, OpKind::Max,
+                  OpKind::Where, OpKind::FusedElementwise}))
+    return 0;
+  if (op.is(OpKind::Matmul)) return 2;  // bias and residual; a and b are matrices
   return std::nullopt;
 }
 
@@ -163,7 +162,7 @@ bool insertsLeadingOnes(const Shape& from, const Shape& to) {
 
 // reshape x {shape = [...]}.
 bool isDimsReshape(const Op& op) {
-  return isOpNamed(op, "reshape") && op.attrs.has("shape") && op.operands.size() == 1;
+  return op.is(OpKind::Reshape) && op.attrs.has("shape") && op.operands.size() == 1;
 }
 
 // An arithmetic sequence start, start + delta, ... (before limit).
@@ -212,7 +211,7 @@ class Canonicalizer {
   const SymbolicTensor* completeValue(ValueId id);
   std::optional<Op> producerOf(ValueId id) const;
   Status infer(const Op& op, std::vector<TensorType>& types) const;
-  Op makeOp(std::string_view name, std::vector<ValueId> operands, Attributes attrs, const Op& from,
+  Op makeOp(OpKind kind, std::vector<ValueId> operands, Attributes attrs, const Op& from,
             std::vector<ValueId> results = {}) const;
   // Appends `op` with a new result value; kNoValue when inference refuses it.
   ValueId emit(Op op);
@@ -292,10 +291,10 @@ Status Canonicalizer::infer(const Op& op, std::vector<TensorType>& types) const 
   return inferResultTypes(*op.def, op.attrs, operands, static_cast<int>(op.results.size()), types);
 }
 
-Op Canonicalizer::makeOp(std::string_view name, std::vector<ValueId> operands, Attributes attrs,
+Op Canonicalizer::makeOp(OpKind kind, std::vector<ValueId> operands, Attributes attrs,
                          const Op& from, std::vector<ValueId> results) const {
   Op op;
-  op.def = OpRegistry::global().find(name);
+  op.def = &opDef(kind);
   op.operands = std::move(operands);
   op.attrs = std::move(attrs);
   op.location = from.location;
@@ -405,19 +404,19 @@ Status Canonicalizer::process(Op op) {
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
                                                              const std::vector<TensorType>& types) {
   if (op.results.size() != 1) return std::nullopt;
-  const std::string_view name = op.def->name;
+  const OpKind kind = op.kind();
   std::optional<Rewrite> rewritten;
-  if (name == "identity") rewritten = Rewrite{op.operands[0], std::nullopt, &counters_.opsRemoved};
-  else if (name == "cast") rewritten = rewriteCast(op);
-  else if (name == "reshape" || name == "squeeze" || name == "unsqueeze" || name == "flatten")
+  if (kind == OpKind::Identity) rewritten = Rewrite{op.operands[0], std::nullopt, &counters_.opsRemoved};
+  else if (kind == OpKind::Cast) rewritten = rewriteCast(op);
+  else if (kind == OpKind::Reshape || kind == OpKind::Squeeze || kind == OpKind::Unsqueeze || kind == OpKind::Flatten)
     rewritten = rewriteReshape(op, types);
-  else if (name == "expand") rewritten = rewriteExpand(op, types);
-  else if (name == "constant_of_shape") rewritten = rewriteConstantOfShape(op);
-  else if (name == "range") rewritten = rewriteRange(op);
-  else if (name == "slice") rewritten = rewriteSlice(op);
-  else if (name == "gather") rewritten = rewriteGather(op, types);
-  else if (name == "add" || name == "sub") rewritten = rewriteRangeShift(op, types);
-  if (!rewritten && firstBroadcastOperand(name)) rewritten = rewriteBroadcastOperands(op, types);
+  else if (kind == OpKind::Expand) rewritten = rewriteExpand(op, types);
+  else if (kind == OpKind::ConstantOfShape) rewritten = rewriteConstantOfShape(op);
+  else if (kind == OpKind::Range) rewritten = rewriteRange(op);
+  else if (kind == OpKind::Slice) rewritten = rewriteSlice(op);
+  else if (kind == OpKind::Gather) rewritten = rewriteGather(op, types);
+  else if (kind == OpKind::Add || kind == OpKind::Sub) rewritten = rewriteRangeShift(op, types);
+  if (!rewritten && firstBroadcastOperand(op)) rewritten = rewriteBroadcastOperands(op, types);
   if (rewritten && rewritten->forwardTo != kNoValue && !canForward(op.results[0], rewritten->forwardTo))
     return std::nullopt;
   return rewritten;
@@ -428,10 +427,10 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteCast(const Op& op) {
   std::optional<DType> to = parseDType(op.attrs.getString("to"));
   if (to == typeOf(x).dtype) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
   std::optional<Op> inner = producerOf(x);
-  if (!to || !inner || !isOpNamed(*inner, "cast") ||
+  if (!to || !inner || !inner->is(OpKind::Cast) ||
       !castsCompose(typeOf(inner->operands[0]).dtype, typeOf(x).dtype, *to))
     return std::nullopt;
-  return Rewrite{kNoValue, makeOp("cast", {inner->operands[0]}, op.attrs, op), &counters_.castsComposed};
+  return Rewrite{kNoValue, makeOp(OpKind::Cast, {inner->operands[0]}, op.attrs, op), &counters_.castsComposed};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op,
@@ -441,9 +440,9 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op
   auto toDims = [&](const Shape& shape, int64_t* counter) {
     Attributes attrs;
     attrs.set("shape", dimsAttr(shape));
-    return Rewrite{kNoValue, makeOp("reshape", {x}, attrs, op), counter};
+    return Rewrite{kNoValue, makeOp(OpKind::Reshape, {x}, attrs, op), counter};
   };
-  if (!isOpNamed(op, "reshape")) {
+  if (!op.is(OpKind::Reshape)) {
     // squeeze / unsqueeze / flatten: one kind of view for layout and fusion.
     if (!isComplete(types[0].shape)) return std::nullopt;
     return toDims(types[0].shape, &counters_.viewsToReshape);
@@ -452,7 +451,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op
     if (types[0] == input) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
     std::optional<Op> inner = producerOf(x);
     if (!inner || !isDimsReshape(*inner)) return std::nullopt;
-    return Rewrite{kNoValue, makeOp("reshape", {inner->operands[0]}, op.attrs, op),
+    return Rewrite{kNoValue, makeOp(OpKind::Reshape, {inner->operands[0]}, op.attrs, op),
                    &counters_.reshapesComposed};
   }
   // The ONNX form: a known target shape, with 0 (copy the input dim) and -1
@@ -505,7 +504,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteExpand(const Op& op,
   if (!shape || !isComplete(*shape)) return std::nullopt;
   Attributes attrs;
   attrs.set("shape", dimsAttr(*shape));
-  return Rewrite{kNoValue, makeOp("expand", {x}, attrs, op), &counters_.expandsFolded};
+  return Rewrite{kNoValue, makeOp(OpKind::Expand, {x}, attrs, op), &counters_.expandsFolded};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteConstantOfShape(const Op& op) {
@@ -516,7 +515,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteConstantOfShape(cons
     if (!knownNonNegative(d)) return std::nullopt;
   Attributes attrs = op.attrs;
   attrs.set("shape", dimsAttr(target->elements));
-  Op filled = makeOp("constant_of_shape", {}, attrs, op);
+  Op filled = makeOp(OpKind::ConstantOfShape, {}, attrs, op);
   // A small static fill is a weight (unless it is a graph output, which a
   // weight cannot be).
   Dim count = 1;
@@ -552,7 +551,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRange(const Op& op) 
   attrs.set("limit", limit->elements);
   attrs.set("delta", *step);
   attrs.set("dtype", std::string(dtypeName(dtype)));
-  return Rewrite{kNoValue, makeOp("range", {}, attrs, op), &counters_.rangesFolded};
+  return Rewrite{kNoValue, makeOp(OpKind::Range, {}, attrs, op), &counters_.rangesFolded};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteSlice(const Op& op) {
@@ -581,7 +580,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteSlice(const Op& op) 
   attrs.set("axes", *axes);
   if (steps && std::any_of(steps->begin(), steps->end(), [](int64_t s) { return s != 1; }))
     attrs.set("steps", *steps);
-  return Rewrite{kNoValue, makeOp("slice", {op.operands[0]}, attrs, op), &counters_.slicesFolded};
+  return Rewrite{kNoValue, makeOp(OpKind::Slice, {op.operands[0]}, attrs, op), &counters_.slicesFolded};
 }
 
 std::optional<Sequence> Canonicalizer::rangeOf(ValueId id) {
@@ -595,7 +594,7 @@ std::optional<Sequence> Canonicalizer::rangeOf(ValueId id) {
   }
   std::optional<Op> producer = producerOf(id);
   while (producer && isDimsReshape(*producer)) producer = producerOf(producer->operands[0]);
-  if (!producer || !isOpNamed(*producer, "range") || !producer->attrs.has("start")) return std::nullopt;
+  if (!producer || !producer->is(OpKind::Range) || !producer->attrs.has("start")) return std::nullopt;
   return Sequence{(*producer->attrs.getDims("start"))[0], (*producer->attrs.getDims("limit"))[0],
                   producer->attrs.getInt("delta", 1)};
 }
@@ -610,7 +609,7 @@ Canonicalizer::Rewrite Canonicalizer::reshapedTo(Op op, const Shape& fromShape, 
   if (value == kNoValue) return Rewrite{};
   Attributes attrs;
   attrs.set("shape", dimsAttr(shape));
-  return Rewrite{kNoValue, makeOp("reshape", {value}, attrs, original), counter};
+  return Rewrite{kNoValue, makeOp(OpKind::Reshape, {value}, attrs, original), counter};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
@@ -630,7 +629,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
   attrs.set("ends", dimsAttr({rows->limit}));
   attrs.set("axes", std::vector<int64_t>{axis});
   if (rows->delta != 1) attrs.set("steps", std::vector<int64_t>{rows->delta});
-  Op slice = makeOp("slice", {data}, attrs, op, {kNoValue});
+  Op slice = makeOp(OpKind::Slice, {data}, attrs, op, {kNoValue});
   std::vector<TensorType> sliceTypes;
   // The slice must be as exact as the gather (a constant row of a symbolic
   // dim, x[:, 0], cannot be proven in range, so it stays a gather).
@@ -645,20 +644,20 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRangeShift(const Op&
                                                                        const std::vector<TensorType>& types) {
   // range(a, b) + k == range(a + k, b + k): the positions of a decoder step
   // (arange(seq) + past) stay one op the attention matcher can read.
-  const bool isSub = isOpNamed(op, "sub");
+  const bool isSub = op.is(OpKind::Sub);
   for (size_t side = 0; side < (isSub ? 1u : 2u); ++side) {
     const ValueId positions = op.operands[side];
     const SymbolicTensor* offset = completeValue(op.operands[1 - side]);
     if (!offset || offset->elements.size() != 1 || types[0] != typeOf(positions)) continue;
     std::optional<Op> producer = producerOf(positions);
     while (producer && isDimsReshape(*producer)) producer = producerOf(producer->operands[0]);
-    if (!producer || !isOpNamed(*producer, "range") || !producer->attrs.has("start")) continue;
+    if (!producer || !producer->is(OpKind::Range) || !producer->attrs.has("start")) continue;
     const Dim k = offset->elements[0];
     const Dim start = (*producer->attrs.getDims("start"))[0], limit = (*producer->attrs.getDims("limit"))[0];
     Attributes attrs = producer->attrs;
     attrs.set("start", std::vector<Dim>{isSub ? start - k : start + k});
     attrs.set("limit", std::vector<Dim>{isSub ? limit - k : limit + k});
-    Op shifted = makeOp("range", {}, attrs, op, {kNoValue});
+    Op shifted = makeOp(OpKind::Range, {}, attrs, op, {kNoValue});
     std::vector<TensorType> shiftedTypes;
     if (!infer(shifted, shiftedTypes)) continue;
     Rewrite rewritten = reshapedTo(std::move(shifted), shiftedTypes[0].shape, types[0].shape, op,
@@ -675,11 +674,11 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
   // result must keep its type (dropping the 1-dims must not lower its rank).
   Op rewritten = op;
   bool any = false;
-  for (size_t i = *firstBroadcastOperand(op.def->name); i < op.operands.size(); ++i) {
+  for (size_t i = *firstBroadcastOperand(op); i < op.operands.size(); ++i) {
     const ValueId operand = op.operands[i];
     if (operand == kNoValue) continue;
     std::optional<Op> reshape = producerOf(operand);
-    if (!reshape || !isOpNamed(*reshape, "reshape")) continue;
+    if (!reshape || !reshape->is(OpKind::Reshape)) continue;
     const ValueId source = reshape->operands[0];
     if (!insertsLeadingOnes(typeOf(source).shape, typeOf(operand).shape)) continue;
     Op candidate = rewritten;

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "ir/activation.h"
+#include "ir/elementwise_program.h"
 #include "ir/op_registry.h"
 
 namespace kiln {
@@ -18,28 +20,27 @@ bool containsIgnoringCase(std::string_view text, std::string_view word) {
   return it != text.end();
 }
 
-bool isOneOf(std::string_view name, std::initializer_list<std::string_view> names) {
-  return std::find(names.begin(), names.end(), name) != names.end();
-}
-
 // FLOPs per element of one elementwise function: transcendental functions
 // cost several multiply-adds on real hardware, arithmetic costs one.
-double elementwiseFlops(std::string_view name) {
-  if (isOneOf(name, {"exp", "log", "tanh", "erf", "sigmoid", "sqrt", "pow", "cos", "sin", "gelu",
-                     "gelu_tanh", "silu"}))
-    return 8;
-  return 1;
+double elementwiseFlops(OpKind kind) {
+  return isOneOf(kind, {OpKind::Exp, OpKind::Log, OpKind::Tanh, OpKind::Erf, OpKind::Sigmoid, OpKind::Sqrt,
+                        OpKind::Pow, OpKind::Cos, OpKind::Sin, OpKind::Gelu, OpKind::Silu})
+             ? 8
+             : 1;
 }
 
+double activationFlops(Activation activation) { return activation == Activation::Relu ? 1 : 8; }
+
 // Ops that only reinterpret their input's shape: a backend aliases them.
-bool isView(std::string_view name) {
-  return isOneOf(name, {"reshape", "squeeze", "unsqueeze", "flatten", "identity"});
+bool isView(const Op& op) {
+  return op.isOneOf({OpKind::Reshape, OpKind::Squeeze, OpKind::Unsqueeze, OpKind::Flatten, OpKind::Identity});
 }
 
 // Ops that move data but compute nothing.
-bool movesOnly(std::string_view name) {
-  return isOneOf(name, {"transpose", "gather", "slice", "concat", "split", "expand", "shape",
-                        "size", "constant_of_shape", "range", "trilu"});
+bool movesOnly(const Op& op) {
+  return op.isOneOf({OpKind::Transpose, OpKind::Gather, OpKind::Slice, OpKind::Concat, OpKind::Split,
+                     OpKind::Expand, OpKind::Shape, OpKind::Size, OpKind::ConstantOfShape, OpKind::Range,
+                     OpKind::Trilu});
 }
 
 class OpCoster {
@@ -78,42 +79,39 @@ class OpCoster {
   double resultElements() const { return op_.results.empty() ? 0 : elements(resultType(0)); }
 
   OpCost cost() const {
-    const std::string_view name = op_.def->name;
-    if (isView(name)) return {};
+    const OpKind kind = op_.kind();
+    if (isView(op_)) return {};
     OpCost cost;
-    if (name == "shape" || name == "size") {
+    if (kind == OpKind::Shape || kind == OpKind::Size) {
       cost.bytes = allResultBytes();  // reads metadata only
-    } else if (name == "gather" || name == "slice") {
+    } else if (kind == OpKind::Gather || kind == OpKind::Slice) {
       // Reads only the selected elements of its data operand.
       cost.bytes = allOperandBytes() - operandBytes(0) + 2 * allResultBytes();
     } else {
       cost.bytes = allOperandBytes() + allResultBytes();
     }
-    cost.flops = flops(name);
+    cost.flops = flops(kind);
     return cost;
   }
 
  private:
-  double flops(std::string_view name) const {
-    if (movesOnly(name)) return 0;
+  double flops(OpKind kind) const {
+    if (movesOnly(op_)) return 0;
     const double n = resultElements();
-    if (name == "matmul") return matmulFlops();
-    if (name == "gemm") {
+    if (kind == OpKind::Matmul) return matmulFlops();
+    if (kind == OpKind::Gemm) {
       const double k = dim(operandType(0), op_.attrs.getInt("trans_a") ? -2 : -1);
       return 2 * n * k + 2 * n;
     }
-    if (name == "attention") return attentionFlops();
-    if (name == "softmax" || name == "log_softmax") return 5 * n;
-    if (name == "layer_norm") return 8 * n;
-    if (name == "rms_norm") return 5 * n;
-    if (name == "swiglu") return (elementwiseFlops("silu") + 1) * n;
-    if (name == "reduce_mean" || name == "reduce_sum" || name == "reduce_max" || name == "cumsum")
+    if (kind == OpKind::Attention) return attentionFlops();
+    if (kind == OpKind::Softmax || kind == OpKind::LogSoftmax) return 5 * n;
+    if (kind == OpKind::LayerNorm) return 8 * n;
+    if (kind == OpKind::RmsNorm) return 5 * n;
+    if (kind == OpKind::Swiglu) return (elementwiseFlops(OpKind::Silu) + 1) * n;
+    if (kind == OpKind::ReduceMean || kind == OpKind::ReduceSum || kind == OpKind::ReduceMax || kind == OpKind::Cumsum)
       return present(0) ? elements(operandType(0)) : 0;
-    if (name == "fused_elementwise") return n * programFlops(op_.attrs.getString("program"));
-    if (name == "gelu")
-      return n * elementwiseFlops(op_.attrs.getString("approximate", "none") == "tanh" ? "gelu_tanh"
-                                                                                     : "gelu");
-    return n * elementwiseFlops(name);
+    if (kind == OpKind::FusedElementwise) return n * programFlops();
+    return n * elementwiseFlops(kind);
   }
 
   // 2*M*N*K per matrix product, plus the epilogue on each result element.
@@ -123,8 +121,9 @@ class OpCoster {
     double total = 2 * n * k;
     if (present(2)) total += n;  // bias
     if (present(3)) total += n;  // residual
-    const std::string activation = op_.attrs.getString("activation", "none");
-    if (activation != "none") total += n * elementwiseFlops(activation);
+    const Activation activation =
+        parseActivation(op_.attrs.getString("activation", "none")).value_or(Activation::None);
+    if (activation != Activation::None) total += n * activationFlops(activation);
     return total;
   }
 
@@ -151,18 +150,12 @@ class OpCoster {
     return total;
   }
 
-  // Instructions are "<op> <args>" separated by "; ".
-  static double programFlops(std::string_view program) {
+  double programFlops() const {
+    Expected<ElementwiseProgram> program =
+        parseElementwiseProgram(op_.attrs.getString("program"), op_.operands.size());
     double total = 0;
-    size_t start = 0;
-    while (start < program.size()) {
-      size_t end = program.find(';', start);
-      if (end == std::string_view::npos) end = program.size();
-      std::string_view instruction = program.substr(start, end - start);
-      instruction.remove_prefix(std::min(instruction.find_first_not_of(' '), instruction.size()));
-      total += elementwiseFlops(instruction.substr(0, instruction.find(' ')));
-      start = end + 1;
-    }
+    if (program)
+      for (const ProgramInstruction& instruction : *program) total += isTranscendental(instruction.op) ? 8 : 1;
     return total;
   }
 

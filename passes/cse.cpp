@@ -13,11 +13,8 @@ namespace kiln {
 
 namespace {
 
-bool isCommutative(std::string_view op) {
-  static constexpr std::string_view kCommutative[] = {"add", "mul", "min", "max",
-                                                      "and", "or",  "equal"};
-  return std::find(std::begin(kCommutative), std::end(kCommutative), op) !=
-         std::end(kCommutative);
+bool isCommutative(const Op& op) {
+  return op.isOneOf({OpKind::Add, OpKind::Mul, OpKind::Min, OpKind::Max, OpKind::And, OpKind::Or, OpKind::Equal});
 }
 
 size_t combineHash(size_t seed, size_t value) {
@@ -134,7 +131,7 @@ class CommonSubexpressionElimination final : public Pass {
       kept.push_back(std::move(op));
       const Op& candidate = kept.back();
       OpKey key{candidate.def, candidate.operands, &candidate.attrs, {}};
-      if (isCommutative(candidate.def->name)) std::sort(key.operands.begin(), key.operands.end());
+      if (isCommutative(candidate)) std::sort(key.operands.begin(), key.operands.end());
       for (ValueId result : candidate.results) key.resultTypes.push_back(&graph.value(result).type);
 
       std::vector<std::pair<OpKey, size_t>>& bucket = seen[key.hash()];

@@ -5,32 +5,42 @@
 #include <charconv>
 #include <map>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
+#include "ir/elementwise_program.h"
 #include "passes/pattern_utils.h"
 
 namespace kiln {
 
 namespace {
 
-// The program instruction of an op fused_elementwise can evaluate, with its
-// operand count; nullopt for every other op.
-std::optional<std::string> instructionName(const Op& op) {
-  const std::string_view name = op.def->name;
-  const size_t arity = op.operands.size();
-  for (std::string_view binary : {"add", "sub", "mul", "div", "pow", "max", "min"})
-    if (name == binary) return arity == 2 ? std::optional<std::string>(name) : std::nullopt;
-  for (std::string_view unary :
-       {"neg", "exp", "log", "sqrt", "reciprocal", "tanh", "erf", "sigmoid", "relu", "silu"})
-    if (name == unary) return arity == 1 ? std::optional<std::string>(name) : std::nullopt;
-  if (name == "gelu" && arity == 1)
-    return op.attrs.getString("approximate", "none") == "tanh" ? "gelu_tanh" : "gelu";
+// The program instruction of an op fused_elementwise can evaluate (with its
+// operand count); nullopt for every other op.
+std::optional<ElementOp> elementOpOf(const Op& op) {
+  static constexpr std::pair<OpKind, ElementOp> kElementOps[] = {
+      {OpKind::Add, ElementOp::Add},   {OpKind::Sub, ElementOp::Sub},
+      {OpKind::Mul, ElementOp::Mul},   {OpKind::Div, ElementOp::Div},
+      {OpKind::Pow, ElementOp::Pow},   {OpKind::Max, ElementOp::Max},
+      {OpKind::Min, ElementOp::Min},   {OpKind::Neg, ElementOp::Neg},
+      {OpKind::Exp, ElementOp::Exp},   {OpKind::Log, ElementOp::Log},
+      {OpKind::Sqrt, ElementOp::Sqrt}, {OpKind::Reciprocal, ElementOp::Reciprocal},
+      {OpKind::Tanh, ElementOp::Tanh}, {OpKind::Erf, ElementOp::Erf},
+      {OpKind::Sigmoid, ElementOp::Sigmoid}, {OpKind::Relu, ElementOp::Relu},
+      {OpKind::Silu, ElementOp::Silu}, {OpKind::Gelu, ElementOp::Gelu}};
+  for (const auto& [kind, element] : kElementOps) {
+    if (!op.is(kind)) continue;
+    const bool tanhGelu = element == ElementOp::Gelu && op.attrs.getString("approximate", "none") == "tanh";
+    const ElementOp chosen = tanhGelu ? ElementOp::GeluTanh : element;
+    if (op.operands.size() != elementOpArity(chosen)) return std::nullopt;
+    return chosen;
+  }
   return std::nullopt;
 }
 
 bool isFusable(const Graph& graph, const Op& op) {
-  if (op.results.size() != 1 || !instructionName(op)) return false;
+  if (op.results.size() != 1 || !elementOpOf(op)) return false;
   if (graph.value(op.results[0]).type.dtype != DType::F32) return false;
   for (ValueId id : op.operands)
     if (id == kNoValue || graph.value(id).type.dtype != DType::F32) return false;
@@ -61,7 +71,7 @@ FusedProgram buildProgram(const Graph& graph, const std::vector<int32_t>& group,
   std::map<ValueId, std::string> names;  // members' results: %k; operands: $i
   for (size_t k = 0; k < group.size(); ++k) {
     const Op& op = graph.ops()[static_cast<size_t>(group[k])];
-    std::string instruction = *instructionName(op);
+    std::string instruction(elementOpName(*elementOpOf(op)));
     for (ValueId id : op.operands) {
       auto known = names.find(id);
       std::string arg;
@@ -142,7 +152,7 @@ class ElementwiseFusion final : public Pass {
       Attributes attrs;
       attrs.set("program", fused.program);
       const std::string location = graph.ops()[static_cast<size_t>(root)].location;
-      Expected<ValueId> op = rewriter.create1(root, "fused_elementwise", fused.operands, attrs, location);
+      Expected<ValueId> op = rewriter.create1(root, OpKind::FusedElementwise, fused.operands, attrs, location);
       if (!op) return op.status();
       KILN_RETURN_IF_ERROR(rewriter.replace(result, *op));
       rewriter.mark(group);

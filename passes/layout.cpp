@@ -33,7 +33,7 @@ bool swapsLastTwo(const Permutation& perm) {
 // The head split and merge around attention: [B, S, H, D] <-> [B, H, S, D].
 bool swapsHeadsAndSequence(const Permutation& perm) { return perm == Permutation{0, 2, 1, 3}; }
 
-bool isOp(const Op* op, std::string_view name) { return op && op->def->name == name; }
+bool isOp(const Op* op, OpKind kind) { return op && op->is(kind); }
 
 bool hasAttr(const OpDef& def, std::string_view attr) {
   return std::any_of(def.attrs.begin(), def.attrs.end(),
@@ -62,17 +62,17 @@ class LayoutRewriter {
       Op& op = ops_[i];
       for (ValueId& operand : op.operands)
         if (operand != kNoValue) operand = replacement_[index(operand)];
-      if (op.def->name == "transpose") {
+      if (op.is(OpKind::Transpose)) {
         KILN_RETURN_IF_ERROR(rewriteTranspose(i));
-      } else if (op.def->name == "matmul" && hasAttr(*op.def, "transpose_a")) {
+      } else if (op.is(OpKind::Matmul) && hasAttr(*op.def, "transpose_a")) {
         foldOperandTransposes(op, "transpose_a", "transpose_b", /*rank2Only=*/false);
-      } else if (op.def->name == "gemm") {
+      } else if (op.is(OpKind::Gemm)) {
         foldOperandTransposes(op, "trans_a", "trans_b", /*rank2Only=*/true);
       }
     }
     collectUsers();
     for (size_t i = 0; i < ops_.size(); ++i) {
-      if (removed_[i] || ops_[i].def->name != "attention") continue;
+      if (removed_[i] || !ops_[i].is(OpKind::Attention)) continue;
       KILN_RETURN_IF_ERROR(absorbHeadSplits(i));
       KILN_RETURN_IF_ERROR(absorbHeadMerge(i));
     }
@@ -81,7 +81,7 @@ class LayoutRewriter {
     // them are gone.
     collectUsers();
     for (size_t i = 0; i < ops_.size(); ++i)
-      if (!removed_[i] && ops_[i].def->name == "attention") absorbQkvSplit(i);
+      if (!removed_[i] && ops_[i].is(OpKind::Attention)) absorbQkvSplit(i);
     const int64_t removed = std::count(removed_.begin(), removed_.end(), true);
 
     statistics_.add("transposes-composed", composed_);
@@ -154,8 +154,8 @@ class LayoutRewriter {
     if (isOutput_[index(value)] || users_[index(value)].empty()) return false;
     for (const auto& [user, slot] : users_[index(value)]) {
       const Op& op = ops_[user];
-      const bool matmul = op.def->name == "matmul" && hasAttr(*op.def, "transpose_a");
-      const bool gemm = op.def->name == "gemm" && rank == 2;
+      const bool matmul = op.is(OpKind::Matmul) && hasAttr(*op.def, "transpose_a");
+      const bool gemm = op.is(OpKind::Gemm) && rank == 2;
       if (slot > 1 || !(matmul || gemm)) return false;
     }
     return true;
@@ -164,7 +164,7 @@ class LayoutRewriter {
   Status rewriteTranspose(size_t at) {
     Op& op = ops_[at];
     Permutation perm = permutation(op);
-    if (Op* inner = producer(op.operands[0]); isOp(inner, "transpose")) {
+    if (Op* inner = producer(op.operands[0]); isOp(inner, OpKind::Transpose)) {
       // y = transpose(x, p1), z = transpose(y, p2): z[i] = x[p1[p2[i]]].
       const Permutation innerPerm = permutation(*inner);
       Permutation composed(perm.size());
@@ -204,7 +204,7 @@ class LayoutRewriter {
                              bool rank2Only) {
     for (size_t slot = 0; slot < 2 && slot < op.operands.size(); ++slot) {
       Op* transpose = producer(op.operands[slot]);
-      if (!isOp(transpose, "transpose")) continue;
+      if (!isOp(transpose, OpKind::Transpose)) continue;
       const Permutation perm = permutation(*transpose);
       if (!swapsLastTwo(perm) || (rank2Only && perm.size() != 2)) continue;
       toggle(op.attrs, slot == 0 ? flagA : flagB);
@@ -217,10 +217,10 @@ class LayoutRewriter {
   // in the bsd layout. Returns x, or kNoValue when `value` is not that.
   ValueId headSplitSource(ValueId value, int64_t heads) {
     Op* transpose = producer(value);
-    if (!isOp(transpose, "transpose") || !swapsHeadsAndSequence(permutation(*transpose)))
+    if (!isOp(transpose, OpKind::Transpose) || !swapsHeadsAndSequence(permutation(*transpose)))
       return kNoValue;
     Op* reshape = producer(transpose->operands[0]);
-    if (!isOp(reshape, "reshape")) return kNoValue;
+    if (!isOp(reshape, OpKind::Reshape)) return kNoValue;
     const ValueId source = reshape->operands[0];
     const Shape& x = graph_.value(source).type.shape;
     const Shape& split = graph_.value(reshape->results[0]).type.shape;
@@ -278,11 +278,11 @@ class LayoutRewriter {
     const auto* toTranspose = soleUse(op.results[0]);
     if (!toTranspose || removed_[toTranspose->first]) return Status::ok();
     const size_t transposeAt = toTranspose->first;
-    if (!isOp(&ops_[transposeAt], "transpose") ||
+    if (!isOp(&ops_[transposeAt], OpKind::Transpose) ||
         !swapsHeadsAndSequence(permutation(ops_[transposeAt])))
       return Status::ok();
     const auto* toReshape = soleUse(ops_[transposeAt].results[0]);
-    if (!toReshape || !isOp(&ops_[toReshape->first], "reshape") || toReshape->second != 0)
+    if (!toReshape || !isOp(&ops_[toReshape->first], OpKind::Reshape) || toReshape->second != 0)
       return Status::ok();
     const size_t reshapeAt = toReshape->first;
     const Shape& out = graph_.value(op.results[0]).type.shape;
@@ -309,7 +309,7 @@ class LayoutRewriter {
     Op& op = ops_[at];
     if (op.attrs.getString("qkv_layout", "bhsd") != "bsd" || op.operands.size() < 3) return;
     Op* split = producer(op.operands[0]);
-    if (!isOp(split, "split") || split->results.size() != 3) return;
+    if (!isOp(split, OpKind::Split) || split->results.size() != 3) return;
     const size_t splitAt = static_cast<size_t>(graph_.value(op.operands[0]).producer);
     const Shape& rows = graph_.value(split->operands[0]).type.shape;
     const int64_t axis = split->attrs.getInt("axis");
@@ -345,7 +345,7 @@ class LayoutRewriter {
           if (operand != kNoValue) ++uses[index(operand)];
     for (size_t i = ops_.size(); i-- > 0;) {
       Op& op = ops_[i];
-      if (removed_[i] || !lostUse_[i] || !(isOp(&op, "transpose") || isOp(&op, "reshape")))
+      if (removed_[i] || !lostUse_[i] || !(isOp(&op, OpKind::Transpose) || isOp(&op, OpKind::Reshape)))
         continue;
       const bool dead = std::all_of(op.results.begin(), op.results.end(), [&](ValueId id) {
         return uses[index(id)] == 0 && !isOutput_[index(id)];

@@ -21,9 +21,9 @@ struct Epilogue {
   bool addedBias = false, addedActivation = false, addedResidual = false;
 };
 
-int32_t soleUserNamed(const Rewriter& rewriter, ValueId value, std::string_view name) {
+int32_t soleUserOfKind(const Rewriter& rewriter, ValueId value, OpKind kind) {
   const int32_t user = rewriter.soleUser(value);
-  if (user < 0 || rewriter.isMarked(user) || rewriter.op(user).def->name != name) return -1;
+  if (user < 0 || rewriter.isMarked(user) || !rewriter.op(user).is(kind)) return -1;
   return user;
 }
 
@@ -35,7 +35,7 @@ bool isWeight(const Graph& graph, ValueId id) {
 std::optional<ValueId> scaledWeight(Rewriter& rewriter, ValueId weight, double factor) {
   const Value& value = rewriter.graph().value(weight);
   const Tensor scalar = filledTensor(value.type.dtype, {}, factor);
-  Expected<Tensor> scaled = evaluateConstant("mul", {&*value.data, &scalar});
+  Expected<Tensor> scaled = evaluateConstant(OpKind::Mul, {&*value.data, &scalar});
   if (!scaled) return std::nullopt;
   return rewriter.addWeight(value.name + ".scaled", *scaled);
 }
@@ -85,7 +85,7 @@ void extend(const Rewriter& rewriter, Epilogue& epilogue) {
   const TensorType& productType = graph.value(epilogue.result).type;
   if (epilogue.bias == kNoValue && epilogue.residual == kNoValue &&
       epilogue.attrs.getString("activation", "none") == "none") {
-    if (int32_t addIndex = soleUserNamed(rewriter, epilogue.result, "add"); addIndex >= 0) {
+    if (int32_t addIndex = soleUserOfKind(rewriter, epilogue.result, OpKind::Add); addIndex >= 0) {
       const ValueId bias = otherOperand(rewriter.op(addIndex), epilogue.result);
       if (isWeight(graph, bias)) {
         const TensorType& biasType = graph.value(bias).type;
@@ -101,14 +101,14 @@ void extend(const Rewriter& rewriter, Epilogue& epilogue) {
   }
   if (epilogue.residual == kNoValue && epilogue.attrs.getString("activation", "none") == "none") {
     if (std::optional<ActivationMatch> activation = findActivationOf(rewriter, epilogue.result)) {
-      epilogue.attrs.set("activation", activation->kind);
+      epilogue.attrs.set("activation", std::string(activationName(activation->activation)));
       epilogue.result = rewriter.op(activation->ops.front()).results[0];
       epilogue.ops.insert(epilogue.ops.end(), activation->ops.begin(), activation->ops.end());
       epilogue.addedActivation = true;
     }
   }
   if (epilogue.residual == kNoValue) {
-    if (int32_t addIndex = soleUserNamed(rewriter, epilogue.result, "add"); addIndex >= 0) {
+    if (int32_t addIndex = soleUserOfKind(rewriter, epilogue.result, OpKind::Add); addIndex >= 0) {
       const ValueId residual = otherOperand(rewriter.op(addIndex), epilogue.result);
       const TensorType& yType = graph.value(epilogue.result).type;
       if (residual != kNoValue && residual != epilogue.result) {
@@ -142,12 +142,12 @@ class MatmulEpilogueFusion final : public Pass {
       const int32_t index = static_cast<int32_t>(i);
       if (rewriter.isMarked(index)) continue;
       const Op& op = rewriter.op(index);
-      const std::string_view name = op.def->name;
-      if ((name != "matmul" && name != "gemm") || op.results.size() != 1) continue;
+      const OpKind kind = op.kind();
+      if ((kind != OpKind::Matmul && kind != OpKind::Gemm) || op.results.size() != 1) continue;
       if (!isFloat(graph.value(op.results[0]).type.dtype)) continue;
 
       std::optional<Epilogue> epilogue;
-      if (name == "gemm") {
+      if (kind == OpKind::Gemm) {
         epilogue = fromGemm(rewriter, rewriter.op(index));
       } else {
         epilogue.emplace();
@@ -188,7 +188,7 @@ class MatmulEpilogueFusion final : public Pass {
     Attributes attrs = epilogue.attrs;
     if (attrs.getString("activation", "none") == "none") attrs.erase("activation");
     const int32_t root = rewriter.producerIndex(epilogue.result);
-    Expected<ValueId> fused = rewriter.create1(root, "matmul", operands, attrs, epilogue.location);
+    Expected<ValueId> fused = rewriter.create1(root, OpKind::Matmul, operands, attrs, epilogue.location);
     if (!fused) return fused.status();
     KILN_RETURN_IF_ERROR(rewriter.replace(epilogue.result, *fused));
     rewriter.mark(epilogue.ops);

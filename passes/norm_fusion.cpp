@@ -12,22 +12,22 @@ namespace kiln {
 
 namespace {
 
-// The op that is the sole use of `value` when it is named `name` and still
+// The op that is the sole use of `value` when it is of `kind` and still
 // free; -1 otherwise.
-int32_t soleUserNamed(const Rewriter& rewriter, ValueId value, std::string_view name) {
+int32_t soleUserOfKind(const Rewriter& rewriter, ValueId value, OpKind kind) {
   const int32_t user = rewriter.soleUser(value);
-  if (user < 0 || rewriter.isMarked(user) || rewriter.op(user).def->name != name) return -1;
+  if (user < 0 || rewriter.isMarked(user) || !rewriter.op(user).is(kind)) return -1;
   return user;
 }
 
 // x^2 spelled pow(x, 2) or mul(x, x): returns x.
 ValueId squaredBase(const Rewriter& rewriter, ValueId square, std::vector<int32_t>& ops) {
-  if (const Op* pow = rewriter.producer(square, "pow");
+  if (const Op* pow = rewriter.producer(square, OpKind::Pow);
       pow && isSplat(rewriter.graph(), pow->operands[1], 2.0)) {
     ops.push_back(rewriter.producerIndex(square));
     return pow->operands[0];
   }
-  if (const Op* mul = rewriter.producer(square, "mul"); mul && mul->operands[0] == mul->operands[1]) {
+  if (const Op* mul = rewriter.producer(square, OpKind::Mul); mul && mul->operands[0] == mul->operands[1]) {
     ops.push_back(rewriter.producerIndex(square));
     return mul->operands[0];
   }
@@ -49,28 +49,28 @@ struct NormMatch {
 ValueId matchDivideByRoot(const Rewriter& rewriter, ValueId v, ValueId base, std::vector<int32_t>& ops) {
   const Graph& graph = rewriter.graph();
   ValueId inverse = kNoValue;
-  if (int32_t sqrtIndex = soleUserNamed(rewriter, v, "sqrt"); sqrtIndex >= 0) {
+  if (int32_t sqrtIndex = soleUserOfKind(rewriter, v, OpKind::Sqrt); sqrtIndex >= 0) {
     ops.push_back(sqrtIndex);
     const ValueId root = rewriter.op(sqrtIndex).results[0];
-    if (int32_t divIndex = soleUserNamed(rewriter, root, "div"); divIndex >= 0) {
+    if (int32_t divIndex = soleUserOfKind(rewriter, root, OpKind::Div); divIndex >= 0) {
       const Op& div = rewriter.op(divIndex);
       if (div.operands[1] != root) return kNoValue;
       ops.push_back(divIndex);
       if (div.operands[0] == base) return div.results[0];
       if (!isSplat(graph, div.operands[0], 1.0)) return kNoValue;
       inverse = div.results[0];
-    } else if (int32_t recipIndex = soleUserNamed(rewriter, root, "reciprocal"); recipIndex >= 0) {
+    } else if (int32_t recipIndex = soleUserOfKind(rewriter, root, OpKind::Reciprocal); recipIndex >= 0) {
       ops.push_back(recipIndex);
       inverse = rewriter.op(recipIndex).results[0];
     }
-  } else if (int32_t powIndex = soleUserNamed(rewriter, v, "pow"); powIndex >= 0) {
+  } else if (int32_t powIndex = soleUserOfKind(rewriter, v, OpKind::Pow); powIndex >= 0) {
     const Op& pow = rewriter.op(powIndex);
     if (pow.operands[0] != v || !isSplat(graph, pow.operands[1], -0.5)) return kNoValue;
     ops.push_back(powIndex);
     inverse = pow.results[0];
   }
   if (inverse == kNoValue) return kNoValue;
-  const int32_t mulIndex = soleUserNamed(rewriter, inverse, "mul");
+  const int32_t mulIndex = soleUserOfKind(rewriter, inverse, OpKind::Mul);
   if (mulIndex < 0 || otherOperand(rewriter.op(mulIndex), inverse) != base) return kNoValue;
   ops.push_back(mulIndex);
   return rewriter.op(mulIndex).results[0];
@@ -94,7 +94,7 @@ std::optional<NormMatch> matchNorm(const Rewriter& rewriter, int32_t varianceInd
   match.axis = axes->front() - rank;
 
   const ValueId meanSquare = variance.results[0];
-  const int32_t addIndex = soleUserNamed(rewriter, meanSquare, "add");
+  const int32_t addIndex = soleUserOfKind(rewriter, meanSquare, OpKind::Add);
   if (addIndex < 0) return std::nullopt;
   const Op& addEps = rewriter.op(addIndex);
   const std::optional<double> epsilon = splatValue(graph, otherOperand(addEps, meanSquare));
@@ -106,8 +106,8 @@ std::optional<NormMatch> matchNorm(const Rewriter& rewriter, int32_t varianceInd
   if (match.result == kNoValue) return std::nullopt;
 
   match.x = base;
-  if (const Op* sub = rewriter.producer(base, "sub")) {
-    const Op* mean = rewriter.producer(sub->operands[1], "reduce_mean");
+  if (const Op* sub = rewriter.producer(base, OpKind::Sub)) {
+    const Op* mean = rewriter.producer(sub->operands[1], OpKind::ReduceMean);
     if (mean && mean->operands[0] == sub->operands[0] && keptReductionAxes(graph, *mean) == axes) {
       match.centered = true;
       match.x = sub->operands[0];
@@ -124,7 +124,7 @@ std::optional<NormMatch> matchNorm(const Rewriter& rewriter, int32_t varianceInd
     return id != kNoValue && v.kind == ValueKind::Weight && v.data &&
            compatibleTypes(v.type, TensorType{xType.dtype, normalized});
   };
-  if (int32_t mulIndex = soleUserNamed(rewriter, match.result, "mul"); mulIndex >= 0) {
+  if (int32_t mulIndex = soleUserOfKind(rewriter, match.result, OpKind::Mul); mulIndex >= 0) {
     const ValueId weight = otherOperand(rewriter.op(mulIndex), match.result);
     if (isParameter(weight)) {
       match.scale = weight;
@@ -133,7 +133,7 @@ std::optional<NormMatch> matchNorm(const Rewriter& rewriter, int32_t varianceInd
     }
   }
   if (match.centered && match.scale != kNoValue) {
-    if (int32_t addIndex = soleUserNamed(rewriter, match.result, "add"); addIndex >= 0) {
+    if (int32_t addIndex = soleUserOfKind(rewriter, match.result, OpKind::Add); addIndex >= 0) {
       const ValueId bias = otherOperand(rewriter.op(addIndex), match.result);
       if (isParameter(bias)) {
         match.bias = bias;
@@ -167,7 +167,7 @@ class NormFusion final : public Pass {
     int64_t rmsNorms = 0, layerNorms = 0;
     for (size_t i = 0; i < rewriter.originalOpCount(); ++i) {
       const int32_t index = static_cast<int32_t>(i);
-      if (rewriter.isMarked(index) || rewriter.op(index).def->name != "reduce_mean") continue;
+      if (rewriter.isMarked(index) || !rewriter.op(index).is(OpKind::ReduceMean)) continue;
       std::optional<NormMatch> match = matchNorm(rewriter, index);
       if (!match) continue;
       Expected<bool> fused = rewrite(rewriter, *match);
@@ -189,9 +189,9 @@ class NormFusion final : public Pass {
     attrs.set("axis", match.axis);
     attrs.set("epsilon", shortestAsFloat(match.epsilon));
     std::vector<ValueId> operands = {match.x};
-    std::string opName = "rms_norm";
+    OpKind kind = OpKind::RmsNorm;
     if (match.centered) {
-      opName = "layer_norm";
+      kind = OpKind::LayerNorm;
       ValueId scale = match.scale;
       if (scale == kNoValue) {
         // layer_norm needs a scale: ones, when the normalised dims are known.
@@ -206,7 +206,7 @@ class NormFusion final : public Pass {
     } else if (match.scale != kNoValue) {
       operands.push_back(match.scale);
     }
-    Expected<ValueId> fused = rewriter.create1(root, opName, operands, attrs, location);
+    Expected<ValueId> fused = rewriter.create1(root, kind, operands, attrs, location);
     if (!fused) return fused.status();
     KILN_RETURN_IF_ERROR(rewriter.replace(match.result, *fused));
     rewriter.mark(match.ops);

@@ -68,19 +68,19 @@ int32_t Rewriter::producerIndex(ValueId value) const {
   return v.kind == ValueKind::OpResult ? v.producer : -1;
 }
 
-const Op* Rewriter::producer(ValueId value, std::string_view name) const {
+const Op* Rewriter::producer(ValueId value, OpKind kind) const {
   const int32_t index = producerIndex(value);
   if (index < 0 || isMarked(index)) return nullptr;
   const Op& producerOp = op(index);
-  return producerOp.def->name == name ? &producerOp : nullptr;
+  return producerOp.is(kind) ? &producerOp : nullptr;
 }
 
-Expected<std::vector<ValueId>> Rewriter::create(int32_t anchor, std::string_view opName,
+Expected<std::vector<ValueId>> Rewriter::create(int32_t anchor, OpKind kind,
                                                 std::vector<ValueId> operands, Attributes attrs,
                                                 int numResults, std::string location) {
   Builder builder(graph_);
   Expected<std::vector<ValueId>> results =
-      builder.create(opName, std::move(operands), std::move(attrs), numResults, std::move(location));
+      builder.create(kind, std::move(operands), std::move(attrs), numResults, std::move(location));
   if (!results) return results.status();
   anchors_.push_back(anchor);
   addUses(static_cast<int32_t>(graph_.ops().size() - 1));
@@ -88,11 +88,11 @@ Expected<std::vector<ValueId>> Rewriter::create(int32_t anchor, std::string_view
   return results;
 }
 
-Expected<ValueId> Rewriter::create1(int32_t anchor, std::string_view opName,
+Expected<ValueId> Rewriter::create1(int32_t anchor, OpKind kind,
                                     std::vector<ValueId> operands, Attributes attrs,
                                     std::string location) {
   Expected<std::vector<ValueId>> results =
-      create(anchor, opName, std::move(operands), std::move(attrs), 1, std::move(location));
+      create(anchor, kind, std::move(operands), std::move(attrs), 1, std::move(location));
   if (!results) return results.status();
   return results->front();
 }
@@ -259,13 +259,13 @@ bool isExpandable(const Rewriter& rewriter, ValueId value, int32_t parent) {
   if (parent >= 0 && rewriter.soleUser(value) != parent) return false;
   const Op& op = rewriter.op(index);
   const Graph& graph = rewriter.graph();
-  const std::string_view name = op.def->name;
-  if (name == "mul" || name == "neg") return true;
-  if (name == "div") {
+  const OpKind kind = op.kind();
+  if (kind == OpKind::Mul || kind == OpKind::Neg) return true;
+  if (kind == OpKind::Div) {
     std::optional<double> divisor = splatValue(graph, op.operands[1]);
     return divisor && *divisor != 0.0;
   }
-  if (name == "pow") {
+  if (kind == OpKind::Pow) {
     std::optional<double> exponent = splatValue(graph, op.operands[1]);
     return exponent && *exponent >= 1.0 && *exponent <= 4.0 && *exponent == std::floor(*exponent);
   }
@@ -285,7 +285,7 @@ Product flattenFrom(const Rewriter& rewriter, ValueId value, int32_t parent) {
   }
   const int32_t index = rewriter.producerIndex(value);
   const Op& op = rewriter.op(index);
-  const std::string_view name = op.def->name;
+  const OpKind kind = op.kind();
   product.ops.push_back(index);
   auto absorb = [&](const Product& part, int times) {
     for (int t = 0; t < times; ++t) {
@@ -294,13 +294,13 @@ Product flattenFrom(const Rewriter& rewriter, ValueId value, int32_t parent) {
     }
     product.ops.insert(product.ops.end(), part.ops.begin(), part.ops.end());
   };
-  if (name == "mul") {
+  if (kind == OpKind::Mul) {
     absorb(flattenFrom(rewriter, op.operands[0], index), 1);
     absorb(flattenFrom(rewriter, op.operands[1], index), 1);
-  } else if (name == "neg") {
+  } else if (kind == OpKind::Neg) {
     product.coefficient = -1.0;
     absorb(flattenFrom(rewriter, op.operands[0], index), 1);
-  } else if (name == "div") {
+  } else if (kind == OpKind::Div) {
     product.coefficient = 1.0 / *splatValue(graph, op.operands[1]);
     absorb(flattenFrom(rewriter, op.operands[0], index), 1);
   } else {  // pow by a small integer
@@ -331,15 +331,15 @@ void append(std::vector<int32_t>& ops, const std::vector<int32_t>& more) {
 }
 
 // `sum` = add(1, term) in either order: returns term's producer when it is
-// `name`, and records the add.
-const Op* onePlus(const Rewriter& rewriter, ValueId sum, std::string_view name,
+// of `kind`, and records the add.
+const Op* onePlus(const Rewriter& rewriter, ValueId sum, OpKind kind,
                   std::vector<int32_t>& ops) {
-  const Op* add = rewriter.producer(sum, "add");
+  const Op* add = rewriter.producer(sum, OpKind::Add);
   if (!add) return nullptr;
   for (int k = 0; k < 2; ++k) {
     if (!isSplat(rewriter.graph(), add->operands[static_cast<size_t>(1 - k)], 1.0)) continue;
     const ValueId term = add->operands[static_cast<size_t>(k)];
-    if (const Op* inner = rewriter.producer(term, name)) {
+    if (const Op* inner = rewriter.producer(term, kind)) {
       ops.push_back(rewriter.producerIndex(sum));
       ops.push_back(rewriter.producerIndex(term));
       return inner;
@@ -352,7 +352,7 @@ const Op* onePlus(const Rewriter& rewriter, ValueId sum, std::string_view name,
 // (1 + erf) term.
 bool isGeluErfFactor(const Rewriter& rewriter, ValueId x, ValueId factor, std::vector<int32_t>& ops) {
   std::vector<int32_t> found;
-  const Op* erf = onePlus(rewriter, factor, "erf", found);
+  const Op* erf = onePlus(rewriter, factor, OpKind::Erf, found);
   if (!erf) return false;
   const Product scaled = flattenProduct(rewriter, erf->operands[0]);
   if (!sameFactors(scaled.factors, {x}) || !nearlyEqual(scaled.coefficient, 1.0 / std::numbers::sqrt2))
@@ -365,13 +365,13 @@ bool isGeluErfFactor(const Rewriter& rewriter, ValueId x, ValueId factor, std::v
 // (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))).
 bool isGeluTanhFactor(const Rewriter& rewriter, ValueId x, ValueId factor, std::vector<int32_t>& ops) {
   std::vector<int32_t> found;
-  const Op* tanh = onePlus(rewriter, factor, "tanh", found);
+  const Op* tanh = onePlus(rewriter, factor, OpKind::Tanh, found);
   if (!tanh) return false;
   const Product scaled = flattenProduct(rewriter, tanh->operands[0]);
   const double kSqrt2OverPi = std::sqrt(2.0 / std::numbers::pi);
   if (scaled.factors.size() != 1 || !nearlyEqual(scaled.coefficient, kSqrt2OverPi)) return false;
   const ValueId inner = scaled.factors.front();
-  const Op* sum = rewriter.producer(inner, "add");
+  const Op* sum = rewriter.producer(inner, OpKind::Add);
   if (!sum || rewriter.soleUser(inner) < 0) return false;
   const ValueId cubic = otherOperand(*sum, x);
   if (cubic == kNoValue || cubic == x) return false;
@@ -389,21 +389,21 @@ bool isGeluTanhFactor(const Rewriter& rewriter, ValueId x, ValueId factor, std::
 std::optional<ActivationMatch> matchActivation(const Rewriter& rewriter, int32_t root) {
   if (rewriter.isMarked(root)) return std::nullopt;
   const Op& op = rewriter.op(root);
-  const std::string_view name = op.def->name;
+  const OpKind kind = op.kind();
   if (op.results.size() != 1) return std::nullopt;
   ActivationMatch match;
   match.ops = {root};
-  if (name == "relu" || name == "silu" || name == "tanh") {
-    match.kind = std::string(name);
+  if (kind == OpKind::Relu || kind == OpKind::Silu || kind == OpKind::Tanh || kind == OpKind::Gelu) {
+    const bool tanhGelu = kind == OpKind::Gelu && op.attrs.getString("approximate", "none") == "tanh";
+    match.activation = kind == OpKind::Relu   ? Activation::Relu
+                       : kind == OpKind::Silu ? Activation::Silu
+                       : kind == OpKind::Tanh ? Activation::Tanh
+                       : tanhGelu             ? Activation::GeluTanh
+                                              : Activation::Gelu;
     match.input = op.operands[0];
     return match;
   }
-  if (name == "gelu") {
-    match.kind = op.attrs.getString("approximate", "none") == "tanh" ? "gelu_tanh" : "gelu";
-    match.input = op.operands[0];
-    return match;
-  }
-  if (name != "mul" && name != "div") return std::nullopt;
+  if (kind != OpKind::Mul && kind != OpKind::Div) return std::nullopt;
 
   const Product product = flattenProduct(rewriter, op.results[0]);
   if (product.factors.size() != 2) return std::nullopt;
@@ -412,16 +412,16 @@ std::optional<ActivationMatch> matchActivation(const Rewriter& rewriter, int32_t
     const ValueId x = product.factors[static_cast<size_t>(k)];
     const ValueId other = product.factors[static_cast<size_t>(1 - k)];
     if (nearlyEqual(product.coefficient, 1.0)) {
-      const Op* sigmoid = rewriter.producer(other, "sigmoid");
+      const Op* sigmoid = rewriter.producer(other, OpKind::Sigmoid);
       if (sigmoid && sigmoid->operands[0] == x) {
-        match.kind = "silu";
+        match.activation = Activation::Silu;
         match.ops.push_back(rewriter.producerIndex(other));
       }
     } else if (nearlyEqual(product.coefficient, 0.5)) {
-      if (isGeluErfFactor(rewriter, x, other, match.ops)) match.kind = "gelu";
-      else if (isGeluTanhFactor(rewriter, x, other, match.ops)) match.kind = "gelu_tanh";
+      if (isGeluErfFactor(rewriter, x, other, match.ops)) match.activation = Activation::Gelu;
+      else if (isGeluTanhFactor(rewriter, x, other, match.ops)) match.activation = Activation::GeluTanh;
     }
-    if (match.kind.empty()) continue;
+    if (match.activation == Activation::None) continue;
     match.input = x;
     // Constants of a higher rank would broadcast the result beyond x.
     if (!compatibleTypes(rewriter.graph().value(x).type, rewriter.graph().value(op.results[0]).type))
@@ -465,11 +465,8 @@ Tensor filledTensor(DType dtype, const std::vector<int64_t>& shape, double value
   return tensor;
 }
 
-Expected<Tensor> evaluateConstant(std::string_view opName, const std::vector<const Tensor*>& inputs,
-                                  Attributes attrs) {
-  const OpDef* def = OpRegistry::global().find(opName);
-  if (!def) return Status::error("unknown op '", opName, "'");
-  Expected<std::vector<Tensor>> results = evaluateOp(*def, attrs, inputs, 1);
+Expected<Tensor> evaluateConstant(OpKind kind, const std::vector<const Tensor*>& inputs, Attributes attrs) {
+  Expected<std::vector<Tensor>> results = evaluateOp(opDef(kind), attrs, inputs, 1);
   if (!results) return results.status();
   return results->front();
 }

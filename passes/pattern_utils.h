@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ir/activation.h"
 #include "ir/graph.h"
 #include "ir/op_registry.h"
 #include "ir/status.h"
@@ -46,18 +47,18 @@ class Rewriter {
   // then leaves none of its inner values needed elsewhere.
   bool isConfined(const std::vector<int32_t>& ops, int32_t root) const;
 
-  // The op producing `value` when it is an op result whose op is named `name`
-  // and not yet marked for removal; nullptr otherwise.
-  const Op* producer(ValueId value, std::string_view name) const;
+  // The op producing `value` when it is an op result of an op of `kind`
+  // not yet marked for removal; nullptr otherwise.
+  const Op* producer(ValueId value, OpKind kind) const;
   int32_t producerIndex(ValueId value) const;  // -1 for inputs and weights
 
   // ---- Rewriting.
   // Creates an op with inferred result types, to be placed just before the
   // original op `anchor` (or at the end for anchor == originalOpCount()).
-  Expected<std::vector<ValueId>> create(int32_t anchor, std::string_view opName,
+  Expected<std::vector<ValueId>> create(int32_t anchor, OpKind kind,
                                         std::vector<ValueId> operands, Attributes attrs = {},
                                         int numResults = 1, std::string location = {});
-  Expected<ValueId> create1(int32_t anchor, std::string_view opName,
+  Expected<ValueId> create1(int32_t anchor, OpKind kind,
                             std::vector<ValueId> operands, Attributes attrs = {},
                             std::string location = {});
   // A new weight named after `base` (made unique).
@@ -135,7 +136,7 @@ bool sameFactors(std::vector<ValueId> factors, std::vector<ValueId> expected);
 // ---- Activations spelled out in primitive ops, or as one op.
 
 struct ActivationMatch {
-  std::string kind;      // "relu", "gelu" (erf), "gelu_tanh", "silu", "tanh"
+  Activation activation = Activation::None;
   ValueId input = kNoValue;
   std::vector<int32_t> ops;  // the ops of the pattern; ops.front() is the root
 };
@@ -154,7 +155,7 @@ std::optional<ActivationMatch> findActivationOf(const Rewriter& rewriter, ValueI
 Tensor filledTensor(DType dtype, const std::vector<int64_t>& shape, double value);
 // Runs op `opName` on constant tensors with the registry's reference kernel
 // (concatenating weights, scaling them).
-Expected<Tensor> evaluateConstant(std::string_view opName, const std::vector<const Tensor*>& inputs,
+Expected<Tensor> evaluateConstant(OpKind kind, const std::vector<const Tensor*>& inputs,
                                   Attributes attrs = {});
 
 // ---- Reductions.

@@ -37,8 +37,7 @@ class PrecisionBf16 final : public Pass {
     std::unordered_map<ValueId, ValueId> converted;  // f32 weight -> its bf16 copy
     int64_t matmuls = 0, notConstant = 0;
     for (Op& op : graph.ops()) {
-      const std::string_view opName = op.def->name;
-      if ((opName != "matmul" && opName != "gemm") || op.operands.size() < 2) continue;
+      if (!op.isOneOf({OpKind::Matmul, OpKind::Gemm}) || op.operands.size() < 2) continue;
       if (graph.value(op.operands[0]).type.dtype != DType::F32) continue;
       const ValueId b = op.operands[1];
       const Value& weight = graph.value(b);

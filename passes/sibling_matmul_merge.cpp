@@ -31,7 +31,7 @@ struct Member {
 using GroupKey = std::tuple<ValueId, bool, bool, DType, int64_t>;
 
 std::optional<GroupKey> groupKey(const Graph& graph, const Op& op) {
-  if (op.def->name != "matmul" || op.results.size() != 1) return std::nullopt;
+  if (!op.is(OpKind::Matmul) || op.results.size() != 1) return std::nullopt;
   if (op.operands.size() > 3 && op.operands[3] != kNoValue) return std::nullopt;  // residual
   if (op.attrs.getString("activation", "none") != "none") return std::nullopt;
   if (!isWeight(graph, op.operands[1])) return std::nullopt;
@@ -71,7 +71,7 @@ Member describeMember(const Rewriter& rewriter, int32_t index) {
     return member;
   }
   const int32_t user = rewriter.soleUser(member.result);
-  if (user >= 0 && !rewriter.isMarked(user) && rewriter.op(user).def->name == "add") {
+  if (user >= 0 && !rewriter.isMarked(user) && rewriter.op(user).is(OpKind::Add)) {
     const ValueId bias = otherOperand(rewriter.op(user), member.result);
     if (isBias(bias)) {
       member.bias = bias;
@@ -179,7 +179,7 @@ class SiblingMatmulMerge final : public Pass {
     if (anyBias) operands.push_back(rewriter.addWeight(baseName + ".merged_bias", std::move(bias)));
 
     const int32_t anchor = members.front().index;
-    Expected<ValueId> product = rewriter.create1(anchor, "matmul", operands, attrs, location);
+    Expected<ValueId> product = rewriter.create1(anchor, OpKind::Matmul, operands, attrs, location);
     if (!product) return product.status();
     std::vector<ValueId> splitOperands = {*product};
     bool equalWidths = true;
@@ -192,7 +192,7 @@ class SiblingMatmulMerge final : public Pass {
     Attributes splitAttrs;
     splitAttrs.set("axis", int64_t{-1});
     Expected<std::vector<ValueId>> parts = rewriter.create(
-        anchor, "split", splitOperands, splitAttrs, static_cast<int>(members.size()), location);
+        anchor, OpKind::Split, splitOperands, splitAttrs, static_cast<int>(members.size()), location);
     if (!parts) return parts.status();
     for (size_t i = 0; i < members.size(); ++i) {
       KILN_RETURN_IF_ERROR(rewriter.replace(members[i].result, (*parts)[i]));

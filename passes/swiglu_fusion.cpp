@@ -28,7 +28,7 @@ std::optional<SwigluMatch> matchSwiglu(const Rewriter& rewriter, int32_t root) {
   if (factors.size() == 3) {
     // gate * sigmoid(gate) * up
     for (size_t s = 0; s < 3 && match.gate == kNoValue; ++s) {
-      const Op* sigmoid = rewriter.producer(factors[s], "sigmoid");
+      const Op* sigmoid = rewriter.producer(factors[s], OpKind::Sigmoid);
       if (!sigmoid) continue;
       for (size_t g = 0; g < 3; ++g) {
         if (g == s || factors[g] != sigmoid->operands[0]) continue;
@@ -44,9 +44,9 @@ std::optional<SwigluMatch> matchSwiglu(const Rewriter& rewriter, int32_t root) {
       const int32_t producer = rewriter.producerIndex(factors[s]);
       if (producer < 0 || rewriter.isMarked(producer)) continue;
       const Op& op = rewriter.op(producer);
-      if (op.def->name == "silu") {
+      if (op.is(OpKind::Silu)) {
         match.gate = op.operands[0];
-      } else if (op.def->name == "matmul" && op.attrs.getString("activation", "none") == "silu" &&
+      } else if (op.is(OpKind::Matmul) && op.attrs.getString("activation", "none") == "silu" &&
                  (op.operands.size() < 4 || op.operands[3] == kNoValue)) {
         match.gate = factors[s];
         match.siluMatmul = producer;
@@ -71,7 +71,7 @@ std::optional<SwigluMatch> matchSwiglu(const Rewriter& rewriter, int32_t root) {
 // is either a graph output): a swiglu can read the packed rows itself, and
 // the split's copies go. kNoValue otherwise.
 ValueId packedGateUp(const Rewriter& rewriter, ValueId gate, ValueId up, const std::vector<int32_t>& pattern) {
-  const Op* split = rewriter.producer(gate, "split");
+  const Op* split = rewriter.producer(gate, OpKind::Split);
   if (!split || split->results.size() != 2 || split->results[0] != gate || split->results[1] != up)
     return kNoValue;
   const Graph& graph = rewriter.graph();
@@ -102,15 +102,15 @@ class SwigluFusion final : public Pass {
     for (size_t i = 0; i < rewriter.originalOpCount(); ++i) {
       const int32_t index = static_cast<int32_t>(i);
       if (rewriter.isMarked(index)) continue;
-      const std::string_view name = rewriter.op(index).def->name;
-      if (name == "mul") {
+      const OpKind kind = rewriter.op(index).kind();
+      if (kind == OpKind::Mul) {
         std::optional<SwigluMatch> match = matchSwiglu(rewriter, index);
         if (!match) continue;
         Expected<bool> readsPacked = rewrite(rewriter, index, *match);
         if (!readsPacked) return readsPacked.status();
         ++swiglus;
         packed += *readsPacked ? 1 : 0;
-      } else if (name == "swiglu" && rewriter.op(index).operands.size() == 2) {
+      } else if (kind == OpKind::Swiglu && rewriter.op(index).operands.size() == 2) {
         // A swiglu already in the graph (from an earlier run, or written so).
         SwigluMatch match;
         match.gate = rewriter.op(index).operands[0];
@@ -141,7 +141,7 @@ class SwigluFusion final : public Pass {
       attrs.erase("activation");
       const std::vector<ValueId> operands = matmul.operands;
       const std::string matmulLocation = matmul.location;
-      Expected<ValueId> plain = rewriter.create1(root, "matmul", operands, attrs, matmulLocation);
+      Expected<ValueId> plain = rewriter.create1(root, OpKind::Matmul, operands, attrs, matmulLocation);
       if (!plain) return plain.status();
       gate = *plain;
     }
@@ -151,7 +151,7 @@ class SwigluFusion final : public Pass {
       rewriter.mark(rewriter.producerIndex(gate));  // the split
       operands = {packed};
     }
-    Expected<ValueId> fused = rewriter.create1(root, "swiglu", operands, {}, location);
+    Expected<ValueId> fused = rewriter.create1(root, OpKind::Swiglu, operands, {}, location);
     if (!fused) return fused.status();
     KILN_RETURN_IF_ERROR(rewriter.replace(result, *fused));
     rewriter.mark(match.ops);

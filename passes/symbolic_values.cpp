@@ -190,7 +190,7 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
                                                std::span<const SymbolicTensor* const> operandValues,
                                                const TensorType& result) {
   if (op.results.size() != 1 || !isSymbolicCandidate(result)) return std::nullopt;
-  const std::string_view name = op.def->name;
+  const OpKind kind = op.kind();
   const DType dtype = result.dtype;
   const std::vector<int64_t> shape = *result.staticDims();
   const Attributes& attrs = op.attrs;
@@ -202,7 +202,7 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
                                     [](const SymbolicTensor* v) { return v != nullptr; });
 
   // Ops that need no operand value.
-  if (name == "shape") {
+  if (kind == OpKind::Shape) {
     const Shape& dims = operandTypes[0]->shape;
     const auto rank = static_cast<int64_t>(dims.size());
     auto clampIndex = [&](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + rank : v, 0, rank); };
@@ -212,19 +212,19 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
     out.elements.assign(dims.begin() + start, dims.begin() + end);
     return out;
   }
-  if (name == "size") {
+  if (kind == OpKind::Size) {
     Dim count = 1;
     for (const Dim& d : operandTypes[0]->shape) count = count * d;
     return SymbolicTensor{dtype, shape, {count}};
   }
-  if (name == "constant_of_shape") {
+  if (kind == OpKind::ConstantOfShape) {
     const double fill = attrs.getFloat("value", 0.0);
     const Dim element = dtype == DType::Bool ? boolDim(fill != 0.0) : Dim(static_cast<int64_t>(fill));
     SymbolicTensor out = emptyLike(dtype, shape);
     out.elements.assign(static_cast<size_t>(product(shape, 0, shape.size())), element);
     return out;
   }
-  if (name == "range") {
+  if (kind == OpKind::Range) {
     std::optional<int64_t> start, delta;
     if (attrs.has("start")) {
       std::optional<std::vector<int64_t>> s = constantDims(attrs.getDims("start"));
@@ -241,7 +241,7 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
     for (int64_t i = 0; i < shape[0]; ++i) out.elements.push_back(*start + i * *delta);
     return out;
   }
-  if (name == "slice" && value(0)) {
+  if (kind == OpKind::Slice && value(0)) {
     if (attrs.has("starts")) {
       std::optional<std::vector<int64_t>> starts = constantDims(attrs.getDims("starts"));
       std::optional<std::vector<int64_t>> ends = constantDims(attrs.getDims("ends"));
@@ -258,7 +258,7 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
     if (!starts || !ends) return std::nullopt;
     return sliceValue(*value(0), *starts, *ends, axes, steps, dtype);
   }
-  if (name == "gather" && value(0)) {
+  if (kind == OpKind::Gather && value(0)) {
     const SymbolicTensor& data = *value(0);
     std::optional<std::vector<int64_t>> indices = constantInts(value(1));
     std::optional<int64_t> axis = wrapAxis(attrs.getInt("axis", 0), data.shape.size());
@@ -276,7 +276,7 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
       }
     return out;
   }
-  if (name == "concat" && allKnown) {
+  if (kind == OpKind::Concat && allKnown) {
     std::optional<int64_t> axis = wrapAxis(attrs.getInt("axis"), shape.size());
     if (!axis) return std::nullopt;
     const auto a = static_cast<size_t>(*axis);
@@ -294,13 +294,13 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
   // Every other op reads all its operand values.
   if (!allKnown) return std::nullopt;
   const SymbolicTensor& x = *value(0);
-  if (name == "identity" || name == "reshape" || name == "unsqueeze" || name == "squeeze" ||
-      name == "flatten") {
+  if (kind == OpKind::Identity || kind == OpKind::Reshape || kind == OpKind::Unsqueeze || kind == OpKind::Squeeze ||
+      kind == OpKind::Flatten) {
     return SymbolicTensor{dtype, shape, x.elements};
   }
-  if (name == "expand")
+  if (kind == OpKind::Expand)
     return broadcastMap(operandValues.first(1), dtype, shape, [](const std::vector<Dim>& v) { return v[0]; });
-  if (name == "cast") {
+  if (kind == OpKind::Cast) {
     if (dtype != DType::Bool) return SymbolicTensor{dtype, shape, x.elements};
     return broadcastMap(operandValues, dtype, shape, [](const std::vector<Dim>& v) {
       if (std::optional<bool> t = truth(v[0])) return boolDim(*t);
@@ -309,25 +309,25 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
   }
 
   std::function<Dim(const std::vector<Dim>&)> fn;
-  if (name == "add") fn = [](const std::vector<Dim>& v) { return v[0] + v[1]; };
-  else if (name == "sub") fn = [](const std::vector<Dim>& v) { return v[0] - v[1]; };
-  else if (name == "mul") fn = [](const std::vector<Dim>& v) { return v[0] * v[1]; };
-  else if (name == "div") fn = [](const std::vector<Dim>& v) { return divideDims(v[0], v[1]); };
-  else if (name == "neg") fn = [](const std::vector<Dim>& v) { return Dim(0) - v[0]; };
-  else if (name == "abs")
+  if (kind == OpKind::Add) fn = [](const std::vector<Dim>& v) { return v[0] + v[1]; };
+  else if (kind == OpKind::Sub) fn = [](const std::vector<Dim>& v) { return v[0] - v[1]; };
+  else if (kind == OpKind::Mul) fn = [](const std::vector<Dim>& v) { return v[0] * v[1]; };
+  else if (kind == OpKind::Div) fn = [](const std::vector<Dim>& v) { return divideDims(v[0], v[1]); };
+  else if (kind == OpKind::Neg) fn = [](const std::vector<Dim>& v) { return Dim(0) - v[0]; };
+  else if (kind == OpKind::Abs)
     fn = [](const std::vector<Dim>& v) {
       if (knownNonNegative(v[0])) return v[0];
       if (knownNonNegative(Dim(0) - v[0])) return Dim(0) - v[0];
       return Dim::unknown();
     };
-  else if (name == "equal" || name == "less" || name == "greater") {
-    const int wanted = name == "equal" ? 0 : name == "less" ? -1 : 1;
+  else if (kind == OpKind::Equal || kind == OpKind::Less || kind == OpKind::Greater) {
+    const int wanted = kind == OpKind::Equal ? 0 : kind == OpKind::Less ? -1 : 1;
     fn = [wanted](const std::vector<Dim>& v) {
       std::optional<int> order = compareDims(v[0], v[1]);
       return order ? boolDim(*order == wanted) : Dim::unknown();
     };
-  } else if (name == "min" || name == "max") {
-    const int keep = name == "min" ? -1 : 1;
+  } else if (kind == OpKind::Min || kind == OpKind::Max) {
+    const int keep = kind == OpKind::Min ? -1 : 1;
     fn = [keep](const std::vector<Dim>& v) {
       Dim best = v[0];
       for (size_t k = 1; k < v.size(); ++k) {
@@ -337,20 +337,20 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
       }
       return best;
     };
-  } else if (name == "not") {
+  } else if (kind == OpKind::Not) {
     fn = [](const std::vector<Dim>& v) {
       std::optional<bool> t = truth(v[0]);
       return unknownUnless(t ? std::optional<bool>(!*t) : std::nullopt);
     };
-  } else if (name == "and" || name == "or") {
-    const bool isAnd = name == "and";
+  } else if (kind == OpKind::And || kind == OpKind::Or) {
+    const bool isAnd = kind == OpKind::And;
     fn = [isAnd](const std::vector<Dim>& v) {
       std::optional<bool> a = truth(v[0]), b = truth(v[1]);
       // false and _ = false; true or _ = true, even when _ is unknown.
       if ((a && *a != isAnd) || (b && *b != isAnd)) return boolDim(!isAnd);
       return a && b ? boolDim(isAnd) : Dim::unknown();
     };
-  } else if (name == "where") {
+  } else if (kind == OpKind::Where) {
     fn = [](const std::vector<Dim>& v) {
       std::optional<bool> t = truth(v[0]);
       return t ? (*t ? v[1] : v[2]) : Dim::unknown();

@@ -15,6 +15,7 @@
 
 #include "backends/cpu/attention.h"
 #include "backends/cpu/kernels.h"
+#include "ir/attention.h"
 #include "ir/ops/op_helpers.h"
 
 #define KILN_ATTENTION_TARGET
@@ -49,45 +50,7 @@ struct ScalarOps {
   static void storeTile(V sums, float* dst, int64_t) { *dst = sums; }
 };
 
-enum Operand : size_t { kQ, kK, kV, kMask, kCos, kSin, kPastK, kPastV, kInvFreq };
-enum class Layout { BHSD, BSD, BSDPacked };
-
-// The op's attributes; nullopt for anything the reference should judge
-// (inference has normally rejected it already).
-struct Attrs {
-  int64_t heads = 0, kvHeads = 0;
-  double scale = 1;
-  bool causal = false, rope = false, keyPadding = false;
-  Layout qkv = Layout::BHSD, out = Layout::BHSD;
-};
-
-std::optional<Layout> layoutNamed(const std::string& name, bool packedAllowed) {
-  if (name == "bhsd") return Layout::BHSD;
-  if (name == "bsd") return Layout::BSD;
-  if (name == "bsd_packed" && packedAllowed) return Layout::BSDPacked;
-  return std::nullopt;
-}
-
-std::optional<Attrs> readAttrs(const Attributes& attrs) {
-  Attrs a;
-  a.heads = attrs.getInt("heads");
-  a.kvHeads = attrs.getInt("kv_heads");
-  a.scale = attrs.getFloat("scale", 1.0);
-  a.causal = attrs.getBool("causal");
-  if (a.heads <= 0 || a.kvHeads <= 0 || a.heads % a.kvHeads != 0) return std::nullopt;
-  const std::string rope = attrs.getString("rope", "none");
-  const std::string maskLayout = attrs.getString("mask_layout", "scores");
-  if ((rope != "none" && rope != "half") || (maskLayout != "scores" && maskLayout != "key_padding"))
-    return std::nullopt;
-  a.rope = rope == "half";
-  a.keyPadding = maskLayout == "key_padding";
-  const std::optional<Layout> qkv = layoutNamed(attrs.getString("qkv_layout", "bhsd"), true);
-  const std::optional<Layout> out = layoutNamed(attrs.getString("out_layout", "bhsd"), false);
-  if (!qkv || !out) return std::nullopt;
-  a.qkv = *qkv;
-  a.out = *out;
-  return a;
-}
+using namespace attention;
 
 // y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1], in the
 // reference's order of float operations (this file is built without FMA
@@ -220,14 +183,14 @@ void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, fl
 }
 
 std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
-  const std::optional<Attrs> attrs = readAttrs(ctx.attrs);
+  Expected<Attrs> attrs = readAttrs(ctx.attrs);
   const Tensor* q = ctx.input(kQ);
   if (!attrs || !q || q->dtype() != DType::F32 || ctx.outputs.empty()) return std::nullopt;
   const Attrs& a = *attrs;
-  const bool packed = a.qkv == Layout::BSDPacked;
+  const bool packed = a.qkvLayout == Layout::BSDPacked;
   const Tensor* k = ctx.input(kK);
   const Tensor* v = ctx.input(kV);
-  const size_t rank = a.qkv == Layout::BHSD ? 4 : 3;
+  const size_t rank = a.qkvLayout == Layout::BHSD ? 4 : 3;
   if (q->rank() != rank || (!packed && (!k || !v || k->rank() != rank || v->rank() != rank))) return std::nullopt;
 
   AttentionProblem p;
@@ -240,7 +203,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   if (packed) {
     p.seq = T = q->shape()[1];
     p.headDim = p.valueDim = q->shape()[2] / (Hq + 2 * Hkv);
-  } else if (a.qkv == Layout::BHSD) {
+  } else if (a.qkvLayout == Layout::BHSD) {
     p.seq = q->shape()[2], p.headDim = q->shape()[3], T = k->shape()[2], p.valueDim = v->shape()[3];
   } else {
     p.seq = q->shape()[1], p.headDim = q->shape()[2] / Hq, T = k->shape()[1], p.valueDim = v->shape()[2] / Hkv;
@@ -268,9 +231,9 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
     newValues = rowsOf(q->data<float>() + (Hq + Hkv) * D, Layout::BSD, Hkv, S, D, width);
   } else {
     if (k->dtype() != DType::F32 || v->dtype() != DType::F32) return std::nullopt;
-    p.queries = rowsOf(q->data<float>(), a.qkv, Hq, S, D, Hq * D);
-    newKeys = rowsOf(k->data<float>(), a.qkv, Hkv, T, D, Hkv * D);
-    newValues = rowsOf(v->data<float>(), a.qkv, Hkv, T, Dv, Hkv * Dv);
+    p.queries = rowsOf(q->data<float>(), a.qkvLayout, Hq, S, D, Hq * D);
+    newKeys = rowsOf(k->data<float>(), a.qkvLayout, Hkv, T, D, Hkv * D);
+    newValues = rowsOf(v->data<float>(), a.qkvLayout, Hkv, T, Dv, Hkv * Dv);
   }
   p.queryScale = static_cast<float>(a.scale);
 
@@ -310,7 +273,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   if (const Tensor* m = ctx.input(kMask)) {
     const float blocked = -std::numeric_limits<float>::infinity();
     std::vector<int64_t> strides;
-    if (a.keyPadding) {
+    if (a.keyPaddingMask) {
       if (m->dtype() != DType::Bool && !isInteger(m->dtype())) return std::nullopt;
       maskValues.resize(static_cast<size_t>(m->numElements()));
       for (int64_t i = 0; i < m->numElements(); ++i)
@@ -330,7 +293,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
     }
     p.mask = maskValues.empty() ? m->data<float>() : maskValues.data();
     std::copy(strides.begin(), strides.end(), p.maskStride);
-  } else if (a.keyPadding) {
+  } else if (a.keyPaddingMask) {
     return std::nullopt;
   }
 
@@ -374,7 +337,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   const int64_t stageItemsPerHead = (stagedRows + kStageRows - 1) / kStageRows;
 
   p.out = ctx.outputs[0]->data<float>();
-  if (a.out == Layout::BHSD) {
+  if (a.outLayout == Layout::BHSD) {
     p.outBatchStride = Hq * S * Dv, p.outHeadStride = S * Dv, p.outRowStride = Dv;
   } else {
     p.outBatchStride = S * Hq * Dv, p.outHeadStride = Dv, p.outRowStride = Hq * Dv;
@@ -454,6 +417,6 @@ std::optional<Status> attentionKernel(const KernelContext& ctx) { return runAtte
 
 }  // namespace
 
-void addAttentionKernels(KernelTable& table) { table.emplace("attention", &attentionKernel); }
+void addAttentionKernels(KernelTable& table) { table[static_cast<size_t>(OpKind::Attention)] = &attentionKernel; }
 
 }  // namespace kiln::cpu

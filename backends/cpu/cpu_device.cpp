@@ -46,10 +46,10 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
                       std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
-  if (FastKernel fast = fastKernelFor(def.name)) {
+  if (FastKernel fast = fastKernelFor(def.kind)) {
     if (std::optional<Status> ran = fast(ctx)) return *ran;
   }
-  if (onednnMatmul_ && def.name == "matmul") {
+  if (onednnMatmul_ && def.kind == OpKind::Matmul) {
     if (std::optional<Status> ran = gemm_.runMatmul(ctx, isConstant(inputs[1]->data()))) return *ran;
   }
   return def.reference(ctx);

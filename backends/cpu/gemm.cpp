@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels.h"
+#include "ir/activation.h"
 #include "ir/ops/op_helpers.h"
 #include "ir/tensor.h"
 #include "ir/type.h"
@@ -48,18 +49,6 @@ constexpr int64_t kColumnBlock = 64;
 // Bytes of a thread's private result columns (its share of the K-chunks'
 // running sums), which should stay in its L2 cache across the chunks.
 constexpr int64_t kColumnPassBytes = int64_t{256} << 10;
-
-enum class Activation : uint8_t { None, Relu, Gelu, GeluTanh, Silu, Tanh };
-
-std::optional<Activation> parseActivation(std::string_view name) {
-  if (name == "none") return Activation::None;
-  if (name == "relu") return Activation::Relu;
-  if (name == "gelu") return Activation::Gelu;
-  if (name == "gelu_tanh") return Activation::GeluTanh;
-  if (name == "silu") return Activation::Silu;
-  if (name == "tanh") return Activation::Tanh;
-  return std::nullopt;
-}
 
 dnnl::algorithm eltwiseFor(Activation activation) {
   switch (activation) {

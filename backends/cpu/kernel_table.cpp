@@ -4,15 +4,14 @@
 
 namespace kiln::cpu {
 
-FastKernel fastKernelFor(std::string_view opName) {
+FastKernel fastKernelFor(OpKind kind) {
   static const KernelTable table = [] {
-    KernelTable made;
+    KernelTable made{};
     addAttentionKernels(made);
     addVectorKernels(made);
     return made;
   }();
-  auto it = table.find(opName);
-  return it == table.end() ? nullptr : it->second;
+  return table[static_cast<size_t>(kind)];
 }
 
 // Read on every call (a getenv per op is noise next to a kernel) so a test

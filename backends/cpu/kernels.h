@@ -5,19 +5,18 @@
 // there before its reference kernel.
 #pragma once
 
+#include <array>
 #include <optional>
-#include <string_view>
-#include <unordered_map>
 
 #include "ir/op_registry.h"
 
 namespace kiln::cpu {
 
 using FastKernel = std::optional<Status> (*)(const KernelContext& ctx);
-using KernelTable = std::unordered_map<std::string_view, FastKernel>;
+using KernelTable = std::array<FastKernel, kNumOpKinds>;  // by OpKind; null: none
 
 // The fast kernel for an op, or null when it has none.
-FastKernel fastKernelFor(std::string_view opName);
+FastKernel fastKernelFor(OpKind kind);
 
 // Threads every CPU kernel and the GEMM library use: KILN_NUM_THREADS when
 // set to a positive integer (`kiln bench --threads` sets it), else 2. One

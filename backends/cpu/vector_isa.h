@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "backends/cpu/isa.h"
+#include "ir/elementwise_program.h"
 
 namespace kiln::cpu::vec {
 
@@ -26,12 +27,10 @@ struct NormRows {
   double epsilon = 0.0;
 };
 
-// The elementwise operations of a vector program: fused_elementwise's, and
-// the plain ops (add, gelu, ...) as one-instruction programs.
-enum class VectorOp : uint8_t {
-  Add, Sub, Mul, Div, Pow, Max, Min,
-  Neg, Exp, Log, Sqrt, Reciprocal, Tanh, Erf, Sigmoid, Relu, Gelu, GeluTanh, Silu
-};
+// The elementwise operations of a vector program: fused_elementwise's
+// (ir/elementwise_program.h), and the plain ops (add, gelu, ...) as
+// one-instruction programs.
+using VectorOp = ElementOp;
 
 // An instruction argument: operand stream `index`, the value of instruction
 // `index`, or a literal.

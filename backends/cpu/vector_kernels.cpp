@@ -222,7 +222,8 @@ std::optional<Status> runProgram(const KernelContext& ctx, Isa isa, const Vector
 VectorArg streamArg(uint8_t index) { return {VectorArg::Kind::Stream, index, 0.0f}; }
 VectorArg valueArg(uint8_t index) { return {VectorArg::Kind::Value, index, 0.0f}; }
 
-bool isTranscendental(VectorOp op) {
+// Ops costing several instructions an element (the threading threshold).
+bool isExpensive(VectorOp op) {
   switch (op) {
     case VectorOp::Add: case VectorOp::Sub: case VectorOp::Mul: case VectorOp::Div: case VectorOp::Max:
     case VectorOp::Min: case VectorOp::Neg: case VectorOp::Sqrt: case VectorOp::Reciprocal: case VectorOp::Relu:
@@ -234,7 +235,7 @@ bool isTranscendental(VectorOp op) {
 
 std::optional<Status> unaryProgram(const KernelContext& ctx, Isa isa, VectorOp op) {
   const VectorInstruction code[] = {{op, 1, {streamArg(0), {}}}};
-  return runProgram(ctx, isa, code, 1, isTranscendental(op) ? kTranscendentalCost : kArithmeticCost);
+  return runProgram(ctx, isa, code, 1, isExpensive(op) ? kTranscendentalCost : kArithmeticCost);
 }
 
 template <VectorOp kOp>
@@ -270,91 +271,39 @@ std::optional<Status> swiglu(const KernelContext& ctx, Isa isa) {
   return Status::ok();
 }
 
-// fused_elementwise's program text ("mul $0 $1; add %0 $2; tanh %1"),
-// which inference has validated; nullopt for what does not fit the vector
-// program's limits.
-struct NamedOp {
-  std::string_view name;
-  VectorOp op;
-  uint8_t arity;
-};
-
-constexpr NamedOp kNamedOps[] = {
-    {"add", VectorOp::Add, 2},        {"sub", VectorOp::Sub, 2},         {"mul", VectorOp::Mul, 2},
-    {"div", VectorOp::Div, 2},        {"pow", VectorOp::Pow, 2},         {"max", VectorOp::Max, 2},
-    {"min", VectorOp::Min, 2},        {"neg", VectorOp::Neg, 1},         {"exp", VectorOp::Exp, 1},
-    {"log", VectorOp::Log, 1},        {"sqrt", VectorOp::Sqrt, 1},       {"reciprocal", VectorOp::Reciprocal, 1},
-    {"tanh", VectorOp::Tanh, 1},      {"erf", VectorOp::Erf, 1},         {"sigmoid", VectorOp::Sigmoid, 1},
-    {"relu", VectorOp::Relu, 1},      {"gelu", VectorOp::Gelu, 1},       {"gelu_tanh", VectorOp::GeluTanh, 1},
-    {"silu", VectorOp::Silu, 1},
-};
-
-// The next whitespace-separated word of `text` from `at`, or an empty view.
-std::string_view nextWord(std::string_view text, size_t& at) {
-  while (at < text.size() && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n')) ++at;
-  const size_t start = at;
-  while (at < text.size() && text[at] != ' ' && text[at] != '\t' && text[at] != '\n') ++at;
-  return text.substr(start, at - start);
-}
-
-std::optional<uint8_t> parseIndex(std::string_view digits, size_t limit) {
-  if (digits.empty() || digits.size() > 3) return std::nullopt;
-  size_t value = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<size_t>(c - '0');
-  }
-  if (value >= limit) return std::nullopt;
-  return static_cast<uint8_t>(value);
-}
-
-std::optional<int> parseProgram(std::string_view text, size_t numOperands, VectorInstruction* code) {
-  int length = 0;
-  size_t lineStart = 0;
-  while (lineStart <= text.size()) {
-    const size_t lineEnd = std::min(text.find(';', lineStart), text.size());
-    const std::string_view line = text.substr(lineStart, lineEnd - lineStart);
-    lineStart = lineEnd + 1;
-    if (length == vec::kMaxInstructions) return std::nullopt;
-    size_t at = 0;
-    const std::string_view name = nextWord(line, at);
-    const NamedOp* named = nullptr;
-    for (const NamedOp& candidate : kNamedOps)
-      if (candidate.name == name) named = &candidate;
-    if (!named) return std::nullopt;
-    VectorInstruction& ins = code[length];
-    ins.op = named->op;
-    ins.arity = named->arity;
-    for (uint8_t k = 0; k < named->arity; ++k) {
-      const std::string_view word = nextWord(line, at);
-      if (word.empty()) return std::nullopt;
-      if (word[0] == '$' || word[0] == '%') {
-        const bool operand = word[0] == '$';
-        const std::optional<uint8_t> index =
-            parseIndex(word.substr(1), operand ? numOperands : static_cast<size_t>(length));
-        if (!index) return std::nullopt;
-        ins.args[k] = operand ? streamArg(*index) : valueArg(*index);
-      } else {
+// fused_elementwise's program, which inference has validated, as vector
+// instructions; nullopt for what does not fit the vector program's limits.
+std::optional<int> vectorProgram(const ElementwiseProgram& program, VectorInstruction* code) {
+  if (program.size() > static_cast<size_t>(vec::kMaxInstructions)) return std::nullopt;
+  for (size_t i = 0; i < program.size(); ++i) {
+    const ProgramInstruction& instruction = program[i];
+    VectorInstruction& ins = code[i];
+    ins.op = instruction.op;
+    ins.arity = static_cast<uint8_t>(instruction.args.size());
+    for (size_t k = 0; k < instruction.args.size(); ++k) {
+      const ProgramArg& arg = instruction.args[k];
+      if (arg.index > 255) return std::nullopt;
+      const uint8_t index = static_cast<uint8_t>(arg.index);
+      switch (arg.kind) {
+        case ProgramArg::Kind::Operand: ins.args[k] = streamArg(index); break;
+        case ProgramArg::Kind::Value: ins.args[k] = valueArg(index); break;
         // As the reference reads it: a double, then rounded to float.
-        const std::string literal(word);
-        char* end = nullptr;
-        const double value = std::strtod(literal.c_str(), &end);
-        if (end != literal.c_str() + literal.size()) return std::nullopt;
-        ins.args[k] = {VectorArg::Kind::Literal, 0, static_cast<float>(value)};
+        case ProgramArg::Kind::Literal: ins.args[k] = {VectorArg::Kind::Literal, 0, static_cast<float>(arg.literal)};
       }
     }
-    if (!nextWord(line, at).empty()) return std::nullopt;
-    ++length;
   }
-  return length;
+  return static_cast<int>(program.size());
 }
 
 std::optional<Status> fusedElementwise(const KernelContext& ctx, Isa isa) {
   VectorInstruction code[vec::kMaxInstructions];
-  const std::optional<int> length = parseProgram(ctx.attrs.getString("program"), ctx.inputs.size(), code);
+  Expected<ElementwiseProgram> program =
+      parseElementwiseProgram(ctx.attrs.getString("program"), ctx.inputs.size());
+  if (!program) return std::nullopt;
+  const std::optional<int> length = vectorProgram(*program, code);
   if (!length) return std::nullopt;
   bool transcendental = false;
-  for (int i = 0; i < *length; ++i) transcendental = transcendental || isTranscendental(code[i].op);
+  for (int i = 0; i < *length; ++i) transcendental = transcendental || isExpensive(code[i].op);
   return runProgram(ctx, isa, code, *length, transcendental ? kTranscendentalCost : kArithmeticCost);
 }
 
@@ -521,43 +470,43 @@ std::optional<Status> withActiveIsa(const KernelContext& ctx) {
 }
 
 struct Entry {
-  std::string_view op;
+  OpKind op;
   VectorKernel kernel;
   FastKernel active;
 };
 
 template <VectorKernel kKernel>
-constexpr Entry entry(std::string_view op) {
+constexpr Entry entry(OpKind op) {
   return {op, kKernel, &withActiveIsa<kKernel>};
 }
 
 constexpr Entry kEntries[] = {
-    entry<&rmsNorm>("rms_norm"),
-    entry<&layerNorm>("layer_norm"),
-    entry<&softmax>("softmax"),
-    entry<&gelu>("gelu"),
-    entry<&silu>("silu"),
-    entry<&swiglu>("swiglu"),
-    entry<&fusedElementwise>("fused_elementwise"),
-    entry<&binary<VectorOp::Add>>("add"),
-    entry<&binary<VectorOp::Sub>>("sub"),
-    entry<&binary<VectorOp::Mul>>("mul"),
-    entry<&binary<VectorOp::Div>>("div"),
-    entry<&gather>("gather"),
-    entry<&slice>("slice"),
-    entry<&split>("split"),
-    entry<&concat>("concat"),
+    entry<&rmsNorm>(OpKind::RmsNorm),
+    entry<&layerNorm>(OpKind::LayerNorm),
+    entry<&softmax>(OpKind::Softmax),
+    entry<&gelu>(OpKind::Gelu),
+    entry<&silu>(OpKind::Silu),
+    entry<&swiglu>(OpKind::Swiglu),
+    entry<&fusedElementwise>(OpKind::FusedElementwise),
+    entry<&binary<VectorOp::Add>>(OpKind::Add),
+    entry<&binary<VectorOp::Sub>>(OpKind::Sub),
+    entry<&binary<VectorOp::Mul>>(OpKind::Mul),
+    entry<&binary<VectorOp::Div>>(OpKind::Div),
+    entry<&gather>(OpKind::Gather),
+    entry<&slice>(OpKind::Slice),
+    entry<&split>(OpKind::Split),
+    entry<&concat>(OpKind::Concat),
 };
 
 }  // namespace
 
-std::vector<std::string_view> vectorKernelOps() {
-  std::vector<std::string_view> names;
+std::vector<OpKind> vectorKernelOps() {
+  std::vector<OpKind> names;
   for (const Entry& e : kEntries) names.push_back(e.op);
   return names;
 }
 
-std::optional<Status> runVectorKernel(std::string_view op, const KernelContext& ctx, Isa isa) {
+std::optional<Status> runVectorKernel(OpKind op, const KernelContext& ctx, Isa isa) {
   for (const Entry& e : kEntries)
     if (e.op == op) return e.kernel(ctx, isa);
   return std::nullopt;
@@ -577,7 +526,7 @@ void applyUnary(VectorOp op, const float* x, float* y, int64_t n, Isa isa) {
 }
 
 void addVectorKernels(KernelTable& table) {
-  for (const Entry& e : kEntries) table.emplace(e.op, e.active);
+  for (const Entry& e : kEntries) table[static_cast<size_t>(e.op)] = e.active;
 }
 
 }  // namespace kiln::cpu

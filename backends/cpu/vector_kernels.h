@@ -19,12 +19,12 @@
 namespace kiln::cpu {
 
 // The ops that have a vector kernel.
-std::vector<std::string_view> vectorKernelOps();
+std::vector<OpKind> vectorKernelOps();
 
 // Runs op `op`'s vector kernel with `isa` (which this CPU must support):
 // its status, or nullopt when the op has none or the kernel declines the
 // operands (dtype, broadcast pattern, axis) so the reference must run.
-std::optional<Status> runVectorKernel(std::string_view op, const KernelContext& ctx, Isa isa);
+std::optional<Status> runVectorKernel(OpKind op, const KernelContext& ctx, Isa isa);
 
 // y[i] = op(x[i]) for a unary vector op (exp, tanh, erf, ...), with `isa`.
 void applyUnary(vec::VectorOp op, const float* x, float* y, int64_t n, Isa isa);

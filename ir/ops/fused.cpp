@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "ir/attention.h"
+#include "ir/elementwise_program.h"
 #include "ir/op_registry.h"
 #include "ir/ops/op_helpers.h"
 
@@ -29,51 +31,8 @@ using namespace ops;
 // {heads, kv_heads, scale, causal, rope, qkv_layout, out_layout, mask_layout}
 //   -> (out, present_k?, present_v?)
 
-enum AttentionOperand : size_t { kQ, kK, kV, kMask, kCos, kSin, kPastK, kPastV, kInvFreq };
-
-// bsd_packed: q is [B, S, (Hq + 2*Hkv)*D] holding each token's q | k | v rows.
-enum class Layout { BHSD, BSD, BSDPacked };
-
-// Reads and checks the attributes shared by inference and the kernel.
-struct AttentionAttrs {
-  int64_t heads = 0, kvHeads = 0;
-  double scale = 1.0;
-  bool causal = false;
-  bool rope = false;
-  bool keyPaddingMask = false;  // mask [B, T]: nonzero = attend
-  Layout qkvLayout = Layout::BHSD, outLayout = Layout::BHSD;
-};
-
-template <class Context>
-Expected<AttentionAttrs> readAttentionAttrs(const Attributes& attrs, const Context& fail) {
-  AttentionAttrs a;
-  a.heads = attrs.getInt("heads");
-  a.kvHeads = attrs.getInt("kv_heads");
-  a.scale = attrs.getFloat("scale", 1.0);
-  a.causal = attrs.getBool("causal");
-  if (a.heads <= 0 || a.kvHeads <= 0)
-    return fail("heads and kv_heads must be positive, got heads = ", a.heads, ", kv_heads = ", a.kvHeads);
-  if (a.heads % a.kvHeads != 0)
-    return fail("heads (", a.heads, ") is not a multiple of kv_heads (", a.kvHeads, ")");
-  const std::string rope = attrs.getString("rope", "none");
-  if (rope != "none" && rope != "half")
-    return fail("unknown rope \"", rope, "\" (expected none or half)");
-  a.rope = rope == "half";
-  const std::string maskLayout = attrs.getString("mask_layout", "scores");
-  if (maskLayout != "scores" && maskLayout != "key_padding")
-    return fail("unknown mask_layout \"", maskLayout, "\" (expected scores or key_padding)");
-  a.keyPaddingMask = maskLayout == "key_padding";
-  const std::string qkvLayout = attrs.getString("qkv_layout", "bhsd");
-  if (qkvLayout == "bhsd") a.qkvLayout = Layout::BHSD;
-  else if (qkvLayout == "bsd") a.qkvLayout = Layout::BSD;
-  else if (qkvLayout == "bsd_packed") a.qkvLayout = Layout::BSDPacked;
-  else return fail("unknown qkv_layout \"", qkvLayout, "\" (expected bhsd, bsd or bsd_packed)");
-  const std::string outLayout = attrs.getString("out_layout", "bhsd");
-  if (outLayout == "bhsd") a.outLayout = Layout::BHSD;
-  else if (outLayout == "bsd") a.outLayout = Layout::BSD;
-  else return fail("unknown out_layout \"", outLayout, "\" (expected bhsd or bsd)");
-  return a;
-}
+using namespace attention;
+using AttentionAttrs = attention::Attrs;
 
 // The per-head view of a q/k/v operand: batch, heads, sequence and head dim.
 struct HeadDims {
@@ -183,9 +142,8 @@ Status inferMask(const InferContext& ctx, const AttentionAttrs& a, const Dim& ba
 }
 
 Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results) {
-  Expected<AttentionAttrs> attrs = readAttentionAttrs(
-      ctx.attrs(), [&](const auto&... parts) -> Status { return ctx.error(parts...); });
-  if (!attrs) return attrs.status();
+  Expected<AttentionAttrs> attrs = readAttrs(ctx.attrs());
+  if (!attrs) return ctx.error(attrs.status().message());
   const AttentionAttrs& a = *attrs;
   if (ctx.numResults() == 2)
     return ctx.error("has 1 result (out) or 3 (out, present_k, present_v), got 2");
@@ -501,9 +459,8 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
 }
 
 Status attentionKernel(const KernelContext& ctx) {
-  Expected<AttentionAttrs> attrs = readAttentionAttrs(
-      ctx.attrs, [](const auto&... parts) -> Status { return Status::error("attention: ", parts...); });
-  if (!attrs) return attrs.status();
+  Expected<AttentionAttrs> attrs = readAttrs(ctx.attrs);
+  if (!attrs) return Status::error("attention: ", attrs.status().message());
   const DType dtype = ctx.input(kQ)->dtype();
   return visitDType(dtype, [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -692,136 +649,14 @@ Status swigluKernel(const KernelContext& ctx) {
 // written as "mul $0 $1; add %0 $2; tanh %1" ($i: operand i, %k: the value
 // of instruction k, or a float literal); the last instruction is the result.
 
-enum class ElementOp {
-  Add, Sub, Mul, Div, Pow, Max, Min,
-  Neg, Exp, Log, Sqrt, Reciprocal, Tanh, Erf, Sigmoid, Relu, Gelu, GeluTanh, Silu
-};
-
-struct ElementOpSpec {
-  std::string_view name;
-  ElementOp op;
-  size_t arity;
-};
-
-constexpr ElementOpSpec kElementOps[] = {
-    {"add", ElementOp::Add, 2},        {"sub", ElementOp::Sub, 2},
-    {"mul", ElementOp::Mul, 2},        {"div", ElementOp::Div, 2},
-    {"pow", ElementOp::Pow, 2},        {"max", ElementOp::Max, 2},
-    {"min", ElementOp::Min, 2},        {"neg", ElementOp::Neg, 1},
-    {"exp", ElementOp::Exp, 1},        {"log", ElementOp::Log, 1},
-    {"sqrt", ElementOp::Sqrt, 1},      {"reciprocal", ElementOp::Reciprocal, 1},
-    {"tanh", ElementOp::Tanh, 1},      {"erf", ElementOp::Erf, 1},
-    {"sigmoid", ElementOp::Sigmoid, 1}, {"relu", ElementOp::Relu, 1},
-    {"gelu", ElementOp::Gelu, 1},      {"gelu_tanh", ElementOp::GeluTanh, 1},
-    {"silu", ElementOp::Silu, 1},
-};
-
-struct ProgramArg {
-  enum class Kind { Operand, Value, Literal } kind;
-  size_t index = 0;  // operand or instruction number
-  double literal = 0.0;
-};
-
-struct Instruction {
-  ElementOp op;
-  std::vector<ProgramArg> args;
-};
-
-std::vector<std::string_view> splitOn(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (size_t i = 0; i <= text.size(); ++i)
-    if (i == text.size() || text[i] == separator) {
-      parts.push_back(text.substr(start, i - start));
-      start = i + 1;
-    }
-  return parts;
-}
-
-std::vector<std::string_view> words(std::string_view text) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-    const size_t start = i;
-    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-    if (i > start) out.push_back(text.substr(start, i - start));
-  }
-  return out;
-}
-
-// A non-negative decimal index ("12"), or nullopt.
-std::optional<size_t> parseIndex(std::string_view text) {
-  if (text.empty() || text.size() > 9) return std::nullopt;
-  size_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<size_t>(c - '0');
-  }
-  return value;
-}
-
-// Parses and checks a program against the operand count; the error says
-// which instruction is wrong and why (the caller names the op).
-Expected<std::vector<Instruction>> parseProgram(std::string_view program, size_t numOperands) {
-  std::vector<Instruction> instructions;
-  const std::vector<std::string_view> lines = splitOn(program, ';');
-  for (size_t n = 0; n < lines.size(); ++n) {
-    const std::vector<std::string_view> tokens = words(lines[n]);
-    std::string text;
-    for (std::string_view token : tokens) {
-      if (!text.empty()) text += ' ';
-      text.append(token);
-    }
-    auto fail = [&](const auto&... parts) {
-      return Status::error("program instruction ", n, " (\"", text, "\"): ", parts...);
-    };
-    if (tokens.empty()) return fail("is empty");
-    const ElementOpSpec* spec = nullptr;
-    for (const ElementOpSpec& candidate : kElementOps)
-      if (candidate.name == tokens[0]) spec = &candidate;
-    if (!spec) return fail("unknown op \"", tokens[0], "\"");
-    if (tokens.size() - 1 != spec->arity)
-      return fail(spec->name, " takes ", spec->arity, spec->arity == 1 ? " argument" : " arguments", ", got ",
-                  tokens.size() - 1);
-    Instruction instruction{spec->op, {}};
-    for (size_t t = 1; t < tokens.size(); ++t) {
-      const std::string_view token = tokens[t];
-      ProgramArg arg{ProgramArg::Kind::Literal};
-      if (token[0] == '$' || token[0] == '%') {
-        const std::optional<size_t> index = parseIndex(token.substr(1));
-        if (!index) return fail("bad argument \"", token, "\"");
-        arg.index = *index;
-        if (token[0] == '$') {
-          arg.kind = ProgramArg::Kind::Operand;
-          if (*index >= numOperands)
-            return fail("\"", token, "\" names operand ", *index, " of ", numOperands);
-        } else {
-          arg.kind = ProgramArg::Kind::Value;
-          if (*index >= n) return fail("\"", token, "\" is not the value of an earlier instruction");
-        }
-      } else {
-        const std::string text(token);
-        char* end = nullptr;
-        arg.literal = std::strtod(text.c_str(), &end);
-        if (end != text.c_str() + text.size())
-          return fail("bad argument \"", token, "\" (expected $operand, %instruction or a number)");
-      }
-      instruction.args.push_back(arg);
-    }
-    instructions.push_back(std::move(instruction));
-  }
-  return instructions;
-}
-
 Status inferFusedElementwise(const InferContext& ctx, std::vector<TensorType>& results) {
   KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x0"));
   for (size_t i = 1; i < ctx.numOperands(); ++i) {
     if (!ctx.has(i)) return ctx.error("operand ", i, " is absent; every operand is required");
     KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, i));
   }
-  Expected<std::vector<Instruction>> program =
-      parseProgram(ctx.attrs().getString("program"), ctx.numOperands());
+  Expected<ElementwiseProgram> program =
+      parseElementwiseProgram(ctx.attrs().getString("program"), ctx.numOperands());
   if (!program) return ctx.error(program.status().message());
   Expected<Shape> shape = broadcastAllOperands(ctx);
   if (!shape) return shape.status();
@@ -864,7 +699,7 @@ void applyElementOp(ElementOp op, const C* a, const C* b, C* y, int64_t n) {
 // Runs the program a block of elements at a time: each instruction is one
 // tight loop over the block, so the dispatch cost is per block, not per element.
 template <class T>
-void fusedElementwiseLoops(const KernelContext& ctx, const std::vector<Instruction>& program) {
+void fusedElementwiseLoops(const KernelContext& ctx, const ElementwiseProgram& program) {
   using C = ComputeType<T>;
   constexpr int64_t kBlock = 256;
   const size_t numOperands = ctx.inputs.size();
@@ -912,8 +747,8 @@ void fusedElementwiseLoops(const KernelContext& ctx, const std::vector<Instructi
 }
 
 Status fusedElementwiseKernel(const KernelContext& ctx) {
-  Expected<std::vector<Instruction>> program =
-      parseProgram(ctx.attrs.getString("program"), ctx.inputs.size());
+  Expected<ElementwiseProgram> program =
+      parseElementwiseProgram(ctx.attrs.getString("program"), ctx.inputs.size());
   if (!program) return Status::error("fused_elementwise: ", program.status().message());
   const DType dtype = ctx.input(0)->dtype();
   return visitDType(dtype, [&](auto tag) -> Status {

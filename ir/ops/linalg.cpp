@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ir/activation.h"
 #include "ir/op_registry.h"
 #include "ir/ops/op_helpers.h"
 
@@ -78,18 +79,6 @@ void multiplyMatrices(const T* a, const T* b, T* c, int64_t M, int64_t K, int64_
 
 // ---- matmul (a, b, bias?, residual?) {transpose_a, transpose_b, activation}
 // y = act(op(a) @ op(b) + bias) + residual: the product with its fused epilogue.
-
-enum class Activation { None, Relu, Gelu, GeluTanh, Silu, Tanh };
-
-std::optional<Activation> parseActivation(const std::string& name) {
-  if (name == "none") return Activation::None;
-  if (name == "relu") return Activation::Relu;
-  if (name == "gelu") return Activation::Gelu;
-  if (name == "gelu_tanh") return Activation::GeluTanh;
-  if (name == "silu") return Activation::Silu;
-  if (name == "tanh") return Activation::Tanh;
-  return std::nullopt;
-}
 
 // a and b of one dtype, or the mixed form: an f32 a with a bf16 b (a weight
 // that precision_bf16 converted). The result, bias and residual (c for gemm)

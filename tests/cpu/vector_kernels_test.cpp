@@ -107,7 +107,7 @@ Outcome runBoth(const std::string& op, const Attributes& a, const std::vector<co
   }
   std::vector<Tensor*> outputs;
   for (Tensor& t : outcome.actual) outputs.push_back(&t);
-  const std::optional<Status> ran = runVectorKernel(op, KernelContext{def, a, fastInputs, outputs}, isa);
+  const std::optional<Status> ran = runVectorKernel(def.kind, KernelContext{def, a, fastInputs, outputs}, isa);
   if (!ran) {
     outcome.declined = true;
     return outcome;
@@ -392,7 +392,7 @@ TEST_P(VectorKernels, Gather) {
   std::vector<Tensor*> outputs = {&out};
   const Attributes axis0 = attrs({{"axis", int64_t{0}}});
   const std::optional<Status> status =
-      runVectorKernel("gather", KernelContext{*OpRegistry::global().find("gather"), axis0, inputs, outputs}, GetParam());
+      runVectorKernel(OpKind::Gather, KernelContext{opDef(OpKind::Gather), axis0, inputs, outputs}, GetParam());
   ASSERT_TRUE(status.has_value());
   EXPECT_NE(status->message().find("gather: index 50 is out of range for axis 0 of size 50"), std::string::npos)
       << status->message();
@@ -490,9 +490,9 @@ TEST_P(VectorKernels, LargeTensorsSplitAcrossThreads) {
 }
 
 TEST(VectorKernelTable, EveryVectorKernelIsRegisteredForItsOp) {
-  for (std::string_view op : vectorKernelOps()) {
-    EXPECT_NE(OpRegistry::global().find(op), nullptr) << op;
-    EXPECT_NE(fastKernelFor(op), nullptr) << op;
+  for (OpKind op : vectorKernelOps()) {
+    EXPECT_EQ(opDef(op).kind, op) << opName(op);
+    EXPECT_NE(fastKernelFor(op), nullptr) << opName(op);
   }
 }
 

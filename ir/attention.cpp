@@ -1,0 +1,47 @@
+#include "ir/attention.h"
+
+#include <optional>
+#include <string>
+
+namespace kiln::attention {
+namespace {
+
+std::optional<Layout> layoutNamed(const std::string& name) {
+  if (name == "bhsd") return Layout::BHSD;
+  if (name == "bsd") return Layout::BSD;
+  if (name == "bsd_packed") return Layout::BSDPacked;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Expected<Attrs> readAttrs(const Attributes& attrs) {
+  Attrs a;
+  a.heads = attrs.getInt("heads");
+  a.kvHeads = attrs.getInt("kv_heads");
+  a.scale = attrs.getFloat("scale", 1.0);
+  a.causal = attrs.getBool("causal");
+  if (a.heads <= 0 || a.kvHeads <= 0)
+    return Status::error("heads and kv_heads must be positive, got heads = ", a.heads, ", kv_heads = ", a.kvHeads);
+  if (a.heads % a.kvHeads != 0)
+    return Status::error("heads (", a.heads, ") is not a multiple of kv_heads (", a.kvHeads, ")");
+  const std::string rope = attrs.getString("rope", "none");
+  if (rope != "none" && rope != "half") return Status::error("unknown rope \"", rope, "\" (expected none or half)");
+  a.rope = rope == "half";
+  const std::string maskLayout = attrs.getString("mask_layout", "scores");
+  if (maskLayout != "scores" && maskLayout != "key_padding")
+    return Status::error("unknown mask_layout \"", maskLayout, "\" (expected scores or key_padding)");
+  a.keyPaddingMask = maskLayout == "key_padding";
+  const std::string qkvLayout = attrs.getString("qkv_layout", "bhsd");
+  const std::optional<Layout> qkv = layoutNamed(qkvLayout);
+  if (!qkv) return Status::error("unknown qkv_layout \"", qkvLayout, "\" (expected bhsd, bsd or bsd_packed)");
+  a.qkvLayout = *qkv;
+  const std::string outLayout = attrs.getString("out_layout", "bhsd");
+  const std::optional<Layout> out = layoutNamed(outLayout);
+  if (!out || *out == Layout::BSDPacked)
+    return Status::error("unknown out_layout \"", outLayout, "\" (expected bhsd or bsd)");
+  a.outLayout = *out;
+  return a;
+}
+
+}  // namespace kiln::attention

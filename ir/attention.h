@@ -1,0 +1,34 @@
+// The attention op's operands, results and attributes, typed: what inference,
+// the passes, the cost model and every device's kernel read, declared once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ir/attributes.h"
+#include "ir/status.h"
+
+namespace kiln::attention {
+
+// Operand slots; k and v are absent (_) when qkv_layout is bsd_packed.
+enum Operand : size_t { kQ, kK, kV, kMask, kCos, kSin, kPastK, kPastV, kInvFreq, kNumOperands };
+// Results: out, and with a KV cache the keys and values through this step.
+enum Result : size_t { kOut, kPresentK, kPresentV, kNumResults };
+
+// bhsd: [B, H, S, D]; bsd: [B, S, H*D]; bsd_packed (q only): [B, S, (H + 2*Hkv)*D]
+// holding each token's q | k | v rows.
+enum class Layout : uint8_t { BHSD, BSD, BSDPacked };
+
+struct Attrs {
+  int64_t heads = 0, kvHeads = 0;
+  double scale = 1.0;
+  bool causal = false;
+  bool rope = false;            // rope = "half": rotate-half RoPE on q and k
+  bool keyPaddingMask = false;  // mask_layout = "key_padding": mask [B, T], nonzero = attend
+  Layout qkvLayout = Layout::BHSD, outLayout = Layout::BHSD;
+};
+
+// Reads and checks the attributes; the error names the attribute at fault.
+Expected<Attrs> readAttrs(const Attributes& attrs);
+
+}  // namespace kiln::attention

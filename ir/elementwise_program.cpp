@@ -1,0 +1,134 @@
+#include "ir/elementwise_program.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+namespace kiln {
+namespace {
+
+struct ElementOpSpec {
+  std::string_view name;
+  ElementOp op;
+  size_t arity;
+};
+
+// In ElementOp's order.
+constexpr ElementOpSpec kElementOps[] = {
+    {"add", ElementOp::Add, 2},        {"sub", ElementOp::Sub, 2},
+    {"mul", ElementOp::Mul, 2},        {"div", ElementOp::Div, 2},
+    {"pow", ElementOp::Pow, 2},        {"max", ElementOp::Max, 2},
+    {"min", ElementOp::Min, 2},        {"neg", ElementOp::Neg, 1},
+    {"exp", ElementOp::Exp, 1},        {"log", ElementOp::Log, 1},
+    {"sqrt", ElementOp::Sqrt, 1},      {"reciprocal", ElementOp::Reciprocal, 1},
+    {"tanh", ElementOp::Tanh, 1},      {"erf", ElementOp::Erf, 1},
+    {"sigmoid", ElementOp::Sigmoid, 1}, {"relu", ElementOp::Relu, 1},
+    {"gelu", ElementOp::Gelu, 1},      {"gelu_tanh", ElementOp::GeluTanh, 1},
+    {"silu", ElementOp::Silu, 1},
+};
+
+const ElementOpSpec& specOf(ElementOp op) { return kElementOps[static_cast<size_t>(op)]; }
+
+std::vector<std::string_view> splitOn(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); ++i)
+    if (i == text.size() || text[i] == separator) {
+      parts.push_back(text.substr(start, i - start));
+      start = i + 1;
+    }
+  return parts;
+}
+
+std::vector<std::string_view> words(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    const size_t start = i;
+    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i > start) out.push_back(text.substr(start, i - start));
+  }
+  return out;
+}
+
+// A non-negative decimal index ("12"), or nullopt.
+std::optional<size_t> parseIndex(std::string_view text) {
+  if (text.empty() || text.size() > 9) return std::nullopt;
+  size_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<size_t>(c - '0');
+  }
+  return value;
+}
+
+}  // namespace
+
+std::string_view elementOpName(ElementOp op) { return specOf(op).name; }
+size_t elementOpArity(ElementOp op) { return specOf(op).arity; }
+
+bool isTranscendental(ElementOp op) {
+  switch (op) {
+    case ElementOp::Exp: case ElementOp::Log: case ElementOp::Sqrt: case ElementOp::Pow:
+    case ElementOp::Tanh: case ElementOp::Erf: case ElementOp::Sigmoid: case ElementOp::Gelu:
+    case ElementOp::GeluTanh: case ElementOp::Silu:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Expected<ElementwiseProgram> parseElementwiseProgram(std::string_view program, size_t numOperands) {
+  ElementwiseProgram instructions;
+  const std::vector<std::string_view> lines = splitOn(program, ';');
+  for (size_t n = 0; n < lines.size(); ++n) {
+    const std::vector<std::string_view> tokens = words(lines[n]);
+    std::string text;
+    for (std::string_view token : tokens) {
+      if (!text.empty()) text += ' ';
+      text.append(token);
+    }
+    auto fail = [&](const auto&... parts) {
+      return Status::error("program instruction ", n, " (\"", text, "\"): ", parts...);
+    };
+    if (tokens.empty()) return fail("is empty");
+    const ElementOpSpec* spec = nullptr;
+    for (const ElementOpSpec& candidate : kElementOps)
+      if (candidate.name == tokens[0]) spec = &candidate;
+    if (!spec) return fail("unknown op \"", tokens[0], "\"");
+    if (tokens.size() - 1 != spec->arity)
+      return fail(spec->name, " takes ", spec->arity, spec->arity == 1 ? " argument" : " arguments", ", got ",
+                  tokens.size() - 1);
+    ProgramInstruction instruction{spec->op, {}};
+    for (size_t t = 1; t < tokens.size(); ++t) {
+      const std::string_view token = tokens[t];
+      ProgramArg arg{ProgramArg::Kind::Literal};
+      if (token[0] == '$' || token[0] == '%') {
+        const std::optional<size_t> index = parseIndex(token.substr(1));
+        if (!index) return fail("bad argument \"", token, "\"");
+        arg.index = *index;
+        if (token[0] == '$') {
+          arg.kind = ProgramArg::Kind::Operand;
+          if (*index >= numOperands)
+            return fail("\"", token, "\" names operand ", *index, " of ", numOperands);
+        } else {
+          arg.kind = ProgramArg::Kind::Value;
+          if (*index >= n) return fail("\"", token, "\" is not the value of an earlier instruction");
+        }
+      } else {
+        const std::string text(token);
+        char* end = nullptr;
+        arg.literal = std::strtod(text.c_str(), &end);
+        if (end != text.c_str() + text.size())
+          return fail("bad argument \"", token, "\" (expected $operand, %instruction or a number)");
+      }
+      instruction.args.push_back(arg);
+    }
+    instructions.push_back(std::move(instruction));
+  }
+  return instructions;
+}
+
+}  // namespace kiln
