@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
     bindings.push_back({storage[storage.size() - 2].data(), storage.back().data(), capacity, past});
   }
 
-  const OpDef& def = *OpRegistry::global().find("attention");
+  const OpDef& def = opDef(OpKind::Attention);
   std::vector<double> us;
   for (int i = -3; i < iters; ++i) {  // three untimed calls first
     const KvCacheBinding* cache = decode ? &bindings[static_cast<size_t>(i + 3) % bindings.size()] : nullptr;

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   stream strm(eng);
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  const kiln::OpDef& matmulDef = *kiln::OpRegistry::global().find("matmul");
+  const kiln::OpDef& matmulDef = kiln::opDef(kiln::OpKind::Matmul);
   const kiln::Attributes noAttributes;
 
   std::printf("threads %d, median of %d alternating rounds, ms (GFLOP/s)\n\n", threads, runs);

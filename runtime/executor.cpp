@@ -165,7 +165,7 @@ std::vector<KvLayer> findKvLayers(const Graph& graph) {
   std::vector<KvLayer> layers;
   for (size_t i = 0; i < graph.ops().size(); ++i) {
     const Op& op = graph.ops()[i];
-    if (!op.def || op.def->name != "attention" || op.operands.size() <= kPastV || op.results.size() != 3)
+    if (!op.is(OpKind::Attention) || op.operands.size() <= kPastV || op.results.size() != 3)
       continue;
     const ValueId pastK = op.operands[kPastK], pastV = op.operands[kPastV];
     if (pastK == kNoValue || pastV == kNoValue || pastK == pastV) continue;
