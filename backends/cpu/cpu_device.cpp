@@ -49,7 +49,7 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
   if (FastKernel fast = fastKernelFor(def.name)) {
     if (std::optional<Status> ran = fast(ctx)) return *ran;
   }
-  if (onednnMatmul_ && def.name == "matmul") {
+  if (onednnMatmul_ && def.kind == OpKind::Matmul) {
     if (std::optional<Status> ran = gemm_.runMatmul(ctx, isConstant(inputs[1]->data()))) return *ran;
   }
   return def.reference(ctx);
