@@ -1,9 +1,13 @@
 // What a backend implements so the executor can run a planned program on it:
 // reserve an arena in the device's memory, allocate a lone tensor there, and
 // run one op into preallocated outputs. The memory plan names each register's
-// device and memory space; the executor finds the device by that name
-// (findDevice), so a new backend registers here and changes no planner code.
-// The CPU backend (backends/cpu) is the first.
+// device and memory space; the executor finds the device by that name in the
+// device registry (findDevice). This header and the registry are the library
+// kiln_device, below both the runtime and the backends: a backend includes
+// this header and registers its device from its own library (DeviceRegistration
+// below), and the runtime includes no backend. docs/architecture.md, "Adding a
+// device", names the files a new backend touches. The CPU backend
+// (backends/cpu) is the first.
 #pragma once
 
 #include <cstddef>
@@ -60,7 +64,37 @@ class Device {
 };
 
 // The device the plan calls `name`, or null when this runtime has none such.
-// Devices are stateless and shared by every session.
+// Devices are stateless and shared by every session: each is made on its
+// first lookup and lives until the program exits.
 Device* findDevice(std::string_view name);
+// Every registered device, ordered by name (each made if not yet).
+std::vector<Device*> registeredDevices();
+
+// Registration. A backend's library holds one DeviceRegistration object,
+//   const rt::DeviceRegistration<CpuDevice> kRegistration;
+// whose constructor, run as the library loads, adds the device under
+// D::kName. Nothing refers to that object, so the build links every device
+// library whole (kiln_add_device in backends/CMakeLists.txt), or the linker
+// would drop it from a static library.
+using DeviceFactory = std::unique_ptr<Device> (*)();
+
+// Adds a device under `name`, made by `make` on first lookup; make's device
+// answers name() with `name`. An error for an empty name or one taken.
+Status registerDevice(std::string_view name, DeviceFactory make);
+
+namespace detail {
+// registerDevice at load time, where no caller could take an error: prints it
+// and aborts (two devices of one name are a build bug, as a twice-declared op).
+void registerDeviceAtLoad(std::string_view name, DeviceFactory make);
+}  // namespace detail
+
+// D: a Device with a default constructor and `static constexpr
+// std::string_view kName`, the name its name() returns.
+template <class D>
+struct DeviceRegistration {
+  DeviceRegistration() {
+    detail::registerDeviceAtLoad(D::kName, []() -> std::unique_ptr<Device> { return std::make_unique<D>(); });
+  }
+};
 
 }  // namespace kiln::rt

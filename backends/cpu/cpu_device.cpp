@@ -11,6 +11,10 @@
 #include "ir/type.h"
 
 namespace kiln::cpu {
+namespace {
+// Links into every runtime whole (backends/CMakeLists.txt), so it runs as the runtime loads.
+const rt::DeviceRegistration<CpuDevice> kRegistration;
+}  // namespace
 
 Expected<std::shared_ptr<void>> CpuDevice::reserveArena(std::string_view memory, size_t bytes) {
   if (!hasMemory(memory))

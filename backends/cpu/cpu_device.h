@@ -2,7 +2,8 @@
 // where one accepts it, a matmul by oneDNN (backends/cpu/gemm.h; KILN_GEMM=
 // reference turns that off), anything else by its registry reference kernel
 // (OpDef::reference). The matmul weights of adopted constants are packed on
-// first use: see docs/performance.md.
+// first use: see docs/performance.md. It registers itself as device "cpu"
+// (cpu_device.cpp); the runtime finds it by that name.
 #pragma once
 
 #include <mutex>
@@ -15,7 +16,8 @@ namespace kiln::cpu {
 
 class CpuDevice final : public rt::Device {
  public:
-  std::string_view name() const override { return "cpu"; }
+  static constexpr std::string_view kName = "cpu";
+  std::string_view name() const override { return kName; }
   bool hasMemory(std::string_view memory) const override { return memory == "host"; }
   bool supports(const OpDef& def) const override { return def.reference != nullptr; }
   // An anonymous private mapping: page-aligned, and the kernel gives it
