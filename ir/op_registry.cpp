@@ -52,6 +52,21 @@ std::vector<const OpDef*> OpRegistry::all() const {
   return out;
 }
 
+double CostContext::dim(size_t i, int64_t axis) const {
+  if (!present(i)) return 1;
+  const TensorType& type = *operands_[i];
+  const int64_t rank = static_cast<int64_t>(type.rank());
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank) return 1;
+  return dimValue_(type.shape[static_cast<size_t>(axis)]);
+}
+
+double CostContext::elementsOf(const TensorType& type) const {
+  double n = 1;
+  for (const Dim& d : type.shape) n *= dimValue_(d);
+  return n;
+}
+
 std::string InferContext::describe() const {
   std::string out = std::string(def_.name) + "(";
   for (size_t i = 0; i < operands_.size(); ++i) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -91,6 +92,46 @@ struct KernelContext {
 };
 using KernelFn = Status (*)(const KernelContext& ctx);
 
+// What an op's cost function sees (passes/cost_model.h): its operand and
+// result types, each dim at a representative value, and its attributes.
+class CostContext {
+ public:
+  using DimValue = std::function<double(const Dim&)>;
+  CostContext(const Attributes& attrs, std::vector<const TensorType*> operands,
+              std::vector<const TensorType*> results, DimValue dimValue)
+      : attrs_(attrs), operands_(std::move(operands)), results_(std::move(results)), dimValue_(std::move(dimValue)) {}
+
+  const Attributes& attrs() const { return attrs_; }
+  size_t numOperands() const { return operands_.size(); }
+  bool present(size_t i) const { return i < operands_.size() && operands_[i]; }
+  // Dim `axis` of operand i (negative: from the end); 1 when out of range.
+  double dim(size_t i, int64_t axis) const;
+  double elements(size_t i) const { return present(i) ? elementsOf(*operands_[i]) : 0; }
+  double resultElements() const { return results_.empty() ? 0 : elementsOf(*results_[0]); }
+
+ private:
+  double elementsOf(const TensorType& type) const;
+  const Attributes& attrs_;
+  std::vector<const TensorType*> operands_, results_;
+  DimValue dimValue_;
+};
+// FLOPs of one op; null for an op that moves data and computes nothing.
+using FlopsFn = double (*)(const CostContext& ctx);
+// The bytes an op moves: its operands and results; nothing (a view: see
+// OpDef::resultIsView); its results only (reads metadata); or its results
+// twice and the operands other than the first (reads only the selected
+// elements of its data operand).
+enum class Traffic : uint8_t { OperandsAndResults, ResultsOnly, SelectedElements };
+
+// Per-element FLOPs: arithmetic costs one, transcendental functions several
+// multiply-adds on real hardware.
+template <int kFlopsPerElement>
+double perResultElement(const CostContext& ctx) {
+  return kFlopsPerElement * ctx.resultElements();
+}
+inline constexpr FlopsFn kArithmetic = perResultElement<1>;
+inline constexpr FlopsFn kTranscendental = perResultElement<8>;
+
 struct AttrSpec {
   std::string_view name;
   AttrKind kind;
@@ -114,8 +155,11 @@ struct OpDef {
   std::vector<int> inplaceOperands;
   // The result is operand 0's bytes reinterpreted (reshape and its kin): the
   // planner gives it no buffer of its own and the kernel copies nothing when
-  // the two alias.
+  // the two alias. The cost model counts no bytes and no FLOPs for it.
   bool resultIsView = false;
+  // The cost model (passes/cost_model.h).
+  FlopsFn flops = nullptr;
+  Traffic traffic = Traffic::OperandsAndResults;
 };
 
 class OpRegistry {

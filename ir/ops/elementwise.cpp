@@ -519,33 +519,33 @@ Status identityKernel(const KernelContext& ctx) {
 // it writes element i of the result, and the planner lets the result take
 // over an operand only when their shapes and element sizes match.
 template <class Fn>
-void addUnary(OpRegistry& registry, OpKind kind, std::string_view summary) {
+void addUnary(OpRegistry& registry, OpKind kind, std::string_view summary, FlopsFn flops = kArithmetic) {
   registry.add(OpDef{.kind = kind, .summary = summary, .operands = {"x"}, .minOperands = 1,
                      .maxOperands = 1, .attrs = {}, .infer = inferUnary<Fn>, .reference = unaryKernel<Fn>,
-                     .inplaceOperands = {0}});
+                     .inplaceOperands = {0}, .flops = flops});
 }
 
 template <class Fn>
 void addBinary(OpRegistry& registry, OpKind kind, std::string_view summary) {
   registry.add(OpDef{.kind = kind, .summary = summary, .operands = {"a", "b"}, .minOperands = 2,
                      .maxOperands = 2, .attrs = {}, .infer = inferBinary<Fn>, .reference = binaryKernel<Fn>,
-                     .inplaceOperands = {0, 1}});
+                     .inplaceOperands = {0, 1}, .flops = kArithmetic});
 }
 
 }  // namespace
 
 void registerElementwiseOps(OpRegistry& registry) {
-  addUnary<Sqrt>(registry, OpKind::Sqrt, "square root");
+  addUnary<Sqrt>(registry, OpKind::Sqrt, "square root", kTranscendental);
   addUnary<Reciprocal>(registry, OpKind::Reciprocal, "1 / x");
   addUnary<Neg>(registry, OpKind::Neg, "-x");
-  addUnary<Exp>(registry, OpKind::Exp, "e^x");
-  addUnary<Log>(registry, OpKind::Log, "natural logarithm");
-  addUnary<Tanh>(registry, OpKind::Tanh, "hyperbolic tangent");
-  addUnary<Erf>(registry, OpKind::Erf, "Gauss error function");
-  addUnary<Sigmoid>(registry, OpKind::Sigmoid, "1 / (1 + e^-x)");
+  addUnary<Exp>(registry, OpKind::Exp, "e^x", kTranscendental);
+  addUnary<Log>(registry, OpKind::Log, "natural logarithm", kTranscendental);
+  addUnary<Tanh>(registry, OpKind::Tanh, "hyperbolic tangent", kTranscendental);
+  addUnary<Erf>(registry, OpKind::Erf, "Gauss error function", kTranscendental);
+  addUnary<Sigmoid>(registry, OpKind::Sigmoid, "1 / (1 + e^-x)", kTranscendental);
   addUnary<Relu>(registry, OpKind::Relu, "max(x, 0)");
-  addUnary<Cos>(registry, OpKind::Cos, "cosine");
-  addUnary<Sin>(registry, OpKind::Sin, "sine");
+  addUnary<Cos>(registry, OpKind::Cos, "cosine", kTranscendental);
+  addUnary<Sin>(registry, OpKind::Sin, "sine", kTranscendental);
   addUnary<Abs>(registry, OpKind::Abs, "absolute value");
   addUnary<Not>(registry, OpKind::Not, "logical not of a bool tensor");
   registry.add(OpDef{.kind = OpKind::Identity, .summary = "x itself (a view of its bytes)", .operands = {"x"},
@@ -564,26 +564,28 @@ void registerElementwiseOps(OpRegistry& registry) {
   registry.add(OpDef{.kind = OpKind::Pow,
                      .summary = "base ^ exponent, numpy broadcasting; the exponent may have another dtype",
                      .operands = {"base", "exponent"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {}, .infer = inferPow, .reference = powKernel, .inplaceOperands = {0, 1}});
+                     .attrs = {}, .infer = inferPow, .reference = powKernel, .inplaceOperands = {0, 1},
+                     .flops = kTranscendental});
 
   registry.add(OpDef{.kind = OpKind::Min, .summary = "elementwise minimum of one or more tensors, broadcasting",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Min>,
-                     .inplaceOperands = {0, 1}});
+                     .inplaceOperands = {0, 1}, .flops = kArithmetic});
   registry.add(OpDef{.kind = OpKind::Max, .summary = "elementwise maximum of one or more tensors, broadcasting",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {}, .infer = inferVariadicNumeric, .reference = variadicKernel<Max>,
-                     .inplaceOperands = {0, 1}});
+                     .inplaceOperands = {0, 1}, .flops = kArithmetic});
   registry.add(OpDef{.kind = OpKind::Where, .summary = "condition ? x : y, three-way broadcasting",
                      .operands = {"condition", "x", "y"}, .minOperands = 3, .maxOperands = 3,
-                     .attrs = {}, .infer = inferWhere, .reference = whereKernel, .inplaceOperands = {1, 2}});
+                     .attrs = {}, .infer = inferWhere, .reference = whereKernel, .inplaceOperands = {1, 2},
+                     .flops = kArithmetic});
   registry.add(OpDef{.kind = OpKind::Cast, .summary = "converts to dtype `to` (ONNX Cast semantics)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"to", AttrKind::String, true}},
-                     .infer = inferCast, .reference = castKernel, .inplaceOperands = {0}});
+                     .infer = inferCast, .reference = castKernel, .inplaceOperands = {0}, .flops = kArithmetic});
   registry.add(OpDef{.kind = OpKind::Clip, .summary = "clamps x to the optional scalar bounds min and max",
                      .operands = {"x", "min", "max"}, .minOperands = 1, .maxOperands = 3,
-                     .attrs = {}, .infer = inferClip, .reference = clipKernel, .inplaceOperands = {0}});
+                     .attrs = {}, .infer = inferClip, .reference = clipKernel, .inplaceOperands = {0}, .flops = kArithmetic});
 }
 
 }  // namespace kiln

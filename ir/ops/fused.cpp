@@ -762,6 +762,37 @@ Status fusedElementwiseKernel(const KernelContext& ctx) {
   });
 }
 
+// Q·Kᵀ and P·V (2*S*T*D each per head), softmax with scale and mask (5 per
+// score) and, with rope, 6 per element of q and k.
+double attentionFlops(const CostContext& ctx) {
+  const Attributes& attrs = ctx.attrs();
+  const double heads = static_cast<double>(attrs.getInt("heads", 1));
+  const std::string layout = attrs.getString("qkv_layout", "bhsd");
+  // bsd_packed: q holds the q|k|v rows, (heads + 2*kv_heads) head rows per token; k and v are absent.
+  const bool packed = layout == "bsd_packed", bsd = layout == "bsd" || packed;
+  const double kvHeads = static_cast<double>(attrs.getInt("kv_heads", 1));
+  const double rowHeads = packed ? heads + 2 * kvHeads : heads;
+  const double batch = ctx.dim(kQ, 0);
+  const double queries = bsd ? ctx.dim(kQ, 1) : ctx.dim(kQ, 2);
+  const double headDim = bsd ? ctx.dim(kQ, -1) / rowHeads : ctx.dim(kQ, -1);
+  double keys = packed ? queries : bsd ? ctx.dim(kK, 1) : ctx.dim(kK, 2);
+  if (ctx.present(kPastK)) keys += ctx.dim(kPastK, 2);
+  const double scores = batch * heads * queries * keys;
+  double total = 4 * scores * headDim + 5 * scores;
+  if (attrs.getString("rope", "none") != "none")
+    total += 6 * (packed ? batch * queries * (heads + kvHeads) * headDim : ctx.elements(kQ) + ctx.elements(kK));
+  return total;
+}
+
+// The program's FLOPs per result element.
+double fusedElementwiseFlops(const CostContext& ctx) {
+  Expected<ElementwiseProgram> program = parseElementwiseProgram(ctx.attrs().getString("program"), ctx.numOperands());
+  double perElement = 0;
+  if (program)
+    for (const ProgramInstruction& instruction : *program) perElement += isTranscendental(instruction.op) ? 8 : 1;
+  return perElement * ctx.resultElements();
+}
+
 }  // namespace
 
 void registerFusedOps(OpRegistry& registry) {
@@ -781,21 +812,24 @@ void registerFusedOps(OpRegistry& registry) {
                 {"qkv_layout", AttrKind::String},
                 {"out_layout", AttrKind::String},
                 {"mask_layout", AttrKind::String}},
-      .infer = inferAttention, .reference = attentionKernel});
+      .infer = inferAttention, .reference = attentionKernel, .flops = attentionFlops});
   registry.add(OpDef{.kind = OpKind::RmsNorm,
                      .summary = "x / sqrt(mean(x^2 over axis..last) + epsilon) * scale",
                      .operands = {"x", "scale"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
-                     .infer = inferRmsNorm, .reference = rmsNormKernel, .inplaceOperands = {0}});
+                     .infer = inferRmsNorm, .reference = rmsNormKernel, .inplaceOperands = {0},
+                     .flops = perResultElement<5>});
   registry.add(OpDef{.kind = OpKind::Gelu,
                      .summary = "x/2 * (1 + erf(x / sqrt 2)), or its tanh approximation",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"approximate", AttrKind::String}},
-                     .infer = inferGelu, .reference = geluKernel, .inplaceOperands = {0}});
+                     .infer = inferGelu, .reference = geluKernel, .inplaceOperands = {0},
+                     .flops = kTranscendental});
   registry.add(OpDef{.kind = OpKind::Silu,
                      .summary = "x * sigmoid(x)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
-                     .attrs = {}, .infer = inferSilu, .reference = siluKernel, .inplaceOperands = {0}});
+                     .attrs = {}, .infer = inferSilu, .reference = siluKernel, .inplaceOperands = {0},
+                     .flops = kTranscendental});
   // One operand: gate | up packed on its last axis; the result is half as
   // wide, so the planner never lets it take over that operand.
   registry.add(OpDef{.kind = OpKind::Swiglu,
@@ -803,14 +837,14 @@ void registerFusedOps(OpRegistry& registry) {
                                 "axis",
                      .operands = {"gate", "up"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {}, .infer = inferSwiglu, .reference = swigluKernel,
-                     .inplaceOperands = {0, 1}});
+                     .inplaceOperands = {0, 1}, .flops = perResultElement<9>});
   registry.add(OpDef{.kind = OpKind::FusedElementwise,
                      .summary = "a chain of elementwise float ops over broadcast operands, as a program "
                                 "(\"mul $0 $1; add %0 $2; tanh %1\")",
                      .operands = {"x..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {{"program", AttrKind::String, true}},
                      .infer = inferFusedElementwise, .reference = fusedElementwiseKernel,
-                     .inplaceOperands = {0, 1, 2, 3, 4, 5, 6, 7}});
+                     .inplaceOperands = {0, 1, 2, 3, 4, 5, 6, 7}, .flops = fusedElementwiseFlops});
 }
 
 }  // namespace kiln

@@ -357,6 +357,23 @@ Status gemmKernel(const KernelContext& ctx) {
   });
 }
 
+// 2*M*N*K per matrix product, plus the epilogue on each result element.
+double matmulFlops(const CostContext& ctx) {
+  const double n = ctx.resultElements();
+  double total = 2 * n * ctx.dim(0, ctx.attrs().getBool("transpose_a") ? -2 : -1);
+  if (ctx.present(2)) total += n;  // bias
+  if (ctx.present(3)) total += n;  // residual
+  const Activation activation = parseActivation(ctx.attrs().getString("activation", "none")).value_or(Activation::None);
+  if (activation == Activation::Relu) total += n;
+  else if (activation != Activation::None) total += kTranscendental(ctx);
+  return total;
+}
+
+double gemmFlops(const CostContext& ctx) {
+  const double n = ctx.resultElements();
+  return 2 * n * ctx.dim(0, ctx.attrs().getInt("trans_a") ? -2 : -1) + 2 * n;
+}
+
 }  // namespace
 
 void registerLinalgOps(OpRegistry& registry) {
@@ -368,7 +385,8 @@ void registerLinalgOps(OpRegistry& registry) {
                      .attrs = {{"activation", AttrKind::String},
                                {"transpose_a", AttrKind::Bool},
                                {"transpose_b", AttrKind::Bool}},
-                     .infer = inferMatmul, .reference = matmulKernel, .inplaceOperands = {3}});
+                     .infer = inferMatmul, .reference = matmulKernel, .inplaceOperands = {3},
+                     .flops = matmulFlops});
   registry.add(OpDef{.kind = OpKind::Gemm,
                      .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts; "
                                 "b may be bf16 with an f32 a, as for matmul",
@@ -377,7 +395,7 @@ void registerLinalgOps(OpRegistry& registry) {
                                {"beta", AttrKind::Float},
                                {"trans_a", AttrKind::Bool},
                                {"trans_b", AttrKind::Bool}},
-                     .infer = inferGemm, .reference = gemmKernel});
+                     .infer = inferGemm, .reference = gemmKernel, .flops = gemmFlops});
 }
 
 }  // namespace kiln

@@ -350,11 +350,14 @@ Status cumsumKernel(const KernelContext& ctx) {
   });
 }
 
+// One FLOP per element of x.
+double perInputElement(const CostContext& ctx) { return ctx.elements(0); }
+
 void addReduce(OpRegistry& registry, OpKind kind, std::string_view summary, KernelFn kernel) {
   registry.add(OpDef{.kind = kind, .summary = summary, .operands = {"x", "axes"},
                      .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"keepdims", AttrKind::Bool}, {"noop_with_empty_axes", AttrKind::Bool}},
-                     .infer = inferReduce, .reference = kernel});
+                     .infer = inferReduce, .reference = kernel, .flops = perInputElement});
 }
 
 }  // namespace
@@ -372,22 +375,26 @@ void registerReductionOps(OpRegistry& registry) {
   registry.add(OpDef{.kind = OpKind::Softmax, .summary = "exp(x) / sum(exp(x)) along axis",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferSoftmax, .reference = softmaxKernel<false>, .inplaceOperands = {0}});
+                     .infer = inferSoftmax, .reference = softmaxKernel<false>, .inplaceOperands = {0},
+                     .flops = perResultElement<5>});
   registry.add(OpDef{.kind = OpKind::LogSoftmax, .summary = "log(softmax(x)) along axis",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferSoftmax, .reference = softmaxKernel<true>, .inplaceOperands = {0}});
+                     .infer = inferSoftmax, .reference = softmaxKernel<true>, .inplaceOperands = {0},
+                     .flops = perResultElement<5>});
   registry.add(OpDef{.kind = OpKind::LayerNorm,
                      .summary = "normalises x over dims [axis, rank) then scales and shifts; "
                                 "optional results mean and inv_std_dev",
                      .operands = {"x", "scale", "bias"}, .minOperands = 2, .maxOperands = 3,
                      .minResults = 1, .maxResults = 3,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
-                     .infer = inferLayerNorm, .reference = layerNormKernel, .inplaceOperands = {0}});
+                     .infer = inferLayerNorm, .reference = layerNormKernel, .inplaceOperands = {0},
+                     .flops = perResultElement<8>});
   registry.add(OpDef{.kind = OpKind::Cumsum, .summary = "running sum along the axis operand",
                      .operands = {"x", "axis"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"exclusive", AttrKind::Bool}, {"reverse", AttrKind::Bool}},
-                     .infer = inferCumsum, .reference = cumsumKernel, .inplaceOperands = {0}});
+                     .infer = inferCumsum, .reference = cumsumKernel, .inplaceOperands = {0},
+                     .flops = perInputElement});
 }
 
 }  // namespace kiln

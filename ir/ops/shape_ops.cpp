@@ -1096,12 +1096,12 @@ void registerShapeOps(OpRegistry& registry) {
                      .operands = {"x", "starts", "ends", "axes", "steps"}, .minOperands = 1, .maxOperands = 5,
                      .attrs = {{"axes", AttrKind::Ints}, {"ends", AttrKind::Dims},
                                {"starts", AttrKind::Dims}, {"steps", AttrKind::Ints}},
-                     .infer = inferSlice, .reference = sliceKernel});
+                     .infer = inferSlice, .reference = sliceKernel, .traffic = Traffic::SelectedElements});
   registry.add(OpDef{.kind = OpKind::Gather,
                      .summary = "takes the entries of data at indices along axis; negative indices count from the end",
                      .operands = {"data", "indices"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferGather, .reference = gatherKernel});
+                     .infer = inferGather, .reference = gatherKernel, .traffic = Traffic::SelectedElements});
   registry.add(OpDef{.kind = OpKind::Expand,
                      .summary = "broadcasts x against shape (operand or attribute; numpy rules, both ways)",
                      .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
@@ -1110,11 +1110,11 @@ void registerShapeOps(OpRegistry& registry) {
                      .summary = "the dims [start, end) of x as an i64 vector",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"end", AttrKind::Int}, {"start", AttrKind::Int}},
-                     .infer = inferShapeOp, .reference = shapeKernel});
+                     .infer = inferShapeOp, .reference = shapeKernel, .traffic = Traffic::ResultsOnly});
   registry.add(OpDef{.kind = OpKind::Size,
                      .summary = "the element count of x as an i64 scalar",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
-                     .attrs = {}, .infer = inferSize, .reference = sizeKernel});
+                     .attrs = {}, .infer = inferSize, .reference = sizeKernel, .traffic = Traffic::ResultsOnly});
   registry.add(OpDef{.kind = OpKind::ConstantOfShape,
                      .summary = "a tensor of the given shape (operand or attribute) filled with value, of dtype",
                      .operands = {"shape"}, .minOperands = 0, .maxOperands = 1,
