@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "compiler/artifact_writer.h"
 #include "ir/text.h"
 #include "runtime/artifact.h"
 #include "runtime/executor.h"

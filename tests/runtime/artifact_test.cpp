@@ -14,6 +14,8 @@
 #include <iterator>
 #include <random>
 
+#include "compiler/artifact_writer.h"
+#include "compiler/compiler.h"
 #include "ir/text.h"
 #include "runtime/executor.h"
 
@@ -55,7 +57,11 @@ class ArtifactTest : public ::testing::Test {
     auto graph = parseGraph(kAllDTypes);
     EXPECT_TRUE(graph.isOk()) << graph.status().message();
     std::string file = path("sample.kiln");
-    Status written = writeArtifact(*graph, file);
+    CompileOptions noPasses;
+    noPasses.pipeline.emplace();
+    Expected<CompileResult> compiled = compile(std::move(*graph), noPasses);
+    EXPECT_TRUE(compiled.isOk()) << compiled.status().message();
+    Status written = writeArtifact(*compiled, file);
     EXPECT_TRUE(written.isOk()) << written.message();
     return file;
   }
@@ -215,7 +221,7 @@ TEST_F(ArtifactTest, AProgramThatCannotBePlannedIsWrittenWithoutAPlanAndStillRun
       "  return %y\n"
       "}\n");
   ASSERT_TRUE(graph.isOk()) << graph.status().message();
-  ASSERT_TRUE(writeArtifact(*graph, path("unplanned.kiln")).isOk());
+  ASSERT_TRUE(writeArtifact(*graph, nullptr, path("unplanned.kiln")).isOk());
   auto loaded = loadArtifact(path("unplanned.kiln"));
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_FALSE(loaded->plan.has_value());
@@ -467,7 +473,7 @@ TEST_F(ArtifactTest, WritingNeedsEveryWeightsData) {
       "  return %y\n"
       "}\n");
   ASSERT_TRUE(graph.isOk()) << graph.status().message();
-  Status written = writeArtifact(*graph, path("out.kiln"));
+  Status written = writeArtifact(*graph, nullptr, path("out.kiln"));
   EXPECT_EQ(written.message(), "cannot write artifact '" + path("out.kiln") + "': weight @w has no data");
   EXPECT_FALSE(fs::exists(path("out.kiln")));
 }
