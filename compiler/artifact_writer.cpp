@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "compiler/kv_layers.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
 
@@ -72,6 +73,17 @@ std::vector<uint8_t> encodePlan(const Graph& graph, const MemoryPlan& plan) {
     append<int64_t>(out, r.liveStart);
     append<int64_t>(out, r.liveEnd);
     appendString<uint32_t>(out, r.viewOf == kNoValue ? std::string() : graph.value(r.viewOf).name);
+  }
+  return out;
+}
+
+std::vector<uint8_t> encodeKvLayers(const std::vector<rt::KvLayerSite>& layers) {
+  std::vector<uint8_t> out;
+  append<uint32_t>(out, static_cast<uint32_t>(layers.size()));
+  for (const rt::KvLayerSite& layer : layers) {
+    for (size_t field : {layer.op, layer.pastKeyInput, layer.pastValueInput, layer.presentKeyOutput,
+                         layer.presentValueOutput})
+      append<uint32_t>(out, static_cast<uint32_t>(field));
   }
   return out;
 }
@@ -242,7 +254,7 @@ Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::stri
   // plan (when there is one), weight files (when any weight is referenced),
   // weight table. The embedded weights then go straight from their tensors
   // to the file.
-  const uint32_t sectionCount = 3 + (plan ? 1 : 0) + (files.empty() ? 0 : 1);
+  const uint32_t sectionCount = 4 + (plan ? 1 : 0) + (files.empty() ? 0 : 1);
   std::vector<uint8_t> file(kArtifactHeaderSize + sectionCount * kArtifactSectionEntrySize, 0);
   std::vector<SectionInfo> sections;
   auto beginSection = [&](SectionKind kind) {
@@ -260,6 +272,11 @@ Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::stri
     file.insert(file.end(), encoded.begin(), encoded.end());
     endSection();
   }
+
+  beginSection(SectionKind::KvLayers);
+  std::vector<uint8_t> kvLayers = encodeKvLayers(findKvLayers(graph));
+  file.insert(file.end(), kvLayers.begin(), kvLayers.end());
+  endSection();
 
   if (!files.empty()) {
     beginSection(SectionKind::WeightFiles);

@@ -1,8 +1,8 @@
 // The compiler library: a verified graph in, the planned program out. It
 // holds the compile pipeline and its policies (which passes run, what
 // --precision and --weights change, planning at the bounds); `kiln compile`,
-// kiln-opt, the tests and the benches call it rather than assembling the
-// pass manager and the planner themselves. Writing the result is
+// kiln-opt and the tests call it rather than assembling the pass manager and
+// the planner themselves. Writing the result is
 // compiler/artifact_writer.h. Design: docs/architecture.md.
 #pragma once
 

@@ -77,6 +77,8 @@ std::string_view sectionName(uint32_t kind) {
       return "memory plan";
     case SectionKind::WeightFiles:
       return "weight files";
+    case SectionKind::KvLayers:
+      return "KV layers";
   }
   return "unknown";
 }
@@ -114,9 +116,10 @@ class Loader {
   Status attachReferenced(Value& weight, WeightLocation& location, uint64_t fingerprint);
   Expected<const Mapping*> openWeightFile(size_t index);
   Status readPlan(const SectionInfo& section);
+  Status readKvLayers(const SectionInfo& section);
 
   const std::string& path_;
-  std::optional<SectionInfo> planSection_;
+  std::optional<SectionInfo> planSection_, kvLayersSection_;
   Mapping map_;
   Artifact artifact_;
   LoadFailure failure_ = LoadFailure::None;
@@ -229,7 +232,9 @@ Status Loader::readSections() {
     if (!known.emplace(s.kind, s).second)
       return fail("bad section table: more than one ", sectionName(s.kind), " section");
   }
-  for (SectionKind kind : {SectionKind::Program, SectionKind::WeightTable, SectionKind::WeightData}) {
+  std::vector<SectionKind> required = {SectionKind::Program, SectionKind::WeightTable, SectionKind::WeightData};
+  if (artifact_.formatVersion >= kKvLayersSinceFormatVersion) required.push_back(SectionKind::KvLayers);
+  for (SectionKind kind : required) {
     if (!known.count(static_cast<uint32_t>(kind)))
       return fail("bad section table: no ", sectionName(static_cast<uint32_t>(kind)), " section");
   }
@@ -241,6 +246,9 @@ Status Loader::readSections() {
 
   if (auto plan = known.find(static_cast<uint32_t>(SectionKind::Plan)); plan != known.end())
     planSection_ = plan->second;
+  // Before version 4 no writer recorded the KV layers.
+  if (artifact_.formatVersion >= kKvLayersSinceFormatVersion)
+    kvLayersSection_ = known[static_cast<uint32_t>(SectionKind::KvLayers)];
 
   const SectionInfo& program = known[static_cast<uint32_t>(SectionKind::Program)];
   std::string_view text(reinterpret_cast<const char*>(h + program.offset), program.size);
@@ -526,6 +534,26 @@ Status Loader::readPlan(const SectionInfo& section) {
   return Status::ok();
 }
 
+// The record is checked against the program as the executor will use it.
+Status Loader::readKvLayers(const SectionInfo& section) {
+  auto bad = [&](const auto&... parts) { return fail("corrupt: KV layers: ", parts...); };
+  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  uint32_t count = 0;
+  if (!in.read(count)) return bad("shorter than its entry count");
+  if (in.left() != uint64_t{count} * kKvLayerEntrySize)
+    return bad(in.left(), " bytes for ", count, " entries of ", kKvLayerEntrySize);
+  std::vector<KvLayerSite> sites(count);
+  for (KvLayerSite& site : sites) {
+    uint32_t fields[5] = {};
+    for (uint32_t& field : fields) (void)in.read(field);
+    site = {fields[0], fields[1], fields[2], fields[3], fields[4]};
+  }
+  if (Expected<std::vector<KvLayer>> layers = describeKvLayers(artifact_.graph, sites); !layers)
+    return bad(layers.status().message());
+  artifact_.kvLayers = std::move(sites);
+  return Status::ok();
+}
+
 Expected<Artifact> Loader::load() {
   KILN_RETURN_IF_ERROR(mapFile());
   KILN_RETURN_IF_ERROR(checkHeader());
@@ -533,6 +561,7 @@ Expected<Artifact> Loader::load() {
   Status verified = verifyGraph(artifact_.graph);
   if (!verified) return fail("the program does not verify: ", verified.message());
   if (planSection_) KILN_RETURN_IF_ERROR(readPlan(*planSection_));
+  if (kvLayersSection_) KILN_RETURN_IF_ERROR(readKvLayers(*kvLayersSection_));
   return std::move(artifact_);
 }
 
@@ -545,8 +574,8 @@ Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure) {
 }
 
 Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact) {
-  if (artifact.plan) return Executor::create(artifact.graph, *artifact.plan);
-  return Executor::create(artifact.graph);
+  if (artifact.plan) return Executor::create(artifact.graph, *artifact.plan, artifact.kvLayers);
+  return Executor::create(artifact.graph, artifact.kvLayers);
 }
 
 }  // namespace kiln::rt

@@ -42,6 +42,10 @@ struct Artifact {
   // The plan `kiln compile` made, its registers indexed by the graph's
   // ValueIds; none when the program has a dim known only at run time.
   std::optional<MemoryPlan> plan;
+  // The decoder's KV layers as the compiler recorded them (empty: none);
+  // nullopt for an artifact older than format version 4, which recorded
+  // none: it runs, but cannot be stepped.
+  KvLayerRecord kvLayers;
   uint32_t formatVersion = 0;
   uint64_t fileSize = 0;
   uint64_t weightBytes = 0;  // sum of the weights' data sizes
@@ -64,7 +68,7 @@ enum class LoadFailure { None, Io, Invalid };
 Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure = nullptr);
 
 // The executor of a loaded artifact, by its plan (or planned now when it has
-// none). The artifact must outlive it.
+// none), stepping the KV layers it records. The artifact must outlive it.
 Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact);
 
 }  // namespace kiln::rt

@@ -18,9 +18,13 @@ namespace kiln::rt {
 static_assert(std::endian::native == std::endian::little, "kiln artifacts need a little-endian host");
 
 inline constexpr char kArtifactMagic[8] = {'K', 'I', 'L', 'N', 'A', 'R', 'T', '\0'};
-inline constexpr uint32_t kArtifactFormatVersion = 3;
-// Version 2 (every weight embedded, no weight-file section) still loads.
+inline constexpr uint32_t kArtifactFormatVersion = 4;
+// Version 2 (every weight embedded, no weight-file section) and version 3
+// (no KV layer record) still load.
 inline constexpr uint32_t kOldestReadableFormatVersion = 2;
+// The first version with the KV layer section, which it requires; an older
+// artifact loads with its KV layers unrecorded, and runs statelessly only.
+inline constexpr uint32_t kKvLayersSinceFormatVersion = 4;
 inline constexpr size_t kArtifactHeaderSize = 64;
 inline constexpr size_t kArtifactSectionEntrySize = 32;
 inline constexpr uint32_t kMaxArtifactSections = 64;
@@ -40,7 +44,13 @@ enum class SectionKind : uint32_t {
   WeightData = 3,   // the embedded weights' bytes, each at a 64-byte aligned offset
   Plan = 4,         // the memory plan (absent when the program cannot be planned)
   WeightFiles = 5,  // the files referenced weights lie in (absent when none is)
+  KvLayers = 6,     // the decoder's KV layers (empty when it has none); from version 4
 };
+
+// A KV layer section entry: the attention op's index, then the positions of
+// past keys and values among the graph inputs and of present keys and values
+// among the outputs, each a u32.
+inline constexpr size_t kKvLayerEntrySize = 5 * 4;
 
 struct SectionInfo {
   uint32_t kind = 0;
