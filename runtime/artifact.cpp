@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -19,96 +18,11 @@
 #include "ir/verifier.h"
 
 namespace kiln::rt {
-
-// Every integer in the file is little-endian; this runtime reads them in place.
-static_assert(std::endian::native == std::endian::little, "kiln artifacts need a little-endian host");
-
 namespace {
 
-// Header field offsets (docs/artifact.md).
-constexpr size_t kVersionAt = 8;
-constexpr size_t kFlagsAt = 12;
-constexpr size_t kTotalSizeAt = 16;
-constexpr size_t kChecksumAt = 24;
-constexpr size_t kSectionTableAt = 32;
-constexpr size_t kSectionCountAt = 40;
-constexpr uint32_t kMaxSections = 64;
-
-template <class T>
-T readAt(const uint8_t* base, size_t offset) {
-  T value;
-  std::memcpy(&value, base + offset, sizeof(T));
-  return value;
-}
-
-template <class T>
-void writeAt(std::vector<uint8_t>& buffer, size_t offset, T value) {
-  std::memcpy(buffer.data() + offset, &value, sizeof(T));
-}
-
-template <class T>
-void append(std::vector<uint8_t>& buffer, T value) {
-  size_t at = buffer.size();
-  buffer.resize(at + sizeof(T));
-  writeAt(buffer, at, value);
-}
-
-uint64_t alignUp(uint64_t value, uint64_t alignment) {
-  return (value + alignment - 1) / alignment * alignment;
-}
-
-// ---- The memory plan section: strings are a length (u8 or u32) and bytes.
-template <class Length>
-void appendString(std::vector<uint8_t>& buffer, const std::string& text) {
-  append<Length>(buffer, static_cast<Length>(text.size()));
-  buffer.insert(buffer.end(), text.begin(), text.end());
-}
-
-// Register kinds as the file numbers them.
-uint8_t kindCode(RegisterPlan::Kind kind) {
-  switch (kind) {
-    case RegisterPlan::Arena: return 0;
-    case RegisterPlan::Input: return 1;
-    case RegisterPlan::Weight: return 2;
-    case RegisterPlan::View: return 3;
-  }
-  return 0xff;
-}
-
-constexpr const char* kKindNames[] = {"arena", "input", "weight", "view"};
-
 std::optional<RegisterPlan::Kind> kindOfCode(uint8_t code) {
-  constexpr RegisterPlan::Kind kKinds[] = {RegisterPlan::Arena, RegisterPlan::Input, RegisterPlan::Weight,
-                                           RegisterPlan::View};
-  if (code >= std::size(kKinds)) return std::nullopt;
-  return kKinds[code];
-}
-
-std::vector<uint8_t> encodePlan(const Graph& graph, const MemoryPlan& plan) {
-  std::vector<uint8_t> out;
-  append<uint32_t>(out, static_cast<uint32_t>(plan.bounds.size()));
-  for (const auto& [symbol, value] : plan.bounds) {
-    appendString<uint32_t>(out, symbol);
-    append<int64_t>(out, value);
-  }
-  append<uint64_t>(out, plan.peakBytes);
-  append<uint64_t>(out, plan.naiveBytes);
-  append<uint64_t>(out, plan.lowerBoundBytes);
-  append<int32_t>(out, plan.buffers);
-  append<uint32_t>(out, static_cast<uint32_t>(plan.registers.size()));
-  for (const RegisterPlan& r : plan.registers) {
-    appendString<uint32_t>(out, graph.value(r.value).name);
-    append<uint8_t>(out, kindCode(r.kind));
-    appendString<uint8_t>(out, r.device);
-    appendString<uint8_t>(out, r.memory);
-    append<int32_t>(out, r.buffer);
-    append<uint64_t>(out, r.offset);
-    append<uint64_t>(out, r.bytes);
-    append<int64_t>(out, r.liveStart);
-    append<int64_t>(out, r.liveEnd);
-    appendString<uint32_t>(out, r.viewOf == kNoValue ? std::string() : graph.value(r.viewOf).name);
-  }
-  return out;
+  if (code >= std::size(kRegisterKindOfCode)) return std::nullopt;
+  return kRegisterKindOfCode[code];
 }
 
 // Bounds-checked reads over a section's bytes.
@@ -163,78 +77,11 @@ std::string_view sectionName(uint32_t kind) {
       return "memory plan";
     case SectionKind::WeightFiles:
       return "weight files";
+    case SectionKind::KvLayers:
+      return "KV layers";
   }
   return "unknown";
 }
-
-// ---- Checksum: four 64-bit lanes over 32-byte blocks, then whole words,
-// ---- then the tail bytes, then an avalanche. Defined in docs/artifact.md.
-constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull;
-constexpr uint64_t kP2 = 0xC2B2AE3D27D4EB4Full;
-constexpr uint64_t kP3 = 0x165667B19E3779F9ull;
-constexpr uint64_t kP4 = 0x85EBCA77C2B2AE63ull;
-
-uint64_t mixWord(uint64_t acc, uint64_t word) { return std::rotl(acc + word * kP2, 31) * kP1; }
-
-// The checksum over bytes given piece by piece: the same value as over their
-// concatenation, so the writer hashes the weights as it writes them.
-class ChecksumStream {
- public:
-  void update(const void* data, size_t size) {
-    if (size == 0) return;
-    const auto* p = static_cast<const uint8_t*>(data);
-    total_ += size;
-    if (pendingSize_ > 0) {
-      const size_t take = std::min(size, kBlock - pendingSize_);
-      std::memcpy(pending_ + pendingSize_, p, take);
-      pendingSize_ += take;
-      p += take;
-      size -= take;
-      if (pendingSize_ < kBlock) return;
-      mixBlock(pending_);
-      pendingSize_ = 0;
-    }
-    for (; size >= kBlock; p += kBlock, size -= kBlock) mixBlock(p);
-    std::memcpy(pending_, p, size);
-    pendingSize_ = size;
-  }
-
-  uint64_t finish() const {
-    uint64_t h = std::rotl(lanes_[0], 1) + std::rotl(lanes_[1], 7) + std::rotl(lanes_[2], 12) +
-                 std::rotl(lanes_[3], 18);
-    for (uint64_t lane : lanes_) h = (h ^ mixWord(0, lane)) * kP1 + kP4;
-    h += total_;
-    const uint8_t* p = pending_;
-    const uint8_t* end = pending_ + pendingSize_;
-    for (; end - p >= 8; p += 8) h = std::rotl(h ^ mixWord(0, readAt<uint64_t>(p, 0)), 27) * kP1 + kP4;
-    if (p < end) {
-      uint64_t tail = 0;
-      std::memcpy(&tail, p, static_cast<size_t>(end - p));
-      h = std::rotl(h ^ (tail * kP1), 23) * kP2 + kP3;
-    }
-    h ^= h >> 33;
-    h *= kP2;
-    h ^= h >> 29;
-    h *= kP3;
-    h ^= h >> 32;
-    return h;
-  }
-
- private:
-  static constexpr size_t kBlock = 32;
-  void mixBlock(const uint8_t* p) {
-    for (size_t i = 0; i < 4; ++i) lanes_[i] = mixWord(lanes_[i], readAt<uint64_t>(p, 8 * i));
-  }
-
-  uint64_t lanes_[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
-  uint8_t pending_[kBlock] = {};
-  size_t pendingSize_ = 0;
-  uint64_t total_ = 0;
-};
-
-// The weight table's file index of an embedded weight.
-constexpr uint32_t kEmbedded = 0xffffffffu;
-constexpr uint64_t kFingerprintSample = 64;
 
 // ---- Loading.
 
@@ -269,9 +116,10 @@ class Loader {
   Status attachReferenced(Value& weight, WeightLocation& location, uint64_t fingerprint);
   Expected<const Mapping*> openWeightFile(size_t index);
   Status readPlan(const SectionInfo& section);
+  Status readKvLayers(const SectionInfo& section);
 
   const std::string& path_;
-  std::optional<SectionInfo> planSection_;
+  std::optional<SectionInfo> planSection_, kvLayersSection_;
   Mapping map_;
   Artifact artifact_;
   LoadFailure failure_ = LoadFailure::None;
@@ -323,7 +171,7 @@ Status Loader::checkHeader() {
   const uint8_t* h = map_.base;
   if (std::memcmp(h, kArtifactMagic, sizeof(kArtifactMagic)) != 0)
     return fail("not a kiln artifact (wrong magic)");
-  uint32_t version = readAt<uint32_t>(h, kVersionAt);
+  uint32_t version = readAt<uint32_t>(h, kHeaderVersionAt);
   if (version == 0) return fail("bad format version 0");
   if (version > kArtifactFormatVersion)
     return fail("format version ", version, " is newer than this runtime's ", kArtifactFormatVersion);
@@ -332,14 +180,14 @@ Status Loader::checkHeader() {
     return fail("format version ", version, " is older than this runtime's ", kArtifactFormatVersion,
                 " (it reads versions ", kOldestReadableFormatVersion, " to ", kArtifactFormatVersion,
                 "), recompile");
-  uint32_t flags = readAt<uint32_t>(h, kFlagsAt);
+  uint32_t flags = readAt<uint32_t>(h, kHeaderFlagsAt);
   if (flags != 0) return fail("unsupported header flags 0x", std::hex, flags);
-  uint64_t declared = readAt<uint64_t>(h, kTotalSizeAt);
+  uint64_t declared = readAt<uint64_t>(h, kHeaderTotalSizeAt);
   if (declared > map_.size)
     return fail("truncated: the header declares ", declared, " bytes but the file has ", map_.size);
   if (declared < map_.size)
     return fail("corrupt: the file has ", map_.size, " bytes but the header declares ", declared);
-  uint64_t stored = readAt<uint64_t>(h, kChecksumAt);
+  uint64_t stored = readAt<uint64_t>(h, kHeaderChecksumAt);
   uint64_t actual = artifactChecksum(h + kArtifactHeaderSize, map_.size - kArtifactHeaderSize);
   if (stored != actual)
     return fail("corrupt: checksum mismatch (header has 0x", std::hex, stored, ", contents hash to 0x",
@@ -351,10 +199,10 @@ Status Loader::checkHeader() {
 
 Status Loader::readSections() {
   const uint8_t* h = map_.base;
-  uint64_t tableAt = readAt<uint64_t>(h, kSectionTableAt);
-  uint32_t count = readAt<uint32_t>(h, kSectionCountAt);
-  if (count == 0 || count > kMaxSections)
-    return fail("bad section table: ", count, " sections (1 to ", kMaxSections, " allowed)");
+  uint64_t tableAt = readAt<uint64_t>(h, kHeaderSectionTableAt);
+  uint32_t count = readAt<uint32_t>(h, kHeaderSectionCountAt);
+  if (count == 0 || count > kMaxArtifactSections)
+    return fail("bad section table: ", count, " sections (1 to ", kMaxArtifactSections, " allowed)");
   uint64_t tableEnd = tableAt + uint64_t{count} * kArtifactSectionEntrySize;
   if (tableAt < kArtifactHeaderSize || tableAt > map_.size || tableEnd > map_.size)
     return fail("bad section table: ", count, " entries at offset ", tableAt, " do not fit in the file's ",
@@ -384,7 +232,9 @@ Status Loader::readSections() {
     if (!known.emplace(s.kind, s).second)
       return fail("bad section table: more than one ", sectionName(s.kind), " section");
   }
-  for (SectionKind kind : {SectionKind::Program, SectionKind::WeightTable, SectionKind::WeightData}) {
+  std::vector<SectionKind> required = {SectionKind::Program, SectionKind::WeightTable, SectionKind::WeightData};
+  if (artifact_.formatVersion >= kKvLayersSinceFormatVersion) required.push_back(SectionKind::KvLayers);
+  for (SectionKind kind : required) {
     if (!known.count(static_cast<uint32_t>(kind)))
       return fail("bad section table: no ", sectionName(static_cast<uint32_t>(kind)), " section");
   }
@@ -396,6 +246,9 @@ Status Loader::readSections() {
 
   if (auto plan = known.find(static_cast<uint32_t>(SectionKind::Plan)); plan != known.end())
     planSection_ = plan->second;
+  // Before version 4 no writer recorded the KV layers.
+  if (artifact_.formatVersion >= kKvLayersSinceFormatVersion)
+    kvLayersSection_ = known[static_cast<uint32_t>(SectionKind::KvLayers)];
 
   const SectionInfo& program = known[static_cast<uint32_t>(SectionKind::Program)];
   std::string_view text(reinterpret_cast<const char*>(h + program.offset), program.size);
@@ -484,7 +337,7 @@ Status Loader::attachWeights(const SectionInfo& table, const SectionInfo& data) 
     // the weight file and the fingerprint of referenced bytes.
     std::string name;
     WeightLocation location;
-    uint32_t file = kEmbedded;
+    uint32_t file = kEmbeddedWeight;
     uint64_t fingerprint = 0;
     const bool read = artifact_.formatVersion == 2
                           ? in.readString<uint32_t>(name) && in.read(location.offset) && in.read(location.bytes)
@@ -505,7 +358,7 @@ Status Loader::attachWeights(const SectionInfo& table, const SectionInfo& data) 
       return bad("weight @", name, " has ", location.bytes, " bytes; its type ", weight.type.str(), " needs ",
                  expected);
     location.weight = *id;
-    if (file == kEmbedded) {
+    if (file == kEmbeddedWeight) {
       KILN_RETURN_IF_ERROR(attachEmbedded(weight, location, data));
       artifact_.embeddedWeightBytes += location.bytes;
     } else {
@@ -640,7 +493,7 @@ Status Loader::readPlan(const SectionInfo& section) {
       const char* what = value.kind == ValueKind::Input    ? "an input"
                          : value.kind == ValueKind::Weight ? "a weight"
                                                            : "an op result";
-      return bad(ref, " is ", what, " but has kind ", kKindNames[code]);
+      return bad(ref, " is ", what, " but has kind ", kRegisterKindNames[code]);
     }
     r.kind = *kind;
     r.value = *id;
@@ -681,6 +534,26 @@ Status Loader::readPlan(const SectionInfo& section) {
   return Status::ok();
 }
 
+// The record is checked against the program as the executor will use it.
+Status Loader::readKvLayers(const SectionInfo& section) {
+  auto bad = [&](const auto&... parts) { return fail("corrupt: KV layers: ", parts...); };
+  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  uint32_t count = 0;
+  if (!in.read(count)) return bad("shorter than its entry count");
+  if (in.left() != uint64_t{count} * kKvLayerEntrySize)
+    return bad(in.left(), " bytes for ", count, " entries of ", kKvLayerEntrySize);
+  std::vector<KvLayerSite> sites(count);
+  for (KvLayerSite& site : sites) {
+    uint32_t fields[5] = {};
+    for (uint32_t& field : fields) (void)in.read(field);
+    site = {fields[0], fields[1], fields[2], fields[3], fields[4]};
+  }
+  if (Expected<std::vector<KvLayer>> layers = describeKvLayers(artifact_.graph, sites); !layers)
+    return bad(layers.status().message());
+  artifact_.kvLayers = std::move(sites);
+  return Status::ok();
+}
+
 Expected<Artifact> Loader::load() {
   KILN_RETURN_IF_ERROR(mapFile());
   KILN_RETURN_IF_ERROR(checkHeader());
@@ -688,286 +561,11 @@ Expected<Artifact> Loader::load() {
   Status verified = verifyGraph(artifact_.graph);
   if (!verified) return fail("the program does not verify: ", verified.message());
   if (planSection_) KILN_RETURN_IF_ERROR(readPlan(*planSection_));
+  if (kvLayersSection_) KILN_RETURN_IF_ERROR(readKvLayers(*kvLayersSection_));
   return std::move(artifact_);
 }
 
 }  // namespace
-
-uint64_t artifactChecksum(const void* data, size_t size) {
-  ChecksumStream checksum;
-  checksum.update(data, size);
-  return checksum.finish();
-}
-
-uint64_t referencedWeightFingerprint(const void* data, uint64_t size) {
-  if (size <= 3 * kFingerprintSample) return artifactChecksum(data, size);
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  ChecksumStream checksum;
-  for (uint64_t at : {uint64_t{0}, (size - kFingerprintSample) / 2, size - kFingerprintSample})
-    checksum.update(bytes + at, kFingerprintSample);
-  return checksum.finish();
-}
-
-Status writeArtifact(const Graph& graph, const std::string& path) {
-  Expected<MemoryPlan> plan = planMemory(graph, planningBounds(graph, {}));
-  return writeArtifact(graph, plan ? &*plan : nullptr, path);
-}
-
-namespace {
-
-// Where the writer puts one weight.
-struct WeightPlacement {
-  const Tensor* data = nullptr;
-  uint32_t file = kEmbedded;  // or the weight-file section's index
-  uint64_t offset = 0;        // in the artifact, or in the file
-  uint64_t fingerprint = 0;
-};
-
-// The weight file whose bytes `data` are, if any: a weight is referenced only
-// when it lies wholly inside one source's memory, so a weight that a pass
-// made or changed (allocated elsewhere) is embedded.
-std::optional<size_t> sourceHolding(const std::vector<WeightSource>& sources, const Tensor& data) {
-  const auto* begin = static_cast<const uint8_t*>(data.data());
-  for (size_t i = 0; i < sources.size(); ++i) {
-    const auto* base = static_cast<const uint8_t*>(sources[i].data);
-    if (!base || !begin) continue;
-    // Compared as integers: the weight may lie in another allocation.
-    const auto at = reinterpret_cast<uintptr_t>(begin), from = reinterpret_cast<uintptr_t>(base);
-    if (at >= from && at - from <= sources[i].file.size && data.byteSize() <= sources[i].file.size - (at - from))
-      return i;
-  }
-  return std::nullopt;
-}
-
-// The file after its header, written in order and hashed on the way; the
-// header, holding the checksum, is written last. The file is a temporary
-// beside the target, renamed over it at the end, so a reader never sees
-// half a file; it is removed if anything fails.
-class ArtifactFile {
- public:
-  explicit ArtifactFile(const std::string& path) : path_(path), temp_(cat(path, ".tmp.", ::getpid())) {}
-  ~ArtifactFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!renamed_) ::unlink(temp_.c_str());
-  }
-
-  // `size`: the whole file's, reserved up front (measured: a third less
-  // time writing a 250 MB artifact on ext4); a file system that cannot
-  // reserve just grows the file as it is written.
-  Status open(uint64_t size) {
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) return failure(errno);
-    if (size > 0) (void)::fallocate(fd_, 0, 0, static_cast<off_t>(size));
-    return Status::ok();
-  }
-
-  // Bytes after the header: hashed, then written, a slice at a time so the
-  // slice is still in cache for the write.
-  Status append(const void* data, size_t size) {
-    constexpr size_t kSlice = size_t{1} << 20;
-    const auto* p = static_cast<const uint8_t*>(data);
-    for (size_t done = 0; done < size;) {
-      const size_t n = std::min(kSlice, size - done);
-      checksum_.update(p + done, n);
-      KILN_RETURN_IF_ERROR(writeAll(p + done, n));
-      done += n;
-    }
-    return Status::ok();
-  }
-  Status appendZeros(size_t size) {
-    static constexpr uint8_t kZeros[kWeightAlignment] = {};
-    for (size_t done = 0; done < size;) {
-      const size_t n = std::min(sizeof kZeros, size - done);
-      KILN_RETURN_IF_ERROR(append(kZeros, n));
-      done += n;
-    }
-    return Status::ok();
-  }
-  uint64_t checksum() const { return checksum_.finish(); }
-
-  Status finish(const uint8_t* header) {
-    if (::pwrite(fd_, header, kArtifactHeaderSize, 0) != static_cast<ssize_t>(kArtifactHeaderSize))
-      return failure(errno);
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return failure(errno);
-    if (::rename(temp_.c_str(), path_.c_str()) != 0) return failure(errno);
-    renamed_ = true;
-    return Status::ok();
-  }
-
-  // The header's place, written by finish().
-  Status skipHeader() {
-    static constexpr uint8_t kBlank[kArtifactHeaderSize] = {};
-    return writeAll(kBlank, sizeof kBlank);
-  }
-
- private:
-  Status writeAll(const uint8_t* p, size_t size) {
-    while (size > 0) {
-      const ssize_t n = ::write(fd_, p, size);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return failure(errno);
-      }
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
-    return Status::ok();
-  }
-  Status failure(int error) const {
-    return Status::error("cannot write artifact '", path_, "': ", std::strerror(error));
-  }
-
-  std::string path_, temp_;
-  int fd_ = -1;
-  bool renamed_ = false;
-  ChecksumStream checksum_;
-};
-
-}  // namespace
-
-Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::string& path,
-                     const ArtifactWriteOptions& options, ArtifactWriteStats* stats) {
-  Status verified = verifyGraph(graph);
-  if (!verified) return Status::error("cannot write artifact '", path, "': ", verified.message());
-  for (ValueId w : graph.weights()) {
-    if (!graph.value(w).data)
-      return Status::error("cannot write artifact '", path, "': weight @", graph.value(w).name,
-                           " has no data");
-  }
-  if (plan && plan->registers.size() != graph.values().size())
-    return Status::error("cannot write artifact '", path, "': the memory plan has ", plan->registers.size(),
-                         " register(s) for a graph of ", graph.values().size(), " value(s)");
-
-  // Which weights stay in their files. Bools are embedded: the loader would
-  // have to normalise their bytes.
-  ArtifactWriteStats written;
-  const std::vector<ValueId> weights = graph.weights();
-  std::vector<WeightPlacement> placements(weights.size());
-  std::vector<size_t> fileOfSource(options.sources.size(), SIZE_MAX);
-  std::vector<const WeightFileInfo*> files;
-  for (size_t i = 0; i < weights.size(); ++i) {
-    const Tensor& data = *graph.value(weights[i]).data;
-    placements[i].data = &data;
-    if (options.weights != WeightStorage::Reference || data.byteSize() == 0 || data.dtype() == DType::Bool)
-      continue;
-    std::optional<size_t> source = sourceHolding(options.sources, data);
-    if (!source) continue;
-    if (fileOfSource[*source] == SIZE_MAX) {
-      fileOfSource[*source] = files.size();
-      files.push_back(&options.sources[*source].file);
-      written.referencedFiles.push_back(options.sources[*source].file.path);
-    }
-    WeightPlacement& placement = placements[i];
-    placement.file = static_cast<uint32_t>(fileOfSource[*source]);
-    placement.offset = static_cast<uint64_t>(static_cast<const uint8_t*>(data.data()) -
-                                              static_cast<const uint8_t*>(options.sources[*source].data));
-    placement.fingerprint = referencedWeightFingerprint(data.data(), data.byteSize());
-    ++written.referencedWeights;
-    written.referencedBytes += data.byteSize();
-    if (placement.offset % dtypeSize(data.dtype()) != 0) {
-      ++written.unalignedWeights;
-      written.unalignedBytes += data.byteSize();
-    }
-  }
-
-  PrintOptions printOptions;
-  printOptions.maxInlineWeightElements = 0;  // weights live in their own section
-  std::string program = printGraph(graph, printOptions);
-
-  // Everything before the weight data is built in memory: program, memory
-  // plan (when there is one), weight files (when any weight is referenced),
-  // weight table. The embedded weights then go straight from their tensors
-  // to the file.
-  const uint32_t sectionCount = 3 + (plan ? 1 : 0) + (files.empty() ? 0 : 1);
-  std::vector<uint8_t> file(kArtifactHeaderSize + sectionCount * kArtifactSectionEntrySize, 0);
-  std::vector<SectionInfo> sections;
-  auto beginSection = [&](SectionKind kind) {
-    sections.push_back({static_cast<uint32_t>(kind), file.size(), 0});
-  };
-  auto endSection = [&] { sections.back().size = file.size() - sections.back().offset; };
-
-  beginSection(SectionKind::Program);
-  file.insert(file.end(), program.begin(), program.end());
-  endSection();
-
-  if (plan) {
-    beginSection(SectionKind::Plan);
-    std::vector<uint8_t> encoded = encodePlan(graph, *plan);
-    file.insert(file.end(), encoded.begin(), encoded.end());
-    endSection();
-  }
-
-  if (!files.empty()) {
-    beginSection(SectionKind::WeightFiles);
-    append<uint32_t>(file, static_cast<uint32_t>(files.size()));
-    for (const WeightFileInfo* info : files) {
-      appendString<uint32_t>(file, info->path);
-      append<uint64_t>(file, info->size);
-      append<int64_t>(file, info->mtimeNs);
-    }
-    endSection();
-  }
-
-  // The table's offsets are absolute, so lay the embedded weights out first.
-  uint64_t tableSize = 4;
-  for (ValueId w : weights) tableSize += 4 + graph.value(w).name.size() + 4 + 3 * 8;
-  const uint64_t dataOffset = alignUp(file.size() + tableSize, kWeightAlignment);
-  uint64_t cursor = dataOffset;
-  for (WeightPlacement& placement : placements) {
-    if (placement.file != kEmbedded) continue;
-    cursor = alignUp(cursor, kWeightAlignment);
-    placement.offset = cursor;
-    cursor += placement.data->byteSize();
-    ++written.embeddedWeights;
-    written.embeddedBytes += placement.data->byteSize();
-  }
-
-  beginSection(SectionKind::WeightTable);
-  append<uint32_t>(file, static_cast<uint32_t>(weights.size()));
-  for (size_t i = 0; i < weights.size(); ++i) {
-    appendString<uint32_t>(file, graph.value(weights[i]).name);
-    append<uint32_t>(file, placements[i].file);
-    append<uint64_t>(file, placements[i].offset);
-    append<uint64_t>(file, placements[i].data->byteSize());
-    append<uint64_t>(file, placements[i].fingerprint);
-  }
-  endSection();
-  sections.push_back({static_cast<uint32_t>(SectionKind::WeightData), dataOffset, cursor - dataOffset});
-  file.resize(dataOffset, 0);
-
-  for (uint32_t i = 0; i < sectionCount; ++i) {
-    size_t at = kArtifactHeaderSize + i * kArtifactSectionEntrySize;
-    writeAt<uint32_t>(file, at, sections[i].kind);
-    writeAt<uint64_t>(file, at + 8, sections[i].offset);
-    writeAt<uint64_t>(file, at + 16, sections[i].size);
-  }
-
-  ArtifactFile out(path);
-  KILN_RETURN_IF_ERROR(out.open(cursor));
-  KILN_RETURN_IF_ERROR(out.skipHeader());
-  KILN_RETURN_IF_ERROR(out.append(file.data() + kArtifactHeaderSize, file.size() - kArtifactHeaderSize));
-  uint64_t at = dataOffset;
-  for (const WeightPlacement& placement : placements) {
-    if (placement.file != kEmbedded) continue;
-    KILN_RETURN_IF_ERROR(out.appendZeros(placement.offset - at));
-    KILN_RETURN_IF_ERROR(out.append(placement.data->data(), placement.data->byteSize()));
-    at = placement.offset + placement.data->byteSize();
-  }
-
-  std::memcpy(file.data(), kArtifactMagic, sizeof(kArtifactMagic));
-  writeAt<uint32_t>(file, kVersionAt, kArtifactFormatVersion);
-  writeAt<uint32_t>(file, kFlagsAt, 0);
-  writeAt<uint64_t>(file, kTotalSizeAt, cursor);
-  writeAt<uint64_t>(file, kChecksumAt, out.checksum());
-  writeAt<uint64_t>(file, kSectionTableAt, kArtifactHeaderSize);
-  writeAt<uint32_t>(file, kSectionCountAt, sectionCount);
-  KILN_RETURN_IF_ERROR(out.finish(file.data()));
-  if (stats) *stats = std::move(written);
-  return Status::ok();
-}
-
 Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure) {
   Loader loader(path);
   Expected<Artifact> loaded = loader.load();
@@ -975,13 +573,9 @@ Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure) {
   return loaded;
 }
 
-}  // namespace kiln::rt
-
-namespace kiln::rt {
-
 Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact) {
-  if (artifact.plan) return Executor::create(artifact.graph, *artifact.plan);
-  return Executor::create(artifact.graph);
+  if (artifact.plan) return Executor::create(artifact.graph, *artifact.plan, artifact.kvLayers);
+  return Executor::create(artifact.graph, artifact.kvLayers);
 }
 
 }  // namespace kiln::rt

@@ -320,6 +320,8 @@ kiln_status kiln_session_step(kiln_session* session, const kiln_tensor* inputs, 
       return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_step: inputs or outputs is NULL");
     const ModelState& model = *session->model;
     const kiln::rt::Executor& executor = *model.executor;
+    if (kiln::Status recorded = executor.checkKvLayersRecorded(); !recorded)
+      return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_step: " + recorded.message());
     if (executor.kvLayers().empty())
       return fail(KILN_ERROR_INVALID_ARGUMENT,
                   "kiln_session_step: the model has no KV pairs (an attention op whose past keys and values "

@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "ir/attention.h"
 #include "ir/attributes.h"
 #include "ir/op_registry.h"
 #include "ir/verifier.h"
+#include "runtime/artifact_format.h"
 
 namespace kiln::rt {
 namespace {
@@ -144,57 +146,79 @@ Status checkRunnable(const Graph& graph) {
   return Status::ok();
 }
 
-// Where `id` sits in `list` (graph inputs or outputs), if it does.
-std::optional<size_t> positionIn(const std::vector<ValueId>& list, ValueId id) {
-  auto it = std::find(list.begin(), list.end(), id);
-  if (it == list.end()) return std::nullopt;
-  return static_cast<size_t>(it - list.begin());
-}
-
-// The attention ops whose past_k/past_v are graph inputs that nothing else
-// reads and whose present_k/present_v are graph outputs that nothing reads,
-// with static kv heads and head dims (docs/kv-cache.md).
-std::vector<KvLayer> findKvLayers(const Graph& graph) {
+// How many ops read each value.
+std::vector<int> readCounts(const Graph& graph) {
   std::vector<int> reads(graph.values().size(), 0);
   for (const Op& op : graph.ops())
     for (ValueId o : op.operands)
       if (o != kNoValue) ++reads[static_cast<size_t>(o)];
-  const auto readOnce = [&](ValueId id) { return reads[static_cast<size_t>(id)] == 1; };
-  constexpr size_t kPastK = 6, kPastV = 7;  // the attention operands (ir/ops/fused.cpp)
+  return reads;
+}
 
-  std::vector<KvLayer> layers;
-  for (size_t i = 0; i < graph.ops().size(); ++i) {
-    const Op& op = graph.ops()[i];
-    if (!op.is(OpKind::Attention) || op.operands.size() <= kPastV || op.results.size() != 3)
-      continue;
-    const ValueId pastK = op.operands[kPastK], pastV = op.operands[kPastV];
-    if (pastK == kNoValue || pastV == kNoValue || pastK == pastV) continue;
-    std::optional<size_t> pastKeyInput = positionIn(graph.inputs(), pastK);
-    std::optional<size_t> pastValueInput = positionIn(graph.inputs(), pastV);
-    std::optional<size_t> presentKeyOutput = positionIn(graph.outputs(), op.results[1]);
-    std::optional<size_t> presentValueOutput = positionIn(graph.outputs(), op.results[2]);
-    if (!pastKeyInput || !pastValueInput || !presentKeyOutput || !presentValueOutput) continue;
-    if (!readOnce(pastK) || !readOnce(pastV) || reads[static_cast<size_t>(op.results[1])] != 0 ||
-        reads[static_cast<size_t>(op.results[2])] != 0 || positionIn(graph.outputs(), pastK) ||
-        positionIn(graph.outputs(), pastV))
-      continue;
-    const TensorType& keys = graph.value(pastK).type;
-    const TensorType& values = graph.value(pastV).type;
-    const TensorType& present = graph.value(op.results[1]).type;
-    if (keys.rank() != 4 || values.rank() != 4 || present.rank() != 4) continue;
-    std::optional<int64_t> kvHeads = keys.shape[1].constant(), headDim = keys.shape[3].constant(),
-                           valueDim = values.shape[3].constant();
-    if (!kvHeads || !headDim || !valueDim) continue;
-    layers.push_back(KvLayer{i, *pastKeyInput, *pastValueInput, *presentKeyOutput, *presentValueOutput,
-                             keys.dtype, *kvHeads, *headDim, *valueDim, keys.shape[0], present.shape[2]});
+// The site's error, or none: see describeKvLayers. `taken` marks the inputs
+// and outputs of the sites before it.
+Status checkKvSite(const Graph& graph, const std::vector<int>& reads, const KvLayerSite& site,
+                   std::vector<bool>& inputTaken, std::vector<bool>& outputTaken) {
+  if (site.op >= graph.ops().size())
+    return Status::error("op ", site.op, " is past the program's ", graph.ops().size(), " op(s)");
+  std::optional<AttentionKv> kv = attentionKv(graph.ops()[site.op]);
+  if (!kv) return Status::error("op ", site.op, " is not an attention op with past and present keys and values");
+  for (auto [input, value] : {std::pair{site.pastKeyInput, kv->pastKey}, {site.pastValueInput, kv->pastValue}}) {
+    if (input >= graph.inputs().size() || inputTaken[input] || graph.inputs()[input] != value ||
+        reads[static_cast<size_t>(value)] != 1 ||
+        std::find(graph.outputs().begin(), graph.outputs().end(), value) != graph.outputs().end())
+      return Status::error("graph input ", input, " is not a past input of op ", site.op, " alone");
+    inputTaken[input] = true;
   }
-  return layers;
+  for (auto [output, value] :
+       {std::pair{site.presentKeyOutput, kv->presentKey}, {site.presentValueOutput, kv->presentValue}}) {
+    if (output >= graph.outputs().size() || outputTaken[output] || graph.outputs()[output] != value ||
+        reads[static_cast<size_t>(value)] != 0)
+      return Status::error("graph output ", output, " is not a present output of op ", site.op, " alone");
+    outputTaken[output] = true;
+  }
+  return Status::ok();
 }
 
 }  // namespace
 
-Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled)
-    : graph_(graph), compiled_(std::move(compiled)) {
+std::optional<AttentionKv> attentionKv(const Op& op) {
+  if (!op.is(OpKind::Attention) || op.results.size() != 3) return std::nullopt;
+  const auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };
+  AttentionKv kv{operand(attention::kPastK), operand(attention::kPastV), op.results[attention::kPresentK],
+                 op.results[attention::kPresentV]};
+  if (kv.pastKey == kNoValue || kv.pastValue == kNoValue || kv.pastKey == kv.pastValue) return std::nullopt;
+  return kv;
+}
+
+Expected<std::vector<KvLayer>> describeKvLayers(const Graph& graph, const std::vector<KvLayerSite>& sites) {
+  const std::vector<int> reads = readCounts(graph);
+  std::vector<bool> inputTaken(graph.inputs().size(), false), outputTaken(graph.outputs().size(), false);
+  std::vector<KvLayer> layers;
+  for (size_t l = 0; l < sites.size(); ++l) {
+    const KvLayerSite& site = sites[l];
+    if (Status fits = checkKvSite(graph, reads, site, inputTaken, outputTaken); !fits)
+      return fits.withContext(cat("KV layer ", l, ": "));
+    const TensorType& keys = graph.value(graph.inputs()[site.pastKeyInput]).type;
+    const TensorType& values = graph.value(graph.inputs()[site.pastValueInput]).type;
+    const TensorType& present = graph.value(graph.outputs()[site.presentKeyOutput]).type;
+    std::optional<int64_t> kvHeads = keys.rank() == 4 ? keys.shape[1].constant() : std::nullopt;
+    std::optional<int64_t> headDim = keys.rank() == 4 ? keys.shape[3].constant() : std::nullopt;
+    std::optional<int64_t> valueDim = values.rank() == 4 ? values.shape[3].constant() : std::nullopt;
+    if (!kvHeads || !headDim || !valueDim || present.rank() != 4)
+      return Status::error("KV layer ", l, ": past keys ", keys.str(), ", values ", values.str(),
+                           " and present keys ", present.str(), " are not rank 4 with static kv heads and head dims");
+    layers.push_back(KvLayer{site, keys.dtype, *kvHeads, *headDim, *valueDim, keys.shape[0], present.shape[2]});
+  }
+  return layers;
+}
+
+Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled,
+                   std::vector<KvLayer> kvLayers, bool kvLayersRecorded)
+    : graph_(graph),
+      compiled_(std::move(compiled)),
+      kvLayers_(std::move(kvLayers)),
+      kvLayersRecorded_(kvLayersRecorded) {
   // Last use of each op result: the last op reading it, or its producer when
   // nothing reads it. Graph outputs are never released.
   std::vector<int32_t> lastUse(graph.values().size(), -1);
@@ -211,7 +235,6 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
       releaseAfter_[static_cast<size_t>(lastUse[v])].push_back(static_cast<ValueId>(v));
   }
 
-  kvLayers_ = findKvLayers(graph);
   kvLayerOfOp_.assign(graph.ops().size(), -1);
   kvPresent_.assign(graph.values().size(), false);
   std::vector<bool> pastInput(graph.inputs().size(), false), presentOutput(graph.outputs().size(), false);
@@ -220,7 +243,8 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
     kvLayerOfOp_[layer.op] = static_cast<int32_t>(l);
     pastInput[layer.pastKeyInput] = pastInput[layer.pastValueInput] = true;
     presentOutput[layer.presentKeyOutput] = presentOutput[layer.presentValueOutput] = true;
-    for (size_t r : {1, 2}) kvPresent_[static_cast<size_t>(graph.ops()[layer.op].results[r])] = true;
+    for (size_t output : {layer.presentKeyOutput, layer.presentValueOutput})
+      kvPresent_[static_cast<size_t>(graph.outputs()[output])] = true;
   }
   for (size_t i = 0; i < pastInput.size(); ++i)
     if (!pastInput[i]) stepInputs_.push_back(i);
@@ -245,6 +269,13 @@ Executor::~Executor() {
   for (Device* device : devices_) device->forgetConstants(lent);
 }
 
+Status Executor::checkKvLayersRecorded() const {
+  if (kvLayersRecorded_) return Status::ok();
+  return Status::error("graph @", graph_.name, " cannot be stepped: its KV layers were not recorded (an artifact ",
+                       "older than format version ", kKvLayersSinceFormatVersion, "); recompile it to step it, or ",
+                       "run it with explicit past inputs");
+}
+
 int64_t Executor::defaultKvCapacity() const {
   if (kvLayers_.empty()) return 0;
   const SymbolBindings bounds =
@@ -253,10 +284,12 @@ int64_t Executor::defaultKvCapacity() const {
   return total && *total > 0 ? *total : kDefaultSymbolBound;
 }
 
-Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
+Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, KvLayerRecord kvLayers) {
   KILN_RETURN_IF_ERROR(checkRunnable(graph));
+  Expected<std::vector<KvLayer>> layers = describeKvLayers(graph, kvLayers.value_or(std::vector<KvLayerSite>{}));
+  if (!layers) return layers.status();
   Expected<MemoryPlan> plan = planMemory(graph, planningBounds(graph, {}));
-  if (plan) return withPlan(graph, std::move(*plan));
+  if (plan) return withPlan(graph, std::move(*plan), std::move(*layers), kvLayers.has_value());
   // A graph the planner cannot size (a dim known only at run time) runs
   // with each result allocated as it is computed.
   auto unplanned = std::make_shared<PreparedPlan>();
@@ -267,18 +300,22 @@ Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph) {
   }
   unplanned->opDevice.assign(graph.ops().size(), cpu);
   unplanned->unplannedReason = plan.status().message();
-  std::unique_ptr<Executor> executor(new Executor(graph, std::move(unplanned)));
+  std::unique_ptr<Executor> executor(
+      new Executor(graph, std::move(unplanned), std::move(*layers), kvLayers.has_value()));
   executor->lendWeights();
   return executor;
 }
 
-Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, MemoryPlan plan) {
+Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, MemoryPlan plan, KvLayerRecord kvLayers) {
   KILN_RETURN_IF_ERROR(checkRunnable(graph));
-  return withPlan(graph, std::move(plan));
+  Expected<std::vector<KvLayer>> layers = describeKvLayers(graph, kvLayers.value_or(std::vector<KvLayerSite>{}));
+  if (!layers) return layers.status();
+  return withPlan(graph, std::move(plan), std::move(*layers), kvLayers.has_value());
 }
 
-Expected<std::unique_ptr<Executor>> Executor::withPlan(const Graph& graph, MemoryPlan plan) {
-  std::unique_ptr<Executor> executor(new Executor(graph, nullptr));
+Expected<std::unique_ptr<Executor>> Executor::withPlan(const Graph& graph, MemoryPlan plan,
+                                                       std::vector<KvLayer> kvLayers, bool kvLayersRecorded) {
+  std::unique_ptr<Executor> executor(new Executor(graph, nullptr, std::move(kvLayers), kvLayersRecorded));
   Expected<std::shared_ptr<const PreparedPlan>> prepared = executor->prepare(std::move(plan));
   if (!prepared) return prepared.status();
   executor->compiled_ = std::move(*prepared);
@@ -497,6 +534,7 @@ Status Session::truncateKv(int64_t length) {
 Status Session::loadKv(const std::vector<Tensor>& past) {
   const std::vector<KvLayer>& layers = executor_.kvLayers_;
   const Graph& graph = executor_.graph_;
+  KILN_RETURN_IF_ERROR(executor_.checkKvLayersRecorded());
   if (layers.empty()) return Status::error("graph @", graph.name, " has no KV cache to load");
   if (past.size() != 2 * layers.size())
     return Status::error("a KV cache of ", layers.size(), " layer(s) takes ", 2 * layers.size(),
@@ -543,6 +581,7 @@ Expected<std::vector<Tensor>> Session::step(const std::vector<Tensor>& inputs, S
   const Graph& graph = executor_.graph_;
   const std::vector<KvLayer>& layers = executor_.kvLayers_;
   const std::vector<size_t>& stepInputs = executor_.stepInputs_;
+  KILN_RETURN_IF_ERROR(executor_.checkKvLayersRecorded());
   if (layers.empty())
     return Status::error("graph @", graph.name, " has no KV cache to step: no attention op reads past keys and ",
                          "values from graph inputs and writes the present ones to graph outputs; run it with ",

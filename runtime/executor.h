@@ -13,9 +13,9 @@
 // bindings; the Executor keeps the last few such plans (kPlanCacheSize), so
 // memory follows the largest run seen and never grows without bound.
 //
-// A decoder (attention ops with past/present KV pairs) can also be stepped:
-// the Session keeps the KV cache in a buffer of its own and each step
-// appends to it in place (docs/kv-cache.md).
+// A decoder (attention ops with past/present KV pairs, which the compiler
+// records) can also be stepped: the Session keeps the KV cache in a buffer
+// of its own and each step appends to it in place (docs/kv-cache.md).
 // Design and guarantees: docs/runtime-api.md ("Inside the library").
 #pragma once
 
@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,19 +50,43 @@ struct PreparedPlan {
   std::string unplannedReason;
 };
 
-// A decoder layer's KV pair, found in the graph's structure: an attention
-// op whose past_k/past_v operands are graph inputs read by nothing else and
-// whose present_k/present_v results are graph outputs read by nothing else,
-// with static kv heads and head dims.
-struct KvLayer {
+// Where a decoder layer's KV pair is: an attention op whose past_k/past_v
+// operands are graph inputs and whose present_k/present_v results are graph
+// outputs. The compiler finds them (compiler/kv_layers.h) and records them in
+// the artifact; the runtime steps a decoder by that record.
+struct KvLayerSite {
   size_t op = 0;                                        // the attention op's index
   size_t pastKeyInput = 0, pastValueInput = 0;          // positions among the graph inputs
   size_t presentKeyOutput = 0, presentValueOutput = 0;  // positions among the graph outputs
+  bool operator==(const KvLayerSite&) const = default;
+};
+
+// An attention op's KV values, by its declared operand names (past_k,
+// past_v) and its results (out, present_k, present_v); nullopt for another
+// op, or an attention op without both pasts or without the present results.
+struct AttentionKv {
+  ValueId pastKey = kNoValue, pastValue = kNoValue, presentKey = kNoValue, presentValue = kNoValue;
+};
+std::optional<AttentionKv> attentionKv(const Op& op);
+
+// A graph's KV layers as recorded; nullopt when nothing recorded them (an
+// artifact older than format version 4): its executor runs statelessly only.
+using KvLayerRecord = std::optional<std::vector<KvLayerSite>>;
+
+// A KV layer with what its types say: static kv heads and head dims.
+struct KvLayer : KvLayerSite {
   DType dtype = DType::F32;
   int64_t kvHeads = 0, headDim = 0, valueDim = 0;
   Dim batch;        // past_k's declared batch dim
   Dim totalLength;  // present_k's declared sequence dim: past + new tokens
 };
+
+// The layers at `sites` with their types, after checking each against the
+// graph: an attention op whose past_k/past_v are the past inputs, read by
+// nothing else and not returned, and whose present_k/present_v are the
+// present outputs, read by nothing; rank 4 with static kv heads and head dims. An error says
+// which site does not fit.
+Expected<std::vector<KvLayer>> describeKvLayers(const Graph& graph, const std::vector<KvLayerSite>& sites);
 
 class Executor {
  public:
@@ -71,11 +96,14 @@ class Executor {
 
   // Verifies the graph, checks that every weight has data and every op a
   // kernel, and plans memory at the default bounds (planning.md). The graph
-  // must outlive the executor and stay unchanged.
-  static Expected<std::unique_ptr<Executor>> create(const Graph& graph);
+  // must outlive the executor and stay unchanged. `kvLayers` are the layers
+  // step() appends to (describeKvLayers checks them); none by default.
+  static Expected<std::unique_ptr<Executor>> create(const Graph& graph,
+                                                    KvLayerRecord kvLayers = std::vector<KvLayerSite>{});
   // The same with a plan made earlier (an artifact's); it must be a plan of
   // this graph: every register in a memory a known device has.
-  static Expected<std::unique_ptr<Executor>> create(const Graph& graph, MemoryPlan plan);
+  static Expected<std::unique_ptr<Executor>> create(const Graph& graph, MemoryPlan plan,
+                                                    KvLayerRecord kvLayers = std::vector<KvLayerSite>{});
   ~Executor();  // the devices forget the weights it lent them
 
   // Inputs in graph input order; outputs in graph output order. Each input's
@@ -105,8 +133,12 @@ class Executor {
                                                         bool* replanned = nullptr, bool stepping = false) const;
 
   // The decoder's KV layers in graph order; empty when the graph has no
-  // past/present pairs (then Session::step refuses it).
+  // past/present pairs, or none were recorded (then Session::step refuses it).
   const std::vector<KvLayer>& kvLayers() const { return kvLayers_; }
+  // An error, saying to recompile, for a graph whose KV layers nothing
+  // recorded (kvLayers() is then empty whatever the graph holds): what
+  // stepping it fails with.
+  Status checkKvLayersRecorded() const;
   // The graph input positions a step takes (all but the past inputs) and
   // the graph output positions it returns (all but the present outputs).
   const std::vector<size_t>& stepInputs() const { return stepInputs_; }
@@ -117,8 +149,10 @@ class Executor {
 
  private:
   friend class Session;
-  Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled);
-  static Expected<std::unique_ptr<Executor>> withPlan(const Graph& graph, MemoryPlan plan);
+  Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compiled, std::vector<KvLayer> kvLayers,
+           bool kvLayersRecorded);
+  static Expected<std::unique_ptr<Executor>> withPlan(const Graph& graph, MemoryPlan plan,
+                                                      std::vector<KvLayer> kvLayers, bool kvLayersRecorded);
   Expected<std::shared_ptr<const PreparedPlan>> prepare(MemoryPlan plan) const;
   bool fits(const PreparedPlan& prepared, const SymbolBindings& bindings, bool stepping) const;
   void lendWeights();  // once compiled_ is set
@@ -129,6 +163,7 @@ class Executor {
   // after it runs (only memory outside the arena is freed by that).
   std::vector<std::vector<ValueId>> releaseAfter_;
   std::vector<KvLayer> kvLayers_;
+  bool kvLayersRecorded_ = true;
   std::vector<int32_t> kvLayerOfOp_;  // per op: its index in kvLayers_, or -1
   // The devices the ops run on (each once) and the weights lent to them
   // (Device::adoptConstants) until the executor goes.

@@ -2,7 +2,7 @@
 // libkiln_runtime.so only: KV pair introspection, the kv_capacity option,
 // kiln_session_step / reset / kv_length, and the cache-full status. The
 // artifacts come from data/decoder.kir and tests/runtime/data/mlp.kir (the
-// kv.make_artifact fixtures).
+// kv.make_artifact fixtures), and data/decoder.v3.kiln (format version 3).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -166,6 +166,22 @@ TEST(CApiKv, StepRefusesWhatItCannotTake) {
                "kiln_session_step: the model has no KV pairs (an attention op whose past keys and values are "
                "model inputs and whose present ones are model outputs); use kiln_session_run");
   kiln_session_free(session);
+}
+
+TEST(CApiKv, AVersion3ArtifactHasNoKvPairsAndStepsSayToRecompile) {
+  // data/decoder.v3.kiln: data/decoder.kir written before the KV layer record.
+  kiln_model* model = nullptr;
+  ASSERT_EQ(kiln_model_load((std::string(KILN_KV_TEST_DATA) + "/decoder.v3.kiln").c_str(), &model), KILN_OK)
+      << kiln_last_error();
+  EXPECT_EQ(kiln_model_num_kv_pairs(model), 0u);
+  kiln_session* session = createSession(model, 0);
+  EXPECT_EQ(kiln_session_step(session, nullptr, 0, nullptr, 0), KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(kiln_last_error(),
+               "kiln_session_step: graph @decoder cannot be stepped: its KV layers were not recorded (an "
+               "artifact older than format version 4); recompile it to step it, or run it with explicit past "
+               "inputs");
+  kiln_session_free(session);
+  kiln_model_free(model);
 }
 
 TEST(CApiKv, TheWrapperStepsAndThrowsOnAFullCache) {

@@ -220,7 +220,7 @@ TEST(KvCache, StepsPastThePlanBoundsKeepTheCompiledPlan) {
   const Graph& graph = decoder();
   auto plan = planMemory(graph, {{"batch", 1}, {"past", 4}, {"seq", 4}});
   ASSERT_TRUE(plan.isOk()) << plan.status().message();
-  auto small = Executor::create(graph, std::move(*plan));
+  auto small = Executor::create(graph, std::move(*plan), findKvLayers(graph));
   ASSERT_TRUE(small.isOk()) << small.status().message();
   EXPECT_EQ((*small)->defaultKvCapacity(), 8);
   auto reference = makeExecutor(graph);

@@ -8,12 +8,15 @@
 #include <memory>
 #include <vector>
 
+#include "compiler/kv_layers.h"
 #include "runtime/executor.h"
 
 namespace kiln::rt::kvtest {
 
+// The executor of an in-memory graph, stepping the KV layers the compiler
+// finds in it (as an artifact would record them).
 inline std::unique_ptr<Executor> makeExecutor(const Graph& graph) {
-  auto executor = Executor::create(graph);
+  auto executor = Executor::create(graph, findKvLayers(graph));
   EXPECT_TRUE(executor.isOk()) << executor.status().message();
   return executor.isOk() ? std::move(*executor) : nullptr;
 }

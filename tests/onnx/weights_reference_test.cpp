@@ -12,6 +12,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "compiler/artifact_writer.h"
+#include "compiler/compiler.h"
 #include "frontend/onnx/onnx_importer.h"
 #include "runtime/artifact.h"
 #include "runtime/executor.h"
@@ -118,19 +120,22 @@ TEST_F(WeightsReferenceTest, AnExternalDataModelRunsFromItsWeightFile) {
   std::vector<MappedFile> files;
   Expected<Graph> imported = importOnnxFile(path("model.onnx"), options, nullptr, &files);
   ASSERT_TRUE(imported) << imported.status().message();
-  rt::ArtifactWriteOptions write;
-  write.weights = rt::WeightStorage::Reference;
+  std::vector<WeightSource> sources;
   for (const MappedFile& file : files)
-    write.sources.push_back({{file.path(), file.size(), file.mtimeNs()}, file.bytes().data()});
-  Expected<rt::MemoryPlan> plan = rt::planMemory(*imported, rt::planningBounds(*imported, {}));
-  ASSERT_TRUE(plan) << plan.status().message();
-  rt::ArtifactWriteStats stats;
-  ASSERT_TRUE(rt::writeArtifact(*imported, &*plan, path("reference.kiln"), write, &stats).isOk());
+    sources.push_back({{file.path(), file.size(), file.mtimeNs()}, file.bytes().data()});
+  CompileOptions compileOptions;
+  compileOptions.pipeline.emplace();  // the imported graph as it is: both weights stay in the file
+  compileOptions.weights = WeightStorage::Reference;
+  Expected<CompileResult> compiled = compile(std::move(*imported), compileOptions);
+  ASSERT_TRUE(compiled) << compiled.status().message();
+  ASSERT_TRUE(compiled->plan.has_value()) << compiled->notPlanned;
+  ArtifactWriteStats stats;
+  ASSERT_TRUE(writeArtifact(*compiled, path("reference.kiln"), sources, &stats).isOk());
   EXPECT_EQ(stats.referencedWeights, 2);
   EXPECT_EQ(stats.unalignedWeights, 1);  // b, at 67
   EXPECT_EQ(stats.referencedFiles, std::vector<std::string>{path("weights.bin")});
-  write.weights = rt::WeightStorage::Embed;
-  ASSERT_TRUE(rt::writeArtifact(*imported, &*plan, path("embed.kiln"), write).isOk());
+  compiled->weights = WeightStorage::Embed;
+  ASSERT_TRUE(writeArtifact(*compiled, path("embed.kiln"), sources).isOk());
 
   auto referenced = rt::loadArtifact(path("reference.kiln"));
   ASSERT_TRUE(referenced.isOk()) << referenced.status().message();

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "compiler/artifact_writer.h"
 #include "ir/text.h"
 #include "runtime/artifact.h"
 #include "runtime/executor.h"
@@ -184,7 +185,7 @@ TEST_F(ArtifactReferenceTest, WeightsInTheFileAreReferencedAndLoadAsTheyWere) {
 
   auto loaded = loadArtifact(file);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
-  EXPECT_EQ(loaded->formatVersion, 3u);
+  EXPECT_EQ(loaded->formatVersion, kArtifactFormatVersion);
   EXPECT_EQ(printGraph(loaded->graph), kProgramWithValues);  // every value, as written
   ASSERT_EQ(loaded->weightFiles.size(), 1u);
   EXPECT_EQ(loaded->weightFiles[0].path, weightFile_);

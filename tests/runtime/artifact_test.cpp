@@ -14,6 +14,8 @@
 #include <iterator>
 #include <random>
 
+#include "compiler/artifact_writer.h"
+#include "compiler/compiler.h"
 #include "ir/text.h"
 #include "runtime/executor.h"
 
@@ -55,7 +57,11 @@ class ArtifactTest : public ::testing::Test {
     auto graph = parseGraph(kAllDTypes);
     EXPECT_TRUE(graph.isOk()) << graph.status().message();
     std::string file = path("sample.kiln");
-    Status written = writeArtifact(*graph, file);
+    CompileOptions noPasses;
+    noPasses.pipeline.emplace();
+    Expected<CompileResult> compiled = compile(std::move(*graph), noPasses);
+    EXPECT_TRUE(compiled.isOk()) << compiled.status().message();
+    Status written = writeArtifact(*compiled, file);
     EXPECT_TRUE(written.isOk()) << written.message();
     return file;
   }
@@ -125,7 +131,9 @@ TEST_F(ArtifactTest, RoundTripsProgramAndWeightsOfEveryDType) {
   EXPECT_EQ(loaded->formatVersion, kArtifactFormatVersion);
   EXPECT_EQ(loaded->fileSize, fs::file_size(file));
   EXPECT_EQ(loaded->weightBytes, 24u + 6 + 4 + 16 + 24 + 4 + 3 + 2 + 3 + 4);
-  EXPECT_EQ(loaded->sections.size(), 4u);
+  EXPECT_EQ(loaded->sections.size(), 5u);  // program, plan, KV layers, weight table, weight data
+  ASSERT_TRUE(loaded->kvLayers.has_value());
+  EXPECT_TRUE(loaded->kvLayers->empty());
   for (ValueId w : loaded->graph.weights()) {
     auto address = reinterpret_cast<uintptr_t>(loaded->graph.value(w).data->data());
     EXPECT_EQ(address % kWeightAlignment, 0u) << loaded->graph.value(w).name;
@@ -215,11 +223,11 @@ TEST_F(ArtifactTest, AProgramThatCannotBePlannedIsWrittenWithoutAPlanAndStillRun
       "  return %y\n"
       "}\n");
   ASSERT_TRUE(graph.isOk()) << graph.status().message();
-  ASSERT_TRUE(writeArtifact(*graph, path("unplanned.kiln")).isOk());
+  ASSERT_TRUE(writeArtifact(*graph, nullptr, path("unplanned.kiln")).isOk());
   auto loaded = loadArtifact(path("unplanned.kiln"));
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_FALSE(loaded->plan.has_value());
-  EXPECT_EQ(loaded->sections.size(), 3u);
+  EXPECT_EQ(loaded->sections.size(), 4u);
   auto executor = createExecutor(*loaded);
   ASSERT_TRUE(executor.isOk()) << executor.status().message();
   EXPECT_FALSE((*executor)->planned());
@@ -297,7 +305,7 @@ TEST_F(ArtifactTest, RefusesAnOlderFormatVersion) {
   put<uint32_t>(bytes, 8, 1);  // version 1 held no memory plan
   writeBytes(path("older.kiln"), bytes);
   EXPECT_EQ(loadError(path("older.kiln")),
-            "format version 1 is older than this runtime's 3 (it reads versions 2 to 3), recompile");
+            "format version 1 is older than this runtime's 4 (it reads versions 2 to 4), recompile");
 }
 
 TEST_F(ArtifactTest, RefusesAPlanThatDoesNotMatchTheProgram) {
@@ -385,7 +393,7 @@ TEST_F(ArtifactTest, RefusesABadSectionTable) {
             "bad section table: section " + std::to_string((data - table) / kArtifactSectionEntrySize) +
                 " (weight data) spans [" + std::to_string(get<uint64_t>(good, data + 8)) + ", " +
                 std::to_string(get<uint64_t>(good, data + 8) + fileSize) + ") outside the file's contents [" +
-                std::to_string(table + 4 * kArtifactSectionEntrySize) + ", " + std::to_string(fileSize) + ")");
+                std::to_string(table + 5 * kArtifactSectionEntrySize) + ", " + std::to_string(fileSize) + ")");
 
   bytes = good;
   put<uint32_t>(bytes, entryOf(good, SectionKind::Plan), static_cast<uint32_t>(SectionKind::Program));
@@ -467,7 +475,7 @@ TEST_F(ArtifactTest, WritingNeedsEveryWeightsData) {
       "  return %y\n"
       "}\n");
   ASSERT_TRUE(graph.isOk()) << graph.status().message();
-  Status written = writeArtifact(*graph, path("out.kiln"));
+  Status written = writeArtifact(*graph, nullptr, path("out.kiln"));
   EXPECT_EQ(written.message(), "cannot write artifact '" + path("out.kiln") + "': weight @w has no data");
   EXPECT_FALSE(fs::exists(path("out.kiln")));
 }

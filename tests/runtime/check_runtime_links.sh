@@ -1,6 +1,7 @@
 #!/bin/bash
-# The runtime links neither ONNX, protobuf nor LLVM, and libkiln_runtime.so
-# exports the C API (kiln_*) and nothing else.
+# The runtime links neither ONNX, protobuf nor LLVM, libkiln_runtime.so
+# exports the C API (kiln_*) and nothing else, and it holds the artifact
+# loader but not the writer (which is the compiler's).
 #   check_runtime_links.sh LIBKILN_RUNTIME.so EXECUTABLE_LINKING_THE_CORE...
 set -u
 status=0
@@ -27,5 +28,19 @@ if [ -n "$others" ]; then
   status=1
 else
   echo "ok: $1 exports only kiln_* ($(wc -l <<<"$exported") symbols)"
+fi
+# The whole symbol table, local symbols included: the loader must be there
+# (else the table was stripped and the check below would prove nothing),
+# the writer must not.
+symbols=$(nm -C "$1")
+if ! grep -q 'kiln::rt::loadArtifact' <<<"$symbols"; then
+  echo "FAIL: $1 has no symbol kiln::rt::loadArtifact (stripped?); cannot check for the writer"
+  status=1
+elif grep -Eq 'writeArtifact|ArtifactWrite|WeightPlacement|ArtifactFile' <<<"$symbols"; then
+  echo "FAIL: $1 holds the artifact writer:"
+  grep -E 'writeArtifact|ArtifactWrite|WeightPlacement|ArtifactFile' <<<"$symbols" | head -20
+  status=1
+else
+  echo "ok: $1 holds the artifact loader and no writer"
 fi
 exit $status

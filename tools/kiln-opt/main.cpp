@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "compiler/compiler.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
-#include "passes/pass_manager.h"
 #include "tools/common/arguments.h"
 #include "tools/common/files.h"
 #include "tools/common/pass_options.h"
@@ -59,8 +59,11 @@ int runKilnOpt(const std::vector<std::string>& args) {
     return fail(Status::error("give the passes with --pass or with --passes, not both"));
   Expected<std::vector<std::string>> pipeline = passFlags.pipelineOr(passNames);
   if (!pipeline) return fail(pipeline.status());
-  Expected<PassManager> manager = PassManager::create(*pipeline, passFlags.managerOptions());
-  if (!manager) return fail(manager.status());
+  CompileOptions options;
+  options.pipeline = std::move(*pipeline);
+  options.passes = passFlags.managerOptions();
+  Expected<Compiler> compiler = Compiler::create(std::move(options));
+  if (!compiler) return fail(compiler.status());
 
   Expected<std::string> text = readFile(path);
   if (!text) return fail(text.status());
@@ -74,7 +77,7 @@ int runKilnOpt(const std::vector<std::string>& args) {
     std::cerr << source << ": " << valid.message() << "\n";
     return 1;
   }
-  Expected<PipelineRecord> record = manager->run(*graph);
+  Expected<PipelineRecord> record = compiler->runPasses(*graph);
   if (!record) return fail(record.status());
   if (showStatistics) printStatistics(*record, std::cerr);
   std::cout << printGraph(*graph);

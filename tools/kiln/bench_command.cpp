@@ -166,6 +166,8 @@ int benchCommand(const std::vector<std::string>& args) {
   rt::SessionOptions options;
   if (decode) {
     const std::vector<rt::KvLayer>& layers = (*executor)->kvLayers();
+    if (Status recorded = (*executor)->checkKvLayersRecorded(); !recorded)
+      return fail(recorded.withContext("--decode: "));
     if (layers.empty())
       return fail(Status::error("--decode: graph @", graph.name, " has no KV cache (no past/present pairs)"));
     for (size_t position : (*executor)->stepInputs()) stepInputs.push_back((*inputs)[position]);

@@ -7,11 +7,11 @@
 #include <iostream>
 #include <optional>
 
+#include "compiler/artifact_writer.h"
+#include "compiler/compiler.h"
 #include "frontend/onnx/onnx_importer.h"
 #include "ir/verifier.h"
 #include "passes/pass_manager.h"
-#include "runtime/artifact.h"
-#include "runtime/planning/memory_plan.h"
 #include "tools/common/arguments.h"
 #include "tools/common/pass_options.h"
 #include "tools/kiln/input_shapes.h"
@@ -103,26 +103,28 @@ int compileCommand(const std::vector<std::string>& args) {
   if (!shapes) return fail(shapes.status());
   Expected<SymbolBindings> maxShapes = parseMaxShapes(maxShapeSpecs);
   if (!maxShapes) return fail(maxShapes.status());
-  Expected<std::vector<std::string>> pipeline = passFlags.pipelineOr(defaultPipeline());
-  if (!pipeline) return fail(pipeline.status());
-  // Last, so that every fusion pass matches the f32 graph it was written for.
-  if (precision == "bf16") pipeline->push_back("precision_bf16");
+  CompileOptions compileOptions;
+  if (passFlags.pipeline) {
+    Expected<std::vector<std::string>> pipeline = passFlags.pipelineOr({});
+    if (!pipeline) return fail(pipeline.status());
+    compileOptions.pipeline = std::move(*pipeline);
+  }
+  if (precision == "bf16") compileOptions.precision = Precision::BF16;
   else if (precision != "f32")
     return fail(Status::error("--precision '", precision, "' is not f32 or bf16"));
-  if (weightsMode != "embed" && weightsMode != "reference")
+  if (weightsMode == "reference") compileOptions.weights = WeightStorage::Reference;
+  else if (weightsMode != "embed")
     return fail(Status::error("--weights '", weightsMode, "' is not embed or reference"));
-  const bool referenceWeights = weightsMode == "reference";
+  compileOptions.maxShapes = std::move(*maxShapes);
+  compileOptions.source = modelPath;
   CompileReport report;
   report.precision = precision;
   report.weightsMode = weightsMode;
-  PassManagerOptions managerOptions = passFlags.managerOptions();
-  // Merging sibling matmuls concatenates their weights into new ones, which
-  // would be embedded: most of the model's bytes read and written again.
-  if (referenceWeights) managerOptions.disabledPasses.push_back("sibling_matmul_merge");
-  managerOptions.costModel = &report.costModel;
-  managerOptions.irPrintOptions.maxInlineWeightElements = 16;
-  Expected<PassManager> manager = PassManager::create(*pipeline, std::move(managerOptions));
-  if (!manager) return fail(manager.status());
+  compileOptions.passes = passFlags.managerOptions();
+  compileOptions.passes.costModel = &report.costModel;
+  compileOptions.passes.irPrintOptions.maxInlineWeightElements = 16;
+  Expected<Compiler> compiler = Compiler::create(std::move(compileOptions));
+  if (!compiler) return fail(compiler.status());
 
   OnnxImportOptions options;
   options.inputShapes = *shapes;
@@ -137,41 +139,35 @@ int compileCommand(const std::vector<std::string>& args) {
   report.importMs = millisecondsSince(compileStart);
   report.irOpsInitial = static_cast<int64_t>(graph->ops().size());
 
-  Expected<PipelineRecord> record = manager->run(*graph);
-  if (!record) return fail(record.status().withContext(cat(modelPath, ": ")));
-  report.record = std::move(*record);
-
-  // The plan, at the bounds; a program with a dim known only at run time
-  // (`?`) cannot be planned and is written without one.
-  if (Status known = checkBoundSymbols(*graph, *maxShapes); !known) return fail(known);
-  Expected<rt::MemoryPlan> plan = rt::planMemory(*graph, rt::planningBounds(*graph, *maxShapes));
-  if (plan) {
-    report.describePlan(*plan);
+  Expected<CompileResult> compiled = compiler->compile(std::move(*graph));
+  if (!compiled) return fail(compiled.status());
+  report.record = std::move(compiled->record);
+  if (compiled->plan) {
+    report.describePlan(*compiled->plan);
   } else {
-    report.notPlanned = plan.status().message();
+    report.notPlanned = compiled->notPlanned;
     std::cerr << "kiln compile: warning: no memory plan; the runtime allocates each result as it runs: "
-              << plan.status().message() << "\n";
+              << compiled->notPlanned << "\n";
   }
 
   const auto writeStart = std::chrono::steady_clock::now();
-  rt::ArtifactWriteOptions writeOptions;
-  writeOptions.weights = referenceWeights ? rt::WeightStorage::Reference : rt::WeightStorage::Embed;
+  std::vector<WeightSource> sources;
   for (const MappedFile& file : weightFiles)
-    writeOptions.sources.push_back({{file.path(), file.size(), file.mtimeNs()}, file.bytes().data()});
-  if (Status written = rt::writeArtifact(*graph, plan ? &*plan : nullptr, outputPath, writeOptions, &report.weights);
-      !written)
+    sources.push_back({{file.path(), file.size(), file.mtimeNs()}, file.bytes().data()});
+  if (Status written = writeArtifact(*compiled, outputPath, sources, &report.weights); !written)
     return fail(written);
   report.writeMs = millisecondsSince(writeStart);
   report.compileMs = millisecondsSince(compileStart);
 
-  std::cout << "compiled " << modelPath << " -> " << outputPath << ": " << graph->ops().size()
-            << " ops, " << graph->weights().size() << " weights";
-  if (plan) std::cout << ", arena " << plan->peakBytes << " bytes";
+  const Graph& compiledGraph = compiled->graph;
+  std::cout << "compiled " << modelPath << " -> " << outputPath << ": " << compiledGraph.ops().size()
+            << " ops, " << compiledGraph.weights().size() << " weights";
+  if (compiled->plan) std::cout << ", arena " << compiled->plan->peakBytes << " bytes";
   std::cout << "\n";
   if (!reportPath.empty()) {
     report.model = modelPath;
-    report.pipeline = joinPipeline(manager->pipeline());
-    report.describeFinalGraph(*graph);
+    report.pipeline = joinPipeline(compiled->pipeline);
+    report.describeFinalGraph(compiledGraph);
     if (Status written = writeReport(report, reportPath); !written) return fail(written);
   }
   return 0;

@@ -10,11 +10,11 @@
 #include <optional>
 #include <string>
 
+#include "compiler/artifact_writer.h"
 #include "frontend/onnx/onnx_importer.h"
 #include "ir/graph.h"
 #include "passes/cost_model.h"
 #include "passes/pass_manager.h"
-#include "runtime/artifact.h"
 #include "runtime/planning/memory_plan.h"
 
 namespace kiln::tools {
@@ -28,7 +28,7 @@ struct CompileReport {
   std::string pipeline;                      // as --passes would spell it
   std::string precision = "f32";             // --precision
   std::string weightsMode = "embed";         // --weights
-  rt::ArtifactWriteStats weights;            // where the artifact writer put them
+  ArtifactWriteStats weights;                // where the artifact writer put them
   PipelineRecord record;
   CostModel costModel;
   SymbolBindings symbols;  // the final graph's symbols and their cost-model values

@@ -51,6 +51,7 @@ struct DecoderInterface {
 
 Expected<DecoderInterface> decoderInterface(const rt::Executor& executor) {
   const Graph& graph = executor.graph();
+  KILN_RETURN_IF_ERROR(executor.checkKvLayersRecorded());
   if (executor.kvLayers().empty())
     return Status::error("the model has no KV pairs (an attention op whose past keys and values are graph ",
                          "inputs and whose present ones are graph outputs); kiln generate needs a decoder ",

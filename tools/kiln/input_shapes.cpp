@@ -1,7 +1,6 @@
 #include "tools/kiln/input_shapes.h"
 
 #include <charconv>
-#include <set>
 
 #include "frontend/onnx/onnx_importer.h"
 
@@ -33,21 +32,6 @@ Expected<SymbolBindings> parseMaxShapes(const std::vector<std::string>& specs) {
       return Status::error("--max-shape gives symbol '", symbol, "' twice");
   }
   return bounds;
-}
-
-Status checkBoundSymbols(const Graph& graph, const SymbolBindings& bounds) {
-  std::set<std::string> symbols;
-  for (const Value& value : graph.values())
-    for (const Dim& dim : value.type.shape)
-      for (const std::string& symbol : dim.symbols()) symbols.insert(symbol);
-  for (const auto& [symbol, value] : bounds) {
-    if (symbols.count(symbol)) continue;
-    std::string known;
-    for (const std::string& s : symbols) known += cat(known.empty() ? "" : ", ", s);
-    return Status::error("--max-shape: the compiled program has no symbol '", symbol, "' (",
-                         known.empty() ? std::string("it has none") : "its symbols: " + known, ")");
-  }
-  return Status::ok();
 }
 
 }  // namespace kiln::tools

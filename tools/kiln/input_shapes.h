@@ -21,7 +21,4 @@ Expected<std::map<std::string, std::vector<Dim>>> parseInputShapes(
 // error.
 Expected<SymbolBindings> parseMaxShapes(const std::vector<std::string>& specs);
 
-// Checks that every symbol in `bounds` appears in the graph's types.
-Status checkBoundSymbols(const Graph& graph, const SymbolBindings& bounds);
-
 }  // namespace kiln::tools

@@ -1,0 +1,78 @@
+#include "compiler/compiler.h"
+
+#include <set>
+
+#include "ir/verifier.h"
+
+namespace kiln {
+namespace {
+
+std::vector<std::string> pipelineOf(const CompileOptions& options) {
+  std::vector<std::string> pipeline = options.pipeline.value_or(defaultPipeline());
+  if (options.precision == Precision::BF16) pipeline.push_back("precision_bf16");
+  return pipeline;
+}
+
+PassManagerOptions managerOptionsOf(const CompileOptions& options) {
+  PassManagerOptions manager = options.passes;
+  if (options.weights == WeightStorage::Reference) manager.disabledPasses.push_back("sibling_matmul_merge");
+  return manager;
+}
+
+// Every symbol given a bound must be one of the compiled program's: a bound
+// for no symbol is a misspelling.
+Status checkBoundSymbols(const Graph& graph, const SymbolBindings& bounds) {
+  std::set<std::string> symbols;
+  for (const Value& value : graph.values())
+    for (const Dim& dim : value.type.shape)
+      for (const std::string& symbol : dim.symbols()) symbols.insert(symbol);
+  for (const auto& [symbol, value] : bounds) {
+    if (symbols.count(symbol)) continue;
+    std::string known;
+    for (const std::string& s : symbols) known += cat(known.empty() ? "" : ", ", s);
+    return Status::error("--max-shape: the compiled program has no symbol '", symbol, "' (",
+                         known.empty() ? std::string("it has none") : "its symbols: " + known, ")");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Expected<Compiler> Compiler::create(CompileOptions options) {
+  Expected<PassManager> manager = PassManager::create(pipelineOf(options), managerOptionsOf(options));
+  if (!manager) return manager.status();
+  return Compiler(std::move(options), std::move(*manager));
+}
+
+Expected<PipelineRecord> Compiler::runPasses(Graph& graph) const {
+  Expected<PipelineRecord> record = manager_.run(graph);
+  if (!record && !options_.source.empty()) return record.status().withContext(cat(options_.source, ": "));
+  return record;
+}
+
+Expected<CompileResult> Compiler::compile(Graph graph) const {
+  if (Status valid = verifyGraph(graph); !valid)
+    return valid.withContext(cat(options_.source.empty() ? "" : options_.source + ": ",
+                                 "the graph to compile is invalid: "));
+  CompileResult result;
+  Expected<PipelineRecord> record = runPasses(graph);
+  if (!record) return record.status();
+  result.record = std::move(*record);
+  result.graph = std::move(graph);
+  result.pipeline = pipeline();
+  result.weights = options_.weights;
+  KILN_RETURN_IF_ERROR(checkBoundSymbols(result.graph, options_.maxShapes));
+  Expected<rt::MemoryPlan> plan =
+      rt::planMemory(result.graph, rt::planningBounds(result.graph, options_.maxShapes));
+  if (plan) result.plan = std::move(*plan);
+  else result.notPlanned = plan.status().message();
+  return result;
+}
+
+Expected<CompileResult> compile(Graph graph, const CompileOptions& options) {
+  Expected<Compiler> compiler = Compiler::create(options);
+  if (!compiler) return compiler.status();
+  return compiler->compile(std::move(graph));
+}
+
+}  // namespace kiln
