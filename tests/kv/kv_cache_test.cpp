@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "ir/text.h"
 #include "runtime/planning/memory_plan.h"
@@ -16,15 +14,6 @@ namespace kiln::rt {
 namespace {
 
 using namespace kvtest;
-
-Graph parseFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  auto graph = parseGraph(text.str());
-  EXPECT_TRUE(graph.isOk()) << path << ": " << graph.status().message();
-  return graph.isOk() ? std::move(*graph) : Graph();
-}
 
 Graph parse(std::string_view text) {
   auto graph = parseGraph(text);

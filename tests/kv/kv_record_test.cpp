@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 
 #include "compiler/artifact_writer.h"
 #include "compiler/compiler.h"
@@ -26,15 +25,6 @@ using namespace kvtest;
 namespace fs = std::filesystem;
 
 const std::string kData = KILN_KV_TEST_DATA;
-
-Graph parseFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  auto graph = parseGraph(text.str());
-  EXPECT_TRUE(graph.isOk()) << path << ": " << graph.status().message();
-  return graph.isOk() ? std::move(*graph) : Graph();
-}
 
 class KvRecordTest : public ::testing::Test {
  protected:

@@ -5,10 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "compiler/kv_layers.h"
+#include "ir/text.h"
 #include "runtime/executor.h"
 
 namespace kiln::rt::kvtest {
@@ -19,6 +23,16 @@ inline std::unique_ptr<Executor> makeExecutor(const Graph& graph) {
   auto executor = Executor::create(graph, findKvLayers(graph));
   EXPECT_TRUE(executor.isOk()) << executor.status().message();
   return executor.isOk() ? std::move(*executor) : nullptr;
+}
+
+// The text IR graph in file `path`.
+inline Graph parseFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto graph = parseGraph(text.str());
+  EXPECT_TRUE(graph.isOk()) << path << ": " << graph.status().message();
+  return graph.isOk() ? std::move(*graph) : Graph();
 }
 
 // Token ids [batch, n]: each batch row holds `ids`.
