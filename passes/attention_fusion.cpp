@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "ir/builder.h"
 #include "ir/op_registry.h"
 #include "passes/attention_patterns.h"
+#include "passes/pattern_utils.h"
 
 namespace kiln {
 
@@ -119,14 +119,6 @@ Shape permuted(const Shape& shape, const std::vector<int64_t>& perm) {
   return out;
 }
 
-// Dims that may describe the same size: equal, or one of them unknown.
-bool compatible(const TensorType& a, const TensorType& b) {
-  if (a.dtype != b.dtype || a.rank() != b.rank()) return false;
-  for (size_t i = 0; i < a.rank(); ++i)
-    if (!a.shape[i].isUnknown() && !b.shape[i].isUnknown() && a.shape[i] != b.shape[i]) return false;
-  return true;
-}
-
 class AttentionFusion final : public Pass {
  public:
   std::string_view name() const override { return "attention_fusion"; }
@@ -138,17 +130,17 @@ class AttentionFusion final : public Pass {
     counts_ = {};
     causalCache_.clear();
     flatInvFreq_.clear();
-    const ValueUses uses(graph);
+    Rewriter rewriter(graph);
     std::vector<AttentionMatch> matches;
     int64_t softmaxUnfused = 0;
     for (size_t i = 0; i < graph.ops().size(); ++i) {
       if (!graph.ops()[i].is(OpKind::Softmax)) continue;
-      if (std::optional<AttentionMatch> match = matchAt(graph, uses, static_cast<int32_t>(i)))
+      if (std::optional<AttentionMatch> match = matchAt(rewriter, static_cast<int32_t>(i)))
         matches.push_back(std::move(*match));
       else
         ++softmaxUnfused;
     }
-    Expected<int64_t> fused = rewrite(graph, matches);
+    Expected<int64_t> fused = rewrite(rewriter, matches);
     if (!fused) return fused.status();
     softmaxUnfused += static_cast<int64_t>(matches.size()) - *fused;
 
@@ -168,25 +160,25 @@ class AttentionFusion final : public Pass {
   // Parses the scores chain backwards from `id` (the softmax input). Masks sit
   // after the scale in dataflow order: once a scale is seen, only scales and
   // casts may precede it.
-  bool parseScores(const Graph& graph, const ValueUses& uses, ValueId id, bool masksAllowed,
-                   ScoresChain& chain) const {
-    if (!uses.hasSingleUser(id)) return false;
+  bool parseScores(const Rewriter& rewriter, ValueId id, bool masksAllowed, ScoresChain& chain) const {
+    const Graph& graph = rewriter.graph();
+    if (rewriter.soleUser(id) < 0) return false;
     const Op* op = producer(graph, id);
     if (!op) return false;
     if (isPlainMatmul(*op) && graph.value(id).type.rank() == 4) {
       chain.matmul = graph.value(id).producer;
       return true;
     }
-    if (isFloatCast(graph, *op)) return parseScores(graph, uses, op->operands[0], masksAllowed, chain);
+    if (isFloatCast(graph, *op)) return parseScores(rewriter, op->operands[0], masksAllowed, chain);
     if (std::optional<ScaledValue> scaled = matchScale(graph, id)) {
       chain.scale *= scaled->factor;
-      return parseScores(graph, uses, scaled->base, false, chain);
+      return parseScores(rewriter, scaled->base, false, chain);
     }
     if (!masksAllowed) return false;
     const ScoresChain saved = chain;
     if (op->is(OpKind::Add) && op->operands.size() == 2) {
       for (size_t side : {size_t{0}, size_t{1}}) {
-        if (parseScores(graph, uses, op->operands[side], true, chain)) {
+        if (parseScores(rewriter, op->operands[side], true, chain)) {
           chain.additiveMasks.push_back(op->operands[1 - side]);
           return true;
         }
@@ -195,7 +187,7 @@ class AttentionFusion final : public Pass {
     }
     if (op->is(OpKind::Where)) {
       for (size_t side : {size_t{1}, size_t{2}}) {
-        if (parseScores(graph, uses, op->operands[side], true, chain)) {
+        if (parseScores(rewriter, op->operands[side], true, chain)) {
           chain.whereMasks.push_back({op->operands[0], op->operands[3 - side], side == 1});
           return true;
         }
@@ -234,7 +226,8 @@ class AttentionFusion final : public Pass {
     return {kt, swapLast};
   }
 
-  std::optional<AttentionMatch> matchAt(const Graph& graph, const ValueUses& uses, int32_t softmaxIndex) {
+  std::optional<AttentionMatch> matchAt(const Rewriter& rewriter, int32_t softmaxIndex) {
+    const Graph& graph = rewriter.graph();
     const Op& softmax = graph.ops()[static_cast<size_t>(softmaxIndex)];
     const ValueId scoresEnd = softmax.operands[0];
     const TensorType& scoresType = graph.value(scoresEnd).type;
@@ -246,8 +239,9 @@ class AttentionFusion final : public Pass {
     ValueId probs = softmax.results[0];
     const Op* output = nullptr;
     while (true) {
-      if (!uses.hasSingleUser(probs)) return std::nullopt;
-      const Op& user = graph.ops()[static_cast<size_t>(uses.users(probs).front())];
+      const int32_t userIndex = rewriter.soleUser(probs);
+      if (userIndex < 0) return std::nullopt;
+      const Op& user = rewriter.op(userIndex);
       if (isFloatCast(graph, user)) {
         probs = user.results[0];
         continue;
@@ -259,7 +253,7 @@ class AttentionFusion final : public Pass {
     }
 
     ScoresChain chain;
-    if (!parseScores(graph, uses, scoresEnd, true, chain)) return std::nullopt;
+    if (!parseScores(rewriter, scoresEnd, true, chain)) return std::nullopt;
     const Op& scoresMatmul = graph.ops()[static_cast<size_t>(chain.matmul)];
     const Shape& scores = graph.value(scoresMatmul.results[0]).type.shape;
 
@@ -373,41 +367,40 @@ class AttentionFusion final : public Pass {
 
   // inv_freq as the [D/2] weight the attention op reads: the weight itself,
   // or one copy of it reshaped from [1, ..., 1, D/2].
-  ValueId flatInvFreq(Graph& graph, ValueId weight) {
-    const Value& value = graph.value(weight);
+  ValueId flatInvFreq(Rewriter& rewriter, ValueId weight) {
+    const Value& value = rewriter.graph().value(weight);
     if (value.type.rank() == 1) return weight;
     auto [it, inserted] = flatInvFreq_.try_emplace(weight, kNoValue);
     if (inserted) {
       Tensor flat = value.data->reshaped({value.data->numElements()});
-      const std::string name = graph.uniqueName(value.name + ".flat");
-      it->second = graph.addWeight(name, std::move(flat));  // `value` may move here
+      it->second = rewriter.addWeight(value.name + ".flat", std::move(flat));  // `value` may move here
     }
     return it->second;
   }
 
-  // The attention op (and the transpose / not it reads) for one match,
-  // appended to the graph; nothing when inference refuses it or its types
-  // contradict the values it replaces.
-  std::optional<std::vector<ValueId>> createAttention(Builder& builder, const AttentionMatch& m) {
-    Graph& graph = builder.graph();
+  // The attention op (and the transpose / not it reads) for one match, placed
+  // before the second matmul; nothing when inference refuses it or its types
+  // contradict the values it replaces (the caller discards what was created).
+  std::optional<std::vector<ValueId>> createAttention(Rewriter& rewriter, const AttentionMatch& m) {
+    const Graph& graph = rewriter.graph();
     ValueId k = m.k.value;
     if (!m.k.perm.empty()) {
       Attributes attrs;
       attrs.set("perm", m.k.perm);
-      Expected<ValueId> transposed = builder.create1(OpKind::Transpose, {k}, attrs, m.location);
+      Expected<ValueId> transposed = rewriter.create1(m.outputOp, OpKind::Transpose, {k}, attrs, m.location);
       if (!transposed) return std::nullopt;
       k = *transposed;
     }
     ValueId mask = m.mask;
     if (m.invertMask) {
-      Expected<ValueId> inverted = builder.create1(OpKind::Not, {mask}, {}, m.location);
+      Expected<ValueId> inverted = rewriter.create1(m.outputOp, OpKind::Not, {mask}, {}, m.location);
       if (!inverted) return std::nullopt;
       mask = *inverted;
     }
     const bool tables = m.invFreq == kNoValue;
     std::vector<ValueId> operands = {m.q,     k,       m.v,
                                      mask,    tables ? m.cos : kNoValue, tables ? m.sin : kNoValue,
-                                     m.pastK, m.pastV, tables ? kNoValue : flatInvFreq(graph, m.invFreq)};
+                                     m.pastK, m.pastV, tables ? kNoValue : flatInvFreq(rewriter, m.invFreq)};
     while (operands.back() == kNoValue) operands.pop_back();
     Attributes attrs;
     attrs.set("heads", m.heads);
@@ -418,44 +411,35 @@ class AttentionFusion final : public Pass {
     if (m.keyPadding) attrs.set("mask_layout", std::string("key_padding"));
     const bool appends = m.pastK != kNoValue;
     Expected<std::vector<ValueId>> results =
-        builder.create(OpKind::Attention, operands, attrs, appends ? 3 : 1, m.location);
+        rewriter.create(m.outputOp, OpKind::Attention, operands, attrs, appends ? 3 : 1, m.location);
     if (!results) return std::nullopt;
-    if (!compatible(graph.value((*results)[0]).type, graph.value(m.out).type)) return std::nullopt;
-    if (appends && (!compatible(graph.value((*results)[1]).type, graph.value(m.presentK).type) ||
-                    !compatible(graph.value((*results)[2]).type, graph.value(m.presentV).type)))
+    if (!compatibleTypes(graph.value((*results)[0]).type, graph.value(m.out).type)) return std::nullopt;
+    if (appends && (!compatibleTypes(graph.value((*results)[1]).type, graph.value(m.presentK).type) ||
+                    !compatibleTypes(graph.value((*results)[2]).type, graph.value(m.presentV).type)))
       return std::nullopt;
     return *results;
   }
 
-  // Creates the attention ops and splices them in; returns how many fused.
-  Expected<int64_t> rewrite(Graph& graph, const std::vector<AttentionMatch>& matches) {
-    const size_t originalCount = graph.ops().size();
-    std::map<int32_t, std::vector<size_t>> inserts;  // before op i: new op indices
-    struct Replacement {
-      ValueId from, to;
-      int32_t beforeOp;
-    };
-    std::vector<Replacement> replacements;
+  // Creates the attention ops, then routes the uses after each to its
+  // results; the bypassed ops stay for dce. Returns how many fused.
+  Expected<int64_t> rewrite(Rewriter& rewriter, const std::vector<AttentionMatch>& matches) {
+    std::vector<std::pair<ValueId, ValueId>> bypasses;  // replaced value, attention result
     int64_t fused = 0;
-    Builder builder(graph);
     for (const AttentionMatch& match : matches) {
-      const size_t firstNew = graph.ops().size();
       std::optional<std::vector<ValueId>> results;
       AttentionMatch m;
       for (const AttentionMatch& form : withFallbacks(match)) {
         m = form;
-        results = createAttention(builder, m);
+        const size_t created = rewriter.createdCount();
+        results = createAttention(rewriter, m);
         if (results) break;
-        graph.ops().resize(firstNew);  // drop the helpers of a refused form
+        rewriter.discardCreated(created);
       }
       if (!results) continue;
-      const bool appends = m.pastK != kNoValue;
-      std::vector<size_t>& before = inserts[m.outputOp];
-      for (size_t i = firstNew; i < graph.ops().size(); ++i) before.push_back(i);
-      replacements.push_back({m.out, (*results)[0], m.outputOp});
-      if (appends) {
-        replacements.push_back({m.presentK, (*results)[1], m.outputOp});
-        replacements.push_back({m.presentV, (*results)[2], m.outputOp});
+      bypasses.emplace_back(m.out, (*results)[0]);
+      if (m.pastK != kNoValue) {
+        bypasses.emplace_back(m.presentK, (*results)[1]);
+        bypasses.emplace_back(m.presentV, (*results)[2]);
         ++counts_.kvAppends;
       }
       ++fused;
@@ -467,60 +451,11 @@ class AttentionFusion final : public Pass {
       counts_.repeatKv += m.repeatsRemoved;
     }
     if (fused == 0) return fused;
-
-    // New ops go just before the matmul they replace; every operand they read
-    // is an ancestor of that matmul, hence defined earlier.
-    std::vector<Op> ops;
-    std::map<ValueId, std::pair<ValueId, size_t>> replace;  // from -> (to, position of its op)
-    std::vector<Op>& current = graph.ops();
-    for (size_t i = 0; i < originalCount; ++i) {
-      if (auto it = inserts.find(static_cast<int32_t>(i)); it != inserts.end()) {
-        for (size_t index : it->second) ops.push_back(current[index]);
-        for (const Replacement& r : replacements)
-          if (r.beforeOp == static_cast<int32_t>(i)) replace[r.from] = {r.to, ops.size() - 1};
-      }
-      ops.push_back(current[i]);
-    }
-    // Uses after the attention read its results; earlier uses (the repeat_kv
-    // chain of a cache concat) keep the old value, dead once nothing reads it.
-    bool typesChanged = false;
-    for (size_t position = 0; position < ops.size(); ++position)
-      for (ValueId& operand : ops[position].operands)
-        if (auto it = replace.find(operand); it != replace.end() && position > it->second.second)
-          operand = it->second.first;
-    std::vector<ValueId> outputs = graph.outputs();
-    for (ValueId& output : outputs) {
-      auto it = replace.find(output);
-      if (it == replace.end()) continue;
-      const ValueId from = output, to = it->second.first;
-      const std::string name = graph.value(from).name;
-      KILN_RETURN_IF_ERROR(graph.rename(from, graph.uniqueName(name + "_unfused")));
-      KILN_RETURN_IF_ERROR(graph.rename(to, name));
-      output = to;
-    }
-    for (const auto& [from, target] : replace)
-      if (graph.value(from).type != graph.value(target.first).type) typesChanged = true;
-    graph.setOutputs(outputs);
-    graph.setOps(std::move(ops));
-    if (typesChanged) KILN_RETURN_IF_ERROR(refineTypes(graph));
+    // After every op is created, so a later attention reading an earlier
+    // one's output reads the new value too.
+    for (const auto& [from, to] : bypasses) rewriter.bypass(from, to);
+    KILN_RETURN_IF_ERROR(rewriter.commit());
     return fused;
-  }
-
-  // The attention's results can be more precise than the values they replace
-  // (an exporter's unknown dims); later ops take the sharper types.
-  static Status refineTypes(Graph& graph) {
-    for (Op& op : graph.ops()) {
-      std::vector<TensorType> inferred;
-      KILN_RETURN_IF_ERROR(inferResultTypes(*op.def, op.attrs, operandInfos(graph, op.operands),
-                                            static_cast<int>(op.results.size()), inferred));
-      for (size_t r = 0; r < op.results.size(); ++r) {
-        TensorType& declared = graph.value(op.results[r]).type;
-        if (refines(declared, inferred[r])) continue;
-        for (size_t d = 0; d < declared.rank() && d < inferred[r].rank(); ++d)
-          if (!inferred[r].shape[d].isUnknown()) declared.shape[d] = inferred[r].shape[d];
-      }
-    }
-    return Status::ok();
   }
 
   struct Counts {

@@ -8,15 +8,6 @@
 
 namespace kiln {
 
-ValueUses::ValueUses(const Graph& graph)
-    : users_(graph.values().size()), output_(graph.values().size(), false) {
-  const std::vector<Op>& ops = graph.ops();
-  for (size_t i = 0; i < ops.size(); ++i)
-    for (ValueId operand : ops[i].operands)
-      if (operand != kNoValue) users_[static_cast<size_t>(operand)].push_back(static_cast<int32_t>(i));
-  for (ValueId id : graph.outputs()) output_[static_cast<size_t>(id)] = true;
-}
-
 const Op* producerOf(const Graph& graph, ValueId id, OpKind kind) {
   if (id == kNoValue) return nullptr;
   const Value& value = graph.value(id);

@@ -16,20 +16,6 @@
 
 namespace kiln {
 
-// Who uses each value: op indices, and whether it is a graph output.
-class ValueUses {
- public:
-  explicit ValueUses(const Graph& graph);
-  const std::vector<int32_t>& users(ValueId id) const { return users_[static_cast<size_t>(id)]; }
-  bool isOutput(ValueId id) const { return output_[static_cast<size_t>(id)]; }
-  // Used by exactly one op and not a graph output.
-  bool hasSingleUser(ValueId id) const { return users(id).size() == 1 && !isOutput(id); }
-
- private:
-  std::vector<std::vector<int32_t>> users_;
-  std::vector<bool> output_;
-};
-
 // The op that produces `id` when it is an `opName`, else null.
 const Op* producerOf(const Graph& graph, ValueId id, OpKind kind);
 

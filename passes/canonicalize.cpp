@@ -4,6 +4,9 @@
 // arithmetic before it folds, and the symbolic value of its result (see
 // passes/symbolic_values.h) is recorded for the ops after it. The folded
 // arithmetic is left dead and removed at the end (by dce).
+// Rewrites go through the shared Rewriter: a rule's new form replaces the op
+// in place (reform), a no-op is bypassed and marked, and the helper ops a
+// rule needs are created just before the op.
 //
 // Rules:
 //   constants    an operand whose value is known to be all numbers becomes a weight
@@ -30,10 +33,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ir/builder.h"
 #include "ir/op_registry.h"
 #include "ir/ops/symbolic_dims.h"
 #include "passes/dce.h"
+#include "passes/pattern_utils.h"
 #include "passes/symbolic_values.h"
 
 namespace kiln {
@@ -115,16 +118,6 @@ size_t unknownDims(const TensorType& type) {
   return n;
 }
 
-// What inference says now, with the dims it cannot tell taken from the type
-// the value had (a fact about the value checked at run time).
-TensorType mergeTypes(const TensorType& inferred, const TensorType& declared) {
-  if (inferred.dtype != declared.dtype || inferred.rank() != declared.rank()) return inferred;
-  TensorType merged = inferred;
-  for (size_t d = 0; d < merged.rank(); ++d)
-    if (merged.shape[d].isUnknown()) merged.shape[d] = declared.shape[d];
-  return merged;
-}
-
 // A rewritten op must give the same types as before, or more precise ones.
 bool consistent(const std::vector<TensorType>& now, const std::vector<TensorType>& before) {
   if (now.size() != before.size()) return false;
@@ -190,39 +183,38 @@ struct Counters {
 
 class Canonicalizer {
  public:
-  explicit Canonicalizer(Graph& graph) : graph_(graph) {}
+  explicit Canonicalizer(Graph& graph) : graph_(graph), rewriter_(graph) {}
 
   Expected<bool> run(PassStatistics& statistics);
 
  private:
   // What a rule does to an op: its single result is replaced by another
-  // value (the op goes), or the op becomes another op with the same results.
+  // value (the op goes), or the op becomes another form with the same results.
   struct Rewrite {
     ValueId forwardTo = kNoValue;
-    std::optional<Op> replacement;
+    std::optional<OpForm> replacement;
     int64_t* counter = nullptr;
   };
 
-  void grow();
-  ValueId resolve(ValueId id) const;
   const TensorType& typeOf(ValueId id) const { return graph_.value(id).type; }
   const SymbolicTensor* knownValue(ValueId id);
   // A known value with every element known.
   const SymbolicTensor* completeValue(ValueId id);
+  // A copy: creating ops moves the graph's op list.
   std::optional<Op> producerOf(ValueId id) const;
   Status infer(const Op& op, std::vector<TensorType>& types) const;
-  Op makeOp(OpKind kind, std::vector<ValueId> operands, Attributes attrs, const Op& from,
-            std::vector<ValueId> results = {}) const;
-  // Appends `op` with a new result value; kNoValue when inference refuses it.
-  ValueId emit(Op op);
-  void commit(Op op, const std::vector<TensorType>& types);
+  // Creates `form` before the op being processed (with its location);
+  // kNoValue when inference refuses it.
+  ValueId createBeforeCurrent(OpForm form);
+  // Takes the types of op `index`'s results and records their symbolic value.
+  void record(int32_t index, const std::vector<TensorType>& types);
   // The symbolic value of the single result of `op` with result types `types`.
   std::optional<SymbolicTensor> symbolicResult(const Op& op, const std::vector<TensorType>& types);
   ValueId weightFor(ValueId id, const SymbolicTensor& value);
   // Replaces operands whose value is all numbers by weights; whether any was.
-  bool materializeConstantOperands(Op& op);
+  bool materializeConstantOperands(int32_t index);
   bool canForward(ValueId result, ValueId source) const;
-  Status process(Op op);
+  Status process(int32_t index);
 
   std::optional<Rewrite> rewrite(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteCast(const Op& op);
@@ -234,34 +226,19 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteGather(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
-  // `op` producing `shape` from a value of `fromShape`, reshaped when they differ.
-  Rewrite reshapedTo(Op op, const Shape& fromShape, const Shape& shape, const Op& original,
-                     int64_t* counter);
+  // `form` producing `shape` from a value of `fromShape`, reshaped when they differ.
+  Rewrite reshapedTo(OpForm form, const Shape& fromShape, const Shape& shape, int64_t* counter);
   std::optional<Sequence> rangeOf(ValueId id);
 
   Graph& graph_;
-  std::vector<Op> newOps_;
-  std::vector<int32_t> producer_;  // ValueId -> index in newOps_, or -1
-  std::vector<ValueId> forward_;   // ValueId -> the value that replaced it, or kNoValue
-  std::vector<bool> isOutput_;
+  Rewriter rewriter_;
+  int32_t current_ = -1;  // the op being processed
   // Node-based, so pointers to values stay valid as it grows; nullopt =
   // looked at and not known.
   std::unordered_map<ValueId, std::optional<SymbolicTensor>> known_;
   std::unordered_map<ValueId, ValueId> weights_;  // value -> its materialised weight
   Counters counters_;
 };
-
-void Canonicalizer::grow() {
-  const size_t n = graph_.values().size();
-  producer_.resize(n, -1);
-  forward_.resize(n, kNoValue);
-  isOutput_.resize(n, false);
-}
-
-ValueId Canonicalizer::resolve(ValueId id) const {
-  while (forward_[static_cast<size_t>(id)] != kNoValue) id = forward_[static_cast<size_t>(id)];
-  return id;
-}
 
 const SymbolicTensor* Canonicalizer::knownValue(ValueId id) {
   if (id == kNoValue) return nullptr;
@@ -281,39 +258,22 @@ const SymbolicTensor* Canonicalizer::completeValue(ValueId id) {
 }
 
 std::optional<Op> Canonicalizer::producerOf(ValueId id) const {
-  const int32_t index = producer_[static_cast<size_t>(id)];
-  if (index < 0) return std::nullopt;
-  return newOps_[static_cast<size_t>(index)];
+  const int32_t index = rewriter_.producerIndex(id);
+  if (index < 0 || rewriter_.isMarked(index)) return std::nullopt;
+  return rewriter_.op(index);
 }
 
 Status Canonicalizer::infer(const Op& op, std::vector<TensorType>& types) const {
-  std::vector<OperandInfo> operands = operandInfos(graph_, op.operands);
-  return inferResultTypes(*op.def, op.attrs, operands, static_cast<int>(op.results.size()), types);
+  return rewriter_.inferTypes({op.kind(), op.operands, op.attrs}, static_cast<int>(op.results.size()), types);
 }
 
-Op Canonicalizer::makeOp(OpKind kind, std::vector<ValueId> operands, Attributes attrs,
-                         const Op& from, std::vector<ValueId> results) const {
-  Op op;
-  op.def = &opDef(kind);
-  op.operands = std::move(operands);
-  op.attrs = std::move(attrs);
-  op.location = from.location;
-  op.results = results.empty() ? from.results : std::move(results);
-  return op;
-}
-
-ValueId Canonicalizer::emit(Op op) {
-  op.results.assign(1, kNoValue);
-  std::vector<TensorType> types;
-  if (!infer(op, types)) return kNoValue;
-  graph_.addOp(op.def, op.operands, types, op.attrs, op.location);
-  // addOp appends to the graph's op list, which holds nothing during the sweep.
-  Op added = std::move(graph_.ops().back());
-  graph_.ops().pop_back();
-  grow();
-  const ValueId result = added.results[0];
-  commit(std::move(added), types);
-  return result;
+ValueId Canonicalizer::createBeforeCurrent(OpForm form) {
+  const std::string location = rewriter_.op(current_).location;
+  Expected<ValueId> result =
+      rewriter_.create1(current_, form.kind, std::move(form.operands), std::move(form.attrs), location);
+  if (!result) return kNoValue;
+  record(rewriter_.producerIndex(*result), {typeOf(*result)});
+  return *result;
 }
 
 std::optional<SymbolicTensor> Canonicalizer::symbolicResult(const Op& op,
@@ -329,7 +289,8 @@ std::optional<SymbolicTensor> Canonicalizer::symbolicResult(const Op& op,
                           mergeTypes(types[0], graph_.value(op.results[0]).type));
 }
 
-void Canonicalizer::commit(Op op, const std::vector<TensorType>& types) {
+void Canonicalizer::record(int32_t index, const std::vector<TensorType>& types) {
+  const Op& op = rewriter_.op(index);
   if (op.results.size() == 1) known_[op.results[0]] = symbolicResult(op, types);
   for (size_t r = 0; r < op.results.size(); ++r) {
     Value& v = graph_.value(op.results[r]);
@@ -337,67 +298,72 @@ void Canonicalizer::commit(Op op, const std::vector<TensorType>& types) {
     if (unknownDims(merged) < unknownDims(v.type)) ++counters_.typesRefined;
     v.type = merged;
   }
-  for (ValueId result : op.results) producer_[static_cast<size_t>(result)] = static_cast<int32_t>(newOps_.size());
-  newOps_.push_back(std::move(op));
 }
 
 ValueId Canonicalizer::weightFor(ValueId id, const SymbolicTensor& value) {
   if (auto it = weights_.find(id); it != weights_.end()) return it->second;
-  const ValueId weight = graph_.addWeight(graph_.uniqueName(graph_.value(id).name + ".value"), value.toTensor());
-  grow();
+  const ValueId weight = rewriter_.addWeight(graph_.value(id).name + ".value", value.toTensor());
   known_[weight] = value;
   weights_[id] = weight;
   ++counters_.constantsMaterialized;
   return weight;
 }
 
-bool Canonicalizer::materializeConstantOperands(Op& op) {
+bool Canonicalizer::materializeConstantOperands(int32_t index) {
+  const Op& op = rewriter_.op(index);
+  OpForm form{op.kind(), op.operands, op.attrs};
   bool any = false;
-  for (ValueId& operand : op.operands) {
+  for (ValueId& operand : form.operands) {
     if (operand == kNoValue || graph_.value(operand).kind == ValueKind::Weight) continue;
     const SymbolicTensor* value = knownValue(operand);
     if (!value || !value->isConstant()) continue;
     operand = weightFor(operand, *value);
     any = true;
   }
+  if (any) rewriter_.reform(index, std::move(form));
   return any;
 }
 
 bool Canonicalizer::canForward(ValueId result, ValueId source) const {
-  if (!isOutput_[static_cast<size_t>(result)]) return true;
+  if (!rewriter_.isGraphOutput(result)) return true;
   // The source takes the output's name, so it must be free to: an op result
   // that is not itself an output.
-  return graph_.value(source).kind == ValueKind::OpResult && !isOutput_[static_cast<size_t>(source)];
+  return graph_.value(source).kind == ValueKind::OpResult && !rewriter_.isGraphOutput(source);
 }
 
-Status Canonicalizer::process(Op op) {
+Status Canonicalizer::process(int32_t index) {
+  current_ = index;
   std::vector<TensorType> types;
-  if (Status inferred = infer(op, types); !inferred) return inferred;
+  if (Status inferred = infer(rewriter_.op(index), types); !inferred) return inferred;
   // Shape arithmetic whose value is known needs no rewriting: its users take
   // the value, and it dies.
-  if (std::optional<SymbolicTensor> value = symbolicResult(op, types); value && value->complete()) {
-    commit(std::move(op), types);
+  std::optional<SymbolicTensor> value = symbolicResult(rewriter_.op(index), types);
+  if (value && value->complete()) {
+    record(index, types);
     return Status::ok();
   }
-  if (materializeConstantOperands(op))
-    if (Status inferred = infer(op, types); !inferred) return inferred;
+  if (materializeConstantOperands(index))
+    if (Status inferred = infer(rewriter_.op(index), types); !inferred) return inferred;
   for (int round = 0; round < kMaxRewritesPerOp; ++round) {
+    // A copy: a rule may create ops, which moves the graph's op list.
+    const Op op = rewriter_.op(index);
     std::optional<Rewrite> rewritten = rewrite(op, types);
     if (!rewritten) break;
     if (rewritten->forwardTo != kNoValue) {
-      const ValueId result = op.results[0];
-      forward_[static_cast<size_t>(result)] = rewritten->forwardTo;
-      if (isOutput_[static_cast<size_t>(result)]) isOutput_[static_cast<size_t>(rewritten->forwardTo)] = true;
+      rewriter_.bypass(op.results[0], rewritten->forwardTo);
+      rewriter_.mark(index);
       ++*rewritten->counter;
       return Status::ok();
     }
     std::vector<TensorType> newTypes;
-    if (!infer(*rewritten->replacement, newTypes) || !consistent(newTypes, types)) break;
+    if (!rewriter_.inferTypes(*rewritten->replacement, static_cast<int>(op.results.size()), newTypes) ||
+        !consistent(newTypes, types))
+      break;
     ++*rewritten->counter;
-    op = std::move(*rewritten->replacement);
+    rewriter_.reform(index, std::move(*rewritten->replacement));
     types = std::move(newTypes);
   }
-  commit(std::move(op), types);
+  record(index, types);
   return Status::ok();
 }
 
@@ -430,7 +396,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteCast(const Op& op) {
   if (!to || !inner || !inner->is(OpKind::Cast) ||
       !castsCompose(typeOf(inner->operands[0]).dtype, typeOf(x).dtype, *to))
     return std::nullopt;
-  return Rewrite{kNoValue, makeOp(OpKind::Cast, {inner->operands[0]}, op.attrs, op), &counters_.castsComposed};
+  return Rewrite{kNoValue, OpForm{OpKind::Cast, {inner->operands[0]}, op.attrs}, &counters_.castsComposed};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op,
@@ -440,7 +406,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op
   auto toDims = [&](const Shape& shape, int64_t* counter) {
     Attributes attrs;
     attrs.set("shape", dimsAttr(shape));
-    return Rewrite{kNoValue, makeOp(OpKind::Reshape, {x}, attrs, op), counter};
+    return Rewrite{kNoValue, OpForm{OpKind::Reshape, {x}, attrs}, counter};
   };
   if (!op.is(OpKind::Reshape)) {
     // squeeze / unsqueeze / flatten: one kind of view for layout and fusion.
@@ -451,7 +417,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op
     if (types[0] == input) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
     std::optional<Op> inner = producerOf(x);
     if (!inner || !isDimsReshape(*inner)) return std::nullopt;
-    return Rewrite{kNoValue, makeOp(OpKind::Reshape, {inner->operands[0]}, op.attrs, op),
+    return Rewrite{kNoValue, OpForm{OpKind::Reshape, {inner->operands[0]}, op.attrs},
                    &counters_.reshapesComposed};
   }
   // The ONNX form: a known target shape, with 0 (copy the input dim) and -1
@@ -504,7 +470,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteExpand(const Op& op,
   if (!shape || !isComplete(*shape)) return std::nullopt;
   Attributes attrs;
   attrs.set("shape", dimsAttr(*shape));
-  return Rewrite{kNoValue, makeOp(OpKind::Expand, {x}, attrs, op), &counters_.expandsFolded};
+  return Rewrite{kNoValue, OpForm{OpKind::Expand, {x}, attrs}, &counters_.expandsFolded};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteConstantOfShape(const Op& op) {
@@ -515,18 +481,16 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteConstantOfShape(cons
     if (!knownNonNegative(d)) return std::nullopt;
   Attributes attrs = op.attrs;
   attrs.set("shape", dimsAttr(target->elements));
-  Op filled = makeOp(OpKind::ConstantOfShape, {}, attrs, op);
+  OpForm filled{OpKind::ConstantOfShape, {}, attrs};
   // A small static fill is a weight (unless it is a graph output, which a
   // weight cannot be).
   Dim count = 1;
   for (const Dim& d : target->elements) count = count * d;
   if (count.isConstant() && *count.constant() <= kMaxFilledWeightElements &&
-      !isOutput_[static_cast<size_t>(op.results[0])]) {
-    Expected<std::vector<Tensor>> value = evaluateOp(*filled.def, filled.attrs, {}, 1);
+      !rewriter_.isGraphOutput(op.results[0])) {
+    Expected<std::vector<Tensor>> value = evaluateOp(opDef(filled.kind), filled.attrs, {}, 1);
     if (value) {
-      const ValueId weight =
-          graph_.addWeight(graph_.uniqueName(graph_.value(op.results[0]).name + ".value"), (*value)[0]);
-      grow();
+      const ValueId weight = rewriter_.addWeight(graph_.value(op.results[0]).name + ".value", (*value)[0]);
       return Rewrite{weight, std::nullopt, &counters_.fillsFolded};
     }
   }
@@ -551,7 +515,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRange(const Op& op) 
   attrs.set("limit", limit->elements);
   attrs.set("delta", *step);
   attrs.set("dtype", std::string(dtypeName(dtype)));
-  return Rewrite{kNoValue, makeOp(OpKind::Range, {}, attrs, op), &counters_.rangesFolded};
+  return Rewrite{kNoValue, OpForm{OpKind::Range, {}, attrs}, &counters_.rangesFolded};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteSlice(const Op& op) {
@@ -580,7 +544,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteSlice(const Op& op) 
   attrs.set("axes", *axes);
   if (steps && std::any_of(steps->begin(), steps->end(), [](int64_t s) { return s != 1; }))
     attrs.set("steps", *steps);
-  return Rewrite{kNoValue, makeOp(OpKind::Slice, {op.operands[0]}, attrs, op), &counters_.slicesFolded};
+  return Rewrite{kNoValue, OpForm{OpKind::Slice, {op.operands[0]}, attrs}, &counters_.slicesFolded};
 }
 
 std::optional<Sequence> Canonicalizer::rangeOf(ValueId id) {
@@ -599,17 +563,14 @@ std::optional<Sequence> Canonicalizer::rangeOf(ValueId id) {
                   producer->attrs.getInt("delta", 1)};
 }
 
-Canonicalizer::Rewrite Canonicalizer::reshapedTo(Op op, const Shape& fromShape, const Shape& shape,
-                                                 const Op& original, int64_t* counter) {
-  if (fromShape == shape) {
-    op.results = original.results;
-    return Rewrite{kNoValue, std::move(op), counter};
-  }
-  const ValueId value = emit(std::move(op));
+Canonicalizer::Rewrite Canonicalizer::reshapedTo(OpForm form, const Shape& fromShape, const Shape& shape,
+                                                 int64_t* counter) {
+  if (fromShape == shape) return Rewrite{kNoValue, std::move(form), counter};
+  const ValueId value = createBeforeCurrent(std::move(form));
   if (value == kNoValue) return Rewrite{};
   Attributes attrs;
   attrs.set("shape", dimsAttr(shape));
-  return Rewrite{kNoValue, makeOp(OpKind::Reshape, {value}, attrs, original), counter};
+  return Rewrite{kNoValue, OpForm{OpKind::Reshape, {value}, attrs}, counter};
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
@@ -629,13 +590,13 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
   attrs.set("ends", dimsAttr({rows->limit}));
   attrs.set("axes", std::vector<int64_t>{axis});
   if (rows->delta != 1) attrs.set("steps", std::vector<int64_t>{rows->delta});
-  Op slice = makeOp(OpKind::Slice, {data}, attrs, op, {kNoValue});
+  OpForm slice{OpKind::Slice, {data}, attrs};
   std::vector<TensorType> sliceTypes;
   // The slice must be as exact as the gather (a constant row of a symbolic
   // dim, x[:, 0], cannot be proven in range, so it stays a gather).
-  if (!infer(slice, sliceTypes) || !isComplete(sliceTypes[0].shape)) return std::nullopt;
-  Rewrite rewritten = reshapedTo(std::move(slice), sliceTypes[0].shape, types[0].shape, op,
-                                 &counters_.gathersToSlices);
+  if (!rewriter_.inferTypes(slice, 1, sliceTypes) || !isComplete(sliceTypes[0].shape)) return std::nullopt;
+  Rewrite rewritten =
+      reshapedTo(std::move(slice), sliceTypes[0].shape, types[0].shape, &counters_.gathersToSlices);
   if (!rewritten.replacement) return std::nullopt;
   return rewritten;
 }
@@ -657,11 +618,11 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRangeShift(const Op&
     Attributes attrs = producer->attrs;
     attrs.set("start", std::vector<Dim>{isSub ? start - k : start + k});
     attrs.set("limit", std::vector<Dim>{isSub ? limit - k : limit + k});
-    Op shifted = makeOp(OpKind::Range, {}, attrs, op, {kNoValue});
+    OpForm shifted{OpKind::Range, {}, attrs};
     std::vector<TensorType> shiftedTypes;
-    if (!infer(shifted, shiftedTypes)) continue;
-    Rewrite rewritten = reshapedTo(std::move(shifted), shiftedTypes[0].shape, types[0].shape, op,
-                                   &counters_.rangesShifted);
+    if (!rewriter_.inferTypes(shifted, 1, shiftedTypes)) continue;
+    Rewrite rewritten =
+        reshapedTo(std::move(shifted), shiftedTypes[0].shape, types[0].shape, &counters_.rangesShifted);
     if (rewritten.replacement) return rewritten;
   }
   return std::nullopt;
@@ -672,7 +633,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
   // A [S, D] table reshaped to [1, S, D] and added to [B, S, D] broadcasts
   // the same without the reshape. Each operand is checked on its own: the
   // result must keep its type (dropping the 1-dims must not lower its rank).
-  Op rewritten = op;
+  OpForm rewritten{op.kind(), op.operands, op.attrs};
   bool any = false;
   for (size_t i = *firstBroadcastOperand(op); i < op.operands.size(); ++i) {
     const ValueId operand = op.operands[i];
@@ -681,10 +642,12 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
     if (!reshape || !reshape->is(OpKind::Reshape)) continue;
     const ValueId source = reshape->operands[0];
     if (!insertsLeadingOnes(typeOf(source).shape, typeOf(operand).shape)) continue;
-    Op candidate = rewritten;
+    OpForm candidate = rewritten;
     std::replace(candidate.operands.begin(), candidate.operands.end(), operand, source);
     std::vector<TensorType> candidateTypes;
-    if (!infer(candidate, candidateTypes) || candidateTypes != types) continue;
+    if (!rewriter_.inferTypes(candidate, static_cast<int>(op.results.size()), candidateTypes) ||
+        candidateTypes != types)
+      continue;
     rewritten = std::move(candidate);
     any = true;
   }
@@ -693,32 +656,15 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
 }
 
 Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
-  grow();
-  for (ValueId id : graph_.outputs()) isOutput_[static_cast<size_t>(id)] = true;
-  std::vector<Op> original = std::move(graph_.ops());
-  graph_.ops().clear();
-  for (Op& op : original) {
-    for (ValueId& operand : op.operands)
-      if (operand != kNoValue) operand = resolve(operand);
+  const auto originalOpCount = static_cast<int32_t>(rewriter_.originalOpCount());
+  for (int32_t index = 0; index < originalOpCount; ++index) {
+    const Op& op = rewriter_.op(index);
     const std::string context =
         cat("op '", op.def->name, "'", op.results.empty() ? "" : cat(" defining %", graph_.value(op.results[0]).name),
             op.location.empty() ? "" : cat(" (loc \"", op.location, "\")"), ": ");
-    if (Status processed = process(std::move(op)); !processed) return processed.withContext(context);
+    if (Status processed = process(index); !processed) return processed.withContext(context);
   }
-  graph_.setOps(std::move(newOps_));
-
-  // Outputs whose op went: the replacing value takes the name.
-  std::vector<ValueId> outputs;
-  for (ValueId output : graph_.outputs()) {
-    const ValueId replacement = resolve(output);
-    if (replacement != output) {
-      const std::string name = graph_.value(output).name;
-      KILN_RETURN_IF_ERROR(graph_.rename(output, graph_.uniqueName(name + ".replaced")));
-      KILN_RETURN_IF_ERROR(graph_.rename(replacement, name));
-    }
-    outputs.push_back(replacement);
-  }
-  graph_.setOutputs(std::move(outputs));
+  KILN_RETURN_IF_ERROR(rewriter_.commit());
 
   // The folded arithmetic is dead now.
   std::unique_ptr<Pass> dce = createDeadCodeElimination();

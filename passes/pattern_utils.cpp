@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "ir/builder.h"
@@ -97,6 +98,21 @@ Expected<ValueId> Rewriter::create1(int32_t anchor, OpKind kind,
   return results->front();
 }
 
+Status Rewriter::inferTypes(const OpForm& form, int numResults, std::vector<TensorType>& types) const {
+  return inferResultTypes(opDef(form.kind), form.attrs, operandInfos(graph_, form.operands), numResults, types);
+}
+
+void Rewriter::reform(int32_t index, OpForm form) {
+  Op& target = graph_.ops()[static_cast<size_t>(index)];
+  for (ValueId id : target.operands)
+    if (id != kNoValue) std::erase(users_[static_cast<size_t>(id)], index);
+  target.def = &opDef(form.kind);
+  target.operands = std::move(form.operands);
+  target.attrs = std::move(form.attrs);
+  addUses(index);
+  changed_ = true;
+}
+
 ValueId Rewriter::addWeight(const std::string& base, Tensor data) {
   ValueId id = graph_.addWeight(graph_.uniqueName(base), std::move(data));
   users_.resize(graph_.values().size());
@@ -105,26 +121,44 @@ ValueId Rewriter::addWeight(const std::string& base, Tensor data) {
   return id;
 }
 
-Status Rewriter::replace(ValueId from, ValueId to) {
-  if (from == to) return Status::ok();
+bool Rewriter::placedAfter(int32_t a, int32_t b) const {
+  // Created ops go before their anchor, in creation order; an original op
+  // after every op anchored to it.
+  auto position = [&](int32_t index) {
+    const size_t i = static_cast<size_t>(index);
+    constexpr int32_t kLast = std::numeric_limits<int32_t>::max();
+    return i < originalOpCount_ ? std::pair<int32_t, int32_t>(index, kLast)
+                                : std::pair<int32_t, int32_t>(anchors_[i - originalOpCount_], index);
+  };
+  return position(a) > position(b);
+}
+
+bool Rewriter::moveUses(ValueId from, ValueId to, int32_t after) {
   std::vector<int32_t> fromUsers = std::move(users_[static_cast<size_t>(from)]);
   users_[static_cast<size_t>(from)].clear();
   for (int32_t user : fromUsers) {
+    if (after >= 0 && !placedAfter(user, after)) {
+      users_[static_cast<size_t>(from)].push_back(user);
+      continue;
+    }
+    // A slot is listed once per occurrence: an op reading `from` twice has
+    // both slots rewritten here and is listed twice for `to`.
     for (ValueId& operand : graph_.ops()[static_cast<size_t>(user)].operands)
       if (operand == from) operand = to;
+    users_[static_cast<size_t>(to)].push_back(user);
   }
-  // Each slot was listed once per occurrence; the loop above rewrote them all.
-  users_[static_cast<size_t>(to)].insert(users_[static_cast<size_t>(to)].end(), fromUsers.begin(),
-                                         fromUsers.end());
-  if (outputUses_[static_cast<size_t>(from)] > 0) {
-    std::vector<ValueId> outputs = graph_.outputs();
-    for (ValueId& id : outputs)
-      if (id == from) id = to;
-    graph_.setOutputs(std::move(outputs));
-    outputUses_[static_cast<size_t>(to)] += outputUses_[static_cast<size_t>(from)];
-    outputUses_[static_cast<size_t>(from)] = 0;
-  }
+  if (outputUses_[static_cast<size_t>(from)] == 0) return false;
+  std::vector<ValueId> outputs = graph_.outputs();
+  std::replace(outputs.begin(), outputs.end(), from, to);
+  graph_.setOutputs(std::move(outputs));
+  outputUses_[static_cast<size_t>(to)] += outputUses_[static_cast<size_t>(from)];
+  outputUses_[static_cast<size_t>(from)] = 0;
+  return true;
+}
 
+Status Rewriter::replace(ValueId from, ValueId to) {
+  if (from == to) return Status::ok();
+  moveUses(from, to, -1);
   Value& target = graph_.value(to);
   const TensorType& fromType = graph_.value(from).type;
   if (target.type != fromType) {
@@ -142,6 +176,20 @@ Status Rewriter::replace(ValueId from, ValueId to) {
   return Status::ok();
 }
 
+void Rewriter::bypass(ValueId from, ValueId to) {
+  if (moveUses(from, to, producerIndex(to))) outputRenames_.emplace_back(from, to);
+  if (graph_.value(from).type != graph_.value(to).type) typesNeedRefresh_ = true;
+  changed_ = true;
+}
+
+void Rewriter::discardCreated(size_t count) {
+  for (size_t index = graph_.ops().size(); index-- > originalOpCount_ + count;)
+    for (ValueId id : graph_.ops()[index].operands)
+      if (id != kNoValue) std::erase(users_[static_cast<size_t>(id)], static_cast<int32_t>(index));
+  graph_.ops().resize(originalOpCount_ + count);
+  anchors_.resize(count);
+}
+
 void Rewriter::mark(int32_t index) {
   if (index >= 0 && static_cast<size_t>(index) < marked_.size()) marked_[static_cast<size_t>(index)] = true;
 }
@@ -156,6 +204,11 @@ bool Rewriter::isMarked(int32_t index) const {
 
 Status Rewriter::commit() {
   if (!changed_) return Status::ok();
+  for (const auto& [from, to] : outputRenames_) {
+    const std::string name = graph_.value(from).name;
+    KILN_RETURN_IF_ERROR(graph_.rename(from, graph_.uniqueName(name + "_unfused")));
+    KILN_RETURN_IF_ERROR(graph_.rename(to, name));
+  }
   const std::vector<Op>& ops = graph_.ops();
   std::vector<int64_t> uses(graph_.values().size(), 0);
   for (const Op& o : ops)
@@ -200,7 +253,7 @@ Status Rewriter::refreshTypes() {
     if (!status) return status.withContext(cat("op '", o.def->name, "' (loc \"", o.location, "\"): "));
     for (size_t i = 0; i < o.results.size(); ++i) {
       TensorType& declared = graph_.value(o.results[i]).type;
-      if (!refines(declared, inferred[i])) declared = inferred[i];
+      declared = mergeTypes(inferred[i], declared);
     }
   }
   return Status::ok();
@@ -217,6 +270,14 @@ bool compatibleTypes(const TensorType& a, const TensorType& b) {
   for (size_t i = 0; i < a.rank(); ++i)
     if (!compatibleDims(a.shape[i], b.shape[i])) return false;
   return true;
+}
+
+TensorType mergeTypes(const TensorType& inferred, const TensorType& declared) {
+  if (inferred.dtype != declared.dtype || inferred.rank() != declared.rank()) return inferred;
+  TensorType merged = inferred;
+  for (size_t d = 0; d < merged.rank(); ++d)
+    if (merged.shape[d].isUnknown()) merged.shape[d] = declared.shape[d];
+  return merged;
 }
 
 // ---- Constants

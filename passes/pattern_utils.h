@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ir/activation.h"
@@ -17,6 +18,14 @@
 #include "ir/status.h"
 
 namespace kiln {
+
+// What an op computes, apart from its results and place: a pass checks a
+// candidate form (Rewriter::inferTypes) before it applies it (reform).
+struct OpForm {
+  OpKind kind;
+  std::vector<ValueId> operands;
+  Attributes attrs;
+};
 
 // Collects a pass's rewrites and applies them in one commit. Ops are named by
 // their index in graph.ops(); the ops that exist when the Rewriter is made
@@ -61,12 +70,32 @@ class Rewriter {
   Expected<ValueId> create1(int32_t anchor, OpKind kind,
                             std::vector<ValueId> operands, Attributes attrs = {},
                             std::string location = {});
+  // The result types an op of `form` with `numResults` results would have.
+  Status inferTypes(const OpForm& form, int numResults, std::vector<TensorType>& types) const;
+  // The op at `index` becomes `form`, keeping its results (their names,
+  // types and users) and location; the caller sets the result types.
+  // Canonicalize simplifies an op one rule at a time: a new op per step would
+  // take new register numbers and rename every later one.
+  void reform(int32_t index, OpForm form);
   // A new weight named after `base` (made unique).
   ValueId addWeight(const std::string& base, Tensor data);
   // Every use of `from` (op operands, graph outputs) reads `to` instead. A
   // value this Rewriter created takes over `from`'s name, so outputs keep
   // their names and the IR reads as before.
   Status replace(ValueId from, ValueId to);
+  // Like replace, for a pattern whose ops stay in place (attention fusion
+  // leaves them for dce; canonicalize marks a no-op and reads its input):
+  // only the uses placed after `to`'s op switch, since the pattern's own ops
+  // before it (reading the KV-cache concat it replaces) cannot read a later
+  // value. Names stay, but a graph output keeps its name: at commit `to`
+  // takes it and `from` becomes `<name>_unfused` (until then, names a pass
+  // derives new ones from are the old ones).
+  void bypass(ValueId from, ValueId to);
+  // Ops created so far. A pass that tries several forms of one rewrite
+  // (attention fusion's fallbacks) drops the ops of a refused form with
+  // discardCreated(count taken before it); their results must be unused.
+  size_t createdCount() const { return anchors_.size(); }
+  void discardCreated(size_t count);
   // Marks an original op as part of a rewritten pattern: matchers skip it
   // (isMarked) and commit() removes it once nothing uses its results.
   void mark(int32_t index);
@@ -75,12 +104,18 @@ class Rewriter {
 
   bool changed() const { return changed_; }
   // Orders the new ops before their anchors, removes marked ops without
-  // users, refreshes result types that a replacement made more precise, and
-  // compacts the graph. Does nothing when no rewrite was recorded.
+  // users, refreshes result types that a replacement made more precise
+  // (mergeTypes), and compacts the graph. Does nothing when no rewrite was
+  // recorded.
   Status commit();
 
  private:
   void addUses(int32_t opIndex);
+  // Whether op `a` is placed after op `b` once committed.
+  bool placedAfter(int32_t a, int32_t b) const;
+  // Points the uses of `from` by ops placed after op `after` (every use for
+  // -1) and its graph-output slots at `to`; whether an output moved.
+  bool moveUses(ValueId from, ValueId to, int32_t after);
   Status refreshTypes();
 
   Graph& graph_;
@@ -90,6 +125,7 @@ class Rewriter {
   std::vector<int32_t> outputUses_;          // by ValueId
   std::vector<int32_t> anchors_;             // by created op (index - originalOpCount_)
   std::vector<bool> marked_;                 // by original op
+  std::vector<std::pair<ValueId, ValueId>> outputRenames_;  // bypassed output, its replacement
   bool changed_ = false;
   bool typesNeedRefresh_ = false;
 };
@@ -101,6 +137,10 @@ class Rewriter {
 bool compatibleDims(const Dim& a, const Dim& b);
 // Same dtype and rank, every dim compatible.
 bool compatibleTypes(const TensorType& a, const TensorType& b);
+// What inference says now, with the dims it cannot tell taken from the type
+// the value had (a fact about the value checked at run time); `inferred`
+// itself when dtype or rank differ.
+TensorType mergeTypes(const TensorType& inferred, const TensorType& declared);
 
 // ---- Constants.
 
