@@ -14,7 +14,8 @@ AttrKind attrKind(const AttrValue& v) {
     case 3: return AttrKind::Bool;
     case 4: return AttrKind::Ints;
     case 5: return AttrKind::Floats;
-    default: return AttrKind::Dims;
+    case 6: return AttrKind::Dims;
+    default: return AttrKind::Program;
   }
 }
 
@@ -27,6 +28,7 @@ std::string_view attrKindName(AttrKind k) {
     case AttrKind::Ints: return "int list";
     case AttrKind::Floats: return "float list";
     case AttrKind::Dims: return "dim list";
+    case AttrKind::Program: return "program";
   }
   return "?";
 }
@@ -67,7 +69,13 @@ std::string Attributes::getString(const std::string& name, const std::string& fa
   auto it = values_.find(name);
   if (it == values_.end()) return fallback;
   if (auto* v = std::get_if<std::string>(&it->second)) return *v;
+  if (auto* v = std::get_if<ElementwiseProgram>(&it->second)) return v->text;
   return fallback;
+}
+
+const ElementwiseProgram* Attributes::getProgram(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? nullptr : std::get_if<ElementwiseProgram>(&it->second);
 }
 
 bool Attributes::getBool(const std::string& name, bool fallback) const {
@@ -168,6 +176,7 @@ std::string attrValueStr(const AttrValue& v) {
       for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + list[i].str();
       return out + "]";
     }
+    case AttrKind::Program: return quoteString(std::get<ElementwiseProgram>(v).text);
   }
   return "";
 }

@@ -12,14 +12,17 @@
 #include <vector>
 
 #include "ir/dim.h"
+#include "ir/elementwise_program.h"
 #include "ir/status.h"
 
 namespace kiln {
 
-enum class AttrKind { Int, Float, String, Bool, Ints, Floats, Dims };
+// Program: fused_elementwise's parsed program, written in the text form as
+// its string (ir/elementwise_program.h).
+enum class AttrKind { Int, Float, String, Bool, Ints, Floats, Dims, Program };
 
-using AttrValue = std::variant<int64_t, double, std::string, bool,
-                               std::vector<int64_t>, std::vector<double>, std::vector<Dim>>;
+using AttrValue = std::variant<int64_t, double, std::string, bool, std::vector<int64_t>,
+                               std::vector<double>, std::vector<Dim>, ElementwiseProgram>;
 
 AttrKind attrKind(const AttrValue& v);
 std::string_view attrKindName(AttrKind k);  // "int", "float", "string", ...
@@ -37,12 +40,15 @@ class Attributes {
   // kind returns the default (the verifier reports kind mismatches).
   int64_t getInt(const std::string& name, int64_t fallback = 0) const;
   double getFloat(const std::string& name, double fallback = 0.0) const;
+  // A program attribute reads as its text.
   std::string getString(const std::string& name, const std::string& fallback = "") const;
   bool getBool(const std::string& name, bool fallback = false) const;
   std::vector<int64_t> getInts(const std::string& name, std::vector<int64_t> fallback = {}) const;
   std::vector<double> getFloats(const std::string& name, std::vector<double> fallback = {}) const;
   // A dim list; an int list reads as constant dims.
   std::optional<std::vector<Dim>> getDims(const std::string& name) const;
+  // A parsed program; null when absent or still text (see typeAttributes).
+  const ElementwiseProgram* getProgram(const std::string& name) const;
 
   friend bool operator==(const Attributes& a, const Attributes& b) { return a.values_ == b.values_; }
 

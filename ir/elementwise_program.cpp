@@ -81,7 +81,8 @@ bool isTranscendental(ElementOp op) {
 }
 
 Expected<ElementwiseProgram> parseElementwiseProgram(std::string_view program, size_t numOperands) {
-  ElementwiseProgram instructions;
+  ElementwiseProgram parsed{std::string(program), {}};
+  std::vector<ProgramInstruction>& instructions = parsed.instructions;
   const std::vector<std::string_view> lines = splitOn(program, ';');
   for (size_t n = 0; n < lines.size(); ++n) {
     const std::vector<std::string_view> tokens = words(lines[n]);
@@ -128,7 +129,7 @@ Expected<ElementwiseProgram> parseElementwiseProgram(std::string_view program, s
     }
     instructions.push_back(std::move(instruction));
   }
-  return instructions;
+  return parsed;
 }
 
 }  // namespace kiln

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -35,7 +36,13 @@ struct ProgramInstruction {
   std::vector<ProgramArg> args;
 };
 
-using ElementwiseProgram = std::vector<ProgramInstruction>;
+// A parsed program: the typed value of fused_elementwise's `program`
+// attribute (Graph::addOp parses it once; the text form prints `text`).
+struct ElementwiseProgram {
+  std::string text;  // as written, so the text form round-trips
+  std::vector<ProgramInstruction> instructions;
+  friend bool operator==(const ElementwiseProgram& a, const ElementwiseProgram& b) { return a.text == b.text; }
+};
 
 // Parses and checks a program against the operand count; the error says
 // which instruction is wrong and why (the caller names the op).

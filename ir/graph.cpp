@@ -48,6 +48,7 @@ int32_t Graph::addOp(const OpDef* def, std::vector<ValueId> operands,
   op.def = def;
   op.operands = std::move(operands);
   op.attrs = std::move(attrs);
+  if (def) typeAttributes(*def, op.operands.size(), op.attrs);
   op.location = std::move(location);
   for (size_t i = 0; i < resultTypes.size(); ++i) {
     std::string name = i < resultNames.size() ? resultNames[i] : std::string();

@@ -91,6 +91,7 @@ Status checkAttributes(const InferContext& ctx) {
                       (spec->kind == AttrKind::Bool && kind == AttrKind::Int) ||
                       (spec->kind == AttrKind::Floats && kind == AttrKind::Ints) ||
                       (spec->kind == AttrKind::Dims && kind == AttrKind::Ints) ||
+                      (spec->kind == AttrKind::Program && kind == AttrKind::String) ||
                       (spec->kind == AttrKind::Ints && kind == AttrKind::Floats &&
                        std::get<std::vector<double>>(value).empty());
     if (!compatible)
@@ -127,6 +128,17 @@ Status checkCounts(const InferContext& ctx) {
 }
 
 }  // namespace
+
+void typeAttributes(const OpDef& def, size_t numOperands, Attributes& attrs) {
+  for (const AttrSpec& spec : def.attrs) {
+    if (spec.kind != AttrKind::Program) continue;
+    const std::string name(spec.name);
+    const auto it = attrs.all().find(name);
+    if (it == attrs.all().end() || attrKind(it->second) != AttrKind::String) continue;
+    Expected<ElementwiseProgram> program = parseElementwiseProgram(std::get<std::string>(it->second), numOperands);
+    if (program) attrs.set(name, std::move(*program));
+  }
+}
 
 Status inferResultTypes(const OpDef& def, const Attributes& attrs,
                         std::span<const OperandInfo> operands, int numResults,
@@ -167,9 +179,11 @@ Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& att
   }
   for (Tensor& t : outputs) outputPtrs.push_back(&t);
   if (!def.reference) return Status::error("op '", def.name, "' has no CPU reference kernel");
-  // The kernel reads dim-list attributes as numbers: the run's values go in.
-  const std::optional<Attributes> resolved = bindings ? resolveDimAttributes(attrs, *bindings) : std::nullopt;
-  KernelContext kernel{def, resolved ? *resolved : attrs, inputs, outputPtrs};
+  // The kernel reads dim-list attributes as numbers (the run's values go in)
+  // and programs parsed.
+  Attributes kernelAttrs = bindings ? resolveDimAttributes(attrs, *bindings).value_or(attrs) : attrs;
+  typeAttributes(def, inputs.size(), kernelAttrs);
+  KernelContext kernel{def, kernelAttrs, inputs, outputPtrs};
   KILN_RETURN_IF_ERROR(def.reference(kernel));
   return outputs;
 }

@@ -184,6 +184,12 @@ void registerLinalgOps(OpRegistry& registry);
 void registerShapeOps(OpRegistry& registry);
 void registerFusedOps(OpRegistry& registry);  // what the optimisation passes produce
 
+// Parses the def's program attributes given as text (an op built by a pass,
+// the text parser, a test) into their typed form, so kernels and the cost
+// model read it parsed; text that does not parse stays text, for inference
+// to report. Graph::addOp and evaluateOp apply it.
+void typeAttributes(const OpDef& def, size_t numOperands, Attributes& attrs);
+
 // Checks attribute names and kinds against the def, then runs inference.
 // `bindings` gives the symbols' values at run time (null at compile time).
 Status inferResultTypes(const OpDef& def, const Attributes& attrs,

@@ -273,7 +273,7 @@ std::optional<Status> swiglu(const KernelContext& ctx, Isa isa) {
 
 // fused_elementwise's program, which inference has validated, as vector
 // instructions; nullopt for what does not fit the vector program's limits.
-std::optional<int> vectorProgram(const ElementwiseProgram& program, VectorInstruction* code) {
+std::optional<int> vectorProgram(const std::vector<ProgramInstruction>& program, VectorInstruction* code) {
   if (program.size() > static_cast<size_t>(vec::kMaxInstructions)) return std::nullopt;
   for (size_t i = 0; i < program.size(); ++i) {
     const ProgramInstruction& instruction = program[i];
@@ -297,10 +297,9 @@ std::optional<int> vectorProgram(const ElementwiseProgram& program, VectorInstru
 
 std::optional<Status> fusedElementwise(const KernelContext& ctx, Isa isa) {
   VectorInstruction code[vec::kMaxInstructions];
-  Expected<ElementwiseProgram> program =
-      parseElementwiseProgram(ctx.attrs.getString("program"), ctx.inputs.size());
+  const ElementwiseProgram* program = ctx.attrs.getProgram("program");
   if (!program) return std::nullopt;
-  const std::optional<int> length = vectorProgram(*program, code);
+  const std::optional<int> length = vectorProgram(program->instructions, code);
   if (!length) return std::nullopt;
   bool transcendental = false;
   for (int i = 0; i < *length; ++i) transcendental = transcendental || isExpensive(code[i].op);

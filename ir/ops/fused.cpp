@@ -655,9 +655,12 @@ Status inferFusedElementwise(const InferContext& ctx, std::vector<TensorType>& r
     if (!ctx.has(i)) return ctx.error("operand ", i, " is absent; every operand is required");
     KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, i));
   }
-  Expected<ElementwiseProgram> program =
-      parseElementwiseProgram(ctx.attrs().getString("program"), ctx.numOperands());
-  if (!program) return ctx.error(program.status().message());
+  // Still text before the op is built (Graph::addOp parses it): check it.
+  if (!ctx.attrs().getProgram("program")) {
+    Expected<ElementwiseProgram> program =
+        parseElementwiseProgram(ctx.attrs().getString("program"), ctx.numOperands());
+    if (!program) return ctx.error(program.status().message());
+  }
   Expected<Shape> shape = broadcastAllOperands(ctx);
   if (!shape) return shape.status();
   results.push_back({ctx.type(0).dtype, *shape});
@@ -699,7 +702,7 @@ void applyElementOp(ElementOp op, const C* a, const C* b, C* y, int64_t n) {
 // Runs the program a block of elements at a time: each instruction is one
 // tight loop over the block, so the dispatch cost is per block, not per element.
 template <class T>
-void fusedElementwiseLoops(const KernelContext& ctx, const ElementwiseProgram& program) {
+void fusedElementwiseLoops(const KernelContext& ctx, const std::vector<ProgramInstruction>& program) {
   using C = ComputeType<T>;
   constexpr int64_t kBlock = 256;
   const size_t numOperands = ctx.inputs.size();
@@ -747,14 +750,14 @@ void fusedElementwiseLoops(const KernelContext& ctx, const ElementwiseProgram& p
 }
 
 Status fusedElementwiseKernel(const KernelContext& ctx) {
-  Expected<ElementwiseProgram> program =
-      parseElementwiseProgram(ctx.attrs.getString("program"), ctx.inputs.size());
-  if (!program) return Status::error("fused_elementwise: ", program.status().message());
+  const ElementwiseProgram* program = ctx.attrs.getProgram("program");
+  if (!program)
+    return Status::error("fused_elementwise: program \"", ctx.attrs.getString("program"), "\" is not parsed");
   const DType dtype = ctx.input(0)->dtype();
   return visitDType(dtype, [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (kIsFloatStorage<T>) {
-      fusedElementwiseLoops<T>(ctx, *program);
+      fusedElementwiseLoops<T>(ctx, program->instructions);
       return Status::ok();
     } else {
       return unsupportedDType(ctx, dtype);
@@ -786,10 +789,11 @@ double attentionFlops(const CostContext& ctx) {
 
 // The program's FLOPs per result element.
 double fusedElementwiseFlops(const CostContext& ctx) {
-  Expected<ElementwiseProgram> program = parseElementwiseProgram(ctx.attrs().getString("program"), ctx.numOperands());
+  const ElementwiseProgram* program = ctx.attrs().getProgram("program");
   double perElement = 0;
   if (program)
-    for (const ProgramInstruction& instruction : *program) perElement += isTranscendental(instruction.op) ? 8 : 1;
+    for (const ProgramInstruction& instruction : program->instructions)
+      perElement += isTranscendental(instruction.op) ? 8 : 1;
   return perElement * ctx.resultElements();
 }
 
@@ -842,7 +846,7 @@ void registerFusedOps(OpRegistry& registry) {
                      .summary = "a chain of elementwise float ops over broadcast operands, as a program "
                                 "(\"mul $0 $1; add %0 $2; tanh %1\")",
                      .operands = {"x..."}, .minOperands = 1, .maxOperands = -1,
-                     .attrs = {{"program", AttrKind::String, true}},
+                     .attrs = {{"program", AttrKind::Program, true}},
                      .infer = inferFusedElementwise, .reference = fusedElementwiseKernel,
                      .inplaceOperands = {0, 1, 2, 3, 4, 5, 6, 7}, .flops = fusedElementwiseFlops});
 }

@@ -107,7 +107,9 @@ Outcome runBoth(const std::string& op, const Attributes& a, const std::vector<co
   }
   std::vector<Tensor*> outputs;
   for (Tensor& t : outcome.actual) outputs.push_back(&t);
-  const std::optional<Status> ran = runVectorKernel(def.kind, KernelContext{def, a, fastInputs, outputs}, isa);
+  Attributes typed = a;  // as Graph::addOp leaves them: programs parsed
+  typeAttributes(def, inputs.size(), typed);
+  const std::optional<Status> ran = runVectorKernel(def.kind, KernelContext{def, typed, fastInputs, outputs}, isa);
   if (!ran) {
     outcome.declined = true;
     return outcome;

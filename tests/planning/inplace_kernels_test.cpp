@@ -141,7 +141,9 @@ TEST(InPlaceKernels, WritingOverTheOperandGivesTheSameBytes) {
     std::vector<const Tensor*> aliasedInputs;
     for (const Tensor& t : copies) aliasedInputs.push_back(t.data() ? &t : nullptr);
     Tensor* outputs[] = {&result};
-    ASSERT_TRUE(def->reference(KernelContext{*def, c.attrs, aliasedInputs, outputs}).isOk()) << describe(c);
+    Attributes typed = c.attrs;  // as Graph::addOp leaves them: programs parsed
+    typeAttributes(*def, aliasedInputs.size(), typed);
+    ASSERT_TRUE(def->reference(KernelContext{*def, typed, aliasedInputs, outputs}).isOk()) << describe(c);
     EXPECT_EQ(std::memcmp(result.data(), expected.data(), expected.byteSize()), 0) << describe(c);
   }
 }

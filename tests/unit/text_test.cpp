@@ -7,6 +7,7 @@
 
 #include "ir/op_registry.h"
 #include "ir/text.h"
+#include "ir/verifier.h"
 #include "tests/unit/op_test_support.h"
 
 namespace kiln {
@@ -361,6 +362,37 @@ INSTANTIATE_TEST_SUITE_P(
         ParseErrorCase{"TrailingText", kHead + kTail + "extra\n",
                        "4:1: expected end of input, got 'extra'"}),
     [](const testing::TestParamInfo<ParseErrorCase>& info) { return info.param.name; });
+
+// fused_elementwise's program is parsed once, when the op is built, and
+// printed as written: the text round-trips byte for byte, spacing included.
+TEST(TextParse, ParsesProgramAttributesOnceAndPrintsThemAsWritten) {
+  const std::string text =
+      "graph @g(%a: f32[4], %b: f32[4]) -> (%y: f32[4]) {\n"
+      "  %y = fused_elementwise %a, %b {program = \"mul $0 $1;  tanh %0\"} : f32[4]\n"
+      "  return %y\n"
+      "}\n";
+  Graph g = parse(text);
+  EXPECT_EQ(printGraph(g), text);
+  const ElementwiseProgram* program = g.ops()[0].attrs.getProgram("program");
+  ASSERT_NE(program, nullptr);
+  ASSERT_EQ(program->instructions.size(), 2u);
+  EXPECT_EQ(program->instructions[1].op, ElementOp::Tanh);
+  EXPECT_EQ(program->instructions[1].args[0].kind, ProgramArg::Kind::Value);
+}
+
+// A program that does not parse stays text; the verifier's inference names
+// what is wrong.
+TEST(TextParse, KeepsABadProgramAsTextForTheVerifierToReject) {
+  Graph g = parse(
+      "graph @g(%a: f32[4]) -> (%y: f32[4]) {\n"
+      "  %y = fused_elementwise %a {program = \"mul $0 $3\"} : f32[4]\n"
+      "  return %y\n"
+      "}\n");
+  EXPECT_EQ(g.ops()[0].attrs.getProgram("program"), nullptr);
+  const Status verified = verifyGraph(g);
+  ASSERT_FALSE(verified.isOk());
+  EXPECT_NE(verified.message().find("\"$3\" names operand 3 of 1"), std::string::npos) << verified.message();
+}
 
 }  // namespace
 }  // namespace kiln
