@@ -30,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/reference/reference.h"
 #include "ir/builder.h"
 #include "ir/op_registry.h"
 #include "ir/ops/symbolic_dims.h"

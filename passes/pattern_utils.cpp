@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "backends/reference/reference.h"
 #include "ir/builder.h"
 #include "ir/op_registry.h"
 

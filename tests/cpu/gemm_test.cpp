@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_device.h"
+#include "backends/reference/reference.h"
 #include "ir/tensor.h"
 
 namespace kiln::cpu {
