@@ -24,6 +24,7 @@
 #include "backends/cpu/attention.h"
 #include "backends/cpu/isa.h"
 #include "backends/cpu/kernels.h"
+#include "backends/reference/reference.h"
 #include "ir/tensor.h"
 
 namespace {
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
     const KvCacheBinding* cache = decode ? &bindings[static_cast<size_t>(i + 3) % bindings.size()] : nullptr;
     const KernelContext ctx{def, attrs, inputs, outputs, cache};
     const auto start = std::chrono::steady_clock::now();
-    const Status ran = reference ? def.reference(ctx) : *cpu::runAttention(ctx, cpu::activeIsa());
+    const Status ran = reference ? referenceKernel(def.kind)(ctx) : *cpu::runAttention(ctx, cpu::activeIsa());
     const double elapsed = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
     if (!ran.isOk()) {
       std::fprintf(stderr, "attention_bench: %s\n", ran.message().c_str());

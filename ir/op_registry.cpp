@@ -153,39 +153,4 @@ Status inferResultTypes(const OpDef& def, const Attributes& attrs,
   return Status::ok();
 }
 
-Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& attrs,
-                                         std::span<const Tensor* const> inputs, int numResults,
-                                         const SymbolBindings* bindings) {
-  std::vector<TensorType> inputTypes(inputs.size());
-  std::vector<OperandInfo> operands(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i]) continue;
-    inputTypes[i] = inputs[i]->type();
-    operands[i] = {&inputTypes[i], inputs[i]};
-  }
-  std::vector<TensorType> resultTypes;
-  KILN_RETURN_IF_ERROR(inferResultTypes(def, attrs, operands, numResults, resultTypes, bindings));
-  std::vector<Tensor> outputs;
-  std::vector<Tensor*> outputPtrs;
-  outputs.reserve(resultTypes.size());
-  for (const TensorType& t : resultTypes) {
-    auto dims = t.staticDims();
-    if (!dims)
-      return Status::error("op '", def.name, "': result shape ", shapeStr(t.shape),
-                           " is not concrete on concrete inputs");
-    for (int64_t d : *dims)
-      if (d < 0) return Status::error("op '", def.name, "': negative result dim in ", shapeStr(t.shape));
-    outputs.push_back(Tensor::allocate(t.dtype, *dims));
-  }
-  for (Tensor& t : outputs) outputPtrs.push_back(&t);
-  if (!def.reference) return Status::error("op '", def.name, "' has no CPU reference kernel");
-  // The kernel reads dim-list attributes as numbers (the run's values go in)
-  // and programs parsed.
-  Attributes kernelAttrs = bindings ? resolveDimAttributes(attrs, *bindings).value_or(attrs) : attrs;
-  typeAttributes(def, inputs.size(), kernelAttrs);
-  KernelContext kernel{def, kernelAttrs, inputs, outputPtrs};
-  KILN_RETURN_IF_ERROR(def.reference(kernel));
-  return outputs;
-}
-
 }  // namespace kiln

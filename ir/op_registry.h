@@ -1,6 +1,8 @@
 // The op registry: each op is declared once, here and only here, with its
 // operands, attributes, type inference (which is also its verifier and, on
-// concrete shapes, its runtime shape function) and its CPU reference kernel.
+// concrete shapes, its runtime shape function) and its cost. Its kernels live
+// outside the IR: the reference kernel in backends/reference (the yardstick),
+// the fast ones in each device's backend.
 #pragma once
 
 #include <array>
@@ -66,32 +68,6 @@ class InferContext {
 // with the operands or attributes.
 using InferFn = Status (*)(const InferContext& ctx, std::vector<TensorType>& results);
 
-// A decoder's KV cache that a stateful session keeps between runs
-// (docs/kv-cache.md): per (batch, kv head), `capacity` rows of the head dim
-// in the attention's dtype, of which rows [0, past) hold the past keys and
-// values. An attention kernel given one reads the past from it (not from
-// its past_k/past_v operands), writes the new (roped) rows in place at
-// [past, past + new) and attends over [0, past + new); it has no
-// present_k/present_v results to write.
-struct KvCacheBinding {
-  void* keys = nullptr;    // [batch, kv_heads, capacity, head_dim]
-  void* values = nullptr;  // [batch, kv_heads, capacity, value_dim]
-  int64_t capacity = 0;
-  int64_t past = 0;
-};
-
-// Inputs are null for absent optional operands; outputs are allocated with
-// the shapes that inference gave on the concrete input shapes.
-struct KernelContext {
-  const OpDef& def;
-  const Attributes& attrs;
-  std::span<const Tensor* const> inputs;
-  std::span<Tensor* const> outputs;
-  const KvCacheBinding* kvCache = nullptr;  // only for attention, in a stateful session
-  const Tensor* input(size_t i) const { return i < inputs.size() ? inputs[i] : nullptr; }
-};
-using KernelFn = Status (*)(const KernelContext& ctx);
-
 // What an op's cost function sees (passes/cost_model.h): its operand and
 // result types, each dim at a representative value, and its attributes.
 class CostContext {
@@ -148,7 +124,6 @@ struct OpDef {
   int minResults = 1, maxResults = 1;  // usually 1; split is variadic (-1)
   std::vector<AttrSpec> attrs;
   InferFn infer = nullptr;
-  KernelFn reference = nullptr;  // the CPU reference implementation
   // Memory planning. Operands whose buffer the single result may take over at
   // the operand's last use (same dtype and bytes); the kernel is written to be
   // correct when the result aliases that operand.
@@ -187,7 +162,7 @@ void registerFusedOps(OpRegistry& registry);  // what the optimisation passes pr
 // Parses the def's program attributes given as text (an op built by a pass,
 // the text parser, a test) into their typed form, so kernels and the cost
 // model read it parsed; text that does not parse stays text, for inference
-// to report. Graph::addOp and evaluateOp apply it.
+// to report. Graph::addOp and evaluateOp (backends/reference) apply it.
 void typeAttributes(const OpDef& def, size_t numOperands, Attributes& attrs);
 
 // Checks attribute names and kinds against the def, then runs inference.
@@ -196,15 +171,5 @@ Status inferResultTypes(const OpDef& def, const Attributes& attrs,
                         std::span<const OperandInfo> operands, int numResults,
                         std::vector<TensorType>& results,
                         const SymbolBindings* bindings = nullptr);
-
-// Runs one op on concrete tensors: inference on their shapes, allocation of
-// the outputs, then the reference kernel. `bindings` (the run's symbol
-// values) resolve symbolic dims for inference and, through
-// resolveDimAttributes, the dim-list attributes the kernel reads. Used by
-// constant folding and the CPU executor.
-Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& attrs,
-                                         std::span<const Tensor* const> inputs,
-                                         int numResults,
-                                         const SymbolBindings* bindings = nullptr);
 
 }  // namespace kiln

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "backends/reference/reference.h"
 #include "ir/op_registry.h"
 
 namespace kiln {

@@ -33,6 +33,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/reference/reference.h"
+#include "ir/builder.h"
 #include "ir/op_registry.h"
 #include "ir/ops/symbolic_dims.h"
 #include "passes/dce.h"

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "backends/reference/reference.h"
 #include "ir/op_registry.h"
 
 namespace kiln {
@@ -84,7 +85,7 @@ class ConstantFold final : public Pass {
         return std::nullopt;
       }
     }
-    if (!op.def->reference) {
+    if (!referenceKernel(op.def->kind)) {
       ++noKernel_;
       return std::nullopt;
     }

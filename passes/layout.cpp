@@ -4,6 +4,7 @@
 #include <optional>
 #include <vector>
 
+#include "backends/reference/reference.h"
 #include "ir/builder.h"
 #include "ir/op_registry.h"
 #include "passes/constant_fold.h"

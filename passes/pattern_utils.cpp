@@ -5,6 +5,7 @@
 #include <limits>
 #include <numbers>
 
+#include "backends/reference/reference.h"
 #include "ir/builder.h"
 #include "ir/op_registry.h"
 

@@ -4,8 +4,8 @@
 #include <functional>
 #include <string_view>
 
+#include "backends/reference/kernel_helpers.h"
 #include "ir/op_registry.h"
-#include "ir/ops/op_helpers.h"
 #include "ir/ops/symbolic_dims.h"
 
 namespace kiln {

@@ -22,6 +22,7 @@
 #include "ir/op_registry.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
+#include "runtime/kernel.h"
 
 namespace kiln::rt {
 

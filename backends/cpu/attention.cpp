@@ -15,8 +15,8 @@
 
 #include "backends/cpu/attention.h"
 #include "backends/cpu/kernels.h"
+#include "backends/reference/kernel_helpers.h"
 #include "ir/attention.h"
-#include "ir/ops/op_helpers.h"
 
 #define KILN_ATTENTION_TARGET
 #include "backends/cpu/attention_block.h"

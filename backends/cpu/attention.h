@@ -18,7 +18,7 @@
 #include <optional>
 
 #include "backends/cpu/isa.h"
-#include "ir/op_registry.h"
+#include "runtime/kernel.h"
 
 namespace kiln::cpu {
 

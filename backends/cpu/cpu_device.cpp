@@ -8,6 +8,7 @@
 #include <new>
 
 #include "backends/cpu/kernels.h"
+#include "backends/reference/reference.h"
 #include "ir/type.h"
 
 namespace kiln::cpu {
@@ -46,9 +47,13 @@ Expected<Tensor> CpuDevice::allocate(DType dtype, const std::vector<int64_t>& sh
   }
 }
 
+// Every op the reference backend has a kernel for: the fast kernels cover a subset.
+bool CpuDevice::supports(const OpDef& def) const { return referenceKernel(def.kind) != nullptr; }
+
 Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
                       std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {
-  if (!def.reference) return Status::error("op '", def.name, "' has no CPU kernel");
+  const KernelFn reference = referenceKernel(def.kind);
+  if (!reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
   if (FastKernel fast = fastKernelFor(def.kind)) {
     if (std::optional<Status> ran = fast(ctx)) return *ran;
@@ -56,7 +61,7 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
   if (onednnMatmul_ && def.kind == OpKind::Matmul) {
     if (std::optional<Status> ran = gemm_.runMatmul(ctx, isConstant(inputs[1]->data()))) return *ran;
   }
-  return def.reference(ctx);
+  return reference(ctx);
 }
 
 void CpuDevice::adoptConstants(std::span<const Tensor* const> weights) {

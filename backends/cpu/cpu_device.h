@@ -19,7 +19,7 @@ class CpuDevice final : public rt::Device {
   static constexpr std::string_view kName = "cpu";
   std::string_view name() const override { return kName; }
   bool hasMemory(std::string_view memory) const override { return memory == "host"; }
-  bool supports(const OpDef& def) const override { return def.reference != nullptr; }
+  bool supports(const OpDef& def) const override;
   // An anonymous private mapping: page-aligned, and the kernel gives it
   // pages only as they are first written.
   Expected<std::shared_ptr<void>> reserveArena(std::string_view memory, size_t bytes) override;

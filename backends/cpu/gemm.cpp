@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "backends/cpu/kernels.h"
+#include "backends/reference/kernel_helpers.h"
 #include "ir/activation.h"
-#include "ir/ops/op_helpers.h"
 #include "ir/tensor.h"
 #include "ir/type.h"
 

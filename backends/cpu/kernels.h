@@ -8,7 +8,7 @@
 #include <array>
 #include <optional>
 
-#include "ir/op_registry.h"
+#include "runtime/kernel.h"
 
 namespace kiln::cpu {
 

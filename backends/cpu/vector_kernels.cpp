@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels.h"
-#include "ir/ops/op_helpers.h"
+#include "backends/reference/kernel_helpers.h"
 
 namespace kiln::cpu {
 

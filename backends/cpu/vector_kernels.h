@@ -14,7 +14,7 @@
 
 #include "backends/cpu/isa.h"
 #include "backends/cpu/vector_isa.h"
-#include "ir/op_registry.h"
+#include "runtime/kernel.h"
 
 namespace kiln::cpu {
 

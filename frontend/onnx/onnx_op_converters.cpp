@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "backends/reference/reference.h"
 #include "frontend/onnx/tensor_proto.h"
 #include "ir/op_registry.h"
 

@@ -2,19 +2,11 @@
 // KV-cache append, GQA and layouts), rms_norm, the gelu / silu / swiglu
 // activations and fused_elementwise (a chain of elementwise ops in one op).
 // The matmul epilogue (bias, activation, residual) lives with matmul in
-// linalg.cpp. Kernels are templated on the storage type so the f32 paths run
-// plain typed loops; reductions (dot products, softmax sums, mean squares)
-// accumulate in double.
-#include <algorithm>
-#include <cctype>
-#include <cmath>
+// linalg.cpp. Their reference kernels: backends/reference/fused.cpp.
 #include <cstdint>
-#include <cstdlib>
-#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <vector>
 
 #include "ir/attention.h"
@@ -205,270 +197,6 @@ Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results)
   return Status::ok();
 }
 
-// Where element (b, h, s, 0) of a per-head tensor lies; the head dim is contiguous.
-struct HeadStrides {
-  int64_t batch = 0, head = 0, seq = 0;
-};
-
-// `width` is the row length of the bsd layouts: H*D, or (Hq + 2*Hkv)*D packed.
-HeadStrides headStrides(Layout layout, int64_t heads, int64_t seq, int64_t headDim, int64_t width) {
-  if (layout == Layout::BHSD) return {heads * seq * headDim, seq * headDim, headDim};
-  return {seq * width, headDim, width};
-}
-
-// The attention problem on concrete shapes (inference has validated them).
-struct AttentionShape {
-  int64_t batch, heads, kvHeads, seq, newKeys, past, keys, headDim, valueDim;
-};
-
-AttentionShape attentionShape(const KernelContext& ctx, const AttentionAttrs& a) {
-  const std::vector<int64_t>& q = ctx.input(kQ)->shape();
-  AttentionShape s{};
-  s.batch = q[0];
-  s.heads = a.heads;
-  s.kvHeads = a.kvHeads;
-  if (a.qkvLayout == Layout::BSDPacked) {
-    s.seq = q[1], s.headDim = q[2] / (a.heads + 2 * a.kvHeads), s.newKeys = q[1], s.valueDim = s.headDim;
-  } else if (a.qkvLayout == Layout::BHSD) {
-    const std::vector<int64_t>& k = ctx.input(kK)->shape();
-    s.seq = q[2], s.headDim = q[3], s.newKeys = k[2], s.valueDim = ctx.input(kV)->shape()[3];
-  } else {
-    const std::vector<int64_t>& k = ctx.input(kK)->shape();
-    s.seq = q[1], s.headDim = q[2] / a.heads, s.newKeys = k[1], s.valueDim = ctx.input(kV)->shape()[2] / a.kvHeads;
-  }
-  // A session's KV cache holds the past in place of the past_k operand.
-  s.past = ctx.kvCache ? ctx.kvCache->past : ctx.input(kPastK) ? ctx.input(kPastK)->shape()[2] : 0;
-  s.keys = s.past + s.newKeys;
-  return s;
-}
-
-// cos and sin per (batch, position, d) in the compute type; batchStride is 0
-// when every batch shares one table. Rotate-half pairs element d with d +- D/2.
-template <class C>
-struct RopeTables {
-  std::vector<C> cos, sin;
-  int64_t batchStride = 0, headDim = 0;
-
-  // y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1].
-  template <class T>
-  void apply(const T* x, int64_t b, int64_t s, C* y) const {
-    const int64_t half = headDim / 2;
-    const size_t row = static_cast<size_t>(b * batchStride + s * headDim);
-    for (int64_t d = 0; d < headDim; ++d) {
-      const C rotated = d < half ? -toCompute(x[d + half]) : toCompute(x[d - half]);
-      y[d] = toCompute(x[d]) * cos[row + static_cast<size_t>(d)] + rotated * sin[row + static_cast<size_t>(d)];
-    }
-  }
-};
-
-// From the cos/sin operands, broadcast over [B, 1, S, D].
-template <class T>
-RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const AttentionShape& sh) {
-  const int64_t B = sh.batch, S = sh.seq, D = sh.headDim;
-  const std::vector<int64_t> table = {B, 1, S, D};
-  const std::vector<int64_t> cosAt = broadcastStrides(ctx.input(kCos)->shape(), table);
-  const std::vector<int64_t> sinAt = broadcastStrides(ctx.input(kSin)->shape(), table);
-  const T* cos = ctx.input(kCos)->data<T>();
-  const T* sin = ctx.input(kSin)->data<T>();
-  RopeTables<ComputeType<T>> rope{{}, {}, S * D, D};
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < S; ++s)
-      for (int64_t d = 0; d < D; ++d) {
-        rope.cos.push_back(toCompute(cos[b * cosAt[0] + s * cosAt[2] + d * cosAt[3]]));
-        rope.sin.push_back(toCompute(sin[b * sinAt[0] + s * sinAt[2] + d * sinAt[3]]));
-      }
-  return rope;
-}
-
-// From inv_freq: the new tokens sit at positions P..P+S-1 (P = keys - S, the
-// past length); angle = position * inv_freq[i] for both halves of the head
-// dim, cos and sin evaluated in double.
-template <class C>
-RopeTables<C> ropeFromFrequencies(const Tensor& invFreq, const AttentionShape& sh) {
-  const int64_t S = sh.seq, D = sh.headDim, half = D / 2;
-  const int64_t first = sh.keys - S;
-  RopeTables<C> rope{std::vector<C>(static_cast<size_t>(S * D)), std::vector<C>(static_cast<size_t>(S * D)), 0, D};
-  std::vector<double> frequencies(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) frequencies[static_cast<size_t>(i)] = invFreq.elementAsDouble(i);
-  for (int64_t s = 0; s < S; ++s)
-    for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(first + s) * frequencies[static_cast<size_t>(i)];
-      for (int64_t d : {i, i + half}) {
-        rope.cos[static_cast<size_t>(s * D + d)] = static_cast<C>(std::cos(angle));
-        rope.sin[static_cast<size_t>(s * D + d)] = static_cast<C>(std::sin(angle));
-      }
-    }
-  return rope;
-}
-
-template <class T>
-Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
-  using C = ComputeType<T>;
-  const AttentionShape sh = attentionShape(ctx, a);
-  const int64_t B = sh.batch, Hq = sh.heads, Hkv = sh.kvHeads, S = sh.seq, newKeys = sh.newKeys,
-                P = sh.past, L = sh.keys, D = sh.headDim, Dv = sh.valueDim;
-  const int64_t group = Hq / Hkv;
-
-  std::optional<RopeTables<C>> rope;
-  if (a.rope)
-    rope = ctx.input(kInvFreq) ? ropeFromFrequencies<C>(*ctx.input(kInvFreq), sh) : ropeFromTables<T>(ctx, sh);
-  auto load = [&](const T* x, int64_t b, int64_t s, int64_t n, bool rotate, C* y) {
-    if (rotate) rope->apply(x, b, s, y);
-    else for (int64_t d = 0; d < n; ++d) y[d] = toCompute(x[d]);
-  };
-
-  // Where the rows of q, k and v start, and their strides.
-  const T* q = ctx.input(kQ)->data<T>();
-  const T *k = nullptr, *v = nullptr;
-  HeadStrides qAt, kAt, vAt;
-  if (a.qkvLayout == Layout::BSDPacked) {
-    const int64_t width = (Hq + 2 * Hkv) * D;
-    k = q + Hq * D;
-    v = k + Hkv * D;
-    qAt = kAt = vAt = headStrides(a.qkvLayout, Hq + 2 * Hkv, S, D, width);
-  } else {
-    k = ctx.input(kK)->data<T>();
-    v = ctx.input(kV)->data<T>();
-    qAt = headStrides(a.qkvLayout, Hq, S, D, Hq * D);
-    kAt = headStrides(a.qkvLayout, Hkv, newKeys, D, Hkv * D);
-    vAt = headStrides(a.qkvLayout, Hkv, newKeys, Dv, Hkv * Dv);
-  }
-
-  // Key and value rows: per (batch, kv head) `rowsPerHead` rows of D (Dv),
-  // the past at [0, P) and the new tokens (k roped) at [P, L). A session's
-  // KV cache holds them between runs: the past stays where it is and the new
-  // rows are appended in place. Otherwise they go to present_k/present_v
-  // (the past copied in first, as the op's results require) or, without
-  // those results, to scratch rows.
-  T *keyRows = nullptr, *valueRows = nullptr;
-  int64_t rowsPerHead = L;
-  std::vector<T> scratchKeys, scratchValues;
-  if (const KvCacheBinding* cache = ctx.kvCache) {
-    if (L > cache->capacity)
-      return Status::error("attention: ", P, " cached + ", newKeys, " new tokens exceed the KV cache capacity ",
-                           cache->capacity);
-    keyRows = static_cast<T*>(cache->keys);
-    valueRows = static_cast<T*>(cache->values);
-    rowsPerHead = cache->capacity;
-  } else {
-    if (ctx.outputs.size() == 3) {
-      keyRows = ctx.outputs[1]->data<T>();
-      valueRows = ctx.outputs[2]->data<T>();
-    } else {
-      scratchKeys.resize(static_cast<size_t>(B * Hkv * L * D));
-      scratchValues.resize(static_cast<size_t>(B * Hkv * L * Dv));
-      keyRows = scratchKeys.data();
-      valueRows = scratchValues.data();
-    }
-    const T* pastK = ctx.input(kPastK) ? ctx.input(kPastK)->data<T>() : nullptr;
-    const T* pastV = ctx.input(kPastV) ? ctx.input(kPastV)->data<T>() : nullptr;
-    for (int64_t head = 0; head < B * Hkv && P > 0; ++head) {
-      std::copy_n(pastK + head * P * D, P * D, keyRows + head * L * D);
-      std::copy_n(pastV + head * P * Dv, P * Dv, valueRows + head * L * Dv);
-    }
-  }
-
-  // q as [B, Hq, S, D] in the compute type; the new k/v rows after the past.
-  std::vector<C> queries(static_cast<size_t>(B * Hq * S * D));
-  std::vector<C> row(static_cast<size_t>(std::max(D, Dv)));
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t h = 0; h < Hq; ++h)
-      for (int64_t s = 0; s < S; ++s)
-        load(q + b * qAt.batch + h * qAt.head + s * qAt.seq, b, s, D, a.rope,
-             queries.data() + ((b * Hq + h) * S + s) * D);
-    for (int64_t h = 0; h < Hkv; ++h) {
-      T* keyHead = keyRows + (b * Hkv + h) * rowsPerHead * D;
-      T* valueHead = valueRows + (b * Hkv + h) * rowsPerHead * Dv;
-      for (int64_t t = 0; t < newKeys; ++t) {
-        load(k + b * kAt.batch + h * kAt.head + t * kAt.seq, b, t, D, a.rope, row.data());
-        for (int64_t d = 0; d < D; ++d) keyHead[(P + t) * D + d] = fromCompute<T>(row[static_cast<size_t>(d)]);
-        const T* value = v + b * vAt.batch + h * vAt.head + t * vAt.seq;
-        std::copy_n(value, Dv, valueHead + (P + t) * Dv);
-      }
-    }
-  }
-
-  // The mask as additive values (a false bool or a zero key-padding entry is
-  // -inf), indexed by its strides over [B, Hq, S, L].
-  std::vector<double> mask;
-  std::vector<int64_t> maskAt(4, 0);
-  if (const Tensor* m = ctx.input(kMask)) {
-    mask.resize(static_cast<size_t>(m->numElements()));
-    const double blocked = -std::numeric_limits<double>::infinity();
-    if (a.keyPaddingMask) {
-      for (size_t i = 0; i < mask.size(); ++i)
-        mask[i] = m->elementAsDouble(static_cast<int64_t>(i)) != 0.0 ? 0.0 : blocked;
-      const std::vector<int64_t> padding = broadcastStrides(m->shape(), {B, L});
-      maskAt = {padding[0], 0, 0, padding[1]};
-    } else {
-      if (m->dtype() == DType::Bool) {
-        for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->data<bool>()[i] ? 0.0 : blocked;
-      } else {
-        for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->elementAsDouble(static_cast<int64_t>(i));
-      }
-      maskAt = broadcastStrides(m->shape(), {B, Hq, S, L});
-    }
-  }
-
-  const HeadStrides outAt = headStrides(a.outLayout, Hq, S, Dv, Hq * Dv);
-  T* out = ctx.outputs[0]->data<T>();
-  std::vector<double> scores(static_cast<size_t>(L));
-  std::vector<double> sum(static_cast<size_t>(Dv));
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t h = 0; h < Hq; ++h) {
-      const T* keyHead = keyRows + (b * Hkv + h / group) * rowsPerHead * D;
-      const T* valueHead = valueRows + (b * Hkv + h / group) * rowsPerHead * Dv;
-      for (int64_t i = 0; i < S; ++i) {
-        const C* query = queries.data() + ((b * Hq + h) * S + i) * D;
-        T* y = out + b * outAt.batch + h * outAt.head + i * outAt.seq;
-        // Causal: query i sits at position i + (L - S) of the keys.
-        const int64_t visible = a.causal ? std::clamp<int64_t>(i + (L - S) + 1, 0, L) : L;
-        const double* maskRow = mask.empty() ? nullptr
-                                             : mask.data() + b * maskAt[0] + h * maskAt[1] + i * maskAt[2];
-        double highest = -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j < visible; ++j) {
-          const T* key = keyHead + j * D;
-          double dot = 0.0;
-          for (int64_t d = 0; d < D; ++d)
-            dot += static_cast<double>(query[d]) * static_cast<double>(toCompute(key[d]));
-          double score = dot * a.scale;
-          if (maskRow) score += maskRow[j * maskAt[3]];
-          scores[static_cast<size_t>(j)] = score;
-          if (score > highest) highest = score;
-        }
-        // A row with every key masked out attends to nothing: zeros, not NaN.
-        if (highest == -std::numeric_limits<double>::infinity()) {
-          for (int64_t d = 0; d < Dv; ++d) y[d] = fromCompute<T>(C{0});
-          continue;
-        }
-        double total = 0.0;
-        std::fill(sum.begin(), sum.end(), 0.0);
-        for (int64_t j = 0; j < visible; ++j) {
-          const double weight = std::exp(scores[static_cast<size_t>(j)] - highest);
-          total += weight;
-          if (weight == 0.0) continue;
-          const T* value = valueHead + j * Dv;
-          for (int64_t d = 0; d < Dv; ++d)
-            sum[static_cast<size_t>(d)] += weight * static_cast<double>(toCompute(value[d]));
-        }
-        for (int64_t d = 0; d < Dv; ++d) y[d] = fromCompute<T>(static_cast<C>(sum[static_cast<size_t>(d)] / total));
-      }
-    }
-  }
-  return Status::ok();
-}
-
-Status attentionKernel(const KernelContext& ctx) {
-  Expected<AttentionAttrs> attrs = readAttrs(ctx.attrs);
-  if (!attrs) return Status::error("attention: ", attrs.status().message());
-  const DType dtype = ctx.input(kQ)->dtype();
-  return visitDType(dtype, [&](auto tag) -> Status {
-    using T = decltype(tag);
-    if constexpr (kIsFloatStorage<T>) return attentionLoops<T>(ctx, *attrs);
-    else return unsupportedDType(ctx, dtype);
-  });
-}
-
 // ---- rms_norm (x, scale?) {axis = -1, epsilon = 1e-5}:
 // x / sqrt(mean(x^2 over axis..last) + epsilon) * scale
 
@@ -486,55 +214,7 @@ Status inferRmsNorm(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-template <class T>
-void rmsNormLoops(const KernelContext& ctx) {
-  using C = ComputeType<T>;
-  const Tensor& x = *ctx.input(0);
-  const Tensor* scale = ctx.input(1);
-  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis", -1), x.rank());
-  const double epsilon = ctx.attrs.getFloat("epsilon", 1e-5);
-  const std::vector<int64_t> normalized(x.shape().begin() + axis, x.shape().end());
-  const int64_t cols = product(normalized);
-  const int64_t rows = cols == 0 ? 0 : x.numElements() / cols;
-  // The scale element of each normalized position.
-  std::vector<C> scaleRow(static_cast<size_t>(cols), C{1});
-  if (scale) {
-    BroadcastWalker walk(normalized, {&scale->shape()});
-    for (int64_t j = 0; j < cols; ++j, walk.next())
-      scaleRow[static_cast<size_t>(j)] = toCompute(scale->data<T>()[walk.offset(0)]);
-  }
-  const T* in = x.data<T>();
-  T* out = ctx.outputs[0]->data<T>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* row = in + r * cols;
-    double squares = 0.0;
-    for (int64_t j = 0; j < cols; ++j) {
-      const double value = toCompute(row[j]);
-      squares += value * value;
-    }
-    const double inverseRms = 1.0 / std::sqrt(squares / static_cast<double>(cols) + epsilon);
-    for (int64_t j = 0; j < cols; ++j)
-      out[r * cols + j] = fromCompute<T>(
-          static_cast<C>(toCompute(row[j]) * inverseRms * scaleRow[static_cast<size_t>(j)]));
-  }
-}
-
-Status rmsNormKernel(const KernelContext& ctx) {
-  const DType dtype = ctx.input(0)->dtype();
-  return visitDType(dtype, [&](auto tag) -> Status {
-    using T = decltype(tag);
-    if constexpr (kIsFloatStorage<T>) {
-      rmsNormLoops<T>(ctx);
-      return Status::ok();
-    } else {
-      return unsupportedDType(ctx, dtype);
-    }
-  });
-}
-
 // ---- gelu (x) {approximate = "none" | "tanh"}, silu (x)
-
-bool geluIsTanh(const Attributes& attrs) { return attrs.getString("approximate", "none") == "tanh"; }
 
 Status inferGelu(const InferContext& ctx, std::vector<TensorType>& results) {
   KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x"));
@@ -549,33 +229,6 @@ Status inferSilu(const InferContext& ctx, std::vector<TensorType>& results) {
   KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x"));
   results.push_back(ctx.type(0));
   return Status::ok();
-}
-
-// y[i] = fn(x[i]) in the compute type, for the float dtypes.
-template <class Fn>
-Status floatUnaryKernel(const KernelContext& ctx, Fn fn) {
-  const Tensor& x = *ctx.input(0);
-  return visitDType(x.dtype(), [&](auto tag) -> Status {
-    using T = decltype(tag);
-    if constexpr (kIsFloatStorage<T>) {
-      const T* in = x.data<T>();
-      T* out = ctx.outputs[0]->data<T>();
-      const int64_t n = x.numElements();
-      for (int64_t i = 0; i < n; ++i) out[i] = fromCompute<T>(fn(toCompute(in[i])));
-      return Status::ok();
-    } else {
-      return unsupportedDType(ctx, x.dtype());
-    }
-  });
-}
-
-Status geluKernel(const KernelContext& ctx) {
-  if (geluIsTanh(ctx.attrs)) return floatUnaryKernel(ctx, [](auto x) { return geluTanh(x); });
-  return floatUnaryKernel(ctx, [](auto x) { return geluErf(x); });
-}
-
-Status siluKernel(const KernelContext& ctx) {
-  return floatUnaryKernel(ctx, [](auto x) { return silu(x); });
 }
 
 // ---- swiglu (gate, up): silu(gate) * up, broadcasting; swiglu (x): gate
@@ -602,49 +255,6 @@ Status inferSwiglu(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-template <class T>
-void swigluPackedLoops(const Tensor& x, Tensor& y) {
-  const T* in = x.data<T>();
-  T* out = y.data<T>();
-  const int64_t half = y.shape().back();
-  const int64_t rows = half == 0 ? 0 : y.numElements() / half;
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* gate = in + r * 2 * half;
-    const T* up = gate + half;
-    for (int64_t j = 0; j < half; ++j)
-      out[r * half + j] = fromCompute<T>(silu(toCompute(gate[j])) * toCompute(up[j]));
-  }
-}
-
-Status swigluKernel(const KernelContext& ctx) {
-  const Tensor& gate = *ctx.input(0);
-  Tensor& y = *ctx.outputs[0];
-  return visitDType(gate.dtype(), [&](auto tag) -> Status {
-    using T = decltype(tag);
-    if constexpr (kIsFloatStorage<T>) {
-      if (!ctx.input(1)) {
-        swigluPackedLoops<T>(gate, y);
-        return Status::ok();
-      }
-      const Tensor& up = *ctx.input(1);
-      const T* g = gate.data<T>();
-      const T* u = up.data<T>();
-      T* out = y.data<T>();
-      const int64_t n = y.numElements();
-      if (gate.shape() == y.shape() && up.shape() == y.shape()) {
-        for (int64_t i = 0; i < n; ++i) out[i] = fromCompute<T>(silu(toCompute(g[i])) * toCompute(u[i]));
-      } else {
-        BroadcastWalker walk(y.shape(), {&gate.shape(), &up.shape()});
-        for (int64_t i = 0; i < n; ++i, walk.next())
-          out[i] = fromCompute<T>(silu(toCompute(g[walk.offset(0)])) * toCompute(u[walk.offset(1)]));
-      }
-      return Status::ok();
-    } else {
-      return unsupportedDType(ctx, gate.dtype());
-    }
-  });
-}
-
 // ---- fused_elementwise (x0, x1, ...) {program}: a chain of elementwise ops
 // written as "mul $0 $1; add %0 $2; tanh %1" ($i: operand i, %k: the value
 // of instruction k, or a float literal); the last instruction is the result.
@@ -665,104 +275,6 @@ Status inferFusedElementwise(const InferContext& ctx, std::vector<TensorType>& r
   if (!shape) return shape.status();
   results.push_back({ctx.type(0).dtype, *shape});
   return Status::ok();
-}
-
-template <class C>
-void applyElementOp(ElementOp op, const C* a, const C* b, C* y, int64_t n) {
-  switch (op) {
-    case ElementOp::Add: for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i]; break;
-    case ElementOp::Sub: for (int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i]; break;
-    case ElementOp::Mul: for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i]; break;
-    case ElementOp::Div: for (int64_t i = 0; i < n; ++i) y[i] = a[i] / b[i]; break;
-    case ElementOp::Pow: for (int64_t i = 0; i < n; ++i) y[i] = std::pow(a[i], b[i]); break;
-    case ElementOp::Max:
-      for (int64_t i = 0; i < n; ++i)
-        y[i] = std::isnan(a[i]) || std::isnan(b[i]) ? std::numeric_limits<C>::quiet_NaN() : a[i] < b[i] ? b[i] : a[i];
-      break;
-    case ElementOp::Min:
-      for (int64_t i = 0; i < n; ++i)
-        y[i] = std::isnan(a[i]) || std::isnan(b[i]) ? std::numeric_limits<C>::quiet_NaN() : b[i] < a[i] ? b[i] : a[i];
-      break;
-    case ElementOp::Neg: for (int64_t i = 0; i < n; ++i) y[i] = -a[i]; break;
-    case ElementOp::Exp: for (int64_t i = 0; i < n; ++i) y[i] = std::exp(a[i]); break;
-    case ElementOp::Log: for (int64_t i = 0; i < n; ++i) y[i] = std::log(a[i]); break;
-    case ElementOp::Sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(a[i]); break;
-    case ElementOp::Reciprocal: for (int64_t i = 0; i < n; ++i) y[i] = C{1} / a[i]; break;
-    case ElementOp::Tanh: for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(a[i]); break;
-    case ElementOp::Erf: for (int64_t i = 0; i < n; ++i) y[i] = std::erf(a[i]); break;
-    case ElementOp::Sigmoid: for (int64_t i = 0; i < n; ++i) y[i] = C{1} / (C{1} + std::exp(-a[i])); break;
-    // `x < 0 ? 0 : x` keeps NaN, as the relu op does.
-    case ElementOp::Relu: for (int64_t i = 0; i < n; ++i) y[i] = a[i] < C{0} ? C{0} : a[i]; break;
-    case ElementOp::Gelu: for (int64_t i = 0; i < n; ++i) y[i] = geluErf(a[i]); break;
-    case ElementOp::GeluTanh: for (int64_t i = 0; i < n; ++i) y[i] = geluTanh(a[i]); break;
-    case ElementOp::Silu: for (int64_t i = 0; i < n; ++i) y[i] = silu(a[i]); break;
-  }
-}
-
-// Runs the program a block of elements at a time: each instruction is one
-// tight loop over the block, so the dispatch cost is per block, not per element.
-template <class T>
-void fusedElementwiseLoops(const KernelContext& ctx, const std::vector<ProgramInstruction>& program) {
-  using C = ComputeType<T>;
-  constexpr int64_t kBlock = 256;
-  const size_t numOperands = ctx.inputs.size();
-  Tensor& y = *ctx.outputs[0];
-  const int64_t n = y.numElements();
-  bool broadcasts = false;
-  std::vector<const std::vector<int64_t>*> shapes;
-  for (size_t k = 0; k < numOperands; ++k) {
-    shapes.push_back(&ctx.input(k)->shape());
-    broadcasts = broadcasts || ctx.input(k)->shape() != y.shape();
-  }
-  BroadcastWalker walk(y.shape(), shapes);
-
-  std::vector<C> operands(numOperands * kBlock), values(program.size() * kBlock);
-  // Literal arguments point into blocks filled with their value.
-  std::vector<std::vector<C>> literals;
-  std::vector<std::vector<const C*>> args(program.size());
-  for (size_t r = 0; r < program.size(); ++r)
-    for (const ProgramArg& arg : program[r].args) {
-      switch (arg.kind) {
-        case ProgramArg::Kind::Operand: args[r].push_back(operands.data() + arg.index * kBlock); break;
-        case ProgramArg::Kind::Value: args[r].push_back(values.data() + arg.index * kBlock); break;
-        case ProgramArg::Kind::Literal:
-          literals.emplace_back(kBlock, static_cast<C>(arg.literal));
-          args[r].push_back(literals.back().data());
-          break;
-      }
-    }
-
-  T* out = y.data<T>();
-  const C* result = values.data() + (program.size() - 1) * kBlock;
-  for (int64_t base = 0; base < n; base += kBlock) {
-    const int64_t m = std::min(kBlock, n - base);
-    for (int64_t i = 0; i < m; ++i) {
-      for (size_t k = 0; k < numOperands; ++k)
-        operands[k * kBlock + static_cast<size_t>(i)] =
-            toCompute(ctx.input(k)->data<T>()[broadcasts ? walk.offset(k) : base + i]);
-      if (broadcasts) walk.next();
-    }
-    for (size_t r = 0; r < program.size(); ++r)
-      applyElementOp(program[r].op, args[r][0], args[r].size() > 1 ? args[r][1] : nullptr,
-                     values.data() + r * kBlock, m);
-    for (int64_t i = 0; i < m; ++i) out[base + i] = fromCompute<T>(result[i]);
-  }
-}
-
-Status fusedElementwiseKernel(const KernelContext& ctx) {
-  const ElementwiseProgram* program = ctx.attrs.getProgram("program");
-  if (!program)
-    return Status::error("fused_elementwise: program \"", ctx.attrs.getString("program"), "\" is not parsed");
-  const DType dtype = ctx.input(0)->dtype();
-  return visitDType(dtype, [&](auto tag) -> Status {
-    using T = decltype(tag);
-    if constexpr (kIsFloatStorage<T>) {
-      fusedElementwiseLoops<T>(ctx, program->instructions);
-      return Status::ok();
-    } else {
-      return unsupportedDType(ctx, dtype);
-    }
-  });
 }
 
 // Q·Kᵀ and P·V (2*S*T*D each per head), softmax with scale and mask (5 per
@@ -816,23 +328,23 @@ void registerFusedOps(OpRegistry& registry) {
                 {"qkv_layout", AttrKind::String},
                 {"out_layout", AttrKind::String},
                 {"mask_layout", AttrKind::String}},
-      .infer = inferAttention, .reference = attentionKernel, .flops = attentionFlops});
+      .infer = inferAttention, .flops = attentionFlops});
   registry.add(OpDef{.kind = OpKind::RmsNorm,
                      .summary = "x / sqrt(mean(x^2 over axis..last) + epsilon) * scale",
                      .operands = {"x", "scale"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
-                     .infer = inferRmsNorm, .reference = rmsNormKernel, .inplaceOperands = {0},
+                     .infer = inferRmsNorm, .inplaceOperands = {0},
                      .flops = perResultElement<5>});
   registry.add(OpDef{.kind = OpKind::Gelu,
                      .summary = "x/2 * (1 + erf(x / sqrt 2)), or its tanh approximation",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"approximate", AttrKind::String}},
-                     .infer = inferGelu, .reference = geluKernel, .inplaceOperands = {0},
+                     .infer = inferGelu, .inplaceOperands = {0},
                      .flops = kTranscendental});
   registry.add(OpDef{.kind = OpKind::Silu,
                      .summary = "x * sigmoid(x)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
-                     .attrs = {}, .infer = inferSilu, .reference = siluKernel, .inplaceOperands = {0},
+                     .attrs = {}, .infer = inferSilu, .inplaceOperands = {0},
                      .flops = kTranscendental});
   // One operand: gate | up packed on its last axis; the result is half as
   // wide, so the planner never lets it take over that operand.
@@ -840,15 +352,14 @@ void registerFusedOps(OpRegistry& registry) {
                      .summary = "silu(gate) * up, broadcasting; or one operand holding gate | up on its last "
                                 "axis",
                      .operands = {"gate", "up"}, .minOperands = 1, .maxOperands = 2,
-                     .attrs = {}, .infer = inferSwiglu, .reference = swigluKernel,
-                     .inplaceOperands = {0, 1}, .flops = perResultElement<9>});
+                     .attrs = {}, .infer = inferSwiglu, .inplaceOperands = {0, 1}, .flops = perResultElement<9>});
   registry.add(OpDef{.kind = OpKind::FusedElementwise,
                      .summary = "a chain of elementwise float ops over broadcast operands, as a program "
                                 "(\"mul $0 $1; add %0 $2; tanh %1\")",
                      .operands = {"x..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {{"program", AttrKind::Program, true}},
-                     .infer = inferFusedElementwise, .reference = fusedElementwiseKernel,
-                     .inplaceOperands = {0, 1, 2, 3, 4, 5, 6, 7}, .flops = fusedElementwiseFlops});
+                     .infer = inferFusedElementwise, .inplaceOperands = {0, 1, 2, 3, 4, 5, 6, 7},
+                     .flops = fusedElementwiseFlops});
 }
 
 }  // namespace kiln

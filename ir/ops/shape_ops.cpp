@@ -1,6 +1,7 @@
 // Shape and data-movement ops (ONNX semantics, opsets 13 to 21): reshape,
 // transpose, flatten, squeeze, unsqueeze, concat, split, slice, gather,
-// expand, shape, size, constant_of_shape, range, trilu.
+// expand, shape, size, constant_of_shape, range, trilu. Their reference
+// kernels: backends/reference/shape_ops.cpp.
 //
 // Inference works on symbolic dims and uses operand values when they are
 // known (weights at compile time; every operand at run time, which is how the
@@ -18,7 +19,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -26,6 +26,7 @@
 #include "ir/op_registry.h"
 #include "ir/ops/op_helpers.h"
 #include "ir/ops/symbolic_dims.h"
+#include "ir/shape_ops.h"
 
 namespace kiln {
 namespace ops {
@@ -153,59 +154,6 @@ Expected<std::optional<Shape>> shapeAttribute(const InferContext& ctx, size_t op
   return dims;
 }
 
-// ---- Copies shared by the kernels.
-
-// Copies a strided view of `src` into `dst`, row-major over `shape`: element
-// (i0, ..., in) comes from src[offset + sum(i_d * strides[d])]. Strides may be
-// 0 (broadcast) or negative (reversed slices).
-template <class Word>
-void copyStridedWords(const Word* src, int64_t offset, std::span<const int64_t> strides,
-                      std::span<const int64_t> shape, Word* dst) {
-  if (product(shape) == 0) return;
-  const size_t rank = shape.size();
-  if (rank == 0) {
-    dst[0] = src[offset];
-    return;
-  }
-  const int64_t inner = shape[rank - 1];
-  const int64_t innerStride = strides[rank - 1];
-  const int64_t rows = product(shape.first(rank - 1));
-  std::vector<int64_t> counter(rank - 1, 0);
-  int64_t base = offset;
-  for (int64_t r = 0; r < rows; ++r, dst += inner) {
-    const Word* row = src + base;
-    if (innerStride == 1) std::copy(row, row + inner, dst);
-    else
-      for (int64_t j = 0; j < inner; ++j) dst[j] = row[j * innerStride];
-    for (size_t d = rank - 1; d-- > 0;) {
-      base += strides[d];
-      if (++counter[d] < shape[d]) break;
-      base -= strides[d] * shape[d];
-      counter[d] = 0;
-    }
-  }
-}
-
-// Element moves depend only on the element size, not on the dtype.
-void copyStrided(const Tensor& src, int64_t offset, std::span<const int64_t> strides, Tensor& dst) {
-  const std::vector<int64_t>& shape = dst.shape();
-  switch (dtypeSize(src.dtype())) {
-    case 1: return copyStridedWords(src.data<uint8_t>(), offset, strides, shape, dst.data<uint8_t>());
-    case 2: return copyStridedWords(src.data<uint16_t>(), offset, strides, shape, dst.data<uint16_t>());
-    case 4: return copyStridedWords(src.data<uint32_t>(), offset, strides, shape, dst.data<uint32_t>());
-    default: return copyStridedWords(src.data<uint64_t>(), offset, strides, shape, dst.data<uint64_t>());
-  }
-}
-
-// Reshape, flatten, squeeze and unsqueeze keep the row-major element order:
-// they are views, and copy nothing when the planner gave the result x's bytes.
-Status copyAllKernel(const KernelContext& ctx) {
-  const Tensor& x = *ctx.input(0);
-  void* out = ctx.outputs[0]->data();
-  if (x.byteSize() && out != x.data()) std::memcpy(out, x.data(), x.byteSize());
-  return Status::ok();
-}
-
 // ---- reshape
 
 // reshape {shape = [...]}: the dims are literal (no 0 or -1 rules).
@@ -300,20 +248,6 @@ Status inferTranspose(const InferContext& ctx, std::vector<TensorType>& results)
   Shape out;
   for (int64_t axis : *perm) out.push_back(x.shape[static_cast<size_t>(axis)]);
   results.push_back({x.dtype, out});
-  return Status::ok();
-}
-
-Status transposeKernel(const KernelContext& ctx) {
-  const Tensor& x = *ctx.input(0);
-  const size_t rank = x.rank();
-  std::vector<int64_t> perm(rank);
-  for (size_t i = 0; i < rank; ++i) perm[i] = static_cast<int64_t>(rank - 1 - i);
-  perm = ctx.attrs.getInts("perm", perm);
-  const std::vector<int64_t> inStrides = rowMajorStrides(x.shape());
-  std::vector<int64_t> strides(rank);
-  for (size_t i = 0; i < rank; ++i)
-    strides[i] = inStrides[static_cast<size_t>(wrapAxis(perm[i], rank))];
-  copyStrided(x, 0, strides, *ctx.outputs[0]);
   return Status::ok();
 }
 
@@ -428,26 +362,6 @@ Status inferConcat(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-Status concatKernel(const KernelContext& ctx) {
-  Tensor& out = *ctx.outputs[0];
-  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis"), out.rank());
-  const AxisSplit outSplit = splitAtAxis(out.shape(), axis);
-  const size_t elementSize = dtypeSize(out.dtype());
-  auto* dst = static_cast<uint8_t*>(out.data());
-  int64_t position = 0;  // along the axis
-  for (const Tensor* in : ctx.inputs) {
-    const AxisSplit split = splitAtAxis(in->shape(), axis);
-    const size_t block = static_cast<size_t>(split.extent * split.inner) * elementSize;
-    const auto* src = static_cast<const uint8_t*>(in->data());
-    for (int64_t o = 0; o < split.outer; ++o)
-      if (block)
-        std::memcpy(dst + static_cast<size_t>((o * outSplit.extent + position) * outSplit.inner) * elementSize,
-                    src + static_cast<size_t>(o) * block, block);
-    position += split.extent;
-  }
-  return Status::ok();
-}
-
 // ---- split
 
 Status inferSplit(const InferContext& ctx, std::vector<TensorType>& results) {
@@ -501,26 +415,6 @@ Status inferSplit(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-Status splitKernel(const KernelContext& ctx) {
-  const Tensor& x = *ctx.input(0);
-  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis"), x.rank());
-  const AxisSplit in = splitAtAxis(x.shape(), axis);
-  const size_t elementSize = dtypeSize(x.dtype());
-  const auto* src = static_cast<const uint8_t*>(x.data());
-  int64_t position = 0;
-  for (Tensor* out : ctx.outputs) {
-    const int64_t extent = out->shape()[static_cast<size_t>(axis)];
-    const size_t block = static_cast<size_t>(extent * in.inner) * elementSize;
-    auto* dst = static_cast<uint8_t*>(out->data());
-    for (int64_t o = 0; o < in.outer; ++o)
-      if (block)
-        std::memcpy(dst + static_cast<size_t>(o) * block,
-                    src + static_cast<size_t>((o * in.extent + position) * in.inner) * elementSize, block);
-    position += extent;
-  }
-  return Status::ok();
-}
-
 // ---- slice
 
 // Bounds at or beyond this magnitude mean "past the end" (INT64_MAX, INT64_MIN
@@ -540,40 +434,6 @@ Dim clampDim(const Dim& x, const Dim& lo, const Dim& hi) {
 Dim ceilDiv(const Dim& n, int64_t k) {
   if (std::optional<int64_t> c = n.constant()) return (*c + k - 1) / k;
   return n / Dim(k);
-}
-
-struct SliceRange {
-  Dim start;  // the first element taken, after clamping
-  Dim count;  // how many elements are taken
-};
-
-// One axis of ONNX Slice: negative bounds count from the end; starts clamp to
-// [0, dim] ([0, dim - 1] when stepping backwards), ends to [0, dim]
-// ([-1, dim - 1]).
-SliceRange sliceAxis(const Dim& dim, int64_t start, int64_t end, int64_t step) {
-  if (dim == Dim(0)) return {0, 0};
-  const bool forward = step > 0;
-  const int64_t stride = forward ? step : -step;
-  if (!forward && !knownNonNegative(dim - 1)) {
-    // Stepping backwards over a dim that may be 0: only the whole-dim case
-    // (from the last element to the front) is exact.
-    const bool fromLast = start == -1 || start >= kEndless;
-    if (fromLast && end <= -kEndless) return {dim - 1, ceilDiv(dim, stride)};
-    return {Dim::unknown(), Dim::unknown()};
-  }
-  const Dim lo = forward ? Dim(0) : Dim(-1);
-  const Dim hi = forward ? dim : dim - 1;
-  auto bound = [&](int64_t v, const Dim& low) {
-    if (v >= kEndless) return hi;
-    if (v <= -kEndless) return low;
-    return clampDim(v < 0 ? dim + v : Dim(v), low, hi);
-  };
-  const Dim first = bound(start, forward ? lo : Dim(0));
-  const Dim last = bound(end, lo);
-  const Dim span = forward ? last - first : first - last;
-  if (knownNonNegative(span)) return {first, ceilDiv(span, stride)};
-  if (knownNonNegative(Dim(0) - span)) return {first, 0};
-  return {first, Dim::unknown()};
 }
 
 // One axis of a slice whose bounds may be symbolic (the dim-list form):
@@ -602,61 +462,9 @@ SliceRange sliceAxisOfDims(const Dim& dim, const Dim& start, const Dim& end, int
   return {first, Dim::unknown()};
 }
 
-// The per-axis slice parameters after defaults: axes normalised, steps 1.
-// Bounds are dims: numbers from operands, maybe symbols from attributes.
-struct SliceParams {
-  std::vector<Dim> starts, ends;
-  std::vector<int64_t> axes, steps;
-};
-
 // The dim-list form: slice x {starts = [...], ends = [...], axes, steps}.
 bool isSliceOfDims(const Attributes& attrs) {
   return attrs.has("starts") || attrs.has("ends") || attrs.has("axes") || attrs.has("steps");
-}
-
-// The parameters when all are known; nullopt when some value is not known
-// yet; an error when they are inconsistent.
-Expected<std::optional<SliceParams>> sliceParams(const InferContext& ctx) {
-  const size_t rank = ctx.type(0).rank();
-  SliceParams p;
-  std::optional<std::vector<int64_t>> axes, steps;
-  if (isSliceOfDims(ctx.attrs())) {
-    if (ctx.numOperands() > 1)
-      return ctx.error("give starts, ends, axes and steps as operands or as attributes, not both");
-    std::optional<Shape> starts = resolvedDims(ctx, "starts"), ends = resolvedDims(ctx, "ends");
-    if (!starts || !ends) return ctx.error("needs both the starts and the ends attribute");
-    p.starts = *starts;
-    p.ends = *ends;
-    if (ctx.attrs().has("axes")) axes = ctx.attrs().getInts("axes");
-    if (ctx.attrs().has("steps")) steps = ctx.attrs().getInts("steps");
-  } else {
-    if (!ctx.has(1) || !ctx.has(2)) return ctx.error("needs starts and ends operands or attributes");
-    std::optional<std::vector<int64_t>> starts = knownInts(ctx, 1);
-    std::optional<std::vector<int64_t>> ends = knownInts(ctx, 2);
-    axes = ctx.has(3) ? knownInts(ctx, 3) : std::nullopt;
-    steps = ctx.has(4) ? knownInts(ctx, 4) : std::nullopt;
-    if (!starts || !ends || (ctx.has(3) && !axes) || (ctx.has(4) && !steps))
-      return std::optional<SliceParams>();
-    p.starts = toShape(*starts);
-    p.ends = toShape(*ends);
-  }
-  if (p.ends.size() != p.starts.size())
-    return ctx.error("starts ", shapeStr(p.starts), " and ends ", shapeStr(p.ends),
-                     " differ in length");
-  std::vector<int64_t> rawAxes(p.starts.size());
-  for (size_t i = 0; i < rawAxes.size(); ++i) rawAxes[i] = static_cast<int64_t>(i);
-  if (axes) rawAxes = *axes;
-  if (rawAxes.size() != p.starts.size())
-    return ctx.error("axes ", shapeStr(rawAxes), " and starts ", shapeStr(p.starts), " differ in length");
-  Expected<std::vector<int64_t>> normalized = normalizeAxes(ctx, rawAxes, rank);
-  if (!normalized) return normalized.status();
-  p.axes = *normalized;
-  p.steps = steps ? *steps : std::vector<int64_t>(p.starts.size(), 1);
-  if (p.steps.size() != p.starts.size())
-    return ctx.error("steps ", shapeStr(p.steps), " and starts ", shapeStr(p.starts), " differ in length");
-  if (std::count(p.steps.begin(), p.steps.end(), 0) > 0)
-    return ctx.error("steps ", shapeStr(p.steps), " has a 0 step");
-  return std::optional<SliceParams>(std::move(p));
 }
 
 Status inferSlice(const InferContext& ctx, std::vector<TensorType>& results) {
@@ -691,36 +499,6 @@ Status inferSlice(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-Status sliceKernel(const KernelContext& ctx) {
-  const Tensor& x = *ctx.input(0);
-  std::vector<TensorType> types(ctx.inputs.size());
-  std::vector<OperandInfo> operands(ctx.inputs.size());
-  for (size_t i = 0; i < ctx.inputs.size(); ++i)
-    if (ctx.inputs[i]) {
-      types[i] = ctx.inputs[i]->type();
-      operands[i] = {&types[i], ctx.inputs[i]};
-    }
-  const InferContext infer(ctx.def, ctx.attrs, operands, 1);
-  Expected<std::optional<SliceParams>> params = sliceParams(infer);
-  if (!params) return params.status();
-  const SliceParams& p = **params;  // every value is known in a kernel
-  const std::vector<int64_t> inStrides = rowMajorStrides(x.shape());
-  std::vector<int64_t> strides = inStrides;
-  int64_t offset = 0;
-  for (size_t i = 0; i < p.axes.size(); ++i) {
-    if (!p.starts[i].isConstant() || !p.ends[i].isConstant())
-      return Status::error(ctx.def.name, ": bounds ", p.starts[i].str(), " to ", p.ends[i].str(),
-                           " are not numbers (the run's symbol values were not substituted)");
-    const auto axis = static_cast<size_t>(p.axes[i]);
-    const SliceRange range = sliceAxis(x.shape()[axis], *p.starts[i].constant(), *p.ends[i].constant(),
-                                       p.steps[i]);
-    offset += *range.start.constant() * inStrides[axis];
-    strides[axis] = inStrides[axis] * p.steps[i];
-  }
-  copyStrided(x, offset, strides, *ctx.outputs[0]);
-  return Status::ok();
-}
-
 // ---- gather
 
 Status inferGather(const InferContext& ctx, std::vector<TensorType>& results) {
@@ -735,33 +513,6 @@ Status inferGather(const InferContext& ctx, std::vector<TensorType>& results) {
   out.insert(out.end(), indices.begin(), indices.end());
   out.insert(out.end(), data.shape.begin() + static_cast<ptrdiff_t>(a) + 1, data.shape.end());
   results.push_back({data.dtype, out});
-  return Status::ok();
-}
-
-Status gatherKernel(const KernelContext& ctx) {
-  const Tensor& data = *ctx.input(0);
-  const Tensor& indices = *ctx.input(1);
-  const int64_t axis = wrapAxis(ctx.attrs.getInt("axis"), data.rank());
-  const AxisSplit split = splitAtAxis(data.shape(), axis);
-  const size_t elementSize = dtypeSize(data.dtype());
-  const size_t block = static_cast<size_t>(split.inner) * elementSize;
-  const int64_t count = indices.numElements();
-  const auto* src = static_cast<const uint8_t*>(data.data());
-  auto* dst = static_cast<uint8_t*>(ctx.outputs[0]->data());
-  for (int64_t n = 0; n < count; ++n) {
-    const int64_t index = indices.elementAsInt(n);
-    if (index < -split.extent || index >= split.extent)
-      return Status::error(ctx.def.name, ": index ", index, " is out of range for axis ", axis,
-                           " of size ", split.extent, " (data ", shapeStr(data.shape()), ")");
-  }
-  for (int64_t o = 0; o < split.outer; ++o)
-    for (int64_t n = 0; n < count; ++n) {
-      int64_t index = indices.elementAsInt(n);
-      if (index < 0) index += split.extent;
-      if (block)
-        std::memcpy(dst + static_cast<size_t>(o * count + n) * block,
-                    src + static_cast<size_t>(o * split.extent + index) * block, block);
-    }
   return Status::ok();
 }
 
@@ -793,32 +544,7 @@ Status inferExpand(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-Status expandKernel(const KernelContext& ctx) {
-  const Tensor& x = *ctx.input(0);
-  Tensor& out = *ctx.outputs[0];
-  // Input dims align to the right; a dim of 1 (or a missing one) repeats.
-  const std::vector<int64_t> inStrides = rowMajorStrides(x.shape());
-  const size_t lead = out.rank() - x.rank();
-  std::vector<int64_t> strides(out.rank(), 0);
-  for (size_t d = 0; d < x.rank(); ++d)
-    if (x.shape()[d] != 1) strides[lead + d] = inStrides[d];
-  copyStrided(x, 0, strides, out);
-  return Status::ok();
-}
-
 // ---- shape / size
-
-// ONNX Shape's [start, end) over the dims, clamped to [0, rank].
-std::pair<size_t, size_t> shapeWindow(const Attributes& attrs, size_t rank) {
-  const auto r = static_cast<int64_t>(rank);
-  auto clampIndex = [&](int64_t v) {
-    if (v < 0) v += r;
-    return static_cast<size_t>(std::clamp<int64_t>(v, 0, r));
-  };
-  const size_t start = clampIndex(attrs.getInt("start", 0));
-  const size_t end = attrs.has("end") ? clampIndex(attrs.getInt("end")) : rank;
-  return {start, std::max(start, end)};
-}
 
 Status inferShapeOp(const InferContext& ctx, std::vector<TensorType>& results) {
   const auto [start, end] = shapeWindow(ctx.attrs(), ctx.type(0).rank());
@@ -826,21 +552,8 @@ Status inferShapeOp(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-Status shapeKernel(const KernelContext& ctx) {
-  const std::vector<int64_t>& dims = ctx.input(0)->shape();
-  const auto [start, end] = shapeWindow(ctx.attrs, dims.size());
-  std::copy(dims.begin() + static_cast<ptrdiff_t>(start), dims.begin() + static_cast<ptrdiff_t>(end),
-            ctx.outputs[0]->data<int64_t>());
-  return Status::ok();
-}
-
 Status inferSize(const InferContext&, std::vector<TensorType>& results) {
   results.push_back({DType::I64, {}});
-  return Status::ok();
-}
-
-Status sizeKernel(const KernelContext& ctx) {
-  ctx.outputs[0]->data<int64_t>()[0] = ctx.input(0)->numElements();
   return Status::ok();
 }
 
@@ -869,16 +582,6 @@ Status inferConstantOfShape(const InferContext& ctx, std::vector<TensorType>& re
   return Status::ok();
 }
 
-Status constantOfShapeKernel(const KernelContext& ctx) {
-  Tensor& out = *ctx.outputs[0];
-  const double value = ctx.attrs.getFloat("value", 0.0);
-  visitDType(out.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    std::fill_n(out.data<T>(), out.numElements(), convertValue<T>(value));
-  });
-  return Status::ok();
-}
-
 // ---- range
 
 // No range is allowed to allocate more than this many elements.
@@ -901,7 +604,7 @@ Expected<int64_t> rangeLength(const InferContext& ctx, T start, T limit, T delta
       return ctx.error("range of ", length, " elements is too large");
     return static_cast<int64_t>(length);
   } else {
-    const double s = toCompute(start), l = toCompute(limit), d = toCompute(delta);
+    const double s = loadAsDouble(start), l = loadAsDouble(limit), d = loadAsDouble(delta);
     if (d == 0) return ctx.error("delta must not be 0");
     const double length = std::ceil((l - s) / d);
     if (!std::isfinite(length) || length > static_cast<double>(kMaxRangeLength))
@@ -970,48 +673,6 @@ Status inferRange(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-// The start of the dim form, which the executor has resolved to a number.
-Expected<int64_t> resolvedRangeStart(const KernelContext& ctx) {
-  std::optional<std::vector<Dim>> start = ctx.attrs.getDims("start");
-  if (!start || start->size() != 1 || !(*start)[0].isConstant())
-    return Status::error(ctx.def.name, ": start ", start && start->size() == 1 ? (*start)[0].str() : "",
-                         " is not a number (the run's symbol values were not substituted)");
-  return *(*start)[0].constant();
-}
-
-Status rangeKernel(const KernelContext& ctx) {
-  Tensor& out = *ctx.outputs[0];
-  const bool dimForm = ctx.attrs.has("start");
-  int64_t dimStart = 0;
-  if (dimForm) {
-    Expected<int64_t> start = resolvedRangeStart(ctx);
-    if (!start) return start.status();
-    dimStart = *start;
-  }
-  return visitDType(out.dtype(), [&](auto tag) -> Status {
-    using T = decltype(tag);
-    if constexpr (std::is_same_v<T, bool>) {
-      return unsupportedDType(ctx, out.dtype());
-    } else {
-      const T start = dimForm ? static_cast<T>(dimStart) : ctx.input(0)->data<T>()[0];
-      const T delta = dimForm ? static_cast<T>(ctx.attrs.getInt("delta", 1)) : ctx.input(2)->data<T>()[0];
-      T* dst = out.data<T>();
-      for (int64_t i = 0; i < out.numElements(); ++i) {
-        if constexpr (std::is_integral_v<T>) {
-          // start + i * delta wraps like numpy instead of overflowing.
-          const uint64_t value = static_cast<uint64_t>(static_cast<int64_t>(start)) +
-                                 static_cast<uint64_t>(i) * static_cast<uint64_t>(static_cast<int64_t>(delta));
-          dst[i] = static_cast<T>(static_cast<int64_t>(value));
-        } else {
-          dst[i] = convertValue<T>(static_cast<double>(toCompute(start)) +
-                                   static_cast<double>(i) * static_cast<double>(toCompute(delta)));
-        }
-      }
-      return Status::ok();
-    }
-  });
-}
-
 // ---- trilu
 
 Status inferTrilu(const InferContext& ctx, std::vector<TensorType>& results) {
@@ -1025,30 +686,89 @@ Status inferTrilu(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-Status triluKernel(const KernelContext& ctx) {
-  const Tensor& x = *ctx.input(0);
-  Tensor& out = *ctx.outputs[0];
-  const bool upper = ctx.attrs.getBool("upper", true);
-  const int64_t k = ctx.input(1) ? ctx.input(1)->elementAsInt(0) : 0;
-  const int64_t rows = x.shape()[x.rank() - 2], cols = x.shape()[x.rank() - 1];
-  const size_t elementSize = dtypeSize(x.dtype());
-  const auto* src = static_cast<const uint8_t*>(x.data());
-  auto* dst = static_cast<uint8_t*>(out.data());
-  // Keeps the elements with j - i >= k (upper) or <= k (lower) and zeroes the
-  // rest: the output may be a reused arena slot, not fresh zeroed memory.
-  const int64_t matrices = rows * cols == 0 ? 0 : x.numElements() / (rows * cols);
-  for (int64_t m = 0; m < matrices; ++m)
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j) {
-        const bool kept = upper ? j - i >= k : j - i <= k;
-        const size_t at = static_cast<size_t>((m * rows + i) * cols + j) * elementSize;
-        if (kept) std::memcpy(dst + at, src + at, elementSize);
-        else std::memset(dst + at, 0, elementSize);
-      }
-  return Status::ok();
+}  // namespace
+
+// ---- Shared with the kernels (ir/shape_ops.h).
+
+SliceRange sliceAxis(const Dim& dim, int64_t start, int64_t end, int64_t step) {
+  if (dim == Dim(0)) return {0, 0};
+  const bool forward = step > 0;
+  const int64_t stride = forward ? step : -step;
+  if (!forward && !knownNonNegative(dim - 1)) {
+    // Stepping backwards over a dim that may be 0: only the whole-dim case
+    // (from the last element to the front) is exact.
+    const bool fromLast = start == -1 || start >= kEndless;
+    if (fromLast && end <= -kEndless) return {dim - 1, ceilDiv(dim, stride)};
+    return {Dim::unknown(), Dim::unknown()};
+  }
+  const Dim lo = forward ? Dim(0) : Dim(-1);
+  const Dim hi = forward ? dim : dim - 1;
+  auto bound = [&](int64_t v, const Dim& low) {
+    if (v >= kEndless) return hi;
+    if (v <= -kEndless) return low;
+    return clampDim(v < 0 ? dim + v : Dim(v), low, hi);
+  };
+  const Dim first = bound(start, forward ? lo : Dim(0));
+  const Dim last = bound(end, lo);
+  const Dim span = forward ? last - first : first - last;
+  if (knownNonNegative(span)) return {first, ceilDiv(span, stride)};
+  if (knownNonNegative(Dim(0) - span)) return {first, 0};
+  return {first, Dim::unknown()};
 }
 
-}  // namespace
+Expected<std::optional<SliceParams>> sliceParams(const InferContext& ctx) {
+  const size_t rank = ctx.type(0).rank();
+  SliceParams p;
+  std::optional<std::vector<int64_t>> axes, steps;
+  if (isSliceOfDims(ctx.attrs())) {
+    if (ctx.numOperands() > 1)
+      return ctx.error("give starts, ends, axes and steps as operands or as attributes, not both");
+    std::optional<Shape> starts = resolvedDims(ctx, "starts"), ends = resolvedDims(ctx, "ends");
+    if (!starts || !ends) return ctx.error("needs both the starts and the ends attribute");
+    p.starts = *starts;
+    p.ends = *ends;
+    if (ctx.attrs().has("axes")) axes = ctx.attrs().getInts("axes");
+    if (ctx.attrs().has("steps")) steps = ctx.attrs().getInts("steps");
+  } else {
+    if (!ctx.has(1) || !ctx.has(2)) return ctx.error("needs starts and ends operands or attributes");
+    std::optional<std::vector<int64_t>> starts = knownInts(ctx, 1);
+    std::optional<std::vector<int64_t>> ends = knownInts(ctx, 2);
+    axes = ctx.has(3) ? knownInts(ctx, 3) : std::nullopt;
+    steps = ctx.has(4) ? knownInts(ctx, 4) : std::nullopt;
+    if (!starts || !ends || (ctx.has(3) && !axes) || (ctx.has(4) && !steps))
+      return std::optional<SliceParams>();
+    p.starts = toShape(*starts);
+    p.ends = toShape(*ends);
+  }
+  if (p.ends.size() != p.starts.size())
+    return ctx.error("starts ", shapeStr(p.starts), " and ends ", shapeStr(p.ends),
+                     " differ in length");
+  std::vector<int64_t> rawAxes(p.starts.size());
+  for (size_t i = 0; i < rawAxes.size(); ++i) rawAxes[i] = static_cast<int64_t>(i);
+  if (axes) rawAxes = *axes;
+  if (rawAxes.size() != p.starts.size())
+    return ctx.error("axes ", shapeStr(rawAxes), " and starts ", shapeStr(p.starts), " differ in length");
+  Expected<std::vector<int64_t>> normalized = normalizeAxes(ctx, rawAxes, rank);
+  if (!normalized) return normalized.status();
+  p.axes = *normalized;
+  p.steps = steps ? *steps : std::vector<int64_t>(p.starts.size(), 1);
+  if (p.steps.size() != p.starts.size())
+    return ctx.error("steps ", shapeStr(p.steps), " and starts ", shapeStr(p.starts), " differ in length");
+  if (std::count(p.steps.begin(), p.steps.end(), 0) > 0)
+    return ctx.error("steps ", shapeStr(p.steps), " has a 0 step");
+  return std::optional<SliceParams>(std::move(p));
+}
+
+std::pair<size_t, size_t> shapeWindow(const Attributes& attrs, size_t rank) {
+  const auto r = static_cast<int64_t>(rank);
+  auto clampIndex = [&](int64_t v) {
+    if (v < 0) v += r;
+    return static_cast<size_t>(std::clamp<int64_t>(v, 0, r));
+  };
+  const size_t start = clampIndex(attrs.getInt("start", 0));
+  const size_t end = attrs.has("end") ? clampIndex(attrs.getInt("end")) : rank;
+  return {start, std::max(start, end)};
+}
 
 void registerShapeOps(OpRegistry& registry) {
   registry.add(OpDef{.kind = OpKind::Reshape,
@@ -1056,82 +776,78 @@ void registerShapeOps(OpRegistry& registry) {
                                 "-1 is inferred; or the literal dims of the shape attribute)",
                      .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"allowzero", AttrKind::Bool}, {"shape", AttrKind::Dims}},
-                     .infer = inferReshape, .reference = copyAllKernel,
-                     .resultIsView = true});
+                     .infer = inferReshape, .resultIsView = true});
   registry.add(OpDef{.kind = OpKind::Transpose,
                      .summary = "permutes dims by perm (default: reversed)",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"perm", AttrKind::Ints}},
-                     .infer = inferTranspose, .reference = transposeKernel});
+                     .infer = inferTranspose});
   registry.add(OpDef{.kind = OpKind::Flatten,
                      .summary = "2-D view: dims before axis times dims from axis on",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferFlatten, .reference = copyAllKernel,
-                     .resultIsView = true});
+                     .infer = inferFlatten, .resultIsView = true});
   registry.add(OpDef{.kind = OpKind::Squeeze,
                      .summary = "removes the dims of size 1 named by axes (all of them without axes)",
                      .operands = {"x", "axes"}, .minOperands = 1, .maxOperands = 2,
-                     .attrs = {}, .infer = inferSqueeze, .reference = copyAllKernel,
-                     .resultIsView = true});
+                     .attrs = {}, .infer = inferSqueeze, .resultIsView = true});
   registry.add(OpDef{.kind = OpKind::Unsqueeze,
                      .summary = "inserts dims of size 1 at axes (of the result)",
                      .operands = {"x", "axes"}, .minOperands = 2, .maxOperands = 2,
-                     .attrs = {}, .infer = inferUnsqueeze, .reference = copyAllKernel,
-                     .resultIsView = true});
+                     .attrs = {}, .infer = inferUnsqueeze, .resultIsView = true});
   registry.add(OpDef{.kind = OpKind::Concat,
                      .summary = "joins tensors along axis",
                      .operands = {"inputs..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {{"axis", AttrKind::Int, true}},
-                     .infer = inferConcat, .reference = concatKernel});
+                     .infer = inferConcat});
   registry.add(OpDef{.kind = OpKind::Split,
                      .summary = "splits along axis into the result count: by sizes, or equal parts (last smaller)",
                      .operands = {"x", "split"}, .minOperands = 1, .maxOperands = 2,
                      .minResults = 1, .maxResults = -1,
                      .attrs = {{"axis", AttrKind::Int}, {"num_outputs", AttrKind::Int}},
-                     .infer = inferSplit, .reference = splitKernel});
+                     .infer = inferSplit});
   registry.add(OpDef{.kind = OpKind::Slice,
                      .summary = "x[starts:ends:steps] along axes (operands, or attributes whose bounds may be "
                                 "symbolic dims); negative bounds count from the end",
                      .operands = {"x", "starts", "ends", "axes", "steps"}, .minOperands = 1, .maxOperands = 5,
                      .attrs = {{"axes", AttrKind::Ints}, {"ends", AttrKind::Dims},
                                {"starts", AttrKind::Dims}, {"steps", AttrKind::Ints}},
-                     .infer = inferSlice, .reference = sliceKernel, .traffic = Traffic::SelectedElements});
+                     .infer = inferSlice, .traffic = Traffic::SelectedElements});
   registry.add(OpDef{.kind = OpKind::Gather,
                      .summary = "takes the entries of data at indices along axis; negative indices count from the end",
                      .operands = {"data", "indices"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}},
-                     .infer = inferGather, .reference = gatherKernel, .traffic = Traffic::SelectedElements});
+                     .infer = inferGather, .traffic = Traffic::SelectedElements});
   registry.add(OpDef{.kind = OpKind::Expand,
                      .summary = "broadcasts x against shape (operand or attribute; numpy rules, both ways)",
                      .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,
-                     .attrs = {{"shape", AttrKind::Dims}}, .infer = inferExpand, .reference = expandKernel});
+                     .attrs = {{"shape", AttrKind::Dims}}, .infer = inferExpand});
   registry.add(OpDef{.kind = OpKind::Shape,
                      .summary = "the dims [start, end) of x as an i64 vector",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
                      .attrs = {{"end", AttrKind::Int}, {"start", AttrKind::Int}},
-                     .infer = inferShapeOp, .reference = shapeKernel, .traffic = Traffic::ResultsOnly});
+                     .infer = inferShapeOp, .traffic = Traffic::ResultsOnly});
   registry.add(OpDef{.kind = OpKind::Size,
                      .summary = "the element count of x as an i64 scalar",
                      .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
-                     .attrs = {}, .infer = inferSize, .reference = sizeKernel, .traffic = Traffic::ResultsOnly});
+                     .attrs = {}, .infer = inferSize, .traffic = Traffic::ResultsOnly});
   registry.add(OpDef{.kind = OpKind::ConstantOfShape,
                      .summary = "a tensor of the given shape (operand or attribute) filled with value, of dtype",
                      .operands = {"shape"}, .minOperands = 0, .maxOperands = 1,
                      .attrs = {{"dtype", AttrKind::String}, {"shape", AttrKind::Dims}, {"value", AttrKind::Float}},
-                     .infer = inferConstantOfShape, .reference = constantOfShapeKernel});
+                     .infer = inferConstantOfShape});
   registry.add(OpDef{.kind = OpKind::Range,
                      .summary = "start, start + delta, ... up to (not including) limit; as operands, or "
                                 "as dims (start = [d], limit = [d], delta, dtype)",
                      .operands = {"start", "limit", "delta"}, .minOperands = 0, .maxOperands = 3,
                      .attrs = {{"delta", AttrKind::Int}, {"dtype", AttrKind::String},
                                {"limit", AttrKind::Dims}, {"start", AttrKind::Dims}},
-                     .infer = inferRange, .reference = rangeKernel});
+                     .infer = inferRange});
   registry.add(OpDef{.kind = OpKind::Trilu,
                      .summary = "keeps the upper (j - i >= k) or lower (j - i <= k) triangle of the last two dims",
                      .operands = {"x", "k"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {{"upper", AttrKind::Bool}},
-                     .infer = inferTrilu, .reference = triluKernel});
+                     .infer = inferTrilu});
 }
 
 }  // namespace kiln

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/reference/reference.h"
 #include "ir/tensor.h"
 
 namespace kiln::cpu {
@@ -194,7 +195,7 @@ void check(Case c, Isa isa, unsigned seed) {
     expected.push_back(Tensor::allocate(DType::F32, outShape));
     Tensor* out = &expected[0];
     const KernelContext ctx{attentionDef(), in.attrs, operands, std::span<Tensor* const>(&out, 1), &referenceBinding};
-    const Status ran = attentionDef().reference(ctx);
+    const Status ran = referenceKernel(OpKind::Attention)(ctx);
     ASSERT_TRUE(ran.isOk()) << ran.message();
   } else {
     Expected<std::vector<Tensor>> ran = evaluateOp(attentionDef(), in.attrs, operands, results);
@@ -458,7 +459,7 @@ TEST(AttentionKernel, CacheCapacityExceededIsAnError) {
   Tensor out = Tensor::allocate(DType::F32, {1, 4, 8, 16});
   Tensor* outputs[] = {&out};
   const KernelContext ctx{attentionDef(), in.attrs, operands, outputs, &binding};
-  const Status reference = attentionDef().reference(ctx);
+  const Status reference = referenceKernel(OpKind::Attention)(ctx);
   for (Isa isa : isasOfThisCpu()) {
     const std::optional<Status> ran = runAttention(ctx, isa);
     ASSERT_TRUE(ran.has_value());

@@ -1,6 +1,7 @@
-// The matmul path of backends/cpu/gemm.h against the registry's reference
-// kernel, which accumulates in double (and, for a bf16 b, rounds a to bf16
-// first, so both are computed from the same bf16 factors): random shapes with
+// The matmul path of backends/cpu/gemm.h against the reference kernel
+// (backends/reference/linalg.cpp), which accumulates in double (and, for a
+// bf16 b, rounds a to bf16 first, so both are computed from the same bf16
+// factors): random shapes with
 // tails, transposes, batch forms, a single row, every epilogue, f32 and bf16
 // weights, on every instruction set this CPU has; the packed-weight cache;
 // the release of a weight's file pages; the bf16 rounding.
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_device.h"
+#include "backends/reference/reference.h"
 #include "ir/tensor.h"
 
 namespace kiln::cpu {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels.h"
+#include "backends/reference/reference.h"
 #include "ir/tensor.h"
 
 namespace kiln::cpu {

@@ -456,11 +456,12 @@ TEST(CpuDevice, ReservesAnArenaWithoutTouchingIt) {
   EXPECT_EQ(findDevice("gpu"), nullptr);
 }
 
-TEST(CpuDevice, RunsReferenceKernelsAndRefusesWhatItCannot) {
+TEST(CpuDevice, RunsReferenceKernelsAndRefusesBadAllocations) {
   cpu::CpuDevice device;
+  // It falls back to the reference backend, which has a kernel for every op.
+  for (const OpDef* def : OpRegistry::global().all()) EXPECT_TRUE(device.supports(*def)) << def->name;
   const OpDef* add = OpRegistry::global().find("add");
   ASSERT_NE(add, nullptr);
-  EXPECT_TRUE(device.supports(*add));
   Tensor a = tensorOf<float>({2}, {1, 2});
   Tensor b = tensorOf<float>({2}, {10, 20});
   auto sum = device.allocate(DType::F32, {2});
@@ -471,11 +472,6 @@ TEST(CpuDevice, RunsReferenceKernelsAndRefusesWhatItCannot) {
   ASSERT_TRUE(ran.isOk()) << ran.message();
   EXPECT_EQ(valuesOf<float>(*sum), (std::vector<float>{11, 22}));
 
-  OpDef noKernel;
-  noKernel.name = "mystery";
-  EXPECT_FALSE(device.supports(noKernel));
-  EXPECT_EQ(device.run(noKernel, Attributes{}, inputs, outputs, nullptr).message(),
-            "op 'mystery' has no CPU kernel");
   EXPECT_EQ(device.allocate(DType::F32, {2, -1}).status().message(),
             "cannot allocate a tensor of shape [2, -1]");
   EXPECT_EQ(device.allocate(DType::F64, {int64_t{1} << 40, int64_t{1} << 30}).status().message(),

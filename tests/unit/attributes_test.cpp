@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/reference/reference.h"
 #include "ir/attributes.h"
 #include "ir/op_registry.h"
 #include "ir/tensor.h"

@@ -1,4 +1,5 @@
-// The elementwise ops of ir/ops/elementwise.cpp: reference kernels against
+// The elementwise ops (ir/ops/elementwise.cpp and
+// backends/reference/elementwise.cpp): reference kernels against
 // hand-computed values (through evaluateOp), type inference on symbolic
 // shapes, and the errors for bad shapes and dtypes.
 #include <gtest/gtest.h>

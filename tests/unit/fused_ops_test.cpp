@@ -1,7 +1,8 @@
-// The ops of ir/ops/fused.cpp that the optimisation passes produce: reference
-// kernels against hand-computed values and (for attention) against a naive
-// computation written out here, type inference on symbolic shapes, and the
-// errors for operands that do not fit.
+// The ops that the optimisation passes produce (ir/ops/fused.cpp and
+// backends/reference/fused.cpp): reference kernels against hand-computed
+// values and (for attention) against a naive computation written out here,
+// type inference on symbolic shapes, and the errors for operands that do not
+// fit.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,6 +1,7 @@
-// The linear algebra ops of ir/ops/linalg.cpp (matmul, gemm): reference
-// kernels against hand-computed products, type inference on symbolic shapes,
-// and the errors for operands that do not fit.
+// The linear algebra ops matmul and gemm (ir/ops/linalg.cpp and
+// backends/reference/linalg.cpp): reference kernels against hand-computed
+// products, type inference on symbolic shapes, and the errors for operands
+// that do not fit.
 #include <gtest/gtest.h>
 
 #include <cstdint>

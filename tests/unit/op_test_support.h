@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/reference/reference.h"
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
 #include "ir/text.h"

@@ -1,4 +1,5 @@
-// The reduction ops of ir/ops/reduction.cpp: reference kernels against
+// The reduction ops (ir/ops/reduction.cpp and
+// backends/reference/reduction.cpp): reference kernels against
 // hand-computed values (through evaluateOp), type inference on symbolic
 // shapes with known and unknown axes, and the errors for bad operands.
 #include <gtest/gtest.h>

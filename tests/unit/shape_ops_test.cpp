@@ -1,5 +1,6 @@
-// The shape and data-movement ops of ir/ops/shape_ops.cpp: reference kernels
-// against hand-computed values (through evaluateOp), type inference on
+// The shape and data-movement ops (ir/ops/shape_ops.cpp and
+// backends/reference/shape_ops.cpp): reference kernels against
+// hand-computed values (through evaluateOp), type inference on
 // symbolic shapes with and without known operand values, and the errors for
 // bad operands.
 #include <gtest/gtest.h>

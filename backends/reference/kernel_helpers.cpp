@@ -1,0 +1,69 @@
+#include "backends/reference/kernel_helpers.h"
+
+namespace kiln::ops {
+
+Status unsupportedDType(const KernelContext& ctx, DType dtype) {
+  return Status::error(ctx.def.name, ": no reference kernel for dtype ", dtypeName(dtype));
+}
+
+int64_t product(std::span<const int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  return n;
+}
+
+AxisSplit splitAtAxis(const std::vector<int64_t>& shape, int64_t axis) {
+  AxisSplit split;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const auto di = static_cast<int64_t>(d);
+    if (di < axis) split.outer *= shape[d];
+    else if (di == axis) split.extent = shape[d];
+    else split.inner *= shape[d];
+  }
+  return split;
+}
+
+std::vector<int64_t> broadcastStrides(const std::vector<int64_t>& operand,
+                                      const std::vector<int64_t>& target) {
+  std::vector<int64_t> strides(target.size(), 0);
+  const size_t lead = target.size() - operand.size();
+  int64_t stride = 1;
+  for (size_t d = operand.size(); d-- > 0;) {
+    strides[lead + d] = operand[d] == 1 ? 0 : stride;
+    stride *= operand[d];
+  }
+  return strides;
+}
+
+BroadcastWalker::BroadcastWalker(const std::vector<int64_t>& outShape,
+                                 std::vector<const std::vector<int64_t>*> inputShapes)
+    : outShape_(outShape),
+      counters_(outShape.size(), 0),
+      strides_(inputShapes.size() * outShape.size(), 0),
+      offsets_(inputShapes.size(), 0) {
+  const size_t rank = outShape.size();
+  for (size_t k = 0; k < inputShapes.size(); ++k) {
+    const std::vector<int64_t>& in = *inputShapes[k];
+    const size_t lead = rank - in.size();  // inputs align to the trailing dims
+    int64_t stride = 1;
+    for (size_t d = in.size(); d-- > 0;) {
+      strides_[k * rank + lead + d] = in[d] == 1 ? 0 : stride;
+      stride *= in[d];
+    }
+  }
+}
+
+void BroadcastWalker::next() {
+  const size_t rank = outShape_.size();
+  for (size_t d = rank; d-- > 0;) {
+    ++counters_[d];
+    for (size_t k = 0; k < offsets_.size(); ++k) offsets_[k] += strides_[k * rank + d];
+    if (counters_[d] < outShape_[d]) return;
+    // Carry: rewind this dim and step the next outer one.
+    for (size_t k = 0; k < offsets_.size(); ++k)
+      offsets_[k] -= strides_[k * rank + d] * outShape_[d];
+    counters_[d] = 0;
+  }
+}
+
+}  // namespace kiln::ops
