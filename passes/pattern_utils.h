@@ -193,7 +193,7 @@ std::optional<ActivationMatch> findActivationOf(const Rewriter& rewriter, ValueI
 
 // A tensor of `shape` with every element `value`.
 Tensor filledTensor(DType dtype, const std::vector<int64_t>& shape, double value);
-// Runs op `opName` on constant tensors with the registry's reference kernel
+// Runs an op of `kind` on constant tensors with its reference kernel
 // (concatenating weights, scaling them).
 Expected<Tensor> evaluateConstant(OpKind kind, const std::vector<const Tensor*>& inputs,
                                   Attributes attrs = {});

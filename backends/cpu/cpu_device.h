@@ -1,8 +1,8 @@
 // The CPU device: host memory; an op runs by its fast kernel (kernels.h)
 // where one accepts it, a matmul by oneDNN (backends/cpu/gemm.h; KILN_GEMM=
-// reference turns that off), anything else by its registry reference kernel
-// (OpDef::reference). The matmul weights of adopted constants are packed on
-// first use: see docs/performance.md. It registers itself as device "cpu"
+// reference turns that off), anything else by its reference kernel
+// (backends/reference). The matmul weights of adopted constants are packed
+// on first use: see docs/performance.md. It registers itself as device "cpu"
 // (cpu_device.cpp); the runtime finds it by that name.
 #pragma once
 

@@ -11,7 +11,7 @@
 // rounding error at or below ONNX Runtime's (its MLAS sums K-blocks of 256 the
 // same way; oneDNN alone runs the whole K through one accumulator). A single
 // row against a packed f32 weight (decode) runs a kernel of ours on the same
-// packed layout. The registry reference kernel stays the accuracy yardstick
+// packed layout. The reference kernel (backends/reference) stays the accuracy yardstick
 // and runs whatever this path declines.
 #pragma once
 

@@ -1,8 +1,8 @@
 // The CPU backend's fast kernels. Each one runs an op on the shapes and
-// dtypes it covers and declines the rest (returns nullopt), so the registry
-// reference kernel stays the fallback and the accuracy yardstick. Kernel
-// files add theirs to one table (kernel_table.cpp); CpuDevice looks an op up
-// there before its reference kernel.
+// dtypes it covers and declines the rest (returns nullopt), so the op's
+// reference kernel (backends/reference) stays the fallback and the accuracy
+// yardstick. Kernel files add theirs to one table (kernel_table.cpp), indexed
+// by op kind; CpuDevice looks an op up there before its reference kernel.
 #pragma once
 
 #include <array>
