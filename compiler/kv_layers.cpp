@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "ir/attention.h"
+
 namespace kiln {
 namespace {
 
@@ -18,7 +20,7 @@ std::optional<size_t> positionIn(const std::vector<ValueId>& list, ValueId id) {
 std::vector<rt::KvLayerSite> findKvLayers(const Graph& graph) {
   std::vector<rt::KvLayerSite> layers;
   for (size_t i = 0; i < graph.ops().size(); ++i) {
-    std::optional<rt::AttentionKv> kv = rt::attentionKv(graph.ops()[i]);
+    std::optional<attention::KvValues> kv = attention::kvValues(graph.ops()[i]);
     if (!kv) continue;
     std::optional<size_t> pastKeyInput = positionIn(graph.inputs(), kv->pastKey);
     std::optional<size_t> pastValueInput = positionIn(graph.inputs(), kv->pastValue);

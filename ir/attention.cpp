@@ -44,4 +44,12 @@ Expected<Attrs> readAttrs(const Attributes& attrs) {
   return a;
 }
 
+std::optional<KvValues> kvValues(const Op& op) {
+  if (!op.is(OpKind::Attention) || op.results.size() != kNumResults) return std::nullopt;
+  const auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };
+  KvValues kv{operand(kPastK), operand(kPastV), op.results[kPresentK], op.results[kPresentV]};
+  if (kv.pastKey == kNoValue || kv.pastValue == kNoValue || kv.pastKey == kv.pastValue) return std::nullopt;
+  return kv;
+}
+
 }  // namespace kiln::attention

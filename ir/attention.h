@@ -5,7 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <optional>
+
 #include "ir/attributes.h"
+#include "ir/graph.h"
 #include "ir/status.h"
 
 namespace kiln::attention {
@@ -30,5 +33,13 @@ struct Attrs {
 
 // Reads and checks the attributes; the error names the attribute at fault.
 Expected<Attrs> readAttrs(const Attributes& attrs);
+
+// The KV-cache values of an attention op: its past_k and past_v operands
+// and its present_k and present_v results; nullopt for another op, or an
+// attention op without both pasts or without the present results.
+struct KvValues {
+  ValueId pastKey = kNoValue, pastValue = kNoValue, presentKey = kNoValue, presentValue = kNoValue;
+};
+std::optional<KvValues> kvValues(const Op& op);
 
 }  // namespace kiln::attention

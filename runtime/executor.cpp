@@ -161,7 +161,7 @@ Status checkKvSite(const Graph& graph, const std::vector<int>& reads, const KvLa
                    std::vector<bool>& inputTaken, std::vector<bool>& outputTaken) {
   if (site.op >= graph.ops().size())
     return Status::error("op ", site.op, " is past the program's ", graph.ops().size(), " op(s)");
-  std::optional<AttentionKv> kv = attentionKv(graph.ops()[site.op]);
+  std::optional<attention::KvValues> kv = attention::kvValues(graph.ops()[site.op]);
   if (!kv) return Status::error("op ", site.op, " is not an attention op with past and present keys and values");
   for (auto [input, value] : {std::pair{site.pastKeyInput, kv->pastKey}, {site.pastValueInput, kv->pastValue}}) {
     if (input >= graph.inputs().size() || inputTaken[input] || graph.inputs()[input] != value ||
@@ -181,15 +181,6 @@ Status checkKvSite(const Graph& graph, const std::vector<int>& reads, const KvLa
 }
 
 }  // namespace
-
-std::optional<AttentionKv> attentionKv(const Op& op) {
-  if (!op.is(OpKind::Attention) || op.results.size() != 3) return std::nullopt;
-  const auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };
-  AttentionKv kv{operand(attention::kPastK), operand(attention::kPastV), op.results[attention::kPresentK],
-                 op.results[attention::kPresentV]};
-  if (kv.pastKey == kNoValue || kv.pastValue == kNoValue || kv.pastKey == kv.pastValue) return std::nullopt;
-  return kv;
-}
 
 Expected<std::vector<KvLayer>> describeKvLayers(const Graph& graph, const std::vector<KvLayerSite>& sites) {
   const std::vector<int> reads = readCounts(graph);

@@ -61,14 +61,6 @@ struct KvLayerSite {
   bool operator==(const KvLayerSite&) const = default;
 };
 
-// An attention op's KV values, by its declared operand names (past_k,
-// past_v) and its results (out, present_k, present_v); nullopt for another
-// op, or an attention op without both pasts or without the present results.
-struct AttentionKv {
-  ValueId pastKey = kNoValue, pastValue = kNoValue, presentKey = kNoValue, presentValue = kNoValue;
-};
-std::optional<AttentionKv> attentionKv(const Op& op);
-
 // A graph's KV layers as recorded; nullopt when nothing recorded them (an
 // artifact older than format version 4): its executor runs statelessly only.
 using KvLayerRecord = std::optional<std::vector<KvLayerSite>>;
