@@ -11,11 +11,13 @@
 #include <limits>
 
 #include "backends/cpu/attention.h"
+#include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/vector_isa.h"
 
 #pragma GCC target("avx2,fma")
 
 #include "backends/cpu/attention_block.h"
+#include "backends/cpu/gemm_simd.h"
 #include "backends/cpu/vector_simd.h"
 
 namespace kiln::cpu::vec {
@@ -46,6 +48,24 @@ struct Avx2 {
   static F loadMasked(const float* p, M m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
   static void storeN(float* p, F v, int64_t n) { _mm256_maskstore_ps(p, first(n), v); }
+  // Round to nearest even: add 0x7fff plus the lowest kept bit, keep the
+  // top half; a NaN keeps its top half, made quiet.
+  static __m128i bf16Bits(F v) {
+    const __m256i bits = _mm256_castps_si256(v);
+    const __m256i high = _mm256_srli_epi32(bits, 16);
+    const __m256i lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    const __m256i quietNan = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
+    const __m256i halves = _mm256_blendv_epi8(rounded, quietNan, _mm256_castps_si256(isNan(v)));
+    return _mm_packus_epi32(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
+  }
+  static void storeBf16(uint16_t* p, F v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bf16Bits(v)); }
+  static void storeBf16N(uint16_t* p, F v, int64_t n) {
+    alignas(16) uint16_t lanes[kWidth];
+    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), bf16Bits(v));
+    for (int64_t i = 0; i < n; ++i) p[i] = lanes[i];
+  }
 
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
@@ -148,5 +168,11 @@ namespace kiln::cpu {
 void attendUnitAvx2(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
   attendUnit<vec::Avx2>(p, unit, scratch);
 }
+
+void rowBlocksAvx2(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
+  rowBlocks<vec::Avx2>(a, panels, count, first, last, sums);
+}
+
+void roundToBf16Avx2(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Avx2>(src, dst, n); }
 
 }  // namespace kiln::cpu

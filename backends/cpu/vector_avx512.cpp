@@ -16,11 +16,13 @@
 #include <limits>
 
 #include "backends/cpu/attention.h"
+#include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/vector_isa.h"
 
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
 #include "backends/cpu/attention_block.h"
+#include "backends/cpu/gemm_simd.h"
 #include "backends/cpu/vector_simd.h"
 
 namespace kiln::cpu::vec {
@@ -39,6 +41,21 @@ struct Avx512 {
   static F loadMasked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static void storeN(float* p, F v, int64_t n) { _mm512_mask_storeu_ps(p, tailMask(n), v); }
+  // As Avx2::bf16Bits, 16 lanes of 32 bits.
+  static __m512i bf16Bits(F v) {
+    const __m512i bits = _mm512_castps_si512(v);
+    const __m512i high = _mm512_srli_epi32(bits, 16);
+    const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
+    const __m512i rounded =
+        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    return _mm512_mask_blend_epi32(isNan(v), rounded, _mm512_or_si512(high, _mm512_set1_epi32(0x40)));
+  }
+  static void storeBf16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16Bits(v)));
+  }
+  static void storeBf16N(uint16_t* p, F v, int64_t n) {
+    _mm512_mask_cvtepi32_storeu_epi16(p, tailMask(n), bf16Bits(v));
+  }
 
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
@@ -150,4 +167,43 @@ void attendUnitAvx512(const AttentionProblem& p, const AttentionUnit& unit, floa
   attendUnit<vec::Avx512>(p, unit, scratch);
 }
 
+void rowBlocksAvx512(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
+  rowBlocks<vec::Avx512>(a, panels, count, first, last, sums);
+}
+
+void roundToBf16Avx512(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Avx512>(src, dst, n); }
+
 }  // namespace kiln::cpu
+
+// AVX-512 with the BF16 extension, which only the rounding uses: its
+// conversion instruction rounds to bf16 as the others do, but flushes
+// denormals to zero.
+#pragma GCC push_options
+#pragma GCC target("avx512bf16")
+
+namespace kiln::cpu::vec {
+namespace {
+
+struct Avx512Bf16 : Avx512 {
+  static void storeBf16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  }
+  static void storeBf16N(uint16_t* p, F v, int64_t n) {
+    _mm256_mask_storeu_epi16(p, tailMask(n), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  }
+};
+
+}  // namespace
+}  // namespace kiln::cpu::vec
+
+namespace kiln::cpu {
+
+// flatten: the loop template was compiled without BF16 and would call the
+// conversion above once a vector; inlined here, it runs with BF16 allowed.
+__attribute__((flatten)) void roundToBf16Avx512Bf16(const float* src, uint16_t* dst, int64_t n) {
+  roundToBf16<vec::Avx512Bf16>(src, dst, n);
+}
+
+}  // namespace kiln::cpu
+
+#pragma GCC pop_options

@@ -7,8 +7,10 @@
 #include <cstdint>
 
 #include "backends/cpu/attention_block.h"
+#include "backends/cpu/gemm_simd.h"
 #include "backends/cpu/vector_isa.h"
 #include "backends/cpu/vector_simd.h"
+#include "ir/dtype.h"
 
 namespace kiln::cpu::vec {
 namespace {
@@ -27,6 +29,10 @@ struct Scalar {
   static void store(float* p, F v) { *p = v; }
   static void storeN(float* p, F v, int64_t n) {
     if (n > 0) *p = v;
+  }
+  static void storeBf16(uint16_t* p, F v) { *p = floatToBFloat16(v); }
+  static void storeBf16N(uint16_t* p, F v, int64_t n) {
+    if (n > 0) storeBf16(p, v);
   }
 
   static F add(F a, F b) { return a + b; }
@@ -88,5 +94,11 @@ namespace kiln::cpu {
 void attendUnitScalar(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
   attendUnit<vec::Scalar>(p, unit, scratch);
 }
+
+void rowBlocksScalar(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
+  rowBlocks<vec::Scalar>(a, panels, count, first, last, sums);
+}
+
+void roundToBf16Scalar(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Scalar>(src, dst, n); }
 
 }  // namespace kiln::cpu

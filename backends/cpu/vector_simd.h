@@ -2,16 +2,19 @@
 // compiled once per instruction set: vector_avx512.cpp and vector_avx2.cpp
 // include this file under `#pragma GCC target`, vector_scalar.cpp with a
 // one-float V. The same files build the attention kernel
-// (attention_block.h) over the same V. Everything here is a template over V
-// and every V has internal linkage, so the copies never meet at link time
-// and no AVX code leaks into the scalar path.
+// (attention_block.h) and the matmul's own kernels (gemm_simd.h) over the
+// same V. Everything here is a template over V and every V has internal
+// linkage, so the copies never meet at link time and no AVX code leaks into
+// the scalar path.
 //
 // V provides, with F a register of V::kWidth floats and M a lane mask:
 //   kRegisters, the vector registers the instruction set has
 //   zero() set1(f) load(p) store(p, v); loadN(p, n, fill) reads lanes < n
 //   and sets the rest to fill; storeN(p, v, n) writes lanes < n (n < kWidth;
 //   neither touches memory past lane n); tailMask(n) sets lanes < n (n <=
-//   kWidth) and loadMasked(p, mask) reads those lanes, zero elsewhere
+//   kWidth) and loadMasked(p, mask) reads those lanes, zero elsewhere;
+//   storeBf16(p, v) writes the lanes rounded to bf16 (nearest even, NaN
+//   quiet) as uint16_t, storeBf16N(p, v, n) lanes < n of them
 //   add sub mul div sqrt neg abs; fmadd(a, b, c) = a*b + c,
 //   fnmadd(a, b, c) = c - a*b, fmsub(a, b, c) = a*b - c, each rounded once
 //   (so fmsub(a, b, a*b) is the product's rounding error); mulAdd(a, b, c) =
