@@ -1,7 +1,8 @@
 // The fused attention kernel's driver (attention.h): reads the op's operands
 // and attributes into an AttentionProblem, stages the new key/value rows,
-// and runs the units on the OpenMP threads. The scalar unit kernel is built
-// here; attention_avx2.cpp and attention_avx512.cpp build the vector ones.
+// and runs the units on the OpenMP threads. The unit kernel
+// (attention_block.h) is built per instruction set in vector_scalar.cpp,
+// vector_avx2.cpp and vector_avx512.cpp.
 #include <omp.h>
 
 #include <algorithm>
@@ -18,37 +19,8 @@
 #include "backends/reference/kernel_helpers.h"
 #include "ir/attention.h"
 
-#define KILN_ATTENTION_TARGET
-#include "backends/cpu/attention_block.h"
-
 namespace kiln::cpu {
 namespace {
-
-// Plain floats: the fallback for CPUs without AVX2 (and the KILN_ISA=scalar path).
-struct ScalarOps {
-  using V = float;
-  using Mask = bool;
-  static constexpr int W = 1;
-  static constexpr int kValueColumns = 2;
-
-  static V zero() { return 0.f; }
-  static V broadcast(float x) { return x; }
-  static V load(const float* p) { return *p; }
-  static V loadMasked(const float* p, Mask m) { return m ? *p : 0.f; }
-  static Mask tailMask(int64_t n) { return n > 0; }
-  static void store(float* p, V x) { *p = x; }
-  static V add(V a, V b) { return a + b; }
-  static V sub(V a, V b) { return a - b; }
-  static V mul(V a, V b) { return a * b; }
-  static V max(V a, V b) { return std::max(a, b); }
-  static V fmadd(V a, V b, V c) { return a * b + c; }
-  static float reduceMax(V x) { return x; }
-  static float reduceSum(V x) { return x; }
-  static V exp(V x) { return std::exp(x); }
-  static V sumLanes(const V* a) { return a[0]; }
-  template <int R>
-  static void storeTile(V sums, float* dst, int64_t) { *dst = sums; }
-};
 
 using namespace attention;
 
@@ -165,10 +137,6 @@ HeadRows rowsOf(const float* data, Layout layout, int64_t heads, int64_t seq, in
 }
 
 }  // namespace
-
-void attendUnitScalar(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
-  attendUnit<ScalarOps>(p, unit, scratch);
-}
 
 void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, float* dst) {
   const int64_t D = p.headDim;

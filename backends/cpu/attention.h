@@ -11,7 +11,8 @@
 // what it does not cover, so the reference kernel runs), writes the new key
 // and value rows where they belong (KV cache, present_k/present_v, or roped
 // scratch), and runs the units on the OpenMP threads; the per-unit kernel is
-// a template (attention_block.h) built once per instruction set.
+// a template over the vector traits of vector_simd.h (attention_block.h),
+// built once per instruction set with the vector kernels.
 #pragma once
 
 #include <cstdint>
@@ -102,7 +103,8 @@ inline int64_t unitScratchFloats(const AttentionProblem& p) {
 void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, float* dst);
 
 // One unit on one thread; `scratch` holds unitScratchFloats(p) floats,
-// 64-byte aligned. One definition per instruction set.
+// 64-byte aligned. One definition per instruction set, in vector_scalar.cpp,
+// vector_avx2.cpp and vector_avx512.cpp.
 using AttendUnitFn = void (*)(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);
 void attendUnitScalar(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);
 void attendUnitAvx2(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);

@@ -1,7 +1,6 @@
 #include "backends/cpu/gemm.h"
 
 #include <fcntl.h>
-#include <immintrin.h>
 #include <omp.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/kernels.h"
 #include "backends/reference/kernel_helpers.h"
 #include "ir/activation.h"
@@ -42,10 +42,6 @@ constexpr int64_t kParallelFlops = int64_t{1} << 20;
 constexpr int64_t kParallelRowWeights = int64_t{1} << 18;
 // b with fewer columns stays where it lies: oneDNN's layout pads N to 64.
 constexpr int64_t kMinPackedN = 16;
-// oneDNN's packed layouts here (f32 BA16a64b, bf16 BA16a64b2a) keep b in
-// blocks of 64 columns, each block's rows contiguous: the single-row kernel
-// reads them, and a block range is a packed b of its own.
-constexpr int64_t kColumnBlock = 64;
 // Bytes of a thread's private result columns (its share of the K-chunks'
 // running sums), which should stay in its L2 cache across the chunks.
 constexpr int64_t kColumnPassBytes = int64_t{256} << 10;
@@ -190,13 +186,6 @@ memory::desc biasDesc(const PlanKey& p) {
                       : memory::desc({1, 1, p.N}, memory::data_type::f32, memory::format_tag::abc);
 }
 
-// One packed K-chunk of an f32 b as the single-row kernel reads it: for each
-// block of 64 columns, `paddedRows` rows of 64 floats, the first `rows` real.
-struct Panel {
-  const float* data = nullptr;
-  int64_t k0 = 0, rows = 0, paddedRows = 0;
-};
-
 // Whether a packed chunk is in 64-column blocks, each block's (padded) rows
 // contiguous: BA16a64b for f32, BA16a64b2a for bf16.
 bool isColumnBlocked(const memory::desc& md) {
@@ -296,117 +285,7 @@ Scratch& threadScratch() {
   return scratch;
 }
 
-// ---- The single-row kernel: sums[j] = a @ b's column j for the 64-column
-// ---- blocks [first, last), chunk after chunk (so each thread streams its
-// ---- contiguous share of every chunk), each block's chunk summed in two
-// ---- accumulators (even and odd rows) and then added to its sum: oneDNN's
-// ---- chunked order, with chains half as long.
-
-void rowBlocksScalar(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
-  std::fill(sums, sums + (last - first) * kColumnBlock, 0.f);
-  for (size_t c = 0; c < count; ++c) {
-    const Panel& p = panels[c];
-    const float* x = a + p.k0;
-    for (int64_t block = first; block < last; ++block) {
-      const float* w = p.data + block * p.paddedRows * kColumnBlock;
-      float even[kColumnBlock] = {}, odd[kColumnBlock] = {};
-      int64_t k = 0;
-      for (; k + 2 <= p.rows; k += 2)
-        for (int64_t j = 0; j < kColumnBlock; ++j) {
-          even[j] += x[k] * w[k * kColumnBlock + j];
-          odd[j] += x[k + 1] * w[(k + 1) * kColumnBlock + j];
-        }
-      if (k < p.rows)
-        for (int64_t j = 0; j < kColumnBlock; ++j) even[j] += x[k] * w[k * kColumnBlock + j];
-      float* sum = sums + (block - first) * kColumnBlock;
-      for (int64_t j = 0; j < kColumnBlock; ++j) sum[j] += even[j] + odd[j];
-    }
-  }
-}
-
-__attribute__((target("avx2,fma"))) void rowBlocksAvx2(const float* a, const Panel* panels, size_t count,
-                                                       int64_t first, int64_t last, float* sums) {
-  std::fill(sums, sums + (last - first) * kColumnBlock, 0.f);
-  for (size_t c = 0; c < count; ++c) {
-    const Panel& p = panels[c];
-    const float* x = a + p.k0;
-    for (int64_t block = first; block < last; ++block) {
-      // Two passes of 32 columns: 4 accumulators per parity fit the 16 registers.
-      for (int64_t half = 0; half < kColumnBlock; half += 32) {
-        const float* w = p.data + block * p.paddedRows * kColumnBlock + half;
-        __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
-        int64_t k = 0;
-        for (; k + 2 <= p.rows; k += 2) {
-          const float* r = w + k * kColumnBlock;
-          const __m256 xe = _mm256_set1_ps(x[k]), xo = _mm256_set1_ps(x[k + 1]);
-          e0 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r), e0);
-          e1 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 8), e1);
-          e2 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 16), e2);
-          e3 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 24), e3);
-          o0 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock), o0);
-          o1 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock + 8), o1);
-          o2 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock + 16), o2);
-          o3 = _mm256_fmadd_ps(xo, _mm256_loadu_ps(r + kColumnBlock + 24), o3);
-        }
-        if (k < p.rows) {
-          const float* r = w + k * kColumnBlock;
-          const __m256 xe = _mm256_set1_ps(x[k]);
-          e0 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r), e0);
-          e1 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 8), e1);
-          e2 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 16), e2);
-          e3 = _mm256_fmadd_ps(xe, _mm256_loadu_ps(r + 24), e3);
-        }
-        float* sum = sums + (block - first) * kColumnBlock + half;
-        _mm256_storeu_ps(sum, _mm256_add_ps(_mm256_loadu_ps(sum), _mm256_add_ps(e0, o0)));
-        _mm256_storeu_ps(sum + 8, _mm256_add_ps(_mm256_loadu_ps(sum + 8), _mm256_add_ps(e1, o1)));
-        _mm256_storeu_ps(sum + 16, _mm256_add_ps(_mm256_loadu_ps(sum + 16), _mm256_add_ps(e2, o2)));
-        _mm256_storeu_ps(sum + 24, _mm256_add_ps(_mm256_loadu_ps(sum + 24), _mm256_add_ps(e3, o3)));
-      }
-    }
-  }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) void rowBlocksAvx512(
-    const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
-  std::fill(sums, sums + (last - first) * kColumnBlock, 0.f);
-  for (size_t c = 0; c < count; ++c) {
-    const Panel& p = panels[c];
-    const float* x = a + p.k0;
-    for (int64_t block = first; block < last; ++block) {
-      const float* w = p.data + block * p.paddedRows * kColumnBlock;
-      __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
-      int64_t k = 0;
-      for (; k + 2 <= p.rows; k += 2) {
-        const float* r = w + k * kColumnBlock;
-        const __m512 xe = _mm512_set1_ps(x[k]), xo = _mm512_set1_ps(x[k + 1]);
-        e0 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r), e0);
-        e1 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 16), e1);
-        e2 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 32), e2);
-        e3 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 48), e3);
-        o0 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock), o0);
-        o1 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock + 16), o1);
-        o2 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock + 32), o2);
-        o3 = _mm512_fmadd_ps(xo, _mm512_loadu_ps(r + kColumnBlock + 48), o3);
-      }
-      if (k < p.rows) {
-        const float* r = w + k * kColumnBlock;
-        const __m512 xe = _mm512_set1_ps(x[k]);
-        e0 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r), e0);
-        e1 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 16), e1);
-        e2 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 32), e2);
-        e3 = _mm512_fmadd_ps(xe, _mm512_loadu_ps(r + 48), e3);
-      }
-      float* sum = sums + (block - first) * kColumnBlock;
-      _mm512_storeu_ps(sum, _mm512_add_ps(_mm512_loadu_ps(sum), _mm512_add_ps(e0, o0)));
-      _mm512_storeu_ps(sum + 16, _mm512_add_ps(_mm512_loadu_ps(sum + 16), _mm512_add_ps(e1, o1)));
-      _mm512_storeu_ps(sum + 32, _mm512_add_ps(_mm512_loadu_ps(sum + 32), _mm512_add_ps(e2, o2)));
-      _mm512_storeu_ps(sum + 48, _mm512_add_ps(_mm512_loadu_ps(sum + 48), _mm512_add_ps(e3, o3)));
-    }
-  }
-}
-
-using RowBlocksFn = void (*)(const float*, const Panel*, size_t, int64_t, int64_t, float*);
-
+// The single-row kernel (gemm_simd.h) of an instruction set.
 RowBlocksFn rowBlocksFor(Isa isa) {
   switch (isa) {
     case Isa::Avx512: return rowBlocksAvx512;
@@ -438,49 +317,6 @@ void runRow(const PlanKey& key, const std::vector<Panel>& panels, RowBlocksFn ro
   {
     const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
     runBlocks(blocks * t / n, blocks * (t + 1) / n);
-  }
-}
-
-// ---- bf16 rounding of a.
-
-void roundToBf16Scalar(const float* src, uint16_t* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = floatToBFloat16(src[i]);
-}
-
-__attribute__((target("avx2,fma"))) __m256i roundToBf16x8(const float* src) {
-  const __m256 x = _mm256_loadu_ps(src);
-  const __m256i bits = _mm256_castps_si256(x);
-  const __m256i high = _mm256_srli_epi32(bits, 16);
-  // Round to nearest even: add 0x7fff plus the lowest kept bit, keep the top half.
-  const __m256i lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
-  const __m256i rounded =
-      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
-  const __m256i quietNan = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
-  const __m256i isNan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-  return _mm256_blendv_epi8(rounded, quietNan, isNan);
-}
-
-__attribute__((target("avx2,fma"))) void roundToBf16Avx2(const float* src, uint16_t* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    // packus interleaves the 128-bit lanes; the permute puts them back in order.
-    const __m256i packed = _mm256_packus_epi32(roundToBf16x8(src + i), roundToBf16x8(src + i + 8));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_permute4x64_epi64(packed, 0xd8));
-  }
-  roundToBf16Scalar(src + i, dst + i, n - i);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"))) void roundToBf16Avx512Bf16(
-    const float* src, uint16_t* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
-    _mm512_storeu_si512(dst + i, (__m512i)v);
-  }
-  for (; i < n; i += 16) {
-    const __mmask16 mask = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
-    const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + i));
-    _mm256_mask_storeu_epi16(dst + i, mask, (__m256i)v);
   }
 }
 
@@ -944,8 +780,11 @@ size_t releaseCleanPages(const void* data, size_t bytes) {
 }
 
 void roundToBf16(const float* src, uint16_t* dst, int64_t n, Isa isa) {
-  if (isa == Isa::Avx512 && cpuHasAvx512Bf16()) return roundToBf16Avx512Bf16(src, dst, n);
-  if (isa >= Isa::Avx2) return roundToBf16Avx2(src, dst, n);
+  switch (isa) {
+    case Isa::Avx512: return (cpuHasAvx512Bf16() ? roundToBf16Avx512Bf16 : roundToBf16Avx512)(src, dst, n);
+    case Isa::Avx2: return roundToBf16Avx2(src, dst, n);
+    case Isa::Scalar: break;
+  }
   roundToBf16Scalar(src, dst, n);
 }
 

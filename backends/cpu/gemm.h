@@ -75,8 +75,9 @@ class Gemm {
 size_t releaseCleanPages(const void* data, size_t bytes);
 
 // dst[i] = src[i] rounded to bf16 (to nearest even; NaN stays a quiet NaN),
-// with `isa`'s vector code: AVX-512 uses the CPU's vcvtne2ps2bf16 where it has
-// AVX512-BF16 (which flushes f32 denormals to zero), else the AVX2 code.
+// with `isa`'s vector code (gemm_simd.h): AVX-512 uses the CPU's
+// vcvtneps2bf16 where it has AVX512-BF16 (which flushes f32 denormals to
+// zero).
 void roundToBf16(const float* src, uint16_t* dst, int64_t n, Isa isa);
 
 }  // namespace kiln::cpu

@@ -1,7 +1,8 @@
-// The vector kernels (vector_simd.h) on AVX-512 F/BW/VL/DQ with FMA. The
-// target pragma below covers only this file's own functions (the standard
-// headers come first, outside it), and they run only when activeIsa() says
-// the CPU has these instructions, so the binary still runs on CPUs without.
+// The CPU kernels written over vector traits (vector_simd.h,
+// attention_block.h) on AVX-512 F/BW/VL/DQ with FMA. The target pragma below
+// covers only this file's own functions (the standard headers come first,
+// outside it), and they run only when activeIsa() says the CPU has these
+// instructions, so the binary still runs on CPUs without.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps(), a
 // self-initialised variable, as the unused source of unmasked operations;
 // -Wmaybe-uninitialized reports it wherever they are inlined.
@@ -9,14 +10,19 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
+#include "backends/cpu/attention.h"
+#include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/vector_isa.h"
 
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
+#include "backends/cpu/attention_block.h"
+#include "backends/cpu/gemm_simd.h"
 #include "backends/cpu/vector_simd.h"
 
 namespace kiln::cpu::vec {
@@ -26,15 +32,30 @@ struct Avx512 {
   using F = __m512;
   using M = __mmask16;
   static constexpr int64_t kWidth = 16;
-
-  static M first(int64_t n) { return static_cast<M>((1u << n) - 1u); }
+  static constexpr int kRegisters = 32;
 
   static F zero() { return _mm512_setzero_ps(); }
   static F set1(float v) { return _mm512_set1_ps(v); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }
-  static F loadN(const float* p, int64_t n, float fill) { return _mm512_mask_loadu_ps(set1(fill), first(n), p); }
+  static F loadN(const float* p, int64_t n, float fill) { return _mm512_mask_loadu_ps(set1(fill), tailMask(n), p); }
+  static F loadMasked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-  static void storeN(float* p, F v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+  static void storeN(float* p, F v, int64_t n) { _mm512_mask_storeu_ps(p, tailMask(n), v); }
+  // As Avx2::bf16Bits, 16 lanes of 32 bits.
+  static __m512i bf16Bits(F v) {
+    const __m512i bits = _mm512_castps_si512(v);
+    const __m512i high = _mm512_srli_epi32(bits, 16);
+    const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
+    const __m512i rounded =
+        _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    return _mm512_mask_blend_epi32(isNan(v), rounded, _mm512_or_si512(high, _mm512_set1_epi32(0x40)));
+  }
+  static void storeBf16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16Bits(v)));
+  }
+  static void storeBf16N(uint16_t* p, F v, int64_t n) {
+    _mm512_mask_cvtepi32_storeu_epi16(p, tailMask(n), bf16Bits(v));
+  }
 
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
@@ -46,6 +67,7 @@ struct Avx512 {
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
   static F fmsub(F a, F b, F c) { return _mm512_fmsub_ps(a, b, c); }
+  static F mulAdd(F a, F b, F c) { return fmadd(a, b, c); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F copySign(F magnitude, F sign) {
@@ -54,13 +76,16 @@ struct Avx512 {
   }
   static F round(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F ldexp(F p, F n) { return _mm512_scalef_ps(p, n); }
+  static F ldexpNormal(F p, F n) { return ldexp(p, n); }
 
   static M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static M le(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
   static M gt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
   static M isNan(F a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
   static F select(M m, F ifSet, F ifClear) { return _mm512_mask_blend_ps(m, ifClear, ifSet); }
-  static F keepN(F v, int64_t n) { return _mm512_maskz_mov_ps(first(n), v); }
+  static F keepWhere(M m, F v) { return _mm512_maskz_mov_ps(m, v); }
+  static F keepN(F v, int64_t n) { return _mm512_maskz_mov_ps(tailMask(n), v); }
+  static M tailMask(int64_t n) { return static_cast<M>((1u << n) - 1u); }
 
   using D = __m512d;
   static void widen(F v, D& low, D& high) {
@@ -75,18 +100,58 @@ struct Avx512 {
   static D dsub(D a, D b) { return _mm512_sub_pd(a, b); }
   static D dmul(D a, D b) { return _mm512_mul_pd(a, b); }
 
+  // Halves, quarters, pairs, then neighbours (no 256-bit extracts).
   static float reduceMax(F v) {
-    const __m256 half = _mm256_max_ps(_mm512_castps512_ps256(v),
-                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-    return _mm_cvtss_f32(m);
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_max_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_max_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(v);
+  }
+  static float reduceSum(F v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(v);
   }
   static double sumDouble(F v) {
     const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
     const __m512d high = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     return _mm512_reduce_add_pd(_mm512_add_pd(low, high));
+  }
+
+  // Lane i = sum of the lanes of v[i]: 128-bit quarters folded pairwise
+  // (v[4..7] and v[8..11] enter swapped so that the lanes come out in
+  // order), then the four floats left of each vector.
+  static F sumLanes(const F* v) {
+    static constexpr int kOrder[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+    F halves[8];
+    for (int i = 0; i < 8; ++i) {
+      const F x = v[kOrder[i]], y = v[kOrder[i + 8]];
+      halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                                _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    F quarters[4];
+    for (int i = 0; i < 4; ++i)
+      quarters[i] = _mm512_add_ps(_mm512_shuffle_f32x4(halves[i], halves[i + 4], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(halves[i], halves[i + 4], _MM_SHUFFLE(3, 1, 3, 1)));
+    const F pairs0 = _mm512_add_ps(_mm512_unpacklo_ps(quarters[0], quarters[1]),
+                                   _mm512_unpackhi_ps(quarters[0], quarters[1]));
+    const F pairs1 = _mm512_add_ps(_mm512_unpacklo_ps(quarters[2], quarters[3]),
+                                   _mm512_unpackhi_ps(quarters[2], quarters[3]));
+    const __m512d low = _mm512_unpacklo_pd(_mm512_castps_pd(pairs0), _mm512_castps_pd(pairs1));
+    const __m512d high = _mm512_unpackhi_pd(_mm512_castps_pd(pairs0), _mm512_castps_pd(pairs1));
+    return _mm512_add_ps(_mm512_castpd_ps(low), _mm512_castpd_ps(high));
+  }
+  // Group r's lanes stored through a mask at the address that puts its
+  // first lane at p + r * stride (stride >= kWidth / R).
+  template <int R>
+  static void storeGroups(F v, float* p, int64_t stride) {
+    constexpr int64_t kGroup = kWidth / R;
+    constexpr unsigned kGroupLanes = (1u << kGroup) - 1u;
+    for (int r = 0; r < R; ++r)
+      _mm512_mask_storeu_ps(p + r * (stride - kGroup), static_cast<M>(kGroupLanes << (r * kGroup)), v);
   }
 };
 
@@ -95,3 +160,50 @@ struct Avx512 {
 const IsaKernels& avx512Kernels() { return Kernels<Avx512>::table(); }
 
 }  // namespace kiln::cpu::vec
+
+namespace kiln::cpu {
+
+void attendUnitAvx512(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
+  attendUnit<vec::Avx512>(p, unit, scratch);
+}
+
+void rowBlocksAvx512(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
+  rowBlocks<vec::Avx512>(a, panels, count, first, last, sums);
+}
+
+void roundToBf16Avx512(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Avx512>(src, dst, n); }
+
+}  // namespace kiln::cpu
+
+// AVX-512 with the BF16 extension, which only the rounding uses: its
+// conversion instruction rounds to bf16 as the others do, but flushes
+// denormals to zero.
+#pragma GCC push_options
+#pragma GCC target("avx512bf16")
+
+namespace kiln::cpu::vec {
+namespace {
+
+struct Avx512Bf16 : Avx512 {
+  static void storeBf16(uint16_t* p, F v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  }
+  static void storeBf16N(uint16_t* p, F v, int64_t n) {
+    _mm256_mask_storeu_epi16(p, tailMask(n), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  }
+};
+
+}  // namespace
+}  // namespace kiln::cpu::vec
+
+namespace kiln::cpu {
+
+// flatten: the loop template was compiled without BF16 and would call the
+// conversion above once a vector; inlined here, it runs with BF16 allowed.
+__attribute__((flatten)) void roundToBf16Avx512Bf16(const float* src, uint16_t* dst, int64_t n) {
+  roundToBf16<vec::Avx512Bf16>(src, dst, n);
+}
+
+}  // namespace kiln::cpu
+
+#pragma GCC pop_options

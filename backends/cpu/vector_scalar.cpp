@@ -1,10 +1,16 @@
-// The vector kernels (vector_simd.h) one float at a time: the path for CPUs
-// without AVX2 and FMA, with the same polynomials as the vector paths.
+// The CPU kernels written over vector traits (vector_simd.h,
+// attention_block.h) one float at a time: the path for CPUs without AVX2 and
+// FMA, with the same polynomials as the vector paths (but attention's exp,
+// libm's here: Math::expOrZero).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
+#include "backends/cpu/attention_block.h"
+#include "backends/cpu/gemm_simd.h"
 #include "backends/cpu/vector_isa.h"
 #include "backends/cpu/vector_simd.h"
+#include "ir/dtype.h"
 
 namespace kiln::cpu::vec {
 namespace {
@@ -13,14 +19,20 @@ struct Scalar {
   using F = float;
   using M = bool;
   static constexpr int64_t kWidth = 1;
+  static constexpr int kRegisters = 16;
 
   static F zero() { return 0.0f; }
   static F set1(float v) { return v; }
   static F load(const float* p) { return *p; }
   static F loadN(const float* p, int64_t n, float fill) { return n > 0 ? *p : fill; }
+  static F loadMasked(const float* p, M m) { return m ? *p : 0.0f; }
   static void store(float* p, F v) { *p = v; }
   static void storeN(float* p, F v, int64_t n) {
     if (n > 0) *p = v;
+  }
+  static void storeBf16(uint16_t* p, F v) { *p = floatToBFloat16(v); }
+  static void storeBf16N(uint16_t* p, F v, int64_t n) {
+    if (n > 0) storeBf16(p, v);
   }
 
   static F add(F a, F b) { return a + b; }
@@ -36,6 +48,9 @@ struct Scalar {
   static F fmadd(F a, F b, F c) { return static_cast<float>(static_cast<double>(a) * b + c); }
   static F fnmadd(F a, F b, F c) { return static_cast<float>(c - static_cast<double>(a) * b); }
   static F fmsub(F a, F b, F c) { return static_cast<float>(static_cast<double>(a) * b - c); }
+  // Two roundings: a plain float multiply and add, several times faster than
+  // the exact fmadd where a long sum need not round once a term.
+  static F mulAdd(F a, F b, F c) { return a * b + c; }
   static F max(F a, F b) { return a > b ? a : b; }
   static F min(F a, F b) { return a < b ? a : b; }
   static F copySign(F magnitude, F sign) { return std::copysign(magnitude, sign); }
@@ -48,6 +63,7 @@ struct Scalar {
   static M isNan(F a) { return std::isnan(a); }
   static F select(M m, F ifSet, F ifClear) { return m ? ifSet : ifClear; }
   static F keepN(F v, int64_t n) { return n > 0 ? v : 0.0f; }
+  static M tailMask(int64_t n) { return n > 0; }
 
   using D = double;
   static void widen(F v, D& low, D& high) { low = high = v; }
@@ -58,7 +74,13 @@ struct Scalar {
   static D dmul(D a, D b) { return a * b; }
 
   static float reduceMax(F v) { return v; }
+  static float reduceSum(F v) { return v; }
   static double sumDouble(F v) { return v; }
+  static F sumLanes(const F* v) { return v[0]; }
+  template <int R>
+  static void storeGroups(F v, float* p, int64_t) {
+    *p = v;
+  }
 };
 
 }  // namespace
@@ -66,3 +88,17 @@ struct Scalar {
 const IsaKernels& scalarKernels() { return Kernels<Scalar>::table(); }
 
 }  // namespace kiln::cpu::vec
+
+namespace kiln::cpu {
+
+void attendUnitScalar(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
+  attendUnit<vec::Scalar>(p, unit, scratch);
+}
+
+void rowBlocksScalar(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
+  rowBlocks<vec::Scalar>(a, panels, count, first, last, sums);
+}
+
+void roundToBf16Scalar(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Scalar>(src, dst, n); }
+
+}  // namespace kiln::cpu

@@ -1,23 +1,38 @@
 // The vector kernels of vector_isa.h, written once over a vector type V and
 // compiled once per instruction set: vector_avx512.cpp and vector_avx2.cpp
 // include this file under `#pragma GCC target`, vector_scalar.cpp with a
-// one-float V. Everything here is a template over V and every V has internal
+// one-float V. The same files build the attention kernel
+// (attention_block.h) and the matmul's own kernels (gemm_simd.h) over the
+// same V. Everything here is a template over V and every V has internal
 // linkage, so the copies never meet at link time and no AVX code leaks into
 // the scalar path.
 //
 // V provides, with F a register of V::kWidth floats and M a lane mask:
+//   kRegisters, the vector registers the instruction set has
 //   zero() set1(f) load(p) store(p, v); loadN(p, n, fill) reads lanes < n
 //   and sets the rest to fill; storeN(p, v, n) writes lanes < n (n < kWidth;
-//   neither touches memory past lane n)
+//   neither touches memory past lane n); tailMask(n) sets lanes < n (n <=
+//   kWidth) and loadMasked(p, mask) reads those lanes, zero elsewhere;
+//   storeBf16(p, v) writes the lanes rounded to bf16 (nearest even, NaN
+//   quiet) as uint16_t, storeBf16N(p, v, n) lanes < n of them
 //   add sub mul div sqrt neg abs; fmadd(a, b, c) = a*b + c,
 //   fnmadd(a, b, c) = c - a*b, fmsub(a, b, c) = a*b - c, each rounded once
-//   (so fmsub(a, b, a*b) is the product's rounding error); max(a, b) = a > b ? a : b and
+//   (so fmsub(a, b, a*b) is the product's rounding error); mulAdd(a, b, c) =
+//   a*b + c as fast as the instruction set does it (fmadd with FMA; two
+//   roundings on the scalar V), for sums that need not round once a term;
+//   max(a, b) = a > b ? a : b and
 //   min(a, b) = a < b ? a : b lane by lane (b when either is NaN, as x86 does)
 //   copySign(magnitude, sign); round (to nearest even); ldexp(p, n) = p * 2^n
 //   for integral n in [-152, 130], NaN when p is NaN
 //   lt le gt isNan -> M; select(M, ifSet, ifClear); keepN(v, n) zeroes
 //   lanes >= n
-//   reduceMax(v) -> float; sumDouble(v) -> the lanes summed in double
+//   vector Vs only (the scalar V's expOrZero is libm's): ldexpNormal(p, n) =
+//   p * 2^n for integral n in [-126, 127]; keepWhere(M, v) zeroes the lanes
+//   M clears
+//   reduceMax(v), reduceSum(v) -> float; sumDouble(v) -> the lanes summed in
+//   double; sumLanes(v) of kWidth registers -> one whose lane i sums the
+//   lanes of v[i]; storeGroups<R>(v, p, stride) stores the R groups of
+//   kWidth / R lanes, group r at p + r * stride
 //   D, a register of doubles: widen(v, low, high) splits v's lanes into two
 //   (the scalar V copies its one lane into both), narrow(low, high) rounds
 //   them back; dset1 dadd dsub dmul
@@ -48,17 +63,41 @@ struct Math {
   // operand when either is NaN).
   static F clamp(F x, float lo, float hi) { return V::min(V::set1(hi), V::max(V::set1(lo), x)); }
 
-  // e^x: x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts, Cody-Waite),
-  // e^r from Cephes' expf polynomial (about 1 ulp), times 2^n. Clamping to
-  // [-104, 89] keeps n in ldexp's range; past it e^x is 0 or inf in f32 anyway.
-  static F exp(F x) {
-    x = clamp(x, -104.0f, 89.0f);
+  // e^x = p * 2^n: x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts,
+  // Cody-Waite), p = e^r from Cephes' expf polynomial (about 1 ulp).
+  struct Exponential {
+    F p, n;
+  };
+  static Exponential exponential(F x) {
     const F n = V::round(V::mul(x, constant(1.44269504088896341f)));
     F r = V::fnmadd(n, constant(0.693359375f), x);
     r = V::fnmadd(n, constant(-2.12194440e-4f), r);
     const F p = horner(r, 5.0000001201e-1f, 1.6666665459e-1f, 4.1665795894e-2f, 8.3334519073e-3f,
                        1.3981999507e-3f, 1.9875691500e-4f);
-    return V::ldexp(V::fmadd(p, V::mul(r, r), V::add(r, constant(1.0f))), n);
+    return {V::fmadd(p, V::mul(r, r), V::add(r, constant(1.0f))), n};
+  }
+
+  // e^x. Clamping to [-104, 89] keeps n in ldexp's range; past it e^x is 0
+  // or inf in f32 anyway.
+  static F exp(F x) {
+    const Exponential e = exponential(clamp(x, -104.0f, 89.0f));
+    return V::ldexp(e.p, e.n);
+  }
+
+  // e^x for x <= 0 where that is a normal float, else 0 (x below ln 2^-126,
+  // -inf and NaN included). No result underflows: a denormal or underflowing
+  // result costs a microcode assist on x86, and attention's masked and
+  // far-below-max scores would take one per lane. One float at a time,
+  // libm's expf (denormals and all) is faster than the polynomial, whose
+  // fused steps the scalar V emulates in double: 25% of attention's time.
+  static F expOrZero(F x) {
+    if constexpr (V::kWidth == 1) {
+      return std::exp(x);
+    } else {
+      const F lowest = constant(-87.3365478515625f);
+      const Exponential e = exponential(V::max(x, lowest));
+      return V::keepWhere(V::le(lowest, x), V::ldexpNormal(e.p, e.n));
+    }
   }
 
   // tanh: Cephes' tanhf polynomial below |x| = 0.625, where 1 - 2/(e^2|x| + 1)

@@ -1,0 +1,40 @@
+// The CPU matmul's own kernels (gemm.h): the single-row product on packed
+// f32 columns and the bf16 rounding of a. They are templates over the vector
+// traits of vector_simd.h (gemm_simd.h), built once per instruction set in
+// vector_scalar.cpp, vector_avx2.cpp and vector_avx512.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln::cpu {
+
+// oneDNN's packed layouts here (f32 BA16a64b, bf16 BA16a64b2a) keep b in
+// blocks of 64 columns, each block's rows contiguous: the single-row kernel
+// reads them, and a block range is a packed b of its own.
+inline constexpr int64_t kColumnBlock = 64;
+
+// One packed K-chunk of an f32 b as the single-row kernel reads it: for each
+// block of 64 columns, `paddedRows` rows of 64 floats, the first `rows` real.
+struct Panel {
+  const float* data = nullptr;
+  int64_t k0 = 0, rows = 0, paddedRows = 0;
+};
+
+// sums[j] = a @ b's column j for the 64-column blocks [first, last) of the
+// `count` chunks at `panels` (sums holds (last - first) * 64 floats).
+using RowBlocksFn = void (*)(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last,
+                             float* sums);
+void rowBlocksScalar(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
+void rowBlocksAvx2(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
+void rowBlocksAvx512(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
+
+// dst[i] = src[i] rounded to bf16 (to nearest even; NaN stays a quiet NaN).
+// The Avx512Bf16 form uses the CPU's vcvtneps2bf16, which flushes f32
+// denormals to zero; call it only where the CPU has AVX512-BF16.
+void roundToBf16Scalar(const float* src, uint16_t* dst, int64_t n);
+void roundToBf16Avx2(const float* src, uint16_t* dst, int64_t n);
+void roundToBf16Avx512(const float* src, uint16_t* dst, int64_t n);
+void roundToBf16Avx512Bf16(const float* src, uint16_t* dst, int64_t n);
+
+}  // namespace kiln::cpu
