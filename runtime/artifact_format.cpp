@@ -28,10 +28,12 @@ void ChecksumStream::update(const void* data, size_t size) {
     p += take;
     size -= take;
     if (pendingSize_ < kBlock) return;
-    mixBlock(pending_);
+    mixBlocks(pending_, 1);
     pendingSize_ = 0;
   }
-  for (; size >= kBlock; p += kBlock, size -= kBlock) mixBlock(p);
+  mixBlocks(p, size / kBlock);
+  p += size / kBlock * kBlock;
+  size %= kBlock;
   std::memcpy(pending_, p, size);
   pendingSize_ = size;
 }
@@ -57,8 +59,17 @@ uint64_t ChecksumStream::finish() const {
   return h;
 }
 
-void ChecksumStream::mixBlock(const uint8_t* p) {
-  for (size_t i = 0; i < 4; ++i) lanes_[i] = mixWord(lanes_[i], readAt<uint64_t>(p, 8 * i));
+// The lanes stay in registers over the blocks (this loop reads every byte of
+// an artifact at load).
+void ChecksumStream::mixBlocks(const uint8_t* p, size_t count) {
+  uint64_t a = lanes_[0], b = lanes_[1], c = lanes_[2], d = lanes_[3];
+  for (size_t n = 0; n < count; ++n, p += kBlock) {
+    a = mixWord(a, readAt<uint64_t>(p, 0));
+    b = mixWord(b, readAt<uint64_t>(p, 8));
+    c = mixWord(c, readAt<uint64_t>(p, 16));
+    d = mixWord(d, readAt<uint64_t>(p, 24));
+  }
+  lanes_[0] = a, lanes_[1] = b, lanes_[2] = c, lanes_[3] = d;
 }
 
 uint64_t artifactChecksum(const void* data, size_t size) {

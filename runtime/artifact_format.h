@@ -97,7 +97,7 @@ class ChecksumStream {
 
  private:
   static constexpr size_t kBlock = 32;
-  void mixBlock(const uint8_t* p);
+  void mixBlocks(const uint8_t* p, size_t count);
 
   uint64_t lanes_[4];
   uint8_t pending_[kBlock] = {};

@@ -284,12 +284,12 @@ Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, KvLayer
   // A graph the planner cannot size (a dim known only at run time) runs
   // with each result allocated as it is computed.
   auto unplanned = std::make_shared<PreparedPlan>();
-  Device* cpu = findDevice("cpu");
+  Device* host = findDevice(kDefaultDevice);
   for (const Op& op : graph.ops()) {
-    if (!cpu->supports(*op.def))
-      return Status::error(opContext(graph, op), "no kernel on device '", cpu->name(), "'");
+    if (!host->supports(*op.def))
+      return Status::error(opContext(graph, op), "no kernel on device '", host->name(), "'");
   }
-  unplanned->opDevice.assign(graph.ops().size(), cpu);
+  unplanned->opDevice.assign(graph.ops().size(), host);
   unplanned->unplannedReason = plan.status().message();
   std::unique_ptr<Executor> executor(
       new Executor(graph, std::move(unplanned), std::move(*layers), kvLayers.has_value()));
@@ -347,7 +347,7 @@ Expected<std::shared_ptr<const PreparedPlan>> Executor::prepare(MemoryPlan plan)
                              "' and '", d->name(), "'");
       device = d;
     }
-    if (!device) device = findDevice("cpu");  // an op without results
+    if (!device) device = findDevice(kDefaultDevice);  // an op without results
     if (!device->supports(*op.def))
       return Status::error(opContext(graph, op), "no kernel on device '", device->name(), "'");
     prepared->opDevice.push_back(device);
@@ -495,8 +495,8 @@ Status Session::reserveKvCache(int64_t batch) {
           ? &executor_.plan().registers[static_cast<size_t>(
                 executor_.graph_.outputs()[layers.front().presentKeyOutput])]
           : nullptr;
-  const std::string memory = present ? present->memory : "host";
-  Device* device = findDevice(present ? present->device : "cpu");
+  const std::string memory = present ? present->memory : std::string(kDefaultMemory);
+  Device* device = findDevice(present ? present->device : kDefaultDevice);
   kvCache_.clear();
   kvBlock_.reset();
   Expected<std::shared_ptr<void>> block = device->reserveArena(memory, static_cast<size_t>(total));

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ir/dim.h"
@@ -21,6 +22,11 @@ namespace kiln::rt {
 // for any vector load).
 inline constexpr size_t kPlanAlignment = 64;
 
+// Where a register lives until placement chooses otherwise (and where an
+// unplanned graph, or an op without results, runs): the host CPU.
+inline constexpr std::string_view kDefaultDevice = "cpu";
+inline constexpr std::string_view kDefaultMemory = "host";
+
 struct RegisterPlan {
   enum Kind {
     Arena,   // an op result with its own slot in the arena
@@ -29,7 +35,7 @@ struct RegisterPlan {
     View,    // an op result that reinterprets another register's bytes (reshape)
   };
   ValueId value = kNoValue;
-  std::string device = "cpu", memory = "host";
+  std::string device{kDefaultDevice}, memory{kDefaultMemory};
   int32_t buffer = -1;  // Arena and View of an arena register; -1 otherwise
   size_t offset = 0;    // in the arena (Arena, and View of an arena register)
   size_t bytes = 0;     // at the bounds, rounded up to kPlanAlignment
