@@ -47,7 +47,7 @@ class Attributes {
   std::vector<double> getFloats(const std::string& name, std::vector<double> fallback = {}) const;
   // A dim list; an int list reads as constant dims.
   std::optional<std::vector<Dim>> getDims(const std::string& name) const;
-  // A parsed program; null when absent or still text (see typeAttributes).
+  // A parsed program; null when absent or still text (see typedAttributes).
   const ElementwiseProgram* getProgram(const std::string& name) const;
 
   friend bool operator==(const Attributes& a, const Attributes& b) { return a.values_ == b.values_; }

@@ -48,7 +48,8 @@ int32_t Graph::addOp(const OpDef* def, std::vector<ValueId> operands,
   op.def = def;
   op.operands = std::move(operands);
   op.attrs = std::move(attrs);
-  if (def) typeAttributes(*def, op.operands.size(), op.attrs);
+  if (std::optional<Attributes> typed = def ? typedAttributes(*def, op.operands.size(), op.attrs) : std::nullopt)
+    op.attrs = std::move(*typed);
   op.location = std::move(location);
   for (size_t i = 0; i < resultTypes.size(); ++i) {
     std::string name = i < resultNames.size() ? resultNames[i] : std::string();

@@ -129,15 +129,19 @@ Status checkCounts(const InferContext& ctx) {
 
 }  // namespace
 
-void typeAttributes(const OpDef& def, size_t numOperands, Attributes& attrs) {
+std::optional<Attributes> typedAttributes(const OpDef& def, size_t numOperands, const Attributes& attrs) {
+  std::optional<Attributes> typed;
   for (const AttrSpec& spec : def.attrs) {
     if (spec.kind != AttrKind::Program) continue;
     const std::string name(spec.name);
     const auto it = attrs.all().find(name);
     if (it == attrs.all().end() || attrKind(it->second) != AttrKind::String) continue;
     Expected<ElementwiseProgram> program = parseElementwiseProgram(std::get<std::string>(it->second), numOperands);
-    if (program) attrs.set(name, std::move(*program));
+    if (!program) continue;
+    if (!typed) typed = attrs;
+    typed->set(name, std::move(*program));
   }
+  return typed;
 }
 
 Status inferResultTypes(const OpDef& def, const Attributes& attrs,

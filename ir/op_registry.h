@@ -8,6 +8,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -162,8 +163,10 @@ void registerFusedOps(OpRegistry& registry);  // what the optimisation passes pr
 // Parses the def's program attributes given as text (an op built by a pass,
 // the text parser, a test) into their typed form, so kernels and the cost
 // model read it parsed; text that does not parse stays text, for inference
-// to report. Graph::addOp and evaluateOp (backends/reference) apply it.
-void typeAttributes(const OpDef& def, size_t numOperands, Attributes& attrs);
+// to report. Returns the typed copy, or nullopt when there is nothing to
+// parse (the common case costs no copy). Graph::addOp and evaluateOp
+// (backends/reference) apply it.
+std::optional<Attributes> typedAttributes(const OpDef& def, size_t numOperands, const Attributes& attrs);
 
 // Checks attribute names and kinds against the def, then runs inference.
 // `bindings` gives the symbols' values at run time (null at compile time).

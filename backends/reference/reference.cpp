@@ -60,9 +60,10 @@ Expected<std::vector<Tensor>> evaluateOp(const OpDef& def, const Attributes& att
   if (!kernel) return Status::error("op '", def.name, "' has no reference kernel");
   // The kernel reads dim-list attributes as numbers (the run's values go in)
   // and programs parsed.
-  Attributes kernelAttrs = bindings ? resolveDimAttributes(attrs, *bindings).value_or(attrs) : attrs;
-  typeAttributes(def, inputs.size(), kernelAttrs);
-  KernelContext context{def, kernelAttrs, inputs, outputPtrs};
+  std::optional<Attributes> resolved = bindings ? resolveDimAttributes(attrs, *bindings) : std::nullopt;
+  if (std::optional<Attributes> typed = typedAttributes(def, inputs.size(), resolved ? *resolved : attrs))
+    resolved = std::move(typed);
+  KernelContext context{def, resolved ? *resolved : attrs, inputs, outputPtrs};
   KILN_RETURN_IF_ERROR(kernel(context));
   return outputs;
 }

@@ -108,8 +108,8 @@ Outcome runBoth(const std::string& op, const Attributes& a, const std::vector<co
   }
   std::vector<Tensor*> outputs;
   for (Tensor& t : outcome.actual) outputs.push_back(&t);
-  Attributes typed = a;  // as Graph::addOp leaves them: programs parsed
-  typeAttributes(def, inputs.size(), typed);
+  // As Graph::addOp leaves them: programs parsed.
+  const Attributes typed = typedAttributes(def, inputs.size(), a).value_or(a);
   const std::optional<Status> ran = runVectorKernel(def.kind, KernelContext{def, typed, fastInputs, outputs}, isa);
   if (!ran) {
     outcome.declined = true;

@@ -142,8 +142,8 @@ TEST(InPlaceKernels, WritingOverTheOperandGivesTheSameBytes) {
     std::vector<const Tensor*> aliasedInputs;
     for (const Tensor& t : copies) aliasedInputs.push_back(t.data() ? &t : nullptr);
     Tensor* outputs[] = {&result};
-    Attributes typed = c.attrs;  // as Graph::addOp leaves them: programs parsed
-    typeAttributes(*def, aliasedInputs.size(), typed);
+    // As Graph::addOp leaves them: programs parsed.
+    const Attributes typed = typedAttributes(*def, aliasedInputs.size(), c.attrs).value_or(c.attrs);
     ASSERT_TRUE(referenceKernel(def->kind)(KernelContext{*def, typed, aliasedInputs, outputs}).isOk()) << describe(c);
     EXPECT_EQ(std::memcmp(result.data(), expected.data(), expected.byteSize()), 0) << describe(c);
   }
