@@ -16,6 +16,7 @@
 
 #include "backends/cpu/attention.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/vector_isa.h"
 #include "backends/reference/kernel_helpers.h"
 #include "ir/attention.h"
 
@@ -337,9 +338,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   const int64_t scratchFloats = padded(unitScratchFloats(p));
   const Tensor scratch = Tensor::allocateUninitialized(DType::F32, {threads * scratchFloats});
   const Isa usable = std::min(isa, detectedIsa());
-  const AttendUnitFn attend = usable == Isa::Avx512 ? attendUnitAvx512
-                              : usable == Isa::Avx2 ? attendUnitAvx2
-                                                    : attendUnitScalar;
+  const AttendUnitFn attend = vec::kernelsFor(usable).attendUnit;
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {

@@ -103,11 +103,8 @@ inline int64_t unitScratchFloats(const AttentionProblem& p) {
 void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, float* dst);
 
 // One unit on one thread; `scratch` holds unitScratchFloats(p) floats,
-// 64-byte aligned. One definition per instruction set, in vector_scalar.cpp,
-// vector_avx2.cpp and vector_avx512.cpp.
+// 64-byte aligned. One per instruction set (attention_block.h), in the
+// table kernelsFor(isa) returns (vector_isa.h).
 using AttendUnitFn = void (*)(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);
-void attendUnitScalar(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);
-void attendUnitAvx2(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);
-void attendUnitAvx512(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);
 
 }  // namespace kiln::cpu

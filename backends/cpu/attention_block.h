@@ -1,8 +1,8 @@
 // The per-unit attention kernel (attention.h), written once over the vector
 // traits V of vector_simd.h (its exp too) and compiled once per instruction
 // set: vector_scalar.cpp, vector_avx2.cpp and vector_avx512.cpp include this
-// header after vector_simd.h (under their target pragma) and define
-// attendUnitScalar, attendUnitAvx2 and attendUnitAvx512. Everything here is a
+// header (through isa_kernels.h, under their target pragma) and put
+// attendUnit<V> in their kernel table. Everything here is a
 // template over V or in an anonymous namespace, so the copies never meet at
 // link time. The standard headers it uses come before the target pragma in
 // those files, so their templates keep the default target.

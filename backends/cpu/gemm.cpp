@@ -22,6 +22,7 @@
 
 #include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/vector_isa.h"
 #include "backends/reference/kernel_helpers.h"
 #include "ir/activation.h"
 #include "ir/tensor.h"
@@ -285,16 +286,6 @@ Scratch& threadScratch() {
   return scratch;
 }
 
-// The single-row kernel (gemm_simd.h) of an instruction set.
-RowBlocksFn rowBlocksFor(Isa isa) {
-  switch (isa) {
-    case Isa::Avx512: return rowBlocksAvx512;
-    case Isa::Avx2: return rowBlocksAvx2;
-    case Isa::Scalar: break;
-  }
-  return rowBlocksScalar;
-}
-
 // out = act(a @ b + bias) + residual for one row of a; residual may be out.
 // Each thread takes a contiguous range of column blocks.
 void runRow(const PlanKey& key, const std::vector<Panel>& panels, RowBlocksFn rowBlocks, const float* a,
@@ -318,14 +309,6 @@ void runRow(const PlanKey& key, const std::vector<Panel>& panels, RowBlocksFn ro
     const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
     runBlocks(blocks * t / n, blocks * (t + 1) / n);
   }
-}
-
-bool cpuHasAvx512Bf16() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16");
-  }();
-  return has;
 }
 
 // A memory object over `data`, through the C API: no exception escapes an
@@ -693,7 +676,7 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
   const Operands operands{a.data<float>(), b.data(), bias ? bias->data<float>() : nullptr,
                           residual ? residual->data<float>() : nullptr, out.data<float>()};
   if (plan->rowKernel) {
-    runRow(key, plan->weight->panels, rowBlocksFor(isa_), operands.a, operands.bias, operands.residual,
+    runRow(key, plan->weight->panels, vec::kernelsFor(isa_).rowBlocks, operands.a, operands.bias, operands.residual,
            operands.out);
     return Status::ok();
   }
@@ -780,12 +763,7 @@ size_t releaseCleanPages(const void* data, size_t bytes) {
 }
 
 void roundToBf16(const float* src, uint16_t* dst, int64_t n, Isa isa) {
-  switch (isa) {
-    case Isa::Avx512: return (cpuHasAvx512Bf16() ? roundToBf16Avx512Bf16 : roundToBf16Avx512)(src, dst, n);
-    case Isa::Avx2: return roundToBf16Avx2(src, dst, n);
-    case Isa::Scalar: break;
-  }
-  roundToBf16Scalar(src, dst, n);
+  vec::kernelsFor(isa).roundToBf16(src, dst, n);
 }
 
 }  // namespace kiln::cpu

@@ -23,18 +23,10 @@ struct Panel {
 
 // sums[j] = a @ b's column j for the 64-column blocks [first, last) of the
 // `count` chunks at `panels` (sums holds (last - first) * 64 floats).
+// One per instruction set (gemm_simd.h), in the table kernelsFor(isa)
+// returns (vector_isa.h), beside the bf16 rounding of a (gemm.h's
+// roundToBf16).
 using RowBlocksFn = void (*)(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last,
                              float* sums);
-void rowBlocksScalar(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
-void rowBlocksAvx2(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
-void rowBlocksAvx512(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
-
-// dst[i] = src[i] rounded to bf16 (to nearest even; NaN stays a quiet NaN).
-// The Avx512Bf16 form uses the CPU's vcvtneps2bf16, which flushes f32
-// denormals to zero; call it only where the CPU has AVX512-BF16.
-void roundToBf16Scalar(const float* src, uint16_t* dst, int64_t n);
-void roundToBf16Avx2(const float* src, uint16_t* dst, int64_t n);
-void roundToBf16Avx512(const float* src, uint16_t* dst, int64_t n);
-void roundToBf16Avx512Bf16(const float* src, uint16_t* dst, int64_t n);
 
 }  // namespace kiln::cpu

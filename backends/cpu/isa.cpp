@@ -27,6 +27,14 @@ Isa activeIsa() {
   return active;
 }
 
+bool cpuHasAvx512Bf16() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
+  }();
+  return has;
+}
+
 std::string_view isaName(Isa isa) {
   switch (isa) {
     case Isa::Avx512: return "avx512";

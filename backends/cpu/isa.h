@@ -13,5 +13,7 @@ enum class Isa { Scalar, Avx2, Avx512 };
 Isa detectedIsa();           // what this CPU supports
 Isa activeIsa();             // detectedIsa() capped by KILN_ISA, read once
 std::string_view isaName(Isa isa);
+// AVX512-BF16 (vcvtneps2bf16), which only the bf16 rounding uses.
+bool cpuHasAvx512Bf16();
 
 }  // namespace kiln::cpu

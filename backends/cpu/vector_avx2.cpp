@@ -16,9 +16,7 @@
 
 #pragma GCC target("avx2,fma")
 
-#include "backends/cpu/attention_block.h"
-#include "backends/cpu/gemm_simd.h"
-#include "backends/cpu/vector_simd.h"
+#include "backends/cpu/isa_kernels.h"
 
 namespace kiln::cpu::vec {
 namespace {
@@ -159,20 +157,9 @@ struct Avx2 {
 
 }  // namespace
 
-const IsaKernels& avx2Kernels() { return Kernels<Avx2>::table(); }
+const IsaKernels& avx2Kernels() {
+  static const IsaKernels kernels = isaKernels<Avx2>();
+  return kernels;
+}
 
 }  // namespace kiln::cpu::vec
-
-namespace kiln::cpu {
-
-void attendUnitAvx2(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
-  attendUnit<vec::Avx2>(p, unit, scratch);
-}
-
-void rowBlocksAvx2(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
-  rowBlocks<vec::Avx2>(a, panels, count, first, last, sums);
-}
-
-void roundToBf16Avx2(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Avx2>(src, dst, n); }
-
-}  // namespace kiln::cpu

@@ -21,9 +21,7 @@
 
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
-#include "backends/cpu/attention_block.h"
-#include "backends/cpu/gemm_simd.h"
-#include "backends/cpu/vector_simd.h"
+#include "backends/cpu/isa_kernels.h"
 
 namespace kiln::cpu::vec {
 namespace {
@@ -157,23 +155,7 @@ struct Avx512 {
 
 }  // namespace
 
-const IsaKernels& avx512Kernels() { return Kernels<Avx512>::table(); }
-
 }  // namespace kiln::cpu::vec
-
-namespace kiln::cpu {
-
-void attendUnitAvx512(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
-  attendUnit<vec::Avx512>(p, unit, scratch);
-}
-
-void rowBlocksAvx512(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
-  rowBlocks<vec::Avx512>(a, panels, count, first, last, sums);
-}
-
-void roundToBf16Avx512(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Avx512>(src, dst, n); }
-
-}  // namespace kiln::cpu
 
 // AVX-512 with the BF16 extension, which only the rounding uses: its
 // conversion instruction rounds to bf16 as the others do, but flushes
@@ -193,17 +175,27 @@ struct Avx512Bf16 : Avx512 {
   }
 };
 
+// flatten: the loop template was compiled without BF16 and would call the
+// conversion above once a vector; inlined here, it runs with BF16 allowed.
+__attribute__((flatten)) void roundToBf16WithBf16(const float* src, uint16_t* dst, int64_t n) {
+  roundToBf16<Avx512Bf16>(src, dst, n);
+}
+
 }  // namespace
 }  // namespace kiln::cpu::vec
 
-namespace kiln::cpu {
+#pragma GCC pop_options
 
-// flatten: the loop template was compiled without BF16 and would call the
-// conversion above once a vector; inlined here, it runs with BF16 allowed.
-__attribute__((flatten)) void roundToBf16Avx512Bf16(const float* src, uint16_t* dst, int64_t n) {
-  roundToBf16<vec::Avx512Bf16>(src, dst, n);
+namespace kiln::cpu::vec {
+
+// The bf16 rounding by the CPU's own conversion where it has AVX512-BF16.
+const IsaKernels& avx512Kernels() {
+  static const IsaKernels kernels = [] {
+    IsaKernels made = isaKernels<Avx512>();
+    if (cpuHasAvx512Bf16()) made.roundToBf16 = &roundToBf16WithBf16;
+    return made;
+  }();
+  return kernels;
 }
 
-}  // namespace kiln::cpu
-
-#pragma GCC pop_options
+}  // namespace kiln::cpu::vec

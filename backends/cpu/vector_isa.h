@@ -1,15 +1,22 @@
-// What the vectorised f32 kernels of vector_kernels.cpp run on one
-// instruction set: row loops with no threading, no shapes and no checks
-// (the op-level code in vector_kernels.cpp splits rows across threads and
-// declines what these do not cover). One table per instruction set, each
-// built from the same templates (vector_simd.h) in its own file:
+// What the CPU device's own kernels run on one instruction set: row loops
+// with no threading, no shapes and no checks (the op-level code in
+// vector_kernels.cpp, attention.cpp and gemm.cpp splits the work across
+// threads and declines what these do not cover). One table per instruction
+// set, each built from the same templates (isa_kernels.h) in its own file:
 // vector_scalar.cpp, vector_avx2.cpp, vector_avx512.cpp.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backends/cpu/isa.h"
 #include "ir/elementwise_program.h"
+
+namespace kiln::cpu {
+struct AttentionProblem;
+struct AttentionUnit;
+struct Panel;
+}  // namespace kiln::cpu
 
 namespace kiln::cpu::vec {
 
@@ -82,6 +89,12 @@ struct IsaKernels {
   // y[r, j] = silu(x[r, j]) * x[r, half + j]: rows of 2*half packed gate | up.
   void (*swigluPacked)(const float* x, float* y, int64_t half, int64_t begin, int64_t end);
   void (*program)(const VectorProgram& program, int64_t begin, int64_t end);
+  // One attention unit on one thread (attention.h).
+  void (*attendUnit)(const AttentionProblem& p, const AttentionUnit& unit, float* scratch);
+  // The matmul's single-row kernel and the bf16 rounding of its a
+  // (gemm_kernels.h).
+  void (*rowBlocks)(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
+  void (*roundToBf16)(const float* src, uint16_t* dst, int64_t n);
 };
 
 const IsaKernels& scalarKernels();

@@ -6,10 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "backends/cpu/attention_block.h"
-#include "backends/cpu/gemm_simd.h"
-#include "backends/cpu/vector_isa.h"
-#include "backends/cpu/vector_simd.h"
+#include "backends/cpu/isa_kernels.h"
 #include "ir/dtype.h"
 
 namespace kiln::cpu::vec {
@@ -85,20 +82,9 @@ struct Scalar {
 
 }  // namespace
 
-const IsaKernels& scalarKernels() { return Kernels<Scalar>::table(); }
+const IsaKernels& scalarKernels() {
+  static const IsaKernels kernels = isaKernels<Scalar>();
+  return kernels;
+}
 
 }  // namespace kiln::cpu::vec
-
-namespace kiln::cpu {
-
-void attendUnitScalar(const AttentionProblem& p, const AttentionUnit& unit, float* scratch) {
-  attendUnit<vec::Scalar>(p, unit, scratch);
-}
-
-void rowBlocksScalar(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums) {
-  rowBlocks<vec::Scalar>(a, panels, count, first, last, sums);
-}
-
-void roundToBf16Scalar(const float* src, uint16_t* dst, int64_t n) { roundToBf16<vec::Scalar>(src, dst, n); }
-
-}  // namespace kiln::cpu

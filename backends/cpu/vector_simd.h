@@ -527,11 +527,6 @@ struct Kernels {
       at = segmentEnd;
     }
   }
-
-  static const IsaKernels& table() {
-    static const IsaKernels kernels{&rmsNorm, &layerNorm, &softmax, &swigluPacked, &program};
-    return kernels;
-  }
 };
 
 }  // namespace kiln::cpu::vec
