@@ -68,6 +68,11 @@ std::vector<ValueId> Graph::weights() const {
   return out;
 }
 
+std::string_view Graph::deviceOf(ValueId id) const {
+  const Value& v = value(id);
+  return v.kind == ValueKind::OpResult ? ops_.at(static_cast<size_t>(v.producer)).placement() : kHostDevice;
+}
+
 std::optional<ValueId> Graph::find(const std::string& name) const {
   auto it = byName_.find(name);
   if (it == byName_.end()) return std::nullopt;

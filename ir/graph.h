@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -26,6 +27,11 @@ inline constexpr ValueId kNoValue = -1;  // an absent optional operand, printed 
 
 enum class ValueKind { Input, OpResult, Weight };
 
+// The device of graph inputs, weights and every op that placement has not
+// put elsewhere (passes/device_placement.cpp): the host CPU, whose memory the
+// caller's tensors and the weights live in.
+inline constexpr std::string_view kHostDevice = "cpu";
+
 struct Value {
   std::string name;  // without sigil; unique in the graph across kinds
   TensorType type;
@@ -42,7 +48,12 @@ struct Op {
   std::vector<ValueId> results;
   Attributes attrs;
   std::string location;  // source node name, for diagnostics; printed as loc("...")
+  // The device its results live on and its kernel runs on, set by placement
+  // and printed `on "opencl"`; empty: the host (kHostDevice). Every operand
+  // of a placed op lives on its device: `transfer` ops move values between.
+  std::string device;
 
+  std::string_view placement() const { return device.empty() ? kHostDevice : std::string_view(device); }
   OpKind kind() const;
   bool is(OpKind k) const { return def && kind() == k; }
   bool isOneOf(std::initializer_list<OpKind> kinds) const { return def && kiln::isOneOf(kind(), kinds); }
@@ -70,6 +81,9 @@ class Graph {
   const std::vector<ValueId>& inputs() const { return inputs_; }
   const std::vector<ValueId>& outputs() const { return outputs_; }
   std::vector<ValueId> weights() const;  // in creation order
+  // The device a value lives on: its producer's placement; the host for
+  // graph inputs and weights.
+  std::string_view deviceOf(ValueId id) const;
 
   std::optional<ValueId> find(const std::string& name) const;
   // Renames a value; fails if the name is taken by another value.

@@ -20,6 +20,7 @@ const OpRegistry& OpRegistry::global() {
     registerLinalgOps(r);
     registerShapeOps(r);
     registerFusedOps(r);
+    registerTransferOps(r);
     for (size_t i = 0; i < kNumOpKinds; ++i)
       if (!r.ops_[i]) {
         std::fprintf(stderr, "kiln: op '%s' of ir/ops.def has no OpDef\n", std::string(kOpNames[i]).c_str());

@@ -489,7 +489,7 @@ class Parser {
     return Status::ok();
   }
 
-  // [%r, ... =] opname operands [{attrs}] [: types] [loc("...")]
+  // [%r, ... =] opname operands [{attrs}] [: types] [on "device"] [loc("...")]
   Status parseOp() {
     std::vector<ValueRef> results;
     if (peek() == '%') {
@@ -564,6 +564,13 @@ class Parser {
                             results.size() - types.size() == 1 ? "" : "s"));
     }
 
+    std::string device;
+    if (consumeKeyword("on")) {
+      size_t deviceAt = pos_;
+      KILN_RETURN_IF_ERROR(parseQuoted(device));
+      if (device.empty()) return failAt(deviceAt, "expected a device name after 'on', got \"\"");
+    }
+
     std::string location;
     if (consumeKeyword("loc")) {
       KILN_RETURN_IF_ERROR(expect('('));
@@ -575,6 +582,7 @@ class Parser {
     for (ValueRef& ref : results) names.push_back(std::move(ref.name));
     graph_.addOp(def, std::move(operands), std::move(types), std::move(attrs),
                  std::move(location), std::move(names));
+    graph_.ops().back().device = std::move(device);
     return Status::ok();
   }
 

@@ -128,6 +128,10 @@ void appendOp(std::string& out, const Graph& graph, const Op& op) {
     ValueId id = op.results[i];
     if (id >= 0 && static_cast<size_t>(id) < graph.values().size()) out += graph.value(id).type.str();
   }
+  if (!op.device.empty()) {
+    out += " on ";
+    out += quoteString(op.device);
+  }
   if (!op.location.empty()) {
     out += " loc(";
     out += quoteString(op.location);

@@ -1,7 +1,8 @@
 // The graph verifier. Operand/result counts, required operands and attribute
 // names and kinds are checked by inferResultTypes (the same checks the Builder
 // applies); this file adds what only a whole graph can tell: definition
-// before use, declared types against inferred ones, outputs and weight data.
+// before use, declared types against inferred ones, outputs and weight data,
+// and placement: every operand on its op's device, outputs on the host.
 #include "ir/verifier.h"
 
 #include "ir/builder.h"
@@ -31,6 +32,9 @@ class Verifier {
       if (!isValid(id)) return Status::error("graph output ", i, " refers to no value (id ", id, ")");
       if (!defined_[static_cast<size_t>(id)])
         return Status::error("graph output ", i, " ", ref(id), " is not defined by any op");
+      if (graph_.deviceOf(id) != kHostDevice)
+        return Status::error("graph output ", i, " ", ref(id), " is on device '", graph_.deviceOf(id),
+                             "'; outputs are returned in host memory (transfer it to '", kHostDevice, "')");
     }
     return Status::ok();
   }
@@ -101,6 +105,8 @@ class Verifier {
       return Status::error(where, ": operand ", i, " ", ref(id), " is not defined by any op");
     }
 
+    KILN_RETURN_IF_ERROR(verifyPlacement(op, where));
+
     std::vector<TensorType> inferred;
     Status status = inferResultTypes(*op.def, op.attrs, operandInfos(graph_, op.operands),
                                      static_cast<int>(op.results.size()), inferred);
@@ -114,6 +120,26 @@ class Verifier {
     }
 
     for (ValueId id : op.results) defined_[static_cast<size_t>(id)] = true;
+    return Status::ok();
+  }
+
+  // A kernel reads only its own device's memory: an operand elsewhere must
+  // come through a transfer, whose `from` and `to` match the placements.
+  Status verifyPlacement(const Op& op, const std::string& where) const {
+    const std::string_view device = op.placement();
+    if (op.is(OpKind::Transfer)) {
+      const std::string from = op.attrs.getString("from"), to = op.attrs.getString("to");
+      if (to != device)
+        return Status::error(where, ": transfers to '", to, "' but is placed on '", device, "'");
+      if (!op.operands.empty() && op.operands[0] != kNoValue && graph_.deviceOf(op.operands[0]) != from)
+        return Status::error(where, ": transfers from '", from, "' but ", ref(op.operands[0]), " is on '",
+                             graph_.deviceOf(op.operands[0]), "'");
+      return Status::ok();
+    }
+    for (ValueId id : op.operands)
+      if (id != kNoValue && graph_.deviceOf(id) != device)
+        return Status::error(where, ": is placed on '", device, "' but its operand ", ref(id), " is on '",
+                             graph_.deviceOf(id), "' (a transfer must move it)");
     return Status::ok();
   }
 

@@ -61,7 +61,9 @@ class ConstantFold final : public Pass {
   // The op's results when it can and may be folded; nullopt to keep it.
   std::optional<std::vector<Tensor>> tryEvaluate(const Graph& graph, const Op& op,
                                                  const std::vector<bool>& isOutput) {
-    if (op.results.empty()) return std::nullopt;
+    // A placed op's result lives on its device, a weight on the host: an
+    // upload of a weight is the runtime's work, done once per executor.
+    if (op.results.empty() || op.placement() != kHostDevice) return std::nullopt;
     std::vector<const Tensor*> inputs;
     for (ValueId operand : op.operands) {
       if (operand == kNoValue) {

@@ -137,6 +137,21 @@ bool overlaps(const void* a, size_t aBytes, const void* b, size_t bBytes) {
 
 // What create() checks before planning: the graph verifies, weights have
 // data.
+// The device that runs an op: its placement's, except for a transfer into
+// host memory, which the source device runs (it alone can read its memory).
+// `deviceOf` gives a value's device.
+template <class DeviceOf>
+Expected<Device*> deviceRunning(const Graph& graph, const Op& op, const DeviceOf& deviceOf) {
+  std::string_view name = op.placement();
+  if (op.is(OpKind::Transfer) && name == kHostDevice) name = deviceOf(op.operands[0]);
+  Device* device = findDevice(name);
+  if (!device) return Status::error(opContext(graph, op), "it is placed on device '", name,
+                                    "', which this runtime does not have");
+  if (!device->supports(*op.def))
+    return Status::error(opContext(graph, op), "no kernel on device '", device->name(), "'");
+  return device;
+}
+
 Status checkRunnable(const Graph& graph) {
   KILN_RETURN_IF_ERROR(verifyGraph(graph));
   for (ValueId w : graph.weights()) {
@@ -254,6 +269,29 @@ void Executor::lendWeights() {
   for (Device* device : devices_) device->adoptConstants(lent);
 }
 
+Status Executor::uploadWeights() {
+  const Graph& graph = graph_;
+  uploaded_.assign(graph.values().size(), Tensor{});
+  isUpload_.assign(graph.ops().size(), false);
+  for (size_t i = 0; i < graph.ops().size(); ++i) {
+    const Op& op = graph.ops()[i];
+    if (!isWeightUpload(graph, op)) continue;
+    const Value& weight = graph.value(op.operands[0]);
+    if (!weight.data) return Status::error(opContext(graph, op), "its weight has no data");
+    Device* destination = findDevice(op.placement());
+    Expected<Tensor> copy = destination ? destination->allocate(weight.data->dtype(), weight.data->shape())
+                                        : Expected<Tensor>(Status::error("no device '", op.placement(), "'"));
+    if (!copy) return copy.status().withContext(opContext(graph, op));
+    const Tensor* source = &*weight.data;
+    Tensor* result = &*copy;
+    Status ran = compiled_->opDevice[i]->run(*op.def, op.attrs, {&source, 1}, {&result, 1}, nullptr);
+    if (!ran) return ran.withContext(opContext(graph, op));
+    uploaded_[static_cast<size_t>(op.results[0])] = std::move(*copy);
+    isUpload_[i] = true;
+  }
+  return Status::ok();
+}
+
 Executor::~Executor() {
   std::vector<const Tensor*> lent;
   for (const Tensor& w : weights_) lent.push_back(&w);
@@ -284,16 +322,16 @@ Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, KvLayer
   // A graph the planner cannot size (a dim known only at run time) runs
   // with each result allocated as it is computed.
   auto unplanned = std::make_shared<PreparedPlan>();
-  Device* host = findDevice(kDefaultDevice);
   for (const Op& op : graph.ops()) {
-    if (!host->supports(*op.def))
-      return Status::error(opContext(graph, op), "no kernel on device '", host->name(), "'");
+    Expected<Device*> device = deviceRunning(graph, op, [&](ValueId id) { return graph.deviceOf(id); });
+    if (!device) return device.status();
+    unplanned->opDevice.push_back(*device);
   }
-  unplanned->opDevice.assign(graph.ops().size(), host);
   unplanned->unplannedReason = plan.status().message();
   std::unique_ptr<Executor> executor(
       new Executor(graph, std::move(unplanned), std::move(*layers), kvLayers.has_value()));
   executor->lendWeights();
+  KILN_RETURN_IF_ERROR(executor->uploadWeights());
   return executor;
 }
 
@@ -311,6 +349,7 @@ Expected<std::unique_ptr<Executor>> Executor::withPlan(const Graph& graph, Memor
   if (!prepared) return prepared.status();
   executor->compiled_ = std::move(*prepared);
   executor->lendWeights();
+  KILN_RETURN_IF_ERROR(executor->uploadWeights());
   return executor;
 }
 
@@ -337,20 +376,17 @@ Expected<std::shared_ptr<const PreparedPlan>> Executor::prepare(MemoryPlan plan)
       prepared->arenaDevice[r.memory] = device;
     }
   }
-  for (size_t i = 0; i < graph.ops().size(); ++i) {
-    const Op& op = graph.ops()[i];
-    Device* device = nullptr;
-    for (ValueId result : op.results) {
-      Device* d = findDevice(plan.registers[static_cast<size_t>(result)].device);
-      if (device && d != device)
-        return Status::error(opContext(graph, op), "its results are planned on devices '", device->name(),
-                             "' and '", d->name(), "'");
-      device = d;
-    }
-    if (!device) device = findDevice(kDefaultDevice);  // an op without results
-    if (!device->supports(*op.def))
-      return Status::error(opContext(graph, op), "no kernel on device '", device->name(), "'");
-    prepared->opDevice.push_back(device);
+  for (const Op& op : graph.ops()) {
+    for (ValueId result : op.results)
+      if (plan.registers[static_cast<size_t>(result)].device != op.placement())
+        return Status::error(opContext(graph, op), "the program places it on '", op.placement(),
+                             "' but the memory plan puts its result ", registerRef(graph.value(result).name),
+                             " on '", plan.registers[static_cast<size_t>(result)].device, "'");
+    Expected<Device*> device = deviceRunning(graph, op, [&](ValueId id) -> std::string_view {
+      return plan.registers[static_cast<size_t>(id)].device;
+    });
+    if (!device) return device.status();
+    prepared->opDevice.push_back(*device);
   }
   prepared->plan = std::move(plan);
   return std::shared_ptr<const PreparedPlan>(std::move(prepared));
@@ -495,8 +531,8 @@ Status Session::reserveKvCache(int64_t batch) {
           ? &executor_.plan().registers[static_cast<size_t>(
                 executor_.graph_.outputs()[layers.front().presentKeyOutput])]
           : nullptr;
-  const std::string memory = present ? present->memory : std::string(kDefaultMemory);
-  Device* device = findDevice(present ? present->device : kDefaultDevice);
+  const std::string memory = present ? present->memory : std::string(kHostMemory);
+  Device* device = findDevice(present ? present->device : kHostDevice);
   kvCache_.clear();
   kvBlock_.reset();
   Expected<std::shared_ptr<void>> block = device->reserveArena(memory, static_cast<size_t>(total));
@@ -682,6 +718,11 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
     values_[static_cast<size_t>(graph.inputs()[i])] = inputs[i];
     present[static_cast<size_t>(graph.inputs()[i])] = true;
   }
+  for (size_t v = 0; v < executor_.uploaded_.size(); ++v) {
+    if (executor_.uploaded_[v].data() == nullptr) continue;
+    values_[v] = executor_.uploaded_[v];
+    present[v] = true;
+  }
   auto tensorOf = [&](ValueId id) -> const Tensor* {
     const Value& v = graph.value(id);
     if (v.kind == ValueKind::Weight) return &*v.data;
@@ -700,6 +741,7 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
   std::vector<Tensor*> resultPtrs;
   for (size_t opIndex = 0; opIndex < graph.ops().size(); ++opIndex) {
     const Op& op = graph.ops()[opIndex];
+    if (executor_.isUpload_[opIndex]) continue;  // a weight on its device, uploaded once
     // Built only on failure: this loop is the hot path of every run.
     auto context = [&] { return opContext(graph, op); };
 
@@ -723,7 +765,9 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
       for (size_t i = 0; i < n; ++i) {
         if (!operandTensors[i]) continue;
         operandTypes[i] = operandTensors[i]->type();
-        operandInfos[i] = OperandInfo{&operandTypes[i], operandTensors[i]};
+        // Inference may read a value only where the host can: in its memory.
+        const bool hostReadable = graph.deviceOf(op.operands[i]) == kHostDevice;
+        operandInfos[i] = OperandInfo{&operandTypes[i], hostReadable ? operandTensors[i] : nullptr};
       }
       inferred.clear();
       int numResults = static_cast<int>(op.results.size());

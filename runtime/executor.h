@@ -148,6 +148,9 @@ class Executor {
   Expected<std::shared_ptr<const PreparedPlan>> prepare(MemoryPlan plan) const;
   bool fits(const PreparedPlan& prepared, const SymbolBindings& bindings, bool stepping) const;
   void lendWeights();  // once compiled_ is set
+  // Runs each weight upload (a transfer of a weight: isWeightUpload) once,
+  // into memory the executor keeps on the destination device.
+  Status uploadWeights();
 
   const Graph& graph_;
   std::shared_ptr<const PreparedPlan> compiled_;
@@ -161,6 +164,8 @@ class Executor {
   // (Device::adoptConstants) until the executor goes.
   std::vector<Device*> devices_;
   std::vector<Tensor> weights_;
+  std::vector<Tensor> uploaded_;  // per value: a weight's copy on another device, or none
+  std::vector<bool> isUpload_;     // per op: a weight upload, done at creation, skipped by runs
   std::vector<bool> kvPresent_;       // per value: a present_k/present_v result of a KV layer
   std::vector<size_t> stepInputs_, stepOutputs_;
 

@@ -321,6 +321,9 @@ void addShapeKernels(ReferenceKernelTable& table) {
   table.add(OpKind::ConstantOfShape, constantOfShapeKernel);
   table.add(OpKind::Range, rangeKernel);
   table.add(OpKind::Trilu, triluKernel);
+  // Both sides in host memory (a device sharing the host's): a copy. A device
+  // with memory of its own runs its transfers itself.
+  table.add(OpKind::Transfer, copyAllKernel);
 }
 
 }  // namespace kiln

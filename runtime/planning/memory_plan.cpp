@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <limits>
+#include <map>
 #include <optional>
 
 #include "ir/op_registry.h"
@@ -65,7 +66,48 @@ bool canTakeOver(const Graph& graph, const Op& op, size_t k, ValueId result,
   return true;
 }
 
+// Runs the allocator once per memory space, each space an arena of its own
+// (its intervals' reuse indices renumbered within it): the assignments in
+// `intervals`' order, buffers numbered across the spaces, and the plan's
+// totals summed over them.
+std::vector<Assignment> allocatePerMemory(const std::vector<LiveInterval>& intervals,
+                                          const std::vector<std::string>& memoryOf, MemoryPlan& plan) {
+  std::map<std::string, std::vector<size_t>> members;  // space -> interval indices, in order
+  for (size_t i = 0; i < intervals.size(); ++i) members[memoryOf[i]].push_back(i);
+  std::vector<Assignment> assignments(intervals.size());
+  for (const auto& [memory, indices] : members) {
+    std::vector<int32_t> local(intervals.size(), -1);
+    std::vector<LiveInterval> own;
+    for (size_t i : indices) {
+      local[i] = static_cast<int32_t>(own.size());
+      own.push_back(intervals[i]);
+      if (own.back().reuse >= 0) own.back().reuse = local[static_cast<size_t>(own.back().reuse)];
+    }
+    size_t peak = 0;
+    const std::vector<Assignment> placed = LinearScanAllocator(kPlanAlignment).allocate(own, &peak);
+    int32_t buffers = 0;
+    for (size_t j = 0; j < indices.size(); ++j) {
+      assignments[indices[j]] = placed[j];
+      if (placed[j].buffer >= 0) assignments[indices[j]].buffer += plan.buffers;
+      buffers = std::max(buffers, placed[j].buffer + 1);
+    }
+    plan.peakBytes += peak;
+    plan.lowerBoundBytes += liveBytesLowerBound(own);
+    plan.buffers += buffers;
+  }
+  return assignments;
+}
+
 }  // namespace
+
+std::string memorySpaceOf(std::string_view device) {
+  return device == kHostDevice ? std::string(kHostMemory) : std::string(device);
+}
+
+bool isWeightUpload(const Graph& graph, const Op& op) {
+  return op.is(OpKind::Transfer) && !op.operands.empty() && op.operands[0] != kNoValue &&
+         graph.value(op.operands[0]).kind == ValueKind::Weight;
+}
 
 Expected<MemoryPlan> planMemory(const Graph& graph, const SymbolBindings& bounds) {
   const std::vector<Value>& values = graph.values();
@@ -92,7 +134,11 @@ Expected<MemoryPlan> planMemory(const Graph& graph, const SymbolBindings& bounds
     reg.kind = value.kind == ValueKind::Input    ? RegisterPlan::Input
                : value.kind == ValueKind::Weight ? RegisterPlan::Weight
                                                  : RegisterPlan::Arena;
-    reg.liveStart = value.kind == ValueKind::OpResult ? value.producer : 0;
+    reg.device = graph.deviceOf(reg.value);
+    reg.memory = memorySpaceOf(reg.device);
+    if (value.kind == ValueKind::OpResult && isWeightUpload(graph, ops[static_cast<size_t>(value.producer)]))
+      reg.kind = RegisterPlan::Weight;
+    reg.liveStart = reg.kind == RegisterPlan::Arena ? value.producer : 0;
     reg.liveEnd = std::max(reg.liveStart, lastRead[v]);
     Expected<size_t> bytes = boundedBytes(value, bounds);
     if (!bytes && reg.kind == RegisterPlan::Arena) return bytes.status();
@@ -125,6 +171,7 @@ Expected<MemoryPlan> planMemory(const Graph& graph, const SymbolBindings& bounds
   // One interval per arena slot, in op order; an op's single result takes
   // over an operand's slot at that operand's last read when the op allows it.
   std::vector<LiveInterval> intervals;
+  std::vector<std::string> intervalMemory;
   std::vector<int32_t> intervalOf(count, -1);
   for (size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i];
@@ -134,6 +181,7 @@ Expected<MemoryPlan> planMemory(const Graph& graph, const SymbolBindings& bounds
       plan.registers[r].liveEnd = groupEnd[r];
       intervalOf[r] = static_cast<int32_t>(intervals.size());
       intervals.push_back({static_cast<int64_t>(i), groupEnd[r], plan.registers[r].bytes});
+      intervalMemory.push_back(plan.registers[r].memory);
     }
     if (op.results.size() != 1 || intervalOf[static_cast<size_t>(op.results[0])] < 0) continue;
     for (int k : op.def->inplaceOperands) {
@@ -147,8 +195,7 @@ Expected<MemoryPlan> planMemory(const Graph& graph, const SymbolBindings& bounds
     }
   }
 
-  const std::vector<Assignment> assignments = LinearScanAllocator(kPlanAlignment).allocate(intervals, &plan.peakBytes);
-  plan.lowerBoundBytes = liveBytesLowerBound(intervals);
+  const std::vector<Assignment> assignments = allocatePerMemory(intervals, intervalMemory, plan);
   for (size_t v = 0; v < count; ++v) {
     RegisterPlan& reg = plan.registers[v];
     if (reg.kind == RegisterPlan::Arena || reg.kind == RegisterPlan::View) plan.naiveBytes += reg.bytes;
@@ -157,7 +204,6 @@ Expected<MemoryPlan> planMemory(const Graph& graph, const SymbolBindings& bounds
     const Assignment& slot = assignments[static_cast<size_t>(interval)];
     reg.offset = slot.offset;
     reg.buffer = slot.buffer;
-    plan.buffers = std::max(plan.buffers, slot.buffer + 1);
   }
   return plan;
 }

@@ -22,20 +22,24 @@ namespace kiln::rt {
 // for any vector load).
 inline constexpr size_t kPlanAlignment = 64;
 
-// Where a register lives until placement chooses otherwise (and where an
-// unplanned graph, or an op without results, runs): the host CPU.
-inline constexpr std::string_view kDefaultDevice = "cpu";
-inline constexpr std::string_view kDefaultMemory = "host";
+// The host CPU's memory space: graph inputs, weights and the registers of
+// ops placed on the host (kHostDevice) live there.
+inline constexpr std::string_view kHostMemory = "host";
+
+// The memory space a device's registers live in: the host's for the host
+// CPU, and for every other device one of its own, named as the device.
+std::string memorySpaceOf(std::string_view device);
 
 struct RegisterPlan {
   enum Kind {
     Arena,   // an op result with its own slot in the arena
     Input,   // a graph input: the caller's memory
-    Weight,  // a weight: the model's (mmapped) memory
+    Weight,  // a weight: the model's (mmapped) memory, or on another device a
+             // transfer of one, which the executor uploads once (no slot)
     View,    // an op result that reinterprets another register's bytes (reshape)
   };
   ValueId value = kNoValue;
-  std::string device{kDefaultDevice}, memory{kDefaultMemory};
+  std::string device{kHostDevice}, memory{kHostMemory};
   int32_t buffer = -1;  // Arena and View of an arena register; -1 otherwise
   size_t offset = 0;    // in the arena (Arena, and View of an arena register)
   size_t bytes = 0;     // at the bounds, rounded up to kPlanAlignment
@@ -50,15 +54,21 @@ struct RegisterPlan {
 struct MemoryPlan {
   SymbolBindings bounds;
   std::vector<RegisterPlan> registers;  // one per value, indexed by ValueId
-  size_t peakBytes = 0;        // the arena's size
+  // Summed over the memory spaces, each with an arena of its own:
+  size_t peakBytes = 0;        // the arenas' sizes
   size_t naiveBytes = 0;       // one buffer per op result (views included)
   size_t lowerBoundBytes = 0;  // the most arena bytes live at one step
-  int32_t buffers = 0;         // distinct slots (offsets) in the arena
+  int32_t buffers = 0;         // distinct slots (offsets) in the arenas
 };
 
-// Plans the graph's op results for the given symbol values. An error names
-// the register whose size is unknown at the bounds (a `?` dim, or a symbol
-// missing from `bounds`).
+// A transfer whose operand is a weight: its result is a per-executor
+// constant on the destination device, uploaded once, not computed per run.
+bool isWeightUpload(const Graph& graph, const Op& op);
+
+// Plans the graph's op results for the given symbol values: each register in
+// its producer's device's memory space (memorySpaceOf), one arena per space.
+// An error names the register whose size is unknown at the bounds (a `?`
+// dim, or a symbol missing from `bounds`).
 Expected<MemoryPlan> planMemory(const Graph& graph, const SymbolBindings& bounds);
 
 // The bounds to plan with: `given` for the symbols it names, and for the

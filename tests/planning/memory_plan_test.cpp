@@ -18,6 +18,36 @@ const RegisterPlan& reg(const MemoryPlan& plan, const Graph& graph, const std::s
   return plan.registers.at(static_cast<size_t>(graph.find(name).value()));
 }
 
+TEST(MemoryPlan, EachDevicesRegistersGetAnArenaOfTheirOwn) {
+  // %xd, %a and %b live in opencl's memory, %y in the host's: each space
+  // starts at offset 0. The uploaded weight %wd has no slot.
+  const Graph graph = parse(R"(graph @main(%x: f32[4, 4]) -> (%y: f32[4, 4]) {
+  weight @w : f32[4, 4]
+  %xd = transfer %x {from = "cpu", to = "opencl"} : f32[4, 4] on "opencl"
+  %wd = transfer @w {from = "cpu", to = "opencl"} : f32[4, 4] on "opencl"
+  %a = matmul %xd, %wd : f32[4, 4] on "opencl"
+  %b = matmul %a, %wd : f32[4, 4] on "opencl"
+  %y = transfer %b {from = "opencl", to = "cpu"} : f32[4, 4]
+  return %y
+}
+)");
+  Expected<MemoryPlan> plan = planMemory(graph, {});
+  ASSERT_TRUE(plan.isOk()) << plan.status().message();
+  for (const char* name : {"xd", "a", "b"}) {
+    EXPECT_EQ(reg(*plan, graph, name).device, "opencl") << name;
+    EXPECT_EQ(reg(*plan, graph, name).memory, "opencl") << name;
+    EXPECT_EQ(reg(*plan, graph, name).kind, RegisterPlan::Arena) << name;
+  }
+  EXPECT_EQ(reg(*plan, graph, "wd").kind, RegisterPlan::Weight);
+  EXPECT_EQ(reg(*plan, graph, "wd").memory, "opencl");
+  EXPECT_EQ(reg(*plan, graph, "y").memory, std::string(kHostMemory));
+  EXPECT_EQ(reg(*plan, graph, "y").offset, 0u);
+  EXPECT_EQ(reg(*plan, graph, "x").memory, std::string(kHostMemory));
+  // opencl: %xd, %a, %b with %xd's slot free again for %b (128 bytes); host: %y.
+  EXPECT_EQ(plan->peakBytes, 128u + 64u);
+  EXPECT_EQ(plan->buffers, 3);
+}
+
 TEST(MemoryPlan, ChainReusesSlotsOnceTheirLastReadIsPast) {
   // 16 floats per register, 64 bytes. %a is last read by op 1, so %c (op 2)
   // takes its slot; %y takes %b's.
