@@ -1,5 +1,6 @@
 #include "compiler/compiler.h"
 
+#include <algorithm>
 #include <set>
 
 #include "ir/verifier.h"
@@ -10,6 +11,10 @@ namespace {
 std::vector<std::string> pipelineOf(const CompileOptions& options) {
   std::vector<std::string> pipeline = options.pipeline.value_or(defaultPipeline());
   if (options.precision == Precision::BF16) pipeline.push_back("precision_bf16");
+  // Placement last: it sees the program every other pass made.
+  const bool placing = !options.passes.passOptions.placement.targets.empty();
+  if (placing && std::find(pipeline.begin(), pipeline.end(), "device_placement") == pipeline.end())
+    pipeline.push_back("device_placement");
   return pipeline;
 }
 

@@ -122,7 +122,7 @@ Expected<PipelineRecord> PassManager::run(Graph& graph) const {
     if (options_.costModel && !record.unfusedCost && isFusionPass(name))
       record.unfusedCost = measureCost();
 
-    Expected<std::unique_ptr<Pass>> instance = createPass(name);
+    Expected<std::unique_ptr<Pass>> instance = createPass(name, options_.passOptions);
     if (!instance) return instance.status();
     const std::string where = cat("pass '", name, "' (#", index + 1, " in the pipeline)");
     const auto start = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@
 #include "ir/text.h"
 #include "passes/cost_model.h"
 #include "passes/pass.h"
+#include "passes/pass_registry.h"
 
 namespace kiln {
 
@@ -43,6 +44,8 @@ struct PassManagerOptions {
   // When set, the pass manager measures the graph's cost under this model
   // before the first fusion pass and after the last pass.
   const CostModel* costModel = nullptr;
+  // Options of the passes that take any (device_placement's targets).
+  PassOptions passOptions;
 };
 
 struct PassRecord {

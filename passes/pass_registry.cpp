@@ -17,36 +17,45 @@ namespace kiln {
 
 namespace {
 
-using PassFactory = std::unique_ptr<Pass> (*)();
+using PassFactory = std::unique_ptr<Pass> (*)(const PassOptions&);
+
+// A pass that takes no options.
+template <std::unique_ptr<Pass> (*create)()>
+std::unique_ptr<Pass> plain(const PassOptions&) {
+  return create();
+}
+
+std::unique_ptr<Pass> placement(const PassOptions& options) { return createDevicePlacement(options.placement); }
 
 // The one list of passes.
 constexpr PassFactory kPassFactories[] = {
-    &createCanonicalize,
-    &createDeadCodeElimination,
-    &createCommonSubexpressionElimination,
-    &createConstantFold,
-    &createAttentionFusion,
-    &createNormFusion,
-    &createSiblingMatmulMerge,
-    &createMatmulEpilogueFusion,
-    &createSwigluFusion,
-    &createLayout,
-    &createElementwiseFusion,
-    &createPrecisionBf16,
+    &plain<createCanonicalize>,
+    &plain<createDeadCodeElimination>,
+    &plain<createCommonSubexpressionElimination>,
+    &plain<createConstantFold>,
+    &plain<createAttentionFusion>,
+    &plain<createNormFusion>,
+    &plain<createSiblingMatmulMerge>,
+    &plain<createMatmulEpilogueFusion>,
+    &plain<createSwigluFusion>,
+    &plain<createLayout>,
+    &plain<createElementwiseFusion>,
+    &plain<createPrecisionBf16>,
+    &placement,
 };
 
 }  // namespace
 
-std::vector<std::unique_ptr<Pass>> createAllPasses() {
+std::vector<std::unique_ptr<Pass>> createAllPasses(const PassOptions& options) {
   std::vector<std::unique_ptr<Pass>> passes;
-  for (PassFactory factory : kPassFactories) passes.push_back(factory());
+  for (PassFactory factory : kPassFactories) passes.push_back(factory(options));
   return passes;
 }
 
-Expected<std::unique_ptr<Pass>> createPass(std::string_view name) {
+Expected<std::unique_ptr<Pass>> createPass(std::string_view name, const PassOptions& options) {
   std::string known;
   for (PassFactory factory : kPassFactories) {
-    std::unique_ptr<Pass> pass = factory();
+    std::unique_ptr<Pass> pass = factory(options);
     if (pass->name() == name) return pass;
     known += known.empty() ? "" : ", ";
     known += pass->name();

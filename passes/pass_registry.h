@@ -6,13 +6,20 @@
 #include <string_view>
 #include <vector>
 
+#include "passes/device_placement.h"
 #include "passes/pass.h"
 
 namespace kiln {
 
+// What the passes that take options are given (the tools' flags set them);
+// the others ignore it.
+struct PassOptions {
+  PlacementOptions placement;  // device_placement
+};
+
 // One fresh instance of each pass, in registry order.
-std::vector<std::unique_ptr<Pass>> createAllPasses();
+std::vector<std::unique_ptr<Pass>> createAllPasses(const PassOptions& options = {});
 // The pass with this name, or an error that lists the known names.
-Expected<std::unique_ptr<Pass>> createPass(std::string_view name);
+Expected<std::unique_ptr<Pass>> createPass(std::string_view name, const PassOptions& options = {});
 
 }  // namespace kiln

@@ -18,6 +18,14 @@ void PassFlags::addTo(ArgumentParser& parser, const std::string& pipelineHelp) {
   parser.flag("--print-ir-after-all", "print the IR to stderr after every pass",
               &printIrAfterAll);
   parser.repeated("--disable-pass", "NAME", "skip pass NAME wherever the pipeline has it\n(repeatable)", &disabledPasses);
+  parser.option("--targets", "LIST",
+                "devices to place ops on, in order of preference (opencl,cpu);\n"
+                "`kiln compile` then ends its pipeline with device_placement", &targets);
+  parser.repeated("--device-profile", "NAME|FILE",
+                  "the profile of one target device: a shipped one (cpu, pocl,\n"
+                  "npu-like) or a JSON file (kiln calibrate); default: cpu for\n"
+                  "cpu, pocl for opencl (repeatable)", &deviceProfiles);
+  parser.option("--placement", "STRATEGY", "cost (default), greedy or naive (docs/placement.md)", &placement);
 }
 
 Expected<std::vector<std::string>> PassFlags::pipelineOr(
@@ -28,8 +36,68 @@ Expected<std::vector<std::string>> PassFlags::pipelineOr(
   return names;
 }
 
-PassManagerOptions PassFlags::managerOptions() const {
+namespace {
+
+// "opencl, cpu" -> {"opencl", "cpu"}; an empty or repeated name is an error.
+Expected<std::vector<std::string>> splitTargets(const std::string& text) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    std::string name = text.substr(start, end - start);
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (name.empty()) return Status::error("--targets '", text, "': an empty device name");
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      return Status::error("--targets '", text, "' names '", name, "' twice");
+    names.push_back(std::move(name));
+    if (end == text.size()) return names;
+    start = end + 1;
+  }
+}
+
+// The profile of each target: the --device-profile for its device, else the
+// shipped default for it.
+Expected<std::vector<DeviceProfile>> targetProfiles(const std::string& targets,
+                                                    const std::vector<std::string>& profileFlags) {
+  std::vector<DeviceProfile> given;
+  for (const std::string& flag : profileFlags) {
+    Expected<DeviceProfile> profile = loadDeviceProfile(flag);
+    if (!profile) return profile.status().withContext("--device-profile: ");
+    given.push_back(std::move(*profile));
+  }
+  Expected<std::vector<std::string>> devices = splitTargets(targets);
+  if (!devices) return devices.status();
+  std::vector<DeviceProfile> profiles;
+  for (const std::string& device : *devices) {
+    auto it = std::find_if(given.begin(), given.end(), [&](const DeviceProfile& p) { return p.device == device; });
+    if (it != given.end()) {
+      profiles.push_back(*it);
+      continue;
+    }
+    Expected<DeviceProfile> fallback = loadDeviceProfile(device == "opencl" ? "pocl" : device);
+    if (!fallback) return Status::error("--targets: no profile for device '", device, "' (give --device-profile)");
+    profiles.push_back(std::move(*fallback));
+  }
+  for (const DeviceProfile& profile : given)
+    if (std::none_of(profiles.begin(), profiles.end(), [&](const DeviceProfile& p) { return p.name == profile.name; }))
+      return Status::error("--device-profile '", profile.name, "' is for device '", profile.device,
+                           "', which --targets does not name");
+  return profiles;
+}
+
+}  // namespace
+
+Expected<PassManagerOptions> PassFlags::managerOptions() const {
   PassManagerOptions options;
+  if (targets) {
+    Expected<std::vector<DeviceProfile>> profiles = targetProfiles(*targets, deviceProfiles);
+    if (!profiles) return profiles.status();
+    options.passOptions.placement.targets = std::move(*profiles);
+  }
+  std::optional<PlacementStrategy> strategy = parsePlacementStrategy(placement);
+  if (!strategy) return Status::error("--placement '", placement, "' is not cost, greedy or naive");
+  options.passOptions.placement.strategy = *strategy;
   options.verifyEachPass = !noVerify;
   options.printIrAfter = printIrAfter;
   options.printIrAfterAll = printIrAfterAll;

@@ -1,5 +1,6 @@
 // The pass-manager flags `kiln compile` and `kiln-opt` share: --passes,
-// --no-verify, --print-ir-after, --print-ir-after-all, --disable-pass.
+// --no-verify, --print-ir-after, --print-ir-after-all, --disable-pass, and
+// device_placement's --targets, --device-profile and --placement.
 #pragma once
 
 #include <optional>
@@ -17,12 +18,16 @@ struct PassFlags {
   std::vector<std::string> printIrAfter;
   bool printIrAfterAll = false;
   std::vector<std::string> disabledPasses;
+  std::optional<std::string> targets;  // --targets opencl,cpu
+  std::vector<std::string> deviceProfiles;
+  std::string placement = "cost";
 
   // Adds the flags to `parser`; `pipelineHelp` says what runs without --passes.
   void addTo(ArgumentParser& parser, const std::string& pipelineHelp);
   // The pipeline (`fallback` when --passes is absent) and the options.
   Expected<std::vector<std::string>> pipelineOr(const std::vector<std::string>& fallback) const;
-  PassManagerOptions managerOptions() const;
+  // The options; an error for an unknown profile or strategy.
+  Expected<PassManagerOptions> managerOptions() const;
 };
 
 // The pass list for --help: name and summary of each registered pass.

@@ -61,7 +61,9 @@ int runKilnOpt(const std::vector<std::string>& args) {
   if (!pipeline) return fail(pipeline.status());
   CompileOptions options;
   options.pipeline = std::move(*pipeline);
-  options.passes = passFlags.managerOptions();
+  Expected<PassManagerOptions> managerOptions = passFlags.managerOptions();
+  if (!managerOptions) return fail(managerOptions.status());
+  options.passes = std::move(*managerOptions);
   Expected<Compiler> compiler = Compiler::create(std::move(options));
   if (!compiler) return fail(compiler.status());
 

@@ -120,7 +120,11 @@ int compileCommand(const std::vector<std::string>& args) {
   CompileReport report;
   report.precision = precision;
   report.weightsMode = weightsMode;
-  compileOptions.passes = passFlags.managerOptions();
+  Expected<PassManagerOptions> managerOptions = passFlags.managerOptions();
+  if (!managerOptions) return fail(managerOptions.status());
+  compileOptions.passes = std::move(*managerOptions);
+  auto placementReport = std::make_shared<PlacementReport>();
+  compileOptions.passes.passOptions.placement.report = placementReport;
   compileOptions.passes.costModel = &report.costModel;
   compileOptions.passes.irPrintOptions.maxInlineWeightElements = 16;
   Expected<Compiler> compiler = Compiler::create(std::move(compileOptions));
@@ -142,6 +146,7 @@ int compileCommand(const std::vector<std::string>& args) {
   Expected<CompileResult> compiled = compiler->compile(std::move(*graph));
   if (!compiled) return fail(compiled.status());
   report.record = std::move(compiled->record);
+  if (!placementReport->chosen.opsByDevice.empty()) report.placement = *placementReport;  // it placed
   if (compiled->plan) {
     report.describePlan(*compiled->plan);
   } else {

@@ -61,6 +61,35 @@ void collectSymbols(const Dim& dim, const CostModel& model, SymbolBindings& symb
   for (const std::string& symbol : dim.symbols()) symbols[symbol] = model.symbolValue(symbol);
 }
 
+std::string placementFiguresJson(const PlacementFigures& figures) {
+  std::string ops;
+  for (const auto& [device, count] : figures.opsByDevice)
+    ops += cat(ops.empty() ? "" : ", ", jsonString(device), ": ", count);
+  return cat("{\"ops_by_device\": {", ops, "}, \"transitions\": ", figures.transitions,
+             ", \"transfer_bytes\": ", jsonNumber(figures.transferBytes), ", \"upload_bytes\": ",
+             jsonNumber(figures.uploadBytes), ", \"modelled_ms\": ", jsonNumber(figures.modelledSeconds * 1e3), "}");
+}
+
+// The chosen placement's figures with pass_ms and the baselines beside them.
+std::string placementJson(const PlacementReport& report) {
+  std::string json = placementFiguresJson(report.chosen);
+  json.pop_back();
+  const char* strategy = report.strategy == PlacementStrategy::Cost     ? "cost"
+                         : report.strategy == PlacementStrategy::Greedy ? "greedy"
+                                                                        : "naive";
+  return cat(json, ", \"strategy\": \"", strategy, "\", \"pass_ms\": ", jsonNumber(report.passMs),
+             ", \"baselines\": {\"naive\": ", placementFiguresJson(report.naive),
+             ", \"greedy\": ", placementFiguresJson(report.greedy), "}}");
+}
+
+std::string placementLine(const PlacementFigures& figures) {
+  std::string ops;
+  for (const auto& [device, count] : figures.opsByDevice) ops += cat(ops.empty() ? "" : ", ", device, " ", count);
+  return cat(figures.transitions, " transitions, ", jsonNumber(figures.transferBytes), " bytes moved, ",
+             jsonNumber(figures.modelledSeconds * 1e3), " ms modelled (", ops, ")");
+}
+
+
 }  // namespace
 
 void CompileReport::describeFinalGraph(const Graph& graph) {
@@ -144,6 +173,7 @@ std::string CompileReport::toJson() const {
   } else {
     json += "  \"memory\": null,\n";
   }
+  json += cat("  \"placement\": ", placement ? placementJson(*placement) : std::string("null"), ",\n");
   json += "  \"cost_model\": {\n";
   json += cat("    \"bytes_per_second\": ", jsonNumber(costModel.bytesPerSecond), ",\n");
   json += cat("    \"flops_per_second\": ", jsonNumber(costModel.flopsPerSecond), ",\n");
@@ -204,6 +234,11 @@ std::string CompileReport::toTable() const {
   if (weights.unalignedWeights > 0)
     weightRow += cat("; ", weights.unalignedWeights, " unaligned, ", weights.unalignedBytes, " bytes read at load");
   row("weights", weightRow + ")");
+  if (placement) {
+    row("placement", placementLine(placement->chosen));
+    row("  naive", placementLine(placement->naive));
+    row("  greedy", placementLine(placement->greedy));
+  }
 
   text += "\n  " + padded("pass", 24) + padded("ms", 9, true) + padded("verify", 9, true) +
           padded("ops", 14, true) + " stats\n";

@@ -14,6 +14,7 @@
 #include "frontend/onnx/onnx_importer.h"
 #include "ir/graph.h"
 #include "passes/cost_model.h"
+#include "passes/device_placement.h"
 #include "passes/pass_manager.h"
 #include "runtime/planning/memory_plan.h"
 
@@ -44,6 +45,8 @@ struct CompileReport {
   };
   std::optional<Memory> memory;
   std::string notPlanned;
+  // Set when device_placement placed the program (--targets).
+  std::optional<PlacementReport> placement;
 
   // Fills the fields that come from the final graph (ops, symbols).
   void describeFinalGraph(const Graph& graph);
