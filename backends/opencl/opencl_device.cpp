@@ -21,7 +21,9 @@ Expected<ClContext*> OpenClDevice::context() {
   return context_.get();
 }
 
-bool OpenClDevice::supports(const OpDef& def) const { return openclKernels().get(def.kind) != nullptr; }
+bool OpenClDevice::supports(const OpDef& def) const {
+  return def.kind == OpKind::Transfer || openclKernels().get(def.kind) != nullptr;
+}
 
 Expected<std::shared_ptr<void>> OpenClDevice::reserveArena(std::string_view memory, size_t bytes) {
   if (!hasMemory(memory))
