@@ -11,5 +11,6 @@ extern const std::string_view kCommonSource;
 extern const std::string_view kMatmulSource;
 extern const std::string_view kNormsSource;
 extern const std::string_view kGatherSource;
+extern const std::string_view kAttentionSource;
 
 }  // namespace kiln::opencl

@@ -85,6 +85,14 @@ Expected<DeviceAddress> deviceAddress(const ClContext& cl, std::string_view opNa
   return *at;
 }
 
+Expected<Tensor> onHost(ClContext& cl, const Tensor& tensor) {
+  std::optional<DeviceAddress> at = cl.find(tensor.data());
+  if (!at || tensor.byteSize() == 0) return tensor;
+  Tensor copy = Tensor::allocate(tensor.dtype(), tensor.shape());
+  KILN_RETURN_IF_ERROR(cl.read(copy.data(), *at, tensor.byteSize()));
+  return copy;
+}
+
 Status runMap(ClContext& cl, std::string_view opName, const MapFunction& fn, const std::vector<int64_t>& dims,
               const StridedTensor& result, std::span<const StridedTensor> operands) {
   const int64_t n = ops::product(dims);

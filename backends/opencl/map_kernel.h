@@ -50,4 +50,8 @@ Status runMap(ClContext& cl, std::string_view opName, const MapFunction& fn, con
 // The address of a tensor in device memory, or an error naming the op.
 Expected<DeviceAddress> deviceAddress(const ClContext& cl, std::string_view opName, const Tensor& tensor);
 
+// A small operand (slice bounds, RoPE frequencies) on the host: read back
+// when it lives on the device, else the tensor itself.
+Expected<Tensor> onHost(ClContext& cl, const Tensor& tensor);
+
 }  // namespace kiln::opencl

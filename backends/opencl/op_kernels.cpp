@@ -9,6 +9,7 @@ const OpenClKernelTable& openclKernels() {
     addShapeKernels(t);
     addNormKernels(t);
     addMatmulKernels(t);
+    addAttentionKernels(t);
     return t;
   }();
   return table;

@@ -29,6 +29,7 @@ void addElementwiseKernels(OpenClKernelTable& table);  // elementwise_ops.cpp
 void addShapeKernels(OpenClKernelTable& table);        // shape_ops.cpp
 void addNormKernels(OpenClKernelTable& table);         // norm_ops.cpp
 void addMatmulKernels(OpenClKernelTable& table);       // matmul.cpp
+void addAttentionKernels(OpenClKernelTable& table);    // attention.cpp
 
 // The error for a dtype an op's OpenCL kernel has no loop for.
 Status unsupportedDType(const KernelContext& ctx, DType dtype);

@@ -58,15 +58,6 @@ Status expandKernel(ClContext& cl, const KernelContext& ctx) {
   return stridedCopy(cl, ctx, out.shape(), wholeTensor(out), broadcastTo(*ctx.input(0), out.shape()));
 }
 
-// A small operand (slice bounds) on the host: read back when it lives on the device.
-Expected<Tensor> onHost(ClContext& cl, const Tensor& tensor) {
-  std::optional<DeviceAddress> at = cl.find(tensor.data());
-  if (!at || tensor.byteSize() == 0) return tensor;
-  Tensor copy = Tensor::allocate(tensor.dtype(), tensor.shape());
-  KILN_RETURN_IF_ERROR(cl.read(copy.data(), *at, tensor.byteSize()));
-  return copy;
-}
-
 Status sliceKernel(ClContext& cl, const KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
   std::vector<Tensor> hostInputs(ctx.inputs.size());

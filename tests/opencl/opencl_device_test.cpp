@@ -431,6 +431,69 @@ TEST_F(OpenCl, TransposeExpandViews) {
   EXPECT_EQ(std::memcmp(back.data(), x.data(), x.byteSize()), 0);
 }
 
+// ---- attention
+
+AttrValue text(const char* value) { return std::string(value); }
+
+TEST_F(OpenCl, AttentionBhsdCausalGqa) {
+  const Tensor q = randomF32({2, 4, 5, 16}, -1, 1), k = randomF32({2, 2, 5, 16}, -1, 1), v = randomF32({2, 2, 5, 12});
+  check(OpKind::Attention, attrs({{"heads", int64_t{4}}, {"kv_heads", int64_t{2}}, {"scale", 0.25}, {"causal", true}}),
+        {&q, &k, &v}, 1e-5);
+  const Tensor mask = randomInts(DType::Bool, {2, 1, 5, 5}, 0, 1);
+  check(OpKind::Attention, attrs({{"heads", int64_t{4}}, {"kv_heads", int64_t{2}}, {"scale", 0.25}}),
+        {&q, &k, &v, &mask}, 1e-5);
+}
+
+TEST_F(OpenCl, AttentionBsdRopePastAndKeyPadding) {
+  const int64_t B = 2, S = 3, P = 4, Hq = 4, Hkv = 1, D = 8;
+  const Tensor q = randomF32({B, S, Hq * D}, -1, 1), k = randomF32({B, S, Hkv * D}, -1, 1);
+  const Tensor v = randomF32({B, S, Hkv * D}), pastK = randomF32({B, Hkv, P, D}), pastV = randomF32({B, Hkv, P, D});
+  const Tensor padding = filled<int64_t>({B, P + S}, {1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1});
+  const Tensor invFreq = filled<float>({D / 2}, {1.0f, 0.1f, 0.01f, 0.001f});
+  const Attributes a = attrs({{"heads", Hq}, {"kv_heads", Hkv}, {"scale", 0.3}, {"causal", true}, {"rope", text("half")},
+                              {"mask_layout", text("key_padding")}, {"qkv_layout", text("bsd")}, {"out_layout", text("bsd")}});
+  check(OpKind::Attention, a, {&q, &k, &v, &padding, nullptr, nullptr, &pastK, &pastV, &invFreq}, 1e-5, 3);
+}
+
+TEST_F(OpenCl, AttentionPackedWithCosSinAndAdditiveMask) {
+  const int64_t B = 1, S = 6, Hq = 2, Hkv = 2, D = 10;
+  const Tensor qkv = randomF32({B, S, (Hq + 2 * Hkv) * D}, -1, 1);
+  const Tensor cos = randomF32({S, D}, -1, 1), sin = randomF32({S, D}, -1, 1), mask = randomF32({1, 1, S, S}, -2, 0);
+  const Attributes a = attrs({{"heads", Hq}, {"kv_heads", Hkv}, {"scale", 0.5}, {"rope", text("half")},
+                              {"qkv_layout", text("bsd_packed")}, {"out_layout", text("bsd")}});
+  check(OpKind::Attention, a, {&qkv, nullptr, nullptr, &mask, &cos, &sin}, 1e-5);
+}
+
+TEST_F(OpenCl, AttentionAppendsToTheKvCacheInPlace) {
+  const int64_t B = 1, Hq = 2, Hkv = 1, S = 2, D = 8, capacity = 9, past = 3;
+  const Tensor q = randomF32({B, Hq, S, D}, -1, 1), k = randomF32({B, Hkv, S, D}, -1, 1), v = randomF32({B, Hkv, S, D});
+  const Tensor invFreq = filled<float>({D / 2}, {1.0f, 0.5f, 0.25f, 0.125f});
+  Tensor hostKeys = randomF32({B, Hkv, capacity, D}), hostValues = randomF32({B, Hkv, capacity, D});
+  const Tensor deviceKeys = upload(hostKeys), deviceValues = upload(hostValues);
+  const Attributes a = attrs({{"heads", Hq}, {"kv_heads", Hkv}, {"scale", 0.35}, {"causal", true}, {"rope", text("half")}});
+  const std::vector<const Tensor*> inputs = {&q, &k, &v, nullptr, nullptr, nullptr, nullptr, nullptr, &invFreq};
+  Tensor want = Tensor::allocate(DType::F32, {B, Hq, S, D});
+  Tensor* wantOutputs[] = {&want};
+  const KvCacheBinding hostCache{hostKeys.data(), hostValues.data(), capacity, past};
+  ASSERT_TRUE(referenceKernel(OpKind::Attention)(KernelContext{opDef(OpKind::Attention), a, inputs, wantOutputs, &hostCache}));
+
+  std::vector<Tensor> uploaded;
+  uploaded.reserve(inputs.size());  // deviceInputs points into it
+  std::vector<const Tensor*> deviceInputs;
+  for (const Tensor* input : inputs) {
+    uploaded.push_back(input ? upload(*input) : Tensor());
+    deviceInputs.push_back(input ? &uploaded.back() : nullptr);
+  }
+  Tensor got = *device().allocate(DType::F32, {B, Hq, S, D});
+  Tensor* gotOutputs[] = {&got};
+  const KvCacheBinding deviceCache{deviceKeys.data(), deviceValues.data(), capacity, past};
+  const Status ran = device().run(opDef(OpKind::Attention), a, deviceInputs, gotOutputs, &deviceCache);
+  ASSERT_TRUE(ran) << ran.message();
+  expectClose(want, download(got), 1e-5);
+  expectClose(hostKeys, download(deviceKeys), 1e-6);
+  expectClose(hostValues, download(deviceValues), 0);
+}
+
 // ---- Threads.
 
 TEST_F(OpenCl, OpsRunFromSeveralThreads) {
