@@ -1,0 +1,181 @@
+#include "backends/opencl/cl_context.h"
+
+#include <cstring>
+#include <optional>
+
+namespace kiln::opencl {
+namespace {
+
+std::vector<cl_platform_id> platforms(const ClApi& api, cl_int& error) {
+  cl_uint count = 0;
+  error = api.clGetPlatformIDs(0, nullptr, &count);
+  std::vector<cl_platform_id> ids(count);
+  if (error == CL_SUCCESS && count > 0) error = api.clGetPlatformIDs(count, ids.data(), nullptr);
+  return error == CL_SUCCESS ? ids : std::vector<cl_platform_id>{};
+}
+
+std::optional<cl_device_id> firstDevice(const ClApi& api, std::span<const cl_platform_id> ids,
+                                        cl_device_type type) {
+  for (cl_platform_id platform : ids) {
+    cl_device_id device = nullptr;
+    cl_uint count = 0;
+    if (api.clGetDeviceIDs(platform, type, 1, &device, &count) == CL_SUCCESS && count > 0) return device;
+  }
+  return std::nullopt;
+}
+
+std::string deviceString(const ClApi& api, cl_device_id device, cl_device_info what) {
+  size_t size = 0;
+  if (api.clGetDeviceInfo(device, what, 0, nullptr, &size) != CL_SUCCESS || size == 0) return "";
+  std::string text(size, '\0');
+  api.clGetDeviceInfo(device, what, size, text.data(), nullptr);
+  text.resize(std::strlen(text.c_str()));
+  return text;
+}
+
+Status noPlatform(const std::string& why) { return Status::error("no OpenCL platform: ", why); }
+
+}  // namespace
+
+void KernelArgs::add(const DeviceAddress& tensor, size_t elementSize) {
+  add(tensor.buffer);
+  add(static_cast<cl_long>(tensor.offset / elementSize));
+}
+
+void KernelArgs::addBytes(const void* data, size_t size) {
+  const auto* bytes = static_cast<const std::byte*>(data);
+  values_.emplace_back(bytes, bytes + size);
+}
+
+Expected<std::shared_ptr<ClContext>> ClContext::open() {
+  Expected<const ClApi*> loaded = loadClApi();
+  if (!loaded) return noPlatform(loaded.status().message());
+  const ClApi& api = **loaded;
+  cl_int error = CL_SUCCESS;
+  const std::vector<cl_platform_id> ids = platforms(api, error);
+  if (ids.empty())
+    return noPlatform(error == CL_SUCCESS ? std::string("the OpenCL loader lists none")
+                                          : "clGetPlatformIDs failed with " + clErrorName(error));
+  std::optional<cl_device_id> device = firstDevice(api, ids, CL_DEVICE_TYPE_GPU);
+  if (!device) device = firstDevice(api, ids, CL_DEVICE_TYPE_ALL);
+  if (!device) return noPlatform(std::to_string(ids.size()) + " platform(s) but no device");
+  cl_context context = api.clCreateContext(nullptr, 1, &*device, nullptr, nullptr, &error);
+  if (!context) return noPlatform("clCreateContext failed with " + clErrorName(error));
+  cl_command_queue queue = api.clCreateCommandQueue(context, *device, 0, &error);
+  if (!queue) {
+    api.clReleaseContext(context);
+    return noPlatform("clCreateCommandQueue failed with " + clErrorName(error));
+  }
+  return std::shared_ptr<ClContext>(new ClContext(api, *device, context, queue));
+}
+
+ClContext::ClContext(const ClApi& api, cl_device_id device, cl_context context, cl_command_queue queue)
+    : api_(api), device_(device), context_(context), queue_(queue) {
+  deviceName_ = deviceString(api, device, CL_DEVICE_NAME);
+  api.clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t), &maxWorkGroupSize_, nullptr);
+}
+
+ClContext::~ClContext() {
+  api_.clFinish(queue_);
+  for (auto& [source, program] : programs_) {
+    for (auto& [name, kernel] : program.kernels) api_.clReleaseKernel(kernel);
+    api_.clReleaseProgram(program.program);
+  }
+  api_.clReleaseCommandQueue(queue_);
+  api_.clReleaseContext(context_);
+}
+
+Expected<std::shared_ptr<void>> ClContext::reserve(size_t bytes) {
+  void* base = DeviceMemory::reserveAddresses(bytes);
+  if (!base) return Status::error("opencl: cannot reserve ", bytes, " bytes of address space");
+  cl_int error = CL_SUCCESS;
+  cl_mem buffer = api_.clCreateBuffer(context_, CL_MEM_READ_WRITE, std::max<size_t>(bytes, 1), nullptr, &error);
+  if (!buffer) {
+    DeviceMemory::releaseAddresses(base, bytes);
+    return Status::error("opencl: cannot allocate ", bytes, " bytes on ", deviceName_, ": ", clErrorName(error));
+  }
+  memory_.add(base, bytes, buffer);
+  // The block keeps the context alive: it is released through it.
+  return std::shared_ptr<void>(base, [self = shared_from_this(), bytes, buffer](void* p) {
+    self->memory_.remove(p);
+    DeviceMemory::releaseAddresses(p, bytes);
+    self->api_.clReleaseMemObject(buffer);  // freed once the queued commands using it are done
+  });
+}
+
+Expected<cl_program> ClContext::build(const std::string& source) {
+  const char* text = source.c_str();
+  const size_t length = source.size();
+  cl_int error = CL_SUCCESS;
+  cl_program program = api_.clCreateProgramWithSource(context_, 1, &text, &length, &error);
+  if (!program) return Status::error("opencl: clCreateProgramWithSource failed with ", clErrorName(error));
+  error = api_.clBuildProgram(program, 1, &device_, "", nullptr, nullptr);
+  if (error == CL_SUCCESS) return program;
+  size_t size = 0;
+  api_.clGetProgramBuildInfo(program, device_, CL_PROGRAM_BUILD_LOG, 0, nullptr, &size);
+  std::string log(size, '\0');
+  api_.clGetProgramBuildInfo(program, device_, CL_PROGRAM_BUILD_LOG, size, log.data(), nullptr);
+  api_.clReleaseProgram(program);
+  return Status::error("opencl: building a kernel program failed with ", clErrorName(error), ":\n", log.c_str());
+}
+
+Expected<cl_kernel> ClContext::kernel(const std::string& source, const char* name) {
+  std::lock_guard lock(programsMutex_);
+  auto at = programs_.find(source);
+  if (at == programs_.end()) {
+    Expected<cl_program> built = build(source);
+    if (!built) return built.status();
+    at = programs_.emplace(source, Program{*built, {}}).first;
+  }
+  Program& program = at->second;
+  if (auto found = program.kernels.find(name); found != program.kernels.end()) return found->second;
+  cl_int error = CL_SUCCESS;
+  cl_kernel kernel = api_.clCreateKernel(program.program, name, &error);
+  if (!kernel) return Status::error("opencl: no kernel '", name, "': ", clErrorName(error));
+  program.kernels.emplace(name, kernel);
+  return kernel;
+}
+
+Status ClContext::launch(cl_kernel kernel, const KernelArgs& args, std::span<const size_t> global,
+                         const size_t* local) {
+  std::lock_guard lock(launchMutex_);
+  const auto& values = args.values();
+  for (size_t i = 0; i < values.size(); ++i) {
+    const cl_int error = api_.clSetKernelArg(kernel, static_cast<cl_uint>(i), values[i].size(), values[i].data());
+    if (error != CL_SUCCESS) return Status::error("opencl: argument ", i, " of a kernel: ", clErrorName(error));
+  }
+  const cl_int error = api_.clEnqueueNDRangeKernel(queue_, kernel, static_cast<cl_uint>(global.size()), nullptr,
+                                                   global.data(), local, 0, nullptr, nullptr);
+  if (error != CL_SUCCESS) return Status::error("opencl: launching a kernel failed with ", clErrorName(error));
+  return Status::ok();
+}
+
+Status ClContext::write(const DeviceAddress& to, const void* from, size_t bytes) {
+  // Blocking: the caller's host memory may change as soon as this returns.
+  const cl_int error = api_.clEnqueueWriteBuffer(queue_, to.buffer, CL_TRUE, to.offset, bytes, from, 0, nullptr,
+                                                 nullptr);
+  if (error != CL_SUCCESS) return Status::error("opencl: writing ", bytes, " bytes failed with ", clErrorName(error));
+  return Status::ok();
+}
+
+Status ClContext::read(void* to, const DeviceAddress& from, size_t bytes) {
+  const cl_int error = api_.clEnqueueReadBuffer(queue_, from.buffer, CL_TRUE, from.offset, bytes, to, 0, nullptr,
+                                                nullptr);
+  if (error != CL_SUCCESS) return Status::error("opencl: reading ", bytes, " bytes failed with ", clErrorName(error));
+  return Status::ok();
+}
+
+Status ClContext::copy(const DeviceAddress& to, const DeviceAddress& from, size_t bytes) {
+  const cl_int error = api_.clEnqueueCopyBuffer(queue_, from.buffer, to.buffer, from.offset, to.offset, bytes, 0,
+                                                nullptr, nullptr);
+  if (error != CL_SUCCESS) return Status::error("opencl: copying ", bytes, " bytes failed with ", clErrorName(error));
+  return Status::ok();
+}
+
+Status ClContext::fill(const DeviceAddress& to, uint8_t byte, size_t bytes) {
+  const cl_int error = api_.clEnqueueFillBuffer(queue_, to.buffer, &byte, 1, to.offset, bytes, 0, nullptr, nullptr);
+  if (error != CL_SUCCESS) return Status::error("opencl: filling ", bytes, " bytes failed with ", clErrorName(error));
+  return Status::ok();
+}
+
+}  // namespace kiln::opencl

@@ -1,0 +1,95 @@
+// One OpenCL device as kiln uses it: its context and in-order command queue
+// (which orders every transfer and kernel, so ops need no events), its
+// memory blocks (DeviceMemory), and its programs, built from source on
+// first use and cached by source text. Shared by the device object and
+// every block of its memory, whose release needs it.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/opencl/cl_api.h"
+#include "backends/opencl/device_memory.h"
+#include "ir/status.h"
+#include "ir/tensor.h"
+
+namespace kiln::opencl {
+
+// A kernel's arguments in order, as clSetKernelArg takes them.
+class KernelArgs {
+ public:
+  // A tensor: its buffer, then its offset in elements (a long).
+  void add(const DeviceAddress& tensor, size_t elementSize);
+  template <class T>
+  void add(const T& value) {
+    const auto* bytes = reinterpret_cast<const std::byte*>(&value);
+    values_.emplace_back(bytes, bytes + sizeof(T));
+  }
+  void addBytes(const void* data, size_t size);
+  const std::vector<std::vector<std::byte>>& values() const { return values_; }
+
+ private:
+  std::vector<std::vector<std::byte>> values_;
+};
+
+class ClContext : public std::enable_shared_from_this<ClContext> {
+ public:
+  // The first GPU of any platform, else the first device of any type;
+  // "no OpenCL platform: ..." saying why when there is none.
+  static Expected<std::shared_ptr<ClContext>> open();
+  ~ClContext();
+  ClContext(const ClContext&) = delete;
+  ClContext& operator=(const ClContext&) = delete;
+
+  const std::string& deviceName() const { return deviceName_; }
+  size_t maxWorkGroupSize() const { return maxWorkGroupSize_; }
+
+  // A block of `bytes` of device memory, named by a host address range
+  // (DeviceMemory); released with the last copy of the pointer.
+  Expected<std::shared_ptr<void>> reserve(size_t bytes);
+  std::optional<DeviceAddress> find(const void* address) const { return memory_.find(address); }
+
+  // The kernel `name` of the program built from `source` (built once).
+  Expected<cl_kernel> kernel(const std::string& source, const char* name);
+  // Sets the arguments and enqueues over `global` (local: null lets the
+  // driver choose). Safe from several threads.
+  Status launch(cl_kernel kernel, const KernelArgs& args, std::span<const size_t> global,
+                const size_t* local = nullptr);
+
+  // Host to device, device to host (blocking, so it also waits for every
+  // op before it), device to device, and a byte pattern.
+  Status write(const DeviceAddress& to, const void* from, size_t bytes);
+  Status read(void* to, const DeviceAddress& from, size_t bytes);
+  Status copy(const DeviceAddress& to, const DeviceAddress& from, size_t bytes);
+  Status fill(const DeviceAddress& to, uint8_t byte, size_t bytes);
+
+ private:
+  ClContext(const ClApi& api, cl_device_id device, cl_context context, cl_command_queue queue);
+  Expected<cl_program> build(const std::string& source);
+
+  struct Program {
+    cl_program program = nullptr;
+    std::map<std::string, cl_kernel, std::less<>> kernels;
+  };
+
+  const ClApi& api_;
+  cl_device_id device_;
+  cl_context context_;
+  cl_command_queue queue_;
+  std::string deviceName_;
+  size_t maxWorkGroupSize_ = 1;
+  DeviceMemory memory_;
+  std::mutex programsMutex_;
+  std::map<std::string, Program, std::less<>> programs_;  // by source text
+  // clSetKernelArg changes a kernel object that every thread shares.
+  std::mutex launchMutex_;
+};
+
+}  // namespace kiln::opencl

@@ -1,0 +1,89 @@
+// Row-wise normalisations: one work-group per row of `cols` elements, its
+// items striding the row and reducing through local memory. Sums are in
+// float (the reference sums in double). The local size is a power of two,
+// at most KILN_GROUP.
+#define KILN_GROUP 256
+
+// Where element j of the normalized dims lies in a broadcast scale or bias:
+// j itself when `contiguous`, else by its strides.
+typedef struct { long dims[KILN_MAX_RANK]; long strides[KILN_MAX_RANK]; long contiguous; } Walk;
+
+inline long walkOffset(const Walk* walk, long j) {
+  if (walk->contiguous) return j;
+  long at = 0;
+  for (int d = KILN_MAX_RANK - 1; d >= 0; --d) {
+    at += (j % walk->dims[d]) * walk->strides[d];
+    j /= walk->dims[d];
+  }
+  return at;
+}
+
+// The sum (or max) of v over the work-group, known to every item.
+inline float groupReduce(float v, bool isMax, __local float* partial) {
+  const int lid = get_local_id(0);
+  partial[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = get_local_size(0) / 2; s > 0; s >>= 1) {
+    if (lid < s) partial[lid] = isMax ? fmax(partial[lid], partial[lid + s]) : partial[lid] + partial[lid + s];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float total = partial[0];
+  barrier(CLK_LOCAL_MEM_FENCE);  // partial is reused by the next reduction
+  return total;
+}
+
+// x / sqrt(mean(x^2) + epsilon) * scale
+__kernel void rms_norm(__global const float* x, long xOffset, __global const float* scale, long scaleOffset,
+                       __global float* y, long yOffset, long cols, float epsilon, int hasScale, Walk scaleWalk) {
+  __local float partial[KILN_GROUP];
+  const long row = get_group_id(0);
+  const __global float* in = x + xOffset + row * cols;
+  __global float* out = y + yOffset + row * cols;
+  float squares = 0.0f;
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) squares += in[j] * in[j];
+  const float inverseRms = 1.0f / sqrt(groupReduce(squares, false, partial) / cols + epsilon);
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) {
+    const float s = hasScale ? scale[scaleOffset + walkOffset(&scaleWalk, j)] : 1.0f;
+    out[j] = in[j] * inverseRms * s;
+  }
+}
+
+// (x - mean) / sqrt(variance + epsilon) * scale + bias; mean and inverse
+// standard deviation per row into the optional statistics results.
+__kernel void layer_norm(__global const float* x, long xOffset, __global const float* scale, long scaleOffset,
+                         __global const float* bias, long biasOffset, __global float* y, long yOffset,
+                         __global float* meanOut, long meanOffset, __global float* invStdOut, long invStdOffset,
+                         long cols, float epsilon, int hasBias, Walk scaleWalk, Walk biasWalk) {
+  __local float partial[KILN_GROUP];
+  const long row = get_group_id(0);
+  const __global float* in = x + xOffset + row * cols;
+  __global float* out = y + yOffset + row * cols;
+  float sum = 0.0f;
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) sum += in[j];
+  const float mean = groupReduce(sum, false, partial) / cols;
+  float squares = 0.0f;
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) squares += (in[j] - mean) * (in[j] - mean);
+  const float invStd = 1.0f / sqrt(groupReduce(squares, false, partial) / cols + epsilon);
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) {
+    float v = (in[j] - mean) * invStd * scale[scaleOffset + walkOffset(&scaleWalk, j)];
+    if (hasBias) v += bias[biasOffset + walkOffset(&biasWalk, j)];
+    out[j] = v;
+  }
+  if (get_local_id(0) == 0 && meanOut) meanOut[meanOffset + row] = mean;
+  if (get_local_id(0) == 0 && invStdOut) invStdOut[invStdOffset + row] = invStd;
+}
+
+// softmax over the last axis: exp(x - max) / sum.
+__kernel void softmax(__global const float* x, long xOffset, __global float* y, long yOffset, long cols) {
+  __local float partial[KILN_GROUP];
+  const long row = get_group_id(0);
+  const __global float* in = x + xOffset + row * cols;
+  __global float* out = y + yOffset + row * cols;
+  float highest = -INFINITY;
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) highest = fmax(highest, in[j]);
+  highest = groupReduce(highest, true, partial);
+  float sum = 0.0f;
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) sum += exp(in[j] - highest);
+  sum = groupReduce(sum, false, partial);
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) out[j] = exp(in[j] - highest) / sum;
+}

@@ -1,0 +1,57 @@
+// The one generated kernel behind every element-wise op, cast, where,
+// fused_elementwise and strided copy (transpose, expand, slice, concat,
+// split): over an iteration shape of rank <= 6, result element
+// y[yOffset + sum(i_d * yStrides[d])] = f(a0, a1, ...), each a_k read from
+// operand k at its own offset and strides (0 along a broadcast dim,
+// negative for a reversed slice). The OpenCL C source is generated from the
+// types, the body of f and which tensors are walked contiguously, and built
+// once per distinct text.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/opencl/cl_context.h"
+#include "ir/status.h"
+#include "ir/tensor.h"
+
+namespace kiln::opencl {
+
+// A tensor as a kernel reads or writes it: strides (in elements) along each
+// iteration dim, and the element it starts at.
+struct StridedTensor {
+  const Tensor* tensor = nullptr;
+  std::vector<int64_t> strides;
+  int64_t offset = 0;
+};
+
+// The tensor itself, walked in row-major order over its own shape.
+StridedTensor wholeTensor(const Tensor& tensor);
+// An operand broadcast (numpy rules) to `shape`.
+StridedTensor broadcastTo(const Tensor& operand, const std::vector<int64_t>& shape);
+
+struct MapFunction {
+  std::string resultType;                 // OpenCL C type: "float", "long", "uchar", ...
+  std::vector<std::string> operandTypes;  // one per operand
+  std::string body;                       // statements setting `r` from a0, a1, ...
+};
+
+// The OpenCL C type that stores `dtype`, or "" for a dtype kernels lack.
+std::string clTypeName(DType dtype);
+// The unsigned integer type of `bytes` bytes: moves elements bit for bit.
+std::string clWordType(size_t bytes);
+
+// Runs `fn` over `dims`. `opName` names the op in errors.
+Status runMap(ClContext& cl, std::string_view opName, const MapFunction& fn, const std::vector<int64_t>& dims,
+              const StridedTensor& result, std::span<const StridedTensor> operands);
+
+// The address of a tensor in device memory, or an error naming the op.
+Expected<DeviceAddress> deviceAddress(const ClContext& cl, std::string_view opName, const Tensor& tensor);
+
+// A small operand (slice bounds, RoPE frequencies) on the host: read back
+// when it lives on the device, else the tensor itself.
+Expected<Tensor> onHost(ClContext& cl, const Tensor& tensor);
+
+}  // namespace kiln::opencl

@@ -1,0 +1,140 @@
+// rms_norm, layer_norm and softmax on the OpenCL device (kernels/norms.cl):
+// one work-group per row, matching backends/reference/fused.cpp and
+// reduction.cpp. f32; softmax over the last axis only.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "backends/opencl/kernel_sources.h"
+#include "backends/opencl/map_kernel.h"
+#include "backends/opencl/op_kernels.h"
+#include "backends/reference/kernel_helpers.h"
+
+namespace kiln::opencl {
+namespace {
+
+constexpr size_t kMaxRank = 6;
+constexpr size_t kMaxGroup = 256;  // KILN_GROUP in kernels/norms.cl
+
+// The Walk struct of norms.cl: a scale or bias broadcast over the normalized dims.
+struct Walk {
+  cl_long dims[kMaxRank];
+  cl_long strides[kMaxRank];
+  cl_long contiguous;
+};
+
+Expected<Walk> walkOver(const std::vector<int64_t>& normalized, const Tensor* operand) {
+  Walk walk{};
+  if (!operand) return walk;
+  if (normalized.size() > kMaxRank) return Status::error("rank ", normalized.size(), " is above ", kMaxRank);
+  const std::vector<int64_t> strides = ops::broadcastStrides(operand->shape(), normalized);
+  const size_t lead = kMaxRank - normalized.size();
+  for (size_t d = 0; d < kMaxRank; ++d) {
+    walk.dims[d] = d < lead ? 1 : normalized[d - lead];
+    walk.strides[d] = d < lead ? 0 : strides[d - lead];
+  }
+  walk.contiguous = operand->numElements() == ops::product(normalized) ? 1 : 0;
+  return walk;
+}
+
+// The largest power of two no larger than the device allows or the row needs.
+size_t groupSize(const ClContext& cl, int64_t cols) {
+  size_t size = 1;
+  while (size * 2 <= std::min(kMaxGroup, cl.maxWorkGroupSize()) && static_cast<int64_t>(size) < cols) size *= 2;
+  return size;
+}
+
+struct Rows {
+  int64_t rows = 0, cols = 0;
+  std::vector<int64_t> normalized;
+};
+
+Rows rowsFrom(const Tensor& x, int64_t axis) {
+  Rows r;
+  r.normalized.assign(x.shape().begin() + axis, x.shape().end());
+  r.cols = ops::product(r.normalized);
+  r.rows = r.cols == 0 ? 0 : x.numElements() / r.cols;
+  return r;
+}
+
+Status launchRows(ClContext& cl, const KernelContext& ctx, const char* name, const KernelArgs& args,
+                  const Rows& rows) {
+  if (rows.rows == 0) return Status::ok();
+  Expected<cl_kernel> kernel = cl.kernel(std::string(kCommonSource) + std::string(kNormsSource), name);
+  if (!kernel) return kernel.status();
+  const size_t local = groupSize(cl, rows.cols);
+  const size_t global[] = {static_cast<size_t>(rows.rows) * local};
+  return cl.launch(*kernel, args, global, &local);
+}
+
+// Adds a tensor's (buffer, offset) to args, or a null buffer for an absent one.
+Status addTensor(const ClContext& cl, const KernelContext& ctx, KernelArgs& args, const Tensor* tensor) {
+  if (!tensor) {
+    args.add(cl_mem{nullptr});
+    args.add(cl_long{0});
+    return Status::ok();
+  }
+  if (tensor->dtype() != DType::F32) return unsupportedDType(ctx, tensor->dtype());
+  Expected<DeviceAddress> at = deviceAddress(cl, ctx.def.name, *tensor);
+  if (!at) return at.status();
+  args.add(*at, sizeof(float));
+  return Status::ok();
+}
+
+Status rmsNormKernel(ClContext& cl, const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const Rows rows = rowsFrom(x, ops::wrapAxis(ctx.attrs.getInt("axis", -1), x.rank()));
+  Expected<Walk> scaleWalk = walkOver(rows.normalized, ctx.input(1));
+  if (!scaleWalk) return scaleWalk.status().withContext(cat(ctx.def.name, ": "));
+  KernelArgs args;
+  for (const Tensor* t : {&x, ctx.input(1), static_cast<const Tensor*>(ctx.outputs[0])})
+    KILN_RETURN_IF_ERROR(addTensor(cl, ctx, args, t));
+  args.add(static_cast<cl_long>(rows.cols));
+  args.add(static_cast<cl_float>(ctx.attrs.getFloat("epsilon", 1e-5)));
+  args.add(static_cast<cl_int>(ctx.input(1) != nullptr));
+  args.add(*scaleWalk);
+  return launchRows(cl, ctx, "rms_norm", args, rows);
+}
+
+Status layerNormKernel(ClContext& cl, const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const Rows rows = rowsFrom(x, ops::wrapAxis(ctx.attrs.getInt("axis", -1), x.rank()));
+  Expected<Walk> scaleWalk = walkOver(rows.normalized, ctx.input(1));
+  Expected<Walk> biasWalk = walkOver(rows.normalized, ctx.input(2));
+  if (!scaleWalk) return scaleWalk.status().withContext(cat(ctx.def.name, ": "));
+  if (!biasWalk) return biasWalk.status().withContext(cat(ctx.def.name, ": "));
+  const Tensor* mean = ctx.outputs.size() > 1 ? ctx.outputs[1] : nullptr;
+  const Tensor* invStd = ctx.outputs.size() > 2 ? ctx.outputs[2] : nullptr;
+  KernelArgs args;
+  for (const Tensor* t : {&x, ctx.input(1), ctx.input(2), static_cast<const Tensor*>(ctx.outputs[0]), mean, invStd})
+    KILN_RETURN_IF_ERROR(addTensor(cl, ctx, args, t));
+  args.add(static_cast<cl_long>(rows.cols));
+  args.add(static_cast<cl_float>(ctx.attrs.getFloat("epsilon", 1e-5)));
+  args.add(static_cast<cl_int>(ctx.input(2) != nullptr));
+  args.add(*scaleWalk);
+  args.add(*biasWalk);
+  return launchRows(cl, ctx, "layer_norm", args, rows);
+}
+
+Status softmaxKernel(ClContext& cl, const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  const int64_t axis = ops::wrapAxis(ctx.attrs.getInt("axis", -1), x.rank());
+  if (axis != static_cast<int64_t>(x.rank()) - 1)
+    return Status::error(ctx.def.name, ": the OpenCL device runs softmax over the last axis only, not axis ", axis);
+  const Rows rows = rowsFrom(x, axis);
+  KernelArgs args;
+  for (const Tensor* t : {&x, static_cast<const Tensor*>(ctx.outputs[0])})
+    KILN_RETURN_IF_ERROR(addTensor(cl, ctx, args, t));
+  args.add(static_cast<cl_long>(rows.cols));
+  return launchRows(cl, ctx, "softmax", args, rows);
+}
+
+}  // namespace
+
+void addNormKernels(OpenClKernelTable& table) {
+  table.add(OpKind::RmsNorm, rmsNormKernel);
+  table.add(OpKind::LayerNorm, layerNormKernel);
+  table.add(OpKind::Softmax, softmaxKernel);
+}
+
+}  // namespace kiln::opencl
