@@ -486,8 +486,12 @@ Status Loader::readPlan(const SectionInfo& section) {
     seen[v] = true;
     std::optional<RegisterPlan::Kind> kind = kindOfCode(code);
     if (!kind) return bad(ref, " has kind ", int{code}, " (0 to 3 allowed)");
+    // An op result is in the arena, a view, or a weight's upload to a device.
+    const bool upload = value.kind == ValueKind::OpResult &&
+                        isWeightUpload(graph, graph.ops()[static_cast<size_t>(value.producer)]);
     const bool kindFits = value.kind == ValueKind::Input    ? *kind == RegisterPlan::Input
                           : value.kind == ValueKind::Weight ? *kind == RegisterPlan::Weight
+                          : upload                          ? *kind == RegisterPlan::Weight
                                                             : *kind == RegisterPlan::Arena || *kind == RegisterPlan::View;
     if (!kindFits) {
       const char* what = value.kind == ValueKind::Input    ? "an input"

@@ -31,8 +31,9 @@ std::optional<DeviceAddress> DeviceMemory::find(const void* address) const {
   auto next = blocks_.upper_bound(at);
   if (next == blocks_.begin()) return std::nullopt;
   const auto& [base, block] = *std::prev(next);
-  // The end itself belongs to the block: an empty tensor may sit there.
-  if (at - base > block.bytes) return std::nullopt;
+  // The end is not the block's: another mapping (a host arena) may start
+  // right there. A block of no bytes still owns its base.
+  if (at - base >= std::max<size_t>(block.bytes, 1)) return std::nullopt;
   return DeviceAddress{block.buffer, at - base};
 }
 
