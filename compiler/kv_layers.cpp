@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <optional>
 
-#include "ir/attention.h"
 
 namespace kiln {
 namespace {
@@ -20,7 +19,7 @@ std::optional<size_t> positionIn(const std::vector<ValueId>& list, ValueId id) {
 std::vector<rt::KvLayerSite> findKvLayers(const Graph& graph) {
   std::vector<rt::KvLayerSite> layers;
   for (size_t i = 0; i < graph.ops().size(); ++i) {
-    std::optional<attention::KvValues> kv = attention::kvValues(graph.ops()[i]);
+    std::optional<rt::KvLayerEnds> kv = rt::kvLayerEnds(graph, i);
     if (!kv) continue;
     std::optional<size_t> pastKeyInput = positionIn(graph.inputs(), kv->pastKey);
     std::optional<size_t> pastValueInput = positionIn(graph.inputs(), kv->pastValue);

@@ -170,15 +170,27 @@ std::vector<int> readCounts(const Graph& graph) {
   return reads;
 }
 
+// The op that reads `id`, when exactly one does; -1 otherwise.
+int32_t soleReader(const Graph& graph, ValueId id) {
+  int32_t reader = -1;
+  for (size_t i = 0; i < graph.ops().size(); ++i)
+    for (ValueId operand : graph.ops()[i].operands)
+      if (operand == id) {
+        if (reader >= 0) return -1;
+        reader = static_cast<int32_t>(i);
+      }
+  return reader;
+}
+
 // The site's error, or none: see describeKvLayers. `taken` marks the inputs
 // and outputs of the sites before it.
 Status checkKvSite(const Graph& graph, const std::vector<int>& reads, const KvLayerSite& site,
                    std::vector<bool>& inputTaken, std::vector<bool>& outputTaken) {
   if (site.op >= graph.ops().size())
     return Status::error("op ", site.op, " is past the program's ", graph.ops().size(), " op(s)");
-  std::optional<attention::KvValues> kv = attention::kvValues(graph.ops()[site.op]);
-  if (!kv) return Status::error("op ", site.op, " is not an attention op with past and present keys and values");
-  for (auto [input, value] : {std::pair{site.pastKeyInput, kv->pastKey}, {site.pastValueInput, kv->pastValue}}) {
+  std::optional<KvLayerEnds> ends = kvLayerEnds(graph, site.op);
+  if (!ends) return Status::error("op ", site.op, " is not an attention op with past and present keys and values");
+  for (auto [input, value] : {std::pair{site.pastKeyInput, ends->pastKey}, {site.pastValueInput, ends->pastValue}}) {
     if (input >= graph.inputs().size() || inputTaken[input] || graph.inputs()[input] != value ||
         reads[static_cast<size_t>(value)] != 1 ||
         std::find(graph.outputs().begin(), graph.outputs().end(), value) != graph.outputs().end())
@@ -186,7 +198,7 @@ Status checkKvSite(const Graph& graph, const std::vector<int>& reads, const KvLa
     inputTaken[input] = true;
   }
   for (auto [output, value] :
-       {std::pair{site.presentKeyOutput, kv->presentKey}, {site.presentValueOutput, kv->presentValue}}) {
+       {std::pair{site.presentKeyOutput, ends->presentKey}, {site.presentValueOutput, ends->presentValue}}) {
     if (output >= graph.outputs().size() || outputTaken[output] || graph.outputs()[output] != value ||
         reads[static_cast<size_t>(value)] != 0)
       return Status::error("graph output ", output, " is not a present output of op ", site.op, " alone");
@@ -196,6 +208,35 @@ Status checkKvSite(const Graph& graph, const std::vector<int>& reads, const KvLa
 }
 
 }  // namespace
+
+std::optional<KvLayerEnds> kvLayerEnds(const Graph& graph, size_t op) {
+  std::optional<attention::KvValues> kv = attention::kvValues(graph.ops()[op]);
+  if (!kv) return std::nullopt;
+  KvLayerEnds ends;
+  // A past transferred onto the device: the transfer's operand, if the
+  // attention alone reads the transfer.
+  auto pastEnd = [&](ValueId past) {
+    const Value& value = graph.value(past);
+    if (value.kind != ValueKind::OpResult) return past;
+    const Op& producer = graph.ops()[static_cast<size_t>(value.producer)];
+    if (!producer.is(OpKind::Transfer) || soleReader(graph, past) != static_cast<int32_t>(op)) return past;
+    ends.transfers.push_back(static_cast<size_t>(value.producer));
+    return producer.operands[0];
+  };
+  // A present transferred back to the host: the transfer's result, if it
+  // alone reads the present.
+  auto presentEnd = [&](ValueId present) {
+    const int32_t reader = soleReader(graph, present);
+    if (reader < 0 || !graph.ops()[static_cast<size_t>(reader)].is(OpKind::Transfer)) return present;
+    ends.transfers.push_back(static_cast<size_t>(reader));
+    return graph.ops()[static_cast<size_t>(reader)].results[0];
+  };
+  ends.pastKey = pastEnd(kv->pastKey);
+  ends.pastValue = pastEnd(kv->pastValue);
+  ends.presentKey = presentEnd(kv->presentKey);
+  ends.presentValue = presentEnd(kv->presentValue);
+  return ends;
+}
 
 Expected<std::vector<KvLayer>> describeKvLayers(const Graph& graph, const std::vector<KvLayerSite>& sites) {
   const std::vector<int> reads = readCounts(graph);
@@ -243,6 +284,7 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
 
   kvLayerOfOp_.assign(graph.ops().size(), -1);
   kvPresent_.assign(graph.values().size(), false);
+  skipWhenStepping_.assign(graph.ops().size(), false);
   std::vector<bool> pastInput(graph.inputs().size(), false), presentOutput(graph.outputs().size(), false);
   for (size_t l = 0; l < kvLayers_.size(); ++l) {
     const KvLayer& layer = kvLayers_[l];
@@ -251,6 +293,12 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
     presentOutput[layer.presentKeyOutput] = presentOutput[layer.presentValueOutput] = true;
     for (size_t output : {layer.presentKeyOutput, layer.presentValueOutput})
       kvPresent_[static_cast<size_t>(graph.outputs()[output])] = true;
+    // On a device: the attention's own presents, and the transfers around it.
+    const Op& attention = graph.ops()[layer.op];
+    for (size_t result : {attention::kPresentK, attention::kPresentV})
+      kvPresent_[static_cast<size_t>(attention.results[result])] = true;
+    const std::optional<KvLayerEnds> ends = kvLayerEnds(graph, layer.op);
+    for (size_t transfer : ends->transfers) skipWhenStepping_[transfer] = true;
   }
   for (size_t i = 0; i < pastInput.size(); ++i)
     if (!pastInput[i]) stepInputs_.push_back(i);
@@ -525,19 +573,16 @@ Status Session::reserveKvCache(int64_t batch) {
       total += (rows * rowBytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
     }
   }
-  // The cache lives where the plan puts the present results it replaces.
-  const RegisterPlan* present =
-      executor_.planned()
-          ? &executor_.plan().registers[static_cast<size_t>(
-                executor_.graph_.outputs()[layers.front().presentKeyOutput])]
-          : nullptr;
-  const std::string memory = present ? present->memory : std::string(kHostMemory);
-  Device* device = findDevice(present ? present->device : kHostDevice);
+  // The cache lives where the attention's present results would.
+  const std::string_view deviceName = executor_.graph_.ops()[layers.front().op].placement();
+  const std::string memory = memorySpaceOf(deviceName);
+  Device* device = findDevice(deviceName);
   kvCache_.clear();
   kvBlock_.reset();
   Expected<std::shared_ptr<void>> block = device->reserveArena(memory, static_cast<size_t>(total));
   if (!block) return block.status().withContext("cannot reserve the KV cache: ");
   kvBlock_ = std::move(*block);
+  kvDevice_ = device;
   char* base = static_cast<char*>(kvBlock_.get());
   for (size_t l = 0; l < layers.size(); ++l) {
     const KvLayer& layer = layers[l];
@@ -549,6 +594,21 @@ Status Session::reserveKvCache(int64_t batch) {
   }
   kvBatch_ = batch;
   return Status::ok();
+}
+
+Status Session::copyIntoKvCache(void* to, const void* from, size_t bytes) {
+  if (kvDevice_->name() == kHostDevice) {
+    std::memcpy(to, from, bytes);
+    return Status::ok();
+  }
+  Attributes attrs;
+  attrs.set("from", std::string(kHostDevice));
+  attrs.set("to", std::string(kvDevice_->name()));
+  const Tensor source = Tensor::view(DType::U8, {static_cast<int64_t>(bytes)}, const_cast<void*>(from));
+  Tensor destination = Tensor::view(DType::U8, {static_cast<int64_t>(bytes)}, to);
+  const Tensor* input = &source;
+  Tensor* output = &destination;
+  return kvDevice_->run(opDef(OpKind::Transfer), attrs, {&input, 1}, {&output, 1}, nullptr);
 }
 
 Status Session::truncateKv(int64_t length) {
@@ -593,8 +653,9 @@ Status Session::loadKv(const std::vector<Tensor>& past) {
       const size_t rowBytes = static_cast<size_t>(length * given.shape()[3]) * dtypeSize(given.dtype());
       const size_t cacheRowBytes = static_cast<size_t>(kvCapacity_ * given.shape()[3]) * dtypeSize(given.dtype());
       for (int64_t head = 0; head < batch * given.shape()[1]; ++head)
-        std::memcpy(static_cast<char*>(cache.data()) + static_cast<size_t>(head) * cacheRowBytes,
-                    static_cast<const char*>(given.data()) + static_cast<size_t>(head) * rowBytes, rowBytes);
+        KILN_RETURN_IF_ERROR(copyIntoKvCache(static_cast<char*>(cache.data()) + static_cast<size_t>(head) * cacheRowBytes,
+                                             static_cast<const char*>(given.data()) + static_cast<size_t>(head) * rowBytes,
+                                             rowBytes));
     }
   }
   kvLength_ = length;
@@ -742,6 +803,15 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
   for (size_t opIndex = 0; opIndex < graph.ops().size(); ++opIndex) {
     const Op& op = graph.ops()[opIndex];
     if (executor_.isUpload_[opIndex]) continue;  // a weight on its device, uploaded once
+    if (stepping && executor_.skipWhenStepping_[opIndex]) {
+      // The KV cache is on the attention's device already: a past's transfer
+      // passes the cache through; a present's has nothing to move.
+      if (const Tensor* past = tensorOf(op.operands[0])) {
+        values_[static_cast<size_t>(op.results[0])] = *past;
+        present[static_cast<size_t>(op.results[0])] = true;
+      }
+      continue;
+    }
     // Built only on failure: this loop is the hot path of every run.
     auto context = [&] { return opContext(graph, op); };
 

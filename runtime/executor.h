@@ -61,6 +61,18 @@ struct KvLayerSite {
   bool operator==(const KvLayerSite&) const = default;
 };
 
+// Where an attention op's KV pair meets the graph: each past operand is a
+// graph input or, when the op is placed on a device, a transfer of one; each
+// present result is a graph output or transferred to one. `transfers` are
+// those transfer ops (a step skips them: the cache is already on the
+// attention's device). nullopt when the op has no such pair.
+struct KvLayerEnds {
+  ValueId pastKey = kNoValue, pastValue = kNoValue;        // graph inputs
+  ValueId presentKey = kNoValue, presentValue = kNoValue;  // graph outputs
+  std::vector<size_t> transfers;
+};
+std::optional<KvLayerEnds> kvLayerEnds(const Graph& graph, size_t op);
+
 // A graph's KV layers as recorded; nullopt when nothing recorded them (an
 // artifact older than format version 4): its executor runs statelessly only.
 using KvLayerRecord = std::optional<std::vector<KvLayerSite>>;
@@ -167,6 +179,7 @@ class Executor {
   std::vector<Tensor> uploaded_;  // per value: a weight's copy on another device, or none
   std::vector<bool> isUpload_;     // per op: a weight upload, done at creation, skipped by runs
   std::vector<bool> kvPresent_;       // per value: a present_k/present_v result of a KV layer
+  std::vector<bool> skipWhenStepping_;  // per op: a transfer of a KV layer's past or present
   std::vector<size_t> stepInputs_, stepOutputs_;
 
   mutable std::mutex cacheMutex_;  // guards replans_
@@ -236,7 +249,8 @@ class Session {
   int64_t kvLength() const { return kvLength_; }
   int64_t kvCapacity() const { return kvCapacity_; }
   // Per KV layer: the cache, [batch, kv_heads, capacity, head_dim] each;
-  // empty until the first step reserves it.
+  // empty until the first step reserves it. It lives in the memory of the
+  // attention's device: host memory unless placement put it elsewhere.
   struct KvCache {
     Tensor keys, values;
   };
@@ -245,6 +259,8 @@ class Session {
  private:
   Status reserveArenas(const PreparedPlan& prepared);
   Status reserveKvCache(int64_t batch);
+  // `bytes` of host memory into the KV cache (on kvDevice_).
+  Status copyIntoKvCache(void* to, const void* from, size_t bytes);
   // run() and step() after the input checks; `stepping` binds the KV cache
   // to the KV layers' attention ops and returns only the step outputs.
   Expected<std::vector<Tensor>> runProgram(const std::vector<Tensor>& inputs, SymbolBindings& bindings,
@@ -281,6 +297,7 @@ class Session {
   int64_t kvBatch_ = 0;
   std::shared_ptr<void> kvBlock_;
   std::vector<KvCache> kvCache_;
+  Device* kvDevice_ = nullptr;  // the device whose memory holds the cache
 };
 
 }  // namespace kiln::rt
