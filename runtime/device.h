@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ir/attributes.h"
@@ -39,6 +41,14 @@ class Device {
   virtual bool hasMemory(std::string_view memory) const = 0;
   // Whether run() can execute ops of this kind.
   virtual bool supports(const OpDef& def) const = 0;
+  // What `kiln devices` prints of the device, as (name, value) pairs in the
+  // order to print them ("isa", "avx512"); `kiln calibrate` reads
+  // "memory_mb" from them. An error when the device cannot be used on this
+  // machine, its message saying why ("no OpenCL platform: ..."). Default:
+  // nothing to say.
+  virtual Expected<std::vector<std::pair<std::string, std::string>>> properties() {
+    return std::vector<std::pair<std::string, std::string>>{};
+  }
   // One block of `bytes` in `memory`, kArenaAlignment-aligned, reserved but
   // not touched: pages cost nothing until a kernel writes them. The block
   // lives as long as the returned pointer (or a copy) does.

@@ -1,12 +1,15 @@
 #include "backends/cpu/cpu_device.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <limits>
 #include <new>
+#include <thread>
 
+#include "backends/cpu/isa.h"
 #include "backends/cpu/kernels.h"
 #include "backends/reference/reference.h"
 #include "ir/type.h"
@@ -49,6 +52,17 @@ Expected<Tensor> CpuDevice::allocate(DType dtype, const std::vector<int64_t>& sh
 
 // Every op the reference backend has a kernel for: the fast kernels cover a subset.
 bool CpuDevice::supports(const OpDef& def) const { return referenceKernel(def.kind) != nullptr; }
+
+Expected<std::vector<std::pair<std::string, std::string>>> CpuDevice::properties() {
+  std::string isa(isaName(activeIsa()));
+  if (activeIsa() != detectedIsa()) isa += cat(" (capped by KILN_ISA; the CPU has ", isaName(detectedIsa()), ")");
+  const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+  const int64_t memoryMb = pages > 0 && pageSize > 0 ? int64_t{pages} * pageSize / (1024 * 1024) : 0;
+  return std::vector<std::pair<std::string, std::string>>{
+      {"isa", isa},
+      {"hardware_threads", std::to_string(std::thread::hardware_concurrency())},
+      {"memory_mb", std::to_string(memoryMb)}};
+}
 
 Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
                       std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {

@@ -20,6 +20,8 @@ class CpuDevice final : public rt::Device {
   std::string_view name() const override { return kName; }
   bool hasMemory(std::string_view memory) const override { return memory == "host"; }
   bool supports(const OpDef& def) const override;
+  // The vector ISA its kernels use, hardware threads, physical memory.
+  Expected<std::vector<std::pair<std::string, std::string>>> properties() override;
   // An anonymous private mapping: page-aligned, and the kernel gives it
   // pages only as they are first written.
   Expected<std::shared_ptr<void>> reserveArena(std::string_view memory, size_t bytes) override;

@@ -33,6 +33,33 @@ std::string deviceString(const ClApi& api, cl_device_id device, cl_device_info w
   return text;
 }
 
+std::string platformString(const ClApi& api, cl_platform_id platform, cl_platform_info what) {
+  size_t size = 0;
+  if (api.clGetPlatformInfo(platform, what, 0, nullptr, &size) != CL_SUCCESS || size == 0) return "";
+  std::string text(size, '\0');
+  api.clGetPlatformInfo(platform, what, size, text.data(), nullptr);
+  text.resize(std::strlen(text.c_str()));
+  return text;
+}
+
+// A scalar device property (cl_uint, cl_ulong, size_t, cl_device_type); 0 when the query fails.
+template <class T>
+T deviceValue(const ClApi& api, cl_device_id device, cl_device_info what) {
+  T value{};
+  if (api.clGetDeviceInfo(device, what, sizeof value, &value, nullptr) != CL_SUCCESS) return T{};
+  return value;
+}
+
+// "gpu", "cpu", "accelerator", or "custom", joined by '+' when several bits are set.
+std::string deviceTypeName(cl_device_type type) {
+  std::string name;
+  for (auto [bit, word] : {std::pair{CL_DEVICE_TYPE_GPU, "gpu"}, std::pair{CL_DEVICE_TYPE_CPU, "cpu"},
+                           std::pair{CL_DEVICE_TYPE_ACCELERATOR, "accelerator"},
+                           std::pair{CL_DEVICE_TYPE_CUSTOM, "custom"}})
+    if (type & bit) name += cat(name.empty() ? "" : "+", word);
+  return name.empty() ? "unknown" : name;
+}
+
 Status noPlatform(const std::string& why) { return Status::error("no OpenCL platform: ", why); }
 
 }  // namespace
@@ -73,6 +100,20 @@ ClContext::ClContext(const ClApi& api, cl_device_id device, cl_context context, 
     : api_(api), device_(device), context_(context), queue_(queue) {
   deviceName_ = deviceString(api, device, CL_DEVICE_NAME);
   api.clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t), &maxWorkGroupSize_, nullptr);
+}
+
+std::vector<std::pair<std::string, std::string>> ClContext::properties() const {
+  const auto platform = deviceValue<cl_platform_id>(api_, device_, CL_DEVICE_PLATFORM);
+  const auto memoryBytes = deviceValue<cl_ulong>(api_, device_, CL_DEVICE_GLOBAL_MEM_SIZE);
+  return {{"platform", platformString(api_, platform, CL_PLATFORM_NAME)},
+          {"platform_vendor", platformString(api_, platform, CL_PLATFORM_VENDOR)},
+          {"platform_version", platformString(api_, platform, CL_PLATFORM_VERSION)},
+          {"device", deviceName_},
+          {"type", deviceTypeName(deviceValue<cl_device_type>(api_, device_, CL_DEVICE_TYPE))},
+          {"driver_version", deviceString(api_, device_, CL_DRIVER_VERSION)},
+          {"compute_units", std::to_string(deviceValue<cl_uint>(api_, device_, CL_DEVICE_MAX_COMPUTE_UNITS))},
+          {"memory_mb", std::to_string(memoryBytes / (1024 * 1024))},
+          {"max_work_group_size", std::to_string(maxWorkGroupSize_)}};
 }
 
 ClContext::~ClContext() {

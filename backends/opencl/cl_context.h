@@ -13,6 +13,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/opencl/cl_api.h"
@@ -50,6 +51,10 @@ class ClContext : public std::enable_shared_from_this<ClContext> {
 
   const std::string& deviceName() const { return deviceName_; }
   size_t maxWorkGroupSize() const { return maxWorkGroupSize_; }
+  // Its platform's name, vendor and version, then the device's name, type,
+  // driver version, compute units, global memory ("memory_mb") and largest
+  // work group, as OpenClDevice::properties gives them.
+  std::vector<std::pair<std::string, std::string>> properties() const;
 
   // A block of `bytes` of device memory, named by a host address range
   // (DeviceMemory); released with the last copy of the pointer.

@@ -25,6 +25,12 @@ bool OpenClDevice::supports(const OpDef& def) const {
   return def.kind == OpKind::Transfer || openclKernels().get(def.kind) != nullptr;
 }
 
+Expected<std::vector<std::pair<std::string, std::string>>> OpenClDevice::properties() {
+  Expected<ClContext*> cl = context();
+  if (!cl) return cl.status();
+  return (*cl)->properties();
+}
+
 Expected<std::shared_ptr<void>> OpenClDevice::reserveArena(std::string_view memory, size_t bytes) {
   if (!hasMemory(memory))
     return Status::error("device 'opencl' has no memory space '", memory, "' (it has 'opencl')");

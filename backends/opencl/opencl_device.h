@@ -20,6 +20,9 @@ class OpenClDevice final : public rt::Device {
   std::string_view name() const override { return kName; }
   bool hasMemory(std::string_view memory) const override { return memory == "opencl"; }
   bool supports(const OpDef& def) const override;
+  // The OpenCL platform and device (ClContext::properties); the error says
+  // why there is none.
+  Expected<std::vector<std::pair<std::string, std::string>>> properties() override;
   Expected<std::shared_ptr<void>> reserveArena(std::string_view memory, size_t bytes) override;
   Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) override;
   // A transfer copies between host and device memory (or within the

@@ -13,5 +13,7 @@ int runCommand(const std::vector<std::string>& args);
 int inspectCommand(const std::vector<std::string>& args);
 int generateCommand(const std::vector<std::string>& args);
 int benchCommand(const std::vector<std::string>& args);
+int devicesCommand(const std::vector<std::string>& args);
+int calibrateCommand(const std::vector<std::string>& args);
 
 }  // namespace kiln::tools

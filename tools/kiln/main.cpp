@@ -24,6 +24,9 @@ constexpr Subcommand kSubcommands[] = {
     {"generate", "greedy decoding of a decoder artifact with its KV cache; tokens per second",
      &generateCommand},
     {"bench", "time an artifact's runs (warmup, then timed runs); one JSON line", &benchCommand},
+    {"devices", "list the devices this build has: memory space, availability, properties", &devicesCommand},
+    {"calibrate", "measure a device profile (FLOP rates, bandwidth, launch, host link) on this machine",
+     &calibrateCommand},
 };
 
 std::string usage() {
@@ -55,7 +58,7 @@ int dispatch(const std::vector<std::string>& args) {
     if (args[0] == command.name)
       return command.run(std::vector<std::string>(args.begin() + 1, args.end()));
   std::cerr << "kiln: unknown command '" << args[0]
-            << "' (commands: compile, run, inspect, generate, bench; see 'kiln --help')\n";
+            << "' (commands: compile, run, inspect, generate, bench, devices, calibrate; see 'kiln --help')\n";
   return 1;
 }
 
