@@ -1,6 +1,6 @@
 // What the compiler knows of a device it places ops on: which ops and dtypes
 // it runs, how fast it computes and moves bytes, its per-op launch cost, its
-// memory, and its link to the host. A profile is JSON (docs/devices.md);
+// memory, and its link to the host. A profile is JSON (docs/placement.md);
 // kiln ships profiles for the CPU, PoCL and an NPU-like device (profiles/,
 // built into the compiler), and `kiln calibrate` measures one.
 #pragma once
