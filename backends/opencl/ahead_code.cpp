@@ -91,6 +91,9 @@ std::vector<std::string> opPrograms(const Graph& graph, const Op& op, const Symb
   return sources;
 }
 
+// Beyond this many symbols, only the all-1 and all-2 shapes are added.
+constexpr size_t kMaxEnumeratedSymbols = 4;
+
 }  // namespace
 
 std::vector<uint8_t> encodeAheadCode(const AheadCode& code) {
@@ -135,16 +138,36 @@ Expected<AheadCode> decodeAheadCode(std::span<const uint8_t> blob) {
   return code;
 }
 
+std::vector<SymbolBindings> predictionShapes(const SymbolBindings& bounds) {
+  std::vector<SymbolBindings> shapes = {bounds};
+  if (bounds.size() > kMaxEnumeratedSymbols) {
+    for (int64_t value : {1, 2}) {
+      SymbolBindings all = bounds;
+      for (auto& [symbol, bound] : all) bound = value;
+      shapes.push_back(std::move(all));
+    }
+    return shapes;
+  }
+  for (size_t mask = 0; mask < (size_t{1} << bounds.size()); ++mask) {
+    SymbolBindings shape = bounds;
+    size_t bit = 0;
+    for (auto& [symbol, bound] : shape) bound = (mask >> bit++) & 1 ? 2 : 1;
+    shapes.push_back(std::move(shape));
+  }
+  return shapes;
+}
+
 std::vector<std::string> predictedPrograms(const Graph& graph, const SymbolBindings& bounds) {
   std::vector<std::string> programs;
   std::set<std::string, std::less<>> seen;
-  for (const Op& op : graph.ops()) {
-    if (op.placement() != OpenClDevice::kName) continue;
-    const OpenClSources predict = openclKernels().sources(op.kind());
-    if (!predict) continue;
-    for (std::string& source : opPrograms(graph, op, bounds, predict))
-      if (seen.insert(source).second) programs.push_back(std::move(source));
-  }
+  for (const SymbolBindings& shape : predictionShapes(bounds))
+    for (const Op& op : graph.ops()) {
+      if (op.placement() != OpenClDevice::kName) continue;
+      const OpenClSources predict = openclKernels().sources(op.kind());
+      if (!predict) continue;
+      for (std::string& source : opPrograms(graph, op, shape, predict))
+        if (seen.insert(source).second) programs.push_back(std::move(source));
+    }
   return programs;
 }
 

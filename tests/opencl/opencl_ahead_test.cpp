@@ -19,7 +19,8 @@ namespace kiln::opencl {
 namespace {
 
 // A broadcast add, a softmax and a transpose on the device: three programs
-// (two generated map kernels and kernels/norms.cl).
+// at n = 16 (two generated map kernels and kernels/norms.cl), and two more
+// at n = 1, where the add's broadcast and the transpose walk in order.
 constexpr const char* kPlacedGraph = R"(graph @main(%x: f32[n, 8], %b: f32[8]) -> (%z: f32[8, n]) {
   %xd = transfer %x {from = "cpu", to = "opencl"} : f32[n, 8] on "opencl"
   %bd = transfer %b {from = "cpu", to = "opencl"} : f32[8] on "opencl"
@@ -31,6 +32,7 @@ constexpr const char* kPlacedGraph = R"(graph @main(%x: f32[n, 8], %b: f32[8]) -
 }
 )";
 const SymbolBindings kBounds = {{"n", 16}};
+constexpr size_t kPrograms = 5;
 
 Graph placedGraph() {
   Expected<Graph> graph = parseGraph(kPlacedGraph);
@@ -82,19 +84,21 @@ TEST_F(OpenClAhead, CarriesThePredictedProgramsWithBinaries) {
   Expected<AheadCode> code = decodeAheadCode(blob_);
   ASSERT_TRUE(code) << code.status().message();
   EXPECT_EQ(code->key, contextOf(compiler_).deviceKey());
-  ASSERT_EQ(code->programs.size(), 3u);
+  ASSERT_EQ(code->programs.size(), kPrograms);
   for (const AheadProgram& program : code->programs) {
     EXPECT_FALSE(program.binary.empty());
     EXPECT_EQ(program.options, ClContext::kBuildOptions);
   }
-  EXPECT_EQ(predictedPrograms(graph_, kBounds).size(), 3u);
+  const std::vector<std::string> predicted = predictedPrograms(graph_, kBounds);
+  ASSERT_EQ(predicted.size(), kPrograms);
+  for (size_t i = 0; i < kPrograms; ++i) EXPECT_EQ(code->programs[i].source, predicted[i]);
 }
 
 TEST_F(OpenClAhead, LoadedProgramsAreUsedAtTheFirstRun) {
   OpenClDevice loader;
   ASSERT_TRUE(loader.loadAhead(blob_));
   ClContext& cl = contextOf(loader);
-  EXPECT_EQ(cl.binaryBuilds(), 3);
+  EXPECT_EQ(cl.binaryBuilds(), static_cast<int64_t>(kPrograms));
   EXPECT_EQ(cl.sourceBuilds(), 0);
   Expected<Tensor> loaded = runGraph(loader, graph_);
   ASSERT_TRUE(loaded) << loaded.status().message();
@@ -122,7 +126,7 @@ TEST_F(OpenClAhead, AnotherDeviceKeyBuildsFromSourceSayingSo) {
                   "building them from source for " + ours + "\n");
   ClContext& cl = contextOf(loader);
   EXPECT_EQ(cl.binaryBuilds(), 0);
-  EXPECT_EQ(cl.sourceBuilds(), 3);
+  EXPECT_EQ(cl.sourceBuilds(), static_cast<int64_t>(kPrograms));
   ASSERT_TRUE(runGraph(loader, graph_));
   EXPECT_EQ(cl.firstUseBuilds(), 0);
 }
@@ -137,7 +141,7 @@ TEST_F(OpenClAhead, DamagedBinariesAreBuiltFromSource) {
   const std::string said = ::testing::internal::GetCapturedStderr();
   ASSERT_TRUE(loaded) << loaded.message();
   EXPECT_NE(said.find("the driver refused a program binary"), std::string::npos) << said;
-  EXPECT_EQ(contextOf(loader).sourceBuilds(), 3);
+  EXPECT_EQ(contextOf(loader).sourceBuilds(), static_cast<int64_t>(kPrograms));
   ASSERT_TRUE(runGraph(loader, graph_));
   EXPECT_EQ(contextOf(loader).firstUseBuilds(), 0);
 }
@@ -162,7 +166,7 @@ TEST_F(OpenClAhead, CorruptBlobsAreRefusedClearly) {
   EXPECT_NE(loader.loadAhead(bad).message().find("runs past the end"), std::string::npos);
   bad = blob_;
   bad.push_back(0);
-  EXPECT_EQ(loader.loadAhead(bad).message(), "opencl: bad device code: 1 bytes after the last of its 3 programs");
+  EXPECT_EQ(loader.loadAhead(bad).message(), "opencl: bad device code: 1 bytes after the last of its 5 programs");
   EXPECT_EQ(contextOf(loader).sourceBuilds() + contextOf(loader).binaryBuilds(), 0);
 }
 
@@ -176,7 +180,7 @@ TEST(OpenClAheadWithoutPlatform, CompilesSourcesOnly) {
   Expected<AheadCode> code = decodeAheadCode(*blob);
   ASSERT_TRUE(code) << code.status().message();
   EXPECT_EQ(code->key, "");
-  ASSERT_EQ(code->programs.size(), 3u);
+  ASSERT_EQ(code->programs.size(), kPrograms);
   for (const AheadProgram& program : code->programs) EXPECT_TRUE(program.binary.empty());
   const Status loaded = lone.loadAhead(*blob);
   EXPECT_EQ(loaded.message().rfind("no OpenCL platform: ", 0), 0u) << loaded.message();
