@@ -158,17 +158,27 @@ Expected<cl_program> ClContext::buildFromBinary(std::span<const uint8_t> binary)
   return program;
 }
 
+Expected<ClContext::Program*> ClContext::programOf(const std::string& source, bool& built) {
+  auto at = programs_.find(source);
+  built = at == programs_.end();
+  if (built) {
+    Expected<cl_program> made = build(source);
+    if (!made) return made.status();
+    at = programs_.emplace(source, Program{*made, {}}).first;
+  }
+  return &at->second;
+}
+
 Expected<cl_kernel> ClContext::kernel(const std::string& source, const char* name) {
   std::lock_guard lock(programsMutex_);
-  auto at = programs_.find(source);
-  if (at == programs_.end()) {
-    Expected<cl_program> built = build(source);
-    if (!built) return built.status();
-    at = programs_.emplace(source, Program{*built, {}}).first;
+  bool built = false;
+  Expected<Program*> found = programOf(source, built);
+  if (!found) return found.status();
+  if (built) {
     ++firstUseBuilds_;
     if (verbose()) std::cerr << "kiln: opencl: built the program of kernel '" << name << "' at first use\n";
   }
-  Program& program = at->second;
+  Program& program = **found;
   if (auto found = program.kernels.find(name); found != program.kernels.end()) return found->second;
   cl_int error = CL_SUCCESS;
   cl_kernel kernel = api_.clCreateKernel(program.program, name, &error);
@@ -179,18 +189,16 @@ Expected<cl_kernel> ClContext::kernel(const std::string& source, const char* nam
 
 Expected<std::vector<uint8_t>> ClContext::programBinary(const std::string& source) {
   std::lock_guard lock(programsMutex_);
-  auto at = programs_.find(source);
-  if (at == programs_.end()) {
-    Expected<cl_program> built = build(source);
-    if (!built) return built.status();
-    at = programs_.emplace(source, Program{*built, {}}).first;
-  }
+  bool built = false;
+  Expected<Program*> found = programOf(source, built);
+  if (!found) return found.status();
+  const cl_program program = (*found)->program;
   size_t size = 0;
-  cl_int error = api_.clGetProgramInfo(at->second.program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, nullptr);
+  cl_int error = api_.clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, nullptr);
   if (error != CL_SUCCESS) return Status::error("opencl: no program binary size: ", clErrorName(error));
   std::vector<uint8_t> binary(size);
   unsigned char* into = binary.data();
-  error = api_.clGetProgramInfo(at->second.program, CL_PROGRAM_BINARIES, sizeof into, &into, nullptr);
+  error = api_.clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof into, &into, nullptr);
   if (error != CL_SUCCESS) return Status::error("opencl: no program binary: ", clErrorName(error));
   return binary;
 }

@@ -92,14 +92,18 @@ class ClContext : public std::enable_shared_from_this<ClContext> {
 
  private:
   ClContext(const ClApi& api, cl_device_id device, cl_context context, cl_command_queue queue);
-  Expected<cl_program> build(const std::string& source);
-  Expected<cl_program> buildFromBinary(std::span<const uint8_t> binary);
-  Status buildLogError(cl_program program, cl_int error);
-
   struct Program {
     cl_program program = nullptr;
     std::map<std::string, cl_kernel, std::less<>> kernels;
   };
+
+  Expected<cl_program> build(const std::string& source);
+  // The cached program of `source`, built now if not yet (`built` says so).
+  // The caller holds programsMutex_.
+  Expected<Program*> programOf(const std::string& source, bool& built);
+  Expected<cl_program> buildFromBinary(std::span<const uint8_t> binary);
+  Status buildLogError(cl_program program, cl_int error);
+
 
   const ClApi& api_;
   cl_device_id device_;
