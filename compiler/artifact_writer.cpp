@@ -12,6 +12,7 @@
 #include "compiler/kv_layers.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "runtime/device.h"
 
 namespace kiln {
 namespace {
@@ -84,6 +85,36 @@ std::vector<uint8_t> encodeKvLayers(const std::vector<rt::KvLayerSite>& layers) 
     for (size_t field : {layer.op, layer.pastKeyInput, layer.pastValueInput, layer.presentKeyOutput,
                          layer.presentValueOutput})
       append<uint32_t>(out, static_cast<uint32_t>(field));
+  }
+  return out;
+}
+
+// Each device other than the host that the graph places ops on, with the
+// code it compiles for them (Device::compileAhead) when it has any.
+Expected<std::vector<std::pair<std::string, std::vector<uint8_t>>>> compileDeviceCode(
+    const Graph& graph, const SymbolBindings& bounds) {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> code;
+  std::vector<std::string_view> seen;
+  for (const Op& op : graph.ops()) {
+    const std::string_view name = op.placement();
+    if (name == kHostDevice || std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
+    seen.push_back(name);
+    rt::Device* device = rt::findDevice(name);
+    if (!device) return Status::error("no device '", name, "' in this build to compile the code of its ops for");
+    Expected<std::vector<uint8_t>> blob = device->compileAhead(graph, bounds);
+    if (!blob) return Status::error("compiling the code of device '", name, "': ", blob.status().message());
+    if (!blob->empty()) code.emplace_back(std::string(name), std::move(*blob));
+  }
+  return code;
+}
+
+std::vector<uint8_t> encodeDeviceCode(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& code) {
+  std::vector<uint8_t> out;
+  append<uint32_t>(out, static_cast<uint32_t>(code.size()));
+  for (const auto& [device, blob] : code) {
+    appendString<uint8_t>(out, device);
+    append<uint64_t>(out, blob.size());
+    out.insert(out.end(), blob.begin(), blob.end());
   }
   return out;
 }
@@ -246,6 +277,10 @@ Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::stri
     }
   }
 
+  Expected<std::vector<std::pair<std::string, std::vector<uint8_t>>>> deviceCode =
+      compileDeviceCode(graph, plan ? plan->bounds : SymbolBindings{});
+  if (!deviceCode) return Status::error("cannot write artifact '", path, "': ", deviceCode.status().message());
+
   PrintOptions printOptions;
   printOptions.maxInlineWeightElements = 0;  // weights live in their own section
   std::string program = printGraph(graph, printOptions);
@@ -254,7 +289,7 @@ Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::stri
   // plan (when there is one), weight files (when any weight is referenced),
   // weight table. The embedded weights then go straight from their tensors
   // to the file.
-  const uint32_t sectionCount = 4 + (plan ? 1 : 0) + (files.empty() ? 0 : 1);
+  const uint32_t sectionCount = 5 + (plan ? 1 : 0) + (files.empty() ? 0 : 1);
   std::vector<uint8_t> file(kArtifactHeaderSize + sectionCount * kArtifactSectionEntrySize, 0);
   std::vector<SectionInfo> sections;
   auto beginSection = [&](SectionKind kind) {
@@ -276,6 +311,11 @@ Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::stri
   beginSection(SectionKind::KvLayers);
   std::vector<uint8_t> kvLayers = encodeKvLayers(findKvLayers(graph));
   file.insert(file.end(), kvLayers.begin(), kvLayers.end());
+  endSection();
+
+  beginSection(SectionKind::DeviceCode);
+  std::vector<uint8_t> encodedCode = encodeDeviceCode(*deviceCode);
+  file.insert(file.end(), encodedCode.begin(), encodedCode.end());
   endSection();
 
   if (!files.empty()) {

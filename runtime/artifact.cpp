@@ -45,6 +45,11 @@ class Cursor {
     return true;
   }
   size_t left() const { return static_cast<size_t>(end_ - p_); }
+  bool skip(size_t bytes) {
+    if (left() < bytes) return false;
+    p_ += bytes;
+    return true;
+  }
 
  private:
   const uint8_t* p_;
@@ -79,6 +84,8 @@ std::string_view sectionName(uint32_t kind) {
       return "weight files";
     case SectionKind::KvLayers:
       return "KV layers";
+    case SectionKind::DeviceCode:
+      return "device code";
   }
   return "unknown";
 }
@@ -117,9 +124,10 @@ class Loader {
   Expected<const Mapping*> openWeightFile(size_t index);
   Status readPlan(const SectionInfo& section);
   Status readKvLayers(const SectionInfo& section);
+  Status readDeviceCode(const SectionInfo& section);
 
   const std::string& path_;
-  std::optional<SectionInfo> planSection_, kvLayersSection_;
+  std::optional<SectionInfo> planSection_, kvLayersSection_, deviceCodeSection_;
   Mapping map_;
   Artifact artifact_;
   LoadFailure failure_ = LoadFailure::None;
@@ -234,6 +242,7 @@ Status Loader::readSections() {
   }
   std::vector<SectionKind> required = {SectionKind::Program, SectionKind::WeightTable, SectionKind::WeightData};
   if (artifact_.formatVersion >= kKvLayersSinceFormatVersion) required.push_back(SectionKind::KvLayers);
+  if (artifact_.formatVersion >= kDeviceCodeSinceFormatVersion) required.push_back(SectionKind::DeviceCode);
   for (SectionKind kind : required) {
     if (!known.count(static_cast<uint32_t>(kind)))
       return fail("bad section table: no ", sectionName(static_cast<uint32_t>(kind)), " section");
@@ -249,6 +258,8 @@ Status Loader::readSections() {
   // Before version 4 no writer recorded the KV layers.
   if (artifact_.formatVersion >= kKvLayersSinceFormatVersion)
     kvLayersSection_ = known[static_cast<uint32_t>(SectionKind::KvLayers)];
+  if (artifact_.formatVersion >= kDeviceCodeSinceFormatVersion)
+    deviceCodeSection_ = known[static_cast<uint32_t>(SectionKind::DeviceCode)];
 
   const SectionInfo& program = known[static_cast<uint32_t>(SectionKind::Program)];
   std::string_view text(reinterpret_cast<const char*>(h + program.offset), program.size);
@@ -558,6 +569,37 @@ Status Loader::readKvLayers(const SectionInfo& section) {
   return Status::ok();
 }
 
+// Entries are checked as bytes only; what a blob holds is its device's
+// business (createExecutor hands it over).
+Status Loader::readDeviceCode(const SectionInfo& section) {
+  auto bad = [&](const auto&... parts) { return fail("corrupt: device code: ", parts...); };
+  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  uint32_t count = 0;
+  if (!in.read(count)) return bad("shorter than its entry count");
+  const uint8_t* sectionEnd = map_.base + section.offset + section.size;
+  for (uint32_t i = 0; i < count; ++i) {
+    DeviceCode entry;
+    uint64_t size = 0;
+    if (!in.readString<uint8_t>(entry.device) || !in.read(size) || size > in.left())
+      return bad("entry ", i, " of ", count, " runs past the section");
+    if (entry.device.empty()) return bad("entry ", i, " names no device");
+    for (const DeviceCode& other : artifact_.deviceCode)
+      if (other.device == entry.device) return bad("two entries for device '", entry.device, "'");
+    entry.code = {sectionEnd - in.left(), static_cast<size_t>(size)};
+    if (size > 0 && size < kDeviceCodeSummarySize)
+      return bad("the code of device '", entry.device, "' has ", size, " bytes, less than its summary");
+    if (size > 0) {
+      entry.programs = readAt<uint32_t>(entry.code.data(), 0);
+      entry.binaryBytes = readAt<uint64_t>(entry.code.data(), 4);
+    }
+    (void)in.skip(static_cast<size_t>(size));
+    artifact_.deviceCode.push_back(std::move(entry));
+  }
+  if (in.left() != 0) return bad(in.left(), " bytes after the last of its ", count, " entries");
+  artifact_.mapping = map_.keepAlive;
+  return Status::ok();
+}
+
 Expected<Artifact> Loader::load() {
   KILN_RETURN_IF_ERROR(mapFile());
   KILN_RETURN_IF_ERROR(checkHeader());
@@ -566,6 +608,7 @@ Expected<Artifact> Loader::load() {
   if (!verified) return fail("the program does not verify: ", verified.message());
   if (planSection_) KILN_RETURN_IF_ERROR(readPlan(*planSection_));
   if (kvLayersSection_) KILN_RETURN_IF_ERROR(readKvLayers(*kvLayersSection_));
+  if (deviceCodeSection_) KILN_RETURN_IF_ERROR(readDeviceCode(*deviceCodeSection_));
   return std::move(artifact_);
 }
 
@@ -578,6 +621,14 @@ Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure) {
 }
 
 Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact) {
+  for (const DeviceCode& entry : artifact.deviceCode) {
+    Device* device = findDevice(entry.device);
+    if (!device)
+      return Status::error("the artifact carries code for device '", entry.device,
+                           "', which this runtime does not have");
+    Status loaded = device->loadAhead(entry.code);
+    if (!loaded) return Status::error("loading the code of device '", entry.device, "': ", loaded.message());
+  }
   if (artifact.plan) return Executor::create(artifact.graph, *artifact.plan, artifact.kvLayers);
   return Executor::create(artifact.graph, artifact.kvLayers);
 }

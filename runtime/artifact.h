@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,15 @@ struct WeightLocation {
   bool copiedAtLoad = false;
 };
 
+// One device's ahead-of-time code (Device::compileAhead): a view into the
+// mapped file, which the Artifact keeps mapped.
+struct DeviceCode {
+  std::string device;
+  std::span<const uint8_t> code;
+  uint32_t programs = 0;     // from the blob's summary
+  uint64_t binaryBytes = 0;  // likewise
+};
+
 // A loaded artifact. The graph's weights are views into the mapped file,
 // which stays mapped while any of them (or a copy) is alive.
 struct Artifact {
@@ -53,6 +63,9 @@ struct Artifact {
   std::vector<SectionInfo> sections;
   std::vector<WeightFileInfo> weightFiles;
   std::vector<WeightLocation> weightLocations;  // in the weight table's order
+  // The devices' code, in the section's order (none before format version 5).
+  std::vector<DeviceCode> deviceCode;
+  std::shared_ptr<const void> mapping;  // keeps the file mapped for deviceCode
 };
 
 // Why a load failed: the file could not be opened or read, or its contents
@@ -68,7 +81,9 @@ enum class LoadFailure { None, Io, Invalid };
 Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure = nullptr);
 
 // The executor of a loaded artifact, by its plan (or planned now when it has
-// none), stepping the KV layers it records. The artifact must outlive it.
+// none), stepping the KV layers it records. Each device's code goes to it
+// first (Device::loadAhead), so the first run builds nothing; a device this
+// runtime lacks is an error naming it. The artifact must outlive it.
 Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact);
 
 }  // namespace kiln::rt

@@ -18,13 +18,16 @@ namespace kiln::rt {
 static_assert(std::endian::native == std::endian::little, "kiln artifacts need a little-endian host");
 
 inline constexpr char kArtifactMagic[8] = {'K', 'I', 'L', 'N', 'A', 'R', 'T', '\0'};
-inline constexpr uint32_t kArtifactFormatVersion = 4;
-// Version 2 (every weight embedded, no weight-file section) and version 3
-// (no KV layer record) still load.
+inline constexpr uint32_t kArtifactFormatVersion = 5;
+// Version 2 (every weight embedded, no weight-file section), version 3 (no
+// KV layer record) and version 4 (no device code) still load.
 inline constexpr uint32_t kOldestReadableFormatVersion = 2;
 // The first version with the KV layer section, which it requires; an older
 // artifact loads with its KV layers unrecorded, and runs statelessly only.
 inline constexpr uint32_t kKvLayersSinceFormatVersion = 4;
+// The first version with the device code section, which it requires; an
+// older artifact's devices build their code at first use.
+inline constexpr uint32_t kDeviceCodeSinceFormatVersion = 5;
 inline constexpr size_t kArtifactHeaderSize = 64;
 inline constexpr size_t kArtifactSectionEntrySize = 32;
 inline constexpr uint32_t kMaxArtifactSections = 64;
@@ -45,7 +48,12 @@ enum class SectionKind : uint32_t {
   Plan = 4,         // the memory plan (absent when the program cannot be planned)
   WeightFiles = 5,  // the files referenced weights lie in (absent when none is)
   KvLayers = 6,     // the decoder's KV layers (empty when it has none); from version 4
+  DeviceCode = 7,   // each device's ahead-of-time code (Device::compileAhead); from version 5
 };
+
+// What every device's code blob starts with (Device::compileAhead): its
+// program count (u32) and binary bytes (u64); the rest is the device's own.
+inline constexpr size_t kDeviceCodeSummarySize = 4 + 8;
 
 // A KV layer section entry: the attention op's index, then the positions of
 // past keys and values among the graph inputs and of present keys and values

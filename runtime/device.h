@@ -21,6 +21,7 @@
 
 #include "ir/attributes.h"
 #include "ir/dtype.h"
+#include "ir/graph.h"
 #include "ir/op_registry.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
@@ -72,6 +73,23 @@ class Device {
   // adopted twice is forgotten after the second forget. Default: nothing.
   virtual void adoptConstants(std::span<const Tensor* const> weights) {}
   virtual void forgetConstants(std::span<const Tensor* const> weights) {}
+
+  // Ahead-of-time code (docs/artifact.md, "Device code"). At compile time:
+  // the device's code for the ops the placed `graph` puts on it
+  // (op.placement() == name()), its dims at `bounds` (the memory plan's; a
+  // dim with no value there is predicted for nothing), as one blob the
+  // artifact carries; empty when the device has none. Works without the
+  // device's driver (then the blob holds what can be had without it). A
+  // nonempty blob starts with a u32 program count and a u64 count of binary
+  // bytes, which `kiln inspect` shows; the rest is the device's own.
+  // Default: none.
+  virtual Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds) {
+    return std::vector<uint8_t>{};
+  }
+  // At load, before the executor is made: the blob compileAhead made, so
+  // the device readies its code now and the first run builds nothing. A blob
+  // the device cannot read is an error saying why. Default: ignores it.
+  virtual Status loadAhead(std::span<const uint8_t> code) { return Status::ok(); }
 };
 
 // The device the plan calls `name`, or null when this runtime has none such.

@@ -128,6 +128,9 @@ Status ropeFromTables(const ClContext& cl, const KernelContext& ctx, AttentionSh
   return Status::ok();
 }
 
+// A bool, integer or key-padding mask to additive f32 values.
+MapFunction maskConversion(DType dtype) { return {"float", {clTypeName(dtype)}, "r = a0 != 0 ? 0.0f : -INFINITY;"}; }
+
 // The mask as f32 additive values (a false bool or a zero key-padding entry
 // is -inf) and its strides over [B, Hq, S, L].
 Expected<Buffer> additiveMask(ClContext& cl, const KernelContext& ctx, const Attrs& a, AttentionShape& s) {
@@ -146,7 +149,7 @@ Expected<Buffer> additiveMask(ClContext& cl, const KernelContext& ctx, const Att
   Expected<Buffer> converted = scratch(cl, static_cast<size_t>(mask->numElements()) * sizeof(float));
   if (!converted) return converted.status();
   const Tensor additive = Tensor::view(DType::F32, mask->shape(), converted->scratch.get(), converted->scratch);
-  const MapFunction fn{"float", {clTypeName(mask->dtype())}, "r = a0 != 0 ? 0.0f : -INFINITY;"};
+  const MapFunction fn = maskConversion(mask->dtype());
   const StridedTensor source = wholeTensor(*mask);
   KILN_RETURN_IF_ERROR(runMap(cl, ctx.def.name, fn, mask->shape(), wholeTensor(additive), {&source, 1}));
   return converted;
@@ -178,7 +181,7 @@ Status keyValueRows(ClContext& cl, const KernelContext& ctx, const AttentionShap
 void addBuffer(KernelArgs& args, const Buffer& buffer) { args.add(buffer.at, sizeof(float)); }
 
 Status launch(ClContext& cl, const char* name, const KernelArgs& args, std::span<const size_t> global) {
-  Expected<cl_kernel> kernel = cl.kernel(cat(kCommonSource, kAttentionSource), name);
+  Expected<cl_kernel> kernel = cl.kernel(librarySource(kAttentionSource), name);
   if (!kernel) return kernel.status();
   return cl.launch(*kernel, args, global);
 }
@@ -231,8 +234,21 @@ Status attentionKernel(ClContext& cl, const KernelContext& ctx) {
   return launch(cl, "attention_rows", rows, global);
 }
 
+// The attention program, and the mask's conversion when it needs one.
+void attentionSources(const OpTypes& op, std::vector<std::string>& sources) {
+  Expected<Attrs> attrs = readAttrs(op.attrs);
+  if (!attrs) return;
+  sources.push_back(librarySource(kAttentionSource));
+  const ShapedType* mask = op.input(kMask);
+  if (!mask || (mask->dtype == DType::F32 && !attrs->keyPaddingMask) || clTypeName(mask->dtype).empty()) return;
+  const std::vector<int64_t> strides = rowMajorStrides(mask->shape);
+  sources.push_back(mapKernelSource(maskConversion(mask->dtype), mask->shape, strides, {&strides, 1}));
+}
+
 }  // namespace
 
-void addAttentionKernels(OpenClKernelTable& table) { table.add(OpKind::Attention, attentionKernel); }
+void addAttentionKernels(OpenClKernelTable& table) {
+  table.add(OpKind::Attention, attentionKernel, attentionSources);
+}
 
 }  // namespace kiln::opencl

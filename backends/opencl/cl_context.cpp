@@ -1,6 +1,8 @@
 #include "backends/opencl/cl_context.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <optional>
 
 namespace kiln::opencl {
@@ -42,6 +44,13 @@ std::string platformString(const ClApi& api, cl_platform_id platform, cl_platfor
   return text;
 }
 
+// The name of the platform a device belongs to.
+std::string platformName(const ClApi& api, cl_device_id device) {
+  cl_platform_id platform = nullptr;
+  if (api.clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, nullptr) != CL_SUCCESS) return "";
+  return platformString(api, platform, CL_PLATFORM_NAME);
+}
+
 // A scalar device property (cl_uint, cl_ulong, size_t, cl_device_type); 0 when the query fails.
 template <class T>
 T deviceValue(const ClApi& api, cl_device_id device, cl_device_info what) {
@@ -58,6 +67,14 @@ std::string deviceTypeName(cl_device_type type) {
                            std::pair{CL_DEVICE_TYPE_CUSTOM, "custom"}})
     if (type & bit) name += cat(name.empty() ? "" : "+", word);
   return name.empty() ? "unknown" : name;
+}
+
+bool verbose() {
+  static const bool set = [] {
+    const char* value = std::getenv("KILN_OPENCL_VERBOSE");
+    return value && *value && std::string_view(value) != "0";
+  }();
+  return set;
 }
 
 Status noPlatform(const std::string& why) { return Status::error("no OpenCL platform: ", why); }
@@ -99,6 +116,7 @@ Expected<std::shared_ptr<ClContext>> ClContext::open() {
 ClContext::ClContext(const ClApi& api, cl_device_id device, cl_context context, cl_command_queue queue)
     : api_(api), device_(device), context_(context), queue_(queue) {
   deviceName_ = deviceString(api, device, CL_DEVICE_NAME);
+  deviceKey_ = cat(platformName(api, device), " / ", deviceName_, " / ", deviceString(api, device, CL_DRIVER_VERSION));
   api.clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof(size_t), &maxWorkGroupSize_, nullptr);
 }
 
@@ -144,14 +162,7 @@ Expected<std::shared_ptr<void>> ClContext::reserve(size_t bytes) {
   });
 }
 
-Expected<cl_program> ClContext::build(const std::string& source) {
-  const char* text = source.c_str();
-  const size_t length = source.size();
-  cl_int error = CL_SUCCESS;
-  cl_program program = api_.clCreateProgramWithSource(context_, 1, &text, &length, &error);
-  if (!program) return Status::error("opencl: clCreateProgramWithSource failed with ", clErrorName(error));
-  error = api_.clBuildProgram(program, 1, &device_, "", nullptr, nullptr);
-  if (error == CL_SUCCESS) return program;
+Status ClContext::buildLogError(cl_program program, cl_int error) {
   size_t size = 0;
   api_.clGetProgramBuildInfo(program, device_, CL_PROGRAM_BUILD_LOG, 0, nullptr, &size);
   std::string log(size, '\0');
@@ -160,21 +171,87 @@ Expected<cl_program> ClContext::build(const std::string& source) {
   return Status::error("opencl: building a kernel program failed with ", clErrorName(error), ":\n", log.c_str());
 }
 
+Expected<cl_program> ClContext::build(const std::string& source) {
+  const char* text = source.c_str();
+  const size_t length = source.size();
+  cl_int error = CL_SUCCESS;
+  cl_program program = api_.clCreateProgramWithSource(context_, 1, &text, &length, &error);
+  if (!program) return Status::error("opencl: clCreateProgramWithSource failed with ", clErrorName(error));
+  ++sourceBuilds_;
+  error = api_.clBuildProgram(program, 1, &device_, kBuildOptions, nullptr, nullptr);
+  if (error != CL_SUCCESS) return buildLogError(program, error);
+  return program;
+}
+
+Expected<cl_program> ClContext::buildFromBinary(std::span<const uint8_t> binary) {
+  const unsigned char* bytes = binary.data();
+  const size_t length = binary.size();
+  cl_int status = CL_SUCCESS, error = CL_SUCCESS;
+  cl_program program = api_.clCreateProgramWithBinary(context_, 1, &device_, &length, &bytes, &status, &error);
+  if (!program) return Status::error("opencl: clCreateProgramWithBinary failed with ", clErrorName(error));
+  error = api_.clBuildProgram(program, 1, &device_, kBuildOptions, nullptr, nullptr);
+  if (error != CL_SUCCESS) return buildLogError(program, error);
+  ++binaryBuilds_;
+  return program;
+}
+
+Expected<ClContext::Program*> ClContext::programOf(const std::string& source, bool& built) {
+  auto at = programs_.find(source);
+  built = at == programs_.end();
+  if (built) {
+    Expected<cl_program> made = build(source);
+    if (!made) return made.status();
+    at = programs_.emplace(source, Program{*made, {}}).first;
+  }
+  return &at->second;
+}
+
 Expected<cl_kernel> ClContext::kernel(const std::string& source, const char* name) {
   std::lock_guard lock(programsMutex_);
-  auto at = programs_.find(source);
-  if (at == programs_.end()) {
-    Expected<cl_program> built = build(source);
-    if (!built) return built.status();
-    at = programs_.emplace(source, Program{*built, {}}).first;
+  bool built = false;
+  Expected<Program*> found = programOf(source, built);
+  if (!found) return found.status();
+  if (built) {
+    ++firstUseBuilds_;
+    if (verbose()) std::cerr << "kiln: opencl: built the program of kernel '" << name << "' at first use\n";
   }
-  Program& program = at->second;
+  Program& program = **found;
   if (auto found = program.kernels.find(name); found != program.kernels.end()) return found->second;
   cl_int error = CL_SUCCESS;
   cl_kernel kernel = api_.clCreateKernel(program.program, name, &error);
   if (!kernel) return Status::error("opencl: no kernel '", name, "': ", clErrorName(error));
   program.kernels.emplace(name, kernel);
   return kernel;
+}
+
+Expected<std::vector<uint8_t>> ClContext::programBinary(const std::string& source) {
+  std::lock_guard lock(programsMutex_);
+  bool built = false;
+  Expected<Program*> found = programOf(source, built);
+  if (!found) return found.status();
+  const cl_program program = (*found)->program;
+  size_t size = 0;
+  cl_int error = api_.clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, nullptr);
+  if (error != CL_SUCCESS) return Status::error("opencl: no program binary size: ", clErrorName(error));
+  std::vector<uint8_t> binary(size);
+  unsigned char* into = binary.data();
+  error = api_.clGetProgramInfo(program, CL_PROGRAM_BINARIES, sizeof into, &into, nullptr);
+  if (error != CL_SUCCESS) return Status::error("opencl: no program binary: ", clErrorName(error));
+  return binary;
+}
+
+Expected<bool> ClContext::addProgram(const std::string& source, std::span<const uint8_t> binary) {
+  std::lock_guard lock(programsMutex_);
+  if (programs_.count(source)) return true;
+  bool fromBinary = !binary.empty();
+  Expected<cl_program> made = fromBinary ? buildFromBinary(binary) : build(source);
+  if (!made && fromBinary) {
+    fromBinary = false;
+    made = build(source);
+  }
+  if (!made) return made.status();
+  programs_.emplace(source, Program{*made, {}});
+  return fromBinary || binary.empty();
 }
 
 Status ClContext::launch(cl_kernel kernel, const KernelArgs& args, std::span<const size_t> global,

@@ -2,6 +2,7 @@
 // generated map kernel (map_kernel.h), written to match its reference
 // kernel (backends/reference/elementwise.cpp, fused.cpp). f32 throughout;
 // the integer and bool forms where the reference models use them.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "backends/opencl/map_kernel.h"
 #include "backends/opencl/op_kernels.h"
+#include "backends/reference/kernel_helpers.h"
 #include "ir/elementwise_program.h"
 
 namespace kiln::opencl {
@@ -103,15 +105,20 @@ Status powKernel(ClContext& cl, const KernelContext& ctx) {
   return mapBroadcast(cl, ctx, "r = pow(a0, a1);", {ctx.input(0), ctx.input(1)});
 }
 
+// min or max of a0 and a1; "" for a dtype without a kernel.
+std::string variadicBody(OpKind kind, DType dtype) {
+  const bool isMin = kind == OpKind::Min;
+  if (dtype == DType::F32) return isMin ? "r = k_min(a0, a1);" : "r = k_max(a0, a1);";
+  if (isIntegerDType(dtype)) return isMin ? "r = a1 < a0 ? a1 : a0;" : "r = a0 < a1 ? a1 : a0;";
+  return "";
+}
+
 // min / max over any number of operands: the first pair into the result,
 // then the result with each further operand, in place.
 Status variadicKernel(ClContext& cl, const KernelContext& ctx) {
   const Tensor& out = *ctx.outputs[0];
-  const bool isMin = ctx.def.kind == OpKind::Min;
-  std::string body;
-  if (out.dtype() == DType::F32) body = isMin ? "r = k_min(a0, a1);" : "r = k_max(a0, a1);";
-  else if (isIntegerDType(out.dtype())) body = isMin ? "r = a1 < a0 ? a1 : a0;" : "r = a0 < a1 ? a1 : a0;";
-  else return unsupportedDType(ctx, out.dtype());
+  const std::string body = variadicBody(ctx.def.kind, out.dtype());
+  if (body.empty()) return unsupportedDType(ctx, out.dtype());
   if (ctx.inputs.size() == 1) return mapBroadcast(cl, ctx, "r = a0;", {ctx.input(0)});
   KILN_RETURN_IF_ERROR(mapBroadcast(cl, ctx, body, {ctx.input(0), ctx.input(1)}));
   for (size_t k = 2; k < ctx.inputs.size(); ++k)
@@ -119,10 +126,15 @@ Status variadicKernel(ClContext& cl, const KernelContext& ctx) {
   return Status::ok();
 }
 
+// where moves whole elements as words of their size.
+MapFunction whereFunction(DType dtype) {
+  const std::string word = clWordType(dtypeSize(dtype));
+  return {word, {"uchar", word, word}, "r = a0 ? a1 : a2;"};
+}
+
 Status whereKernel(ClContext& cl, const KernelContext& ctx) {
   const Tensor& out = *ctx.outputs[0];
-  const std::string word = clWordType(dtypeSize(out.dtype()));
-  const MapFunction fn{word, {"uchar", word, word}, "r = a0 ? a1 : a2;"};
+  const MapFunction fn = whereFunction(out.dtype());
   const std::vector<StridedTensor> walked = {broadcastTo(*ctx.input(0), out.shape()),
                                              broadcastTo(*ctx.input(1), out.shape()),
                                              broadcastTo(*ctx.input(2), out.shape())};
@@ -146,27 +158,31 @@ Status castKernel(ClContext& cl, const KernelContext& ctx) {
   return mapBroadcast(cl, ctx, castBody(from, to), {ctx.input(0)});
 }
 
+// clip's body: the bounds present follow x as a1 (and a2).
+std::string clipBody(bool hasLow, bool hasHigh) {
+  std::string body = "r = a0;";
+  if (hasLow) body += " if (r < a1) r = a1;";
+  const std::string high = hasLow ? "a2" : "a1";
+  if (hasHigh) body += cat(" if (r > ", high, ") r = ", high, ";");
+  return body;
+}
+
 // clip(x, min?, max?): the bounds are scalars, broadcast.
 Status clipKernel(ClContext& cl, const KernelContext& ctx) {
   if (ctx.input(0)->dtype() != DType::F32) return unsupportedDType(ctx, ctx.input(0)->dtype());
   std::vector<const Tensor*> operands = {ctx.input(0)};
-  std::string body = "r = a0;";
-  if (const Tensor* low = ctx.input(1)) {
-    body += " if (r < a1) r = a1;";
-    operands.push_back(low);
-  }
-  if (const Tensor* high = ctx.input(2)) {
-    const std::string a = cat("a", operands.size());
-    body += cat(" if (r > ", a, ") r = ", a, ";");
-    operands.push_back(high);
-  }
-  return mapBroadcast(cl, ctx, body, operands);
+  for (size_t bound : {1, 2})
+    if (ctx.input(bound)) operands.push_back(ctx.input(bound));
+  return mapBroadcast(cl, ctx, clipBody(ctx.input(1) != nullptr, ctx.input(2) != nullptr), operands);
+}
+
+std::string geluBody(const Attributes& attrs) {
+  return attrs.getString("approximate", "none") == "tanh" ? "r = k_gelu_tanh(a0);" : "r = k_gelu(a0);";
 }
 
 Status geluKernel(ClContext& cl, const KernelContext& ctx) {
   if (ctx.input(0)->dtype() != DType::F32) return unsupportedDType(ctx, ctx.input(0)->dtype());
-  const bool tanhForm = ctx.attrs.getString("approximate", "none") == "tanh";
-  return mapBroadcast(cl, ctx, tanhForm ? "r = k_gelu_tanh(a0);" : "r = k_gelu(a0);", {ctx.input(0)});
+  return mapBroadcast(cl, ctx, geluBody(ctx.attrs), {ctx.input(0)});
 }
 
 Status siluKernel(ClContext& cl, const KernelContext& ctx) {
@@ -174,12 +190,14 @@ Status siluKernel(ClContext& cl, const KernelContext& ctx) {
   return mapBroadcast(cl, ctx, "r = k_silu(a0);", {ctx.input(0)});
 }
 
+constexpr const char* kSwigluBody = "r = k_silu(a0) * a1;";
+
 // swiglu(gate, up) broadcasting, or swiglu(x) on rows packed as gate | up:
 // then gate and up are two strided walks of x, the second half a row on.
 Status swigluKernel(ClContext& cl, const KernelContext& ctx) {
   const Tensor& gate = *ctx.input(0);
   if (gate.dtype() != DType::F32) return unsupportedDType(ctx, gate.dtype());
-  const char* body = "r = k_silu(a0) * a1;";
+  const char* body = kSwigluBody;
   if (ctx.input(1)) return mapBroadcast(cl, ctx, body, {&gate, ctx.input(1)});
   const Tensor& out = *ctx.outputs[0];
   const std::vector<int64_t> strides = rowMajorStrides(gate.shape());
@@ -254,25 +272,113 @@ Status fusedElementwiseKernel(ClContext& cl, const KernelContext& ctx) {
   return mapBroadcast(cl, ctx, programBody(*program), {ctx.inputs.begin(), ctx.inputs.end()});
 }
 
+// ---- The programs each kernel above builds, predicted from the op's types.
+
+// The map of `body` over the result's shape, every operand broadcast to it:
+// what mapBroadcast builds.
+void broadcastSource(const OpTypes& op, const std::string& body, const std::vector<const ShapedType*>& operands,
+                     std::vector<std::string>& sources) {
+  const ShapedType& out = op.output(0);
+  MapFunction fn{clTypeName(out.dtype), {}, body};
+  std::vector<std::vector<int64_t>> strides;
+  for (const ShapedType* operand : operands) {
+    fn.operandTypes.push_back(clTypeName(operand->dtype));
+    strides.push_back(ops::broadcastStrides(operand->shape, out.shape));
+    if (fn.operandTypes.back().empty()) return;
+  }
+  if (body.empty() || fn.resultType.empty() || ops::product(out.shape) == 0) return;
+  sources.push_back(mapKernelSource(fn, out.shape, rowMajorStrides(out.shape), strides));
+}
+
+// Every operand present, in order.
+std::vector<const ShapedType*> presentInputs(const OpTypes& op) {
+  std::vector<const ShapedType*> present;
+  for (const std::optional<ShapedType>& input : op.inputs)
+    if (input) present.push_back(&*input);
+  return present;
+}
+
+bool allF32(const std::vector<const ShapedType*>& types) {
+  return std::all_of(types.begin(), types.end(), [](const ShapedType* t) { return t->dtype == DType::F32; });
+}
+
+void variadicSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const std::vector<const ShapedType*> in = presentInputs(op);
+  if (in.size() == 1) return broadcastSource(op, "r = a0;", in, sources);
+  const std::string body = variadicBody(op.def.kind, op.output(0).dtype);
+  broadcastSource(op, body, {in[0], in[1]}, sources);
+  for (size_t k = 2; k < in.size(); ++k) broadcastSource(op, body, {&op.output(0), in[k]}, sources);
+}
+
+void whereSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const std::vector<int64_t>& out = op.output(0).shape;
+  std::vector<std::vector<int64_t>> strides;
+  for (const ShapedType* operand : presentInputs(op)) strides.push_back(ops::broadcastStrides(operand->shape, out));
+  if (ops::product(out) > 0)
+    sources.push_back(mapKernelSource(whereFunction(op.output(0).dtype), out, rowMajorStrides(out), strides));
+}
+
+void swigluSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const ShapedType& gate = *op.input(0);
+  if (gate.dtype != DType::F32) return;
+  if (op.input(1)) return broadcastSource(op, kSwigluBody, {&gate, op.input(1)}, sources);
+  const std::vector<int64_t>& out = op.output(0).shape;
+  const std::vector<int64_t> strides = rowMajorStrides(gate.shape);
+  const std::vector<std::vector<int64_t>> halves = {strides, strides};
+  if (ops::product(out) > 0)
+    sources.push_back(mapKernelSource(MapFunction{"float", {"float", "float"}, kSwigluBody}, out,
+                                      rowMajorStrides(out), halves));
+}
+
+// The body of a one-map op of its kind: "" where it has no kernel.
+std::string mapBody(const OpTypes& op, const std::vector<const ShapedType*>& in) {
+  const DType first = in[0]->dtype;
+  switch (op.def.kind) {
+    case OpKind::Pow: return allF32(in) ? "r = pow(a0, a1);" : "";
+    case OpKind::Cast: return clTypeName(first).empty() ? "" : castBody(first, op.output(0).dtype);
+    case OpKind::Clip: return first == DType::F32 ? clipBody(op.input(1), op.input(2)) : "";
+    case OpKind::Gelu: return first == DType::F32 ? geluBody(op.attrs) : "";
+    case OpKind::Silu: return first == DType::F32 ? "r = k_silu(a0);" : "";
+    case OpKind::FusedElementwise: {
+      const ElementwiseProgram* program = op.attrs.getProgram("program");
+      return program && !program->instructions.empty() && allF32(in) ? programBody(*program) : "";
+    }
+    default: break;
+  }
+  return in.size() == 1 ? unaryBody(op.def.kind, first) : binaryBody(op.def.kind, first);
+}
+
+void elementwiseSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const std::vector<const ShapedType*> in = presentInputs(op);
+  if (in.empty()) return;
+  switch (op.def.kind) {
+    case OpKind::Min:
+    case OpKind::Max: return variadicSources(op, sources);
+    case OpKind::Where: return whereSources(op, sources);
+    case OpKind::Swiglu: return swigluSources(op, sources);
+    default: return broadcastSource(op, mapBody(op, in), in, sources);
+  }
+}
+
 }  // namespace
 
 void addElementwiseKernels(OpenClKernelTable& table) {
   for (OpKind kind : {OpKind::Abs, OpKind::Cos, OpKind::Erf, OpKind::Exp, OpKind::Log, OpKind::Neg, OpKind::Not,
                       OpKind::Reciprocal, OpKind::Relu, OpKind::Sigmoid, OpKind::Sin, OpKind::Sqrt, OpKind::Tanh})
-    table.add(kind, unaryKernel);
+    table.add(kind, unaryKernel, elementwiseSources);
   for (OpKind kind : {OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div, OpKind::Equal, OpKind::Less,
                       OpKind::Greater, OpKind::And, OpKind::Or})
-    table.add(kind, binaryKernel);
-  table.add(OpKind::Pow, powKernel);
-  table.add(OpKind::Min, variadicKernel);
-  table.add(OpKind::Max, variadicKernel);
-  table.add(OpKind::Where, whereKernel);
-  table.add(OpKind::Cast, castKernel);
-  table.add(OpKind::Clip, clipKernel);
-  table.add(OpKind::Gelu, geluKernel);
-  table.add(OpKind::Silu, siluKernel);
-  table.add(OpKind::Swiglu, swigluKernel);
-  table.add(OpKind::FusedElementwise, fusedElementwiseKernel);
+    table.add(kind, binaryKernel, elementwiseSources);
+  table.add(OpKind::Pow, powKernel, elementwiseSources);
+  table.add(OpKind::Min, variadicKernel, elementwiseSources);
+  table.add(OpKind::Max, variadicKernel, elementwiseSources);
+  table.add(OpKind::Where, whereKernel, elementwiseSources);
+  table.add(OpKind::Cast, castKernel, elementwiseSources);
+  table.add(OpKind::Clip, clipKernel, elementwiseSources);
+  table.add(OpKind::Gelu, geluKernel, elementwiseSources);
+  table.add(OpKind::Silu, siluKernel, elementwiseSources);
+  table.add(OpKind::Swiglu, swigluKernel, elementwiseSources);
+  table.add(OpKind::FusedElementwise, fusedElementwiseKernel, elementwiseSources);
 }
 
 }  // namespace kiln::opencl

@@ -53,6 +53,14 @@ std::string mapSource(const MapFunction& fn, const std::vector<bool>& contiguous
 
 }  // namespace
 
+std::string mapKernelSource(const MapFunction& fn, const std::vector<int64_t>& dims,
+                            const std::vector<int64_t>& resultStrides,
+                            std::span<const std::vector<int64_t>> operandStrides) {
+  std::vector<bool> contiguous = {isContiguous(resultStrides, dims)};
+  for (const std::vector<int64_t>& strides : operandStrides) contiguous.push_back(isContiguous(strides, dims));
+  return mapSource(fn, contiguous);
+}
+
 StridedTensor wholeTensor(const Tensor& tensor) { return {&tensor, rowMajorStrides(tensor.shape()), 0}; }
 
 StridedTensor broadcastTo(const Tensor& operand, const std::vector<int64_t>& shape) {
@@ -99,7 +107,7 @@ Status runMap(ClContext& cl, std::string_view opName, const MapFunction& fn, con
   if (n == 0) return Status::ok();
   if (dims.size() > kMaxRank)
     return Status::error(opName, ": rank ", dims.size(), " is above the OpenCL kernels' ", kMaxRank);
-  std::vector<bool> contiguous = {isContiguous(result.strides, dims)};
+  std::vector<std::vector<int64_t>> operandStrides;
   std::vector<cl_long> shape = padded(dims, 1);
   std::vector<int64_t> resultStrides = padded(result.strides, 0);
   shape.insert(shape.end(), resultStrides.begin(), resultStrides.end());
@@ -114,11 +122,11 @@ Status runMap(ClContext& cl, std::string_view opName, const MapFunction& fn, con
     const size_t elementSize = dtypeSize(operand.tensor->dtype());
     in->offset += static_cast<size_t>(operand.offset) * elementSize;  // the first element walked
     args.add(*in, elementSize);
-    contiguous.push_back(isContiguous(operand.strides, dims));
+    operandStrides.push_back(operand.strides);
     std::vector<int64_t> strides = padded(operand.strides, 0);
     shape.insert(shape.end(), strides.begin(), strides.end());
   }
-  Expected<cl_kernel> kernel = cl.kernel(mapSource(fn, contiguous), "map");
+  Expected<cl_kernel> kernel = cl.kernel(mapKernelSource(fn, dims, result.strides, operandStrides), "map");
   if (!kernel) return kernel.status().withContext(std::string(opName) + ": ");
   args.add(static_cast<cl_long>(n));
   args.addBytes(shape.data(), shape.size() * sizeof(cl_long));

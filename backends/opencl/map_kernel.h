@@ -43,6 +43,12 @@ std::string clTypeName(DType dtype);
 // The unsigned integer type of `bytes` bytes: moves elements bit for bit.
 std::string clWordType(size_t bytes);
 
+// The OpenCL C that runMap builds for `fn` over `dims` with these walks:
+// it depends on which of them visit their elements in order.
+std::string mapKernelSource(const MapFunction& fn, const std::vector<int64_t>& dims,
+                            const std::vector<int64_t>& resultStrides,
+                            std::span<const std::vector<int64_t>> operandStrides);
+
 // Runs `fn` over `dims`. `opName` names the op in errors.
 Status runMap(ClContext& cl, std::string_view opName, const MapFunction& fn, const std::vector<int64_t>& dims,
               const StridedTensor& result, std::span<const StridedTensor> operands);

@@ -100,7 +100,7 @@ Status matmulKernel(ClContext& cl, const KernelContext& ctx) {
     args.add(*at, sizeof(float));
   }
   args.add(*shape);
-  Expected<cl_kernel> kernel = cl.kernel(std::string(kCommonSource) + std::string(kMatmulSource), "matmul");
+  Expected<cl_kernel> kernel = cl.kernel(librarySource(kMatmulSource), "matmul");
   if (!kernel) return kernel.status();
   const int64_t batches = out.numElements() / (shape->M * shape->N);
   const size_t global[] = {(static_cast<size_t>(shape->N) + kTile - 1) / kTile * kGroup,
@@ -109,8 +109,14 @@ Status matmulKernel(ClContext& cl, const KernelContext& ctx) {
   return cl.launch(*kernel, args, global, local);
 }
 
+void matmulSources(const OpTypes& op, std::vector<std::string>& sources) {
+  for (const std::optional<ShapedType>& input : op.inputs)
+    if (input && input->dtype != DType::F32) return;
+  sources.push_back(librarySource(kMatmulSource));
+}
+
 }  // namespace
 
-void addMatmulKernels(OpenClKernelTable& table) { table.add(OpKind::Matmul, matmulKernel); }
+void addMatmulKernels(OpenClKernelTable& table) { table.add(OpKind::Matmul, matmulKernel, matmulSources); }
 
 }  // namespace kiln::opencl

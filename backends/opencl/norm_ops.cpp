@@ -60,7 +60,7 @@ Rows rowsFrom(const Tensor& x, int64_t axis) {
 Status launchRows(ClContext& cl, const KernelContext& ctx, const char* name, const KernelArgs& args,
                   const Rows& rows) {
   if (rows.rows == 0) return Status::ok();
-  Expected<cl_kernel> kernel = cl.kernel(std::string(kCommonSource) + std::string(kNormsSource), name);
+  Expected<cl_kernel> kernel = cl.kernel(librarySource(kNormsSource), name);
   if (!kernel) return kernel.status();
   const size_t local = groupSize(cl, rows.cols);
   const size_t global[] = {static_cast<size_t>(rows.rows) * local};
@@ -129,12 +129,19 @@ Status softmaxKernel(ClContext& cl, const KernelContext& ctx) {
   return launchRows(cl, ctx, "softmax", args, rows);
 }
 
+// Every norm runs one program of kernels/norms.cl.
+void normSources(const OpTypes& op, std::vector<std::string>& sources) {
+  for (const std::optional<ShapedType>& input : op.inputs)
+    if (input && input->dtype != DType::F32) return;
+  sources.push_back(librarySource(kNormsSource));
+}
+
 }  // namespace
 
 void addNormKernels(OpenClKernelTable& table) {
-  table.add(OpKind::RmsNorm, rmsNormKernel);
-  table.add(OpKind::LayerNorm, layerNormKernel);
-  table.add(OpKind::Softmax, softmaxKernel);
+  table.add(OpKind::RmsNorm, rmsNormKernel, normSources);
+  table.add(OpKind::LayerNorm, layerNormKernel, normSources);
+  table.add(OpKind::Softmax, softmaxKernel, normSources);
 }
 
 }  // namespace kiln::opencl

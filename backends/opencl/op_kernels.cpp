@@ -1,5 +1,7 @@
 #include "backends/opencl/op_kernels.h"
 
+#include "backends/opencl/kernel_sources.h"
+
 namespace kiln::opencl {
 
 const OpenClKernelTable& openclKernels() {
@@ -14,6 +16,8 @@ const OpenClKernelTable& openclKernels() {
   }();
   return table;
 }
+
+std::string librarySource(std::string_view library) { return cat(kCommonSource, library); }
 
 Status unsupportedDType(const KernelContext& ctx, DType dtype) {
   return Status::error(ctx.def.name, ": the OpenCL device has no kernel for dtype ", dtypeName(dtype));

@@ -30,6 +30,14 @@ class OpenClDevice final : public rt::Device {
   Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
              std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) override;
 
+  // The programs the ops placed here will build (ahead_code.h), with this
+  // machine's binaries when it has an OpenCL device.
+  Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds) override;
+  // Each program from its binary when the blob's key is this device's (and
+  // KILN_OPENCL_IGNORE_BINARIES is unset), else from its source, saying so
+  // once per process on stderr.
+  Status loadAhead(std::span<const uint8_t> code) override;
+
   // The device's context, opened on first use; the error says why there is none.
   Expected<ClContext*> context();
 

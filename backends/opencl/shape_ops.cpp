@@ -40,22 +40,49 @@ Status viewKernel(ClContext& cl, const KernelContext& ctx) {
   return cl.copy(*to, *from, x.byteSize());
 }
 
-Status transposeKernel(ClContext& cl, const KernelContext& ctx) {
-  const Tensor& x = *ctx.input(0);
-  const size_t rank = x.rank();
+// How transpose walks its operand of `shape`: along each result dim.
+std::vector<int64_t> transposeStrides(const std::vector<int64_t>& shape, const Attributes& attrs) {
+  const size_t rank = shape.size();
   std::vector<int64_t> perm(rank);
   for (size_t i = 0; i < rank; ++i) perm[i] = static_cast<int64_t>(rank - 1 - i);
-  perm = ctx.attrs.getInts("perm", perm);
-  const std::vector<int64_t> inStrides = rowMajorStrides(x.shape());
+  perm = attrs.getInts("perm", perm);
+  const std::vector<int64_t> inStrides = rowMajorStrides(shape);
   std::vector<int64_t> strides(rank);
   for (size_t i = 0; i < rank; ++i) strides[i] = inStrides[static_cast<size_t>(wrapAxis(perm[i], rank))];
+  return strides;
+}
+
+Status transposeKernel(ClContext& cl, const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
   const Tensor& out = *ctx.outputs[0];
-  return stridedCopy(cl, ctx, out.shape(), wholeTensor(out), {&x, strides, 0});
+  return stridedCopy(cl, ctx, out.shape(), wholeTensor(out), {&x, transposeStrides(x.shape(), ctx.attrs), 0});
 }
 
 Status expandKernel(ClContext& cl, const KernelContext& ctx) {
   const Tensor& out = *ctx.outputs[0];
   return stridedCopy(cl, ctx, out.shape(), wholeTensor(out), broadcastTo(*ctx.input(0), out.shape()));
+}
+
+// How slice walks its operand of `shape`: strides along each result dim
+// and the first element taken.
+Status sliceWalk(const InferContext& infer, const std::vector<int64_t>& shape, std::vector<int64_t>& strides,
+                 int64_t& offset) {
+  Expected<std::optional<SliceParams>> params = sliceParams(infer);
+  if (!params) return params.status();
+  if (!*params) return Status::error(infer.def().name, ": the slice bounds are not known");
+  const SliceParams& p = **params;
+  const std::vector<int64_t> inStrides = rowMajorStrides(shape);
+  strides = inStrides;
+  for (size_t i = 0; i < p.axes.size(); ++i) {
+    if (!p.starts[i].isConstant() || !p.ends[i].isConstant())
+      return Status::error(infer.def().name, ": bounds ", p.starts[i].str(), " to ", p.ends[i].str(),
+                           " are not numbers (the run's symbol values were not substituted)");
+    const auto axis = static_cast<size_t>(p.axes[i]);
+    const SliceRange range = sliceAxis(shape[axis], *p.starts[i].constant(), *p.ends[i].constant(), p.steps[i]);
+    offset += *range.start.constant() * inStrides[axis];
+    strides[axis] = inStrides[axis] * p.steps[i];
+  }
+  return Status::ok();
 }
 
 Status sliceKernel(ClContext& cl, const KernelContext& ctx) {
@@ -74,20 +101,8 @@ Status sliceKernel(ClContext& cl, const KernelContext& ctx) {
     operands[i] = {&types[i], i > 0 ? &hostInputs[i] : nullptr};
   }
   const InferContext infer(ctx.def, ctx.attrs, operands, 1);
-  Expected<std::optional<SliceParams>> params = sliceParams(infer);
-  if (!params) return params.status();
-  const SliceParams& p = **params;
-  const std::vector<int64_t> inStrides = rowMajorStrides(x.shape());
-  StridedTensor from{&x, inStrides, 0};
-  for (size_t i = 0; i < p.axes.size(); ++i) {
-    if (!p.starts[i].isConstant() || !p.ends[i].isConstant())
-      return Status::error(ctx.def.name, ": bounds ", p.starts[i].str(), " to ", p.ends[i].str(),
-                           " are not numbers (the run's symbol values were not substituted)");
-    const auto axis = static_cast<size_t>(p.axes[i]);
-    const SliceRange range = sliceAxis(x.shape()[axis], *p.starts[i].constant(), *p.ends[i].constant(), p.steps[i]);
-    from.offset += *range.start.constant() * inStrides[axis];
-    from.strides[axis] = inStrides[axis] * p.steps[i];
-  }
+  StridedTensor from{&x, {}, 0};
+  KILN_RETURN_IF_ERROR(sliceWalk(infer, x.shape(), from.strides, from.offset));
   const Tensor& out = *ctx.outputs[0];
   return stridedCopy(cl, ctx, out.shape(), wholeTensor(out), from);
 }
@@ -119,6 +134,12 @@ Status splitKernel(ClContext& cl, const KernelContext& ctx) {
   return Status::ok();
 }
 
+// kernels/gather.cl for elements of `data` indexed by `indices`.
+std::string gatherSource(DType data, DType indices) {
+  return cat(kCommonSource, "#define T ", clWordType(dtypeSize(data)), "\n#define INDEX ", clTypeName(indices), "\n",
+             kGatherSource);
+}
+
 // gather: out[o, n, i] = data[o, indices[n], i]; an index out of range sets a
 // flag the host reads back, to fail as the reference does.
 Status gatherKernel(ClContext& cl, const KernelContext& ctx) {
@@ -130,10 +151,7 @@ Status gatherKernel(ClContext& cl, const KernelContext& ctx) {
   const ops::AxisSplit split = ops::splitAtAxis(data.shape(), axis);
   const int64_t count = indices.numElements();
   if (out.numElements() == 0) return Status::ok();
-  const std::string word = clWordType(dtypeSize(data.dtype()));
-  const std::string source =
-      cat(kCommonSource, "#define T ", word, "\n#define INDEX ", clTypeName(indices.dtype()), "\n", kGatherSource);
-  Expected<cl_kernel> kernel = cl.kernel(source, "gather");
+  Expected<cl_kernel> kernel = cl.kernel(gatherSource(data.dtype(), indices.dtype()), "gather");
   if (!kernel) return kernel.status();
   Expected<std::shared_ptr<void>> flag = cl.reserve(sizeof(cl_int));
   if (!flag) return flag.status();
@@ -158,17 +176,72 @@ Status gatherKernel(ClContext& cl, const KernelContext& ctx) {
   return Status::ok();
 }
 
+// ---- The programs each kernel above builds, predicted from the op's types.
+
+// A strided copy of `dims` elements of `dtype`; none when there are none.
+void copySource(DType dtype, const std::vector<int64_t>& dims, const std::vector<int64_t>& to,
+                const std::vector<int64_t>& from, std::vector<std::string>& sources) {
+  if (ops::product(dims) > 0) sources.push_back(mapKernelSource(copyFunction(dtype), dims, to, {&from, 1}));
+}
+
+void transposeSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const ShapedType& x = *op.input(0);
+  const std::vector<int64_t>& out = op.output(0).shape;
+  copySource(x.dtype, out, rowMajorStrides(out), transposeStrides(x.shape, op.attrs), sources);
+}
+
+void expandSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const ShapedType& x = *op.input(0);
+  const std::vector<int64_t>& out = op.output(0).shape;
+  copySource(x.dtype, out, rowMajorStrides(out), ops::broadcastStrides(x.shape, out), sources);
+}
+
+// Predicted where the bounds are attributes or constant operands.
+void sliceSources(const OpTypes& op, std::vector<std::string>& sources) {
+  std::vector<TensorType> types(op.inputs.size());
+  std::vector<OperandInfo> operands(op.inputs.size());
+  for (size_t i = 0; i < op.inputs.size(); ++i) {
+    if (!op.inputs[i]) continue;
+    types[i] = {op.inputs[i]->dtype, Shape(op.inputs[i]->shape.begin(), op.inputs[i]->shape.end())};
+    operands[i] = {&types[i], op.values[i]};
+  }
+  const InferContext infer(op.def, op.attrs, operands, 1);
+  std::vector<int64_t> strides;
+  int64_t offset = 0;
+  if (!sliceWalk(infer, op.input(0)->shape, strides, offset)) return;
+  const std::vector<int64_t>& out = op.output(0).shape;
+  copySource(op.input(0)->dtype, out, rowMajorStrides(out), strides, sources);
+}
+
+void concatSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const std::vector<int64_t> to = rowMajorStrides(op.output(0).shape);
+  for (const std::optional<ShapedType>& in : op.inputs)
+    if (in) copySource(in->dtype, in->shape, to, rowMajorStrides(in->shape), sources);
+}
+
+void splitSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const ShapedType& x = *op.input(0);
+  for (const std::optional<ShapedType>& out : op.outputs)
+    copySource(x.dtype, out->shape, rowMajorStrides(out->shape), rowMajorStrides(x.shape), sources);
+}
+
+void gatherSources(const OpTypes& op, std::vector<std::string>& sources) {
+  const DType indices = op.input(1)->dtype;
+  if ((indices == DType::I64 || indices == DType::I32) && ops::product(op.output(0).shape) > 0)
+    sources.push_back(gatherSource(op.input(0)->dtype, indices));
+}
+
 }  // namespace
 
 void addShapeKernels(OpenClKernelTable& table) {
   for (OpKind kind : {OpKind::Identity, OpKind::Reshape, OpKind::Flatten, OpKind::Squeeze, OpKind::Unsqueeze})
     table.add(kind, viewKernel);
-  table.add(OpKind::Transpose, transposeKernel);
-  table.add(OpKind::Expand, expandKernel);
-  table.add(OpKind::Slice, sliceKernel);
-  table.add(OpKind::Concat, concatKernel);
-  table.add(OpKind::Split, splitKernel);
-  table.add(OpKind::Gather, gatherKernel);
+  table.add(OpKind::Transpose, transposeKernel, transposeSources);
+  table.add(OpKind::Expand, expandKernel, expandSources);
+  table.add(OpKind::Slice, sliceKernel, sliceSources);
+  table.add(OpKind::Concat, concatKernel, concatSources);
+  table.add(OpKind::Split, splitKernel, splitSources);
+  table.add(OpKind::Gather, gatherKernel, gatherSources);
 }
 
 }  // namespace kiln::opencl

@@ -131,7 +131,7 @@ TEST_F(ArtifactTest, RoundTripsProgramAndWeightsOfEveryDType) {
   EXPECT_EQ(loaded->formatVersion, kArtifactFormatVersion);
   EXPECT_EQ(loaded->fileSize, fs::file_size(file));
   EXPECT_EQ(loaded->weightBytes, 24u + 6 + 4 + 16 + 24 + 4 + 3 + 2 + 3 + 4);
-  EXPECT_EQ(loaded->sections.size(), 5u);  // program, plan, KV layers, weight table, weight data
+  EXPECT_EQ(loaded->sections.size(), 6u);  // program, plan, KV layers, device code, weight table, weight data
   ASSERT_TRUE(loaded->kvLayers.has_value());
   EXPECT_TRUE(loaded->kvLayers->empty());
   for (ValueId w : loaded->graph.weights()) {
@@ -227,7 +227,7 @@ TEST_F(ArtifactTest, AProgramThatCannotBePlannedIsWrittenWithoutAPlanAndStillRun
   auto loaded = loadArtifact(path("unplanned.kiln"));
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_FALSE(loaded->plan.has_value());
-  EXPECT_EQ(loaded->sections.size(), 4u);
+  EXPECT_EQ(loaded->sections.size(), 5u);
   auto executor = createExecutor(*loaded);
   ASSERT_TRUE(executor.isOk()) << executor.status().message();
   EXPECT_FALSE((*executor)->planned());
@@ -305,7 +305,7 @@ TEST_F(ArtifactTest, RefusesAnOlderFormatVersion) {
   put<uint32_t>(bytes, 8, 1);  // version 1 held no memory plan
   writeBytes(path("older.kiln"), bytes);
   EXPECT_EQ(loadError(path("older.kiln")),
-            "format version 1 is older than this runtime's 4 (it reads versions 2 to 4), recompile");
+            "format version 1 is older than this runtime's 5 (it reads versions 2 to 5), recompile");
 }
 
 TEST_F(ArtifactTest, RefusesAPlanThatDoesNotMatchTheProgram) {
@@ -393,7 +393,7 @@ TEST_F(ArtifactTest, RefusesABadSectionTable) {
             "bad section table: section " + std::to_string((data - table) / kArtifactSectionEntrySize) +
                 " (weight data) spans [" + std::to_string(get<uint64_t>(good, data + 8)) + ", " +
                 std::to_string(get<uint64_t>(good, data + 8) + fileSize) + ") outside the file's contents [" +
-                std::to_string(table + 5 * kArtifactSectionEntrySize) + ", " + std::to_string(fileSize) + ")");
+                std::to_string(table + 6 * kArtifactSectionEntrySize) + ", " + std::to_string(fileSize) + ")");
 
   bytes = good;
   put<uint32_t>(bytes, entryOf(good, SectionKind::Plan), static_cast<uint32_t>(SectionKind::Program));

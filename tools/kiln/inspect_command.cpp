@@ -1,6 +1,6 @@
 // kiln inspect ARTIFACT: what an artifact holds, without running it: the
 // planned program, where each weight's bytes are (embedded or in a weight
-// file), each op's result with its device, buffer, offset and live range.
+// file), the devices' ahead-of-time code, each op's result with its device, buffer, offset and live range.
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -95,7 +95,8 @@ int inspectCommand(const std::vector<std::string>& args) {
   ArgumentParser parser("kiln inspect ARTIFACT.kiln",
                         "Prints an artifact's format version and size, its inputs and outputs,\n"
                         "weight count and bytes (embedded, and referenced in weight files, which\n"
-                        "it lists), op counts, memory plan summary, and its planned IR (weights\n"
+                        "it lists), each device's ahead-of-time code (programs and binary bytes),\n"
+                        "op counts, memory plan summary, and its planned IR (weights\n"
                         "without data): each weight line ends with where its bytes are (embedded\n"
                         "at an artifact offset, or in weight file N at an offset), each op line\n"
                         "with its result's device, buffer, arena offset and live range\n"
@@ -123,6 +124,10 @@ int inspectCommand(const std::vector<std::string>& args) {
     const rt::WeightFileInfo& file = artifact->weightFiles[i];
     std::cout << "weight file " << i << ": " << file.path << " (" << file.size << " bytes)\n";
   }
+
+  for (const rt::DeviceCode& code : artifact->deviceCode)
+    std::cout << "device code: " << code.device << ": " << code.programs << " programs, " << code.binaryBytes
+              << " binary bytes (" << code.code.size() << " bytes in all)\n";
 
   std::map<std::string_view, int> opCounts;
   for (const Op& op : graph.ops()) ++opCounts[op.def->name];
