@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -44,6 +45,17 @@ Device* made(RegisteredDevice& registered) {
 }
 
 }  // namespace
+
+Expected<uint64_t> tensorBytes(DType dtype, const std::vector<int64_t>& shape) {
+  uint64_t bytes = dtypeSize(dtype);
+  for (int64_t d : shape) {
+    if (d < 0) return Status::error("cannot allocate a tensor of shape ", shapeStr(shape));
+    if (d != 0 && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d))
+      return Status::error("tensor of shape ", shapeStr(shape), " is too large to allocate");
+    bytes *= static_cast<uint64_t>(d);
+  }
+  return bytes;
+}
 
 Status registerDevice(std::string_view name, DeviceFactory make) {
   if (name.empty()) return Status::error("cannot register a device without a name");

@@ -92,6 +92,10 @@ class Device {
   virtual Status loadAhead(std::span<const uint8_t> code) { return Status::ok(); }
 };
 
+// The bytes of a tensor of this dtype and shape, for allocate(): an error
+// for a negative dim or a size past 64 bits, before any memory is asked for.
+Expected<uint64_t> tensorBytes(DType dtype, const std::vector<int64_t>& shape);
+
 // The device the plan calls `name`, or null when this runtime has none such.
 // Devices are stateless and shared by every session: each is made on its
 // first lookup and lives until the program exits.

@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <limits>
 #include <new>
 #include <thread>
 
@@ -34,18 +33,12 @@ Expected<std::shared_ptr<void>> CpuDevice::reserveArena(std::string_view memory,
 }
 
 Expected<Tensor> CpuDevice::allocate(DType dtype, const std::vector<int64_t>& shape) {
-  // Guard the byte count against overflow before asking for memory.
-  uint64_t bytes = dtypeSize(dtype);
-  for (int64_t d : shape) {
-    if (d < 0) return Status::error("cannot allocate a tensor of shape ", shapeStr(shape));
-    if (d != 0 && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d))
-      return Status::error("tensor of shape ", shapeStr(shape), " is too large to allocate");
-    bytes *= static_cast<uint64_t>(d);
-  }
+  Expected<uint64_t> bytes = rt::tensorBytes(dtype, shape);
+  if (!bytes) return bytes.status();
   try {
     return Tensor::allocate(dtype, shape);
   } catch (const std::bad_alloc&) {
-    return Status::error("out of memory allocating ", dtypeName(dtype), shapeStr(shape), " (", bytes,
+    return Status::error("out of memory allocating ", dtypeName(dtype), shapeStr(shape), " (", *bytes,
                          " bytes)");
   }
 }

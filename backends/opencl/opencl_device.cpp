@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <limits>
 
 #include "backends/opencl/ahead_code.h"
 #include "backends/opencl/op_kernels.h"
@@ -105,14 +104,9 @@ Expected<std::shared_ptr<void>> OpenClDevice::reserveArena(std::string_view memo
 Expected<Tensor> OpenClDevice::allocate(DType dtype, const std::vector<int64_t>& shape) {
   Expected<ClContext*> cl = context();
   if (!cl) return cl.status();
-  uint64_t bytes = dtypeSize(dtype);
-  for (int64_t d : shape) {
-    if (d < 0) return Status::error("cannot allocate a tensor of shape ", shapeStr(shape));
-    if (d != 0 && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d))
-      return Status::error("tensor of shape ", shapeStr(shape), " is too large to allocate");
-    bytes *= static_cast<uint64_t>(d);
-  }
-  Expected<std::shared_ptr<void>> block = (*cl)->reserve(bytes);
+  Expected<uint64_t> bytes = rt::tensorBytes(dtype, shape);
+  if (!bytes) return bytes.status();
+  Expected<std::shared_ptr<void>> block = (*cl)->reserve(*bytes);
   if (!block) return block.status();
   return Tensor::view(dtype, shape, block->get(), *block);
 }
