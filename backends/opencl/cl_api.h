@@ -19,7 +19,8 @@ namespace kiln::opencl {
   X(clCreateProgramWithSource) X(clCreateProgramWithBinary) X(clBuildProgram) X(clGetProgramBuildInfo)         \
   X(clGetProgramInfo) X(clReleaseProgram)                                                                     \
   X(clCreateKernel) X(clReleaseKernel) X(clSetKernelArg) X(clEnqueueNDRangeKernel) X(clEnqueueReadBuffer)    \
-  X(clEnqueueWriteBuffer) X(clEnqueueCopyBuffer) X(clEnqueueFillBuffer) X(clFinish)
+  X(clEnqueueWriteBuffer) X(clEnqueueCopyBuffer) X(clEnqueueFillBuffer) X(clFinish)                        \
+  X(clSetEventCallback) X(clWaitForEvents) X(clReleaseEvent)
 
 struct ClApi {
 #define KILN_CL_DECLARE(name) decltype(&::name) name = nullptr;

@@ -1,8 +1,10 @@
 #include "backends/opencl/cl_context.h"
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 namespace kiln::opencl {
@@ -269,10 +271,22 @@ Status ClContext::launch(cl_kernel kernel, const KernelArgs& args, std::span<con
 }
 
 Status ClContext::write(const DeviceAddress& to, const void* from, size_t bytes) {
-  // Blocking: the caller's host memory may change as soon as this returns.
-  const cl_int error = api_.clEnqueueWriteBuffer(queue_, to.buffer, CL_TRUE, to.offset, bytes, from, 0, nullptr,
-                                                 nullptr);
+  // Asynchronous: the bytes are staged now (the caller's host memory may
+  // change as soon as this returns: the executor reuses a slot after its
+  // last read) and written in queue order, so the host goes on while the
+  // device works through what was queued before. The stage is freed when
+  // the write completes.
+  using Stage = std::vector<std::byte>;
+  auto stage = std::make_unique<Stage>(static_cast<const std::byte*>(from), static_cast<const std::byte*>(from) + bytes);
+  cl_event written = nullptr;
+  cl_int error = api_.clEnqueueWriteBuffer(queue_, to.buffer, CL_FALSE, to.offset, bytes, stage->data(), 0, nullptr,
+                                           &written);
   if (error != CL_SUCCESS) return Status::error("opencl: writing ", bytes, " bytes failed with ", clErrorName(error));
+  auto freeStage = [](cl_event, cl_int, void* staged) { delete static_cast<Stage*>(staged); };
+  error = api_.clSetEventCallback(written, CL_COMPLETE, freeStage, stage.get());
+  if (error == CL_SUCCESS) stage.release();  // the callback owns it now
+  else api_.clWaitForEvents(1, &written);     // no callback: the stage must outlive the write here
+  api_.clReleaseEvent(written);
   return Status::ok();
 }
 

@@ -88,7 +88,8 @@ class ClContext : public std::enable_shared_from_this<ClContext> {
   Status launch(cl_kernel kernel, const KernelArgs& args, std::span<const size_t> global,
                 const size_t* local = nullptr);
 
-  // Host to device, device to host (blocking, so it also waits for every
+  // Host to device (asynchronous: the bytes are staged, so the source may
+  // change at once), device to host (blocking, so it also waits for every
   // op before it), device to device, and a byte pattern.
   Status write(const DeviceAddress& to, const void* from, size_t bytes);
   Status read(void* to, const DeviceAddress& from, size_t bytes);
