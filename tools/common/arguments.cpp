@@ -1,6 +1,7 @@
 #include "tools/common/arguments.h"
 
 #include <algorithm>
+#include <charconv>
 #include <iostream>
 
 namespace kiln::tools {
@@ -130,6 +131,14 @@ std::optional<int> ArgumentParser::parseOrExitCode(const std::vector<std::string
     return 0;
   }
   return std::nullopt;
+}
+
+Expected<int64_t> parseCount(std::string_view option, const std::string& text, int64_t least) {
+  int64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < least)
+    return Status::error(option, " '", text, "' is not an integer >= ", least);
+  return value;
 }
 
 }  // namespace kiln::tools

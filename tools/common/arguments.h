@@ -3,8 +3,10 @@
 // options. Anything else is a user error, reported with the usage line.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ir/status.h"
@@ -61,5 +63,8 @@ class ArgumentParser {
   std::vector<Positional> positionals_;
   bool helpRequested_ = false;
 };
+
+// An integer option's value, at least `least`; the error names the option.
+Expected<int64_t> parseCount(std::string_view option, const std::string& text, int64_t least);
 
 }  // namespace kiln::tools

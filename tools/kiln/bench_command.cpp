@@ -1,6 +1,5 @@
 // kiln bench ARTIFACT [--input-dir DIR] [--iters N] [--warmup W] [--threads T] [--decode]
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -27,15 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 double millisecondsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-// An integer option's value, at least `minimum`.
-Expected<int64_t> parseCount(const char* option, const std::string& text, int64_t minimum) {
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || value < minimum)
-    return Status::error(option, " '", text, "' is not an integer >= ", minimum);
-  return value;
 }
 
 // The thread count when --threads is not given: KILN_NUM_THREADS if set,

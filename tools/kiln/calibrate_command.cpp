@@ -2,7 +2,6 @@
 // measures a device profile's figures (tools/kiln/calibration.h) and writes
 // the profile, which `kiln compile --device-profile FILE` takes.
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -18,14 +17,6 @@
 namespace kiln::tools {
 
 namespace {
-
-Expected<int> parseIters(const std::string& text) {
-  int value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 1)
-    return Status::error("--iters '", text, "' is not an integer >= 1");
-  return value;
-}
 
 Expected<rt::Device*> usableDevice(const std::string& name) {
   rt::Device* device = rt::findDevice(name);
@@ -127,16 +118,16 @@ int calibrateCommand(const std::vector<std::string>& args) {
   };
   if (deviceName.empty()) return fail(Status::error("--device is required"));
   if (output.empty()) return fail(Status::error("-o is required"));
-  Expected<int> runs = parseIters(itersText);
+  Expected<int64_t> runs = parseCount("--iters", itersText, 1);
   if (!runs) return fail(runs.status());
   Expected<rt::Device*> device = usableDevice(deviceName);
   if (!device) return fail(device.status());
-  Expected<Calibration> calibration = calibrate(**device, *runs, quick);
+  Expected<Calibration> calibration = calibrate(**device, static_cast<int>(*runs), quick);
   if (!calibration) return fail(calibration.status());
   const std::string name = profileName.empty() ? deviceName : profileName;
   if (Status written = writeProfile(profileOf(**device, *calibration, name, quick), output); !written)
     return fail(written);
-  printTable(*calibration, *runs);
+  printTable(*calibration, static_cast<int>(*runs));
   std::cout << "wrote profile '" << name << "' for device '" << deviceName << "' to " << output << "\n";
   return 0;
 }

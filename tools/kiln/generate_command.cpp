@@ -2,7 +2,6 @@
 // greedy decoding of a decoder with past/present KV pairs, through a session
 // that keeps the KV cache (docs/kv-cache.md): one step with the prompt
 // (prefill), then one step per generated token (decode).
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -18,14 +17,6 @@
 namespace kiln::tools {
 
 namespace {
-
-Expected<int64_t> parseCount(const std::string& option, const std::string& text, int64_t least) {
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || value < least)
-    return Status::error(option, " '", text, "' is not an integer >= ", least);
-  return value;
-}
 
 // "1,2,3" -> {1, 2, 3}.
 Expected<std::vector<int64_t>> parseIds(const std::string& text) {
