@@ -320,6 +320,7 @@ void Executor::lendWeights() {
 Status Executor::uploadWeights() {
   const Graph& graph = graph_;
   uploaded_.assign(graph.values().size(), Tensor{});
+  uploadSource_.assign(graph.values().size(), nullptr);
   isUpload_.assign(graph.ops().size(), false);
   for (size_t i = 0; i < graph.ops().size(); ++i) {
     const Op& op = graph.ops()[i];
@@ -335,6 +336,7 @@ Status Executor::uploadWeights() {
     Status ran = compiled_->opDevice[i]->run(*op.def, op.attrs, {&source, 1}, {&result, 1}, nullptr);
     if (!ran) return ran.withContext(opContext(graph, op));
     uploaded_[static_cast<size_t>(op.results[0])] = std::move(*copy);
+    uploadSource_[static_cast<size_t>(op.results[0])] = source;
     isUpload_[i] = true;
   }
   return Status::ok();
@@ -835,9 +837,12 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
       for (size_t i = 0; i < n; ++i) {
         if (!operandTensors[i]) continue;
         operandTypes[i] = operandTensors[i]->type();
-        // Inference may read a value only where the host can: in its memory.
-        const bool hostReadable = graph.deviceOf(op.operands[i]) == kHostDevice;
-        operandInfos[i] = OperandInfo{&operandTypes[i], hostReadable ? operandTensors[i] : nullptr};
+        // Inference may read a value only where the host can: in its memory,
+        // or for a weight's upload the weight itself.
+        const auto operand = static_cast<size_t>(op.operands[i]);
+        const Tensor* readable = graph.deviceOf(op.operands[i]) == kHostDevice ? operandTensors[i]
+                                                                                : executor_.uploadSource_[operand];
+        operandInfos[i] = OperandInfo{&operandTypes[i], readable};
       }
       inferred.clear();
       int numResults = static_cast<int>(op.results.size());

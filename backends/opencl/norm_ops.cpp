@@ -1,6 +1,7 @@
-// rms_norm, layer_norm and softmax on the OpenCL device (kernels/norms.cl):
-// one work-group per row, matching backends/reference/fused.cpp and
-// reduction.cpp. f32; softmax over the last axis only.
+// rms_norm, layer_norm, softmax and the reductions on the OpenCL device
+// (kernels/norms.cl): one work-group per row (per output element for the
+// reductions), matching backends/reference/fused.cpp and reduction.cpp. f32;
+// softmax over the last axis only; reduce_max's max ignores NaN (fmax).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -129,11 +130,69 @@ Status softmaxKernel(ClContext& cl, const KernelContext& ctx) {
   return launchRows(cl, ctx, "softmax", args, rows);
 }
 
+// A walk over x's elements along the dims `take` selects (the others 1),
+// with x's strides: the kept dims from an output index, or the reduced ones
+// from a count.
+Walk walkAlong(const Tensor& x, const std::vector<bool>& take) {
+  Walk walk{};
+  const std::vector<int64_t> strides = rowMajorStrides(x.shape());
+  const size_t lead = kMaxRank - x.rank();
+  for (size_t d = 0; d < kMaxRank; ++d) {
+    const bool inside = d >= lead && take[d - lead];
+    walk.dims[d] = inside ? x.shape()[d - lead] : 1;
+    walk.strides[d] = inside ? strides[d - lead] : 0;
+  }
+  return walk;
+}
+
+// `to` gets `from`'s bytes (a reduction over no axes).
+Status copyBytes(ClContext& cl, const KernelContext& ctx, const Tensor& from, const Tensor& to) {
+  if (from.byteSize() == 0) return Status::ok();
+  Expected<DeviceAddress> source = deviceAddress(cl, ctx.def.name, from);
+  if (!source) return source.status();
+  Expected<DeviceAddress> destination = deviceAddress(cl, ctx.def.name, to);
+  if (!destination) return destination.status();
+  return cl.copy(*destination, *source, from.byteSize());
+}
+
+template <int kMode>  // 0 sum, 1 mean, 2 max: the kernel's `mode`
+Status reduceKernel(ClContext& cl, const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  if (x.rank() > kMaxRank) return Status::error(ctx.def.name, ": rank ", x.rank(), " is above ", kMaxRank);
+  std::vector<int64_t> axes;
+  if (ctx.input(1)) {
+    Expected<Tensor> onHostAxes = onHost(cl, *ctx.input(1));
+    if (!onHostAxes) return onHostAxes.status();
+    axes = onHostAxes->toInts();
+  }
+  if (axes.empty() && ctx.attrs.getBool("noop_with_empty_axes", false)) return copyBytes(cl, ctx, x, *ctx.outputs[0]);
+  std::vector<bool> reduced(x.rank(), axes.empty());
+  for (int64_t axis : axes) reduced[static_cast<size_t>(ops::wrapAxis(axis, x.rank()))] = true;
+  std::vector<bool> kept(x.rank());
+  int64_t count = 1;
+  for (size_t d = 0; d < x.rank(); ++d) {
+    kept[d] = !reduced[d];
+    if (reduced[d]) count *= x.shape()[d];
+  }
+  KernelArgs args;
+  for (const Tensor* t : {&x, static_cast<const Tensor*>(ctx.outputs[0])}) KILN_RETURN_IF_ERROR(addTensor(cl, ctx, args, t));
+  args.add(static_cast<cl_long>(count));
+  args.add(static_cast<cl_int>(kMode));
+  args.add(walkAlong(x, kept));
+  args.add(walkAlong(x, reduced));
+  return launchRows(cl, ctx, "reduce", args, Rows{ctx.outputs[0]->numElements(), count, {}});
+}
+
 // Every norm runs one program of kernels/norms.cl.
 void normSources(const OpTypes& op, std::vector<std::string>& sources) {
   for (const std::optional<ShapedType>& input : op.inputs)
     if (input && input->dtype != DType::F32) return;
   sources.push_back(librarySource(kNormsSource));
+}
+
+// A reduction of f32 runs the same program; its axes (i64) stay on the host side.
+void reduceSources(const OpTypes& op, std::vector<std::string>& sources) {
+  if (op.input(0) && op.input(0)->dtype == DType::F32) sources.push_back(librarySource(kNormsSource));
 }
 
 }  // namespace
@@ -142,6 +201,9 @@ void addNormKernels(OpenClKernelTable& table) {
   table.add(OpKind::RmsNorm, rmsNormKernel, normSources);
   table.add(OpKind::LayerNorm, layerNormKernel, normSources);
   table.add(OpKind::Softmax, softmaxKernel, normSources);
+  table.add(OpKind::ReduceSum, reduceKernel<0>, reduceSources);
+  table.add(OpKind::ReduceMean, reduceKernel<1>, reduceSources);
+  table.add(OpKind::ReduceMax, reduceKernel<2>, reduceSources);
 }
 
 }  // namespace kiln::opencl

@@ -284,6 +284,20 @@ TEST_F(OpenCl, Softmax) {
   EXPECT_NE(other.status().message().find("last axis"), std::string::npos) << other.status().message();
 }
 
+TEST_F(OpenCl, Reductions) {
+  // Over the middle axis (mean pooling), the last, two axes at once, all of
+  // them (no axes), with and without keepdims; rows longer than a work-group.
+  const Tensor x = randomF32({3, 301, 5}), wide = randomF32({2, 700});
+  const Tensor middle = filled<int64_t>({1}, {1}), last = filled<int64_t>({1}, {-1}), outer = filled<int64_t>({2}, {0, 2});
+  for (OpKind kind : {OpKind::ReduceSum, OpKind::ReduceMean, OpKind::ReduceMax}) {
+    check(kind, attrs({{"keepdims", true}}), {&x, &middle}, 1e-4);
+    check(kind, attrs({{"keepdims", false}}), {&x, &last}, 1e-4);
+    check(kind, attrs({{"keepdims", false}}), {&x, &outer}, 1e-4);
+    check(kind, attrs({{"keepdims", true}}), {&wide, nullptr}, 1e-3);
+    check(kind, attrs({{"noop_with_empty_axes", true}}), {&x, nullptr}, 0);
+  }
+}
+
 // ---- Element-wise.
 
 TEST_F(OpenCl, UnaryF32) {

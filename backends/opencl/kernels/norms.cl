@@ -87,3 +87,21 @@ __kernel void softmax(__global const float* x, long xOffset, __global float* y, 
   sum = groupReduce(sum, false, partial);
   for (long j = get_local_id(0); j < cols; j += get_local_size(0)) out[j] = exp(in[j] - highest) / sum;
 }
+
+// reduce_sum, reduce_mean (mode 0, 1: the sum, divided by the count) and
+// reduce_max (mode 2) over any axes: one work-group per output element,
+// `kept` walking the output index to its first input element and `reduced`
+// walking the reduced elements from there (neither contiguous).
+__kernel void reduce(__global const float* x, long xOffset, __global float* y, long yOffset, long count, int mode,
+                     Walk kept, Walk reduced) {
+  __local float partial[KILN_GROUP];
+  const long row = get_group_id(0);
+  const __global float* in = x + xOffset + walkOffset(&kept, row);
+  float acc = mode == 2 ? -INFINITY : 0.0f;
+  for (long j = get_local_id(0); j < count; j += get_local_size(0)) {
+    const float v = in[walkOffset(&reduced, j)];
+    acc = mode == 2 ? fmax(acc, v) : acc + v;
+  }
+  const float total = groupReduce(acc, mode == 2, partial);
+  if (get_local_id(0) == 0) y[yOffset + row] = mode == 1 && count > 0 ? total / count : total;
+}
