@@ -928,6 +928,10 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
     Status ran = device->run(*op.def, shapes.attrs ? *shapes.attrs : op.attrs, operandTensors, resultPtrs,
                              kvLayer >= 0 ? &cacheBinding : nullptr);
     if (!ran) return ran.withContext(context());
+    if (op.is(OpKind::Transfer)) {
+      ++stats.transfers;
+      stats.transferBytes += operandTensors[0]->byteSize();
+    }
     if (!opNanos_.empty())
       opNanos_[opIndex] += std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now() - kernelStart)

@@ -212,6 +212,10 @@ class Session {
     bool replanned = false;          // it ran under a plan made for its bindings
     size_t arenaBytes = 0;           // reserved, summed over memory spaces
     int64_t registersOffPlan = 0;    // results allocated outside the arena (no slot fitted them)
+    // Values moved between devices by transfer ops (weights' uploads, made
+    // once per executor, not counted).
+    int64_t transfers = 0;
+    size_t transferBytes = 0;
   };
   const RunStats& lastRun() const { return stats_; }
 

@@ -87,10 +87,10 @@ constexpr const char* kPlaced = R"(graph @main(%x: f32[2, 4]) -> (%z: f32[2, 3])
 }
 )";
 
-std::vector<float> runOnce(const Graph& graph, const Executor& executor) {
+std::vector<float> runOnce(Session& session) {
   Tensor x = Tensor::allocate(DType::F32, {2, 4});
   for (int i = 0; i < 8; ++i) x.data<float>()[i] = static_cast<float>(i) * 0.5f - 1.0f;
-  Expected<std::vector<Tensor>> outputs = executor.run({x});
+  Expected<std::vector<Tensor>> outputs = session.run({x});
   EXPECT_TRUE(outputs.isOk()) << outputs.status().message();
   if (!outputs) return {};
   const float* data = (*outputs)[0].data<float>();
@@ -107,8 +107,15 @@ TEST(PlacedExecutor, RunsAcrossTwoDevicesAsTheUnplacedProgramDoes) {
   ASSERT_TRUE(executor.isOk()) << executor.status().message();
   EXPECT_EQ(StagingDevice::uploads.load(), 1);  // @w, at creation
 
-  const std::vector<float> expected = runOnce(*unplaced, **reference);
-  for (int run = 0; run < 2; ++run) EXPECT_EQ(runOnce(*placed, **executor), expected);
+  Session referenceSession(**reference), session(**executor);
+  const std::vector<float> expected = runOnce(referenceSession);
+  for (int run = 0; run < 2; ++run) {
+    EXPECT_EQ(runOnce(session), expected);
+    // %x in (8 floats), %ys out (6 floats); @w's upload is not a run's.
+    EXPECT_EQ(session.lastRun().transfers, 2);
+    EXPECT_EQ(session.lastRun().transferBytes, (8u + 6u) * sizeof(float));
+  }
+  EXPECT_EQ(referenceSession.lastRun().transfers, 0);
   EXPECT_EQ(StagingDevice::uploads.load(), 1 + 2);  // %x each run; @w never again
   EXPECT_EQ(StagingDevice::transfers.load(), 2);    // %ys back to the host, each run
 

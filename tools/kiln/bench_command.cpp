@@ -93,10 +93,11 @@ int benchCommand(const std::vector<std::string>& args) {
   bool decode = false, profile = false;
   ArgumentParser parser(
       "kiln bench ARTIFACT.kiln [--input-dir DIR] [--iters N] [--warmup W] [--threads T] [--decode]",
-      "Times an artifact's runs on the CPU: loads it, makes one session, runs it W\n"
+      "Times an artifact's runs on its devices: loads it, makes one session, runs it W\n"
       "times untimed, then N times timed, and prints one JSON line: latency_ms_median,\n"
       "latency_ms_min, latency_ms_mean, iters, warmup, threads, mode, model, input,\n"
-      "load_ms (artifact load + session creation). Inputs as 'kiln run' takes them:\n"
+      "load_ms (artifact load + session creation), transfers and transfer_bytes (what\n"
+      "a run moved between devices). Inputs as 'kiln run' takes them:\n"
       "input_K.pb from --input-dir, or random (--input-shape, --seed).\n"
       "--decode times a decoder's step on its KV cache instead: the past inputs fill\n"
       "the session's cache, and each timed run is one step (the other inputs) at that\n"
@@ -205,7 +206,9 @@ int benchCommand(const std::vector<std::string>& args) {
             << ", \"iters\": " << *iters << ", \"load_ms\": " << fixed3(loadMs)
             << ", \"latency_ms_median\": " << fixed3(median)
             << ", \"latency_ms_min\": " << fixed3(latencies.front())
-            << ", \"latency_ms_mean\": " << fixed3(mean) << "}\n";
+            << ", \"latency_ms_mean\": " << fixed3(mean)
+            << ", \"transfers\": " << session.lastRun().transfers
+            << ", \"transfer_bytes\": " << session.lastRun().transferBytes << "}\n";
   return 0;
 }
 
