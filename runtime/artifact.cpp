@@ -7,15 +7,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "runtime/host_fallback.h"
 
 namespace kiln::rt {
 namespace {
@@ -612,6 +615,21 @@ Expected<Artifact> Loader::load() {
   return std::move(artifact_);
 }
 
+// The artifact's program on the host alone, when a device it places ops on
+// cannot be used here; said once per process.
+Expected<std::unique_ptr<Executor>> createOnHost(const Artifact& artifact,
+                                                 const std::vector<std::pair<std::string, std::string>>& unusable) {
+  static std::once_flag said;
+  std::call_once(said, [&] {
+    std::fprintf(stderr, "kiln: device '%s' is unavailable here (%s); running the model on the host CPU\n",
+                 unusable.front().first.c_str(), unusable.front().second.c_str());
+  });
+  KvLayerRecord layers = artifact.kvLayers;
+  Expected<Graph> graph = onHostOnly(artifact.graph, layers);
+  if (!graph) return graph.status();
+  return Executor::createOwning(std::make_shared<const Graph>(std::move(*graph)), std::move(layers));
+}
+
 }  // namespace
 Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure) {
   Loader loader(path);
@@ -621,6 +639,7 @@ Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure) {
 }
 
 Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact) {
+  if (auto unusable = unusableDevices(artifact.graph); !unusable.empty()) return createOnHost(artifact, unusable);
   for (const DeviceCode& entry : artifact.deviceCode) {
     Device* device = findDevice(entry.device);
     if (!device)

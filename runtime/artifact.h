@@ -82,8 +82,10 @@ Expected<Artifact> loadArtifact(const std::string& path, LoadFailure* failure = 
 
 // The executor of a loaded artifact, by its plan (or planned now when it has
 // none), stepping the KV layers it records. Each device's code goes to it
-// first (Device::loadAhead), so the first run builds nothing; a device this
-// runtime lacks is an error naming it. The artifact must outlive it.
+// first (Device::loadAhead), so the first run builds nothing. When a device
+// the program is placed on cannot be used here (not in this runtime, or no
+// driver), the program runs on the host alone instead, said once on stderr
+// (runtime/host_fallback.h). The artifact must outlive it.
 Expected<std::unique_ptr<Executor>> createExecutor(const Artifact& artifact);
 
 }  // namespace kiln::rt

@@ -385,6 +385,13 @@ Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, KvLayer
   return executor;
 }
 
+Expected<std::unique_ptr<Executor>> Executor::createOwning(std::shared_ptr<const Graph> graph,
+                                                           KvLayerRecord kvLayers) {
+  Expected<std::unique_ptr<Executor>> made = create(*graph, std::move(kvLayers));
+  if (made) (*made)->ownedGraph_ = std::move(graph);
+  return made;
+}
+
 Expected<std::unique_ptr<Executor>> Executor::create(const Graph& graph, MemoryPlan plan, KvLayerRecord kvLayers) {
   KILN_RETURN_IF_ERROR(checkRunnable(graph));
   Expected<std::vector<KvLayer>> layers = describeKvLayers(graph, kvLayers.value_or(std::vector<KvLayerSite>{}));

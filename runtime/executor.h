@@ -108,6 +108,9 @@ class Executor {
   // this graph: every register in a memory a known device has.
   static Expected<std::unique_ptr<Executor>> create(const Graph& graph, MemoryPlan plan,
                                                     KvLayerRecord kvLayers = std::vector<KvLayerSite>{});
+  // The same over a graph it owns (one made at load: runtime/host_fallback.h).
+  static Expected<std::unique_ptr<Executor>> createOwning(std::shared_ptr<const Graph> graph,
+                                                          KvLayerRecord kvLayers);
   ~Executor();  // the devices forget the weights it lent them
 
   // Inputs in graph input order; outputs in graph output order. Each input's
@@ -165,6 +168,7 @@ class Executor {
   Status uploadWeights();
 
   const Graph& graph_;
+  std::shared_ptr<const Graph> ownedGraph_;  // graph_'s, when the executor owns it (createOwning)
   std::shared_ptr<const PreparedPlan> compiled_;
   // For each op, the values whose last use it is: their tensors are dropped
   // after it runs (only memory outside the arena is freed by that).

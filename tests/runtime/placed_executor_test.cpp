@@ -13,6 +13,7 @@
 #include "backends/reference/reference.h"
 #include "ir/text.h"
 #include "runtime/executor.h"
+#include "runtime/host_fallback.h"
 
 namespace kiln::rt {
 namespace {
@@ -135,6 +136,34 @@ TEST(PlacedExecutor, RefusesADeviceTheRuntimeLacks) {
   EXPECT_NE(executor.status().message().find("is on device 'nowhere', which this runtime does not have"),
             std::string::npos)
       << executor.status().message();
+}
+
+TEST(PlacedExecutor, FallsBackToTheHostWithoutTheDevice) {
+  std::string text = kPlaced;
+  for (size_t at; (at = text.find("staging")) != std::string::npos;) text.replace(at, 7, "nowhere");
+  Expected<Graph> placed = parseGraph(text), unplaced = parseGraph(kUnplaced);
+  ASSERT_TRUE(placed.isOk() && unplaced.isOk());
+  const auto unusable = unusableDevices(*placed);
+  ASSERT_EQ(unusable.size(), 1u);
+  EXPECT_EQ(unusable[0].first, "nowhere");
+  EXPECT_EQ(unusable[0].second, "this runtime has no such device");
+  EXPECT_TRUE(unusableDevices(*unplaced).empty());
+
+  KvLayerRecord layers = std::vector<KvLayerSite>{};
+  Expected<Graph> onHost = onHostOnly(*placed, layers);
+  ASSERT_TRUE(onHost.isOk()) << onHost.status().message();
+  for (const Op& op : onHost->ops()) {
+    EXPECT_FALSE(op.is(OpKind::Transfer));
+    EXPECT_TRUE(op.device.empty());
+  }
+  EXPECT_EQ(onHost->value(onHost->outputs()[0]).name, "z");
+  Expected<std::unique_ptr<Executor>> executor =
+      Executor::createOwning(std::make_shared<const Graph>(std::move(*onHost)), layers);
+  ASSERT_TRUE(executor.isOk()) << executor.status().message();
+  Expected<std::unique_ptr<Executor>> reference = Executor::create(*unplaced);
+  ASSERT_TRUE(reference.isOk());
+  Session session(**executor), referenceSession(**reference);
+  EXPECT_EQ(runOnce(session), runOnce(referenceSession));
 }
 
 }  // namespace
