@@ -319,7 +319,7 @@ void Executor::lendWeights() {
 
 Status Executor::uploadWeights() {
   const Graph& graph = graph_;
-  uploaded_.assign(graph.values().size(), Tensor{});
+  uploaded_.clear();
   uploadSource_.assign(graph.values().size(), nullptr);
   isUpload_.assign(graph.ops().size(), false);
   for (size_t i = 0; i < graph.ops().size(); ++i) {
@@ -335,7 +335,7 @@ Status Executor::uploadWeights() {
     Tensor* result = &*copy;
     Status ran = compiled_->opDevice[i]->run(*op.def, op.attrs, {&source, 1}, {&result, 1}, nullptr);
     if (!ran) return ran.withContext(opContext(graph, op));
-    uploaded_[static_cast<size_t>(op.results[0])] = std::move(*copy);
+    uploaded_.emplace_back(op.results[0], std::move(*copy));
     uploadSource_[static_cast<size_t>(op.results[0])] = source;
     isUpload_[i] = true;
   }
@@ -788,10 +788,9 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
     values_[static_cast<size_t>(graph.inputs()[i])] = inputs[i];
     present[static_cast<size_t>(graph.inputs()[i])] = true;
   }
-  for (size_t v = 0; v < executor_.uploaded_.size(); ++v) {
-    if (executor_.uploaded_[v].data() == nullptr) continue;
-    values_[v] = executor_.uploaded_[v];
-    present[v] = true;
+  for (const auto& [id, uploaded] : executor_.uploaded_) {
+    values_[static_cast<size_t>(id)] = uploaded;
+    present[static_cast<size_t>(id)] = true;
   }
   auto tensorOf = [&](ValueId id) -> const Tensor* {
     const Value& v = graph.value(id);

@@ -180,7 +180,7 @@ class Executor {
   // (Device::adoptConstants) until the executor goes.
   std::vector<Device*> devices_;
   std::vector<Tensor> weights_;
-  std::vector<Tensor> uploaded_;  // per value: a weight's copy on another device, or none
+  std::vector<std::pair<ValueId, Tensor>> uploaded_;  // each upload's result: the weight's copy on its device
   std::vector<const Tensor*> uploadSource_;  // per value: for an upload, the weight (host memory) it copies
   std::vector<bool> isUpload_;     // per op: a weight upload, done at creation, skipped by runs
   std::vector<bool> kvPresent_;       // per value: a present_k/present_v result of a KV layer
