@@ -67,6 +67,10 @@ class Device {
   // distinct tensors.
   virtual Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
                      std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) = 0;
+  // Waits until every op run() has queued is done: run() may return before
+  // an asynchronous device finishes, and a profiler timing each op needs
+  // the device's time in that op's. Default: run() is synchronous.
+  virtual Status synchronize() { return Status::ok(); }
   // An executor's weights: their bytes stay unchanged until the matching
   // forgetConstants(), so the device may keep derived forms of them (the
   // CPU device packs matmul weights) keyed by address. Calls nest: a weight

@@ -938,10 +938,13 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
       ++stats.transfers;
       stats.transferBytes += operandTensors[0]->byteSize();
     }
-    if (!opNanos_.empty())
+    if (!opNanos_.empty()) {
+      // An asynchronous device's time belongs to this op, not the next that waits.
+      KILN_RETURN_IF_ERROR(device->synchronize().withContext(context()));
       opNanos_[opIndex] += std::chrono::duration_cast<std::chrono::nanoseconds>(
                                std::chrono::steady_clock::now() - kernelStart)
                                .count();
+    }
 
     for (ValueId dead : executor_.releaseAfter_[opIndex]) {
       values_[static_cast<size_t>(dead)] = Tensor{};

@@ -290,6 +290,12 @@ Status ClContext::write(const DeviceAddress& to, const void* from, size_t bytes)
   return Status::ok();
 }
 
+Status ClContext::finish() {
+  const cl_int error = api_.clFinish(queue_);
+  if (error != CL_SUCCESS) return Status::error("opencl: waiting for the queue failed with ", clErrorName(error));
+  return Status::ok();
+}
+
 Status ClContext::read(void* to, const DeviceAddress& from, size_t bytes) {
   const cl_int error = api_.clEnqueueReadBuffer(queue_, from.buffer, CL_TRUE, from.offset, bytes, to, 0, nullptr,
                                                 nullptr);

@@ -93,6 +93,8 @@ class ClContext : public std::enable_shared_from_this<ClContext> {
   // op before it), device to device, and a byte pattern.
   Status write(const DeviceAddress& to, const void* from, size_t bytes);
   Status read(void* to, const DeviceAddress& from, size_t bytes);
+  // Until everything queued is done.
+  Status finish();
   Status copy(const DeviceAddress& to, const DeviceAddress& from, size_t bytes);
   Status fill(const DeviceAddress& to, uint8_t byte, size_t bytes);
 

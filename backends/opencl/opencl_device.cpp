@@ -51,6 +51,12 @@ Expected<std::vector<uint8_t>> OpenClDevice::compileAhead(const Graph& graph, co
   return encodeAheadCode(code);
 }
 
+Status OpenClDevice::synchronize() {
+  Expected<ClContext*> cl = context();
+  if (!cl) return cl.status();
+  return (*cl)->finish();
+}
+
 Status OpenClDevice::loadAhead(std::span<const uint8_t> blob) {
   if (blob.empty()) return Status::ok();
   Expected<AheadCode> code = decodeAheadCode(blob);

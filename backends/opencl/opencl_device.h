@@ -37,6 +37,7 @@ class OpenClDevice final : public rt::Device {
   // KILN_OPENCL_IGNORE_BINARIES is unset), else from its source, saying so
   // once per process on stderr.
   Status loadAhead(std::span<const uint8_t> code) override;
+  Status synchronize() override;
 
   // The device's context, opened on first use; the error says why there is none.
   Expected<ClContext*> context();
