@@ -55,6 +55,7 @@ Status readProfile(const Json& json, DeviceProfile& profile) {
   profile.name = json["name"].get<std::string>();
   profile.device = json["device"].get<std::string>();
   profile.summary = json.value("summary", "");
+  profile.defaultForDevice = json.value("default_for_device", false);
   KILN_RETURN_IF_ERROR(readNameSet(json.value("ops", Json()), "ops", profile.ops, allOpKinds(), opKindNamed));
   KILN_RETURN_IF_ERROR(readNameSet(json.value("dtypes", Json()), "dtypes", profile.dtypes,
                                    std::vector<DType>(std::begin(kAllDTypes), std::end(kAllDTypes)),
@@ -108,6 +109,7 @@ std::string printDeviceProfile(const DeviceProfile& profile) {
   Json json = {{"name", profile.name},
                {"device", profile.device},
                {"summary", profile.summary},
+               {"default_for_device", profile.defaultForDevice},
                {"ops", profile.ops.size() == kNumOpKinds ? Json("all") : ops},
                {"dtypes", profile.dtypes.size() == std::size(kAllDTypes) ? Json("all") : dtypes},
                {"static_shapes", profile.staticShapesOnly},
@@ -135,6 +137,14 @@ Expected<DeviceProfile> loadDeviceProfile(const std::string& nameOrPath) {
   std::stringstream text;
   text << file.rdbuf();
   return parseDeviceProfile(text.str(), nameOrPath);
+}
+
+Expected<DeviceProfile> defaultDeviceProfile(std::string_view device) {
+  for (const BuiltinProfile& builtin : builtinProfiles()) {
+    Expected<DeviceProfile> profile = parseDeviceProfile(builtin.json, cat("'", builtin.name, "' (built in)"));
+    if (profile && profile->device == device && profile->defaultForDevice) return profile;
+  }
+  return Status::error("no shipped profile is the default for device '", device, "' (give --device-profile)");
 }
 
 std::vector<std::string> builtinProfileNames() {

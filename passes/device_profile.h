@@ -28,6 +28,7 @@ struct DeviceProfile {
   std::string name;    // the profile's own name: "pocl", "npu-like"
   std::string device;  // the runtime device that runs its ops: "opencl", "cpu"
   std::string summary;
+  bool defaultForDevice = false;  // the shipped profile a target of `device` gets unless told otherwise
   std::set<OpKind> ops;     // the ops it runs
   std::set<DType> dtypes;   // every operand and result of a placed op has one of these
   bool staticShapesOnly = false;  // no symbolic dims on a placed op
@@ -49,6 +50,8 @@ std::string printDeviceProfile(const DeviceProfile& profile);
 // A shipped profile by name ("cpu", "pocl", "npu-like"), or the profile in
 // the JSON file at `nameOrPath`.
 Expected<DeviceProfile> loadDeviceProfile(const std::string& nameOrPath);
+// The shipped profile marked the default for `device`.
+Expected<DeviceProfile> defaultDeviceProfile(std::string_view device);
 // The shipped profiles' names.
 std::vector<std::string> builtinProfileNames();
 

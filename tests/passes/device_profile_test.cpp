@@ -19,6 +19,14 @@ TEST(DeviceProfile, ShippedProfilesParse) {
   EXPECT_EQ(builtinProfileNames(), (std::vector<std::string>{"cpu", "npu-like", "pocl"}));
 }
 
+TEST(DeviceProfile, EachShippedDeviceHasOneDefault) {
+  Expected<DeviceProfile> cpu = defaultDeviceProfile("cpu"), opencl = defaultDeviceProfile("opencl");
+  ASSERT_TRUE(cpu.isOk() && opencl.isOk());
+  EXPECT_EQ(cpu->name, "cpu");
+  EXPECT_EQ(opencl->name, "pocl");  // npu-like runs on opencl too, but is no default
+  EXPECT_FALSE(defaultDeviceProfile("tpu").isOk());
+}
+
 TEST(DeviceProfile, PrintsAndParsesBack) {
   Expected<DeviceProfile> npu = loadDeviceProfile("npu-like");
   ASSERT_TRUE(npu.isOk()) << npu.status().message();

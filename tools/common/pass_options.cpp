@@ -75,8 +75,8 @@ Expected<std::vector<DeviceProfile>> targetProfiles(const std::string& targets,
       profiles.push_back(*it);
       continue;
     }
-    Expected<DeviceProfile> fallback = loadDeviceProfile(device == "opencl" ? "pocl" : device);
-    if (!fallback) return Status::error("--targets: no profile for device '", device, "' (give --device-profile)");
+    Expected<DeviceProfile> fallback = defaultDeviceProfile(device);
+    if (!fallback) return fallback.status().withContext("--targets: ");
     profiles.push_back(std::move(*fallback));
   }
   for (const DeviceProfile& profile : given)
