@@ -1,7 +1,7 @@
 // rms_norm, layer_norm, softmax and the reductions on the OpenCL device
 // (kernels/norms.cl): one work-group per row (per output element for the
 // reductions), matching backends/reference/fused.cpp and reduction.cpp. f32;
-// softmax over the last axis only; reduce_max's max ignores NaN (fmax).
+// reduce_max's max ignores NaN (fmax).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -117,17 +117,17 @@ Status layerNormKernel(ClContext& cl, const KernelContext& ctx) {
   return launchRows(cl, ctx, "layer_norm", args, rows);
 }
 
+template <bool kLogarithm>
 Status softmaxKernel(ClContext& cl, const KernelContext& ctx) {
   const Tensor& x = *ctx.input(0);
-  const int64_t axis = ops::wrapAxis(ctx.attrs.getInt("axis", -1), x.rank());
-  if (axis != static_cast<int64_t>(x.rank()) - 1)
-    return Status::error(ctx.def.name, ": the OpenCL device runs softmax over the last axis only, not axis ", axis);
-  const Rows rows = rowsFrom(x, axis);
+  const ops::AxisSplit split = ops::splitAtAxis(x.shape(), ops::wrapAxis(ctx.attrs.getInt("axis", -1), x.rank()));
   KernelArgs args;
   for (const Tensor* t : {&x, static_cast<const Tensor*>(ctx.outputs[0])})
     KILN_RETURN_IF_ERROR(addTensor(cl, ctx, args, t));
-  args.add(static_cast<cl_long>(rows.cols));
-  return launchRows(cl, ctx, "softmax", args, rows);
+  args.add(static_cast<cl_long>(split.extent));
+  args.add(static_cast<cl_long>(split.inner));
+  args.add(static_cast<cl_int>(kLogarithm));
+  return launchRows(cl, ctx, "softmax", args, Rows{split.outer * split.inner, split.extent, {}});
 }
 
 // A walk over x's elements along the dims `take` selects (the others 1),
@@ -200,7 +200,8 @@ void reduceSources(const OpTypes& op, std::vector<std::string>& sources) {
 void addNormKernels(OpenClKernelTable& table) {
   table.add(OpKind::RmsNorm, rmsNormKernel, normSources);
   table.add(OpKind::LayerNorm, layerNormKernel, normSources);
-  table.add(OpKind::Softmax, softmaxKernel, normSources);
+  table.add(OpKind::Softmax, softmaxKernel<false>, normSources);
+  table.add(OpKind::LogSoftmax, softmaxKernel<true>, normSources);
   table.add(OpKind::ReduceSum, reduceKernel<0>, reduceSources);
   table.add(OpKind::ReduceMean, reduceKernel<1>, reduceSources);
   table.add(OpKind::ReduceMax, reduceKernel<2>, reduceSources);

@@ -73,19 +73,27 @@ __kernel void layer_norm(__global const float* x, long xOffset, __global const f
   if (get_local_id(0) == 0 && invStdOut) invStdOut[invStdOffset + row] = invStd;
 }
 
-// softmax over the last axis: exp(x - max) / sum.
-__kernel void softmax(__global const float* x, long xOffset, __global float* y, long yOffset, long cols) {
+// softmax (or with `logarithm` log_softmax) over an axis of `extent`
+// elements `inner` apart: exp(x - max) / sum, or x - max - log(sum). Row r
+// is the axis at outer index r / inner, inner index r % inner.
+__kernel void softmax(__global const float* x, long xOffset, __global float* y, long yOffset, long extent,
+                      long inner, int logarithm) {
   __local float partial[KILN_GROUP];
   const long row = get_group_id(0);
-  const __global float* in = x + xOffset + row * cols;
-  __global float* out = y + yOffset + row * cols;
+  const long base = row / inner * extent * inner + row % inner;
+  const __global float* in = x + xOffset + base;
+  __global float* out = y + yOffset + base;
   float highest = -INFINITY;
-  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) highest = fmax(highest, in[j]);
+  for (long j = get_local_id(0); j < extent; j += get_local_size(0)) highest = fmax(highest, in[j * inner]);
   highest = groupReduce(highest, true, partial);
   float sum = 0.0f;
-  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) sum += exp(in[j] - highest);
+  for (long j = get_local_id(0); j < extent; j += get_local_size(0)) sum += exp(in[j * inner] - highest);
   sum = groupReduce(sum, false, partial);
-  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) out[j] = exp(in[j] - highest) / sum;
+  const float logSum = log(sum);
+  for (long j = get_local_id(0); j < extent; j += get_local_size(0)) {
+    const float shifted = in[j * inner] - highest;
+    out[j * inner] = logarithm ? shifted - logSum : exp(shifted) / sum;
+  }
 }
 
 // reduce_sum, reduce_mean (mode 0, 1: the sum, divided by the count) and
