@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "ir/op_registry.h"
@@ -30,9 +31,16 @@ class PlacementProblem {
       for (ValueId id : graph.ops()[i].operands)
         if (id != kNoValue) readers_[static_cast<size_t>(id)].push_back(static_cast<int>(i));
     for (ValueId id : graph.outputs()) outputs_.insert(id);
+    evicted_.resize(graph.ops().size());
   }
 
   Status checkPlaceable() const;
+  // The op to move off a device whose memory the placement overfills (the
+  // one bringing the most weight bytes there), with that device; nullopt
+  // when every device's uploaded weights and largest op's other operands
+  // and results fit its memory.
+  std::optional<std::pair<size_t, int>> overfull(const std::vector<int>& placement) const;
+  void evict(size_t op, int device) { evicted_[op].insert(device); }
   std::vector<int> naive() const;
   std::vector<int> greedy() const;
   Expected<std::vector<int>> cheapest() const;
@@ -44,9 +52,14 @@ class PlacementProblem {
   int host() const { return host_; }
 
  private:
-  bool supports(size_t op, int device) const {
-    return device < static_cast<int>(targets_.size()) &&
-           !targets_[static_cast<size_t>(device)].refusal(graph_, graph_.ops()[op]);
+  bool supports(size_t op, int device) const { return !refusal(op, device); }
+  // Why `op` cannot go on `device`: its profile refuses it, or a memory
+  // repair moved it off (evict).
+  std::optional<std::string> refusal(size_t op, int device) const {
+    if (device >= static_cast<int>(targets_.size())) return "no such target";
+    const DeviceProfile& profile = targets_[static_cast<size_t>(device)];
+    if (evicted_[op].count(device)) return cat("'", profile.name, "' has no memory left for it");
+    return profile.refusal(graph_, graph_.ops()[op]);
   }
   double opSeconds(size_t op, int device) const;
   double valueBytes(ValueId id) const;
@@ -66,6 +79,7 @@ class PlacementProblem {
   int host_;
   std::vector<std::vector<int>> readers_;  // per value: the ops that read it
   std::set<ValueId> outputs_;
+  std::vector<std::set<int>> evicted_;     // per op: devices a memory repair moved it off
 };
 
 double PlacementProblem::opSeconds(size_t index, int device) const {
@@ -109,8 +123,9 @@ Status PlacementProblem::checkPlaceable() const {
     bool any = false;
     std::string reasons;
     for (size_t t = 0; t < targets_.size() && !any; ++t) {
-      any = supports(i, static_cast<int>(t));
-      if (!any) reasons += cat(reasons.empty() ? "" : "; ", *targets_[t].refusal(graph_, graph_.ops()[i]));
+      const std::optional<std::string> why = refusal(i, static_cast<int>(t));
+      any = !why;
+      if (why) reasons += cat(reasons.empty() ? "" : "; ", *why);
     }
     const Op& op = graph_.ops()[i];
     if (!any)
@@ -119,6 +134,29 @@ Status PlacementProblem::checkPlaceable() const {
                            " fits none of the targets: ", reasons);
   }
   return Status::ok();
+}
+
+std::optional<std::pair<size_t, int>> PlacementProblem::overfull(const std::vector<int>& placement) const {
+  for (size_t t = 0; t < targets_.size(); ++t) {
+    if (targets_[t].memoryBytes == 0) continue;
+    double weights = 0, largestOp = 0, mostWeights = -1;
+    size_t heaviest = 0;
+    std::set<ValueId> uploaded;
+    for (size_t i = 0; i < placement.size(); ++i) {
+      if (placement[i] != static_cast<int>(t)) continue;
+      double own = 0;  // the op's weights, already counted among the uploads
+      for (ValueId id : graph_.ops()[i].operands)
+        if (id != kNoValue && graph_.value(id).kind == ValueKind::Weight) {
+          own += valueBytes(id);
+          if (uploaded.insert(id).second) weights += valueBytes(id);
+        }
+      largestOp = std::max(largestOp, opCost(graph_, graph_.ops()[i], model_).bytes - own);
+      if (own > mostWeights) std::tie(mostWeights, heaviest) = std::pair{own, i};
+    }
+    if (mostWeights >= 0 && weights + largestOp > static_cast<double>(targets_[t].memoryBytes))
+      return std::pair{heaviest, static_cast<int>(t)};
+  }
+  return std::nullopt;
 }
 
 std::vector<int> PlacementProblem::naive() const {
@@ -300,10 +338,8 @@ class DevicePlacement final : public Pass {
       if (!op.device.empty() || op.is(OpKind::Transfer))
         return Status::error("the graph is placed already (op '", op.def->name, "' is on '", op.placement(), "')");
     PlacementProblem problem(graph, targets, options_.model);
-    KILN_RETURN_IF_ERROR(problem.checkPlaceable());
-    Expected<std::vector<int>> placement = choose(problem);
+    Expected<std::vector<int>> placement = placeWithinMemory(problem);
     if (!placement) return placement.status();
-    KILN_RETURN_IF_ERROR(checkMemory(graph, *placement));
     record(problem, *placement, start);
     std::vector<std::string> deviceOfOp;
     for (int device : *placement) deviceOfOp.push_back(problem.deviceName(device));
@@ -321,29 +357,19 @@ class DevicePlacement final : public Pass {
     return problem.cheapest();
   }
 
-  // What a device must hold at least: the weights uploaded to it and, at
-  // its largest op, that op's operands and results (at the model's dims).
-  Status checkMemory(const Graph& graph, const std::vector<int>& placement) const {
-    for (size_t t = 0; t < options_.targets.size(); ++t) {
-      const DeviceProfile& profile = options_.targets[t];
-      if (profile.memoryBytes == 0) continue;
-      double weights = 0, largestOp = 0;
-      std::set<ValueId> uploaded;
-      for (size_t i = 0; i < placement.size(); ++i) {
-        if (placement[i] != static_cast<int>(t)) continue;
-        const OpCost cost = opCost(graph, graph.ops()[i], options_.model);
-        largestOp = std::max(largestOp, cost.bytes);
-        for (ValueId id : graph.ops()[i].operands)
-          if (id != kNoValue && graph.value(id).kind == ValueKind::Weight && uploaded.insert(id).second)
-            weights += static_cast<double>(graph.value(id).type.numElements().value_or(0) *
-                                           static_cast<int64_t>(dtypeSize(graph.value(id).type.dtype)));
-      }
-      if (weights + largestOp > static_cast<double>(profile.memoryBytes))
-        return Status::error("placement needs at least ", static_cast<int64_t>(weights + largestOp),
-                             " bytes on device '", profile.device, "' (weights ", static_cast<int64_t>(weights),
-                             "), more than profile '", profile.name, "' has (", profile.memoryBytes, ")");
+  // A device must hold the weights uploaded to it and, at its largest op,
+  // that op's operands and results (at the model's dims): while a placement
+  // overfills one, the op bringing the most weights there moves off it and
+  // the strategy places again. Every op must still fit some target.
+  Expected<std::vector<int>> placeWithinMemory(PlacementProblem& problem) const {
+    for (;;) {
+      KILN_RETURN_IF_ERROR(problem.checkPlaceable());
+      Expected<std::vector<int>> placement = choose(problem);
+      if (!placement) return placement.status();
+      const std::optional<std::pair<size_t, int>> eviction = problem.overfull(*placement);
+      if (!eviction) return placement;
+      problem.evict(eviction->first, eviction->second);
     }
-    return Status::ok();
   }
 
   void record(const PlacementProblem& problem, const std::vector<int>& placement,
