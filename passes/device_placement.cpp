@@ -49,7 +49,6 @@ class PlacementProblem {
     static const std::string host(kHostDevice);
     return device < static_cast<int>(targets_.size()) ? targets_[static_cast<size_t>(device)].device : host;
   }
-  int host() const { return host_; }
 
  private:
   bool supports(size_t op, int device) const { return !refusal(op, device); }
