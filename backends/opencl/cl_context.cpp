@@ -28,22 +28,29 @@ std::optional<cl_device_id> firstDevice(const ClApi& api, std::span<const cl_pla
   return std::nullopt;
 }
 
-std::string deviceString(const ClApi& api, cl_device_id device, cl_device_info what) {
+// A string property of an OpenCL object: `get(size, buffer, &sizeNeeded)`
+// is clGetDeviceInfo or clGetPlatformInfo bound to the object and the
+// property; "" when the query fails.
+template <class Get>
+std::string infoString(const Get& get) {
   size_t size = 0;
-  if (api.clGetDeviceInfo(device, what, 0, nullptr, &size) != CL_SUCCESS || size == 0) return "";
+  if (get(0, nullptr, &size) != CL_SUCCESS || size == 0) return "";
   std::string text(size, '\0');
-  api.clGetDeviceInfo(device, what, size, text.data(), nullptr);
+  get(size, text.data(), nullptr);
   text.resize(std::strlen(text.c_str()));
   return text;
 }
 
+std::string deviceString(const ClApi& api, cl_device_id device, cl_device_info what) {
+  return infoString([&](size_t size, void* to, size_t* needed) {
+    return api.clGetDeviceInfo(device, what, size, to, needed);
+  });
+}
+
 std::string platformString(const ClApi& api, cl_platform_id platform, cl_platform_info what) {
-  size_t size = 0;
-  if (api.clGetPlatformInfo(platform, what, 0, nullptr, &size) != CL_SUCCESS || size == 0) return "";
-  std::string text(size, '\0');
-  api.clGetPlatformInfo(platform, what, size, text.data(), nullptr);
-  text.resize(std::strlen(text.c_str()));
-  return text;
+  return infoString([&](size_t size, void* to, size_t* needed) {
+    return api.clGetPlatformInfo(platform, what, size, to, needed);
+  });
 }
 
 // The name of the platform a device belongs to.
