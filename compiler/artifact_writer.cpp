@@ -84,7 +84,7 @@ std::vector<uint8_t> encodeKvLayers(const std::vector<rt::KvLayerSite>& layers) 
   for (const rt::KvLayerSite& layer : layers) {
     for (size_t field : {layer.op, layer.pastKeyInput, layer.pastValueInput, layer.presentKeyOutput,
                          layer.presentValueOutput})
-      append<uint32_t>(out, static_cast<uint32_t>(field));
+      append<uint32_t>(out, field == rt::kNoKvPart ? rt::kKvNoPartField : static_cast<uint32_t>(field));
   }
   return out;
 }

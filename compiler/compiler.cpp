@@ -10,6 +10,18 @@ namespace {
 
 std::vector<std::string> pipelineOf(const CompileOptions& options) {
   std::vector<std::string> pipeline = options.pipeline.value_or(defaultPipeline());
+  if (options.passes.passOptions.latent.mode &&
+      std::find(pipeline.begin(), pipeline.end(), "latent_attention") == pipeline.end()) {
+    // After attention fusion and its clean-up (dce drops the fused
+    // patterns, which still read the KV inputs), before the projections merge.
+    auto fusion = std::find(pipeline.begin(), pipeline.end(), "attention_fusion");
+    size_t at = 0;  // without attention fusion: first, for attention ops the source has
+    if (fusion != pipeline.end()) {
+      at = static_cast<size_t>(fusion - pipeline.begin()) + 1;
+      if (at < pipeline.size() && pipeline[at] == "canonicalize") ++at;
+    }
+    pipeline.insert(pipeline.begin() + static_cast<std::ptrdiff_t>(at), {"dce", "latent_attention"});
+  }
   if (options.precision == Precision::BF16) pipeline.push_back("precision_bf16");
   // Placement last: it sees the program every other pass made.
   const bool placing = !options.passes.passOptions.placement.targets.empty();

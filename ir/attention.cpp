@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 
+#include "ir/latent_attention.h"
+
 namespace kiln::attention {
 namespace {
 
@@ -45,8 +47,13 @@ Expected<Attrs> readAttrs(const Attributes& attrs) {
 }
 
 std::optional<KvValues> kvValues(const Op& op) {
-  if (!op.is(OpKind::Attention) || op.results.size() != kNumResults) return std::nullopt;
   const auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };
+  if (op.is(OpKind::LatentAttention) && op.results.size() == latent::kNumResults) {
+    const ValueId past = operand(latent::kPast);
+    if (past == kNoValue) return std::nullopt;
+    return KvValues{past, kNoValue, op.results[latent::kPresent], kNoValue};
+  }
+  if (!op.is(OpKind::Attention) || op.results.size() != kNumResults) return std::nullopt;
   KvValues kv{operand(kPastK), operand(kPastV), op.results[kPresentK], op.results[kPresentV]};
   if (kv.pastKey == kNoValue || kv.pastValue == kNoValue || kv.pastKey == kv.pastValue) return std::nullopt;
   return kv;

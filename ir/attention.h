@@ -35,8 +35,9 @@ struct Attrs {
 Expected<Attrs> readAttrs(const Attributes& attrs);
 
 // The KV-cache values of an attention op: its past_k and past_v operands
-// and its present_k and present_v results; nullopt for another op, or an
-// attention op without both pasts or without the present results.
+// and its present_k and present_v results; of a latent_attention op, its
+// past operand and present result as the keys, no values (kNoValue).
+// nullopt for another op, or one without its pasts or present results.
 struct KvValues {
   ValueId pastKey = kNoValue, pastValue = kNoValue, presentKey = kNoValue, presentValue = kNoValue;
 };

@@ -72,6 +72,8 @@ class Graph {
                 std::vector<TensorType> resultTypes, Attributes attrs = {},
                 std::string location = {}, std::vector<std::string> resultNames = {});
   void setOutputs(std::vector<ValueId> outputs) { outputs_ = std::move(outputs); }
+  // Reorders or drops inputs (values of kind Input: addInput made them).
+  void setInputs(std::vector<ValueId> inputs) { inputs_ = std::move(inputs); }
 
   const std::vector<Value>& values() const { return values_; }
   Value& value(ValueId id) { return values_.at(static_cast<size_t>(id)); }

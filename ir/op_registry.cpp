@@ -20,6 +20,7 @@ const OpRegistry& OpRegistry::global() {
     registerLinalgOps(r);
     registerShapeOps(r);
     registerFusedOps(r);
+    registerLatentAttentionOps(r);
     registerTransferOps(r);
     for (size_t i = 0; i < kNumOpKinds; ++i)
       if (!r.ops_[i]) {

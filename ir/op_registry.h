@@ -159,6 +159,7 @@ void registerReductionOps(OpRegistry& registry);
 void registerLinalgOps(OpRegistry& registry);
 void registerShapeOps(OpRegistry& registry);
 void registerFusedOps(OpRegistry& registry);  // what the optimisation passes produce
+void registerLatentAttentionOps(OpRegistry& registry);  // what the latent_attention pass makes
 void registerTransferOps(OpRegistry& registry);  // between devices
 
 // Parses the def's program attributes given as text (an op built by a pass,

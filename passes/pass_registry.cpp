@@ -6,6 +6,7 @@
 #include "passes/cse.h"
 #include "passes/dce.h"
 #include "passes/elementwise_fusion.h"
+#include "passes/latent_attention.h"
 #include "passes/layout.h"
 #include "passes/matmul_epilogue_fusion.h"
 #include "passes/norm_fusion.h"
@@ -26,6 +27,7 @@ std::unique_ptr<Pass> plain(const PassOptions&) {
 }
 
 std::unique_ptr<Pass> placement(const PassOptions& options) { return createDevicePlacement(options.placement); }
+std::unique_ptr<Pass> latentAttention(const PassOptions& options) { return createLatentAttention(options.latent); }
 
 // The one list of passes.
 constexpr PassFactory kPassFactories[] = {
@@ -34,6 +36,7 @@ constexpr PassFactory kPassFactories[] = {
     &plain<createCommonSubexpressionElimination>,
     &plain<createConstantFold>,
     &plain<createAttentionFusion>,
+    &latentAttention,
     &plain<createNormFusion>,
     &plain<createSiblingMatmulMerge>,
     &plain<createMatmulEpilogueFusion>,

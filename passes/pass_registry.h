@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "passes/device_placement.h"
+#include "passes/latent_attention.h"
 #include "passes/pass.h"
 
 namespace kiln {
@@ -15,6 +16,7 @@ namespace kiln {
 // the others ignore it.
 struct PassOptions {
   PlacementOptions placement;  // device_placement
+  LatentAttentionOptions latent;  // latent_attention
 };
 
 // One fresh instance of each pass, in registry order.

@@ -562,8 +562,12 @@ Status Loader::readKvLayers(const SectionInfo& section) {
     return bad(in.left(), " bytes for ", count, " entries of ", kKvLayerEntrySize);
   std::vector<KvLayerSite> sites(count);
   for (KvLayerSite& site : sites) {
-    uint32_t fields[5] = {};
-    for (uint32_t& field : fields) (void)in.read(field);
+    size_t fields[5] = {};
+    for (size_t& field : fields) {
+      uint32_t stored = 0;
+      (void)in.read(stored);
+      field = stored == kKvNoPartField ? kNoKvPart : stored;
+    }
     site = {fields[0], fields[1], fields[2], fields[3], fields[4]};
   }
   if (Expected<std::vector<KvLayer>> layers = describeKvLayers(artifact_.graph, sites); !layers)

@@ -59,6 +59,8 @@ inline constexpr size_t kDeviceCodeSummarySize = 4 + 8;
 // past keys and values among the graph inputs and of present keys and values
 // among the outputs, each a u32.
 inline constexpr size_t kKvLayerEntrySize = 5 * 4;
+// The value input and output fields of a latent layer's entry (it caches one tensor).
+inline constexpr uint32_t kKvNoPartField = UINT32_MAX;
 
 struct SectionInfo {
   uint32_t kind = 0;

@@ -217,12 +217,10 @@ kiln_status kiln_model_load(const char* path, kiln_model** out) {
       state->outputs.push_back(std::make_unique<ValueDescription>(graph.value(id)));
     for (size_t i = 0; i < state->inputs.size(); ++i) state->inputPositions.push_back(i);
     for (size_t i = 0; i < state->outputs.size(); ++i) state->outputPositions.push_back(i);
-    for (const kiln::rt::KvLayer& layer : state->executor->kvLayers()) {
-      state->kvPairs.emplace_back(state->inputs[layer.pastKeyInput]->name.c_str(),
-                                  state->outputs[layer.presentKeyOutput]->name.c_str());
-      state->kvPairs.emplace_back(state->inputs[layer.pastValueInput]->name.c_str(),
-                                  state->outputs[layer.presentValueOutput]->name.c_str());
-    }
+    for (const kiln::rt::KvLayer& layer : state->executor->kvLayers())
+      for (size_t part = 0; part < layer.parts(); ++part)
+        state->kvPairs.emplace_back(state->inputs[layer.pastInput(part)]->name.c_str(),
+                                    state->outputs[layer.presentOutput(part)]->name.c_str());
     *out = new kiln_model{std::move(state)};
     return KILN_OK;
   });

@@ -190,17 +190,20 @@ Status checkKvSite(const Graph& graph, const std::vector<int>& reads, const KvLa
     return Status::error("op ", site.op, " is past the program's ", graph.ops().size(), " op(s)");
   std::optional<KvLayerEnds> ends = kvLayerEnds(graph, site.op);
   if (!ends) return Status::error("op ", site.op, " is not an attention op with past and present keys and values");
-  for (auto [input, value] : {std::pair{site.pastKeyInput, ends->pastKey}, {site.pastValueInput, ends->pastValue}}) {
-    if (input >= graph.inputs().size() || inputTaken[input] || graph.inputs()[input] != value ||
-        reads[static_cast<size_t>(value)] != 1 ||
-        std::find(graph.outputs().begin(), graph.outputs().end(), value) != graph.outputs().end())
+  if ((ends->pastValue == kNoValue) != (site.parts() == 1))
+    return Status::error("op ", site.op, site.parts() == 1 ? " caches keys and values, not one latent"
+                                                           : " caches one latent, not keys and values");
+  const ValueId pasts[] = {ends->pastKey, ends->pastValue}, presents[] = {ends->presentKey, ends->presentValue};
+  for (size_t part = 0; part < site.parts(); ++part) {
+    const size_t input = site.pastInput(part), output = site.presentOutput(part);
+    const ValueId past = pasts[part], present = presents[part];
+    if (input >= graph.inputs().size() || inputTaken[input] || graph.inputs()[input] != past ||
+        reads[static_cast<size_t>(past)] != 1 ||
+        std::find(graph.outputs().begin(), graph.outputs().end(), past) != graph.outputs().end())
       return Status::error("graph input ", input, " is not a past input of op ", site.op, " alone");
     inputTaken[input] = true;
-  }
-  for (auto [output, value] :
-       {std::pair{site.presentKeyOutput, ends->presentKey}, {site.presentValueOutput, ends->presentValue}}) {
-    if (output >= graph.outputs().size() || outputTaken[output] || graph.outputs()[output] != value ||
-        reads[static_cast<size_t>(value)] != 0)
+    if (output >= graph.outputs().size() || outputTaken[output] || graph.outputs()[output] != present ||
+        reads[static_cast<size_t>(present)] != 0)
       return Status::error("graph output ", output, " is not a present output of op ", site.op, " alone");
     outputTaken[output] = true;
   }
@@ -232,9 +235,11 @@ std::optional<KvLayerEnds> kvLayerEnds(const Graph& graph, size_t op) {
     return graph.ops()[static_cast<size_t>(reader)].results[0];
   };
   ends.pastKey = pastEnd(kv->pastKey);
-  ends.pastValue = pastEnd(kv->pastValue);
   ends.presentKey = presentEnd(kv->presentKey);
-  ends.presentValue = presentEnd(kv->presentValue);
+  if (kv->pastValue != kNoValue) {
+    ends.pastValue = pastEnd(kv->pastValue);
+    ends.presentValue = presentEnd(kv->presentValue);
+  }
   return ends;
 }
 
@@ -247,15 +252,17 @@ Expected<std::vector<KvLayer>> describeKvLayers(const Graph& graph, const std::v
     if (Status fits = checkKvSite(graph, reads, site, inputTaken, outputTaken); !fits)
       return fits.withContext(cat("KV layer ", l, ": "));
     const TensorType& keys = graph.value(graph.inputs()[site.pastKeyInput]).type;
-    const TensorType& values = graph.value(graph.inputs()[site.pastValueInput]).type;
+    const TensorType& values = graph.value(graph.inputs()[site.pastInput(site.parts() - 1)]).type;
     const TensorType& present = graph.value(graph.outputs()[site.presentKeyOutput]).type;
     std::optional<int64_t> kvHeads = keys.rank() == 4 ? keys.shape[1].constant() : std::nullopt;
     std::optional<int64_t> headDim = keys.rank() == 4 ? keys.shape[3].constant() : std::nullopt;
-    std::optional<int64_t> valueDim = values.rank() == 4 ? values.shape[3].constant() : std::nullopt;
-    if (!kvHeads || !headDim || !valueDim || present.rank() != 4)
+    // A latent layer: its rows alone, no values (-1: not static).
+    const int64_t valueDim =
+        site.parts() == 1 ? 0 : values.rank() == 4 ? values.shape[3].constant().value_or(-1) : -1;
+    if (!kvHeads || !headDim || valueDim < 0 || present.rank() != 4)
       return Status::error("KV layer ", l, ": past keys ", keys.str(), ", values ", values.str(),
                            " and present keys ", present.str(), " are not rank 4 with static kv heads and head dims");
-    layers.push_back(KvLayer{site, keys.dtype, *kvHeads, *headDim, *valueDim, keys.shape[0], present.shape[2]});
+    layers.push_back(KvLayer{site, keys.dtype, *kvHeads, *headDim, valueDim, keys.shape[0], present.shape[2]});
   }
   return layers;
 }
@@ -289,14 +296,14 @@ Executor::Executor(const Graph& graph, std::shared_ptr<const PreparedPlan> compi
   for (size_t l = 0; l < kvLayers_.size(); ++l) {
     const KvLayer& layer = kvLayers_[l];
     kvLayerOfOp_[layer.op] = static_cast<int32_t>(l);
-    pastInput[layer.pastKeyInput] = pastInput[layer.pastValueInput] = true;
-    presentOutput[layer.presentKeyOutput] = presentOutput[layer.presentValueOutput] = true;
-    for (size_t output : {layer.presentKeyOutput, layer.presentValueOutput})
-      kvPresent_[static_cast<size_t>(graph.outputs()[output])] = true;
+    for (size_t part = 0; part < layer.parts(); ++part) {
+      pastInput[layer.pastInput(part)] = presentOutput[layer.presentOutput(part)] = true;
+      kvPresent_[static_cast<size_t>(graph.outputs()[layer.presentOutput(part)])] = true;
+    }
     // On a device: the attention's own presents, and the transfers around it.
-    const Op& attention = graph.ops()[layer.op];
-    for (size_t result : {attention::kPresentK, attention::kPresentV})
-      kvPresent_[static_cast<size_t>(attention.results[result])] = true;
+    const std::optional<attention::KvValues> own = attention::kvValues(graph.ops()[layer.op]);
+    for (ValueId present : {own->presentKey, own->presentValue})
+      if (present != kNoValue) kvPresent_[static_cast<size_t>(present)] = true;
     const std::optional<KvLayerEnds> ends = kvLayerEnds(graph, layer.op);
     for (size_t transfer : ends->transfers) skipWhenStepping_[transfer] = true;
   }
@@ -567,14 +574,15 @@ Status Session::reserveArenas(const PreparedPlan& prepared) {
 Status Session::reserveKvCache(int64_t batch) {
   if (!kvCache_.empty() && kvBatch_ == batch) return Status::ok();
   const std::vector<KvLayer>& layers = executor_.kvLayers_;
-  // Every layer's keys and values in one block, each part aligned; the
+  // Every layer's keys and values (or latent rows) in one block, each part aligned; the
   // block is reserved, not touched, so capacity costs only the rows written.
   std::vector<size_t> offsets;
   uint64_t total = 0;
   const uint64_t rows = static_cast<uint64_t>(batch) * static_cast<uint64_t>(kvCapacity_);
   const uint64_t limit = std::numeric_limits<uint64_t>::max() / 4;
   for (const KvLayer& layer : layers) {
-    for (int64_t width : {layer.headDim, layer.valueDim}) {
+    for (size_t part = 0; part < 2; ++part) {  // a latent layer's second part is empty
+      const int64_t width = layer.width(part);
       const uint64_t rowBytes = static_cast<uint64_t>(layer.kvHeads * width) * dtypeSize(layer.dtype);
       if (rowBytes && rows > (limit - total) / rowBytes)
         return Status::error("a KV cache of ", kvCapacity_, " tokens for batch ", batch, " is too large");
@@ -598,8 +606,9 @@ Status Session::reserveKvCache(int64_t batch) {
     kvCache_.push_back(KvCache{
         Tensor::view(layer.dtype, {batch, layer.kvHeads, kvCapacity_, layer.headDim}, base + offsets[2 * l],
                      kvBlock_),
-        Tensor::view(layer.dtype, {batch, layer.kvHeads, kvCapacity_, layer.valueDim},
-                     base + offsets[2 * l + 1], kvBlock_)});
+        layer.parts() == 1 ? Tensor{}
+                           : Tensor::view(layer.dtype, {batch, layer.kvHeads, kvCapacity_, layer.valueDim},
+                                          base + offsets[2 * l + 1], kvBlock_)});
   }
   kvBatch_ = batch;
   return Status::ok();
@@ -632,22 +641,21 @@ Status Session::loadKv(const std::vector<Tensor>& past) {
   const Graph& graph = executor_.graph_;
   KILN_RETURN_IF_ERROR(executor_.checkKvLayersRecorded());
   if (layers.empty()) return Status::error("graph @", graph.name, " has no KV cache to load");
-  if (past.size() != 2 * layers.size())
-    return Status::error("a KV cache of ", layers.size(), " layer(s) takes ", 2 * layers.size(),
-                         " past tensors (keys and values per layer), got ", past.size());
+  size_t parts = 0;
+  for (const KvLayer& layer : layers) parts += layer.parts();
+  if (past.size() != parts)
+    return Status::error("a KV cache of ", layers.size(), " layer(s) takes ", parts,
+                         " past tensors (keys and values, or latent rows, per layer), got ", past.size());
   const int64_t batch = past[0].rank() == 4 ? past[0].shape()[0] : 0;
   const int64_t length = past[0].rank() == 4 ? past[0].shape()[2] : 0;
-  for (size_t l = 0; l < layers.size(); ++l) {
+  for (size_t l = 0, at = 0; l < layers.size(); ++l) {
     const KvLayer& layer = layers[l];
-    for (int part = 0; part < 2; ++part) {
-      const Tensor& given = past[2 * l + static_cast<size_t>(part)];
-      const int64_t width = part == 0 ? layer.headDim : layer.valueDim;
-      const std::vector<int64_t> want{batch, layer.kvHeads, length, width};
-      if (given.dtype() != layer.dtype || given.shape() != want) {
-        const size_t input = part == 0 ? layer.pastKeyInput : layer.pastValueInput;
-        return Status::error("past input '", graph.value(graph.inputs()[input]).name, "' must be ",
+    for (size_t part = 0; part < layer.parts(); ++part) {
+      const Tensor& given = past[at++];
+      const std::vector<int64_t> want{batch, layer.kvHeads, length, layer.width(part)};
+      if (given.dtype() != layer.dtype || given.shape() != want)
+        return Status::error("past input '", graph.value(graph.inputs()[layer.pastInput(part)]).name, "' must be ",
                              concreteTypeStr(layer.dtype, want), ", got ", given.type().str());
-      }
     }
   }
   if (batch < 1) return Status::error("the past tensors have no batch");
@@ -655,9 +663,9 @@ Status Session::loadKv(const std::vector<Tensor>& past) {
     return Status::error("a past of ", length, " tokens exceeds the KV cache capacity ", kvCapacity_);
   KILN_RETURN_IF_ERROR(reserveKvCache(batch));
   // Row by row: the cache's rows are capacity-strided, the given ones packed.
-  for (size_t l = 0; l < layers.size(); ++l) {
-    for (int part = 0; part < 2; ++part) {
-      const Tensor& given = past[2 * l + static_cast<size_t>(part)];
+  for (size_t l = 0, at = 0; l < layers.size(); ++l) {
+    for (size_t part = 0; part < layers[l].parts(); ++part) {
+      const Tensor& given = past[at++];
       Tensor& cache = part == 0 ? kvCache_[l].keys : kvCache_[l].values;
       const size_t rowBytes = static_cast<size_t>(length * given.shape()[3]) * dtypeSize(given.dtype());
       const size_t cacheRowBytes = static_cast<size_t>(kvCapacity_ * given.shape()[3]) * dtypeSize(given.dtype());
@@ -715,10 +723,10 @@ Expected<std::vector<Tensor>> Session::step(const std::vector<Tensor>& inputs, S
   for (size_t i = 0; i < inputs.size(); ++i) full[stepInputs[i]] = inputs[i];
   for (size_t l = 0; l < layers.size(); ++l) {
     const KvLayer& layer = layers[l];
-    full[layer.pastKeyInput] = Tensor::view(layer.dtype, {*batch, layer.kvHeads, kvLength_, layer.headDim},
-                                            kvCache_[l].keys.data(), kvBlock_);
-    full[layer.pastValueInput] = Tensor::view(layer.dtype, {*batch, layer.kvHeads, kvLength_, layer.valueDim},
-                                              kvCache_[l].values.data(), kvBlock_);
+    for (size_t part = 0; part < layer.parts(); ++part)
+      full[layer.pastInput(part)] =
+          Tensor::view(layer.dtype, {*batch, layer.kvHeads, kvLength_, layer.width(part)},
+                       (part == 0 ? kvCache_[l].keys : kvCache_[l].values).data(), kvBlock_);
   }
   Expected<SymbolBindings> bound = executor_.bindInputs(full);
   if (!bound) return bound.status();

@@ -54,11 +54,18 @@ struct PreparedPlan {
 // operands are graph inputs and whose present_k/present_v results are graph
 // outputs. The compiler finds them (compiler/kv_layers.h) and records them in
 // the artifact; the runtime steps a decoder by that record.
+// A latent_attention op caches one tensor, its latent rows: its site has no
+// value input or output (kNoKvPart).
+inline constexpr size_t kNoKvPart = SIZE_MAX;
 struct KvLayerSite {
   size_t op = 0;                                        // the attention op's index
   size_t pastKeyInput = 0, pastValueInput = 0;          // positions among the graph inputs
   size_t presentKeyOutput = 0, presentValueOutput = 0;  // positions among the graph outputs
   bool operator==(const KvLayerSite&) const = default;
+  // The cached tensors: keys and values, or the latent rows alone.
+  size_t parts() const { return pastValueInput == kNoKvPart ? 1 : 2; }
+  size_t pastInput(size_t part) const { return part == 0 ? pastKeyInput : pastValueInput; }
+  size_t presentOutput(size_t part) const { return part == 0 ? presentKeyOutput : presentValueOutput; }
 };
 
 // Where an attention op's KV pair meets the graph: each past operand is a
@@ -67,7 +74,7 @@ struct KvLayerSite {
 // those transfer ops (a step skips them: the cache is already on the
 // attention's device). nullopt when the op has no such pair.
 struct KvLayerEnds {
-  ValueId pastKey = kNoValue, pastValue = kNoValue;        // graph inputs
+  ValueId pastKey = kNoValue, pastValue = kNoValue;        // graph inputs (no value: a latent layer)
   ValueId presentKey = kNoValue, presentValue = kNoValue;  // graph outputs
   std::vector<size_t> transfers;
 };
@@ -80,7 +87,8 @@ using KvLayerRecord = std::optional<std::vector<KvLayerSite>>;
 // A KV layer with what its types say: static kv heads and head dims.
 struct KvLayer : KvLayerSite {
   DType dtype = DType::F32;
-  int64_t kvHeads = 0, headDim = 0, valueDim = 0;
+  int64_t kvHeads = 0, headDim = 0, valueDim = 0;  // a latent layer: 1 head, the row width, no values
+  int64_t width(size_t part) const { return part == 0 ? headDim : valueDim; }
   Dim batch;        // past_k's declared batch dim
   Dim totalLength;  // present_k's declared sequence dim: past + new tokens
 };
@@ -251,14 +259,16 @@ class Session {
   Status truncateKv(int64_t length);
   // Fills the cache with a past given as tensors, keys then values of each
   // layer of Executor::kvLayers() in order ([batch, kv_heads, past,
-  // head_dim] each), replacing what it held; kvLength() becomes `past`.
+  // head_dim] each; a latent layer's rows alone, [batch, 1, past, width]),
+  // replacing what it held; kvLength() becomes `past`.
   // Restores a saved conversation, and lets a benchmark time a step at a
   // chosen past length.
   Status loadKv(const std::vector<Tensor>& past);
   int64_t kvLength() const { return kvLength_; }
   int64_t kvCapacity() const { return kvCapacity_; }
-  // Per KV layer: the cache, [batch, kv_heads, capacity, head_dim] each;
-  // empty until the first step reserves it. It lives in the memory of the
+  // Per KV layer: the cache, [batch, kv_heads, capacity, head_dim] each
+  // (a latent layer's rows in keys, no values); empty until the first step
+  // reserves it. It lives in the memory of the
   // attention's device: host memory unless placement put it elsewhere.
   struct KvCache {
     Tensor keys, values;

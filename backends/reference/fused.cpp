@@ -208,28 +208,8 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
     }
   }
 
-  // The mask as additive values (a false bool or a zero key-padding entry is
-  // -inf), indexed by its strides over [B, Hq, S, L].
-  std::vector<double> mask;
-  std::vector<int64_t> maskAt(4, 0);
-  if (const Tensor* m = ctx.input(kMask)) {
-    mask.resize(static_cast<size_t>(m->numElements()));
-    const double blocked = -std::numeric_limits<double>::infinity();
-    if (a.keyPaddingMask) {
-      for (size_t i = 0; i < mask.size(); ++i)
-        mask[i] = m->elementAsDouble(static_cast<int64_t>(i)) != 0.0 ? 0.0 : blocked;
-      const std::vector<int64_t> padding = broadcastStrides(m->shape(), {B, L});
-      maskAt = {padding[0], 0, 0, padding[1]};
-    } else {
-      if (m->dtype() == DType::Bool) {
-        for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->data<bool>()[i] ? 0.0 : blocked;
-      } else {
-        for (size_t i = 0; i < mask.size(); ++i) mask[i] = m->elementAsDouble(static_cast<int64_t>(i));
-      }
-      maskAt = broadcastStrides(m->shape(), {B, Hq, S, L});
-    }
-  }
-
+  const AdditiveMask mask = additiveMask(ctx.input(kMask), a.keyPaddingMask, {B, Hq, S, L});
+  const std::vector<int64_t>& maskAt = mask.strides;
   const HeadStrides outAt = headStrides(a.outLayout, Hq, S, Dv, Hq * Dv);
   T* out = ctx.outputs[0]->data<T>();
   std::vector<double> scores(static_cast<size_t>(L));
@@ -243,8 +223,8 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
         T* y = out + b * outAt.batch + h * outAt.head + i * outAt.seq;
         // Causal: query i sits at position i + (L - S) of the keys.
         const int64_t visible = a.causal ? std::clamp<int64_t>(i + (L - S) + 1, 0, L) : L;
-        const double* maskRow = mask.empty() ? nullptr
-                                             : mask.data() + b * maskAt[0] + h * maskAt[1] + i * maskAt[2];
+        const double* maskRow = mask.values.empty() ? nullptr
+                                                    : mask.values.data() + b * maskAt[0] + h * maskAt[1] + i * maskAt[2];
         double highest = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < visible; ++j) {
           const T* key = keyHead + j * D;

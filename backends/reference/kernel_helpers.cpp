@@ -66,4 +66,23 @@ void BroadcastWalker::next() {
   }
 }
 
+AdditiveMask additiveMask(const Tensor* mask, bool keyPadding, const std::vector<int64_t>& scores) {
+  AdditiveMask made;
+  if (!mask) return made;
+  made.values.resize(static_cast<size_t>(mask->numElements()));
+  const double blocked = -std::numeric_limits<double>::infinity();
+  if (keyPadding) {
+    for (size_t i = 0; i < made.values.size(); ++i)
+      made.values[i] = mask->elementAsDouble(static_cast<int64_t>(i)) != 0.0 ? 0.0 : blocked;
+    const std::vector<int64_t> padding = broadcastStrides(mask->shape(), {scores[0], scores[3]});
+    made.strides = {padding[0], 0, 0, padding[1]};
+    return made;
+  }
+  for (size_t i = 0; i < made.values.size(); ++i)
+    made.values[i] = mask->dtype() == DType::Bool ? (mask->data<bool>()[i] ? 0.0 : blocked)
+                                                  : mask->elementAsDouble(static_cast<int64_t>(i));
+  made.strides = broadcastStrides(mask->shape(), scores);
+  return made;
+}
+
 }  // namespace kiln::ops

@@ -62,6 +62,15 @@ class BroadcastWalker {
 std::vector<int64_t> broadcastStrides(const std::vector<int64_t>& operand,
                                       const std::vector<int64_t>& target);
 
+// An attention mask as additive values (a false bool or a zero key-padding
+// entry is -inf) and its strides over the scores [B, H, S, L]; no values
+// without a mask.
+struct AdditiveMask {
+  std::vector<double> values;
+  std::vector<int64_t> strides = std::vector<int64_t>(4, 0);
+};
+AdditiveMask additiveMask(const Tensor* mask, bool keyPadding, const std::vector<int64_t>& scores);
+
 // ---- Compute types: 16-bit floats compute in float and round back on store;
 // ---- every other type computes natively (integers stay exact).
 

@@ -24,5 +24,6 @@ void addReductionKernels(ReferenceKernelTable& table);
 void addLinalgKernels(ReferenceKernelTable& table);
 void addShapeKernels(ReferenceKernelTable& table);
 void addFusedKernels(ReferenceKernelTable& table);
+void addLatentAttentionKernels(ReferenceKernelTable& table);
 
 }  // namespace kiln

@@ -26,6 +26,7 @@ KernelFn referenceKernel(OpKind kind) {
     addLinalgKernels(t);
     addShapeKernels(t);
     addFusedKernels(t);
+    addLatentAttentionKernels(t);
     return t;
   }();
   return table.get(kind);

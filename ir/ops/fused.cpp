@@ -114,25 +114,6 @@ Status inferRope(const InferContext& ctx, const Dim& batch, const Dim& seq, cons
   return Status::ok();
 }
 
-Status inferMask(const InferContext& ctx, const AttentionAttrs& a, const Dim& batch, const Dim& seq,
-                 const Dim& keys) {
-  if (a.keyPaddingMask) {
-    if (!ctx.has(kMask)) return ctx.error("mask_layout = \"key_padding\" needs a mask");
-    const DType maskType = ctx.type(kMask).dtype;
-    if (maskType != DType::Bool && !isInteger(maskType))
-      return ctx.error("a key_padding mask must be bool or integer (nonzero = attend), got ",
-                       ctx.type(kMask).str());
-    return requireBroadcastsTo(ctx, kMask, {batch, keys}, "key_padding mask", "[batch, past + kv_seq] =");
-  }
-  if (!ctx.has(kMask)) return Status::ok();
-  const DType maskType = ctx.type(kMask).dtype;
-  if (maskType != DType::Bool && !isFloat(maskType))
-    return ctx.error("mask must be bool (true = attend) or float (added to the scores), got ",
-                     ctx.type(kMask).str());
-  return requireBroadcastsTo(ctx, kMask, {batch, Dim(a.heads), seq, keys}, "mask",
-                             "the scores [batch, heads, seq, past + kv_seq] =");
-}
-
 Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results) {
   Expected<AttentionAttrs> attrs = readAttrs(ctx.attrs());
   if (!attrs) return ctx.error(attrs.status().message());
@@ -179,7 +160,7 @@ Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results)
   } else if (ctx.has(kCos) || ctx.has(kSin) || ctx.has(kInvFreq)) {
     return ctx.error("cos/sin or inv_freq are given but rope = \"none\"");
   }
-  KILN_RETURN_IF_ERROR(inferMask(ctx, a, batch, seq, keys));
+  KILN_RETURN_IF_ERROR(requireAttentionMask(ctx, kMask, a.keyPaddingMask, a.heads, batch, seq, keys));
 
   const Dim& valueDim = v.headDim;
   if (a.outLayout == Layout::BHSD) {

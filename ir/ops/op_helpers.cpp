@@ -57,6 +57,23 @@ Status requireBroadcastsTo(const InferContext& ctx, size_t i, const Shape& targe
   return Status::ok();
 }
 
+Status requireAttentionMask(const InferContext& ctx, size_t i, bool keyPaddingMask, int64_t heads,
+                            const Dim& batch, const Dim& seq, const Dim& keys) {
+  if (keyPaddingMask) {
+    if (!ctx.has(i)) return ctx.error("mask_layout = \"key_padding\" needs a mask");
+    const DType maskType = ctx.type(i).dtype;
+    if (maskType != DType::Bool && !isInteger(maskType))
+      return ctx.error("a key_padding mask must be bool or integer (nonzero = attend), got ", ctx.type(i).str());
+    return requireBroadcastsTo(ctx, i, {batch, keys}, "key_padding mask", "[batch, past + kv_seq] =");
+  }
+  if (!ctx.has(i)) return Status::ok();
+  const DType maskType = ctx.type(i).dtype;
+  if (maskType != DType::Bool && !isFloat(maskType))
+    return ctx.error("mask must be bool (true = attend) or float (added to the scores), got ", ctx.type(i).str());
+  return requireBroadcastsTo(ctx, i, {batch, Dim(heads), seq, keys}, "mask",
+                             "the scores [batch, heads, seq, past + kv_seq] =");
+}
+
 Expected<Shape> broadcastAllOperands(const InferContext& ctx) {
   Shape result;
   for (size_t i = 0; i < ctx.numOperands(); ++i) {

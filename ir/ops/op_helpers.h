@@ -41,6 +41,12 @@ bool mayBeEqual(const Dim& a, const Dim& b);
 Status requireBroadcastsTo(const InferContext& ctx, size_t i, const Shape& target,
                            std::string_view what, std::string_view targetName);
 
+// The mask of attention and latent_attention, operand `i`: [B, P + S] bool or
+// integer with mask_layout = "key_padding" (required then), else optional,
+// bool or float, broadcasting to the scores [B, heads, S, P + S].
+Status requireAttentionMask(const InferContext& ctx, size_t i, bool keyPaddingMask, int64_t heads,
+                            const Dim& batch, const Dim& seq, const Dim& keys);
+
 // Numpy broadcast of the shapes of every present operand; the error lists
 // the shapes that do not broadcast.
 Expected<Shape> broadcastAllOperands(const InferContext& ctx);

@@ -26,6 +26,10 @@ void PassFlags::addTo(ArgumentParser& parser, const std::string& pipelineHelp) {
                   "npu-like) or a JSON file (kiln calibrate); default: cpu for\n"
                   "cpu, pocl for opencl (repeatable)", &deviceProfiles);
   parser.option("--placement", "STRATEGY", "cost (default), greedy or naive (docs/placement.md)", &placement);
+  parser.option("--latent-attention", "MODE",
+                "rewrite attention into latent attention (docs/latent-attention.md):\n"
+                "exact keeps every output; `kiln compile` then runs latent_attention\n"
+                "after attention fusion", &latentAttention);
 }
 
 Expected<std::vector<std::string>> PassFlags::pipelineOr(
@@ -98,6 +102,11 @@ Expected<PassManagerOptions> PassFlags::managerOptions() const {
   std::optional<PlacementStrategy> strategy = parsePlacementStrategy(placement);
   if (!strategy) return Status::error("--placement '", placement, "' is not cost, greedy or naive");
   options.passOptions.placement.strategy = *strategy;
+  if (latentAttention) {
+    Expected<LatentMode> mode = parseLatentMode(*latentAttention);
+    if (!mode) return mode.status();
+    options.passOptions.latent.mode = *mode;
+  }
   options.verifyEachPass = !noVerify;
   options.printIrAfter = printIrAfter;
   options.printIrAfterAll = printIrAfterAll;

@@ -1,6 +1,7 @@
 // The pass-manager flags `kiln compile` and `kiln-opt` share: --passes,
 // --no-verify, --print-ir-after, --print-ir-after-all, --disable-pass, and
-// device_placement's --targets, --device-profile and --placement.
+// device_placement's --targets, --device-profile and --placement, and
+// latent_attention's --latent-attention.
 #pragma once
 
 #include <optional>
@@ -21,6 +22,7 @@ struct PassFlags {
   std::optional<std::string> targets;  // --targets opencl,cpu
   std::vector<std::string> deviceProfiles;
   std::string placement = "cost";
+  std::optional<std::string> latentAttention;  // --latent-attention MODE
 
   // Adds the flags to `parser`; `pipelineHelp` says what runs without --passes.
   void addTo(ArgumentParser& parser, const std::string& pipelineHelp);

@@ -162,10 +162,8 @@ int benchCommand(const std::vector<std::string>& args) {
     if (layers.empty())
       return fail(Status::error("--decode: graph @", graph.name, " has no KV cache (no past/present pairs)"));
     for (size_t position : (*executor)->stepInputs()) stepInputs.push_back((*inputs)[position]);
-    for (const rt::KvLayer& layer : layers) {
-      past.push_back((*inputs)[layer.pastKeyInput]);
-      past.push_back((*inputs)[layer.pastValueInput]);
-    }
+    for (const rt::KvLayer& layer : layers)
+      for (size_t part = 0; part < layer.parts(); ++part) past.push_back((*inputs)[layer.pastInput(part)]);
     int64_t newTokens = 1;
     for (const Tensor& input : stepInputs)
       if (input.rank() == 2) newTokens = std::max(newTokens, input.shape()[1]);

@@ -1,0 +1,209 @@
+// The reference kernel of latent_attention (ir/latent_attention.h), in the
+// absorbed form: each head's query is taken into the latent space
+// (q_nope W_UK), scored against the cached rows as they are, and the weighted
+// sum of latents goes through W_UV. Dot products and sums accumulate in double.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "backends/reference/kernel_helpers.h"
+#include "backends/reference/kernel_table.h"
+#include "ir/latent_attention.h"
+
+namespace kiln {
+namespace {
+
+using namespace ops;
+using namespace latent;
+
+struct LatentShape {
+  int64_t batch, seq, heads, nopeDims, ropeDims, rank, row, valueDims, past, keys;
+};
+
+LatentShape latentShape(const KernelContext& ctx, const Attrs& a) {
+  const std::vector<int64_t>& q = ctx.input(kQ)->shape();
+  LatentShape s{};
+  s.batch = q[0], s.seq = q[1], s.heads = a.heads;
+  s.ropeDims = a.ropeDims, s.rank = a.rank, s.row = a.rank + a.ropeDims;
+  s.nopeDims = q[2] / a.heads - a.ropeDims;
+  s.valueDims = ctx.input(kValueUp)->shape()[2];
+  // A session's KV cache holds the past in place of the past operand.
+  s.past = ctx.kvCache ? ctx.kvCache->past : ctx.input(kPast) ? ctx.input(kPast)->shape()[2] : 0;
+  s.keys = s.past + s.seq;
+  return s;
+}
+
+// The rotation of each rope pair of the token at (b, s), position past + s:
+// y_re = x_re cos_re - x_im sin_re, y_im = x_im cos_im + x_re sin_im (the
+// rotate-half form, per pair).
+class Rope {
+ public:
+  Rope(const KernelContext& ctx, const Attrs& a, const LatentShape& sh) : ctx_(ctx), a_(a), sh_(sh) {}
+
+  template <class X>
+  void rotate(const X* x, int64_t b, int64_t s, double* y) const {
+    for (size_t pair = 0; pair < a_.ropeFrequencies.size(); ++pair) {
+      const TableColumns at = ropeSlots(a_, pair);
+      const double re = static_cast<double>(toCompute(x[at.re])), im = static_cast<double>(toCompute(x[at.im]));
+      double cosRe, sinRe, cosIm, sinIm;
+      angles(b, s, pair, cosRe, sinRe, cosIm, sinIm);
+      y[at.re] = re * cosRe - im * sinRe;
+      y[at.im] = im * cosIm + re * sinIm;
+    }
+  }
+
+ private:
+  void angles(int64_t b, int64_t s, size_t pair, double& cosRe, double& sinRe, double& cosIm,
+              double& sinIm) const {
+    if (const Tensor* invFreq = ctx_.input(kInvFreq)) {
+      const double angle =
+          static_cast<double>(sh_.past + s) * invFreq->elementAsDouble(a_.ropeFrequencies[pair]);
+      cosRe = cosIm = std::cos(angle);
+      sinRe = sinIm = std::sin(angle);
+      return;
+    }
+    const Tensor& cos = *ctx_.input(kCos);
+    const Tensor& sin = *ctx_.input(kSin);
+    const int64_t width = cos.shape().back();
+    const TableColumns col = tableColumns(a_, pair, width);
+    auto at = [&](const Tensor& table, int64_t column) {
+      const std::vector<int64_t> strides = broadcastStrides(table.shape(), {sh_.batch, 1, sh_.seq, width});
+      return table.elementAsDouble(b * strides[0] + s * strides[2] + column * strides[3]);
+    };
+    cosRe = at(cos, col.re), sinRe = at(sin, col.re), cosIm = at(cos, col.im), sinIm = at(sin, col.im);
+  }
+
+  const KernelContext& ctx_;
+  const Attrs& a_;
+  const LatentShape& sh_;
+};
+
+// The rows [0, keys) of each batch: the past where it lies (a session's
+// cache) or copied into present / scratch, then the new tokens' rows (rope
+// part rotated) appended at [past, keys).
+template <class T>
+Expected<T*> cacheRows(const KernelContext& ctx, const Attrs& a, const LatentShape& sh, std::vector<T>& scratch,
+                       int64_t& rowsPerBatch) {
+  T* rows = nullptr;
+  rowsPerBatch = sh.keys;
+  if (const KvCacheBinding* cache = ctx.kvCache) {
+    if (sh.keys > cache->capacity)
+      return Status::error("latent_attention: ", sh.past, " cached + ", sh.seq,
+                           " new tokens exceed the KV cache capacity ", cache->capacity);
+    rows = static_cast<T*>(cache->keys);
+    rowsPerBatch = cache->capacity;
+  } else {
+    if (ctx.outputs.size() == kNumResults) {
+      rows = ctx.outputs[kPresent]->data<T>();
+    } else {
+      scratch.resize(static_cast<size_t>(sh.batch * sh.keys * sh.row));
+      rows = scratch.data();
+    }
+    const T* past = ctx.input(kPast) ? ctx.input(kPast)->data<T>() : nullptr;
+    for (int64_t b = 0; b < sh.batch && sh.past > 0; ++b)
+      std::copy_n(past + b * sh.past * sh.row, sh.past * sh.row, rows + b * sh.keys * sh.row);
+  }
+  const Rope rope(ctx, a, sh);
+  const T* latent = ctx.input(kLatent)->data<T>();
+  std::vector<double> rotated(static_cast<size_t>(sh.ropeDims));
+  for (int64_t b = 0; b < sh.batch; ++b)
+    for (int64_t s = 0; s < sh.seq; ++s) {
+      const T* from = latent + (b * sh.seq + s) * sh.row;
+      T* to = rows + (b * rowsPerBatch + sh.past + s) * sh.row;
+      std::copy_n(from, sh.rank, to);
+      rope.rotate(from + sh.rank, b, s, rotated.data());
+      for (int64_t d = 0; d < sh.ropeDims; ++d)
+        to[sh.rank + d] = fromCompute<T>(static_cast<ComputeType<T>>(rotated[static_cast<size_t>(d)]));
+    }
+  return rows;
+}
+
+// Head h's query at (b, s) as a key row sees it: q_nope W_UK[h] | rope(q_rope).
+template <class T>
+void absorbedQuery(const KernelContext& ctx, const Rope& rope, const LatentShape& sh, int64_t b, int64_t s,
+                   int64_t h, std::vector<double>& query) {
+  const T* q = ctx.input(kQ)->data<T>() + (b * sh.seq + s) * sh.heads * (sh.nopeDims + sh.ropeDims) +
+               h * (sh.nopeDims + sh.ropeDims);
+  std::fill(query.begin(), query.end(), 0.0);
+  const T* keyUp = sh.nopeDims > 0 ? ctx.input(kKeyUp)->data<T>() + h * sh.nopeDims * sh.rank : nullptr;
+  for (int64_t i = 0; i < sh.nopeDims; ++i) {
+    const double qi = static_cast<double>(toCompute(q[i]));
+    for (int64_t c = 0; c < sh.rank; ++c)
+      query[static_cast<size_t>(c)] += qi * static_cast<double>(toCompute(keyUp[i * sh.rank + c]));
+  }
+  rope.rotate(q + sh.nopeDims, b, s, query.data() + sh.rank);
+}
+
+template <class T>
+Status latentLoops(const KernelContext& ctx, const Attrs& a) {
+  const LatentShape sh = latentShape(ctx, a);
+  std::vector<T> scratch;
+  int64_t rowsPerBatch = 0;
+  Expected<T*> rows = cacheRows<T>(ctx, a, sh, scratch, rowsPerBatch);
+  if (!rows) return rows.status();
+  const AdditiveMask mask = additiveMask(ctx.input(kMask), a.keyPaddingMask, {sh.batch, sh.heads, sh.seq, sh.keys});
+  const std::vector<int64_t>& maskAt = mask.strides;
+  const Rope rope(ctx, a, sh);
+  const T* valueUp = ctx.input(kValueUp)->data<T>();
+  T* out = ctx.outputs[kOut]->data<T>();
+  std::vector<double> query(static_cast<size_t>(sh.row)), scores(static_cast<size_t>(sh.keys)),
+      sum(static_cast<size_t>(sh.rank));
+  for (int64_t b = 0; b < sh.batch; ++b)
+    for (int64_t s = 0; s < sh.seq; ++s)
+      for (int64_t h = 0; h < sh.heads; ++h) {
+        absorbedQuery<T>(ctx, rope, sh, b, s, h, query);
+        T* y = out + ((b * sh.seq + s) * sh.heads + h) * sh.valueDims;
+        // Causal: query s sits at position past + s of the keys.
+        const int64_t visible = a.causal ? std::min(sh.past + s + 1, sh.keys) : sh.keys;
+        const double* maskRow =
+            mask.values.empty() ? nullptr : mask.values.data() + b * maskAt[0] + h * maskAt[1] + s * maskAt[2];
+        double highest = -std::numeric_limits<double>::infinity();
+        for (int64_t t = 0; t < visible; ++t) {
+          const T* key = *rows + (b * rowsPerBatch + t) * sh.row;
+          double dot = 0.0;
+          for (int64_t d = 0; d < sh.row; ++d)
+            dot += query[static_cast<size_t>(d)] * static_cast<double>(toCompute(key[d]));
+          const double score = dot * a.scale + (maskRow ? maskRow[t * maskAt[3]] : 0.0);
+          scores[static_cast<size_t>(t)] = score;
+          highest = std::max(highest, score);
+        }
+        std::fill(sum.begin(), sum.end(), 0.0);
+        double total = 0.0;
+        // A row with every key masked out attends to nothing: zeros, not NaN.
+        for (int64_t t = 0; t < visible && highest != -std::numeric_limits<double>::infinity(); ++t) {
+          const double weight = std::exp(scores[static_cast<size_t>(t)] - highest);
+          total += weight;
+          const T* latent = *rows + (b * rowsPerBatch + t) * sh.row;
+          for (int64_t c = 0; c < sh.rank; ++c) sum[static_cast<size_t>(c)] += weight * toCompute(latent[c]);
+        }
+        const T* up = valueUp + h * sh.rank * sh.valueDims;
+        for (int64_t d = 0; d < sh.valueDims; ++d) {
+          double value = 0.0;
+          for (int64_t c = 0; c < sh.rank && total > 0.0; ++c)
+            value += sum[static_cast<size_t>(c)] / total * static_cast<double>(toCompute(up[c * sh.valueDims + d]));
+          y[d] = fromCompute<T>(static_cast<ComputeType<T>>(value));
+        }
+      }
+  return Status::ok();
+}
+
+Status latentAttentionKernel(const KernelContext& ctx) {
+  Expected<Attrs> attrs = readAttrs(ctx.attrs);
+  if (!attrs) return Status::error("latent_attention: ", attrs.status().message());
+  const DType dtype = ctx.input(kQ)->dtype();
+  return visitDType(dtype, [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (kIsFloatStorage<T>) return latentLoops<T>(ctx, *attrs);
+    else return unsupportedDType(ctx, dtype);
+  });
+}
+
+}  // namespace
+
+void addLatentAttentionKernels(ReferenceKernelTable& table) {
+  table.add(OpKind::LatentAttention, latentAttentionKernel);
+}
+
+}  // namespace kiln

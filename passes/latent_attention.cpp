@@ -1,0 +1,382 @@
+#include "passes/latent_attention.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ir/attention.h"
+#include "ir/latent_attention.h"
+#include "passes/pattern_utils.h"
+
+namespace kiln {
+namespace {
+
+// ---- Matching: an attention op whose q, k and v are heads of x W + b.
+
+// Columns [first, first + count) of x W + b, W a weight [D, N].
+struct HeadProjection {
+  ValueId x = kNoValue;
+  ValueId flat = kNoValue;  // the projection's [B, S, count] value
+  const Tensor* weight = nullptr;
+  const Tensor* bias = nullptr;  // [N], or none
+  int64_t first = 0, count = 0;
+};
+
+const Tensor* weightData(const Graph& graph, ValueId id) {
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::Weight || !value.data || value.data->dtype() != DType::F32) return nullptr;
+  return &*value.data;
+}
+
+// A bias of `width` broadcast along the last axis only: [N] or [1, ..., 1, N].
+const Tensor* lastAxisBias(const Graph& graph, ValueId id, int64_t width) {
+  const Tensor* bias = weightData(graph, id);
+  if (!bias || bias->rank() == 0 || bias->shape().back() != width || bias->numElements() != width) return nullptr;
+  return bias;
+}
+
+// flat = [add bias] matmul(x, W), or one result of a split of it on the last axis.
+std::optional<HeadProjection> matchFlatProjection(const Rewriter& rw, ValueId flat) {
+  const Graph& graph = rw.graph();
+  HeadProjection p;
+  p.flat = flat;
+  std::optional<int64_t> width = graph.value(flat).type.shape.empty() ? std::nullopt
+                                                                      : graph.value(flat).type.shape.back().constant();
+  if (!width) return std::nullopt;
+  p.count = *width;
+  ValueId at = flat;
+  if (const Op* split = rw.producer(at, OpKind::Split)) {
+    const TensorType& whole = graph.value(split->operands[0]).type;
+    const int64_t axis = split->attrs.getInt("axis", 0);
+    if (axis != -1 && axis != static_cast<int64_t>(whole.rank()) - 1) return std::nullopt;
+    for (ValueId part : split->results) {
+      if (part == flat) break;
+      std::optional<int64_t> w = graph.value(part).type.shape.back().constant();
+      if (!w) return std::nullopt;
+      p.first += *w;
+    }
+    at = split->operands[0];
+  }
+  std::optional<int64_t> total = graph.value(at).type.shape.back().constant();
+  if (!total) return std::nullopt;
+  if (const Op* add = rw.producer(at, OpKind::Add)) {
+    for (size_t side : {0, 1}) {
+      if (const Tensor* bias = lastAxisBias(graph, add->operands[side], *total)) {
+        p.bias = bias;
+        at = add->operands[1 - side];
+        break;
+      }
+    }
+    if (!p.bias) return std::nullopt;
+  }
+  const Op* matmul = rw.producer(at, OpKind::Matmul);
+  if (!matmul || matmul->operands.size() != 2 || !matmul->attrs.empty()) return std::nullopt;
+  p.weight = weightData(graph, matmul->operands[1]);
+  if (!p.weight || p.weight->rank() != 2 || p.weight->shape()[1] != *total) return std::nullopt;
+  p.x = matmul->operands[0];
+  return p;
+}
+
+// bhsd = transpose(reshape(flat, [B, S, H, d]), [0, 2, 1, 3]).
+std::optional<HeadProjection> matchHeadProjection(const Rewriter& rw, ValueId bhsd) {
+  const Op* transpose = rw.producer(bhsd, OpKind::Transpose);
+  if (!transpose || transpose->attrs.getInts("perm") != std::vector<int64_t>{0, 2, 1, 3}) return std::nullopt;
+  const Op* reshape = rw.producer(transpose->operands[0], OpKind::Reshape);
+  if (!reshape || reshape->operands.size() != 1) return std::nullopt;
+  const Shape& from = rw.graph().value(reshape->operands[0]).type.shape;
+  const Shape& to = rw.graph().value(reshape->results[0]).type.shape;
+  if (from.size() != 3 || to.size() != 4 || !compatibleDims(from[0], to[0]) || !compatibleDims(from[1], to[1]))
+    return std::nullopt;
+  return matchFlatProjection(rw, reshape->operands[0]);
+}
+
+// An attention op the pass can rewrite, with its projections and KV ends.
+struct Site {
+  int32_t op = -1;
+  attention::Attrs attrs;
+  HeadProjection q, k, v;
+  int64_t headDim = 0, valueDim = 0, modelWidth = 0;
+  std::optional<attention::KvValues> kv;
+};
+
+// The attention op at `index` as a Site, or why it is left alone.
+Expected<Site> siteAt(const Rewriter& rw, int32_t index) {
+  const Op& op = rw.op(index);
+  const Graph& graph = rw.graph();
+  Expected<attention::Attrs> attrs = attention::readAttrs(op.attrs);
+  if (!attrs) return attrs.status();
+  if (attrs->qkvLayout != attention::Layout::BHSD)
+    return Status::error("q, k and v are not in the bhsd layout attention fusion makes");
+  auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };
+  Site site{index, *attrs, {}, {}, {}, 0, 0, 0, attention::kvValues(op)};
+  std::optional<HeadProjection> q = matchHeadProjection(rw, operand(attention::kQ));
+  std::optional<HeadProjection> k = matchHeadProjection(rw, operand(attention::kK));
+  std::optional<HeadProjection> v = matchHeadProjection(rw, operand(attention::kV));
+  if (!q || !k || !v) return Status::error("q, k and v are not all heads of x W + b with f32 weights W and b");
+  if (q->x != k->x || q->x != v->x) return Status::error("q, k and v project different activations");
+  site.q = *q, site.k = *k, site.v = *v;
+  site.headDim = k->count / attrs->kvHeads;
+  site.valueDim = v->count / attrs->kvHeads;
+  site.modelWidth = q->weight->shape()[0];
+  if (q->count != attrs->heads * site.headDim) return Status::error("q and k have different head dims");
+  if (op.results.size() == 3 && !site.kv) return Status::error("present keys and values without both pasts");
+  if (site.kv) {
+    for (ValueId past : {site.kv->pastKey, site.kv->pastValue})
+      if (graph.value(past).kind != ValueKind::Input || rw.users(past).size() != 1 || rw.isGraphOutput(past))
+        return Status::error("a past is not a graph input that only this attention reads");
+    for (ValueId present : {site.kv->presentKey, site.kv->presentValue})
+      if (!rw.isGraphOutput(present) || !rw.users(present).empty())
+        return Status::error("a present is not a graph output that nothing else reads");
+  }
+  return site;
+}
+
+// ---- The latent weights.
+
+struct LatentWeights {
+  int64_t rank = 0, ropeDims = 0, nopeDims = 0;
+  std::vector<int64_t> ropeFrequencies;
+  Tensor down;                       // [D, rank + ropeDims]
+  std::optional<Tensor> downBias;    // [rank + ropeDims]
+  std::optional<Tensor> query;       // [D, H (nopeDims + ropeDims)], when q is remade
+  std::optional<Tensor> queryBias;
+  std::optional<Tensor> keyUp;       // [H, nopeDims, rank], when nopeDims > 0
+  Tensor valueUp;                    // [H, rank, valueDim]
+};
+
+// Copies column `from` of a projection (weight and bias) to column `to`.
+struct ColumnCopier {
+  const HeadProjection& source;
+  Tensor& weight;
+  std::optional<Tensor>& bias;
+
+  void operator()(int64_t from, int64_t to) const {
+    const int64_t rows = source.weight->shape()[0], width = source.weight->shape()[1];
+    const int64_t outWidth = weight.shape()[1];
+    const float* w = source.weight->data<float>();
+    for (int64_t i = 0; i < rows; ++i) weight.data<float>()[i * outWidth + to] = w[i * width + source.first + from];
+    if (source.bias) bias->data<float>()[to] = source.bias->data<float>()[source.first + from];
+  }
+};
+
+std::optional<Tensor> biasLike(const HeadProjection& a, const HeadProjection& b, int64_t width) {
+  if (!a.bias && !b.bias) return std::nullopt;
+  return Tensor::allocate(DType::F32, {width});  // zeros where a projection had none
+}
+
+// Exact: the latent is v's heads then k's (no rope), or v's heads as the
+// latent and k's heads, pair by pair, as the rope part; each query head's
+// up-projections pick its kv group's block, so every score and output is
+// the original one.
+LatentWeights exactWeights(const Site& s) {
+  const int64_t H = s.attrs.heads, G = s.attrs.kvHeads, d = s.headDim, dv = s.valueDim, D = s.modelWidth;
+  const int64_t group = H / G;
+  LatentWeights w;
+  const bool rope = s.attrs.rope;
+  w.rank = rope ? G * dv : G * (d + dv);
+  w.ropeDims = rope ? G * d : 0;
+  w.nopeDims = rope ? 0 : d;
+  const int64_t row = w.rank + w.ropeDims, kFirst = rope ? w.rank : 0, vFirst = rope ? 0 : G * d;
+  w.down = Tensor::allocate(DType::F32, {D, row});
+  w.downBias = biasLike(s.k, s.v, row);
+  const ColumnCopier fromK{s.k, w.down, w.downBias}, fromV{s.v, w.down, w.downBias};
+  for (int64_t c = 0; c < G * dv; ++c) fromV(c, vFirst + c);
+  // Rope pairs in rotate-half order: pair p = g * d/2 + j turns at frequency j.
+  const int64_t half = d / 2, pairs = G * half;
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t j = 0; j < (rope ? half : d); ++j) {
+      if (!rope) {
+        fromK(g * d + j, kFirst + g * d + j);
+        continue;
+      }
+      fromK(g * d + j, kFirst + g * half + j);
+      fromK(g * d + j + half, kFirst + pairs + g * half + j);
+      w.ropeFrequencies.push_back(j);
+    }
+  if (rope) {
+    w.query = Tensor::allocate(DType::F32, {D, H * w.ropeDims});
+    w.queryBias = s.q.bias ? std::optional<Tensor>(Tensor::allocate(DType::F32, {H * w.ropeDims})) : std::nullopt;
+    const ColumnCopier fromQ{s.q, *w.query, w.queryBias};
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t j = 0; j < half; ++j) {
+        const int64_t p = (h / group) * half + j;
+        fromQ(h * d + j, h * w.ropeDims + p);
+        fromQ(h * d + j + half, h * w.ropeDims + pairs + p);
+      }
+  } else {
+    w.keyUp = Tensor::allocate(DType::F32, {H, d, w.rank});
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < d; ++i) w.keyUp->data<float>()[(h * d + i) * w.rank + (h / group) * d + i] = 1.0f;
+  }
+  w.valueUp = Tensor::allocate(DType::F32, {H, w.rank, dv});
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t e = 0; e < dv; ++e)
+      w.valueUp.data<float>()[(h * w.rank + vFirst + (h / group) * dv + e) * dv + e] = 1.0f;
+  return w;
+}
+
+// ---- Rewriting.
+
+// "past_key_values.0.key" -> "past_key_values.0.latent"; otherwise NAME.latent.
+std::string latentName(const Graph& graph, const std::string& keyName) {
+  const std::string_view suffix = "key";
+  const bool endsWithKey = keyName.size() > suffix.size() && keyName.ends_with(suffix);
+  const std::string base = endsWithKey ? keyName.substr(0, keyName.size() - suffix.size()) + "latent"
+                                       : keyName + ".latent";
+  return graph.uniqueName(base);
+}
+
+// The graph's KV ends, changed once the rewriter commits: each layer's pair
+// of past inputs (present outputs) becomes one latent input (output).
+struct InterfaceChange {
+  std::vector<std::pair<ValueId, ValueId>> inputs, outputs;  // (key, value) -> latent, by key
+  std::vector<ValueId> droppedInputs, droppedOutputs;
+
+  static std::vector<ValueId> apply(std::vector<ValueId> list, const std::vector<std::pair<ValueId, ValueId>>& swaps,
+                                    const std::vector<ValueId>& dropped) {
+    for (const auto& [from, to] : swaps) std::replace(list.begin(), list.end(), from, to);
+    std::erase_if(list, [&](ValueId id) { return std::find(dropped.begin(), dropped.end(), id) != dropped.end(); });
+    return list;
+  }
+};
+
+// x W (+ b) as new ops before `anchor`.
+Expected<ValueId> project(Rewriter& rw, int32_t anchor, ValueId x, const std::string& name, const Tensor& weight,
+                          const std::optional<Tensor>& bias, const std::string& location) {
+  Expected<ValueId> product = rw.create1(anchor, OpKind::Matmul, {x, rw.addWeight(name, weight)}, {}, location);
+  if (!product || !bias) return product;
+  return rw.create1(anchor, OpKind::Add, {*product, rw.addWeight(name + ".bias", *bias)}, {}, location);
+}
+
+Attributes latentAttrs(const Site& s, const LatentWeights& w) {
+  Attributes attrs;
+  attrs.set("heads", s.attrs.heads);
+  attrs.set("rank", w.rank);
+  if (w.ropeDims > 0) {
+    attrs.set("rope_dims", w.ropeDims);
+    attrs.set("rope", std::string("half"));
+    attrs.set("rope_frequencies", w.ropeFrequencies);
+  }
+  attrs.set("scale", s.attrs.scale);
+  if (s.attrs.causal) attrs.set("causal", true);
+  if (s.attrs.keyPaddingMask) attrs.set("mask_layout", std::string("key_padding"));
+  return attrs;
+}
+
+Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, InterfaceChange& change) {
+  Graph& graph = rw.graph();
+  const Op& op = rw.op(s.op);
+  const std::string location = op.location;
+  const std::vector<ValueId> old = op.operands;
+  auto operand = [&](size_t slot) { return slot < old.size() ? old[slot] : kNoValue; };
+  const std::string base = location.empty() ? "latent" : location;
+  Expected<ValueId> latentRows = project(rw, s.op, s.q.x, base + ".w_dkv", w.down, w.downBias, location);
+  if (!latentRows) return latentRows.status();
+  ValueId query = s.q.flat;
+  if (w.query) {
+    Expected<ValueId> remade = project(rw, s.op, s.q.x, base + ".w_q", *w.query, w.queryBias, location);
+    if (!remade) return remade.status();
+    query = *remade;
+  }
+  ValueId past = kNoValue;
+  if (s.kv) {
+    const TensorType& pastKey = graph.value(s.kv->pastKey).type;
+    past = graph.addInput(latentName(graph, graph.value(s.kv->pastKey).name),
+                          {pastKey.dtype, {pastKey.shape[0], Dim(1), pastKey.shape[2], Dim(w.rank + w.ropeDims)}});
+  }
+  std::vector<ValueId> operands = {query,
+                                   *latentRows,
+                                   w.keyUp ? rw.addWeight(base + ".w_uk", *w.keyUp) : kNoValue,
+                                   rw.addWeight(base + ".w_uv", w.valueUp),
+                                   operand(attention::kMask),
+                                   operand(attention::kCos),
+                                   operand(attention::kSin),
+                                   past,
+                                   operand(attention::kInvFreq)};
+  while (operands.back() == kNoValue) operands.pop_back();
+  Expected<std::vector<ValueId>> results =
+      rw.create(s.op, OpKind::LatentAttention, operands, latentAttrs(s, w), s.kv ? 2 : 1, location);
+  if (!results) return results.status();
+  // Back to the [B, H, S, d_v] the attention's users read.
+  const Shape& heads = graph.value(op.results[attention::kOut]).type.shape;
+  Attributes reshape, transpose;
+  reshape.set("shape", std::vector<Dim>{heads[0], heads[2], heads[1], heads[3]});
+  transpose.set("perm", std::vector<int64_t>{0, 2, 1, 3});
+  Expected<ValueId> split = rw.create1(s.op, OpKind::Reshape, {(*results)[latent::kOut]}, reshape, location);
+  if (!split) return split.status();
+  Expected<ValueId> out = rw.create1(s.op, OpKind::Transpose, {*split}, transpose, location);
+  if (!out) return out.status();
+  KILN_RETURN_IF_ERROR(rw.replace(op.results[attention::kOut], *out));
+  if (s.kv) {
+    const ValueId present = (*results)[latent::kPresent];
+    KILN_RETURN_IF_ERROR(graph.rename(present, latentName(graph, graph.value(s.kv->presentKey).name)));
+    change.inputs.emplace_back(s.kv->pastKey, past);
+    change.outputs.emplace_back(s.kv->presentKey, present);
+    change.droppedInputs.push_back(s.kv->pastValue);
+    change.droppedOutputs.push_back(s.kv->presentValue);
+  }
+  rw.mark(s.op);
+  return Status::ok();
+}
+
+class LatentAttention final : public Pass {
+ public:
+  explicit LatentAttention(LatentAttentionOptions options) : options_(std::move(options)) {}
+  std::string_view name() const override { return "latent_attention"; }
+  std::string_view summary() const override {
+    return "rewrites attention whose q, k, v are projections into latent attention with one cached latent row "
+           "per token (TransMLA; exact mode)";
+  }
+
+  Expected<bool> run(Graph& graph) override {
+    Rewriter rw(graph);
+    LatentAttentionReport report;
+    InterfaceChange change;
+    const std::vector<ValueId> inputs = graph.inputs();  // addInput appends the latent ones
+    for (size_t i = 0; i < rw.originalOpCount(); ++i) {
+      const auto index = static_cast<int32_t>(i);
+      if (!rw.op(index).is(OpKind::Attention)) continue;
+      Expected<Site> site = siteAt(rw, index);
+      if (!site) {
+        report.skipped.push_back(cat(rw.op(index).location, ": ", site.status().message()));
+        continue;
+      }
+      const LatentWeights weights = exactWeights(*site);  // the one mode so far
+      KILN_RETURN_IF_ERROR(rewriteSite(rw, *site, weights, change));
+      // Per token: the keys and values of every kv head, and one latent row.
+      const auto bytes = static_cast<int64_t>(dtypeSize(DType::F32));
+      report.kvBytesPerTokenBefore += bytes * site->attrs.kvHeads * (site->headDim + site->valueDim);
+      report.kvBytesPerTokenAfter += bytes * (weights.rank + weights.ropeDims);
+      report.rank = weights.rank, report.ropeDims = weights.ropeDims;
+      ++report.layers;
+    }
+    graph.setInputs(InterfaceChange::apply(inputs, change.inputs, change.droppedInputs));
+    graph.setOutputs(InterfaceChange::apply(graph.outputs(), change.outputs, change.droppedOutputs));
+    statistics_.add("layers", report.layers);
+    statistics_.add("skipped", static_cast<int64_t>(report.skipped.size()));
+    statistics_.add("kv-bytes-per-token-before", report.kvBytesPerTokenBefore);
+    statistics_.add("kv-bytes-per-token-after", report.kvBytesPerTokenAfter);
+    if (options_.report) *options_.report = report;
+    KILN_RETURN_IF_ERROR(rw.commit());
+    return rw.changed();
+  }
+
+ private:
+  LatentAttentionOptions options_;
+};
+
+}  // namespace
+
+Expected<LatentMode> parseLatentMode(std::string_view text) {
+  if (text == "exact") return LatentMode::Exact;
+  return Status::error("--latent-attention '", text, "': expected exact (rank=R[,rope=D_R] and compress=F, "
+                       "the compressing modes, are not built yet)");
+}
+
+std::unique_ptr<Pass> createLatentAttention(LatentAttentionOptions options) {
+  return std::make_unique<LatentAttention>(std::move(options));
+}
+
+}  // namespace kiln

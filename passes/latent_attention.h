@@ -1,0 +1,47 @@
+// latent_attention: grouped-query (or multi-head) attention rewritten into
+// multi-head latent attention, after TransMLA (Meng et al., arXiv 2502.07864;
+// docs/latent-attention.md). Each attention op whose q, k and v are linear
+// projections of one activation becomes a latent_attention op fed by one
+// down-projection (the cached latent row per token) with the up-projections
+// as its operands; the KV cache becomes one latent cache per layer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "passes/pass.h"
+
+namespace kiln {
+
+// How the latent is made. Exact: W_DKV stacks W_V and W_K (the rope keys
+// kept whole as the rope part), so the rank is that of the original cache
+// and outputs equal the original's up to rounding.
+enum class LatentMode : uint8_t { Exact };
+
+struct LatentAttentionReport {
+  int64_t layers = 0;                  // attention ops rewritten
+  int64_t kvBytesPerTokenBefore = 0;   // over the rewritten layers, the original cache
+  int64_t kvBytesPerTokenAfter = 0;    // and the latent one
+  int64_t rank = 0, ropeDims = 0;      // of the last layer rewritten (every layer's, in exact mode)
+  bool calibrated = false;             // whether calibration data shaped the latent
+  std::vector<std::string> skipped;    // per attention op left alone: its location and why
+};
+
+struct LatentAttentionOptions {
+  // Set by --latent-attention: `kiln compile` then runs the pass after
+  // attention fusion. Run by name without it, the pass is exact.
+  std::optional<LatentMode> mode;
+  // Filled when set.
+  std::shared_ptr<LatentAttentionReport> report;
+};
+
+// "exact" (the one mode so far); an error names what was given.
+Expected<LatentMode> parseLatentMode(std::string_view text);
+
+std::unique_ptr<Pass> createLatentAttention(LatentAttentionOptions options = {});
+
+}  // namespace kiln
