@@ -262,6 +262,7 @@ Attributes latentAttrs(const Site& s, const LatentWeights& w) {
   attrs.set("scale", s.attrs.scale);
   if (s.attrs.causal) attrs.set("causal", true);
   if (s.attrs.keyPaddingMask) attrs.set("mask_layout", std::string("key_padding"));
+  if (s.kv) attrs.set("source_kv_width", s.attrs.kvHeads * (s.headDim + s.valueDim));
   return attrs;
 }
 

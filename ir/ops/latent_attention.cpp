@@ -147,7 +147,10 @@ void registerLatentAttentionOps(OpRegistry& registry) {
                 {"causal", AttrKind::Bool},
                 {"rope", AttrKind::String},
                 {"rope_frequencies", AttrKind::Ints},
-                {"mask_layout", AttrKind::String}},
+                {"mask_layout", AttrKind::String},
+                // What the attention it replaced cached per token (keys and values of every kv
+                // head): the "before" of `kiln inspect`'s KV line. Information only.
+                {"source_kv_width", AttrKind::Int}},
       .infer = inferLatentAttention, .flops = latentAttentionFlops});
 }
 

@@ -70,10 +70,9 @@ inline std::vector<Tensor> runStateless(const Executor& executor, const Tensor& 
 // The empty past of every KV input of `executor`'s graph, for batch 1.
 inline std::vector<Tensor> emptyPast(const Executor& executor) {
   std::vector<Tensor> past;
-  for (const KvLayer& layer : executor.kvLayers()) {
-    past.push_back(Tensor::allocate(layer.dtype, {1, layer.kvHeads, 0, layer.headDim}));
-    past.push_back(Tensor::allocate(layer.dtype, {1, layer.kvHeads, 0, layer.valueDim}));
-  }
+  for (const KvLayer& layer : executor.kvLayers())
+    for (size_t part = 0; part < layer.parts(); ++part)
+      past.push_back(Tensor::allocate(layer.dtype, {1, layer.kvHeads, 0, layer.width(part)}));
   return past;
 }
 

@@ -125,6 +125,9 @@ int compileCommand(const std::vector<std::string>& args) {
   compileOptions.passes = std::move(*managerOptions);
   auto placementReport = std::make_shared<PlacementReport>();
   compileOptions.passes.passOptions.placement.report = placementReport;
+  const bool latent = compileOptions.passes.passOptions.latent.mode.has_value();
+  auto latentReport = std::make_shared<LatentAttentionReport>();
+  compileOptions.passes.passOptions.latent.report = latentReport;
   compileOptions.passes.costModel = &report.costModel;
   compileOptions.passes.irPrintOptions.maxInlineWeightElements = 16;
   Expected<Compiler> compiler = Compiler::create(std::move(compileOptions));
@@ -147,6 +150,11 @@ int compileCommand(const std::vector<std::string>& args) {
   if (!compiled) return fail(compiled.status());
   report.record = std::move(compiled->record);
   if (!placementReport->chosen.opsByDevice.empty()) report.placement = *placementReport;  // it placed
+  if (latent) {
+    report.latent = *latentReport;
+    for (const std::string& skipped : latentReport->skipped)
+      std::cerr << "kiln compile: --latent-attention left an attention op as it was: " << skipped << "\n";
+  }
   if (compiled->plan) {
     report.describePlan(*compiled->plan);
   } else {

@@ -82,6 +82,15 @@ std::string placementJson(const PlacementReport& report) {
              ", \"greedy\": ", placementFiguresJson(report.greedy), "}}");
 }
 
+std::string latentJson(const LatentAttentionReport& report) {
+  std::string skipped;
+  for (const std::string& why : report.skipped) skipped += cat(skipped.empty() ? "" : ", ", jsonString(why));
+  return cat("{\"kv_bytes_per_token_before\": ", report.kvBytesPerTokenBefore,
+             ", \"kv_bytes_per_token_after\": ", report.kvBytesPerTokenAfter, ", \"rank\": ", report.rank,
+             ", \"rope_dims\": ", report.ropeDims, ", \"calibrated\": ", report.calibrated ? "true" : "false",
+             ", \"layers\": ", report.layers, ", \"skipped\": [", skipped, "]}");
+}
+
 std::string placementLine(const PlacementFigures& figures) {
   std::string ops;
   for (const auto& [device, count] : figures.opsByDevice) ops += cat(ops.empty() ? "" : ", ", device, " ", count);
@@ -174,6 +183,7 @@ std::string CompileReport::toJson() const {
     json += "  \"memory\": null,\n";
   }
   json += cat("  \"placement\": ", placement ? placementJson(*placement) : std::string("null"), ",\n");
+  json += cat("  \"latent_attention\": ", latent ? latentJson(*latent) : std::string("null"), ",\n");
   json += "  \"cost_model\": {\n";
   json += cat("    \"bytes_per_second\": ", jsonNumber(costModel.bytesPerSecond), ",\n");
   json += cat("    \"flops_per_second\": ", jsonNumber(costModel.flopsPerSecond), ",\n");
@@ -240,6 +250,10 @@ std::string CompileReport::toTable() const {
     row("  greedy", placementLine(placement->greedy));
   }
 
+  if (latent)
+    row("latent attention", cat(latent->layers, " layers, KV ", latent->kvBytesPerTokenBefore, " -> ",
+                                latent->kvBytesPerTokenAfter, " bytes per token (rank ", latent->rank, ", rope dims ",
+                                latent->ropeDims, latent->calibrated ? ", calibrated)" : ")"));
   text += "\n  " + padded("pass", 24) + padded("ms", 9, true) + padded("verify", 9, true) +
           padded("ops", 14, true) + " stats\n";
   for (const PassRecord& pass : record.passes) {

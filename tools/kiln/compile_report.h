@@ -15,6 +15,7 @@
 #include "ir/graph.h"
 #include "passes/cost_model.h"
 #include "passes/device_placement.h"
+#include "passes/latent_attention.h"
 #include "passes/pass_manager.h"
 #include "runtime/planning/memory_plan.h"
 
@@ -47,6 +48,8 @@ struct CompileReport {
   std::string notPlanned;
   // Set when device_placement placed the program (--targets).
   std::optional<PlacementReport> placement;
+  // Set when --latent-attention asked for latent_attention.
+  std::optional<LatentAttentionReport> latent;
 
   // Fills the fields that come from the final graph (ops, symbols).
   void describeFinalGraph(const Graph& graph);

@@ -88,6 +88,26 @@ std::string memorySummary(const Graph& graph, const rt::MemoryPlan* plan) {
              bounds.empty() ? std::string() : "; planned at " + bounds, "\n");
 }
 
+// The KV cache per token, over the recorded KV layers; with latent layers,
+// what the attention they replaced cached too.
+std::string kvSummary(const rt::Artifact& artifact) {
+  if (!artifact.kvLayers) return "kv cache: not recorded (an artifact older than format version 4)\n";
+  Expected<std::vector<rt::KvLayer>> layers = rt::describeKvLayers(artifact.graph, *artifact.kvLayers);
+  if (!layers || layers->empty()) return "kv cache: none\n";
+  int64_t bytes = 0, before = 0, latent = 0;
+  for (const rt::KvLayer& layer : *layers) {
+    const auto size = static_cast<int64_t>(dtypeSize(layer.dtype));
+    const int64_t now = layer.kvHeads * (layer.headDim + layer.valueDim) * size;
+    bytes += now;
+    const Op& op = artifact.graph.ops()[layer.op];
+    latent += op.is(OpKind::LatentAttention);
+    before += op.is(OpKind::LatentAttention) ? op.attrs.getInt("source_kv_width", 0) * size : now;
+  }
+  std::string text = cat("kv cache: ", layers->size(), " layers, ", bytes, " bytes per token");
+  if (latent > 0) text += cat(" (", latent, " latent; before latent attention ", before, ")");
+  return text + "\n";
+}
+
 }  // namespace
 
 int inspectCommand(const std::vector<std::string>& args) {
@@ -96,7 +116,8 @@ int inspectCommand(const std::vector<std::string>& args) {
                         "Prints an artifact's format version and size, its inputs and outputs,\n"
                         "weight count and bytes (embedded, and referenced in weight files, which\n"
                         "it lists), each device's ahead-of-time code (programs and binary bytes),\n"
-                        "op counts, memory plan summary, and its planned IR (weights\n"
+                        "op counts, KV cache bytes per token (with latent attention, before\n"
+                        "and after), memory plan summary, and its planned IR (weights\n"
                         "without data): each weight line ends with where its bytes are (embedded\n"
                         "at an artifact offset, or in weight file N at an offset), each op line\n"
                         "with its result's device, buffer, arena offset and live range\n"
@@ -139,6 +160,7 @@ int inspectCommand(const std::vector<std::string>& args) {
     std::cout << (i == 0 ? " (" : ", ") << byCount[i].first << " " << byCount[i].second;
   std::cout << (byCount.empty() ? "" : ")") << "\n";
   const rt::MemoryPlan* plan = artifact->plan ? &*artifact->plan : nullptr;
+  std::cout << kvSummary(*artifact);
   std::cout << memorySummary(graph, plan) << "\n";
   std::cout << plannedProgram(*artifact, plan);
   return 0;
