@@ -237,7 +237,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=8.0, help="training wall budget (default 8)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "byte-llama"))
-    ap.add_argument("--batch", type=int, default=16, help="windows per step (default 16)")
+    ap.add_argument("--batch", type=int, default=8, help="windows per step (default 8)")
     ap.add_argument("--seq", type=int, default=256, help="window length in bytes (default 256)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
     ap.add_argument("--warmup", type=int, default=30, help="linear warmup steps (default 30)")

@@ -346,10 +346,12 @@ class LatentAttention final : public Pass {
       }
       const LatentWeights weights = exactWeights(*site);  // the one mode so far
       KILN_RETURN_IF_ERROR(rewriteSite(rw, *site, weights, change));
-      // Per token: the keys and values of every kv head, and one latent row.
+      // Per token of a KV cache: the keys and values of every kv head, and one latent row.
       const auto bytes = static_cast<int64_t>(dtypeSize(DType::F32));
-      report.kvBytesPerTokenBefore += bytes * site->attrs.kvHeads * (site->headDim + site->valueDim);
-      report.kvBytesPerTokenAfter += bytes * (weights.rank + weights.ropeDims);
+      if (site->kv) {
+        report.kvBytesPerTokenBefore += bytes * site->attrs.kvHeads * (site->headDim + site->valueDim);
+        report.kvBytesPerTokenAfter += bytes * (weights.rank + weights.ropeDims);
+      }
       report.rank = weights.rank, report.ropeDims = weights.ropeDims;
       ++report.layers;
     }

@@ -24,7 +24,7 @@ enum class LatentMode : uint8_t { Exact };
 
 struct LatentAttentionReport {
   int64_t layers = 0;                  // attention ops rewritten
-  int64_t kvBytesPerTokenBefore = 0;   // over the rewritten layers, the original cache
+  int64_t kvBytesPerTokenBefore = 0;   // over the rewritten layers with a KV cache, the original cache
   int64_t kvBytesPerTokenAfter = 0;    // and the latent one
   int64_t rank = 0, ropeDims = 0;      // of the last layer rewritten (every layer's, in exact mode)
   bool calibrated = false;             // whether calibration data shaped the latent
