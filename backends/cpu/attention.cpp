@@ -137,7 +137,106 @@ HeadRows rowsOf(const float* data, Layout layout, int64_t heads, int64_t seq, in
   return {data, seq * width, dim, width};
 }
 
+// Runs the units of `p` on the threads, after staging `stagedRows` rows of
+// every (batch, kv head) when `staging` is given.
+void attendUnits(const AttentionProblem& p, const RowStaging* staging, int64_t stagedRows, Isa isa) {
+  const int64_t B = p.batch, Hq = p.heads, Hkv = p.kvHeads, S = p.seq, L = p.keys, D = p.headDim,
+                Dv = p.valueDim;
+  const int64_t stageItemsPerHead = (stagedRows + kStageRows - 1) / kStageRows;
+  // Units: blocks of query rows per (batch, kv head), heaviest (last,
+  // under a causal mask) first; when those are too few to share among the
+  // threads (a decode step), each is split into key chunks merged at the end.
+  const int64_t rowsPerKvHead = p.group * S;
+  // Blocks of equal size, a multiple of the 4-row tiles.
+  const int64_t fewestBlocks = std::max<int64_t>(1, (rowsPerKvHead + kMaxUnitRows - 1) / kMaxUnitRows);
+  const int64_t blockRows =
+      std::min(kMaxUnitRows, ((rowsPerKvHead + fewestBlocks - 1) / fewestBlocks + 3) / 4 * 4);
+  const int64_t rowBlocks = (rowsPerKvHead + blockRows - 1) / blockRows;
+  const int64_t heads = B * Hkv;
+  const int64_t work = B * Hq * S * L * (D + Dv);
+  const int threads = work < kSerialWork ? 1 : numThreads();
+  int64_t chunkKeys = std::max<int64_t>(L, 1);
+  if (threads > 1 && heads * rowBlocks < 4 * threads) {
+    const int64_t chunks = std::min((4 * threads + heads * rowBlocks - 1) / (heads * rowBlocks),
+                                    (L + kMinChunkKeys - 1) / kMinChunkKeys);
+    if (chunks > 1) chunkKeys = ((L + chunks - 1) / chunks + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
+  }
+  const int64_t chunks = std::max<int64_t>(1, (L + chunkKeys - 1) / chunkKeys);
+  const int64_t units = rowBlocks * heads * chunks;
+  const Tensor partials =
+      Tensor::allocateUninitialized(DType::F32, {chunks > 1 ? units * blockRows * partialRowFloats(Dv) : 0});
+  // Per thread, 64-byte aligned.
+  const int64_t scratchFloats = padded(unitScratchFloats(p));
+  const Tensor scratch = Tensor::allocateUninitialized(DType::F32, {threads * scratchFloats});
+  const Isa usable = std::min(isa, detectedIsa());
+  const AttendUnitFn attend = vec::kernelsFor(usable).attendUnit;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    if (staging) {
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < heads * stageItemsPerHead; ++item) {
+        const int64_t head = item / stageItemsPerHead, piece = item % stageItemsPerHead;
+        stageRows(p, *staging, head / Hkv, head % Hkv, piece * kStageRows,
+                  std::min(stagedRows, (piece + 1) * kStageRows));
+      }
+    }
+    float* mine = scratch.data<float>() + omp_get_thread_num() * scratchFloats;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t block = rowBlocks - 1 - u / (heads * chunks);
+      const int64_t head = u % (heads * chunks) / chunks, chunk = u % chunks;
+      AttentionUnit unit;
+      unit.batch = head / Hkv;
+      unit.kvHead = head % Hkv;
+      unit.rowBegin = block * blockRows;
+      unit.rowEnd = std::min(rowsPerKvHead, unit.rowBegin + blockRows);
+      unit.keyBegin = chunk * chunkKeys;
+      unit.keyEnd = std::min(L, unit.keyBegin + chunkKeys);
+      if (chunks > 1) unit.partial = partials.data<float>() + u * blockRows * partialRowFloats(Dv);
+      attend(p, unit, mine);
+    }
+    if (chunks > 1) {
+#pragma omp for schedule(static)
+      for (int64_t group = 0; group < rowBlocks * heads; ++group) {
+        const int64_t block = rowBlocks - 1 - group / heads, head = group % heads;
+        const int64_t rowBegin = block * blockRows;
+        mergeRows(p, partials.data<float>() + group * chunks * blockRows * partialRowFloats(Dv), chunks, blockRows,
+                  head / Hkv, head % Hkv, rowBegin, std::min(rowsPerKvHead, rowBegin + blockRows));
+      }
+    }
+  }
+}
+
 }  // namespace
+
+bool loadAttentionMask(const Tensor* m, bool keyPadding, std::vector<float>& values, AttentionProblem& p) {
+  if (!m) return !keyPadding;
+  const float blocked = -std::numeric_limits<float>::infinity();
+  std::vector<int64_t> strides;
+  if (keyPadding) {
+    if (m->dtype() != DType::Bool && !isInteger(m->dtype())) return false;
+    values.resize(static_cast<size_t>(m->numElements()));
+    for (int64_t i = 0; i < m->numElements(); ++i)
+      values[static_cast<size_t>(i)] = m->elementAsDouble(i) != 0.0 ? 0.f : blocked;
+    const std::vector<int64_t> padding = ops::broadcastStrides(m->shape(), {p.batch, p.keys});
+    strides = {padding[0], 0, 0, padding[1]};
+  } else {
+    if (m->dtype() == DType::F64 || (m->dtype() != DType::Bool && !isFloat(m->dtype()))) return false;
+    if (m->dtype() != DType::F32) {
+      values.resize(static_cast<size_t>(m->numElements()));
+      for (int64_t i = 0; i < m->numElements(); ++i)
+        values[static_cast<size_t>(i)] = m->dtype() == DType::Bool ? (m->data<bool>()[i] ? 0.f : blocked)
+                                                                   : static_cast<float>(m->elementAsDouble(i));
+    }
+    strides = ops::broadcastStrides(m->shape(), {p.batch, p.heads, p.seq, p.keys});
+  }
+  p.mask = values.empty() ? m->data<float>() : values.data();
+  std::copy(strides.begin(), strides.end(), p.maskStride);
+  return true;
+}
+
+void runAttentionProblem(const AttentionProblem& p, Isa isa) { attendUnits(p, nullptr, 0, isa); }
 
 void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, float* dst) {
   const int64_t D = p.headDim;
@@ -236,35 +335,8 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
     p.ropeSin = ropeSin.data();
   }
 
-  // The mask as additive floats (a false bool or a zero key-padding entry
-  // is -inf); an f32 scores mask is read in place.
   std::vector<float> maskValues;
-  if (const Tensor* m = ctx.input(kMask)) {
-    const float blocked = -std::numeric_limits<float>::infinity();
-    std::vector<int64_t> strides;
-    if (a.keyPaddingMask) {
-      if (m->dtype() != DType::Bool && !isInteger(m->dtype())) return std::nullopt;
-      maskValues.resize(static_cast<size_t>(m->numElements()));
-      for (int64_t i = 0; i < m->numElements(); ++i)
-        maskValues[static_cast<size_t>(i)] = m->elementAsDouble(i) != 0.0 ? 0.f : blocked;
-      const std::vector<int64_t> padding = ops::broadcastStrides(m->shape(), {B, L});
-      strides = {padding[0], 0, 0, padding[1]};
-    } else {
-      // A float64 mask stays with the reference: its values may lie beyond float's range.
-      if (m->dtype() == DType::F64 || (m->dtype() != DType::Bool && !isFloat(m->dtype()))) return std::nullopt;
-      if (m->dtype() != DType::F32) {
-        maskValues.resize(static_cast<size_t>(m->numElements()));
-        for (int64_t i = 0; i < m->numElements(); ++i)
-          maskValues[static_cast<size_t>(i)] = m->dtype() == DType::Bool ? (m->data<bool>()[i] ? 0.f : blocked)
-                                                                         : static_cast<float>(m->elementAsDouble(i));
-      }
-      strides = ops::broadcastStrides(m->shape(), {B, Hq, S, L});
-    }
-    p.mask = maskValues.empty() ? m->data<float>() : maskValues.data();
-    std::copy(strides.begin(), strides.end(), p.maskStride);
-  } else if (a.keyPaddingMask) {
-    return std::nullopt;
-  }
+  if (!loadAttentionMask(ctx.input(kMask), a.keyPaddingMask, maskValues, p)) return std::nullopt;
 
   // Where attention reads the keys and values, and what is staged first.
   RowStaging staging{newKeys, newValues};
@@ -303,7 +375,6 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   }
   const bool staged = staging.keys != nullptr;
   const int64_t stagedRows = (staging.copyPast ? P : 0) + T;
-  const int64_t stageItemsPerHead = (stagedRows + kStageRows - 1) / kStageRows;
 
   p.out = ctx.outputs[0]->data<float>();
   if (a.outLayout == Layout::BHSD) {
@@ -312,69 +383,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
     p.outBatchStride = S * Hq * Dv, p.outHeadStride = Dv, p.outRowStride = Hq * Dv;
   }
 
-  // Units: blocks of query rows per (batch, kv head), heaviest (last,
-  // under a causal mask) first; when those are too few to share among the
-  // threads (a decode step), each is split into key chunks merged at the end.
-  const int64_t rowsPerKvHead = p.group * S;
-  // Blocks of equal size, a multiple of the 4-row tiles.
-  const int64_t fewestBlocks = std::max<int64_t>(1, (rowsPerKvHead + kMaxUnitRows - 1) / kMaxUnitRows);
-  const int64_t blockRows =
-      std::min(kMaxUnitRows, ((rowsPerKvHead + fewestBlocks - 1) / fewestBlocks + 3) / 4 * 4);
-  const int64_t rowBlocks = (rowsPerKvHead + blockRows - 1) / blockRows;
-  const int64_t heads = B * Hkv;
-  const int64_t work = B * Hq * S * L * (D + Dv);
-  const int threads = work < kSerialWork ? 1 : numThreads();
-  int64_t chunkKeys = std::max<int64_t>(L, 1);
-  if (threads > 1 && heads * rowBlocks < 4 * threads) {
-    const int64_t chunks = std::min((4 * threads + heads * rowBlocks - 1) / (heads * rowBlocks),
-                                    (L + kMinChunkKeys - 1) / kMinChunkKeys);
-    if (chunks > 1) chunkKeys = ((L + chunks - 1) / chunks + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
-  }
-  const int64_t chunks = std::max<int64_t>(1, (L + chunkKeys - 1) / chunkKeys);
-  const int64_t units = rowBlocks * heads * chunks;
-  const Tensor partials =
-      Tensor::allocateUninitialized(DType::F32, {chunks > 1 ? units * blockRows * partialRowFloats(Dv) : 0});
-  // Per thread, 64-byte aligned.
-  const int64_t scratchFloats = padded(unitScratchFloats(p));
-  const Tensor scratch = Tensor::allocateUninitialized(DType::F32, {threads * scratchFloats});
-  const Isa usable = std::min(isa, detectedIsa());
-  const AttendUnitFn attend = vec::kernelsFor(usable).attendUnit;
-
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    if (staged) {
-#pragma omp for schedule(static)
-      for (int64_t item = 0; item < heads * stageItemsPerHead; ++item) {
-        const int64_t head = item / stageItemsPerHead, piece = item % stageItemsPerHead;
-        stageRows(p, staging, head / Hkv, head % Hkv, piece * kStageRows,
-                  std::min(stagedRows, (piece + 1) * kStageRows));
-      }
-    }
-    float* mine = scratch.data<float>() + omp_get_thread_num() * scratchFloats;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t u = 0; u < units; ++u) {
-      const int64_t block = rowBlocks - 1 - u / (heads * chunks);
-      const int64_t head = u % (heads * chunks) / chunks, chunk = u % chunks;
-      AttentionUnit unit;
-      unit.batch = head / Hkv;
-      unit.kvHead = head % Hkv;
-      unit.rowBegin = block * blockRows;
-      unit.rowEnd = std::min(rowsPerKvHead, unit.rowBegin + blockRows);
-      unit.keyBegin = chunk * chunkKeys;
-      unit.keyEnd = std::min(L, unit.keyBegin + chunkKeys);
-      if (chunks > 1) unit.partial = partials.data<float>() + u * blockRows * partialRowFloats(Dv);
-      attend(p, unit, mine);
-    }
-    if (chunks > 1) {
-#pragma omp for schedule(static)
-      for (int64_t group = 0; group < rowBlocks * heads; ++group) {
-        const int64_t block = rowBlocks - 1 - group / heads, head = group % heads;
-        const int64_t rowBegin = block * blockRows;
-        mergeRows(p, partials.data<float>() + group * chunks * blockRows * partialRowFloats(Dv), chunks, blockRows,
-                  head / Hkv, head % Hkv, rowBegin, std::min(rowsPerKvHead, rowBegin + blockRows));
-      }
-    }
-  }
+  attendUnits(p, staged ? &staging : nullptr, stagedRows, isa);
   return Status::ok();
 }
 

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "backends/cpu/isa.h"
 #include "runtime/kernel.h"
@@ -98,6 +99,15 @@ inline constexpr int64_t partialRowFloats(int64_t valueDim) { return 2 + padded(
 inline int64_t unitScratchFloats(const AttentionProblem& p) {
   return kMaxUnitRows * (padded(p.headDim) + kKeyBlock + padded(p.valueDim));
 }
+
+// For kernels that build an AttentionProblem of their own
+// (latent_attention.cpp). The mask of p's scores [B, H, S, L] as additive
+// floats (a false bool or a zero key-padding entry is -inf), in `values` or,
+// an f32 scores mask, read in place; false for what the reference must take
+// (a float64 mask, whose values may lie beyond float's range; key padding
+// without a mask). Then p's units on the threads, key chunks merged.
+bool loadAttentionMask(const Tensor* mask, bool keyPadding, std::vector<float>& values, AttentionProblem& p);
+void runAttentionProblem(const AttentionProblem& p, Isa isa);
 
 // Query s of head h in batch b, roped and scaled, zero-padded to padded(D).
 void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, float* dst);

@@ -8,6 +8,7 @@ FastKernel fastKernelFor(OpKind kind) {
   static const KernelTable table = [] {
     KernelTable made{};
     addAttentionKernels(made);
+    addLatentAttentionKernels(made);
     addVectorKernels(made);
     return made;
   }();

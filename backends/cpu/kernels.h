@@ -26,6 +26,7 @@ int numThreads();
 
 // Registration, one function per kernel file.
 void addAttentionKernels(KernelTable& table);  // attention.cpp
+void addLatentAttentionKernels(KernelTable& table);  // latent_attention.cpp
 void addVectorKernels(KernelTable& table);     // vector_kernels.cpp
 
 }  // namespace kiln::cpu

@@ -85,4 +85,29 @@ AdditiveMask additiveMask(const Tensor* mask, bool keyPadding, const std::vector
   return made;
 }
 
+LatentRope::LatentRope(const KernelContext& ctx, const latent::Attrs& a, int64_t batch, int64_t seq, int64_t past)
+    : ctx_(ctx), a_(a), past_(past) {
+  const Tensor* cos = ctx.input(latent::kCos);
+  const Tensor* sin = ctx.input(latent::kSin);
+  if (!cos || !sin) return;
+  const int64_t width = cos->shape().back();
+  cosAt_ = broadcastStrides(cos->shape(), {batch, 1, seq, width});
+  sinAt_ = broadcastStrides(sin->shape(), {batch, 1, seq, width});
+}
+
+LatentRope::Angles LatentRope::angles(int64_t b, int64_t s, size_t pair) const {
+  if (const Tensor* invFreq = ctx_.input(latent::kInvFreq)) {
+    const double angle = static_cast<double>(past_ + s) * invFreq->elementAsDouble(a_.ropeFrequencies[pair]);
+    const double c = std::cos(angle), n = std::sin(angle);
+    return {c, n, c, n};
+  }
+  const Tensor& cos = *ctx_.input(latent::kCos);
+  const Tensor& sin = *ctx_.input(latent::kSin);
+  const latent::TableColumns col = latent::tableColumns(a_, pair, cos.shape().back());
+  auto at = [&](const Tensor& table, const std::vector<int64_t>& strides, int64_t column) {
+    return table.elementAsDouble(b * strides[0] + s * strides[2] + column * strides[3]);
+  };
+  return {at(cos, cosAt_, col.re), at(sin, sinAt_, col.re), at(cos, cosAt_, col.im), at(sin, sinAt_, col.im)};
+}
+
 }  // namespace kiln::ops

@@ -13,6 +13,7 @@
 
 #include "ir/dtype.h"
 #include "ir/status.h"
+#include "ir/latent_attention.h"
 #include "ir/tensor.h"
 #include "runtime/kernel.h"
 
@@ -150,5 +151,37 @@ template <class C>
 inline C silu(C x) {
   return x / (C(1) + std::exp(-x));
 }
+
+// latent_attention's RoPE (ir/latent_attention.h), shared by its kernels:
+// each rope pair of new token s in batch b turns at position past + s, by
+// inv_freq or by the cos/sin tables' columns of its frequency, as
+// y_re = x_re cos_re - x_im sin_re, y_im = x_im cos_im + x_re sin_im (the
+// rotate-half form, per pair), in double.
+class LatentRope {
+ public:
+  LatentRope(const KernelContext& ctx, const latent::Attrs& a, int64_t batch, int64_t seq, int64_t past);
+
+  template <class X, class Y>
+  void rotate(const X* x, int64_t b, int64_t s, Y* y) const {
+    for (size_t pair = 0; pair < a_.ropeFrequencies.size(); ++pair) {
+      const latent::TableColumns at = latent::ropeSlots(a_, pair);
+      const double re = static_cast<double>(toCompute(x[at.re])), im = static_cast<double>(toCompute(x[at.im]));
+      const Angles t = angles(b, s, pair);
+      y[at.re] = static_cast<Y>(re * t.cosRe - im * t.sinRe);
+      y[at.im] = static_cast<Y>(im * t.cosIm + re * t.sinIm);
+    }
+  }
+
+ private:
+  struct Angles {
+    double cosRe, sinRe, cosIm, sinIm;
+  };
+  Angles angles(int64_t b, int64_t s, size_t pair) const;
+
+  const KernelContext& ctx_;
+  const latent::Attrs& a_;
+  int64_t past_;
+  std::vector<int64_t> cosAt_, sinAt_;  // the tables' strides over [B, 1, S, D]
+};
 
 }  // namespace kiln::ops

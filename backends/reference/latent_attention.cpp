@@ -35,51 +35,6 @@ LatentShape latentShape(const KernelContext& ctx, const Attrs& a) {
   return s;
 }
 
-// The rotation of each rope pair of the token at (b, s), position past + s:
-// y_re = x_re cos_re - x_im sin_re, y_im = x_im cos_im + x_re sin_im (the
-// rotate-half form, per pair).
-class Rope {
- public:
-  Rope(const KernelContext& ctx, const Attrs& a, const LatentShape& sh) : ctx_(ctx), a_(a), sh_(sh) {}
-
-  template <class X>
-  void rotate(const X* x, int64_t b, int64_t s, double* y) const {
-    for (size_t pair = 0; pair < a_.ropeFrequencies.size(); ++pair) {
-      const TableColumns at = ropeSlots(a_, pair);
-      const double re = static_cast<double>(toCompute(x[at.re])), im = static_cast<double>(toCompute(x[at.im]));
-      double cosRe, sinRe, cosIm, sinIm;
-      angles(b, s, pair, cosRe, sinRe, cosIm, sinIm);
-      y[at.re] = re * cosRe - im * sinRe;
-      y[at.im] = im * cosIm + re * sinIm;
-    }
-  }
-
- private:
-  void angles(int64_t b, int64_t s, size_t pair, double& cosRe, double& sinRe, double& cosIm,
-              double& sinIm) const {
-    if (const Tensor* invFreq = ctx_.input(kInvFreq)) {
-      const double angle =
-          static_cast<double>(sh_.past + s) * invFreq->elementAsDouble(a_.ropeFrequencies[pair]);
-      cosRe = cosIm = std::cos(angle);
-      sinRe = sinIm = std::sin(angle);
-      return;
-    }
-    const Tensor& cos = *ctx_.input(kCos);
-    const Tensor& sin = *ctx_.input(kSin);
-    const int64_t width = cos.shape().back();
-    const TableColumns col = tableColumns(a_, pair, width);
-    auto at = [&](const Tensor& table, int64_t column) {
-      const std::vector<int64_t> strides = broadcastStrides(table.shape(), {sh_.batch, 1, sh_.seq, width});
-      return table.elementAsDouble(b * strides[0] + s * strides[2] + column * strides[3]);
-    };
-    cosRe = at(cos, col.re), sinRe = at(sin, col.re), cosIm = at(cos, col.im), sinIm = at(sin, col.im);
-  }
-
-  const KernelContext& ctx_;
-  const Attrs& a_;
-  const LatentShape& sh_;
-};
-
 // The rows [0, keys) of each batch: the past where it lies (a session's
 // cache) or copied into present / scratch, then the new tokens' rows (rope
 // part rotated) appended at [past, keys).
@@ -105,7 +60,7 @@ Expected<T*> cacheRows(const KernelContext& ctx, const Attrs& a, const LatentSha
     for (int64_t b = 0; b < sh.batch && sh.past > 0; ++b)
       std::copy_n(past + b * sh.past * sh.row, sh.past * sh.row, rows + b * sh.keys * sh.row);
   }
-  const Rope rope(ctx, a, sh);
+  const LatentRope rope(ctx, a, sh.batch, sh.seq, sh.past);
   const T* latent = ctx.input(kLatent)->data<T>();
   std::vector<double> rotated(static_cast<size_t>(sh.ropeDims));
   for (int64_t b = 0; b < sh.batch; ++b)
@@ -122,7 +77,7 @@ Expected<T*> cacheRows(const KernelContext& ctx, const Attrs& a, const LatentSha
 
 // Head h's query at (b, s) as a key row sees it: q_nope W_UK[h] | rope(q_rope).
 template <class T>
-void absorbedQuery(const KernelContext& ctx, const Rope& rope, const LatentShape& sh, int64_t b, int64_t s,
+void absorbedQuery(const KernelContext& ctx, const LatentRope& rope, const LatentShape& sh, int64_t b, int64_t s,
                    int64_t h, std::vector<double>& query) {
   const T* q = ctx.input(kQ)->data<T>() + (b * sh.seq + s) * sh.heads * (sh.nopeDims + sh.ropeDims) +
                h * (sh.nopeDims + sh.ropeDims);
@@ -145,7 +100,7 @@ Status latentLoops(const KernelContext& ctx, const Attrs& a) {
   if (!rows) return rows.status();
   const AdditiveMask mask = additiveMask(ctx.input(kMask), a.keyPaddingMask, {sh.batch, sh.heads, sh.seq, sh.keys});
   const std::vector<int64_t>& maskAt = mask.strides;
-  const Rope rope(ctx, a, sh);
+  const LatentRope rope(ctx, a, sh.batch, sh.seq, sh.past);
   const T* valueUp = ctx.input(kValueUp)->data<T>();
   T* out = ctx.outputs[kOut]->data<T>();
   std::vector<double> query(static_cast<size_t>(sh.row)), scores(static_cast<size_t>(sh.keys)),
