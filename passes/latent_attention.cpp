@@ -1,6 +1,8 @@
 #include "passes/latent_attention.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
@@ -8,6 +10,7 @@
 
 #include "ir/attention.h"
 #include "ir/latent_attention.h"
+#include "passes/latent_compression.h"
 #include "passes/pattern_utils.h"
 
 namespace kiln {
@@ -94,6 +97,7 @@ std::optional<HeadProjection> matchHeadProjection(const Rewriter& rw, ValueId bh
 
 // An attention op the pass can rewrite, with its projections and KV ends.
 struct Site {
+  const Graph* graph = nullptr;
   int32_t op = -1;
   attention::Attrs attrs;
   HeadProjection q, k, v;
@@ -110,7 +114,7 @@ Expected<Site> siteAt(const Rewriter& rw, int32_t index) {
   if (attrs->qkvLayout != attention::Layout::BHSD)
     return Status::error("q, k and v are not in the bhsd layout attention fusion makes");
   auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };
-  Site site{index, *attrs, {}, {}, {}, 0, 0, 0, attention::kvValues(op)};
+  Site site{&graph, index, *attrs, {}, {}, {}, 0, 0, 0, attention::kvValues(op)};
   std::optional<HeadProjection> q = matchHeadProjection(rw, operand(attention::kQ));
   std::optional<HeadProjection> k = matchHeadProjection(rw, operand(attention::kK));
   std::optional<HeadProjection> v = matchHeadProjection(rw, operand(attention::kV));
@@ -134,17 +138,6 @@ Expected<Site> siteAt(const Rewriter& rw, int32_t index) {
 }
 
 // ---- The latent weights.
-
-struct LatentWeights {
-  int64_t rank = 0, ropeDims = 0, nopeDims = 0;
-  std::vector<int64_t> ropeFrequencies;
-  Tensor down;                       // [D, rank + ropeDims]
-  std::optional<Tensor> downBias;    // [rank + ropeDims]
-  std::optional<Tensor> query;       // [D, H (nopeDims + ropeDims)], when q is remade
-  std::optional<Tensor> queryBias;
-  std::optional<Tensor> keyUp;       // [H, nopeDims, rank], when nopeDims > 0
-  Tensor valueUp;                    // [H, rank, valueDim]
-};
 
 // Copies column `from` of a projection (weight and bias) to column `to`.
 struct ColumnCopier {
@@ -292,10 +285,10 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, Interfac
                                    w.keyUp ? rw.addWeight(base + ".w_uk", *w.keyUp) : kNoValue,
                                    rw.addWeight(base + ".w_uv", w.valueUp),
                                    operand(attention::kMask),
-                                   operand(attention::kCos),
-                                   operand(attention::kSin),
+                                   w.ropeDims > 0 ? operand(attention::kCos) : kNoValue,
+                                   w.ropeDims > 0 ? operand(attention::kSin) : kNoValue,
                                    past,
-                                   operand(attention::kInvFreq)};
+                                   w.ropeDims > 0 ? operand(attention::kInvFreq) : kNoValue};
   while (operands.back() == kNoValue) operands.pop_back();
   Expected<std::vector<ValueId>> results =
       rw.create(s.op, OpKind::LatentAttention, operands, latentAttrs(s, w), s.kv ? 2 : 1, location);
@@ -322,37 +315,94 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, Interfac
   return Status::ok();
 }
 
+// The layer's q, k and v projections in double (zeros for a missing bias).
+LayerProjections projectionsOf(const Site& s) {
+  LayerProjections layer{s.attrs.heads, s.attrs.kvHeads, s.headDim, s.valueDim, s.modelWidth, s.attrs.rope, {}, {}, {},
+                         {}, {}, {}};
+  auto read = [&](const HeadProjection& p, std::vector<double>& weight, std::vector<double>& bias) {
+    const int64_t columns = p.weight->shape()[1];
+    for (int64_t r = 0; r < s.modelWidth; ++r)
+      for (int64_t c = 0; c < p.count; ++c) weight.push_back(p.weight->data<float>()[r * columns + p.first + c]);
+    for (int64_t c = 0; c < p.count; ++c) bias.push_back(p.bias ? p.bias->data<float>()[p.first + c] : 0.0);
+  };
+  if (const Op& op = s.graph->ops()[static_cast<size_t>(s.op)];
+      s.attrs.rope && op.operands.size() > attention::kInvFreq && op.operands[attention::kInvFreq] != kNoValue)
+    if (const Tensor* invFreq = weightData(*s.graph, op.operands[attention::kInvFreq]))
+      for (int64_t j = 0; j < invFreq->numElements(); ++j) layer.ropeFrequencies.push_back(invFreq->elementAsDouble(j));
+  read(s.q, layer.q, layer.qBias);
+  read(s.k, layer.k, layer.kBias);
+  read(s.v, layer.v, layer.vBias);
+  return layer;
+}
+
+// rank=R: a latent of R and D_R rope dims (default d / 2; none without
+// RoPE). compress=F: a row of G (d + d_v) / F values, split between latent
+// and rope dims where the least is left out (chooseRopeDims).
+Expected<LatentWeights> weightsFor(const LatentMode& mode, const Site& s, const ActivationMoments* moments) {
+  if (mode.kind == LatentMode::Kind::Exact) return exactWeights(s);
+  const LayerProjections layer = projectionsOf(s);
+  const int64_t d = s.headDim;
+  if (mode.kind == LatentMode::Kind::Rank) {
+    if (!s.attrs.rope && mode.ropeDims.value_or(0) > 0)
+      return Status::error("rope=", *mode.ropeDims, " asks for rope dims, but this attention has no RoPE");
+    const int64_t rope = s.attrs.rope ? mode.ropeDims.value_or(d / 2 / 2 * 2) : 0;
+    if (rope > s.attrs.kvHeads * d)
+      return Status::error("rope=", rope, " is more than the ", s.attrs.kvHeads * d, " key dims");
+    return compressedWeights(layer, moments, mode.rank, rope);
+  }
+  const int64_t width = s.attrs.kvHeads * (s.headDim + s.valueDim);
+  const auto budget = static_cast<int64_t>(std::llround(static_cast<double>(width) / mode.factor));
+  if (budget < 2 + (s.attrs.rope ? 2 : 0))
+    return Status::error("compress=", mode.factor, " leaves ", budget, " values per token, too few for a latent");
+  Expected<int64_t> rope = chooseRopeDims(layer, moments, budget);
+  if (!rope) return rope.status();
+  return compressedWeights(layer, moments, budget - *rope, *rope);
+}
+
 class LatentAttention final : public Pass {
  public:
   explicit LatentAttention(LatentAttentionOptions options) : options_(std::move(options)) {}
   std::string_view name() const override { return "latent_attention"; }
   std::string_view summary() const override {
     return "rewrites attention whose q, k, v are projections into latent attention with one cached latent row "
-           "per token (TransMLA; exact mode)";
+           "per token (TransMLA: exact, or compressed by RoRoPE and a joint K/V PCA)";
   }
 
   Expected<bool> run(Graph& graph) override {
     Rewriter rw(graph);
     LatentAttentionReport report;
-    InterfaceChange change;
-    const std::vector<ValueId> inputs = graph.inputs();  // addInput appends the latent ones
+    std::vector<Site> sites;
     for (size_t i = 0; i < rw.originalOpCount(); ++i) {
       const auto index = static_cast<int32_t>(i);
       if (!rw.op(index).is(OpKind::Attention)) continue;
       Expected<Site> site = siteAt(rw, index);
-      if (!site) {
-        report.skipped.push_back(cat(rw.op(index).location, ": ", site.status().message()));
-        continue;
-      }
-      const LatentWeights weights = exactWeights(*site);  // the one mode so far
-      KILN_RETURN_IF_ERROR(rewriteSite(rw, *site, weights, change));
+      if (site) sites.push_back(std::move(*site));
+      else report.skipped.push_back(cat(rw.op(index).location, ": ", site.status().message()));
+    }
+    const LatentMode mode = options_.mode.value_or(LatentMode{});
+    std::vector<ActivationMoments> moments;
+    if (mode.kind != LatentMode::Kind::Exact && options_.calibrate && !sites.empty()) {
+      std::vector<ValueId> inputs;
+      for (const Site& site : sites) inputs.push_back(site.q.x);
+      Expected<std::vector<ActivationMoments>> measured = options_.calibrate(graph, inputs);
+      if (!measured) return measured.status().withContext("latent_attention: calibration: ");
+      moments = std::move(*measured);
+      report.calibrated = true;
+    }
+    InterfaceChange change;
+    const std::vector<ValueId> inputs = graph.inputs();  // addInput appends the latent ones
+    for (size_t l = 0; l < sites.size(); ++l) {
+      const Site& site = sites[l];
+      Expected<LatentWeights> weights = weightsFor(mode, site, moments.empty() ? nullptr : &moments[l]);
+      if (!weights) return weights.status().withContext(cat("latent_attention: ", rw.op(site.op).location, ": "));
+      KILN_RETURN_IF_ERROR(rewriteSite(rw, site, *weights, change));
       // Per token of a KV cache: the keys and values of every kv head, and one latent row.
       const auto bytes = static_cast<int64_t>(dtypeSize(DType::F32));
-      if (site->kv) {
-        report.kvBytesPerTokenBefore += bytes * site->attrs.kvHeads * (site->headDim + site->valueDim);
-        report.kvBytesPerTokenAfter += bytes * (weights.rank + weights.ropeDims);
+      if (site.kv) {
+        report.kvBytesPerTokenBefore += bytes * site.attrs.kvHeads * (site.headDim + site.valueDim);
+        report.kvBytesPerTokenAfter += bytes * (weights->rank + weights->ropeDims);
       }
-      report.rank = weights.rank, report.ropeDims = weights.ropeDims;
+      report.rank = weights->rank, report.ropeDims = weights->ropeDims;
       ++report.layers;
     }
     graph.setInputs(InterfaceChange::apply(inputs, change.inputs, change.droppedInputs));
@@ -373,9 +423,30 @@ class LatentAttention final : public Pass {
 }  // namespace
 
 Expected<LatentMode> parseLatentMode(std::string_view text) {
-  if (text == "exact") return LatentMode::Exact;
-  return Status::error("--latent-attention '", text, "': expected exact (rank=R[,rope=D_R] and compress=F, "
-                       "the compressing modes, are not built yet)");
+  auto bad = [&]() {
+    return Status::error("--latent-attention '", text, "': expected exact, rank=R[,rope=D_R] or compress=F ",
+                         "(R, D_R positive integers, D_R even; F a number above 1)");
+  };
+  LatentMode mode;
+  if (text == "exact") return mode;
+  const std::string spec(text);
+  char* end = nullptr;
+  if (spec.rfind("compress=", 0) == 0) {
+    mode.kind = LatentMode::Kind::Compress;
+    mode.factor = std::strtod(spec.c_str() + 9, &end);
+    if (end == spec.c_str() + 9 || *end != '\0' || !(mode.factor > 1)) return bad();
+    return mode;
+  }
+  if (spec.rfind("rank=", 0) != 0) return bad();
+  mode.kind = LatentMode::Kind::Rank;
+  mode.rank = std::strtoll(spec.c_str() + 5, &end, 10);
+  if (end == spec.c_str() + 5 || mode.rank < 1) return bad();
+  if (*end == '\0') return mode;
+  if (std::string_view(end).rfind(",rope=", 0) != 0) return bad();
+  const char* rope = end + 6;
+  mode.ropeDims = std::strtoll(rope, &end, 10);
+  if (end == rope || *end != '\0' || *mode.ropeDims < 0 || *mode.ropeDims % 2 != 0) return bad();
+  return mode;
 }
 
 std::unique_ptr<Pass> createLatentAttention(LatentAttentionOptions options) {

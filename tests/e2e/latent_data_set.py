@@ -32,12 +32,12 @@ def latent_rows(keys, values, rope):
     batch, heads, length, dim = keys.shape
     per_token = lambda x: x.transpose(0, 2, 1, 3)  # [B, P, G, d]
     k, v = per_token(keys), per_token(values)
+    flat = lambda x: x.reshape(batch, length, x.shape[2] * x.shape[3])  # explicit: length may be 0
     if rope == "half":
         half = dim // 2
-        parts = [v.reshape(batch, length, -1), k[..., :half].reshape(batch, length, -1),
-                 k[..., half:].reshape(batch, length, -1)]
+        parts = [flat(v), flat(k[..., :half]), flat(k[..., half:])]
     else:
-        parts = [k.reshape(batch, length, -1), v.reshape(batch, length, -1)]
+        parts = [flat(k), flat(v)]
     return np.concatenate(parts, axis=-1)[:, None]
 
 

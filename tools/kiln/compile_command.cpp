@@ -17,6 +17,7 @@
 #include "tools/kiln/input_shapes.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/compile_report.h"
+#include "tools/kiln/latent_calibration.h"
 
 namespace kiln::tools {
 
@@ -43,7 +44,7 @@ Status writeReport(const CompileReport& report, const std::string& path) {
 }  // namespace
 
 int compileCommand(const std::vector<std::string>& args) {
-  std::string modelPath, outputPath, reportPath, precision = "f32", weightsMode = "embed";
+  std::string modelPath, outputPath, reportPath, precision = "f32", weightsMode = "embed", calibrationDir;
   std::vector<std::string> shapeSpecs, maxShapeSpecs;
   PassFlags passFlags;
   ArgumentParser parser(
@@ -82,6 +83,11 @@ int compileCommand(const std::vector<std::string>& args) {
                 "reference skips sibling_matmul_merge, whose merged weights would be\n"
                 "copies (docs/artifact.md)",
                 &weightsMode);
+  parser.option("--calibration-dir", "DIR",
+                "data for --latent-attention's compressing modes: each subdirectory\n"
+                "of DIR is a data set (input_K.pb); without it they use the weights\n"
+                "alone (docs/latent-attention.md)",
+                &calibrationDir);
   parser.option("--report", "FILE.json",
                 "write the compile report (op counts, per-pass times and\n"
                 "statistics, fusion gain, memory plan) as JSON to FILE.json, or as a table\n"
@@ -126,6 +132,12 @@ int compileCommand(const std::vector<std::string>& args) {
   auto placementReport = std::make_shared<PlacementReport>();
   compileOptions.passes.passOptions.placement.report = placementReport;
   const bool latent = compileOptions.passes.passOptions.latent.mode.has_value();
+  if (!calibrationDir.empty()) {
+    if (!latent) return fail(Status::error("--calibration-dir is for --latent-attention's compressing modes"));
+    Expected<Calibrate> calibrate = calibrationFromDir(calibrationDir);
+    if (!calibrate) return fail(calibrate.status());
+    compileOptions.passes.passOptions.latent.calibrate = std::move(*calibrate);
+  }
   auto latentReport = std::make_shared<LatentAttentionReport>();
   compileOptions.passes.passOptions.latent.report = latentReport;
   compileOptions.passes.costModel = &report.costModel;

@@ -1,0 +1,336 @@
+#include "passes/latent_compression.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <utility>
+
+namespace kiln {
+namespace {
+
+// A dense row-major matrix in double.
+struct Matrix {
+  int64_t rows = 0, columns = 0;
+  std::vector<double> values;
+  Matrix(int64_t r, int64_t c) : rows(r), columns(c), values(static_cast<size_t>(r * c), 0.0) {}
+  double& at(int64_t r, int64_t c) { return values[static_cast<size_t>(r * columns + c)]; }
+  double at(int64_t r, int64_t c) const { return values[static_cast<size_t>(r * columns + c)]; }
+};
+
+Matrix product(const Matrix& a, const Matrix& b) {
+  Matrix out(a.rows, b.columns);
+  for (int64_t i = 0; i < a.rows; ++i)
+    for (int64_t k = 0; k < a.columns; ++k) {
+      const double x = a.at(i, k);
+      if (x == 0) continue;
+      for (int64_t j = 0; j < b.columns; ++j) out.at(i, j) += x * b.at(k, j);
+    }
+  return out;
+}
+
+Matrix transposed(const Matrix& a) {
+  Matrix out(a.columns, a.rows);
+  for (int64_t i = 0; i < a.rows; ++i)
+    for (int64_t j = 0; j < a.columns; ++j) out.at(j, i) = a.at(i, j);
+  return out;
+}
+
+// Row vector b as [1, n].
+Matrix rowOf(const std::vector<double>& b) {
+  Matrix out(1, static_cast<int64_t>(b.size()));
+  out.values = b;
+  return out;
+}
+
+// E[y y^T] of y = A^T x + b (A [D, m]): A^T S A + A^T mu b^T + b mu^T A + b b^T,
+// with S = E[x x^T] and mu = E[x]; without moments x is white (S = I, mu = 0).
+SquareMatrix secondMoment(const Matrix& a, const std::vector<double>& bias, const ActivationMoments* moments) {
+  Matrix spread = a;  // S A
+  if (moments) {
+    Matrix s(a.rows, a.rows);
+    s.values = moments->second.values;
+    spread = product(s, a);
+  }
+  Matrix m = product(transposed(a), spread);
+  std::vector<double> projectedMean(static_cast<size_t>(a.columns), 0.0);  // A^T mu
+  if (moments)
+    for (int64_t i = 0; i < a.rows; ++i)
+      for (int64_t j = 0; j < a.columns; ++j) projectedMean[static_cast<size_t>(j)] += a.at(i, j) * moments->mean[i];
+  for (int64_t i = 0; i < a.columns; ++i)
+    for (int64_t j = 0; j < a.columns; ++j)
+      m.at(i, j) += projectedMean[i] * bias[j] + bias[i] * projectedMean[j] + bias[i] * bias[j];
+  return SquareMatrix{m.rows, std::move(m.values)};
+}
+
+// RoRoPE (TransMLA section 4): per frequency j, a PCA over the G kv heads'
+// key pairs (re: dim j, im: dim j + d/2 of each head) turns them by one
+// orthogonal G x G matrix U_j, the same for the real and imaginary parts, so
+// every RoPE dot product is kept. `basis` [G d, G d] maps key dims to
+// rotated ones (column (j, m, part)); `energy` per rotated pair (j, m).
+struct RotatedKeys {
+  Matrix basis;
+  std::vector<std::pair<double, std::pair<int64_t, int64_t>>> energy;  // (variance, (j, m))
+  int64_t column(int64_t j, int64_t m, int part, int64_t G, int64_t half) const {
+    return part * G * half + j * G + m;
+  }
+};
+
+Expected<RotatedKeys> rotateKeys(const LayerProjections& layer, const SquareMatrix& keyMoment) {
+  const int64_t G = layer.kvHeads, d = layer.headDim, half = d / 2;
+  RotatedKeys out{Matrix(G * d, G * d), {}};
+  for (int64_t j = 0; j < half; ++j) {
+    SquareMatrix c{G, std::vector<double>(static_cast<size_t>(G * G), 0.0)};
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t h = 0; h < G; ++h)
+        c.at(g, h) = keyMoment.at(g * d + j, h * d + j) + keyMoment.at(g * d + j + half, h * d + j + half);
+    Expected<Eigen> eigen = symmetricEigen(c);
+    if (!eigen) return eigen.status();
+    for (int64_t m = 0; m < G; ++m) {
+      out.energy.push_back({eigen->values[m], {j, m}});
+      for (int64_t g = 0; g < G; ++g)
+        for (int part = 0; part < 2; ++part)
+          out.basis.at(g * d + j + part * half, out.column(j, m, part, G, half)) = eigen->vectors.at(g, m);
+    }
+  }
+  return out;
+}
+
+// Columns of `weights` [D, n] (with bias) times `basis` [n, k].
+std::pair<Matrix, std::vector<double>> project(const Matrix& weights, const std::vector<double>& bias,
+                                               const Matrix& basis) {
+  Matrix w = product(weights, basis);
+  Matrix b = product(rowOf(bias), basis);
+  return {std::move(w), std::move(b.values)};
+}
+
+Tensor toTensor(const std::vector<double>& values, std::vector<int64_t> shape) {
+  Tensor t = Tensor::allocate(DType::F32, std::move(shape));
+  for (size_t i = 0; i < values.size(); ++i) t.data<float>()[i] = static_cast<float>(values[i]);
+  return t;
+}
+
+Matrix slice(const std::vector<double>& values, int64_t rows, int64_t columns, int64_t first, int64_t count) {
+  Matrix out(rows, count);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < count; ++c) out.at(r, c) = values[static_cast<size_t>(r * columns + first + c)];
+  return out;
+}
+
+bool anyNonZero(const std::vector<double>& v) {
+  return std::any_of(v.begin(), v.end(), [](double x) { return x != 0; });
+}
+
+}  // namespace
+
+double ropeCostWeight(double angle, int64_t context) {
+  double sum = 0;
+  for (int64_t t = 1; t <= context; ++t) sum += std::cos(angle * static_cast<double>(t));
+  return 2 - 2 * sum / static_cast<double>(context);
+}
+
+namespace {
+
+// The context a pair's rotation is weighed over: the default bound of a sequence.
+constexpr int64_t kContext = 2048;
+
+// The keys' rotated basis [G d, G d] (identity without RoPE) and, with RoPE,
+// its pairs (j, m) ranked by what losing RoPE would cost, most first.
+struct KeyBasis {
+  Matrix basis;
+  std::vector<std::pair<double, std::pair<int64_t, int64_t>>> ranked;
+};
+
+Expected<KeyBasis> keyBasis(const LayerProjections& layer, const Matrix& wk, const ActivationMoments* moments) {
+  const int64_t keyDims = layer.kvHeads * layer.headDim;
+  KeyBasis out{Matrix(keyDims, keyDims), {}};
+  if (!layer.rope) {
+    for (int64_t i = 0; i < keyDims; ++i) out.basis.at(i, i) = 1;
+    return out;
+  }
+  Expected<RotatedKeys> rotated = rotateKeys(layer, secondMoment(wk, layer.kBias, moments));
+  if (!rotated) return rotated.status();
+  if (!layer.ropeFrequencies.empty())
+    for (auto& [energy, pair] : rotated->energy)
+      energy *= ropeCostWeight(layer.ropeFrequencies[static_cast<size_t>(pair.first)], kContext);
+  std::stable_sort(rotated->energy.begin(), rotated->energy.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  out.basis = std::move(rotated->basis);
+  out.ranked = std::move(rotated->energy);
+  return out;
+}
+
+// The basis columns that keep RoPE (rotate-half order: first elements, then
+// second ones) and the rest; the cost of the pairs that lose it.
+struct Split {
+  std::vector<int64_t> rope, nope, frequencies;
+  double droppedCost = 0;
+};
+
+Split splitAt(const LayerProjections& layer, const KeyBasis& keys, int64_t ropeDims) {
+  const int64_t G = layer.kvHeads, half = layer.headDim / 2, keyDims = G * layer.headDim;
+  Split split;
+  std::vector<std::pair<int64_t, int64_t>> kept;
+  for (size_t p = 0; p < keys.ranked.size(); ++p) {
+    if (static_cast<int64_t>(p) < ropeDims / 2) kept.push_back(keys.ranked[p].second);
+    else split.droppedCost += keys.ranked[p].first;
+  }
+  std::sort(kept.begin(), kept.end());
+  for (int part = 0; part < 2; ++part)
+    for (const auto& [j, m] : kept) split.rope.push_back(part * G * half + j * G + m);
+  for (const auto& [j, m] : kept) split.frequencies.push_back(j);
+  for (int64_t c = 0; c < keyDims; ++c)
+    if (std::find(split.rope.begin(), split.rope.end(), c) == split.rope.end()) split.nope.push_back(c);
+  return split;
+}
+
+// z = [alpha K_nope ; V], balanced so that neither dominates, and its PCA.
+struct JointPca {
+  double alpha = 1;
+  Matrix toNope, toRope, z;
+  std::vector<double> zBias;
+  Eigen eigen;
+};
+
+Expected<JointPca> jointPca(const LayerProjections& layer, const Matrix& wk, const Matrix& wv, const KeyBasis& keys,
+                            const Split& split, const ActivationMoments* moments) {
+  const int64_t G = layer.kvHeads, dv = layer.valueDim, D = layer.width, keyDims = G * layer.headDim;
+  const auto nope = static_cast<int64_t>(split.nope.size()), rope = static_cast<int64_t>(split.rope.size());
+  JointPca out{1, Matrix(keyDims, nope), Matrix(keyDims, rope), Matrix(D, nope + G * dv),
+               std::vector<double>(static_cast<size_t>(nope + G * dv)), {}};
+  for (int64_t i = 0; i < keyDims; ++i) {
+    for (int64_t c = 0; c < nope; ++c) out.toNope.at(i, c) = keys.basis.at(i, split.nope[c]);
+    for (int64_t c = 0; c < rope; ++c) out.toRope.at(i, c) = keys.basis.at(i, split.rope[c]);
+  }
+  auto [kNope, kNopeBias] = project(wk, layer.kBias, out.toNope);
+  const SquareMatrix kMoment = secondMoment(kNope, kNopeBias, moments), vMoment = secondMoment(wv, layer.vBias, moments);
+  double kEnergy = 0, vEnergy = 0;
+  for (int64_t i = 0; i < kMoment.n; ++i) kEnergy += kMoment.at(i, i);
+  for (int64_t i = 0; i < vMoment.n; ++i) vEnergy += vMoment.at(i, i);
+  out.alpha = kEnergy > 0 && vEnergy > 0 ? std::sqrt(vEnergy / kEnergy) : 1.0;
+  for (int64_t r = 0; r < D; ++r) {
+    for (int64_t c = 0; c < nope; ++c) out.z.at(r, c) = out.alpha * kNope.at(r, c);
+    for (int64_t c = 0; c < G * dv; ++c) out.z.at(r, nope + c) = wv.at(r, c);
+  }
+  for (int64_t c = 0; c < nope; ++c) out.zBias[c] = out.alpha * kNopeBias[c];
+  for (int64_t c = 0; c < G * dv; ++c) out.zBias[nope + c] = layer.vBias[c];
+  Expected<Eigen> eigen = symmetricEigen(secondMoment(out.z, out.zBias, moments));
+  if (!eigen) return eigen.status();
+  out.eigen = std::move(*eigen);
+  return out;
+}
+
+// What the latent leaves out, in z's units: the PCA's residual past `rank`,
+// and the pairs that lose RoPE (key energy, scaled as K_nope is).
+double estimatedError(const JointPca& pca, const Split& split, int64_t rank) {
+  double residual = 0;
+  for (size_t k = static_cast<size_t>(rank); k < pca.eigen.values.size(); ++k) residual += std::max(0.0, pca.eigen.values[k]);
+  return residual + pca.alpha * pca.alpha * split.droppedCost;
+}
+
+Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix& wk, const JointPca& pca,
+                                     const Split& split, int64_t rank);
+
+}  // namespace
+
+Expected<int64_t> chooseRopeDims(const LayerProjections& layer, const ActivationMoments* moments, int64_t budget) {
+  if (!layer.rope) return 0;
+  const int64_t D = layer.width, keyDims = layer.kvHeads * layer.headDim;
+  const Matrix wk = slice(layer.k, D, keyDims, 0, keyDims);
+  const Matrix wv = slice(layer.v, D, layer.kvHeads * layer.valueDim, 0, layer.kvHeads * layer.valueDim);
+  Expected<KeyBasis> keys = keyBasis(layer, wk, moments);
+  if (!keys) return keys.status();
+  int64_t best = 2;
+  double bestError = -1;
+  for (int64_t rope = 2; rope <= std::min(keyDims, budget - 1); rope += 2) {
+    const Split split = splitAt(layer, *keys, rope);
+    Expected<JointPca> pca = jointPca(layer, wk, wv, *keys, split, moments);
+    if (!pca) return pca.status();
+    const double error = estimatedError(*pca, split, budget - rope);
+    if (bestError < 0 || error < bestError) best = rope, bestError = error;
+  }
+  return best;
+}
+
+Expected<LatentWeights> compressedWeights(const LayerProjections& layer, const ActivationMoments* moments,
+                                          int64_t rank, int64_t ropeDims) {
+  const int64_t D = layer.width, keyDims = layer.kvHeads * layer.headDim;
+  const Matrix wk = slice(layer.k, D, keyDims, 0, keyDims);
+  const Matrix wv = slice(layer.v, D, layer.kvHeads * layer.valueDim, 0, layer.kvHeads * layer.valueDim);
+  Expected<KeyBasis> keys = keyBasis(layer, wk, moments);
+  if (!keys) return keys.status();
+  const Split split = splitAt(layer, *keys, ropeDims);
+  const int64_t most = static_cast<int64_t>(split.nope.size()) + layer.kvHeads * layer.valueDim;
+  if (rank < 1 || rank > most)
+    return Status::error("rank ", rank, " is outside [1, ", most, "] (the no-rope key dims and the values)");
+  Expected<JointPca> pca = jointPca(layer, wk, wv, *keys, split, moments);
+  if (!pca) return pca.status();
+  return buildWeights(layer, wk, *pca, split, rank);
+}
+
+namespace {
+
+// The layer's latent weights from the split and the PCA's top `rank` components.
+Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix& wk, const JointPca& pca,
+                                     const Split& split, int64_t rank) {
+  const int64_t H = layer.heads, G = layer.kvHeads, d = layer.headDim, dv = layer.valueDim, D = layer.width;
+  const int64_t group = H / G, nope = static_cast<int64_t>(split.nope.size());
+  const double alpha = pca.alpha;
+  const Matrix& toNope = pca.toNope;
+  const Matrix& toRope = pca.toRope;
+  Matrix components(nope + G * dv, rank);  // P: the top `rank` eigenvectors
+  for (int64_t i = 0; i < components.rows; ++i)
+    for (int64_t c = 0; c < rank; ++c) components.at(i, c) = pca.eigen.vectors.at(i, c);
+  LatentWeights w;
+  w.ropeFrequencies = split.frequencies;
+
+  // The down-projection: the latent P^T z, then the rotated rope keys.
+  w.rank = rank, w.ropeDims = static_cast<int64_t>(split.rope.size()), w.nopeDims = d;
+  const int64_t row = rank + w.ropeDims;
+  auto [latent, latentBias] = project(pca.z, pca.zBias, components);
+  auto [ropeKeys, ropeBias] = project(wk, layer.kBias, toRope);
+  std::vector<double> down(static_cast<size_t>(D * row)), downBias(static_cast<size_t>(row));
+  for (int64_t r = 0; r < D; ++r) {
+    for (int64_t c = 0; c < rank; ++c) down[static_cast<size_t>(r * row + c)] = latent.at(r, c);
+    for (int64_t c = 0; c < w.ropeDims; ++c) down[static_cast<size_t>(r * row + rank + c)] = ropeKeys.at(r, c);
+  }
+  std::copy(latentBias.begin(), latentBias.end(), downBias.begin());
+  std::copy(ropeBias.begin(), ropeBias.end(), downBias.begin() + rank);
+  w.down = toTensor(down, {D, row});
+  if (anyNonZero(downBias)) w.downBias = toTensor(downBias, {row});
+
+  // Queries: each head's own q, then its rope part in the rotated basis.
+  const int64_t qWidth = d + w.ropeDims;
+  std::vector<double> query(static_cast<size_t>(D * H * qWidth)), queryBias(static_cast<size_t>(H * qWidth));
+  std::vector<double> keyUp(static_cast<size_t>(H * d * rank)), valueUp(static_cast<size_t>(H * rank * dv));
+  for (int64_t h = 0; h < H; ++h) {
+    const int64_t g = h / group;
+    for (int64_t a = 0; a < d; ++a) {
+      const size_t from = static_cast<size_t>(h * d + a);
+      for (int64_t r = 0; r < D; ++r) {
+        const double q = layer.q[static_cast<size_t>(r * H * d) + from];
+        query[static_cast<size_t>(r * H * qWidth + h * qWidth + a)] = q;
+        for (int64_t c = 0; c < w.ropeDims; ++c)
+          query[static_cast<size_t>(r * H * qWidth + h * qWidth + d + c)] += q * toRope.at(g * d + a, c);
+      }
+      queryBias[static_cast<size_t>(h * qWidth + a)] = layer.qBias[from];
+      for (int64_t c = 0; c < w.ropeDims; ++c)
+        queryBias[static_cast<size_t>(h * qWidth + d + c)] += layer.qBias[from] * toRope.at(g * d + a, c);
+      // W_UK[h][a] = (1 / alpha) sum over no-rope dims i of basis[(g, a), i] P[i].
+      for (int64_t i = 0; i < nope; ++i)
+        for (int64_t c = 0; c < rank; ++c)
+          keyUp[static_cast<size_t>((h * d + a) * rank + c)] += toNope.at(g * d + a, i) * components.at(i, c) / alpha;
+    }
+    for (int64_t c = 0; c < rank; ++c)
+      for (int64_t e = 0; e < dv; ++e)
+        valueUp[static_cast<size_t>((h * rank + c) * dv + e)] = components.at(nope + g * dv + e, c);
+  }
+  w.query = toTensor(query, {D, H * qWidth});
+  if (anyNonZero(queryBias)) w.queryBias = toTensor(queryBias, {H * qWidth});
+  w.keyUp = toTensor(keyUp, {H, d, rank});
+  w.valueUp = toTensor(valueUp, {H, rank, dv});
+  return w;
+}
+
+}  // namespace
+
+}  // namespace kiln
