@@ -5,7 +5,7 @@ against the unconverted model, and decode latency.
 
 usage: bench/latent.py MODEL_DIR [--kiln BUILD/tools/kiln] [--factors 2,4,8]
                        [--decode-dir DIR] [--pasts 511,4095,16383] [--iters N]
-                       [--threads T] [--peer-python PY | --no-peer] [--no-decode]
+                       [--threads T] [--peer-python PY | --no-peer] [--no-decode] [--no-quality]
 Quality, on MODEL_DIR/evaluation/set_K (input_ids [1, T] and empty pasts),
 for the original artifact, --latent-attention exact, and compress=F for each
 factor both with the weights alone and calibrated on MODEL_DIR/calibration:
@@ -184,6 +184,7 @@ def main():
     p.add_argument("--peer-python")
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--no-decode", action="store_true")
+    p.add_argument("--no-quality", action="store_true", help="the decode table only")
     a = p.parse_args()
     a.factors = [float(f) for f in a.factors.split(",")]
     a.pasts = [int(x) for x in a.pasts.split(",")]
@@ -194,7 +195,8 @@ def main():
     if a.no_peer:
         a.peer_python = None
     with tempfile.TemporaryDirectory() as work:
-        quality_table(a, work)
+        if not a.no_quality:
+            quality_table(a, work)
         if not a.no_decode:
             decode_table(a, work)
 

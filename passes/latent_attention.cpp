@@ -25,6 +25,7 @@ struct HeadProjection {
   const Tensor* weight = nullptr;
   const Tensor* bias = nullptr;  // [N], or none
   int64_t first = 0, count = 0;
+  std::vector<int32_t> ops;  // the chain from the matmul on: dropped with the attention when nothing else reads it
 };
 
 const Tensor* weightData(const Graph& graph, ValueId id) {
@@ -51,6 +52,7 @@ std::optional<HeadProjection> matchFlatProjection(const Rewriter& rw, ValueId fl
   p.count = *width;
   ValueId at = flat;
   if (const Op* split = rw.producer(at, OpKind::Split)) {
+    p.ops.push_back(rw.producerIndex(at));
     const TensorType& whole = graph.value(split->operands[0]).type;
     const int64_t axis = split->attrs.getInt("axis", 0);
     if (axis != -1 && axis != static_cast<int64_t>(whole.rank()) - 1) return std::nullopt;
@@ -65,6 +67,7 @@ std::optional<HeadProjection> matchFlatProjection(const Rewriter& rw, ValueId fl
   std::optional<int64_t> total = graph.value(at).type.shape.back().constant();
   if (!total) return std::nullopt;
   if (const Op* add = rw.producer(at, OpKind::Add)) {
+    p.ops.push_back(rw.producerIndex(at));
     for (size_t side : {0, 1}) {
       if (const Tensor* bias = lastAxisBias(graph, add->operands[side], *total)) {
         p.bias = bias;
@@ -75,6 +78,7 @@ std::optional<HeadProjection> matchFlatProjection(const Rewriter& rw, ValueId fl
     if (!p.bias) return std::nullopt;
   }
   const Op* matmul = rw.producer(at, OpKind::Matmul);
+  p.ops.push_back(rw.producerIndex(at));
   if (!matmul || matmul->operands.size() != 2 || !matmul->attrs.empty()) return std::nullopt;
   p.weight = weightData(graph, matmul->operands[1]);
   if (!p.weight || p.weight->rank() != 2 || p.weight->shape()[1] != *total) return std::nullopt;
@@ -92,7 +96,9 @@ std::optional<HeadProjection> matchHeadProjection(const Rewriter& rw, ValueId bh
   const Shape& to = rw.graph().value(reshape->results[0]).type.shape;
   if (from.size() != 3 || to.size() != 4 || !compatibleDims(from[0], to[0]) || !compatibleDims(from[1], to[1]))
     return std::nullopt;
-  return matchFlatProjection(rw, reshape->operands[0]);
+  std::optional<HeadProjection> p = matchFlatProjection(rw, reshape->operands[0]);
+  if (p) p->ops.insert(p->ops.end(), {rw.producerIndex(bhsd), rw.producerIndex(transpose->operands[0])});
+  return p;
 }
 
 // An attention op the pass can rewrite, with its projections and KV ends.
@@ -312,6 +318,9 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, Interfac
     change.droppedOutputs.push_back(s.kv->presentValue);
   }
   rw.mark(s.op);
+  // The projections the attention read go too, unless something else reads
+  // them (commit keeps an op with users): a later merge would revive them.
+  for (const HeadProjection* p : {&s.q, &s.k, &s.v}) rw.mark(p->ops);
   return Status::ok();
 }
 

@@ -123,15 +123,60 @@ bool anyNonZero(const std::vector<double>& v) {
 }  // namespace
 
 double ropeCostWeight(double angle, int64_t context) {
-  double sum = 0;
-  for (int64_t t = 1; t <= context; ++t) sum += std::cos(angle * static_cast<double>(t));
-  return 2 - 2 * sum / static_cast<double>(context);
+  double moved = 0, weights = 0;
+  for (int64_t t = 1; t <= context; ++t) {
+    const double weight = 1.0 / static_cast<double>(t);  // nearer keys draw more attention
+    moved += weight * (2 - 2 * std::cos(angle * static_cast<double>(t)));
+    weights += weight;
+  }
+  return moved / weights;
 }
 
 namespace {
 
 // The context a pair's rotation is weighed over: the default bound of a sequence.
 constexpr int64_t kContext = 2048;
+
+// E[q_c^2] of each query column c: w_c^T S w_c + 2 (w_c . mu) b_c + b_c^2
+// (x white without moments).
+std::vector<double> queryColumnEnergy(const LayerProjections& layer, const ActivationMoments* moments) {
+  const int64_t D = layer.width, columns = layer.heads * layer.headDim;
+  std::vector<double> energy(static_cast<size_t>(columns));
+  std::vector<double> w(static_cast<size_t>(D));
+  for (int64_t c = 0; c < columns; ++c) {
+    for (int64_t r = 0; r < D; ++r) w[r] = layer.q[static_cast<size_t>(r * columns + c)];
+    double e = 0, mean = 0;
+    for (int64_t r = 0; r < D; ++r) {
+      if (!moments) {
+        e += w[r] * w[r];
+        continue;
+      }
+      double row = 0;
+      for (int64_t k = 0; k < D; ++k) row += moments->second.at(r, k) * w[k];
+      e += w[r] * row;
+      mean += w[r] * moments->mean[r];
+    }
+    const double b = layer.qBias[c];
+    energy[c] = e + 2 * mean * b + b * b;
+  }
+  return energy;
+}
+
+// Per rotated pair (j, m), at j G + m: the query heads' energy on it,
+// sum over h of U_j[g(h), m]^2 (E[q_h[j]^2] + E[q_h[j + d/2]^2]).
+std::vector<double> pairQueryEnergy(const LayerProjections& layer, const Matrix& basis,
+                                    const ActivationMoments* moments) {
+  const int64_t G = layer.kvHeads, d = layer.headDim, half = d / 2, group = layer.heads / G;
+  const std::vector<double> columns = queryColumnEnergy(layer, moments);
+  std::vector<double> energy(static_cast<size_t>(half * G), 0.0);
+  for (int64_t j = 0; j < half; ++j)
+    for (int64_t m = 0; m < G; ++m)
+      for (int64_t h = 0; h < layer.heads; ++h) {
+        const double u = basis.at((h / group) * d + j, j * G + m);
+        energy[static_cast<size_t>(j * G + m)] += u * u * (columns[h * d + j] + columns[h * d + j + half]);
+      }
+  return energy;
+}
 
 // The keys' rotated basis [G d, G d] (identity without RoPE) and, with RoPE,
 // its pairs (j, m) ranked by what losing RoPE would cost, most first.
@@ -149,9 +194,18 @@ Expected<KeyBasis> keyBasis(const LayerProjections& layer, const Matrix& wk, con
   }
   Expected<RotatedKeys> rotated = rotateKeys(layer, secondMoment(wk, layer.kBias, moments));
   if (!rotated) return rotated.status();
-  if (!layer.ropeFrequencies.empty())
-    for (auto& [energy, pair] : rotated->energy)
-      energy *= ropeCostWeight(layer.ropeFrequencies[static_cast<size_t>(pair.first)], kContext);
+  // A pair's score error is its key energy times the queries' energy on it
+  // (relative to the mean, so the cost stays in key-energy units) times how
+  // far its frequency turns.
+  const std::vector<double> queryEnergy = pairQueryEnergy(layer, rotated->basis, moments);
+  double meanQuery = 0;
+  for (double e : queryEnergy) meanQuery += e / static_cast<double>(queryEnergy.size());
+  for (auto& [energy, pair] : rotated->energy) {
+    const auto [j, m] = pair;
+    if (meanQuery > 0) energy *= queryEnergy[static_cast<size_t>(j * layer.kvHeads + m)] / meanQuery;
+    if (!layer.ropeFrequencies.empty())
+      energy *= ropeCostWeight(layer.ropeFrequencies[static_cast<size_t>(j)], kContext);
+  }
   std::stable_sort(rotated->energy.begin(), rotated->energy.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   out.basis = std::move(rotated->basis);
