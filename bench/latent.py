@@ -12,7 +12,8 @@ factor both with the weights alone and calibrated on MODEL_DIR/calibration:
 KV bytes per token (the compile report), perplexity per token of the
 held-out text (next-token targets), the mean KL(original || converted) of
 the next-token distribution over positions, and the largest absolute
-difference of a next-token probability.
+difference of a next-token probability, and how often the greedy next
+token is the unconverted model's.
 Decode, on DECODE_DIR (default MODEL_DIR; a llama-bench-sized decoder for
 the latency figure): `kiln bench --decode` at each past length, random pasts,
 for the original, exact and compress=4 (calibration changes weights, not
@@ -81,15 +82,17 @@ def evaluate(a, artifact, ids, work):
 
 
 def quality(ids, logits, reference):
-    """Perplexity per token, mean KL(reference || logits), max |p - p_ref|."""
-    nll, kl, worst = [], [], 0.0
+    """Perplexity per token, mean KL(reference || logits), max |p - p_ref|, and the
+    share of positions whose greedy next token is the reference's."""
+    nll, kl, worst, same = [], [], 0.0, []
     for tokens, mine, theirs in zip(ids, logits, reference):
         p, q = softmax(theirs), softmax(mine)
         targets = tokens[1:]
         nll.extend(-np.log(q[np.arange(len(targets)), targets]))
         kl.extend(np.sum(p * (np.log(np.maximum(p, 1e-300)) - np.log(np.maximum(q, 1e-300))), axis=-1))
         worst = max(worst, float(np.max(np.abs(p - q))))
-    return float(np.exp(np.mean(nll))), float(np.mean(kl)), worst
+        same.extend(np.argmax(p, axis=-1) == np.argmax(q, axis=-1))
+    return float(np.exp(np.mean(nll))), float(np.mean(kl)), worst, float(np.mean(same))
 
 
 def quality_table(a, work):
@@ -109,18 +112,20 @@ def quality_table(a, work):
         latent = compile_artifact(a, a.model_dir, artifact, flags)
         logits = evaluate(a, artifact, ids, artifact[:-len(".kiln")])
         reference = reference or logits
-        ppl, kl, worst = quality(ids, logits, reference)
+        ppl, kl, worst, same = quality(ids, logits, reference)
         before = latent["kv_bytes_per_token_before"] if latent else None
         after = latent["kv_bytes_per_token_after"] if latent else None
         rows.append((name, after if latent else "-", f"{before / after:.2f}x" if latent else "1x",
                      f"{latent['rank']} + {latent['rope_dims']}" if latent else "-", f"{ppl:.4f}", f"{kl:.2e}",
-                     f"{worst:.2e}"))
+                     f"{worst:.2e}", f"{100 * same:.1f}%"))
     base = float(rows[0][4])
     print(f"\nquality: {a.model_dir}, {len(sets)} evaluation sets of {ids[0].size} tokens")
-    print("| config | KV bytes/token | compression | rank + rope dims | perplexity | change | KL(orig‖conv) mean | max Δp |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, kv, ratio, dims, ppl, kl, worst in rows:
-        print(f"| {name} | {kv} | {ratio} | {dims} | {ppl} | {100 * (float(ppl) / base - 1):+.2f}% | {kl} | {worst} |")
+    print("| config | KV bytes/token | compression | rank + rope dims | perplexity | change | KL(orig‖conv) mean "
+          "| max Δp | same greedy token |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, kv, ratio, dims, ppl, kl, worst, same in rows:
+        print(f"| {name} | {kv} | {ratio} | {dims} | {ppl} | {100 * (float(ppl) / base - 1):+.2f}% | {kl} | {worst} "
+              f"| {same} |")
 
 
 def input_shapes(a, artifact, past):

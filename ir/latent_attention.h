@@ -4,11 +4,12 @@
 // pass, the cost model and every device's kernel read, declared once.
 //
 // Per token the cache holds one row of r + d_R values: the latent c (r) and
-// the rope key k_R (d_R, stored after RoPE), shared by all heads. Head h scores
-// key t as scale * (q_nope[h] . (W_UK[h] c_t) + rope(q_rope[h]) . k_R[t]) and
-// returns W_UV[h]^T (sum_t p_t c_t): keys and values are never expanded when
-// the kernel absorbs W_UK into the query (q_nope[h] W_UK[h]) and applies W_UV
-// after the weighted sum.
+// the rope key k_R (d_R, stored after RoPE), shared by all heads. Head h, with
+// the model's own query q[h], scores key t as
+// scale * ((q[h] W_UK[h]) . c_t + rope(q[h] W_QR[h]) . k_R[t]) and returns
+// W_UV[h]^T (sum_t p_t c_t): keys and values are never expanded when the
+// kernel takes the query into the latent space (q[h] W_UK[h]) and applies
+// W_UV after the weighted sum.
 #pragma once
 
 #include <cstddef>
@@ -20,13 +21,15 @@
 
 namespace kiln::latent {
 
-// q: [B, S, H * (d_nope + d_R)], each head's row q_nope | q_rope (before RoPE).
+// q: [B, S, H * d_q], each head's query as the model projects it.
 // latent: [B, S, r + d_R], each new token's c | k_R (before RoPE).
-// key_up: [H, d_nope, r] (W_UK); value_up: [H, r, d_v] (W_UV).
+// key_up: [H, d_q, r] (W_UK; absent: no score from the latent);
+// value_up: [H, r, d_v] (W_UV); rope_up: [H, d_q, d_R] (W_QR, the rope
+// query before RoPE; given exactly when d_R > 0).
 // mask, cos, sin, inv_freq as the attention op takes them (cos/sin tables are
 // the model's [B, 1, S, head_dim]; rope_frequencies picks their columns).
 // past: [B, 1, P, r + d_R], the cached rows.
-enum Operand : size_t { kQ, kLatent, kKeyUp, kValueUp, kMask, kCos, kSin, kPast, kInvFreq, kNumOperands };
+enum Operand : size_t { kQ, kLatent, kKeyUp, kValueUp, kMask, kCos, kSin, kPast, kInvFreq, kRopeUp, kNumOperands };
 // out: [B, S, H * d_v]; present: [B, 1, P + S, r + d_R].
 enum Result : size_t { kOut, kPresent, kNumResults };
 

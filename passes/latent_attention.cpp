@@ -176,7 +176,6 @@ LatentWeights exactWeights(const Site& s) {
   const bool rope = s.attrs.rope;
   w.rank = rope ? G * dv : G * (d + dv);
   w.ropeDims = rope ? G * d : 0;
-  w.nopeDims = rope ? 0 : d;
   const int64_t row = w.rank + w.ropeDims, kFirst = rope ? w.rank : 0, vFirst = rope ? 0 : G * d;
   w.down = Tensor::allocate(DType::F32, {D, row});
   w.downBias = biasLike(s.k, s.v, row);
@@ -195,14 +194,14 @@ LatentWeights exactWeights(const Site& s) {
       w.ropeFrequencies.push_back(j);
     }
   if (rope) {
-    w.query = Tensor::allocate(DType::F32, {D, H * w.ropeDims});
-    w.queryBias = s.q.bias ? std::optional<Tensor>(Tensor::allocate(DType::F32, {H * w.ropeDims})) : std::nullopt;
-    const ColumnCopier fromQ{s.q, *w.query, w.queryBias};
+    // W_QR puts each head's pairs in its kv group's slots.
+    w.ropeUp = Tensor::allocate(DType::F32, {H, d, w.ropeDims});
+    float* up = w.ropeUp->data<float>();
     for (int64_t h = 0; h < H; ++h)
       for (int64_t j = 0; j < half; ++j) {
         const int64_t p = (h / group) * half + j;
-        fromQ(h * d + j, h * w.ropeDims + p);
-        fromQ(h * d + j + half, h * w.ropeDims + pairs + p);
+        up[(h * d + j) * w.ropeDims + p] = 1.0f;
+        up[(h * d + j + half) * w.ropeDims + pairs + p] = 1.0f;
       }
   } else {
     w.keyUp = Tensor::allocate(DType::F32, {H, d, w.rank});
@@ -274,19 +273,13 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, Interfac
   const std::string base = location.empty() ? "latent" : location;
   Expected<ValueId> latentRows = project(rw, s.op, s.q.x, base + ".w_dkv", w.down, w.downBias, location);
   if (!latentRows) return latentRows.status();
-  ValueId query = s.q.flat;
-  if (w.query) {
-    Expected<ValueId> remade = project(rw, s.op, s.q.x, base + ".w_q", *w.query, w.queryBias, location);
-    if (!remade) return remade.status();
-    query = *remade;
-  }
   ValueId past = kNoValue;
   if (s.kv) {
     const TensorType& pastKey = graph.value(s.kv->pastKey).type;
     past = graph.addInput(latentName(graph, graph.value(s.kv->pastKey).name),
                           {pastKey.dtype, {pastKey.shape[0], Dim(1), pastKey.shape[2], Dim(w.rank + w.ropeDims)}});
   }
-  std::vector<ValueId> operands = {query,
+  std::vector<ValueId> operands = {s.q.flat,
                                    *latentRows,
                                    w.keyUp ? rw.addWeight(base + ".w_uk", *w.keyUp) : kNoValue,
                                    rw.addWeight(base + ".w_uv", w.valueUp),
@@ -294,7 +287,8 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, Interfac
                                    w.ropeDims > 0 ? operand(attention::kCos) : kNoValue,
                                    w.ropeDims > 0 ? operand(attention::kSin) : kNoValue,
                                    past,
-                                   w.ropeDims > 0 ? operand(attention::kInvFreq) : kNoValue};
+                                   w.ropeDims > 0 ? operand(attention::kInvFreq) : kNoValue,
+                                   w.ropeUp ? rw.addWeight(base + ".w_qr", *w.ropeUp) : kNoValue};
   while (operands.back() == kNoValue) operands.pop_back();
   Expected<std::vector<ValueId>> results =
       rw.create(s.op, OpKind::LatentAttention, operands, latentAttrs(s, w), s.kv ? 2 : 1, location);

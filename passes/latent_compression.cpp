@@ -338,7 +338,7 @@ Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix
   w.ropeFrequencies = split.frequencies;
 
   // The down-projection: the latent P^T z, then the rotated rope keys.
-  w.rank = rank, w.ropeDims = static_cast<int64_t>(split.rope.size()), w.nopeDims = d;
+  w.rank = rank, w.ropeDims = static_cast<int64_t>(split.rope.size());
   const int64_t row = rank + w.ropeDims;
   auto [latent, latentBias] = project(pca.z, pca.zBias, components);
   auto [ropeKeys, ropeBias] = project(wk, layer.kBias, toRope);
@@ -352,23 +352,15 @@ Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix
   w.down = toTensor(down, {D, row});
   if (anyNonZero(downBias)) w.downBias = toTensor(downBias, {row});
 
-  // Queries: each head's own q, then its rope part in the rotated basis.
-  const int64_t qWidth = d + w.ropeDims;
-  std::vector<double> query(static_cast<size_t>(D * H * qWidth)), queryBias(static_cast<size_t>(H * qWidth));
+  // Per head, from its own q: W_QR its rope query (the rope pairs of the
+  // rotated basis), W_UK its latent query.
+  std::vector<double> ropeUp(static_cast<size_t>(H * d * w.ropeDims));
   std::vector<double> keyUp(static_cast<size_t>(H * d * rank)), valueUp(static_cast<size_t>(H * rank * dv));
   for (int64_t h = 0; h < H; ++h) {
     const int64_t g = h / group;
     for (int64_t a = 0; a < d; ++a) {
-      const size_t from = static_cast<size_t>(h * d + a);
-      for (int64_t r = 0; r < D; ++r) {
-        const double q = layer.q[static_cast<size_t>(r * H * d) + from];
-        query[static_cast<size_t>(r * H * qWidth + h * qWidth + a)] = q;
-        for (int64_t c = 0; c < w.ropeDims; ++c)
-          query[static_cast<size_t>(r * H * qWidth + h * qWidth + d + c)] += q * toRope.at(g * d + a, c);
-      }
-      queryBias[static_cast<size_t>(h * qWidth + a)] = layer.qBias[from];
       for (int64_t c = 0; c < w.ropeDims; ++c)
-        queryBias[static_cast<size_t>(h * qWidth + d + c)] += layer.qBias[from] * toRope.at(g * d + a, c);
+        ropeUp[static_cast<size_t>((h * d + a) * w.ropeDims + c)] = toRope.at(g * d + a, c);
       // W_UK[h][a] = (1 / alpha) sum over no-rope dims i of basis[(g, a), i] P[i].
       for (int64_t i = 0; i < nope; ++i)
         for (int64_t c = 0; c < rank; ++c)
@@ -378,9 +370,8 @@ Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix
       for (int64_t e = 0; e < dv; ++e)
         valueUp[static_cast<size_t>((h * rank + c) * dv + e)] = components.at(nope + g * dv + e, c);
   }
-  w.query = toTensor(query, {D, H * qWidth});
-  if (anyNonZero(queryBias)) w.queryBias = toTensor(queryBias, {H * qWidth});
-  w.keyUp = toTensor(keyUp, {H, d, rank});
+  if (w.ropeDims > 0) w.ropeUp = toTensor(ropeUp, {H, d, w.ropeDims});
+  if (nope > 0) w.keyUp = toTensor(keyUp, {H, d, rank});
   w.valueUp = toTensor(valueUp, {H, rank, dv});
   return w;
 }

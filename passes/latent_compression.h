@@ -35,13 +35,12 @@ struct ActivationMoments {
 };
 
 struct LatentWeights {
-  int64_t rank = 0, ropeDims = 0, nopeDims = 0;
+  int64_t rank = 0, ropeDims = 0;
   std::vector<int64_t> ropeFrequencies;  // per rope pair, rotate-half order
   Tensor down;                           // [D, rank + ropeDims]
   std::optional<Tensor> downBias;        // [rank + ropeDims]
-  std::optional<Tensor> query;           // [D, H (nopeDims + ropeDims)], when q is remade
-  std::optional<Tensor> queryBias;
-  std::optional<Tensor> keyUp;           // [H, nopeDims, rank], when nopeDims > 0
+  std::optional<Tensor> keyUp;           // [H, d, rank] (W_UK), or none: no score from the latent
+  std::optional<Tensor> ropeUp;          // [H, d, ropeDims] (W_QR), when ropeDims > 0
   Tensor valueUp;                        // [H, rank, valueDim]
 };
 
@@ -52,7 +51,7 @@ struct LatentWeights {
 // its frequency turns over a context (ropeCostWeight): a slow frequency
 // barely turns, and dropping its rotation changes little. Statistics come from `moments`, or with none from the
 // weights alone (x taken as white: E[x x^T] = I). Each query head keeps its
-// own q (nopeDims = d) and reads the latent through its W_UK.
+// own q and reads the latent through its W_UK, the rope key through W_QR.
 // The mean squared distance a unit vector moves when turned by angle*t, over
 // t = 1 .. context: 2 - 2 mean(cos(angle t)).
 double ropeCostWeight(double angle, int64_t context);

@@ -2,19 +2,20 @@
 // attention kernel's units (attention.h). It writes the new latent rows (rope
 // part rotated) where they belong, then attends in one of two forms:
 //
-// - absorbed: every head's query taken into the latent space (q_nope W_UK |
-//   rope(q_rope)) scores the cached rows as they are, one kv "head" of width
+// - absorbed: every head's query taken into the latent space (q W_UK |
+//   rope(q W_QR)) scores the cached rows as they are, one kv "head" of width
 //   r + d_R shared by all H heads, whose values are the rows' first r dims;
 //   the weighted latents then go through W_UV. The cache is read once per
 //   step for all heads: decode's form.
 // - expanded: per head, keys [W_UK c | k_R] and values W_UV^T c made once for
 //   every cached row, then ordinary multi-head attention of head dim
-//   d_nope + d_R and value dim d_v.
+//   d_q + d_R (d_R without key_up) and value dim d_v.
 //
 // Which runs is the one of fewer multiply-adds at the step's shape
-// (chooseExpanded): expanding costs L H r (d_nope + d_v) once but each score
-// and weighted sum is d_nope + d_R + d_v wide instead of r + d_R + r, so a
-// long prefill expands and a decode step (S = 1) absorbs.
+// (chooseExpanded): expanding costs L H r (d_q + d_v) once but each score
+// and weighted sum is d_q + d_R + d_v wide instead of r + d_R + r, so a
+// long prefill expands and a decode step (S = 1) absorbs (d_q counts only
+// with key_up).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -34,8 +35,10 @@ namespace {
 using namespace latent;
 
 struct LatentProblem {
-  int64_t batch, seq, heads, nope, rope, rank, width, valueDim, past, keys;
-  const float* keyUp;    // [H, nope, rank], or null when nope = 0
+  int64_t batch, seq, heads, queryDims, rope, rank, width, valueDim, past, keys;
+  int64_t nope;          // the expanded keys' no-rope dims: queryDims with key_up, else 0
+  const float* keyUp;    // [H, queryDims, rank], or null
+  const float* ropeUp;   // [H, queryDims, rope], or null when rope = 0
   const float* valueUp;  // [H, rank, valueDim]
   float* rows;           // [B][rowsPerBatch][width]: the cache, present, or scratch
   int64_t rowsPerBatch;
@@ -62,29 +65,31 @@ void stageRows(const KernelContext& ctx, const Attrs& a, const LatentProblem& lp
   }
 }
 
+// y += x up, x [n] and up [n, width].
+void addProduct(const float* x, const float* up, int64_t n, int64_t width, float* y) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < width; ++c) y[c] += x[i] * up[i * width + c];
+}
+
 // The queries as the chosen form reads them, [B, S, H, width]: absorbed,
-// q_nope W_UK[h] | rope(q_rope); expanded, q_nope | rope(q_rope).
+// q W_UK[h] | rope(q W_QR[h]); expanded, q (with key_up) | rope(q W_QR[h]).
 Tensor loadQueries(const KernelContext& ctx, const Attrs& a, const LatentProblem& lp, bool expanded) {
-  const int64_t inWidth = lp.nope + lp.rope, outWidth = expanded ? inWidth : lp.rank + lp.rope;
-  const int64_t front = expanded ? lp.nope : lp.rank;
+  const int64_t dq = lp.queryDims, front = expanded ? lp.nope : lp.rank, outWidth = front + lp.rope;
   Tensor queries = Tensor::allocate(DType::F32, {lp.batch, lp.seq, lp.heads, outWidth});
   const float* q = ctx.input(kQ)->data<float>();
   const ops::LatentRope rope(ctx, a, lp.batch, lp.seq, lp.past);
   const int64_t tokens = lp.batch * lp.seq * lp.heads;
-#pragma omp parallel for num_threads(threadsFor(tokens * lp.nope * lp.rank)) schedule(static)
+#pragma omp parallel for num_threads(threadsFor(tokens * dq * (lp.rank + lp.rope))) schedule(static)
   for (int64_t i = 0; i < tokens; ++i) {
     const int64_t h = i % lp.heads, token = i / lp.heads;
-    const float* x = q + i * inWidth;
+    const float* x = q + i * dq;
     float* y = queries.data<float>() + i * outWidth;
-    if (expanded) {
-      std::copy_n(x, lp.nope, y);
-    } else {
-      for (int64_t n = 0; n < lp.nope; ++n) {
-        const float* up = lp.keyUp + (h * lp.nope + n) * lp.rank;
-        for (int64_t c = 0; c < lp.rank; ++c) y[c] += x[n] * up[c];
-      }
-    }
-    rope.rotate(x + lp.nope, token / lp.seq, token % lp.seq, y + front);
+    if (expanded) std::copy_n(x, lp.nope, y);
+    else if (lp.keyUp) addProduct(x, lp.keyUp + h * dq * lp.rank, dq, lp.rank, y);
+    if (lp.rope == 0) continue;
+    std::vector<float> ropeQuery(static_cast<size_t>(lp.rope), 0.f);
+    addProduct(x, lp.ropeUp + h * dq * lp.rope, dq, lp.rope, ropeQuery.data());
+    rope.rotate(ropeQuery.data(), token / lp.seq, token % lp.seq, y + front);
   }
   return queries;
 }
@@ -130,7 +135,8 @@ void projectValues(const LatentProblem& lp, const float* latentOut, float* out) 
 // expanding every row once and then reads narrower rows per score.
 bool chooseExpanded(const LatentProblem& lp) {
   const int64_t pairs = lp.batch * lp.heads * lp.seq * lp.keys;
-  const int64_t absorbed = lp.batch * lp.seq * lp.heads * lp.rank * (lp.nope + lp.valueDim) +
+  const int64_t absorbed = lp.batch * lp.seq * lp.heads * (lp.queryDims * (lp.keyUp ? lp.rank : 0) +
+                                                           lp.rank * lp.valueDim) +
                            pairs * (lp.width + lp.rank);
   const int64_t expanded =
       lp.batch * lp.heads * lp.keys * lp.rank * (lp.nope + lp.valueDim) + pairs * (lp.nope + lp.rope + lp.valueDim);
@@ -147,10 +153,12 @@ std::optional<Status> runLatentAttention(const KernelContext& ctx, Isa isa, Late
   LatentProblem lp{};
   lp.batch = q->shape()[0], lp.seq = q->shape()[1], lp.heads = a.heads;
   lp.rope = a.ropeDims, lp.rank = a.rank, lp.width = a.rank + a.ropeDims;
-  lp.nope = q->shape()[2] / a.heads - a.ropeDims;
+  lp.queryDims = q->shape()[2] / a.heads;
   lp.valueDim = ctx.input(kValueUp)->shape()[2];
   if (lp.rank <= 0 || lp.valueDim <= 0) return std::nullopt;
-  lp.keyUp = lp.nope > 0 ? ctx.input(kKeyUp)->data<float>() : nullptr;
+  lp.keyUp = ctx.input(kKeyUp) ? ctx.input(kKeyUp)->data<float>() : nullptr;
+  lp.ropeUp = lp.rope > 0 ? ctx.input(kRopeUp)->data<float>() : nullptr;
+  lp.nope = lp.keyUp ? lp.queryDims : 0;
   lp.valueUp = ctx.input(kValueUp)->data<float>();
   const KvCacheBinding* cache = ctx.kvCache;
   lp.past = cache ? cache->past : ctx.input(kPast) ? ctx.input(kPast)->shape()[2] : 0;

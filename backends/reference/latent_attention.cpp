@@ -1,6 +1,6 @@
 // The reference kernel of latent_attention (ir/latent_attention.h), in the
 // absorbed form: each head's query is taken into the latent space
-// (q_nope W_UK), scored against the cached rows as they are, and the weighted
+// (q W_UK), scored against the cached rows as they are, and the weighted
 // sum of latents goes through W_UV. Dot products and sums accumulate in double.
 #include <algorithm>
 #include <cmath>
@@ -19,7 +19,7 @@ using namespace ops;
 using namespace latent;
 
 struct LatentShape {
-  int64_t batch, seq, heads, nopeDims, ropeDims, rank, row, valueDims, past, keys;
+  int64_t batch, seq, heads, queryDims, ropeDims, rank, row, valueDims, past, keys;
 };
 
 LatentShape latentShape(const KernelContext& ctx, const Attrs& a) {
@@ -27,7 +27,7 @@ LatentShape latentShape(const KernelContext& ctx, const Attrs& a) {
   LatentShape s{};
   s.batch = q[0], s.seq = q[1], s.heads = a.heads;
   s.ropeDims = a.ropeDims, s.rank = a.rank, s.row = a.rank + a.ropeDims;
-  s.nopeDims = q[2] / a.heads - a.ropeDims;
+  s.queryDims = q[2] / a.heads;
   s.valueDims = ctx.input(kValueUp)->shape()[2];
   // A session's KV cache holds the past in place of the past operand.
   s.past = ctx.kvCache ? ctx.kvCache->past : ctx.input(kPast) ? ctx.input(kPast)->shape()[2] : 0;
@@ -75,20 +75,28 @@ Expected<T*> cacheRows(const KernelContext& ctx, const Attrs& a, const LatentSha
   return rows;
 }
 
-// Head h's query at (b, s) as a key row sees it: q_nope W_UK[h] | rope(q_rope).
+// q[h] up, the product of q[h] ([d_q]) and up[h] ([d_q, width]), added to out.
+template <class T>
+void projectQuery(const T* q, const T* up, int64_t queryDims, int64_t width, double* out) {
+  for (int64_t i = 0; i < queryDims; ++i) {
+    const double qi = static_cast<double>(toCompute(q[i]));
+    for (int64_t c = 0; c < width; ++c) out[c] += qi * static_cast<double>(toCompute(up[i * width + c]));
+  }
+}
+
+// Head h's query at (b, s) as a key row sees it: q W_UK[h] | rope(q W_QR[h]).
 template <class T>
 void absorbedQuery(const KernelContext& ctx, const LatentRope& rope, const LatentShape& sh, int64_t b, int64_t s,
                    int64_t h, std::vector<double>& query) {
-  const T* q = ctx.input(kQ)->data<T>() + (b * sh.seq + s) * sh.heads * (sh.nopeDims + sh.ropeDims) +
-               h * (sh.nopeDims + sh.ropeDims);
+  const int64_t dq = sh.queryDims;
+  const T* q = ctx.input(kQ)->data<T>() + ((b * sh.seq + s) * sh.heads + h) * dq;
   std::fill(query.begin(), query.end(), 0.0);
-  const T* keyUp = sh.nopeDims > 0 ? ctx.input(kKeyUp)->data<T>() + h * sh.nopeDims * sh.rank : nullptr;
-  for (int64_t i = 0; i < sh.nopeDims; ++i) {
-    const double qi = static_cast<double>(toCompute(q[i]));
-    for (int64_t c = 0; c < sh.rank; ++c)
-      query[static_cast<size_t>(c)] += qi * static_cast<double>(toCompute(keyUp[i * sh.rank + c]));
-  }
-  rope.rotate(q + sh.nopeDims, b, s, query.data() + sh.rank);
+  if (const Tensor* keyUp = ctx.input(kKeyUp))
+    projectQuery(q, keyUp->data<T>() + h * dq * sh.rank, dq, sh.rank, query.data());
+  if (sh.ropeDims == 0) return;
+  std::vector<double> ropeQuery(static_cast<size_t>(sh.ropeDims), 0.0);
+  projectQuery(q, ctx.input(kRopeUp)->data<T>() + h * dq * sh.ropeDims, dq, sh.ropeDims, ropeQuery.data());
+  rope.rotate(ropeQuery.data(), b, s, query.data() + sh.rank);
 }
 
 template <class T>

@@ -3,6 +3,7 @@
 // its reference kernel is backends/reference/latent_attention.cpp.
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "ir/latent_attention.h"
@@ -17,23 +18,26 @@ using namespace latent;
 
 bool sameDim(const Dim& a, const Dim& b) { return mayBeEqual(a, b); }
 
-// The projections: key_up [H, d_nope, r] (absent when d_nope = 0: every
-// score is the rope part's) and value_up [H, r, d_v].
-Status inferUpProjections(const InferContext& ctx, const Attrs& a, int64_t nopeDims) {
-  if (ctx.has(kKeyUp) != (nopeDims > 0))
-    return ctx.error("key_up must be given exactly when q has no-rope dims (d_nope = ", nopeDims, ")");
-  for (size_t i : {kKeyUp, kValueUp}) {
+// The projections: key_up [H, d_q, r] (optional), value_up [H, r, d_v],
+// rope_up [H, d_q, d_R] (exactly when d_R > 0).
+Status inferUpProjections(const InferContext& ctx, const Attrs& a, int64_t queryDims) {
+  if (ctx.has(kRopeUp) != (a.ropeDims > 0))
+    return ctx.error("rope_up must be given exactly when rope_dims > 0 (rope_dims = ", a.ropeDims, ")");
+  for (size_t i : {kKeyUp, kValueUp, kRopeUp}) {
     if (!ctx.has(i)) continue;
-    const char* what = i == kKeyUp ? "key_up" : "value_up";
+    const char* what = i == kKeyUp ? "key_up" : i == kValueUp ? "value_up" : "rope_up";
     KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, i));
     KILN_RETURN_IF_ERROR(requireRank(ctx, i, 3, what));
     const Shape& shape = ctx.type(i).shape;
     if (!sameDim(shape[0], Dim(a.heads))) return ctx.error(what, " ", shapeStr(shape), " must have ", a.heads, " heads");
   }
-  const Shape& keyUp = ctx.has(kKeyUp) ? ctx.type(kKeyUp).shape : Shape{Dim(a.heads), Dim(0), Dim(a.rank)};
-  if (!sameDim(keyUp[1], Dim(nopeDims)) || !sameDim(keyUp[2], Dim(a.rank)))
-    return ctx.error("key_up ", shapeStr(keyUp), " must be [heads, d_nope, rank] = [", a.heads, ", ", nopeDims, ", ",
-                     a.rank, "]");
+  for (auto [i, width] : {std::pair{kKeyUp, a.rank}, {kRopeUp, a.ropeDims}}) {
+    if (!ctx.has(i)) continue;
+    const Shape& up = ctx.type(i).shape;
+    if (!sameDim(up[1], Dim(queryDims)) || !sameDim(up[2], Dim(width)))
+      return ctx.error(i == kKeyUp ? "key_up " : "rope_up ", shapeStr(up), " must be [heads, d_q, ",
+                       i == kKeyUp ? "rank" : "rope_dims", "] = [", a.heads, ", ", queryDims, ", ", width, "]");
+  }
   if (!sameDim(ctx.type(kValueUp).shape[1], Dim(a.rank)))
     return ctx.error("value_up ", shapeStr(ctx.type(kValueUp).shape), " must be [heads, rank = ", a.rank,
                      ", d_v]");
@@ -88,14 +92,13 @@ Status inferLatentAttention(const InferContext& ctx, std::vector<TensorType>& re
   const Dim &batch = q[0], &seq = q[1];
   const int64_t rowWidth = a.rank + a.ropeDims;
   const std::optional<int64_t> qWidth = q[2].constant();
-  if (!qWidth || *qWidth % a.heads != 0 || *qWidth / a.heads < a.ropeDims)
-    return ctx.error("q ", shapeStr(q), " must be [batch, seq, heads * (d_nope + rope_dims)] with static width, "
-                     "heads = ", a.heads, ", rope_dims = ", a.ropeDims);
-  const int64_t nopeDims = *qWidth / a.heads - a.ropeDims;
+  if (!qWidth || *qWidth % a.heads != 0)
+    return ctx.error("q ", shapeStr(q), " must be [batch, seq, heads * d_q] with static width, heads = ", a.heads);
+  const int64_t queryDims = *qWidth / a.heads;
   if (!sameDim(latentShape[0], batch) || !sameDim(latentShape[1], seq) || !sameDim(latentShape[2], Dim(rowWidth)))
     return ctx.error("latent ", shapeStr(latentShape), " must be [batch, seq, rank + rope_dims] = [", batch.str(),
                      ", ", seq.str(), ", ", rowWidth, "]");
-  KILN_RETURN_IF_ERROR(inferUpProjections(ctx, a, nopeDims));
+  KILN_RETURN_IF_ERROR(inferUpProjections(ctx, a, queryDims));
 
   Dim past(0);
   if (ctx.has(kPast)) {
@@ -116,8 +119,8 @@ Status inferLatentAttention(const InferContext& ctx, std::vector<TensorType>& re
   return Status::ok();
 }
 
-// Per head and query: the absorbed query (2 d_nope r), per key its score
-// (2 (r + d_R)), softmax (5) and weighted sum (2 r), then W_UV (2 r d_v).
+// Per head and query: the latent and rope queries (2 d_q (r + d_R)), per key
+// its score (2 (r + d_R)), softmax (5) and weighted sum (2 r), then W_UV (2 r d_v).
 double latentAttentionFlops(const CostContext& ctx) {
   const Attributes& attrs = ctx.attrs();
   const double heads = static_cast<double>(attrs.getInt("heads", 1));
@@ -126,8 +129,9 @@ double latentAttentionFlops(const CostContext& ctx) {
   const double queries = ctx.dim(kQ, 0) * ctx.dim(kQ, 1);
   double keys = ctx.dim(kLatent, 1);
   if (ctx.present(kPast)) keys += ctx.dim(kPast, 2);
-  const double nopeDims = ctx.present(kKeyUp) ? ctx.dim(kKeyUp, 1) : 0, valueDims = ctx.dim(kValueUp, 2);
-  const double perQueryHead = 2 * nopeDims * rank + keys * (4 * rank + 2 * ropeDims + 5) + 2 * rank * valueDims;
+  const double queryDims = ctx.dim(kQ, 2) / heads, valueDims = ctx.dim(kValueUp, 2);
+  const double perQueryHead = 2 * queryDims * (rank + ropeDims) + keys * (4 * rank + 2 * ropeDims + 5) +
+                              2 * rank * valueDims;
   return queries * heads * perQueryHead + 6 * queries * (heads + 1) * ropeDims;
 }
 
@@ -137,9 +141,9 @@ void registerLatentAttentionOps(OpRegistry& registry) {
   registry.add(OpDef{
       .kind = OpKind::LatentAttention,
       .summary = "multi-head latent attention over one cached row per token (latent c | rope key): scores "
-                 "q_nope W_UK c + rope(q_rope) k_R, out W_UV^T sum p c; causal, masks, RoPE, KV-cache append",
-      .operands = {"q", "latent", "key_up", "value_up", "mask", "cos", "sin", "past", "inv_freq"},
-      .minOperands = 2, .maxOperands = 9, .minResults = 1, .maxResults = 2,
+                 "(q W_UK) c + rope(q W_QR) k_R, out W_UV^T sum p c; causal, masks, RoPE, KV-cache append",
+      .operands = {"q", "latent", "key_up", "value_up", "mask", "cos", "sin", "past", "inv_freq", "rope_up"},
+      .minOperands = 2, .maxOperands = 10, .minResults = 1, .maxResults = 2,
       .attrs = {{"heads", AttrKind::Int, true},
                 {"rank", AttrKind::Int, true},
                 {"rope_dims", AttrKind::Int},

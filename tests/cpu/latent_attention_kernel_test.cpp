@@ -1,7 +1,7 @@
 // The CPU latent_attention kernel (backends/cpu/latent_attention.h) against
 // the reference kernel, which accumulates in double: random inputs in both
 // forms (a decode step absorbs, a long prefill expands), with and without
-// no-rope dims (key_up), rotate-half and interleaved RoPE from inv_freq or
+// key_up and rope dims, rotate-half and interleaved RoPE from inv_freq or
 // cos/sin tables, masks, past operands and the session's cache, under each
 // instruction set this CPU has.
 #include "backends/cpu/latent_attention.h"
@@ -30,7 +30,8 @@ enum class Past { None, Operand, Cache };
 
 struct Case {
   int64_t batch = 1, heads = 4, seq = 1, past = 0;
-  int64_t nope = 8, ropeDims = 4, rank = 12, valueDim = 8;
+  int64_t queryDims = 8, ropeDims = 4, rank = 12, valueDim = 8;
+  bool keyUp = true;
   bool causal = true;
   Rope rope = Rope::HalfInvFreq;
   Mask mask = Mask::None;
@@ -40,8 +41,8 @@ struct Case {
   int64_t width() const { return rank + ropeDims; }
   int64_t keys() const { return past + seq; }
   std::string str() const {
-    return cat("B", batch, " H", heads, " S", seq, " P", past, " nope", nope, " rope", ropeDims, " r", rank, " dv",
-               valueDim);
+    return cat("B", batch, " H", heads, " S", seq, " P", past, " dq", queryDims, keyUp ? " key_up" : "", " rope",
+               ropeDims, " r", rank, " dv", valueDim);
   }
 };
 
@@ -53,20 +54,21 @@ Tensor randomTensor(std::vector<int64_t> shape, std::mt19937& rng) {
 }
 
 struct Inputs {
-  Tensor q, latent, keyUp, valueUp, mask, cos, sin, past, invFreq;
+  Tensor q, latent, keyUp, valueUp, mask, cos, sin, past, invFreq, ropeUp;
   Attributes attrs;
   std::vector<const Tensor*> operands() const {
     auto at = [](const Tensor& t) { return t.shape().empty() ? nullptr : &t; };
-    return {&q, &latent, at(keyUp), &valueUp, at(mask), at(cos), at(sin), at(past), at(invFreq)};
+    return {&q, &latent, at(keyUp), &valueUp, at(mask), at(cos), at(sin), at(past), at(invFreq), at(ropeUp)};
   }
 };
 
 Inputs makeInputs(const Case& c, std::mt19937& rng) {
   Inputs in;
   const int64_t B = c.batch, H = c.heads, S = c.seq, L = c.keys(), frequencies = 6;
-  in.q = randomTensor({B, S, H * (c.nope + c.ropeDims)}, rng);
+  in.q = randomTensor({B, S, H * c.queryDims}, rng);
   in.latent = randomTensor({B, S, c.width()}, rng);
-  if (c.nope > 0) in.keyUp = randomTensor({H, c.nope, c.rank}, rng);
+  if (c.keyUp) in.keyUp = randomTensor({H, c.queryDims, c.rank}, rng);
+  if (c.ropeDims > 0) in.ropeUp = randomTensor({H, c.queryDims, c.ropeDims}, rng);
   in.valueUp = randomTensor({H, c.rank, c.valueDim}, rng);
   if (c.pastMode == Past::Operand) in.past = randomTensor({B, 1, c.past, c.width()}, rng);
   std::vector<int64_t> pairFrequencies;
@@ -167,20 +169,21 @@ TEST(LatentAttentionKernel, DecodeStepsAbsorbOverALongPast) {
 
 TEST(LatentAttentionKernel, LongPrefillsExpand) {
   Case c;
-  c.seq = 96, c.nope = 4, c.rank = 32, c.form = LatentForm::Expanded;
+  c.seq = 96, c.queryDims = 4, c.rank = 32, c.form = LatentForm::Expanded;
   checkEveryIsa(c);
   c.rope = Rope::InterleavedTables, c.pastMode = Past::Operand, c.past = 5;
   checkEveryIsa(c);
 }
 
 // Every score from the rope part (as --latent-attention exact makes with
-// RoPE), and every score from the latent (no RoPE).
+// RoPE), absorbed and expanded, and every score from the latent (no RoPE).
 TEST(LatentAttentionKernel, NoKeyUpAndNoRopeDims) {
   Case c;
-  c.nope = 0, c.ropeDims = 8, c.rank = 8, c.past = 40, c.pastMode = Past::Cache;
+  c.keyUp = false, c.ropeDims = 8, c.rank = 8, c.past = 40, c.pastMode = Past::Cache;
   checkEveryIsa(c);
-  c.rope = Rope::None, c.ropeDims = 0, c.nope = 6, c.seq = 64, c.past = 0, c.pastMode = Past::None,
-  c.form = LatentForm::Expanded;
+  c.seq = 64, c.past = 0, c.pastMode = Past::None, c.form = LatentForm::Expanded;
+  checkEveryIsa(c);
+  c.keyUp = true, c.rope = Rope::None, c.ropeDims = 0, c.queryDims = 6;
   checkEveryIsa(c);
 }
 
