@@ -178,6 +178,28 @@ std::vector<double> pairQueryEnergy(const LayerProjections& layer, const Matrix&
   return energy;
 }
 
+// The layer's k and v weights and, once, the second moment of [k ; v]: every
+// split's PCA reads its blocks instead of going back to D-sized products.
+struct LayerMoments {
+  Matrix wk, wv;
+  SquareMatrix kv;  // [G d + G d_v]: keys first
+  double at(int64_t i, int64_t j) const { return kv.at(i, j); }
+};
+
+LayerMoments layerMoments(const LayerProjections& layer, const ActivationMoments* moments) {
+  const int64_t D = layer.width, keyDims = layer.kvHeads * layer.headDim, valueDims = layer.kvHeads * layer.valueDim;
+  LayerMoments out{slice(layer.k, D, keyDims, 0, keyDims), slice(layer.v, D, valueDims, 0, valueDims), {}};
+  Matrix both(D, keyDims + valueDims);
+  for (int64_t r = 0; r < D; ++r) {
+    for (int64_t c = 0; c < keyDims; ++c) both.at(r, c) = out.wk.at(r, c);
+    for (int64_t c = 0; c < valueDims; ++c) both.at(r, keyDims + c) = out.wv.at(r, c);
+  }
+  std::vector<double> bias = layer.kBias;
+  bias.insert(bias.end(), layer.vBias.begin(), layer.vBias.end());
+  out.kv = secondMoment(both, bias, moments);
+  return out;
+}
+
 // The keys' rotated basis [G d, G d] (identity without RoPE) and, with RoPE,
 // its pairs (j, m) ranked by what losing RoPE would cost, most first.
 struct KeyBasis {
@@ -185,14 +207,17 @@ struct KeyBasis {
   std::vector<std::pair<double, std::pair<int64_t, int64_t>>> ranked;
 };
 
-Expected<KeyBasis> keyBasis(const LayerProjections& layer, const Matrix& wk, const ActivationMoments* moments) {
+Expected<KeyBasis> keyBasis(const LayerProjections& layer, const LayerMoments& lm, const ActivationMoments* moments) {
   const int64_t keyDims = layer.kvHeads * layer.headDim;
   KeyBasis out{Matrix(keyDims, keyDims), {}};
   if (!layer.rope) {
     for (int64_t i = 0; i < keyDims; ++i) out.basis.at(i, i) = 1;
     return out;
   }
-  Expected<RotatedKeys> rotated = rotateKeys(layer, secondMoment(wk, layer.kBias, moments));
+  SquareMatrix keyMoment{keyDims, std::vector<double>(static_cast<size_t>(keyDims * keyDims))};
+  for (int64_t i = 0; i < keyDims; ++i)
+    for (int64_t j = 0; j < keyDims; ++j) keyMoment.at(i, j) = lm.at(i, j);
+  Expected<RotatedKeys> rotated = rotateKeys(layer, keyMoment);
   if (!rotated) return rotated.status();
   // A pair's score error is its key energy times the queries' energy on it
   // (relative to the mean, so the cost stays in key-energy units) times how
@@ -237,39 +262,49 @@ Split splitAt(const LayerProjections& layer, const KeyBasis& keys, int64_t ropeD
   return split;
 }
 
-// z = [alpha K_nope ; V], balanced so that neither dominates, and its PCA.
+// z = [alpha K_nope ; V], balanced so that neither dominates, and its PCA:
+// E[z z^T] assembled from the layer's [k ; v] moment in the rotated basis.
+// Without `vectors` only the eigenvalues (what a split's error needs).
 struct JointPca {
   double alpha = 1;
-  Matrix toNope, toRope, z;
-  std::vector<double> zBias;
+  Matrix toNope, toRope;
   Eigen eigen;
 };
 
-Expected<JointPca> jointPca(const LayerProjections& layer, const Matrix& wk, const Matrix& wv, const KeyBasis& keys,
-                            const Split& split, const ActivationMoments* moments) {
-  const int64_t G = layer.kvHeads, dv = layer.valueDim, D = layer.width, keyDims = G * layer.headDim;
+Expected<JointPca> jointPca(const LayerProjections& layer, const LayerMoments& lm, const KeyBasis& keys,
+                            const Split& split, bool vectors) {
+  const int64_t keyDims = layer.kvHeads * layer.headDim, valueDims = layer.kvHeads * layer.valueDim;
   const auto nope = static_cast<int64_t>(split.nope.size()), rope = static_cast<int64_t>(split.rope.size());
-  JointPca out{1, Matrix(keyDims, nope), Matrix(keyDims, rope), Matrix(D, nope + G * dv),
-               std::vector<double>(static_cast<size_t>(nope + G * dv)), {}};
+  JointPca out{1, Matrix(keyDims, nope), Matrix(keyDims, rope), {}};
   for (int64_t i = 0; i < keyDims; ++i) {
     for (int64_t c = 0; c < nope; ++c) out.toNope.at(i, c) = keys.basis.at(i, split.nope[c]);
     for (int64_t c = 0; c < rope; ++c) out.toRope.at(i, c) = keys.basis.at(i, split.rope[c]);
   }
-  auto [kNope, kNopeBias] = project(wk, layer.kBias, out.toNope);
-  const SquareMatrix kMoment = secondMoment(kNope, kNopeBias, moments), vMoment = secondMoment(wv, layer.vBias, moments);
+  // T = [toNope^T 0 ; 0 I] turns [k ; v] into [K_nope ; V]; E[z z^T] = A T^T M T A with A = diag(alpha, 1).
+  Matrix keysToNope(keyDims + valueDims, nope + valueDims);
+  for (int64_t i = 0; i < keyDims; ++i)
+    for (int64_t c = 0; c < nope; ++c) keysToNope.at(i, c) = out.toNope.at(i, c);
+  for (int64_t c = 0; c < valueDims; ++c) keysToNope.at(keyDims + c, nope + c) = 1;
+  Matrix m(keyDims + valueDims, keyDims + valueDims);
+  m.values = lm.kv.values;
+  Matrix zMoment = product(transposed(keysToNope), product(m, keysToNope));
   double kEnergy = 0, vEnergy = 0;
-  for (int64_t i = 0; i < kMoment.n; ++i) kEnergy += kMoment.at(i, i);
-  for (int64_t i = 0; i < vMoment.n; ++i) vEnergy += vMoment.at(i, i);
+  for (int64_t i = 0; i < nope; ++i) kEnergy += zMoment.at(i, i);
+  for (int64_t i = nope; i < nope + valueDims; ++i) vEnergy += zMoment.at(i, i);
   out.alpha = kEnergy > 0 && vEnergy > 0 ? std::sqrt(vEnergy / kEnergy) : 1.0;
-  for (int64_t r = 0; r < D; ++r) {
-    for (int64_t c = 0; c < nope; ++c) out.z.at(r, c) = out.alpha * kNope.at(r, c);
-    for (int64_t c = 0; c < G * dv; ++c) out.z.at(r, nope + c) = wv.at(r, c);
+  for (int64_t i = 0; i < zMoment.rows; ++i)
+    for (int64_t j = 0; j < zMoment.columns; ++j)
+      zMoment.at(i, j) *= (i < nope ? out.alpha : 1.0) * (j < nope ? out.alpha : 1.0);
+  const SquareMatrix balanced{zMoment.rows, std::move(zMoment.values)};
+  if (vectors) {
+    Expected<Eigen> eigen = symmetricEigen(balanced);
+    if (!eigen) return eigen.status();
+    out.eigen = std::move(*eigen);
+  } else {
+    Expected<std::vector<double>> values = symmetricEigenvalues(balanced);
+    if (!values) return values.status();
+    out.eigen.values = std::move(*values);
   }
-  for (int64_t c = 0; c < nope; ++c) out.zBias[c] = out.alpha * kNopeBias[c];
-  for (int64_t c = 0; c < G * dv; ++c) out.zBias[nope + c] = layer.vBias[c];
-  Expected<Eigen> eigen = symmetricEigen(secondMoment(out.z, out.zBias, moments));
-  if (!eigen) return eigen.status();
-  out.eigen = std::move(*eigen);
   return out;
 }
 
@@ -281,50 +316,61 @@ double estimatedError(const JointPca& pca, const Split& split, int64_t rank) {
   return residual + pca.alpha * pca.alpha * split.droppedCost;
 }
 
-Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix& wk, const JointPca& pca,
+Expected<LatentWeights> buildWeights(const LayerProjections& layer, const LayerMoments& lm, const JointPca& pca,
                                      const Split& split, int64_t rank);
 
 }  // namespace
 
 Expected<int64_t> chooseRopeDims(const LayerProjections& layer, const ActivationMoments* moments, int64_t budget) {
   if (!layer.rope) return 0;
-  const int64_t D = layer.width, keyDims = layer.kvHeads * layer.headDim;
-  const Matrix wk = slice(layer.k, D, keyDims, 0, keyDims);
-  const Matrix wv = slice(layer.v, D, layer.kvHeads * layer.valueDim, 0, layer.kvHeads * layer.valueDim);
-  Expected<KeyBasis> keys = keyBasis(layer, wk, moments);
+  const int64_t keyDims = layer.kvHeads * layer.headDim;
+  const LayerMoments lm = layerMoments(layer, moments);
+  Expected<KeyBasis> keys = keyBasis(layer, lm, moments);
   if (!keys) return keys.status();
+  // Each candidate costs a PCA: a coarse pass over the range, then the even
+  // splits around the best of it.
+  const int64_t most = std::min(keyDims, budget - 1) / 2 * 2;
   int64_t best = 2;
   double bestError = -1;
-  for (int64_t rope = 2; rope <= std::min(keyDims, budget - 1); rope += 2) {
+  Status status = Status::ok();
+  auto consider = [&](int64_t rope) {
     const Split split = splitAt(layer, *keys, rope);
-    Expected<JointPca> pca = jointPca(layer, wk, wv, *keys, split, moments);
-    if (!pca) return pca.status();
+    Expected<JointPca> pca = jointPca(layer, lm, *keys, split, false);
+    if (!pca) {
+      status = pca.status();
+      return;
+    }
     const double error = estimatedError(*pca, split, budget - rope);
     if (bestError < 0 || error < bestError) best = rope, bestError = error;
-  }
+  };
+  const int64_t step = std::max<int64_t>(2, most / 8 / 2 * 2);
+  for (int64_t rope = 2; rope <= most && status; rope += step) consider(rope);
+  const int64_t coarse = best;
+  for (int64_t rope = std::max<int64_t>(2, coarse - step + 2); rope < std::min(most + 1, coarse + step) && status;
+       rope += 2)
+    if (rope != coarse) consider(rope);
+  if (!status) return status;
   return best;
 }
 
 Expected<LatentWeights> compressedWeights(const LayerProjections& layer, const ActivationMoments* moments,
                                           int64_t rank, int64_t ropeDims) {
-  const int64_t D = layer.width, keyDims = layer.kvHeads * layer.headDim;
-  const Matrix wk = slice(layer.k, D, keyDims, 0, keyDims);
-  const Matrix wv = slice(layer.v, D, layer.kvHeads * layer.valueDim, 0, layer.kvHeads * layer.valueDim);
-  Expected<KeyBasis> keys = keyBasis(layer, wk, moments);
+  const LayerMoments lm = layerMoments(layer, moments);
+  Expected<KeyBasis> keys = keyBasis(layer, lm, moments);
   if (!keys) return keys.status();
   const Split split = splitAt(layer, *keys, ropeDims);
   const int64_t most = static_cast<int64_t>(split.nope.size()) + layer.kvHeads * layer.valueDim;
   if (rank < 1 || rank > most)
     return Status::error("rank ", rank, " is outside [1, ", most, "] (the no-rope key dims and the values)");
-  Expected<JointPca> pca = jointPca(layer, wk, wv, *keys, split, moments);
+  Expected<JointPca> pca = jointPca(layer, lm, *keys, split, true);
   if (!pca) return pca.status();
-  return buildWeights(layer, wk, *pca, split, rank);
+  return buildWeights(layer, lm, *pca, split, rank);
 }
 
 namespace {
 
 // The layer's latent weights from the split and the PCA's top `rank` components.
-Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix& wk, const JointPca& pca,
+Expected<LatentWeights> buildWeights(const LayerProjections& layer, const LayerMoments& lm, const JointPca& pca,
                                      const Split& split, int64_t rank) {
   const int64_t H = layer.heads, G = layer.kvHeads, d = layer.headDim, dv = layer.valueDim, D = layer.width;
   const int64_t group = H / G, nope = static_cast<int64_t>(split.nope.size());
@@ -340,8 +386,18 @@ Expected<LatentWeights> buildWeights(const LayerProjections& layer, const Matrix
   // The down-projection: the latent P^T z, then the rotated rope keys.
   w.rank = rank, w.ropeDims = static_cast<int64_t>(split.rope.size());
   const int64_t row = rank + w.ropeDims;
-  auto [latent, latentBias] = project(pca.z, pca.zBias, components);
-  auto [ropeKeys, ropeBias] = project(wk, layer.kBias, toRope);
+  // z = [alpha K_nope ; V] as a projection of x: [alpha W_K toNope | W_V].
+  auto [kNope, kNopeBias] = project(lm.wk, layer.kBias, toNope);
+  Matrix z(D, nope + G * dv);
+  std::vector<double> zBias(static_cast<size_t>(nope + G * dv));
+  for (int64_t r = 0; r < D; ++r) {
+    for (int64_t c = 0; c < nope; ++c) z.at(r, c) = alpha * kNope.at(r, c);
+    for (int64_t c = 0; c < G * dv; ++c) z.at(r, nope + c) = lm.wv.at(r, c);
+  }
+  for (int64_t c = 0; c < nope; ++c) zBias[c] = alpha * kNopeBias[c];
+  for (int64_t c = 0; c < G * dv; ++c) zBias[nope + c] = layer.vBias[c];
+  auto [latent, latentBias] = project(z, zBias, components);
+  auto [ropeKeys, ropeBias] = project(lm.wk, layer.kBias, toRope);
   std::vector<double> down(static_cast<size_t>(D * row)), downBias(static_cast<size_t>(row));
   for (int64_t r = 0; r < D; ++r) {
     for (int64_t c = 0; c < rank; ++c) down[static_cast<size_t>(r * row + c)] = latent.at(r, c);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 namespace kiln {
@@ -10,7 +11,7 @@ namespace {
 // Householder reduction of `v` (a copy of the matrix) to tridiagonal form:
 // on return `diagonal` and `off` (off[i] couples rows i - 1 and i) hold the
 // tridiagonal matrix and `v` the orthogonal transformation that makes it.
-void tridiagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<double>& off) {
+void tridiagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<double>& off, bool vectors) {
   const int64_t n = v.n;
   std::vector<double>& d = diagonal;
   std::vector<double>& e = off;
@@ -53,8 +54,9 @@ void tridiagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<
     }
     d[i] = h;
   }
-  // The product of the reflections.
-  for (int64_t i = 0; i + 1 < n; ++i) {
+  // The product of the reflections (the last row of v holds the diagonal
+  // either way).
+  for (int64_t i = 0; i + 1 < n && vectors; ++i) {
     v.at(n - 1, i) = v.at(i, i);
     v.at(i, i) = 1;
     const double h = d[i + 1];
@@ -68,6 +70,8 @@ void tridiagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<
     }
     for (int64_t k = 0; k <= i; ++k) v.at(k, i + 1) = 0;
   }
+  if (!vectors)
+    for (int64_t i = 0; i + 1 < n; ++i) v.at(n - 1, i) = v.at(i, i);
   for (int64_t j = 0; j < n; ++j) d[j] = v.at(n - 1, j), v.at(n - 1, j) = 0;
   v.at(n - 1, n - 1) = 1;
   e[0] = 0;
@@ -75,7 +79,7 @@ void tridiagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<
 
 // The implicit QL iteration on the tridiagonal matrix, rotating `v` along:
 // `diagonal` ends holding the eigenvalues. False when it does not converge.
-bool diagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<double>& off) {
+bool diagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<double>& off, bool vectors) {
   constexpr int kMaxIterations = 64;
   const int64_t n = v.n;
   std::vector<double>& d = diagonal;
@@ -114,7 +118,7 @@ bool diagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<dou
         s = e[i] / r, c = p / r;
         p = c * d[i] - s * g;
         d[i + 1] = h + s * (c * g + s * d[i]);
-        for (int64_t k = 0; k < n; ++k) {
+        for (int64_t k = 0; k < n && vectors; ++k) {
           h = v.at(k, i + 1);
           v.at(k, i + 1) = s * v.at(k, i) + c * h;
           v.at(k, i) = c * v.at(k, i) - s * h;
@@ -132,13 +136,24 @@ bool diagonalize(SquareMatrix& v, std::vector<double>& diagonal, std::vector<dou
 
 }  // namespace
 
+Expected<std::vector<double>> symmetricEigenvalues(const SquareMatrix& symmetric) {
+  const int64_t n = symmetric.n;
+  SquareMatrix v = symmetric;
+  std::vector<double> d(static_cast<size_t>(n)), e(static_cast<size_t>(n));
+  if (n == 0) return d;
+  tridiagonalize(v, d, e, false);
+  if (!diagonalize(v, d, e, false)) return Status::error("the eigenvalue iteration did not converge (n = ", n, ")");
+  std::sort(d.begin(), d.end(), std::greater<>());
+  return d;
+}
+
 Expected<Eigen> symmetricEigen(const SquareMatrix& symmetric) {
   const int64_t n = symmetric.n;
   if (n == 0) return Eigen{};
   SquareMatrix v = symmetric;
   std::vector<double> d(static_cast<size_t>(n)), e(static_cast<size_t>(n));
-  tridiagonalize(v, d, e);
-  if (!diagonalize(v, d, e)) return Status::error("the eigenvalue iteration did not converge (n = ", n, ")");
+  tridiagonalize(v, d, e, true);
+  if (!diagonalize(v, d, e, true)) return Status::error("the eigenvalue iteration did not converge (n = ", n, ")");
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return d[a] > d[b]; });

@@ -27,5 +27,7 @@ struct Eigen {
 // The eigenvalues and eigenvectors of `symmetric` (only its values are read,
 // assumed symmetric); an error when the iteration does not converge.
 Expected<Eigen> symmetricEigen(const SquareMatrix& symmetric);
+// The eigenvalues alone, descending: a third of the work.
+Expected<std::vector<double>> symmetricEigenvalues(const SquareMatrix& symmetric);
 
 }  // namespace kiln

@@ -23,6 +23,9 @@ void expectDecomposes(const SquareMatrix& a, double tolerance) {
   Expected<Eigen> eigen = symmetricEigen(a);
   ASSERT_TRUE(eigen.isOk()) << eigen.status().message();
   const int64_t n = a.n;
+  Expected<std::vector<double>> values = symmetricEigenvalues(a);
+  ASSERT_TRUE(values.isOk()) << values.status().message();
+  for (int64_t k = 0; k < n; ++k) EXPECT_NEAR((*values)[k], eigen->values[k], tolerance) << "value " << k;
   ASSERT_EQ(static_cast<int64_t>(eigen->values.size()), n);
   for (int64_t k = 0; k < n; ++k) {
     if (k > 0) {
