@@ -19,6 +19,10 @@ Expected<Attrs> readAttrs(const Attributes& attrs) {
   if (maskLayout != "scores" && maskLayout != "key_padding")
     return Status::error("unknown mask_layout \"", maskLayout, "\" (expected scores or key_padding)");
   a.keyPaddingMask = maskLayout == "key_padding";
+  const std::string cache = attrs.getString("cache_dtype", "f32");
+  if (cache != "f32" && cache != "bf16")
+    return Status::error("unknown cache_dtype \"", cache, "\" (expected f32 or bf16)");
+  a.cacheType = cache == "bf16" ? DType::BF16 : DType::F32;
   const std::string rope = attrs.getString("rope", "none");
   if (rope == "half") a.rope = Pairing::Half;
   else if (rope == "interleaved") a.rope = Pairing::Interleaved;

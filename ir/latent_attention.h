@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ir/attributes.h"
+#include "ir/dtype.h"
 #include "ir/status.h"
 
 namespace kiln::latent {
@@ -30,7 +31,9 @@ namespace kiln::latent {
 // the model's [B, 1, S, head_dim]; rope_frequencies picks their columns).
 // past: [B, 1, P, r + d_R], the cached rows.
 enum Operand : size_t { kQ, kLatent, kKeyUp, kValueUp, kMask, kCos, kSin, kPast, kInvFreq, kRopeUp, kNumOperands };
-// out: [B, S, H * d_v]; present: [B, 1, P + S, r + d_R].
+// out: [B, S, H * d_v]; present: [B, 1, P + S, r + d_R]. past and present
+// hold the rows in cache_dtype (bf16 halves the cache; rows are rounded as
+// they are appended and read back widened).
 enum Result : size_t { kOut, kPresent, kNumResults };
 
 // How the rope dims pair up: rotate-half ([re..., im...]) or interleaved
@@ -42,6 +45,7 @@ struct Attrs {
   double scale = 1.0;
   bool causal = false;
   bool keyPaddingMask = false;  // mask_layout = "key_padding": mask [B, P + S], nonzero = attend
+  DType cacheType = DType::F32;  // cache_dtype: the rows' dtype in past and present (f32 or bf16)
   Pairing rope = Pairing::None;
   // One per rope pair (d_R / 2): the frequency it turns at, an index into
   // inv_freq, or into the cos/sin tables' pairs (column f and f + D/2 for

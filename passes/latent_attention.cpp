@@ -248,7 +248,7 @@ Expected<ValueId> project(Rewriter& rw, int32_t anchor, ValueId x, const std::st
   return rw.create1(anchor, OpKind::Add, {*product, rw.addWeight(name + ".bias", *bias)}, {}, location);
 }
 
-Attributes latentAttrs(const Site& s, const LatentWeights& w) {
+Attributes latentAttrs(const Site& s, const LatentWeights& w, DType cache) {
   Attributes attrs;
   attrs.set("heads", s.attrs.heads);
   attrs.set("rank", w.rank);
@@ -261,10 +261,11 @@ Attributes latentAttrs(const Site& s, const LatentWeights& w) {
   if (s.attrs.causal) attrs.set("causal", true);
   if (s.attrs.keyPaddingMask) attrs.set("mask_layout", std::string("key_padding"));
   if (s.kv) attrs.set("source_kv_width", s.attrs.kvHeads * (s.headDim + s.valueDim));
+  if (cache == DType::BF16) attrs.set("cache_dtype", std::string("bf16"));
   return attrs;
 }
 
-Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, InterfaceChange& change) {
+Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, DType cache, InterfaceChange& change) {
   Graph& graph = rw.graph();
   const Op& op = rw.op(s.op);
   const std::string location = op.location;
@@ -277,7 +278,7 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, Interfac
   if (s.kv) {
     const TensorType& pastKey = graph.value(s.kv->pastKey).type;
     past = graph.addInput(latentName(graph, graph.value(s.kv->pastKey).name),
-                          {pastKey.dtype, {pastKey.shape[0], Dim(1), pastKey.shape[2], Dim(w.rank + w.ropeDims)}});
+                          {cache, {pastKey.shape[0], Dim(1), pastKey.shape[2], Dim(w.rank + w.ropeDims)}});
   }
   std::vector<ValueId> operands = {s.q.flat,
                                    *latentRows,
@@ -291,7 +292,7 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, Interfac
                                    w.ropeUp ? rw.addWeight(base + ".w_qr", *w.ropeUp) : kNoValue};
   while (operands.back() == kNoValue) operands.pop_back();
   Expected<std::vector<ValueId>> results =
-      rw.create(s.op, OpKind::LatentAttention, operands, latentAttrs(s, w), s.kv ? 2 : 1, location);
+      rw.create(s.op, OpKind::LatentAttention, operands, latentAttrs(s, w, cache), s.kv ? 2 : 1, location);
   if (!results) return results.status();
   // Back to the [B, H, S, d_v] the attention's users read.
   const Shape& heads = graph.value(op.results[attention::kOut]).type.shape;
@@ -398,12 +399,13 @@ class LatentAttention final : public Pass {
       const Site& site = sites[l];
       Expected<LatentWeights> weights = weightsFor(mode, site, moments.empty() ? nullptr : &moments[l]);
       if (!weights) return weights.status().withContext(cat("latent_attention: ", rw.op(site.op).location, ": "));
-      KILN_RETURN_IF_ERROR(rewriteSite(rw, site, *weights, change));
+      KILN_RETURN_IF_ERROR(rewriteSite(rw, site, *weights, mode.cacheType, change));
       // Per token of a KV cache: the keys and values of every kv head, and one latent row.
-      const auto bytes = static_cast<int64_t>(dtypeSize(DType::F32));
       if (site.kv) {
-        report.kvBytesPerTokenBefore += bytes * site.attrs.kvHeads * (site.headDim + site.valueDim);
-        report.kvBytesPerTokenAfter += bytes * (weights->rank + weights->ropeDims);
+        report.kvBytesPerTokenBefore +=
+            static_cast<int64_t>(dtypeSize(DType::F32)) * site.attrs.kvHeads * (site.headDim + site.valueDim);
+        report.kvBytesPerTokenAfter +=
+            static_cast<int64_t>(dtypeSize(mode.cacheType)) * (weights->rank + weights->ropeDims);
       }
       report.rank = weights->rank, report.ropeDims = weights->ropeDims;
       ++report.layers;
@@ -428,11 +430,16 @@ class LatentAttention final : public Pass {
 Expected<LatentMode> parseLatentMode(std::string_view text) {
   auto bad = [&]() {
     return Status::error("--latent-attention '", text, "': expected exact, rank=R[,rope=D_R] or compress=F ",
-                         "(R, D_R positive integers, D_R even; F a number above 1)");
+                         "(R, D_R positive integers, D_R even; F a number above 1), then optionally ,cache=bf16");
   };
   LatentMode mode;
-  if (text == "exact") return mode;
-  const std::string spec(text);
+  std::string spec(text);
+  for (const auto& [suffix, type] : {std::pair{",cache=bf16", DType::BF16}, {",cache=f32", DType::F32}})
+    if (spec.size() > std::string_view(suffix).size() && spec.ends_with(suffix)) {
+      spec.resize(spec.size() - std::string_view(suffix).size());
+      mode.cacheType = type;
+    }
+  if (spec == "exact") return mode;
   char* end = nullptr;
   if (spec.rfind("compress=", 0) == 0) {
     mode.kind = LatentMode::Kind::Compress;

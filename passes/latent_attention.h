@@ -30,6 +30,7 @@ struct LatentMode {
   int64_t rank = 0;
   std::optional<int64_t> ropeDims;
   double factor = 0;
+  DType cacheType = DType::F32;  // ",cache=bf16" after any mode: a bf16 latent cache
 };
 
 struct LatentAttentionReport {
@@ -56,7 +57,8 @@ struct LatentAttentionOptions {
   std::shared_ptr<LatentAttentionReport> report;
 };
 
-// "exact", "rank=R[,rope=D_R]" or "compress=F"; an error names what was given.
+// "exact", "rank=R[,rope=D_R]" or "compress=F", each optionally followed by
+// ",cache=bf16"; an error names what was given.
 Expected<LatentMode> parseLatentMode(std::string_view text);
 
 std::unique_ptr<Pass> createLatentAttention(LatentAttentionOptions options = {});

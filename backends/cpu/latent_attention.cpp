@@ -16,13 +16,13 @@
 // and weighted sum is d_q + d_R + d_v wide instead of r + d_R + r, so a
 // long prefill expands and a decode step (S = 1) absorbs (d_q counts only
 // with key_up).
+#include "backends/cpu/latent_attention.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <vector>
-
-#include "backends/cpu/latent_attention.h"
 
 #include "backends/cpu/attention.h"
 #include "backends/cpu/kernels.h"
@@ -63,6 +63,36 @@ void stageRows(const KernelContext& ctx, const Attrs& a, const LatentProblem& lp
       rope.rotate(from + lp.rank, b, s, to + lp.rank);
     }
   }
+}
+
+// A bf16 cache (cache_dtype): the attention reads every row widened to f32
+// scratch, which becomes lp.rows; the new rows are rounded into the cache (or
+// the present result) first and read back rounded, as the reference does.
+Tensor widenBf16Rows(const KernelContext& ctx, const Attrs& a, LatentProblem& lp) {
+  const int64_t W = lp.width, P = lp.past, L = lp.keys;
+  uint16_t* stored = nullptr;
+  int64_t storedPerBatch = L;
+  if (const KvCacheBinding* cache = ctx.kvCache) {
+    stored = static_cast<uint16_t*>(cache->keys), storedPerBatch = cache->capacity;
+  } else if (ctx.outputs.size() == kNumResults) {
+    stored = ctx.outputs[kPresent]->data<uint16_t>();
+  }
+  const uint16_t* pastInput = ctx.input(kPast) && !ctx.kvCache ? ctx.input(kPast)->data<uint16_t>() : nullptr;
+  Tensor widened = Tensor::allocateUninitialized(DType::F32, {lp.batch, L, W});
+  lp.rows = widened.data<float>(), lp.rowsPerBatch = L;
+  for (int64_t b = 0; b < lp.batch; ++b) {
+    const uint16_t* past = pastInput ? pastInput + b * P * W : stored + b * storedPerBatch * W;
+    if (stored && pastInput) std::memcpy(stored + b * storedPerBatch * W, past, P * W * sizeof(uint16_t));
+    for (int64_t i = 0; i < P * W; ++i) lp.rows[b * L * W + i] = bfloat16ToFloat(past[i]);
+  }
+  stageRows(ctx, a, lp, false);
+  for (int64_t b = 0; b < lp.batch; ++b)
+    for (int64_t i = P * W; i < L * W; ++i) {
+      const uint16_t bits = floatToBFloat16(lp.rows[b * L * W + i]);
+      if (stored) stored[b * storedPerBatch * W + i] = bits;
+      lp.rows[b * L * W + i] = bfloat16ToFloat(bits);
+    }
+  return widened;
 }
 
 // y += x up, x [n] and up [n, width].
@@ -168,7 +198,9 @@ std::optional<Status> runLatentAttention(const KernelContext& ctx, Isa isa, Late
                          " new tokens exceed the KV cache capacity ", cache->capacity);
 
   Tensor scratchRows;
-  if (cache) {
+  if (a.cacheType == DType::BF16) {
+    scratchRows = widenBf16Rows(ctx, a, lp);
+  } else if (cache) {
     lp.rows = static_cast<float*>(cache->keys), lp.rowsPerBatch = cache->capacity;
   } else if (ctx.outputs.size() == kNumResults) {
     lp.rows = ctx.outputs[kPresent]->data<float>(), lp.rowsPerBatch = lp.keys;
@@ -176,7 +208,7 @@ std::optional<Status> runLatentAttention(const KernelContext& ctx, Isa isa, Late
     scratchRows = Tensor::allocateUninitialized(DType::F32, {lp.batch, lp.keys, lp.width});
     lp.rows = scratchRows.data<float>(), lp.rowsPerBatch = lp.keys;
   }
-  stageRows(ctx, a, lp, cache == nullptr);
+  if (a.cacheType != DType::BF16) stageRows(ctx, a, lp, cache == nullptr);
 
   const bool expanded = chooseExpanded(lp);
   if (form) *form = expanded ? LatentForm::Expanded : LatentForm::Absorbed;

@@ -37,26 +37,26 @@ LatentShape latentShape(const KernelContext& ctx, const Attrs& a) {
 
 // The rows [0, keys) of each batch: the past where it lies (a session's
 // cache) or copied into present / scratch, then the new tokens' rows (rope
-// part rotated) appended at [past, keys).
-template <class T>
-Expected<T*> cacheRows(const KernelContext& ctx, const Attrs& a, const LatentShape& sh, std::vector<T>& scratch,
+// part rotated, rounded to the rows' dtype R) appended at [past, keys).
+template <class T, class R>
+Expected<R*> cacheRows(const KernelContext& ctx, const Attrs& a, const LatentShape& sh, std::vector<R>& scratch,
                        int64_t& rowsPerBatch) {
-  T* rows = nullptr;
+  R* rows = nullptr;
   rowsPerBatch = sh.keys;
   if (const KvCacheBinding* cache = ctx.kvCache) {
     if (sh.keys > cache->capacity)
       return Status::error("latent_attention: ", sh.past, " cached + ", sh.seq,
                            " new tokens exceed the KV cache capacity ", cache->capacity);
-    rows = static_cast<T*>(cache->keys);
+    rows = static_cast<R*>(cache->keys);
     rowsPerBatch = cache->capacity;
   } else {
     if (ctx.outputs.size() == kNumResults) {
-      rows = ctx.outputs[kPresent]->data<T>();
+      rows = ctx.outputs[kPresent]->data<R>();
     } else {
       scratch.resize(static_cast<size_t>(sh.batch * sh.keys * sh.row));
       rows = scratch.data();
     }
-    const T* past = ctx.input(kPast) ? ctx.input(kPast)->data<T>() : nullptr;
+    const R* past = ctx.input(kPast) ? ctx.input(kPast)->data<R>() : nullptr;
     for (int64_t b = 0; b < sh.batch && sh.past > 0; ++b)
       std::copy_n(past + b * sh.past * sh.row, sh.past * sh.row, rows + b * sh.keys * sh.row);
   }
@@ -66,11 +66,11 @@ Expected<T*> cacheRows(const KernelContext& ctx, const Attrs& a, const LatentSha
   for (int64_t b = 0; b < sh.batch; ++b)
     for (int64_t s = 0; s < sh.seq; ++s) {
       const T* from = latent + (b * sh.seq + s) * sh.row;
-      T* to = rows + (b * rowsPerBatch + sh.past + s) * sh.row;
-      std::copy_n(from, sh.rank, to);
+      R* to = rows + (b * rowsPerBatch + sh.past + s) * sh.row;
+      for (int64_t c = 0; c < sh.rank; ++c) to[c] = fromCompute<R>(static_cast<ComputeType<R>>(toCompute(from[c])));
       rope.rotate(from + sh.rank, b, s, rotated.data());
       for (int64_t d = 0; d < sh.ropeDims; ++d)
-        to[sh.rank + d] = fromCompute<T>(static_cast<ComputeType<T>>(rotated[static_cast<size_t>(d)]));
+        to[sh.rank + d] = fromCompute<R>(static_cast<ComputeType<R>>(rotated[static_cast<size_t>(d)]));
     }
   return rows;
 }
@@ -99,12 +99,12 @@ void absorbedQuery(const KernelContext& ctx, const LatentRope& rope, const Laten
   rope.rotate(ropeQuery.data(), b, s, query.data() + sh.rank);
 }
 
-template <class T>
+template <class T, class R>
 Status latentLoops(const KernelContext& ctx, const Attrs& a) {
   const LatentShape sh = latentShape(ctx, a);
-  std::vector<T> scratch;
+  std::vector<R> scratch;
   int64_t rowsPerBatch = 0;
-  Expected<T*> rows = cacheRows<T>(ctx, a, sh, scratch, rowsPerBatch);
+  Expected<R*> rows = cacheRows<T, R>(ctx, a, sh, scratch, rowsPerBatch);
   if (!rows) return rows.status();
   const AdditiveMask mask = additiveMask(ctx.input(kMask), a.keyPaddingMask, {sh.batch, sh.heads, sh.seq, sh.keys});
   const std::vector<int64_t>& maskAt = mask.strides;
@@ -124,7 +124,7 @@ Status latentLoops(const KernelContext& ctx, const Attrs& a) {
             mask.values.empty() ? nullptr : mask.values.data() + b * maskAt[0] + h * maskAt[1] + s * maskAt[2];
         double highest = -std::numeric_limits<double>::infinity();
         for (int64_t t = 0; t < visible; ++t) {
-          const T* key = *rows + (b * rowsPerBatch + t) * sh.row;
+          const R* key = *rows + (b * rowsPerBatch + t) * sh.row;
           double dot = 0.0;
           for (int64_t d = 0; d < sh.row; ++d)
             dot += query[static_cast<size_t>(d)] * static_cast<double>(toCompute(key[d]));
@@ -138,7 +138,7 @@ Status latentLoops(const KernelContext& ctx, const Attrs& a) {
         for (int64_t t = 0; t < visible && highest != -std::numeric_limits<double>::infinity(); ++t) {
           const double weight = std::exp(scores[static_cast<size_t>(t)] - highest);
           total += weight;
-          const T* latent = *rows + (b * rowsPerBatch + t) * sh.row;
+          const R* latent = *rows + (b * rowsPerBatch + t) * sh.row;
           for (int64_t c = 0; c < sh.rank; ++c) sum[static_cast<size_t>(c)] += weight * toCompute(latent[c]);
         }
         const T* up = valueUp + h * sh.rank * sh.valueDims;
@@ -158,8 +158,9 @@ Status latentAttentionKernel(const KernelContext& ctx) {
   const DType dtype = ctx.input(kQ)->dtype();
   return visitDType(dtype, [&](auto tag) -> Status {
     using T = decltype(tag);
-    if constexpr (kIsFloatStorage<T>) return latentLoops<T>(ctx, *attrs);
-    else return unsupportedDType(ctx, dtype);
+    if constexpr (!kIsFloatStorage<T>) return unsupportedDType(ctx, dtype);
+    else if (attrs->cacheType == DType::BF16) return latentLoops<T, BFloat16>(ctx, *attrs);
+    else return latentLoops<T, float>(ctx, *attrs);
   });
 }
 

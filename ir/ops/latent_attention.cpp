@@ -102,7 +102,7 @@ Status inferLatentAttention(const InferContext& ctx, std::vector<TensorType>& re
 
   Dim past(0);
   if (ctx.has(kPast)) {
-    KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, kPast));
+    KILN_RETURN_IF_ERROR(requireDType(ctx, kPast, a.cacheType, "past (cache_dtype)"));
     KILN_RETURN_IF_ERROR(requireRank(ctx, kPast, 4, "past"));
     const Shape& p = ctx.type(kPast).shape;
     if (!sameDim(p[0], batch) || !sameDim(p[1], Dim(1)) || !sameDim(p[3], Dim(rowWidth)))
@@ -115,7 +115,7 @@ Status inferLatentAttention(const InferContext& ctx, std::vector<TensorType>& re
   if (ctx.numResults() > 2) return ctx.error("has 1 result (out) or 2 (out, present), got ", ctx.numResults());
   const DType dtype = ctx.type(kQ).dtype;
   results.push_back({dtype, {batch, seq, ctx.type(kValueUp).shape[2] * Dim(a.heads)}});
-  if (ctx.numResults() == 2) results.push_back({dtype, {batch, Dim(1), keys, Dim(rowWidth)}});
+  if (ctx.numResults() == 2) results.push_back({a.cacheType, {batch, Dim(1), keys, Dim(rowWidth)}});
   return Status::ok();
 }
 
@@ -152,6 +152,7 @@ void registerLatentAttentionOps(OpRegistry& registry) {
                 {"rope", AttrKind::String},
                 {"rope_frequencies", AttrKind::Ints},
                 {"mask_layout", AttrKind::String},
+                {"cache_dtype", AttrKind::String},
                 // What the attention it replaced cached per token (keys and values of every kv
                 // head): the "before" of `kiln inspect`'s KV line. Information only.
                 {"source_kv_width", AttrKind::Int}},

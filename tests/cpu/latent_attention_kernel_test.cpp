@@ -32,6 +32,7 @@ struct Case {
   int64_t batch = 1, heads = 4, seq = 1, past = 0;
   int64_t queryDims = 8, ropeDims = 4, rank = 12, valueDim = 8;
   bool keyUp = true;
+  bool bf16Cache = false;  // cache_dtype = "bf16": past, present and the cache in bf16
   bool causal = true;
   Rope rope = Rope::HalfInvFreq;
   Mask mask = Mask::None;
@@ -42,14 +43,17 @@ struct Case {
   int64_t keys() const { return past + seq; }
   std::string str() const {
     return cat("B", batch, " H", heads, " S", seq, " P", past, " dq", queryDims, keyUp ? " key_up" : "", " rope",
-               ropeDims, " r", rank, " dv", valueDim);
+               ropeDims, " r", rank, " dv", valueDim, bf16Cache ? " bf16 cache" : "");
   }
 };
 
-Tensor randomTensor(std::vector<int64_t> shape, std::mt19937& rng) {
-  Tensor t = Tensor::allocate(DType::F32, std::move(shape));
+Tensor randomTensor(std::vector<int64_t> shape, std::mt19937& rng, DType dtype = DType::F32) {
+  Tensor t = Tensor::allocate(dtype, std::move(shape));
   std::uniform_real_distribution<float> dist(-1, 1);
-  for (int64_t i = 0; i < t.numElements(); ++i) t.data<float>()[i] = dist(rng);
+  for (int64_t i = 0; i < t.numElements(); ++i) {
+    if (dtype == DType::BF16) t.data<uint16_t>()[i] = floatToBFloat16(dist(rng));
+    else t.data<float>()[i] = dist(rng);
+  }
   return t;
 }
 
@@ -70,7 +74,8 @@ Inputs makeInputs(const Case& c, std::mt19937& rng) {
   if (c.keyUp) in.keyUp = randomTensor({H, c.queryDims, c.rank}, rng);
   if (c.ropeDims > 0) in.ropeUp = randomTensor({H, c.queryDims, c.ropeDims}, rng);
   in.valueUp = randomTensor({H, c.rank, c.valueDim}, rng);
-  if (c.pastMode == Past::Operand) in.past = randomTensor({B, 1, c.past, c.width()}, rng);
+  const DType cache = c.bf16Cache ? DType::BF16 : DType::F32;
+  if (c.pastMode == Past::Operand) in.past = randomTensor({B, 1, c.past, c.width()}, rng, cache);
   std::vector<int64_t> pairFrequencies;
   for (int64_t p = 0; p < c.ropeDims / 2; ++p) pairFrequencies.push_back((p * 5) % frequencies);
   if (c.rope == Rope::HalfInvFreq) {
@@ -96,6 +101,7 @@ Inputs makeInputs(const Case& c, std::mt19937& rng) {
     in.attrs.set("rope_frequencies", pairFrequencies);
   }
   if (c.mask == Mask::KeyPadding) in.attrs.set("mask_layout", std::string("key_padding"));
+  if (c.bf16Cache) in.attrs.set("cache_dtype", std::string("bf16"));
   return in;
 }
 
@@ -103,9 +109,10 @@ const OpDef& latentDef() { return *OpRegistry::global().find("latent_attention")
 
 void expectClose(const Tensor& got, const Tensor& want, const std::string& what) {
   ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
   int reported = 0;
   for (int64_t i = 0; i < want.numElements() && reported < 5; ++i) {
-    const double g = got.data<float>()[i], w = want.data<float>()[i];
+    const double g = got.elementAsDouble(i), w = want.elementAsDouble(i);
     if (std::fabs(g - w) <= kTolerance * std::max(1.0, std::fabs(w))) continue;
     ADD_FAILURE() << what << " element " << i << ": got " << g << ", reference " << w;
     ++reported;
@@ -128,15 +135,16 @@ void check(const Case& c, Isa isa) {
   const std::vector<const Tensor*> operands = in.operands();
   const bool cached = c.pastMode == Past::Cache;
   const int64_t capacity = c.keys() + 2;
-  Tensor referenceCache = randomTensor({c.batch, 1, capacity, c.width()}, rng);
+  const DType cache = c.bf16Cache ? DType::BF16 : DType::F32;
+  Tensor referenceCache = randomTensor({c.batch, 1, capacity, c.width()}, rng, cache);
   Tensor kernelCache = referenceCache.clone();
   KvCacheBinding referenceBinding{referenceCache.data(), nullptr, capacity, c.past};
   KvCacheBinding kernelBinding{kernelCache.data(), nullptr, capacity, c.past};
   const int results = c.pastMode == Past::Operand ? 2 : 1;
   std::vector<Tensor> expected, actual;
   expected.push_back(Tensor::allocate(DType::F32, {c.batch, c.seq, c.heads * c.valueDim}));
-  if (results == 2) expected.push_back(Tensor::allocate(DType::F32, {c.batch, 1, c.keys(), c.width()}));
-  for (const Tensor& t : expected) actual.push_back(Tensor::allocate(DType::F32, t.shape()));
+  if (results == 2) expected.push_back(Tensor::allocate(cache, {c.batch, 1, c.keys(), c.width()}));
+  for (const Tensor& t : expected) actual.push_back(Tensor::allocate(t.dtype(), t.shape()));
   std::vector<Tensor*> want, got;
   for (size_t i = 0; i < expected.size(); ++i) want.push_back(&expected[i]), got.push_back(&actual[i]);
   const KernelContext reference{latentDef(), in.attrs, operands, want, cached ? &referenceBinding : nullptr};
@@ -184,6 +192,18 @@ TEST(LatentAttentionKernel, NoKeyUpAndNoRopeDims) {
   c.seq = 64, c.past = 0, c.pastMode = Past::None, c.form = LatentForm::Expanded;
   checkEveryIsa(c);
   c.keyUp = true, c.rope = Rope::None, c.ropeDims = 0, c.queryDims = 6;
+  checkEveryIsa(c);
+}
+
+// cache_dtype = "bf16": rows rounded as they are appended, read widened.
+TEST(LatentAttentionKernel, Bf16Cache) {
+  Case c;
+  c.bf16Cache = true, c.past = 300;
+  for (Past mode : {Past::Operand, Past::Cache}) {
+    c.pastMode = mode;
+    checkEveryIsa(c);
+  }
+  c.seq = 96, c.past = 4, c.queryDims = 4, c.rank = 32, c.form = LatentForm::Expanded;
   checkEveryIsa(c);
 }
 

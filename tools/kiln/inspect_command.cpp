@@ -101,7 +101,9 @@ std::string kvSummary(const rt::Artifact& artifact) {
     bytes += now;
     const Op& op = artifact.graph.ops()[layer.op];
     latent += op.is(OpKind::LatentAttention);
-    before += op.is(OpKind::LatentAttention) ? op.attrs.getInt("source_kv_width", 0) * size : now;
+    // The attention it replaced cached in the model's dtype, q's (a latent cache may be bf16).
+    const auto modelSize = static_cast<int64_t>(dtypeSize(artifact.graph.value(op.operands[0]).type.dtype));
+    before += op.is(OpKind::LatentAttention) ? op.attrs.getInt("source_kv_width", 0) * modelSize : now;
   }
   std::string text = cat("kv cache: ", layers->size(), " layers, ", bytes, " bytes per token");
   if (latent > 0) text += cat(" (", latent, " latent; before latent attention ", before, ")");
