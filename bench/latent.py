@@ -16,8 +16,9 @@ difference of a next-token probability, and how often the greedy next
 token is the unconverted model's.
 Decode, on DECODE_DIR (default MODEL_DIR; a llama-bench-sized decoder for
 the latency figure): `kiln bench --decode` at each past length, random pasts,
-for the original, exact and compress=4 (calibration changes weights, not
-speed: weight-only), and ONNX Runtime on the original (../shared/peer/peer.py
+for the original, exact, compress=4 and compress=2 with a bf16 cache (both
+4x fewer bytes; calibration changes weights, not speed: weight-only), and
+ONNX Runtime on the original (../shared/peer/peer.py
 on a data set bench/decode_data.py writes) unless --no-peer.
 Prints markdown tables. Needs numpy and onnx (/usr/bin/python3 after
 scripts/install-deps).
@@ -169,7 +170,8 @@ def ort_decode_ms(a, past, set_index):
 
 def decode_table(a, work):
     configs = [("original", []), ("exact", ["--latent-attention", "exact"]),
-               ("compress=4", ["--latent-attention", "compress=4"])]
+               ("compress=4", ["--latent-attention", "compress=4"]),
+               ("compress=2,cache=bf16", ["--latent-attention", "compress=2,cache=bf16"])]
     artifacts = {}
     for name, flags in configs:
         artifacts[name] = os.path.join(work, "decode_" + re.sub(r"[^a-z0-9]+", "_", name) + ".kiln")
