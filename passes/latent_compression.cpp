@@ -62,7 +62,7 @@ SquareMatrix secondMoment(const Matrix& a, const std::vector<double>& bias, cons
   return SquareMatrix{m.rows, std::move(m.values)};
 }
 
-// RoRoPE (TransMLA section 4): per frequency j, a PCA over the G kv heads'
+// RoRoPE (TransMLA's, arXiv 2502.07864): per frequency j, a PCA over the G kv heads'
 // key pairs (re: dim j, im: dim j + d/2 of each head) turns them by one
 // orthogonal G x G matrix U_j, the same for the real and imaginary parts, so
 // every RoPE dot product is kept. `basis` [G d, G d] maps key dims to
