@@ -37,7 +37,7 @@ struct LatentAttentionReport {
   int64_t layers = 0;                  // attention ops rewritten
   int64_t kvBytesPerTokenBefore = 0;   // over the rewritten layers with a KV cache, the original cache
   int64_t kvBytesPerTokenAfter = 0;    // and the latent one
-  int64_t rank = 0, ropeDims = 0;      // of the last layer rewritten (every layer's alike)
+  int64_t rank = 0, ropeDims = 0;      // of the last layer rewritten (compress=F splits each layer its own way)
   bool calibrated = false;             // whether calibration data shaped the latent
   std::vector<std::string> skipped;    // per attention op left alone: its location and why
 };
