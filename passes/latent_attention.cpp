@@ -28,7 +28,9 @@ struct HeadProjection {
   std::vector<int32_t> ops;  // the chain from the matmul on: dropped with the attention when nothing else reads it
 };
 
+// The f32 data of weight `id`; null for anything else (absent included).
 const Tensor* weightData(const Graph& graph, ValueId id) {
+  if (id == kNoValue) return nullptr;
   const Value& value = graph.value(id);
   if (value.kind != ValueKind::Weight || !value.data || value.data->dtype() != DType::F32) return nullptr;
   return &*value.data;
@@ -103,12 +105,12 @@ std::optional<HeadProjection> matchHeadProjection(const Rewriter& rw, ValueId bh
 
 // An attention op the pass can rewrite, with its projections and KV ends.
 struct Site {
-  const Graph* graph = nullptr;
   int32_t op = -1;
   attention::Attrs attrs;
   HeadProjection q, k, v;
   int64_t headDim = 0, valueDim = 0, modelWidth = 0;
   std::optional<attention::KvValues> kv;
+  std::vector<double> ropeFrequencies;  // inv_freq, when it is a weight
 };
 
 // The attention op at `index` as a Site, or why it is left alone.
@@ -120,7 +122,9 @@ Expected<Site> siteAt(const Rewriter& rw, int32_t index) {
   if (attrs->qkvLayout != attention::Layout::BHSD)
     return Status::error("q, k and v are not in the bhsd layout attention fusion makes");
   auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };
-  Site site{&graph, index, *attrs, {}, {}, {}, 0, 0, 0, attention::kvValues(op)};
+  Site site{index, *attrs, {}, {}, {}, 0, 0, 0, attention::kvValues(op), {}};
+  if (const Tensor* invFreq = attrs->rope ? weightData(graph, operand(attention::kInvFreq)) : nullptr)
+    for (int64_t j = 0; j < invFreq->numElements(); ++j) site.ropeFrequencies.push_back(invFreq->elementAsDouble(j));
   std::optional<HeadProjection> q = matchHeadProjection(rw, operand(attention::kQ));
   std::optional<HeadProjection> k = matchHeadProjection(rw, operand(attention::kK));
   std::optional<HeadProjection> v = matchHeadProjection(rw, operand(attention::kV));
@@ -329,10 +333,7 @@ LayerProjections projectionsOf(const Site& s) {
       for (int64_t c = 0; c < p.count; ++c) weight.push_back(p.weight->data<float>()[r * columns + p.first + c]);
     for (int64_t c = 0; c < p.count; ++c) bias.push_back(p.bias ? p.bias->data<float>()[p.first + c] : 0.0);
   };
-  if (const Op& op = s.graph->ops()[static_cast<size_t>(s.op)];
-      s.attrs.rope && op.operands.size() > attention::kInvFreq && op.operands[attention::kInvFreq] != kNoValue)
-    if (const Tensor* invFreq = weightData(*s.graph, op.operands[attention::kInvFreq]))
-      for (int64_t j = 0; j < invFreq->numElements(); ++j) layer.ropeFrequencies.push_back(invFreq->elementAsDouble(j));
+  layer.ropeFrequencies = s.ropeFrequencies;
   read(s.q, layer.q, layer.qBias);
   read(s.k, layer.k, layer.kBias);
   read(s.v, layer.v, layer.vBias);
