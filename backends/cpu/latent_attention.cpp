@@ -127,9 +127,11 @@ Tensor loadQueries(const KernelContext& ctx, const Attrs& a, const LatentProblem
     if (expanded) std::copy_n(x, lp.nope, y);
     else if (lp.keyUp) addProduct(x, lp.keyUp + h * dq * lp.rank, dq, lp.rank, y);
     if (lp.rope == 0) continue;
-    std::vector<float> ropeQuery(static_cast<size_t>(lp.rope), 0.f);
-    addProduct(x, lp.ropeUp + h * dq * lp.rope, dq, lp.rope, ropeQuery.data());
-    rope.rotate(ropeQuery.data(), token / lp.seq, token % lp.seq, y + front);
+    // The rope query into its slots (zeros: allocate clears), turned in place: a pair is read
+    // whole before it is written.
+    float* ropeQuery = y + front;
+    addProduct(x, lp.ropeUp + h * dq * lp.rope, dq, lp.rope, ropeQuery);
+    rope.rotate(ropeQuery, token / lp.seq, token % lp.seq, ropeQuery);
   }
   return queries;
 }

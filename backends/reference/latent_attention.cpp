@@ -94,9 +94,10 @@ void absorbedQuery(const KernelContext& ctx, const LatentRope& rope, const Laten
   if (const Tensor* keyUp = ctx.input(kKeyUp))
     projectQuery(q, keyUp->data<T>() + h * dq * sh.rank, dq, sh.rank, query.data());
   if (sh.ropeDims == 0) return;
-  std::vector<double> ropeQuery(static_cast<size_t>(sh.ropeDims), 0.0);
-  projectQuery(q, ctx.input(kRopeUp)->data<T>() + h * dq * sh.ropeDims, dq, sh.ropeDims, ropeQuery.data());
-  rope.rotate(ropeQuery.data(), b, s, query.data() + sh.rank);
+  // Into its slots, turned in place (a pair is read whole before it is written).
+  double* ropeQuery = query.data() + sh.rank;
+  projectQuery(q, ctx.input(kRopeUp)->data<T>() + h * dq * sh.ropeDims, dq, sh.ropeDims, ropeQuery);
+  rope.rotate(ropeQuery, b, s, ropeQuery);
 }
 
 template <class T, class R>
