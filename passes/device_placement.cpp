@@ -1,5 +1,6 @@
 #include "passes/device_placement.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <tuple>
@@ -58,7 +59,17 @@ class PlacementProblem {
     if (device >= static_cast<int>(targets_.size())) return "no such target";
     const DeviceProfile& profile = targets_[static_cast<size_t>(device)];
     if (evicted_[op].count(device)) return cat("'", profile.name, "' has no memory left for it");
+    if (device != host_ && makesShapeValues(graph_.ops()[op]))
+      return "it computes a shape, which run-time inference reads in host memory";
     return profile.refusal(graph_, graph_.ops()[op]);
+  }
+  // Integer vectors and scalars only: shape arithmetic, whose values the
+  // runtime reads on the host to infer the next ops' shapes.
+  bool makesShapeValues(const Op& op) const {
+    return std::all_of(op.results.begin(), op.results.end(), [&](ValueId id) {
+      const TensorType& type = graph_.value(id).type;
+      return type.rank() <= 1 && (type.dtype == DType::I64 || type.dtype == DType::I32);
+    });
   }
   double opSeconds(size_t op, int device) const;
   double valueBytes(ValueId id) const;

@@ -60,6 +60,8 @@ Status readProfile(const Json& json, DeviceProfile& profile) {
   KILN_RETURN_IF_ERROR(readNameSet(json.value("dtypes", Json()), "dtypes", profile.dtypes,
                                    std::vector<DType>(std::begin(kAllDTypes), std::end(kAllDTypes)),
                                    parseDType));
+  KILN_RETURN_IF_ERROR(readNameSet(json.value("float_only", Json::array()), "float_only", profile.floatOnly,
+                                   allOpKinds(), opKindNamed));
   profile.staticShapesOnly = json.value("static_shapes", false);
   double memoryMb = 0;
   KILN_RETURN_IF_ERROR(readNumber(json, "matmul_gflops", 1e9, profile.matmulFlopsPerSecond));
@@ -80,6 +82,10 @@ Status readProfile(const Json& json, DeviceProfile& profile) {
 
 std::optional<std::string> DeviceProfile::refusal(const Graph& graph, const Op& op) const {
   if (!ops.count(op.kind())) return cat("'", name, "' has no ", op.def->name);
+  if (floatOnly.count(op.kind()))
+    for (ValueId id : op.operands)
+      if (id != kNoValue && !isFloat(graph.value(id).type.dtype))
+        return cat("'", name, "' runs ", op.def->name, " on floats only, not ", dtypeName(graph.value(id).type.dtype));
   auto check = [&](ValueId id) -> std::optional<std::string> {
     const TensorType& type = graph.value(id).type;
     if (!dtypes.count(type.dtype)) return cat("'", name, "' has no ", dtypeName(type.dtype));
@@ -103,8 +109,9 @@ Expected<DeviceProfile> parseDeviceProfile(std::string_view text, std::string_vi
 }
 
 std::string printDeviceProfile(const DeviceProfile& profile) {
-  Json ops = Json::array(), dtypes = Json::array();
+  Json ops = Json::array(), dtypes = Json::array(), floatOnly = Json::array();
   for (OpKind kind : profile.ops) ops.push_back(std::string(opName(kind)));
+  for (OpKind kind : profile.floatOnly) floatOnly.push_back(std::string(opName(kind)));
   for (DType dtype : profile.dtypes) dtypes.push_back(std::string(dtypeName(dtype)));
   Json json = {{"name", profile.name},
                {"device", profile.device},
@@ -112,6 +119,7 @@ std::string printDeviceProfile(const DeviceProfile& profile) {
                {"default_for_device", profile.defaultForDevice},
                {"ops", profile.ops.size() == kNumOpKinds ? Json("all") : ops},
                {"dtypes", profile.dtypes.size() == std::size(kAllDTypes) ? Json("all") : dtypes},
+               {"float_only", floatOnly},
                {"static_shapes", profile.staticShapesOnly},
                {"matmul_gflops", profile.matmulFlopsPerSecond / 1e9},
                {"vector_gflops", profile.vectorFlopsPerSecond / 1e9},

@@ -271,9 +271,10 @@ Attributes latentAttrs(const Site& s, const LatentWeights& w, DType cache) {
 
 Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, DType cache, InterfaceChange& change) {
   Graph& graph = rw.graph();
-  const Op& op = rw.op(s.op);
-  const std::string location = op.location;
-  const std::vector<ValueId> old = op.operands;
+  // Copies, not a reference to the op: creating ops may move the op list.
+  const std::string location = rw.op(s.op).location;
+  const std::vector<ValueId> old = rw.op(s.op).operands;
+  const ValueId attentionOut = rw.op(s.op).results[attention::kOut];
   auto operand = [&](size_t slot) { return slot < old.size() ? old[slot] : kNoValue; };
   const std::string base = location.empty() ? "latent" : location;
   Expected<ValueId> latentRows = project(rw, s.op, s.q.x, base + ".w_dkv", w.down, w.downBias, location);
@@ -299,7 +300,7 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, DType ca
       rw.create(s.op, OpKind::LatentAttention, operands, latentAttrs(s, w, cache), s.kv ? 2 : 1, location);
   if (!results) return results.status();
   // Back to the [B, H, S, d_v] the attention's users read.
-  const Shape& heads = graph.value(op.results[attention::kOut]).type.shape;
+  const Shape heads = graph.value(attentionOut).type.shape;
   Attributes reshape, transpose;
   reshape.set("shape", std::vector<Dim>{heads[0], heads[2], heads[1], heads[3]});
   transpose.set("perm", std::vector<int64_t>{0, 2, 1, 3});
@@ -307,7 +308,7 @@ Status rewriteSite(Rewriter& rw, const Site& s, const LatentWeights& w, DType ca
   if (!split) return split.status();
   Expected<ValueId> out = rw.create1(s.op, OpKind::Transpose, {*split}, transpose, location);
   if (!out) return out.status();
-  KILN_RETURN_IF_ERROR(rw.replace(op.results[attention::kOut], *out));
+  KILN_RETURN_IF_ERROR(rw.replace(attentionOut, *out));
   if (s.kv) {
     const ValueId present = (*results)[latent::kPresent];
     KILN_RETURN_IF_ERROR(graph.rename(present, latentName(graph, graph.value(s.kv->presentKey).name)));
@@ -394,12 +395,19 @@ class LatentAttention final : public Pass {
       moments = std::move(*measured);
       report.calibrated = true;
     }
+    // Every site's weights before any rewrite: a site points at weight data
+    // in the graph, which a rewrite's new weights may move.
+    std::vector<LatentWeights> latent;
+    for (size_t l = 0; l < sites.size(); ++l) {
+      Expected<LatentWeights> weights = weightsFor(mode, sites[l], moments.empty() ? nullptr : &moments[l]);
+      if (!weights) return weights.status().withContext(cat("latent_attention: ", rw.op(sites[l].op).location, ": "));
+      latent.push_back(std::move(*weights));
+    }
     InterfaceChange change;
     const std::vector<ValueId> inputs = graph.inputs();  // addInput appends the latent ones
     for (size_t l = 0; l < sites.size(); ++l) {
       const Site& site = sites[l];
-      Expected<LatentWeights> weights = weightsFor(mode, site, moments.empty() ? nullptr : &moments[l]);
-      if (!weights) return weights.status().withContext(cat("latent_attention: ", rw.op(site.op).location, ": "));
+      const LatentWeights* weights = &latent[l];
       KILN_RETURN_IF_ERROR(rewriteSite(rw, site, *weights, mode.cacheType, change));
       // Per token of a KV cache: the keys and values of every kv head, and one latent row.
       if (site.kv) {

@@ -756,6 +756,13 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
   return runProgram(inputs, *bound, false);
 }
 
+void Session::keepHostShapeCopy(const Graph& graph, const Op& transfer, const Tensor& source) {
+  const TensorType& type = graph.value(transfer.results[0]).type;
+  const bool shape = type.rank() <= 1 && (type.dtype == DType::I64 || type.dtype == DType::I32);
+  if (shape && graph.deviceOf(transfer.operands[0]) == kHostDevice)
+    hostShapeCopies_[static_cast<size_t>(transfer.results[0])] = source.clone();
+}
+
 Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inputs, SymbolBindings& bindings,
                                                   bool stepping) {
   const Graph& graph = executor_.graph_;
@@ -791,6 +798,7 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
 
   // Tensors of inputs and op results by ValueId; weights are read in place.
   values_.assign(graph.values().size(), Tensor{});
+  hostShapeCopies_.assign(graph.values().size(), Tensor{});
   std::vector<bool> present(graph.values().size(), false);
   for (size_t i = 0; i < inputs.size(); ++i) {
     values_[static_cast<size_t>(graph.inputs()[i])] = inputs[i];
@@ -855,7 +863,8 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
         // or for a weight's upload the weight itself.
         const auto operand = static_cast<size_t>(op.operands[i]);
         const Tensor* readable = graph.deviceOf(op.operands[i]) == kHostDevice ? operandTensors[i]
-                                                                                : executor_.uploadSource_[operand];
+                                 : executor_.uploadSource_[operand]             ? executor_.uploadSource_[operand]
+                                                                                : &hostShapeCopies_[operand];
         operandInfos[i] = OperandInfo{&operandTypes[i], readable};
       }
       inferred.clear();
@@ -923,7 +932,11 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
         slot = Tensor::view(dtype, dims, static_cast<char*>(arena.get()) + planned->offset,
                             arena);
       } else {
-        Expected<Tensor> allocated = device->allocate(dtype, dims);
+        // In the memory of the op's placement: a transfer to the host runs on
+        // the source device but its result is host memory.
+        Device* home = op.is(OpKind::Transfer) ? findDevice(op.placement()) : device;
+        if (!home) return Status::error(context(), "no device '", op.placement(), "' to hold its result");
+        Expected<Tensor> allocated = home->allocate(dtype, dims);
         if (!allocated) return allocated.status().withContext(context());
         slot = std::move(*allocated);
         ++stats.registersOffPlan;
@@ -945,6 +958,7 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
     if (op.is(OpKind::Transfer)) {
       ++stats.transfers;
       stats.transferBytes += operandTensors[0]->byteSize();
+      keepHostShapeCopy(graph, op, *operandTensors[0]);
     }
     if (!opNanos_.empty()) {
       // An asynchronous device's time belongs to this op, not the next that waits.

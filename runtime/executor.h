@@ -284,6 +284,8 @@ class Session {
   // to the KV layers' attention ops and returns only the step outputs.
   Expected<std::vector<Tensor>> runProgram(const std::vector<Tensor>& inputs, SymbolBindings& bindings,
                                            bool stepping);
+  // After `transfer` ran: keeps the host copy of a shape value it sent to a device.
+  void keepHostShapeCopy(const Graph& graph, const Op& transfer, const Tensor& source);
 
   const Executor& executor_;
   std::map<std::string, std::shared_ptr<void>, std::less<>> arenas_;  // memory space -> block
@@ -293,6 +295,9 @@ class Session {
   bool lastStepping_ = false;
   std::shared_ptr<const PreparedPlan> lastPlan_;
   std::vector<Tensor> values_;  // by ValueId, during a run
+  // By ValueId, during a run: for a shape value (an integer vector) sent from
+  // host memory to a device, the host copy, which inference reads.
+  std::vector<Tensor> hostShapeCopies_;
   RunStats stats_;
   // Each op's concrete result shapes and dim-resolved attributes in the last
   // run. A run with the last run's bindings reuses them instead of inferring

@@ -446,6 +446,7 @@ std::vector<OnnxOpConverter> buildConverters() {
       {"Identity", {}, {}, convertIdentity},
       {"Dropout", {}, {{"seed", kInt}}, convertDropout},
   };
+  for (OnnxOpConverter& composite : compositeOnnxConverters()) table.push_back(std::move(composite));
   std::sort(table.begin(), table.end(),
             [](const OnnxOpConverter& a, const OnnxOpConverter& b) { return a.opType < b.opType; });
   return table;

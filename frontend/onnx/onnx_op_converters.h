@@ -110,6 +110,10 @@ struct OnnxOpConverter {
   OnnxConvertFn convert = nullptr;
 };
 
+// The converters that compose kiln ops for an ONNX op kiln has no op for
+// (onnx_composite_converters.cpp); onnxOpConverters() includes them.
+std::vector<OnnxOpConverter> compositeOnnxConverters();
+
 // The converter of an ai.onnx op type, or null.
 const OnnxOpConverter* findOnnxOpConverter(std::string_view opType);
 const std::vector<OnnxOpConverter>& onnxOpConverters();

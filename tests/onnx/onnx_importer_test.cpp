@@ -359,7 +359,7 @@ TEST_F(OnnxImporterTest, UndefinedInputNamesTheNode) {
 TEST_F(OnnxImporterTest, UnsupportedOpsAreListedTogether) {
   onnx::ModelProto m = newModel();
   addInput(m, "x", {"1", "3", "8", "8"});
-  addNode(m, "Conv", {"x", "x"}, {"a"}, "conv_a");
+  addNode(m, "MaxPool", {"x"}, {"a"}, "pool_a");
   addNode(m, "Relu", {"a"}, {"b"}, "relu_b");
   addNode(m, "Resize", {"b"}, {"c"});  // unnamed: Resize_2
   onnx::NodeProto* custom = addNode(m, "FusedMatMul", {"c", "c"}, {"d"}, "fused");
@@ -367,7 +367,7 @@ TEST_F(OnnxImporterTest, UnsupportedOpsAreListedTogether) {
   addOutput(m, "d");
   const std::string message = importError(save(m));
   EXPECT_NE(message.find("unsupported ONNX ops in 3 nodes:\n"
-                         "  node 'conv_a': Conv\n"
+                         "  node 'pool_a': MaxPool\n"
                          "  node 'Resize_2': Resize\n"
                          "  node 'fused': FusedMatMul (domain 'com.microsoft')"),
             std::string::npos)
@@ -408,6 +408,66 @@ TEST_F(OnnxImporterTest, NodeErrorsNameNodeOpAndShapes) {
   addOutput(m, "c");
   const std::string message = importError(save(m));
   EXPECT_NE(message.find("node 'mm' (MatMul, inputs f32[2, 3], f32[4, 5]): matmul("),
+            std::string::npos)
+      << message;
+}
+
+void addIntsAttr(onnx::NodeProto* node, const std::string& name, const std::vector<int64_t>& values) {
+  auto* attr = node->add_attribute();
+  attr->set_name(name);
+  attr->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) attr->add_ints(v);
+}
+
+// y = Conv(x, w, b) on a 2-channel 4x4 image with 2x2 kernels at stride 2:
+// a patch embedding, which the importer makes a matmul over the patches.
+onnx::ModelProto patchConvModel(const std::vector<int64_t>& pads) {
+  onnx::ModelProto m = newModel();
+  std::vector<float> x(32), w(24), b = {0.5f, -1, 2};
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7) - 3;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.25f * static_cast<float>(i % 5) - 0.5f;
+  *m.mutable_graph()->add_initializer() = floatTensor("x", {1, 2, 4, 4}, x);
+  *m.mutable_graph()->add_initializer() = floatTensor("w", {3, 2, 2, 2}, w);
+  *m.mutable_graph()->add_initializer() = floatTensor("b", {3}, b);
+  onnx::NodeProto* conv = addNode(m, "Conv", {"x", "w", "b"}, {"y"}, "patches");
+  addIntsAttr(conv, "kernel_shape", {2, 2});
+  addIntsAttr(conv, "strides", {2, 2});
+  addIntsAttr(conv, "pads", pads);
+  addOutput(m, "y");
+  return m;
+}
+
+TEST_F(OnnxImporterTest, PatchEmbeddingConvComputesTheConvolution) {
+  const onnx::ModelProto m = patchConvModel({0, 0, 0, 0});
+  Expected<Graph> graph = importOnnxFile(save(m), {});
+  ASSERT_TRUE(graph) << graph.status().message();
+  // Every operand is constant, so the import folds y to a weight.
+  const Op& out = graph->ops().back();
+  ASSERT_TRUE(out.is(OpKind::Identity));
+  const Value& y = graph->value(out.operands[0]);
+  ASSERT_TRUE(y.data);
+  ASSERT_EQ(y.data->shape(), (std::vector<int64_t>{1, 3, 2, 2}));
+  auto at = [&](const std::string& name, size_t i) {
+    for (const auto& t : m.graph().initializer())
+      if (t.name() == name) return t.float_data(static_cast<int>(i));
+    return 0.0f;
+  };
+  for (int o = 0; o < 3; ++o)
+    for (int r = 0; r < 2; ++r)
+      for (int c = 0; c < 2; ++c) {
+        float want = at("b", o);
+        for (int ch = 0; ch < 2; ++ch)
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j)
+              want += at("x", ch * 16 + (2 * r + i) * 4 + 2 * c + j) * at("w", ((o * 2 + ch) * 2 + i) * 2 + j);
+        EXPECT_FLOAT_EQ(y.data->data<float>()[(o * 2 + r) * 2 + c], want) << o << r << c;
+      }
+}
+
+TEST_F(OnnxImporterTest, ConvOtherThanAPatchEmbeddingIsRefused) {
+  const std::string message = importError(save(patchConvModel({1, 1, 1, 1})));
+  EXPECT_NE(message.find("node 'patches' (Conv, inputs f32[1, 2, 4, 4], f32[3, 2, 2, 2], f32[3]): "
+                         "unsupported Conv: kiln takes a patch embedding only"),
             std::string::npos)
       << message;
 }

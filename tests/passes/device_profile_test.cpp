@@ -59,5 +59,23 @@ TEST(DeviceProfile, RefusalNamesTheReason) {
   EXPECT_EQ(profile.refusal(*graph, graph->ops()[2]).value_or(""), "'strict' has no relu");
 }
 
+TEST(DeviceProfile, FloatOnlyOpsRefuseIntegerOperands) {
+  Expected<Graph> graph = parseGraph(R"(graph @g(%x: f32[4], %i: i64[4]) -> (%a: f32[4], %b: i64[4]) {
+  %a = div %x, %x : f32[4]
+  %b = div %i, %i : i64[4]
+  return %a, %b
+}
+)");
+  ASSERT_TRUE(graph.isOk()) << graph.status().message();
+  Expected<DeviceProfile> pocl = loadDeviceProfile("pocl");
+  ASSERT_TRUE(pocl.isOk()) << pocl.status().message();
+  EXPECT_EQ(pocl->floatOnly, std::set<OpKind>{OpKind::Div});
+  EXPECT_FALSE(pocl->refusal(*graph, graph->ops()[0]).has_value());
+  EXPECT_EQ(pocl->refusal(*graph, graph->ops()[1]).value_or(""), "'pocl' runs div on floats only, not i64");
+  Expected<DeviceProfile> again = parseDeviceProfile(printDeviceProfile(*pocl), "printed");
+  ASSERT_TRUE(again.isOk()) << again.status().message();
+  EXPECT_EQ(again->floatOnly, pocl->floatOnly);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -1,0 +1,223 @@
+// ONNX ops kiln has no op of its own for, each composed of kiln ops that
+// already have kernels on every device and that the passes already see
+// through: ReduceL2, LessOrEqual, GreaterOrEqual, Tile, and Conv in the one
+// form transformers use it, a patch embedding.
+#include <numeric>
+
+#include "frontend/onnx/onnx_op_converters.h"
+
+namespace kiln {
+
+namespace {
+
+using onnx::AttributeProto;
+
+Tensor int64Values(const std::vector<int64_t>& values) {
+  Tensor t = Tensor::allocate(DType::I64, {static_cast<int64_t>(values.size())});
+  std::copy(values.begin(), values.end(), t.data<int64_t>());
+  return t;
+}
+
+Status requireInputs(const OnnxNodeContext& ctx, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!ctx.hasInput(i)) return Status::error("required input ", i, " is missing");
+  }
+  return Status::ok();
+}
+
+// ReduceL2 = sqrt(reduce_sum(x * x)), with the node's axes (an attribute
+// before opset 18, an operand after) and keepdims.
+Status convertReduceL2(OnnxNodeContext& ctx, const OnnxOpConverter&) {
+  KILN_RETURN_IF_ERROR(requireInputs(ctx, 1));
+  const ValueId x = ctx.input(0);
+  std::vector<ValueId> operands;
+  if (ctx.hasAttribute("axes")) {
+    operands.push_back(ctx.addWeight("axes", int64Values(ctx.intsAttr("axes"))));
+  } else if (ctx.hasInput(1)) {
+    operands.push_back(ctx.input(1));
+  }
+  Expected<ValueId> square = ctx.emit1("mul", {x, x});
+  if (!square) return square.status();
+  operands.insert(operands.begin(), *square);
+  Attributes attrs;
+  attrs.set("keepdims", ctx.intAttr("keepdims", 1));
+  attrs.set("noop_with_empty_axes", ctx.intAttr("noop_with_empty_axes", 0));
+  Expected<ValueId> sum = ctx.emit1("reduce_sum", operands, attrs);
+  if (!sum) return sum.status();
+  Expected<ValueId> norm = ctx.emit1("sqrt", {*sum});
+  if (!norm) return norm.status();
+  ctx.setOutput(0, *norm);
+  return Status::ok();
+}
+
+// LessOrEqual = less or equal (and GreaterOrEqual with greater): false on
+// NaN, as the ONNX op is, which not(greater) would not be.
+Status convertOrEqual(OnnxNodeContext& ctx, const OnnxOpConverter& self) {
+  KILN_RETURN_IF_ERROR(requireInputs(ctx, 2));
+  Expected<ValueId> strict = ctx.emit1(self.kilnOps[0], {ctx.input(0), ctx.input(1)});
+  if (!strict) return strict.status();
+  Expected<ValueId> equal = ctx.emit1("equal", {ctx.input(0), ctx.input(1)});
+  if (!equal) return equal.status();
+  Expected<ValueId> either = ctx.emit1("or", {*strict, *equal});
+  if (!either) return either.status();
+  ctx.setOutput(0, *either);
+  return Status::ok();
+}
+
+Expected<ValueId> unsqueezed(OnnxNodeContext& ctx, ValueId x, const std::vector<int64_t>& axes) {
+  return ctx.emit1("unsqueeze", {x, ctx.addWeight("axes", int64Values(axes))});
+}
+
+// Tile of x [d0..dn-1] by repeats [r0..rn-1]: x unsqueezed to
+// [1, d0, 1, d1, ...], expanded to [r0, d0, r1, d1, ...], reshaped to
+// [r0*d0, r1*d1, ...]. The shapes are computed in the graph, so repeats
+// known only at run time work; canonicalisation folds what is known.
+Status convertTile(OnnxNodeContext& ctx, const OnnxOpConverter&) {
+  KILN_RETURN_IF_ERROR(requireInputs(ctx, 2));
+  const ValueId x = ctx.input(0), repeats = ctx.input(1);
+  const int64_t rank = static_cast<int64_t>(ctx.inputType(0).rank());
+  std::vector<int64_t> everyOther;
+  for (int64_t d = 0; d < rank; ++d) everyOther.push_back(2 * d);
+  Expected<ValueId> spread = unsqueezed(ctx, x, everyOther);
+  if (!spread) return spread.status();
+  Expected<ValueId> dims = ctx.emit1("shape", {x});
+  if (!dims) return dims.status();
+  Expected<ValueId> repeatColumn = unsqueezed(ctx, repeats, {1});
+  if (!repeatColumn) return repeatColumn.status();
+  Expected<ValueId> dimColumn = unsqueezed(ctx, *dims, {1});
+  if (!dimColumn) return dimColumn.status();
+  Attributes byColumn;
+  byColumn.set("axis", int64_t{1});
+  Expected<ValueId> pairs = ctx.emit1("concat", {*repeatColumn, *dimColumn}, byColumn);
+  if (!pairs) return pairs.status();
+  Expected<ValueId> spreadDims =
+      ctx.emit1("reshape", {*pairs, ctx.addWeight("flat", int64Values({2 * rank}))});
+  if (!spreadDims) return spreadDims.status();
+  Expected<ValueId> expanded = ctx.emit1("expand", {*spread, *spreadDims});
+  if (!expanded) return expanded.status();
+  Expected<ValueId> tiledDims = ctx.emit1("mul", {repeats, *dims});
+  if (!tiledDims) return tiledDims.status();
+  Expected<ValueId> tiled = ctx.emit1("reshape", {*expanded, *tiledDims});
+  if (!tiled) return tiled.status();
+  ctx.setOutput(0, *tiled);
+  return Status::ok();
+}
+
+// The attribute `name` of a Conv, defaulting each of `rank` values.
+std::vector<int64_t> convInts(const OnnxNodeContext& ctx, std::string_view name, size_t rank,
+                              int64_t fallback) {
+  std::vector<int64_t> values = ctx.intsAttr(name);
+  if (values.empty()) values.assign(rank, fallback);
+  return values;
+}
+
+struct PatchConv {
+  int64_t channels, height, width, outChannels, kh, kw;
+};
+
+// Checks that the Conv is a patch embedding: 2-D, one group, stride equal
+// to the kernel, no padding or dilation, static C, H, W dividing evenly,
+// and constant weights.
+Expected<PatchConv> patchConv(const OnnxNodeContext& ctx) {
+  const TensorType& x = ctx.inputType(0);
+  const Tensor* w = ctx.inputValue(1);
+  if (x.rank() != 4) return Status::error("unsupported Conv: kiln takes 2-D ones only, the input is rank ", x.rank());
+  if (!w) return Status::error("unsupported Conv: kiln takes constant weights only");
+  const std::vector<int64_t>& wd = w->shape();
+  const std::vector<int64_t> kernel = {wd[2], wd[3]};
+  const std::vector<int64_t> strides = convInts(ctx, "strides", 2, 1);
+  const std::vector<int64_t> pads = convInts(ctx, "pads", 4, 0);
+  const std::vector<int64_t> dilations = convInts(ctx, "dilations", 2, 1);
+  const std::string autoPad = ctx.hasAttribute("auto_pad") ? ctx.attribute("auto_pad")->s() : "NOTSET";
+  const bool patch = ctx.intAttr("group", 1) == 1 && strides == kernel &&
+                     std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; }) &&
+                     dilations == std::vector<int64_t>{1, 1} && (autoPad == "NOTSET" || autoPad == "VALID");
+  if (!patch) {
+    return Status::error("unsupported Conv: kiln takes a patch embedding only (one group, strides equal to "
+                         "the kernel ", kernel[0], "x", kernel[1], ", no padding, no dilation)");
+  }
+  std::vector<int64_t> chw;
+  for (size_t d = 1; d < 4; ++d) {
+    std::optional<int64_t> n = x.shape[d].constant();
+    if (!n) return Status::error("unsupported Conv: a patch embedding needs static channels, height and width");
+    chw.push_back(*n);
+  }
+  const PatchConv conv{chw[0], chw[1], chw[2], wd[0], kernel[0], kernel[1]};
+  if (conv.height % conv.kh != 0 || conv.width % conv.kw != 0 || wd[1] != conv.channels) {
+    return Status::error("the patch-embedding Conv's image ", conv.height, "x", conv.width,
+                         " does not split into ", conv.kh, "x", conv.kw, " patches of ", wd[1], " channels");
+  }
+  return conv;
+}
+
+// The Conv weights [O, C, kh, kw] as the matmul's [C*kh*kw, O].
+Tensor patchWeights(const Tensor& w, const PatchConv& conv) {
+  const int64_t patch = conv.channels * conv.kh * conv.kw;
+  Tensor t = Tensor::allocate(DType::F32, {patch, conv.outChannels});
+  const float* src = w.data<float>();
+  float* dst = t.data<float>();
+  for (int64_t o = 0; o < conv.outChannels; ++o) {
+    for (int64_t k = 0; k < patch; ++k) dst[k * conv.outChannels + o] = src[o * patch + k];
+  }
+  return t;
+}
+
+// A patch-embedding Conv is a matmul over the image cut into patches:
+// [N, C, H, W] viewed as [N, H/kh, kh, W/kw, kw] per channel, the patches
+// gathered into rows [N, H/kh, W/kw, C*kh*kw], times the weights, plus the
+// bias, then put back to NCHW [N, O, H/kh, W/kw].
+Status convertConv(OnnxNodeContext& ctx, const OnnxOpConverter&) {
+  KILN_RETURN_IF_ERROR(requireInputs(ctx, 2));
+  Expected<PatchConv> conv = patchConv(ctx);
+  if (!conv) return conv.status();
+  if (ctx.inputType(0).dtype != DType::F32 || ctx.inputValue(1)->dtype() != DType::F32) {
+    return Status::error("unsupported Conv: kiln takes f32 only");
+  }
+  const int64_t rows = conv->height / conv->kh, cols = conv->width / conv->kw;
+  Expected<ValueId> cut = ctx.emit1(
+      "reshape", {ctx.input(0), ctx.addWeight("patches", int64Values({-1, conv->channels, rows, conv->kh,
+                                                                       cols, conv->kw}))});
+  if (!cut) return cut.status();
+  Attributes gather;
+  gather.set("perm", std::vector<int64_t>{0, 2, 4, 1, 3, 5});
+  Expected<ValueId> gathered = ctx.emit1("transpose", {*cut}, gather);
+  if (!gathered) return gathered.status();
+  Expected<ValueId> flat = ctx.emit1(
+      "reshape", {*gathered, ctx.addWeight("rows", int64Values({-1, rows, cols,
+                                                                 conv->channels * conv->kh * conv->kw}))});
+  if (!flat) return flat.status();
+  Expected<ValueId> y = ctx.emit1("matmul", {*flat, ctx.addWeight("weight", patchWeights(*ctx.inputValue(1), *conv))});
+  if (!y) return y.status();
+  if (ctx.hasInput(2)) {
+    y = ctx.emit1("add", {*y, ctx.input(2)});
+    if (!y) return y.status();
+  }
+  Attributes nchw;
+  nchw.set("perm", std::vector<int64_t>{0, 3, 1, 2});
+  Expected<ValueId> out = ctx.emit1("transpose", {*y}, nchw);
+  if (!out) return out.status();
+  ctx.setOutput(0, *out);
+  return Status::ok();
+}
+
+constexpr auto kInt = AttributeProto::INT;
+constexpr auto kInts = AttributeProto::INTS;
+
+}  // namespace
+
+std::vector<OnnxOpConverter> compositeOnnxConverters() {
+  const std::vector<OnnxAttrDecl> reduce = {{"axes", kInts}, {"keepdims", kInt},
+                                            {"noop_with_empty_axes", kInt}};
+  return {
+      {"ReduceL2", {"mul", "reduce_sum", "sqrt"}, reduce, convertReduceL2},
+      {"LessOrEqual", {"less", "equal", "or"}, {}, convertOrEqual},
+      {"GreaterOrEqual", {"greater", "equal", "or"}, {}, convertOrEqual},
+      {"Tile", {"unsqueeze", "shape", "concat", "reshape", "expand", "mul"}, {}, convertTile},
+      {"Conv", {"reshape", "transpose", "matmul", "add"},
+       {{"auto_pad", AttributeProto::STRING}, {"dilations", kInts}, {"group", kInt},
+        {"kernel_shape", kInts}, {"pads", kInts}, {"strides", kInts}},
+       convertConv},
+  };
+}
+
+}  // namespace kiln
