@@ -23,6 +23,9 @@ Expected<Attrs> readAttrs(const Attributes& attrs) {
   a.kvHeads = attrs.getInt("kv_heads");
   a.scale = attrs.getFloat("scale", 1.0);
   a.causal = attrs.getBool("causal");
+  a.window = attrs.getInt("window", 0);
+  if (a.window < 0 || (a.window > 0 && !a.causal))
+    return Status::error("window = ", a.window, ": a sliding window is a positive count of keys, on a causal mask");
   if (a.heads <= 0 || a.kvHeads <= 0)
     return Status::error("heads and kv_heads must be positive, got heads = ", a.heads, ", kv_heads = ", a.kvHeads);
   if (a.heads % a.kvHeads != 0)

@@ -26,10 +26,17 @@ struct Attrs {
   int64_t heads = 0, kvHeads = 0;
   double scale = 1.0;
   bool causal = false;
+  int64_t window = 0;           // > 0 (causal only): a query sees only its last `window` keys
   bool rope = false;            // rope = "half": rotate-half RoPE on q and k
   bool keyPaddingMask = false;  // mask_layout = "key_padding": mask [B, T], nonzero = attend
   Layout qkvLayout = Layout::BHSD, outLayout = Layout::BHSD;
 };
+
+// The first key a query sees whose visible keys end before `end`: the
+// sliding window's start, or 0.
+inline int64_t firstVisibleKey(const Attrs& a, int64_t end) {
+  return a.window > 0 && end > a.window ? end - a.window : 0;
+}
 
 // Reads and checks the attributes; the error names the attribute at fault.
 Expected<Attrs> readAttrs(const Attributes& attrs);

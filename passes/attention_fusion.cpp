@@ -1,5 +1,6 @@
 #include "passes/attention_fusion.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -7,6 +8,7 @@
 
 #include "ir/op_registry.h"
 #include "passes/attention_patterns.h"
+#include "passes/mask_semantics.h"
 #include "passes/pattern_utils.h"
 
 namespace kiln {
@@ -27,11 +29,12 @@ struct AttentionMatch {
   ValueId q = kNoValue, v = kNoValue;
   KeySource k;
   ValueId mask = kNoValue;
-  bool invertMask = false;  // a where(mask, fill, scores) mask: attend where false
-  // An additive mask built from a [B, T] key-padding mask: that mask, read
-  // with mask_layout = "key_padding" (scoresMask keeps the additive one).
+  bool invertMask = false;  // attend where the mask is false
+  // A mask built from a [B, T] key-padding input: that input, read with
+  // mask_layout = "key_padding" (scoresMask keeps the mask the scores read).
   bool keyPadding = false;
   ValueId scoresMask = kNoValue;
+  bool scoresMaskInverted = false;
   ValueId cos = kNoValue, sin = kNoValue;
   // cos/sin computed from positions past..past+S-1: the inv_freq weight they
   // came from, which the attention reads instead.
@@ -41,6 +44,7 @@ struct AttentionMatch {
   int64_t heads = 0, kvHeads = 0;
   double scale = 1.0;
   bool causal = false, rope = false;
+  int64_t window = 0;  // a sliding window of keys (with causal)
   int repeatsRemoved = 0;
   // With rope folded: the rotated Q and K and the scale without Q's inner
   // factors, for a retry without the fold if inference refuses it.
@@ -59,6 +63,7 @@ AttentionMatch withRopeTables(AttentionMatch m) {
 AttentionMatch withScoresMask(AttentionMatch m) {
   m.keyPadding = false;
   m.mask = m.scoresMask;
+  m.invertMask = m.scoresMaskInverted;
   return m;
 }
 
@@ -128,7 +133,7 @@ class AttentionFusion final : public Pass {
 
   Expected<bool> run(Graph& graph) override {
     counts_ = {};
-    causalCache_.clear();
+    semanticsCache_.clear();
     flatInvFreq_.clear();
     Rewriter rewriter(graph);
     std::vector<AttentionMatch> matches;
@@ -325,44 +330,54 @@ class AttentionFusion final : public Pass {
     m.k = k;
     m.v = v;
 
-    // Masks: causal ones become the flag, at most one other stays an operand.
-    std::vector<ValueId> padding;
-    bool paddingInverted = false;
+    // Masks: those whose meaning is known (mask_semantics.h) become the
+    // causal flag and the key-padding mask; at most one other stays an operand.
+    std::vector<ValueId> opaque;
+    bool opaqueInverted = false;
     for (ValueId additive : chain.additiveMasks) {
       if (!isFloat(graph.value(additive).type.dtype)) return std::nullopt;
-      if (causal(graph, additive, MaskForm::Additive, scores)) m.causal = true;
-      else padding.push_back(additive);
+      if (!absorbMask(graph, additive, MaskForm::Additive, scores, m)) opaque.push_back(additive);
     }
     for (const ScoresChain::WhereMask& where : chain.whereMasks) {
       if (graph.value(where.condition).type.dtype != DType::Bool || !isMaskingFill(graph, where.fill, scores))
         return std::nullopt;
-      MaskForm form = where.keepWhereTrue ? MaskForm::KeepWhereTrue : MaskForm::MaskWhereTrue;
-      if (causal(graph, where.condition, form, scores)) {
-        m.causal = true;
-      } else {
-        padding.push_back(where.condition);
-        paddingInverted = !where.keepWhereTrue;
+      const MaskForm form = where.keepWhereTrue ? MaskForm::KeepWhereTrue : MaskForm::MaskWhereTrue;
+      if (!absorbMask(graph, where.condition, form, scores, m)) {
+        opaque.push_back(where.condition);
+        opaqueInverted = !where.keepWhereTrue;
       }
     }
-    if (padding.size() > 1) return std::nullopt;
-    if (!padding.empty()) {
-      m.mask = m.scoresMask = padding.front();
-      m.invertMask = paddingInverted;
-      if (!paddingInverted && isFloat(graph.value(m.mask).type.dtype)) {
-        if (std::optional<ValueId> keyPadding = matchKeyPaddingMask(graph, m.mask, scores)) {
-          m.mask = *keyPadding;
-          m.keyPadding = true;
-        }
-      }
+    if (opaque.size() + (m.keyPadding ? 1 : 0) > 1) return std::nullopt;
+    if (!opaque.empty()) {
+      m.mask = opaque.front();
+      m.invertMask = opaqueInverted;
     }
     return m;
   }
 
-  bool causal(const Graph& graph, ValueId mask, MaskForm form, const Shape& scores) {
+  // Folds a mask of known meaning into the match: causal and a sliding
+  // window as attributes, a key-padding input as the key_padding mask (the
+  // mask itself kept for the fallback). False when it has to stay an
+  // operand: its meaning is unknown, or it names another key-padding input
+  // or window than one before.
+  bool absorbMask(const Graph& graph, ValueId mask, MaskForm form, const Shape& scores, AttentionMatch& m) {
     const std::string key = cat(mask, "/", static_cast<int>(form), "/", shapeStr(scores));
-    auto [it, inserted] = causalCache_.try_emplace(key, false);
-    if (inserted) it->second = isCausalMask(graph, mask, form, scores);
-    return it->second;
+    auto [it, inserted] = semanticsCache_.try_emplace(key);
+    if (inserted) it->second = maskSemantics(graph, mask, form, scores);
+    const std::optional<MaskSemantics>& meaning = it->second;
+    if (!meaning || (meaning->window && m.window && meaning->window != m.window)) return false;
+    if (meaning->keyPadding != kNoValue) {
+      if (m.keyPadding && (m.mask != meaning->keyPadding || m.invertMask != meaning->keyPaddingInverted))
+        return false;
+      m.keyPadding = true;
+      m.mask = meaning->keyPadding;
+      m.invertMask = meaning->keyPaddingInverted;
+      m.scoresMask = mask;
+      m.scoresMaskInverted = form == MaskForm::MaskWhereTrue;
+    }
+    m.causal = m.causal || meaning->causal;
+    m.window = std::max(m.window, meaning->window);
+    return true;
   }
 
   // inv_freq as the [D/2] weight the attention op reads: the weight itself,
@@ -407,6 +422,7 @@ class AttentionFusion final : public Pass {
     attrs.set("kv_heads", m.kvHeads);
     attrs.set("scale", m.scale);
     if (m.causal) attrs.set("causal", true);
+    if (m.window) attrs.set("window", m.window);
     if (m.rope) attrs.set("rope", std::string("half"));
     if (m.keyPadding) attrs.set("mask_layout", std::string("key_padding"));
     const bool appends = m.pastK != kNoValue;
@@ -461,7 +477,7 @@ class AttentionFusion final : public Pass {
   struct Counts {
     int64_t causal = 0, padding = 0, rope = 0, repeatKv = 0, kvAppends = 0, invFreq = 0, keyPadding = 0;
   } counts_;
-  std::map<std::string, bool> causalCache_;
+  std::map<std::string, std::optional<MaskSemantics>> semanticsCache_;
   std::map<ValueId, ValueId> flatInvFreq_;  // inv_freq weight -> its [D/2] copy
 };
 

@@ -1,6 +1,6 @@
 // Dataflow matchers for the pieces exporters wrap around an attention core:
-// scalar scale factors, rotate-half RoPE, repeat_kv, the past-K/V concat of a
-// KV cache, and the semantic check that a mask is causal. Each matcher looks
+// scalar scale factors, rotate-half RoPE, repeat_kv and the past-K/V concat of
+// a KV cache (what masks mean: passes/mask_semantics.h). Each matcher looks
 // only at the producers of the value it is given (never at op positions) and
 // returns what a rewrite needs, or nothing.
 #pragma once
@@ -56,62 +56,10 @@ std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id);
 std::optional<ValueId> matchRopeFrequencies(const Graph& graph, ValueId cos, ValueId sin, const Dim& past,
                                             const Dim& seq);
 
-// An additive mask made from a key-padding mask m of shape [B, T] (integer
-// or bool): (1 - m) * c with c at or below kMaskedScoreLimit, views and
-// value-preserving casts anywhere in the chain, m's axes landing on the batch
-// and key axes of the [B, H, S, T] scores. Returns m. The rewrite to a
-// key_padding mask assumes m holds only 0 and 1, as tokenizers write it.
-std::optional<ValueId> matchKeyPaddingMask(const Graph& graph, ValueId mask, const Shape& scores);
-
 // A KV-cache append: concat(past, fresh) along the sequence axis of [B, H, T, D].
 struct KvAppend {
   ValueId past = kNoValue, fresh = kNoValue;
 };
 std::optional<KvAppend> matchKvAppend(const Graph& graph, ValueId id);
-
-// Evaluates a value that depends on weights and on the shapes of other values
-// only (the exporters' mask construction: shape, range, where, trilu, slices
-// of a constant buffer), for chosen values of the shape symbols.
-class ShapeOnlyEvaluator {
- public:
-  // At most this many ops are evaluated; a larger cone is not a mask.
-  static constexpr size_t kMaxOps = 256;
-
-  ShapeOnlyEvaluator(const Graph& graph, ValueId id);
-  // False when the value reads the data of a graph input (or of a weight
-  // without data), or its cone is too large.
-  bool valid() const { return valid_; }
-  // The symbols in the types and dim attributes of the cone, sorted.
-  std::vector<std::string> symbols() const;
-  // The value with the symbols bound; nothing when a dim stays unknown or a
-  // kernel refuses the bound shapes.
-  std::optional<Tensor> evaluate(const SymbolBindings& bindings) const;
-
- private:
-  const Graph& graph_;
-  ValueId root_;
-  bool valid_ = true;
-  std::vector<int32_t> ops_;         // the cone, in graph order
-  std::vector<ValueId> shapeLeaves_;  // values read only for their shape
-};
-
-// How a mask value selects the keys a query attends.
-enum class MaskForm {
-  Additive,        // added to the scores: 0 = attend, very negative = masked
-  KeepWhereTrue,   // where(mask, scores, fill)
-  MaskWhereTrue,   // where(mask, fill, scores)
-};
-
-// Masked scores at or below this are an exact zero after softmax in f32.
-inline constexpr double kMaskedScoreLimit = -1e4;
-
-// True when `mask` is the causal mask of attention scores of shape `scores`
-// ([B, H, S, Tk]: query i attends key j iff j <= i + Tk - S) for several
-// bindings of the shape symbols, evaluated on the mask's construction.
-bool isCausalMask(const Graph& graph, ValueId mask, MaskForm form, const Shape& scores);
-
-// True when `fill` evaluates (for the same bindings) to values at or below
-// kMaskedScoreLimit everywhere: a where() fill that masks.
-bool isMaskingFill(const Graph& graph, ValueId fill, const Shape& scores);
 
 }  // namespace kiln

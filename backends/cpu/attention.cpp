@@ -286,6 +286,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   const int64_t L = P + T;
   p.keys = L;
   p.causal = a.causal;
+  p.window = a.window;
   if (cache && L > cache->capacity)
     return Status::error("attention: ", P, " cached + ", T, " new tokens exceed the KV cache capacity ",
                          cache->capacity);

@@ -55,6 +55,7 @@ struct AttentionProblem {
   int64_t headDim = 0;   // D (queries and keys)
   int64_t valueDim = 0;  // Dv
   bool causal = false;   // query s sees keys [0, s + L - S]
+  int64_t window = 0;    // > 0: and of those only the last `window`
 
   HeadRows queries;
   float queryScale = 1;  // the op's scale, folded into the loaded queries

@@ -30,6 +30,7 @@ struct RowState {
   const float* maskRow = nullptr;  // the mask at key 0 of this row, or null
   float* out = nullptr;
   int64_t limit = 0;  // keys [0, limit) are visible (causal), else all
+  int64_t first = 0;  // and of those only [first, limit) (a sliding window)
   int64_t valid = 0;  // keys of the current block with a weight (0: the row skips it)
   float max = kBlocked, sum = 0, alpha = 1;
 };
@@ -127,6 +128,7 @@ inline void softmaxRow(const UnitState& st, int64_t i, int64_t j0, int64_t count
   float newMax = kBlocked;
   if (valid > 0) {
     if (row.maskRow) addMask<V>(st.p, row.maskRow, j0, valid, s);
+    for (int64_t j = 0; j < std::min(row.first - j0, valid); ++j) s[j] = kBlocked;  // before the window
     for (int64_t j = valid; j < width; ++j) s[j] = kBlocked;
     F highest = V::set1(kBlocked);
     for (int64_t j = 0; j < valid; j += V::kWidth) highest = V::max(highest, V::load(s + j));
@@ -247,6 +249,7 @@ void attendUnit(const AttentionProblem& p, const AttentionUnit& u, float* scratc
     loadQueryRow(p, u.batch, h, s, st.queries + i * st.queryStride);
     RowState& row = rows[i];
     row.limit = p.causal ? std::clamp(s + p.keys - p.seq + 1, int64_t{0}, p.keys) : p.keys;
+    row.first = p.window > 0 && row.limit > p.window ? row.limit - p.window : 0;
     if (p.mask) row.maskRow = p.mask + u.batch * p.maskStride[0] + h * p.maskStride[1] + s * p.maskStride[2];
     row.out = p.out + u.batch * p.outBatchStride + h * p.outHeadStride + s * p.outRowStride;
     std::fill_n(st.acc + i * st.valueStride, st.valueStride, 0.f);

@@ -25,7 +25,7 @@ constexpr int64_t kMaxHeadDim = 256;  // MAX_HEAD_DIM in kernels/attention.cl
 // AttentionShape of kernels/attention.cl.
 struct AttentionShape {
   cl_long batch, heads, kvHeads, seq, newKeys, past, keys, headDim, valueDim, rowsPerHead;
-  cl_long causal, hasMask, rope, copyPast;
+  cl_long causal, window, hasMask, rope, copyPast;
   cl_long qStrides[3], kStrides[3], vStrides[3], outStrides[3];
   cl_long maskStrides[4];
   cl_long ropeStrides[2];
@@ -60,7 +60,7 @@ AttentionShape attentionShape(const KernelContext& ctx, const Attrs& a) {
   s.past = ctx.kvCache ? ctx.kvCache->past : ctx.input(kPastK) ? ctx.input(kPastK)->shape()[2] : 0;
   s.keys = s.past + s.newKeys;
   s.rowsPerHead = ctx.kvCache ? ctx.kvCache->capacity : s.keys;
-  s.causal = a.causal, s.rope = a.rope;
+  s.causal = a.causal, s.window = a.window, s.rope = a.rope;
   s.copyPast = !ctx.kvCache && s.past > 0;
   setHeadStrides(s.outStrides, a.outLayout, a.heads, s.seq, s.valueDim, a.heads * s.valueDim);
   return s;

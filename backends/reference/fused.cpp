@@ -223,10 +223,11 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
         T* y = out + b * outAt.batch + h * outAt.head + i * outAt.seq;
         // Causal: query i sits at position i + (L - S) of the keys.
         const int64_t visible = a.causal ? std::clamp<int64_t>(i + (L - S) + 1, 0, L) : L;
+        const int64_t first = firstVisibleKey(a, visible);
         const double* maskRow = mask.values.empty() ? nullptr
                                                     : mask.values.data() + b * maskAt[0] + h * maskAt[1] + i * maskAt[2];
         double highest = -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j < visible; ++j) {
+        for (int64_t j = first; j < visible; ++j) {
           const T* key = keyHead + j * D;
           double dot = 0.0;
           for (int64_t d = 0; d < D; ++d)
@@ -243,7 +244,7 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
         }
         double total = 0.0;
         std::fill(sum.begin(), sum.end(), 0.0);
-        for (int64_t j = 0; j < visible; ++j) {
+        for (int64_t j = first; j < visible; ++j) {
           const double weight = std::exp(scores[static_cast<size_t>(j)] - highest);
           total += weight;
           if (weight == 0.0) continue;

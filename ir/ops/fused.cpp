@@ -295,8 +295,8 @@ double fusedElementwiseFlops(const CostContext& ctx) {
 void registerFusedOps(OpRegistry& registry) {
   registry.add(OpDef{
       .kind = OpKind::Attention,
-      .summary = "softmax(q k^T * scale + mask) v per head, with optional causal mask, key-padding mask, "
-                 "rotate-half RoPE (cos/sin tables or inv_freq), KV-cache append (present_k/v), grouped kv "
+      .summary = "softmax(q k^T * scale + mask) v per head, with optional causal mask (and sliding window), "
+                 "key-padding mask, rotate-half RoPE (cos/sin tables or inv_freq), KV-cache append (present_k/v), grouped kv "
                  "heads and packed q|k|v rows",
       // k and v are absent (_) when qkv_layout = "bsd_packed".
       .operands = {"q", "k", "v", "mask", "cos", "sin", "past_k", "past_v", "inv_freq"},
@@ -305,6 +305,7 @@ void registerFusedOps(OpRegistry& registry) {
                 {"kv_heads", AttrKind::Int, true},
                 {"scale", AttrKind::Float, true},
                 {"causal", AttrKind::Bool},
+                {"window", AttrKind::Int},
                 {"rope", AttrKind::String},
                 {"qkv_layout", AttrKind::String},
                 {"out_layout", AttrKind::String},

@@ -35,6 +35,7 @@ struct Case {
   int64_t past = 0, headDim = 16;
   int64_t valueDim = -1;  // -1: headDim
   bool causal = false;
+  int64_t window = 0;
   Mask mask = Mask::None;
   Rope rope = Rope::None;
   Past pastMode = Past::None;
@@ -45,7 +46,7 @@ struct Case {
     return layout + "->" + outLayout + " B" + std::to_string(batch) + " H" + std::to_string(heads) + "/" +
            std::to_string(kvHeads) + " S" + std::to_string(seq) + " T" + std::to_string(newKeys) + " P" +
            std::to_string(past) + " D" + std::to_string(headDim) + "/" + std::to_string(valueDim) +
-           (causal ? " causal" : "") + " mask" + std::to_string(static_cast<int>(mask)) + " rope" +
+           (causal ? " causal" : "") + (window ? " window" + std::to_string(window) : "") + " mask" + std::to_string(static_cast<int>(mask)) + " rope" +
            std::to_string(static_cast<int>(rope)) + " past" + std::to_string(static_cast<int>(pastMode));
   }
 };
@@ -146,6 +147,7 @@ Inputs makeInputs(const Case& c, std::mt19937& rng) {
   in.attrs.set("kv_heads", Hkv);
   in.attrs.set("scale", 1.0 / std::sqrt(static_cast<double>(D)));
   in.attrs.set("causal", c.causal);
+  if (c.window) in.attrs.set("window", c.window);
   in.attrs.set("rope", std::string(c.rope == Rope::None ? "none" : "half"));
   in.attrs.set("qkv_layout", c.layout);
   in.attrs.set("out_layout", c.outLayout);
@@ -313,6 +315,27 @@ TEST(AttentionKernel, RopeFromTablesAndFrequencies) {
         c.headDim = 64;
         c.rope = rope;
         c.causal = true;
+        checkEveryIsa(c, seed++);
+      }
+}
+
+// A sliding window (Mistral's) shorter and longer than a key block, with and
+// without a past and a key-padding mask: the keys before it are masked.
+TEST(AttentionKernel, SlidingWindowMasksKeysBeforeIt) {
+  unsigned seed = 350;
+  for (int64_t window : {1, 4, 70})
+    for (Past past : {Past::None, Past::Operands, Past::Cache})
+      for (Mask mask : {Mask::None, Mask::KeyPadding}) {
+        Case c;
+        c.batch = 2;
+        c.heads = 4;
+        c.kvHeads = 2;
+        c.seq = 13;
+        c.past = past == Past::None ? 0 : 90;
+        c.pastMode = past;
+        c.causal = true;
+        c.window = window;
+        c.mask = mask;
         checkEveryIsa(c, seed++);
       }
 }

@@ -455,6 +455,9 @@ TEST_F(OpenCl, AttentionBhsdCausalGqa) {
   const Tensor q = randomF32({2, 4, 5, 16}, -1, 1), k = randomF32({2, 2, 5, 16}, -1, 1), v = randomF32({2, 2, 5, 12});
   check(OpKind::Attention, attrs({{"heads", int64_t{4}}, {"kv_heads", int64_t{2}}, {"scale", 0.25}, {"causal", true}}),
         {&q, &k, &v}, 1e-5);
+  check(OpKind::Attention,
+        attrs({{"heads", int64_t{4}}, {"kv_heads", int64_t{2}}, {"scale", 0.25}, {"causal", true}, {"window", int64_t{2}}}),
+        {&q, &k, &v}, 1e-5);
   const Tensor mask = randomInts(DType::Bool, {2, 1, 5, 5}, 0, 1);
   check(OpKind::Attention, attrs({{"heads", int64_t{4}}, {"kv_heads", int64_t{2}}, {"scale", 0.25}}),
         {&q, &k, &v, &mask}, 1e-5);

@@ -406,6 +406,10 @@ TEST(AttentionOp, Errors) {
   EXPECT_TRUE(contains(error, "heads (6) is not a multiple of kv_heads (4)")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"kv_heads", int64_t{0}}}));
   EXPECT_TRUE(contains(error, "heads and kv_heads must be positive")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"window", int64_t{4}}}));
+  EXPECT_TRUE(contains(error, "window = 4: a sliding window is a positive count of keys, on a causal mask")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"window", int64_t{-1}}, {"causal", true}}));
+  EXPECT_TRUE(contains(error, "window = -1")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"heads", int64_t{2}}}));
   EXPECT_TRUE(contains(error, "q [1, 4, 3, 16] has 4 heads, expected 2")) << error;
   const TensorType narrow = {DType::F32, {1, 2, 3, 8}};

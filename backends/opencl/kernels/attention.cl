@@ -11,7 +11,7 @@
 // elements; the head dim is contiguous.
 typedef struct {
   long batch, heads, kvHeads, seq, newKeys, past, keys, headDim, valueDim, rowsPerHead;
-  long causal, hasMask, rope, copyPast;
+  long causal, window, hasMask, rope, copyPast;
   long qStrides[3], kStrides[3], vStrides[3], outStrides[3];  // per batch, head, position
   long maskStrides[4];                                         // over [B, Hq, S, L]
   long ropeStrides[2];                                         // per batch, position: [.., D] rows of cos and sin
@@ -69,10 +69,11 @@ __kernel void attention_rows(__global const float* q, long qOffset, __global con
   const __global float* values = valueRows + valueRowsOffset + kvHead * s.rowsPerHead * Dv;
   // Causal: query i sits at position i + (L - S) of the keys.
   const long visible = s.causal ? clamp(i + (s.keys - s.seq) + 1, 0L, s.keys) : s.keys;
+  const long first = s.window > 0 && visible > s.window ? visible - s.window : 0;
   const __global float* maskRow =
       mask + maskOffset + b * s.maskStrides[0] + h * s.maskStrides[1] + i * s.maskStrides[2];
   float highest = -INFINITY, total = 0.0f;
-  for (long j = 0; j < visible; ++j) {
+  for (long j = first; j < visible; ++j) {
     float dot = 0.0f;
     for (long d = 0; d < D; ++d) dot = fma(query[d], keys[j * D + d], dot);
     const float score = dot * scale + (s.hasMask ? maskRow[j * s.maskStrides[3]] : 0.0f);
