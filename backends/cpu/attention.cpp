@@ -210,8 +210,20 @@ void attendUnits(const AttentionProblem& p, const RowStaging* staging, int64_t s
 
 }  // namespace
 
-bool loadAttentionMask(const Tensor* m, bool keyPadding, std::vector<float>& values, AttentionProblem& p) {
+// Per batch row of a [B or 1, L] key-padding mask (values as loadAttentionMask
+// makes them): one past its last real key.
+std::vector<int64_t> keyPaddingEnds(const std::vector<float>& values, const std::vector<int64_t>& strides,
+                                    const AttentionProblem& p) {
+  std::vector<int64_t> ends(static_cast<size_t>(p.batch), 0);
+  for (int64_t b = 0; b < p.batch; ++b)
+    for (int64_t j = p.keys - 1; j >= 0 && ends[static_cast<size_t>(b)] == 0; --j)
+      if (values[static_cast<size_t>(b * strides[0] + j * strides[3])] == 0.f) ends[static_cast<size_t>(b)] = j + 1;
+  return ends;
+}
+
+bool loadAttentionMask(const Tensor* m, bool keyPadding, MaskStorage& storage, AttentionProblem& p) {
   if (!m) return !keyPadding;
+  std::vector<float>& values = storage.values;
   const float blocked = -std::numeric_limits<float>::infinity();
   std::vector<int64_t> strides;
   if (keyPadding) {
@@ -221,6 +233,8 @@ bool loadAttentionMask(const Tensor* m, bool keyPadding, std::vector<float>& val
       values[static_cast<size_t>(i)] = m->elementAsDouble(i) != 0.0 ? 0.f : blocked;
     const std::vector<int64_t> padding = ops::broadcastStrides(m->shape(), {p.batch, p.keys});
     strides = {padding[0], 0, 0, padding[1]};
+    storage.keyEnds = keyPaddingEnds(values, strides, p);
+    p.keyEnds = storage.keyEnds.data();
   } else {
     if (m->dtype() == DType::F64 || (m->dtype() != DType::Bool && !isFloat(m->dtype()))) return false;
     if (m->dtype() != DType::F32) {
@@ -336,7 +350,7 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
     p.ropeSin = ropeSin.data();
   }
 
-  std::vector<float> maskValues;
+  MaskStorage maskValues;
   if (!loadAttentionMask(ctx.input(kMask), a.keyPaddingMask, maskValues, p)) return std::nullopt;
 
   // Where attention reads the keys and values, and what is staged first.

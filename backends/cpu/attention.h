@@ -73,6 +73,9 @@ struct AttentionProblem {
   // null without a mask.
   const float* mask = nullptr;
   int64_t maskStride[4] = {0, 0, 0, 0};
+  // With a key-padding mask, per batch row: the keys from here on are all
+  // padding, which no query sees, so their blocks are skipped; null without.
+  const int64_t* keyEnds = nullptr;
 
   float* out = nullptr;
   int64_t outBatchStride = 0, outHeadStride = 0, outRowStride = 0;
@@ -103,11 +106,16 @@ inline int64_t unitScratchFloats(const AttentionProblem& p) {
 
 // For kernels that build an AttentionProblem of their own
 // (latent_attention.cpp). The mask of p's scores [B, H, S, L] as additive
-// floats (a false bool or a zero key-padding entry is -inf), in `values` or,
-// an f32 scores mask, read in place; false for what the reference must take
+// floats (a false bool or a zero key-padding entry is -inf), in
+// storage.values or, an f32 scores mask, read in place, and for key padding
+// each batch row's end of real keys in storage.keyEnds; false for what the reference must take
 // (a float64 mask, whose values may lie beyond float's range; key padding
 // without a mask). Then p's units on the threads, key chunks merged.
-bool loadAttentionMask(const Tensor* mask, bool keyPadding, std::vector<float>& values, AttentionProblem& p);
+struct MaskStorage {
+  std::vector<float> values;
+  std::vector<int64_t> keyEnds;
+};
+bool loadAttentionMask(const Tensor* mask, bool keyPadding, MaskStorage& storage, AttentionProblem& p);
 void runAttentionProblem(const AttentionProblem& p, Isa isa);
 
 // Query s of head h in batch b, roped and scaled, zero-padded to padded(D).

@@ -29,7 +29,7 @@ constexpr int kValueColumns = V::kRegisters / 8;
 struct RowState {
   const float* maskRow = nullptr;  // the mask at key 0 of this row, or null
   float* out = nullptr;
-  int64_t limit = 0;  // keys [0, limit) are visible (causal), else all
+  int64_t limit = 0;  // keys [0, limit) are visible (causal, short of trailing padding), else all
   int64_t first = 0;  // and of those only [first, limit) (a sliding window)
   int64_t valid = 0;  // keys of the current block with a weight (0: the row skips it)
   float max = kBlocked, sum = 0, alpha = 1;
@@ -250,6 +250,7 @@ void attendUnit(const AttentionProblem& p, const AttentionUnit& u, float* scratc
     RowState& row = rows[i];
     row.limit = p.causal ? std::clamp(s + p.keys - p.seq + 1, int64_t{0}, p.keys) : p.keys;
     row.first = p.window > 0 && row.limit > p.window ? row.limit - p.window : 0;
+    if (p.keyEnds) row.limit = std::min(row.limit, p.keyEnds[u.batch]);  // trailing padding
     if (p.mask) row.maskRow = p.mask + u.batch * p.maskStride[0] + h * p.maskStride[1] + s * p.maskStride[2];
     row.out = p.out + u.batch * p.outBatchStride + h * p.outHeadStride + s * p.outRowStride;
     std::fill_n(st.acc + i * st.valueStride, st.valueStride, 0.f);

@@ -46,6 +46,10 @@ constexpr int64_t kMinPackedN = 16;
 // Bytes of a thread's private result columns (its share of the K-chunks'
 // running sums), which should stay in its L2 cache across the chunks.
 constexpr int64_t kColumnPassBytes = int64_t{256} << 10;
+// Rows of a pass when M is larger than kMaxPassRows: a pass over all of a
+// tall M would hold too few columns for oneDNN's kernel and read all of a
+// for every 64 columns; a block of rows is read once per column pass of it.
+constexpr int64_t kMaxPassRows = 512, kPassRows = 256;
 
 dnnl::algorithm eltwiseFor(Activation activation) {
   switch (activation) {
@@ -217,10 +221,11 @@ struct PackedWeight {
   std::vector<Panel> panels;        // f32 column-blocked chunks, for the single-row kernel
 };
 
-// The primitives (one per K-chunk) of a product over `width` columns.
+// The primitives (one per K-chunk) of a product over `rows` rows and `width` columns.
 struct ColumnPass {
-  int64_t width = 0;
+  int64_t rows = 0, width = 0;
   std::vector<dnnl::matmul> primitives;
+  std::vector<memory::desc> aDescs;  // per K-chunk: the pass's rows of a
   std::vector<memory::desc> bDescs;  // per K-chunk: the pass's blocks of b
   memory::desc cDesc, biasDesc;
 };
@@ -229,7 +234,9 @@ struct ColumnPass {
 // - the single-row kernel (one row against packed f32 columns);
 // - column passes: each thread computes its own share of the 64-column
 //   blocks, in passes narrow enough that the pass's running sums (a private
-//   [M, width] buffer) stay in its cache across the K-chunks; single-threaded
+//   [rows, width] buffer) stay in its cache across the K-chunks, over all of
+//   M or, for a tall M, blocks of kPassRows rows (each block's passes in a
+//   row, so they read its rows of a from the cache); single-threaded
 //   primitives, one OpenMP region a product whatever the chunks (a busy
 //   machine makes each region's join wait for a descheduled thread);
 // - whole: one primitive per K-chunk over the whole result, on oneDNN's
@@ -251,8 +258,8 @@ struct Plan {
   memory::desc cDesc, biasDesc;                // whole
   size_t scratchpadBytes = 0;                  // the most any of its primitives wants
   std::vector<int64_t> threadColumns;          // column passes: thread t's columns [t], [t + 1]
-  int64_t passWidth = 0;
-  std::vector<ColumnPass> passes;              // by width
+  int64_t passRows = 0, passWidth = 0;
+  std::vector<ColumnPass> passes;              // by rows and width
 };
 
 // Per-thread buffers that grow to the largest request and stay.
@@ -415,12 +422,13 @@ dnnl_status_t runWhole(const Plan& plan, const Operands& operands, const void* a
   return status == dnnl_success ? dnnl_stream_wait(stream.get()) : status;
 }
 
-// One column pass on the calling thread: columns [c0, c0 + width) of every
-// K-chunk into the thread's running sums, then out = sums + residual.
-dnnl_status_t runColumnPass(const Plan& plan, const ColumnPass& pass, int64_t c0, const Operands& operands,
+// One column pass on the calling thread: rows [r0, r0 + rows) and columns
+// [c0, c0 + width) of every K-chunk into the thread's running sums, then
+// out = sums + residual.
+dnnl_status_t runColumnPass(const Plan& plan, const ColumnPass& pass, int64_t r0, int64_t c0, const Operands& operands,
                             const void* aData) {
   const PlanKey& key = plan.key;
-  const int64_t M = key.M, width = pass.width;
+  const int64_t M = pass.rows, width = pass.width;
   float* sums = grown(threadScratch().columns, M * width);
   dnnl::stream& stream = threadStream();
   memory cMem, biasMem, scratchpad;
@@ -431,7 +439,9 @@ dnnl_status_t runColumnPass(const Plan& plan, const ColumnPass& pass, int64_t c0
     const size_t c = static_cast<size_t>(i);
     const int64_t k0 = plan.chunks.begin(i);
     memory aMem, bMem;
-    status = makeMemory(plan.aDescs[c], static_cast<const uint8_t*>(aData) + k0 * M * factorSize(key), aMem);
+    // Copied chunks lie one after another, each [key.M][length]; a read in place is [key.M][K].
+    const int64_t aOffset = plan.copyA ? k0 * key.M + r0 * plan.chunks.length(i) : r0 * key.K + k0;
+    status = makeMemory(pass.aDescs[c], static_cast<const uint8_t*>(aData) + aOffset * factorSize(key), aMem);
     // The pass's blocks of a column-blocked chunk are a packed b of their own.
     if (status == dnnl_success)
       status = makeMemory(pass.bDescs[c],
@@ -448,16 +458,42 @@ dnnl_status_t runColumnPass(const Plan& plan, const ColumnPass& pass, int64_t c0
   if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
   if (status != dnnl_success) return status;
   for (int64_t m = 0; m < M; ++m) {
-    float* to = operands.out + m * key.N + c0;
+    float* to = operands.out + (r0 + m) * key.N + c0;
     const float* from = sums + m * width;
     if (operands.residual) {
-      const float* residual = operands.residual + m * key.N + c0;  // may be `to`: read before written
+      const float* residual = operands.residual + (r0 + m) * key.N + c0;  // may be `to`: read before written
       for (int64_t j = 0; j < width; ++j) to[j] = from[j] + residual[j];
     } else {
       std::copy_n(from, width, to);
     }
   }
   return dnnl_success;
+}
+
+// The primitives of a column pass of `rows` rows and `width` columns, unless
+// the plan has them.
+void addColumnPass(Plan& plan, int64_t rows, int64_t width) {
+  for (const ColumnPass& pass : plan.passes)
+    if (pass.rows == rows && pass.width == width) return;
+  PlanKey key = plan.key;
+  key.M = rows;  // the pass's view of a
+  ColumnPass pass;
+  pass.rows = rows, pass.width = width;
+  pass.cDesc = memory::desc({rows, width}, memory::data_type::f32, memory::format_tag::ab);
+  pass.biasDesc = memory::desc({1, width}, memory::data_type::f32, memory::format_tag::ab);
+  for (int64_t i = 0; i < plan.chunks.count; ++i) {
+    pass.aDescs.push_back(aChunkDesc(key, plan.copyA, plan.chunks.length(i)));
+    pass.bDescs.push_back(columnBlockedDesc(key, plan.chunks.length(i), width));
+    if (sharesPreviousPrimitive(plan.chunks, i)) {
+      pass.primitives.push_back(pass.primitives.back());
+      continue;
+    }
+    const dnnl::matmul::primitive_desc pd =
+        chunkPrimitive(plan, i, pass.aDescs.back(), pass.bDescs.back(), pass.cDesc, pass.biasDesc, false);
+    plan.scratchpadBytes = std::max(plan.scratchpadBytes, pd.scratchpad_desc().get_size());
+    pass.primitives.emplace_back(pd);
+  }
+  plan.passes.push_back(std::move(pass));
 }
 
 // The column passes of a thread's range [first, last), each at most `width` wide.
@@ -549,29 +585,12 @@ std::shared_ptr<const Plan> Gemm::State::build(const PlanKey& key, const Tensor&
     const int64_t blocks = (key.N + kColumnBlock - 1) / kColumnBlock;
     for (int t = 0; t <= key.threads; ++t)
       plan->threadColumns.push_back(std::min(key.N, blocks * t / key.threads * kColumnBlock));
-    plan->passWidth = std::max(kColumnBlock, kColumnPassBytes / (4 * key.M) / kColumnBlock * kColumnBlock);
+    plan->passRows = key.M <= kMaxPassRows ? key.M : kPassRows;
+    plan->passWidth = std::max(kColumnBlock, kColumnPassBytes / (4 * plan->passRows) / kColumnBlock * kColumnBlock);
     for (int t = 0; t < key.threads; ++t)
       forEachPass(plan->threadColumns[static_cast<size_t>(t)], plan->threadColumns[static_cast<size_t>(t) + 1],
                   plan->passWidth, [&](int64_t, int64_t width) {
-                    for (const ColumnPass& pass : plan->passes)
-                      if (pass.width == width) return;
-                    ColumnPass pass;
-                    pass.width = width;
-                    pass.cDesc = memory::desc({key.M, width}, memory::data_type::f32, memory::format_tag::ab);
-                    pass.biasDesc = memory::desc({1, width}, memory::data_type::f32, memory::format_tag::ab);
-                    for (int64_t i = 0; i < plan->chunks.count; ++i) {
-                      pass.bDescs.push_back(columnBlockedDesc(key, plan->chunks.length(i), width));
-                      if (sharesPreviousPrimitive(plan->chunks, i)) {
-                        pass.primitives.push_back(pass.primitives.back());
-                        continue;
-                      }
-                      const dnnl::matmul::primitive_desc pd =
-                          chunkPrimitive(*plan, i, plan->aDescs[static_cast<size_t>(i)], pass.bDescs.back(),
-                                         pass.cDesc, pass.biasDesc, false);
-                      plan->scratchpadBytes = std::max(plan->scratchpadBytes, pd.scratchpad_desc().get_size());
-                      pass.primitives.emplace_back(pd);
-                    }
-                    plan->passes.push_back(std::move(pass));
+                    forEachPass(0, key.M, plan->passRows, [&](int64_t, int64_t rows) { addColumnPass(*plan, rows, width); });
                   });
     return plan;
   }
@@ -710,16 +729,19 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
       const int64_t team = omp_get_num_threads(), t = omp_get_thread_num();
       prepareRows(key.M * t / team, key.M * (t + 1) / team);
 #pragma omp barrier
+      // A block of a's rows, then its column passes, which read it from the cache.
       for (int64_t share = t; share < threads; share += team)
-        forEachPass(plan->threadColumns[static_cast<size_t>(share)],
-                    plan->threadColumns[static_cast<size_t>(share) + 1], plan->passWidth,
-                    [&](int64_t c0, int64_t width) {
-                      for (const ColumnPass& pass : plan->passes)
-                        if (pass.width == width && status == dnnl_success) {
-                          const dnnl_status_t passStatus = runColumnPass(*plan, pass, c0, operands, aData);
-                          if (passStatus != dnnl_success) status = passStatus;
-                        }
-                    });
+        forEachPass(0, key.M, plan->passRows, [&](int64_t r0, int64_t rows) {
+          forEachPass(plan->threadColumns[static_cast<size_t>(share)],
+                      plan->threadColumns[static_cast<size_t>(share) + 1], plan->passWidth,
+                      [&](int64_t c0, int64_t width) {
+                        for (const ColumnPass& pass : plan->passes)
+                          if (pass.rows == rows && pass.width == width && status == dnnl_success) {
+                            const dnnl_status_t passStatus = runColumnPass(*plan, pass, r0, c0, operands, aData);
+                            if (passStatus != dnnl_success) status = passStatus;
+                          }
+                      });
+        });
     }
   }
   if (status != dnnl_success)

@@ -228,7 +228,7 @@ std::optional<Status> runLatentAttention(const KernelContext& ctx, Isa isa, Late
   AttentionProblem p;
   p.batch = lp.batch, p.heads = lp.heads, p.seq = lp.seq, p.keys = lp.keys, p.causal = a.causal;
   p.queryScale = static_cast<float>(a.scale);
-  std::vector<float> maskValues;
+  MaskStorage maskValues;
   if (!loadAttentionMask(ctx.input(kMask), a.keyPaddingMask, maskValues, p)) return std::nullopt;
   const int64_t queryWidth = queries.shape()[3], H = lp.heads, S = lp.seq;
   p.queries = {queries.data<float>(), S * H * queryWidth, queryWidth, H * queryWidth};

@@ -217,13 +217,15 @@ TEST(Gemm, ThreadCountsAgree) {
 }
 
 // Products large enough to be split across threads: by rows, by batches, and
-// (a transposed) not at all, with an in-place residual after an activation.
+// (a transposed) not at all, with an in-place residual after an activation;
+// a tall one (M above kMaxPassRows) in blocks of rows, the last one short,
+// f32 in several K-chunks and bf16, a read in place and transposed.
 TEST(Gemm, LargeProductsSplitAcrossThreads) {
   ::setenv("KILN_NUM_THREADS", "3", 1);
   for (Isa isa : isasOfThisCpu()) {
     Gemm gemm(isa);
     std::mt19937 rng(13);
-    std::vector<Case> cases(5);
+    std::vector<Case> cases(8);
     cases[0].a = {200, 300}, cases[0].b = {300, 250}, cases[0].weight = true, cases[0].bias = true;
     cases[0].residual = cases[0].inPlaceResidual = true, cases[0].activation = "gelu";
     cases[1].a = {4, 300, 50}, cases[1].b = {4, 300, 70}, cases[1].transA = true, cases[1].residual = true;
@@ -231,6 +233,10 @@ TEST(Gemm, LargeProductsSplitAcrossThreads) {
     cases[3].a = {150, 300}, cases[3].b = {200, 300}, cases[3].transB = true, cases[3].weight = true;
     cases[3].bType = DType::BF16, cases[3].bias = true;
     cases[4].a = {2, 100}, cases[4].b = {100, 8192}, cases[4].weight = true, cases[4].activation = "silu";
+    cases[5].a = {600, 300}, cases[5].b = {300, 200}, cases[5].weight = true, cases[5].bias = true;
+    cases[5].residual = cases[5].inPlaceResidual = true, cases[5].activation = "gelu";
+    cases[6].a = {300, 600}, cases[6].b = {300, 130}, cases[6].transA = true, cases[6].weight = true;
+    cases[7].a = {700, 100}, cases[7].b = {100, 150}, cases[7].weight = true, cases[7].bType = DType::BF16;
     for (size_t i = 0; i < cases.size(); ++i) {
       const Outcome outcome = runCase(gemm, cases[i], rng);
       ASSERT_TRUE(outcome.ran) << "case " << i;
