@@ -13,6 +13,7 @@
 #include "passes/precision_bf16.h"
 #include "passes/sibling_matmul_merge.h"
 #include "passes/swiglu_fusion.h"
+#include "passes/unfold_heads.h"
 
 namespace kiln {
 
@@ -35,6 +36,7 @@ constexpr PassFactory kPassFactories[] = {
     &plain<createDeadCodeElimination>,
     &plain<createCommonSubexpressionElimination>,
     &plain<createConstantFold>,
+    &plain<createUnfoldHeads>,
     &plain<createAttentionFusion>,
     &latentAttention,
     &plain<createNormFusion>,
