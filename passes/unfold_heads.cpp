@@ -86,7 +86,12 @@ class UnfoldHeads final : public Pass {
           agrees(heads, xs[0], *xs[1].constant()))
         return x;
     }
-    if (const Op* transpose = rw.producer(v, OpKind::Transpose)) return unfoldSplit(rw, anchor, *transpose, heads);
+    if (const Op* transpose = rw.producer(v, OpKind::Transpose)) {
+      const Op copy = *transpose;
+      const std::vector<int64_t> perm = copy.attrs.getInts("perm");
+      if (perm.size() == 3 && perm[0] == 0) return unfoldTransposed(rw, anchor, copy, perm, heads);
+      return unfoldSplit(rw, anchor, copy, heads);
+    }
     for (OpKind kind : {OpKind::Mul, OpKind::Div})
       if (const Op* scaled = rw.producer(v, kind)) {
         const Op copy = *scaled;  // creating ops may move the op list
@@ -97,6 +102,18 @@ class UnfoldHeads final : public Pass {
         return made ? std::optional<ValueId>(*made) : std::nullopt;
       }
     return std::nullopt;
+  }
+
+  // transpose(folded, [0, 2, 1]) (GPT-NeoX's kᵀ) as the transpose of the
+  // unfolded value's last two axes.
+  std::optional<ValueId> unfoldTransposed(Rewriter& rw, int32_t anchor, const Op& transpose,
+                                          const std::vector<int64_t>& perm, std::optional<Heads>& heads) {
+    std::optional<ValueId> inner = unfold(rw, anchor, transpose.operands[0], heads);
+    if (!inner) return std::nullopt;
+    Attributes order;
+    order.set("perm", std::vector<int64_t>{0, 1, perm[1] + 1, perm[2] + 1});
+    Expected<ValueId> made = rw.create1(anchor, OpKind::Transpose, {*inner}, order, transpose.location);
+    return made ? std::optional<ValueId>(*made) : std::nullopt;
   }
 
   // transpose(reshape(x [P, B, H*D] -> [P, B*H, D]), perm) with B*H moved
@@ -158,9 +175,9 @@ class UnfoldHeads final : public Pass {
       after.push_back(reader);
       reader = rw.soleUser(rw.op(reader).results[0]);
     }
-    if (reader < 0 || !rw.op(reader).is(OpKind::Matmul) || rw.op(reader).operands.size() != 2 ||
-        shapeOf(rw, rw.op(reader).results[0]).size() != 3)
-      return 0;
+    if (reader < 0 || !rw.op(reader).is(OpKind::Matmul) || rw.op(reader).operands.size() != 2) return 0;
+    const size_t readerRank = shapeOf(rw, rw.op(reader).results[0]).size();
+    if (readerRank != 3 && readerRank != 4) return 0;
     for (int32_t op : *chain)
       if (rw.soleUser(rw.op(op).results[0]) < 0) return 0;
     const size_t created = rw.createdCount();
@@ -179,7 +196,11 @@ class UnfoldHeads final : public Pass {
     std::optional<Heads> heads;
     std::optional<ValueId> a = unfold(rw, readerIndex, scores.operands[0], heads);
     std::optional<ValueId> b = a ? unfold(rw, readerIndex, scores.operands[1], heads) : std::nullopt;
-    std::optional<ValueId> v = b ? unfold(rw, readerIndex, reader.operands[1], heads) : std::nullopt;
+    // A 4-D reader (GPT-NeoX: the scores reshaped back before the softmax) reads v as it is.
+    const bool folded = shapeOf(rw, reader.results[0]).size() == 3;
+    std::optional<ValueId> v = !b       ? std::nullopt
+                               : folded ? unfold(rw, readerIndex, reader.operands[1], heads)
+                                        : std::optional<ValueId>(reader.operands[1]);
     if (!v) return false;
     std::map<ValueId, ValueId> lifted;
     Expected<ValueId> s4 = rw.create1(readerIndex, OpKind::Matmul, {*a, *b}, scores.attrs, scores.location);
@@ -210,10 +231,11 @@ class UnfoldHeads final : public Pass {
     if (!probs) return false;
     Expected<ValueId> out = rw.create1(readerIndex, OpKind::Matmul, {*probs, *v}, reader.attrs, reader.location);
     if (!out) return false;
+    if (!folded) return rw.replace(reader.results[0], *out).isOk();
     Attributes merge;
     merge.set("shape", std::vector<Dim>(shapeOf(rw, reader.results[0])));
-    Expected<ValueId> folded = rw.create1(readerIndex, OpKind::Reshape, {*out}, merge, reader.location);
-    return folded && rw.replace(reader.results[0], *folded).isOk();
+    Expected<ValueId> merged = rw.create1(readerIndex, OpKind::Reshape, {*out}, merge, reader.location);
+    return merged && rw.replace(reader.results[0], *merged).isOk();
   }
 };
 
