@@ -192,6 +192,36 @@ Status gatherKernel(const KernelContext& ctx) {
   return Status::ok();
 }
 
+// ---- gather_elements
+
+Status gatherElementsKernel(const KernelContext& ctx) {
+  const Tensor& data = *ctx.input(0);
+  const Tensor& indices = *ctx.input(1);
+  Tensor& out = *ctx.outputs[0];
+  const auto axis = static_cast<size_t>(wrapAxis(ctx.attrs.getInt("axis"), data.rank()));
+  const std::vector<int64_t> dataStrides = rowMajorStrides(data.shape()), at = rowMajorStrides(indices.shape());
+  const int64_t extent = data.shape()[axis];
+  const size_t elementSize = dtypeSize(data.dtype());
+  for (int64_t n = 0; n < indices.numElements(); ++n) {
+    int64_t index = indices.elementAsInt(n);
+    if (index < -extent || index >= extent)
+      return Status::error(ctx.def.name, ": index ", index, " is out of range for axis ", axis, " of size ",
+                           extent, " (data ", shapeStr(data.shape()), ")");
+    if (index < 0) index += extent;
+    int64_t source = 0;
+    for (size_t d = 0; d < indices.rank(); ++d) {
+      const int64_t coordinate = n / at[d] % indices.shape()[d];
+      if (d != axis && coordinate >= data.shape()[d])
+        return Status::error(ctx.def.name, ": indices ", shapeStr(indices.shape()), " reach past data ",
+                             shapeStr(data.shape()), " on axis ", d);
+      source += (d == axis ? index : coordinate) * dataStrides[d];
+    }
+    std::memcpy(static_cast<uint8_t*>(out.data()) + static_cast<size_t>(n) * elementSize,
+                static_cast<const uint8_t*>(data.data()) + static_cast<size_t>(source) * elementSize, elementSize);
+  }
+  return Status::ok();
+}
+
 // ---- expand
 
 Status expandKernel(const KernelContext& ctx) {
@@ -315,6 +345,7 @@ void addShapeKernels(ReferenceKernelTable& table) {
   table.add(OpKind::Split, splitKernel);
   table.add(OpKind::Slice, sliceKernel);
   table.add(OpKind::Gather, gatherKernel);
+  table.add(OpKind::GatherElements, gatherElementsKernel);
   table.add(OpKind::Expand, expandKernel);
   table.add(OpKind::Shape, shapeKernel);
   table.add(OpKind::Size, sizeKernel);

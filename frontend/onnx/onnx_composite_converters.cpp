@@ -68,10 +68,31 @@ Expected<ValueId> unsqueezed(OnnxNodeContext& ctx, ValueId x, const std::vector<
   return ctx.emit1("unsqueeze", {x, ctx.addWeight("axes", int64Values(axes))});
 }
 
+// Tile by repeats known at import time: the expand and reshape take their
+// shapes as dims, so the result's dims are known (symbolic where x's are).
+Status tileByKnownRepeats(OnnxNodeContext& ctx, ValueId spread, const Tensor& repeats) {
+  const Shape& x = ctx.inputType(0).shape;
+  std::vector<Dim> spreadDims, tiledDims;
+  for (size_t d = 0; d < x.size(); ++d) {
+    const Dim r(static_cast<int64_t>(repeats.elementAsDouble(static_cast<int64_t>(d))));
+    spreadDims.insert(spreadDims.end(), {r, x[d]});
+    tiledDims.push_back(r * x[d]);
+  }
+  Attributes expand, reshape;
+  expand.set("shape", spreadDims);
+  reshape.set("shape", tiledDims);
+  Expected<ValueId> expanded = ctx.emit1("expand", {spread}, expand);
+  if (!expanded) return expanded.status();
+  Expected<ValueId> tiled = ctx.emit1("reshape", {*expanded}, reshape);
+  if (!tiled) return tiled.status();
+  ctx.setOutput(0, *tiled);
+  return Status::ok();
+}
+
 // Tile of x [d0..dn-1] by repeats [r0..rn-1]: x unsqueezed to
 // [1, d0, 1, d1, ...], expanded to [r0, d0, r1, d1, ...], reshaped to
-// [r0*d0, r1*d1, ...]. The shapes are computed in the graph, so repeats
-// known only at run time work; canonicalisation folds what is known.
+// [r0*d0, r1*d1, ...]. Repeats known only at run time work too: the shapes
+// are then computed in the graph, and canonicalisation folds what it can.
 Status convertTile(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   KILN_RETURN_IF_ERROR(requireInputs(ctx, 2));
   const ValueId x = ctx.input(0), repeats = ctx.input(1);
@@ -80,6 +101,8 @@ Status convertTile(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   for (int64_t d = 0; d < rank; ++d) everyOther.push_back(2 * d);
   Expected<ValueId> spread = unsqueezed(ctx, x, everyOther);
   if (!spread) return spread.status();
+  if (const Tensor* known = ctx.inputValue(1); known && known->numElements() == rank)
+    return tileByKnownRepeats(ctx, *spread, *known);
   Expected<ValueId> dims = ctx.emit1("shape", {x});
   if (!dims) return dims.status();
   Expected<ValueId> repeatColumn = unsqueezed(ctx, repeats, {1});

@@ -13,6 +13,7 @@
 #include <onnx/onnx_pb.h>
 
 #include "frontend/onnx/onnx_op_converters.h"
+#include "frontend/onnx/onnx_sequences.h"
 #include "frontend/onnx/onnx_wire.h"
 #include "frontend/onnx/proto_io.h"
 #include "frontend/onnx/tensor_proto.h"
@@ -168,29 +169,36 @@ class OnnxImporter {
     return node.name().empty() ? cat(node.op_type(), "_", index) : node.name();
   }
 
-  // One error listing every node whose op kiln cannot import, before
-  // anything is built.
+  // One error listing every node whose op kiln cannot import (in Loop
+  // bodies too), before anything is built.
   Status checkSupportedOps() {
     std::vector<std::string> problems;
     const auto& nodes = model_.graph().node();
-    for (int i = 0; i < nodes.size(); ++i) {
-      const onnx::NodeProto& node = nodes.Get(i);
-      std::string why;
-      if (!isOnnxDomain(node.domain())) {
-        why = cat(" (domain '", node.domain(), "')");
-      } else if (const OnnxOpConverter* converter = findOnnxOpConverter(node.op_type())) {
-        for (std::string_view op : converter->kilnOps) {
-          if (!OpRegistry::global().find(op)) why = cat(" (kiln has no '", op, "' op)");
-        }
-        if (why.empty()) continue;
-      }
-      problems.push_back(cat("  node '", nodeLocation(i), "': ", node.op_type(), why));
-    }
+    for (int i = 0; i < nodes.size(); ++i) checkSupported(nodes.Get(i), nodeLocation(i), problems);
     if (problems.empty()) return Status::ok();
     std::string message = cat(path_, ": unsupported ONNX ops in ", problems.size(),
                               problems.size() == 1 ? " node:" : " nodes:");
     for (const std::string& p : problems) message += "\n" + p;
     return Status::error(message);
+  }
+
+  void checkSupported(const onnx::NodeProto& node, const std::string& location, std::vector<std::string>& problems) {
+    std::string why;
+    if (!isOnnxDomain(node.domain())) {
+      why = cat(" (domain '", node.domain(), "')");
+    } else if (isSequenceOrLoopOp(node.op_type())) {
+      for (const auto& attr : node.attribute())
+        if (attr.has_g())
+          for (int n = 0; n < attr.g().node_size(); ++n)
+            checkSupported(attr.g().node(n), cat(location, "/", attr.g().node(n).name()), problems);
+      return;
+    } else if (const OnnxOpConverter* converter = findOnnxOpConverter(node.op_type())) {
+      for (std::string_view op : converter->kilnOps) {
+        if (!OpRegistry::global().find(op)) why = cat(" (kiln has no '", op, "' op)");
+      }
+      if (why.empty()) return;
+    }
+    problems.push_back(cat("  node '", location, "': ", node.op_type(), why));
   }
 
   Status addInitializers() {
@@ -432,43 +440,52 @@ class OnnxImporter {
       outputNames_.insert(output.name());
     }
 
-    for (int i = 0; i < g.node_size(); ++i) {
-      const onnx::NodeProto& node = g.node(i);
-      const std::string location = nodeLocation(i);
-      std::vector<ValueId> inputs;
-      for (const std::string& name : node.input()) {
-        if (name.empty()) {
-          inputs.push_back(kNoValue);
-          continue;
-        }
-        auto it = values_.find(name);
-        if (it == values_.end()) {
-          return error("node '", location, "' (", node.op_type(), "): input '", name,
-                       "' is not a graph input, an initializer or an earlier node's output "
-                       "(truncated or unsorted model?)");
-        }
-        inputs.push_back(it->second);
-      }
-      const std::string context =
-          cat(path_, ": node '", location, "' (", node.op_type(), ", inputs ",
-              typeList(graph_, inputs), "): ");
-      const OnnxOpConverter& converter = *findOnnxOpConverter(node.op_type());
-      Status attrsOk = checkAttributes(node, converter);
-      if (!attrsOk) return attrsOk.withContext(context);
-
-      OnnxNodeContext ctx(graph_, node, location, inputs, modelDir_, consumed);
-      Status converted = converter.convert(ctx, converter);
-      if (!converted) return converted.withContext(context);
-      KILN_RETURN_IF_ERROR(bindOutputs(ctx, context));
-    }
+    for (int i = 0; i < g.node_size(); ++i) KILN_RETURN_IF_ERROR(convertNode(g.node(i), nodeLocation(i), consumed));
     return Status::ok();
+  }
+
+  // One node (of the graph or, once per iteration, of a Loop body). A
+  // sequence input is passed as kNoValue; the sequence ops read it by name.
+  Status convertNode(const onnx::NodeProto& node, const std::string& location,
+                     const std::unordered_set<std::string>& consumed) {
+    std::vector<ValueId> inputs;
+    for (const std::string& name : node.input()) {
+      auto it = values_.find(name);
+      if (name.empty() || (it == values_.end() && sequences_.count(name))) {
+        inputs.push_back(kNoValue);
+        continue;
+      }
+      if (it == values_.end()) {
+        return error("node '", location, "' (", node.op_type(), "): input '", name,
+                     "' is not a graph input, an initializer or an earlier node's output "
+                     "(truncated or unsorted model?)");
+      }
+      inputs.push_back(it->second);
+    }
+    const std::string context =
+        cat(path_, ": node '", location, "' (", node.op_type(), ", inputs ", typeList(graph_, inputs), "): ");
+    OnnxNodeContext ctx(graph_, node, location, inputs, modelDir_, consumed);
+    if (isSequenceOrLoopOp(node.op_type())) {
+      OnnxScopes scopes{values_, sequences_,
+                        [this](const onnx::NodeProto& n, const std::string& where,
+                               const std::unordered_set<std::string>& names) { return convertNode(n, where, names); }};
+      Status converted = convertSequenceOrLoop(ctx, scopes);
+      if (!converted) return converted.withContext(context);
+      return bindOutputs(ctx, context);
+    }
+    const OnnxOpConverter& converter = *findOnnxOpConverter(node.op_type());
+    Status attrsOk = checkAttributes(node, converter);
+    if (!attrsOk) return attrsOk.withContext(context);
+    Status converted = converter.convert(ctx, converter);
+    if (!converted) return converted.withContext(context);
+    return bindOutputs(ctx, context);
   }
 
   Status bindOutputs(const OnnxNodeContext& ctx, const std::string& context) {
     const onnx::NodeProto& node = ctx.node();
     for (int k = 0; k < node.output_size(); ++k) {
       const std::string& name = node.output(k);
-      if (name.empty()) continue;
+      if (name.empty() || sequences_.count(name)) continue;  // a sequence: no register
       const ValueId value = ctx.outputs()[static_cast<size_t>(k)];
       if (value == kNoValue) {
         // Optional outputs nothing reads (Dropout's mask...) need no value.
@@ -544,6 +561,7 @@ class OnnxImporter {
   onnx::ModelProto model_;
   Graph graph_;
   std::unordered_map<std::string, ValueId> values_;  // ONNX value name -> register
+  std::unordered_map<std::string, OnnxSequence> sequences_;  // sequence-typed value name -> its registers
   std::unordered_map<std::string, std::string> paramSymbols_;
   std::unordered_set<std::string> takenSymbols_;  // symbols given out
   std::unordered_set<std::string> paramStems_;    // every dim_param, sanitised

@@ -430,6 +430,7 @@ std::vector<OnnxOpConverter> buildConverters() {
        convertSplit},
       direct("Slice", "slice"),
       {"Gather", {"gather"}, {{"axis", kInt}}, convertWithAxis<0>},
+      {"GatherElements", {"gather_elements"}, {{"axis", kInt}}, convertWithAxis<0>},
       direct("Expand", "expand"),
       {"Shape", {"shape"}, {{"start", kInt}, {"end", kInt}}, convertShape},
       direct("Size", "size"),

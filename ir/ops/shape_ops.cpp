@@ -516,6 +516,20 @@ Status inferGather(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
+// ---- gather_elements
+
+Status inferGatherElements(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireIndexTensor(ctx, 1, "indices"));
+  const TensorType& data = ctx.type(0);
+  const TensorType& indices = ctx.type(1);
+  if (data.rank() == 0 || indices.rank() != data.rank())
+    return ctx.error("data and indices must have the same rank >= 1");
+  Expected<int64_t> axis = normalizeAxis(ctx, ctx.attrs().getInt("axis"), data.rank());
+  if (!axis) return axis.status();
+  results.push_back({data.dtype, indices.shape});
+  return Status::ok();
+}
+
 // ---- expand
 
 Status inferExpand(const InferContext& ctx, std::vector<TensorType>& results) {
@@ -818,6 +832,12 @@ void registerShapeOps(OpRegistry& registry) {
                      .operands = {"data", "indices"}, .minOperands = 2, .maxOperands = 2,
                      .attrs = {{"axis", AttrKind::Int}},
                      .infer = inferGather, .traffic = Traffic::SelectedElements});
+  registry.add(OpDef{.kind = OpKind::GatherElements,
+                     .summary = "out[i] = data[i with its axis coordinate replaced by indices[i]] (ONNX "
+                                "GatherElements); negative indices count from the end",
+                     .operands = {"data", "indices"}, .minOperands = 2, .maxOperands = 2,
+                     .attrs = {{"axis", AttrKind::Int}},
+                     .infer = inferGatherElements, .traffic = Traffic::SelectedElements});
   registry.add(OpDef{.kind = OpKind::Expand,
                      .summary = "broadcasts x against shape (operand or attribute; numpy rules, both ways)",
                      .operands = {"x", "shape"}, .minOperands = 1, .maxOperands = 2,

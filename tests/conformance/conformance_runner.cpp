@@ -45,7 +45,7 @@ const std::set<std::string> kCheckedOps = {
     "Constant", "Range", "Trilu", "CumSum", "Identity", "Dropout", "Min", "Max", "Clip",
     "Cos", "Sin", "Abs", "Or",
     // Issue 13: what the model zoo's exports use (Conv as a patch embedding only).
-    "ReduceL2", "LessOrEqual", "GreaterOrEqual", "Tile", "Conv"};
+    "ReduceL2", "LessOrEqual", "GreaterOrEqual", "Tile", "Conv", "GatherElements"};
 
 enum class Outcome { Passed, Failed, Unsupported };
 

@@ -472,6 +472,73 @@ TEST_F(OnnxImporterTest, ConvOtherThanAPatchEmbeddingIsRefused) {
       << message;
 }
 
+// y = Loop(3, true, x, []) whose body adds the iteration number to the
+// carried x, appends it to a carried sequence and scans it out; z concatenates
+// the final sequence. With a trip count known at import the loop unrolls.
+onnx::ModelProto loopModel(const std::string& tripsName) {
+  onnx::ModelProto m = newModel();
+  addInput(m, "x", {"2"});
+  if (tripsName == "trips_input") addInput(m, "trips_input", {}, onnx::TensorProto::INT64);
+  onnx::TensorProto trips;
+  trips.set_name("trips");
+  trips.set_data_type(onnx::TensorProto::INT64);
+  trips.add_int64_data(3);
+  *m.mutable_graph()->add_initializer() = trips;
+  addNode(m, "SequenceEmpty", {}, {"empty"});
+  onnx::NodeProto* loop = addNode(m, "Loop", {tripsName, "", "x", "empty"}, {"last", "parts", "scanned"}, "loop");
+  auto* body = loop->add_attribute();
+  body->set_name("body");
+  body->set_type(onnx::AttributeProto::GRAPH);
+  onnx::GraphProto* g = body->mutable_g();
+  for (const char* name : {"i", "cond", "carried", "sequence"}) g->add_input()->set_name(name);
+  auto bodyNode = [&](const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
+    onnx::NodeProto* n = g->add_node();
+    n->set_op_type(op);
+    for (const auto& i : in) n->add_input(i);
+    for (const auto& o : out) n->add_output(o);
+    return n;
+  };
+  addIntAttr(bodyNode("Cast", {"i"}, {"i_f32"}), "to", onnx::TensorProto::FLOAT);
+  bodyNode("Add", {"carried", "i_f32"}, {"next"});
+  bodyNode("SequenceInsert", {"sequence", "next"}, {"grown"});
+  bodyNode("Identity", {"cond"}, {"cond_out"});
+  bodyNode("Identity", {"next"}, {"scan"});
+  for (const char* name : {"cond_out", "next", "grown", "scan"}) g->add_output()->set_name(name);
+  addIntAttr(addNode(m, "ConcatFromSequence", {"parts"}, {"z"}, "join"), "axis", 0);
+  addOutput(m, "last");
+  addOutput(m, "z");
+  addOutput(m, "scanned");
+  return m;
+}
+
+TEST_F(OnnxImporterTest, LoopWithAKnownTripCountUnrolls) {
+  Expected<Graph> graph = importOnnxFile(save(loopModel("trips")), {});
+  ASSERT_TRUE(graph) << graph.status().message();
+  const std::string text = printGraph(*graph);
+  EXPECT_NE(text.find("-> (%last: f32[2], %z: f32[6], %scanned: f32[3, 2])"), std::string::npos) << text;
+  EXPECT_NE(text.find("loc(\"loop/iteration 2/"), std::string::npos) << text;
+  EXPECT_EQ(text.find("iteration 3"), std::string::npos) << text;
+
+  // With x constant everything folds: the values show each iteration's add.
+  onnx::ModelProto constant = loopModel("trips");
+  constant.mutable_graph()->mutable_input()->DeleteSubrange(0, 1);
+  *constant.mutable_graph()->add_initializer() = floatTensor("x", {2}, {10, 20});
+  Expected<Graph> folded = importOnnxFile(save(constant, "folded.onnx"), {});
+  ASSERT_TRUE(folded) << folded.status().message();
+  const Value& z = folded->value(folded->ops()[1].operands[0]);  // the identity of output z
+  ASSERT_TRUE(z.data);
+  EXPECT_EQ(std::vector<float>(z.data->data<float>(), z.data->data<float>() + 6),
+            (std::vector<float>{10, 20, 11, 21, 13, 23}));
+}
+
+TEST_F(OnnxImporterTest, LoopWithATripCountKnownOnlyAtRunTimeIsRefused) {
+  const std::string message = importError(save(loopModel("trips_input")));
+  EXPECT_NE(message.find("node 'loop' (Loop, inputs i64[], _, f32[2], _): unsupported Loop: its trip count is not "
+                         "known at import time"),
+            std::string::npos)
+      << message;
+}
+
 TEST_F(OnnxImporterTest, UnknownAttributeIsRefused) {
   onnx::ModelProto m = matmulReluModel();
   addIntAttr(m.mutable_graph()->mutable_node(1), "frobnicate", 1);
