@@ -128,6 +128,32 @@ std::optional<Status> layerNorm(const KernelContext& ctx, Isa isa) {
   return Status::ok();
 }
 
+// reduce_sum of f32 over one axis (mean pooling's sum over tokens), summed
+// in double like the reference: out[o][i] = sum over k of x[o][k][i].
+std::optional<Status> reduceSum(const KernelContext& ctx, Isa) {
+  const Tensor& x = *ctx.input(0);
+  const Tensor* axes = ctx.input(1);
+  if (x.dtype() != DType::F32 || !axes || axes->numElements() != 1 || x.rank() == 0) return std::nullopt;
+  const int64_t axis = wrapAxis(static_cast<int64_t>(axes->elementAsDouble(0)), x.rank());
+  const ops::AxisSplit split = ops::splitAtAxis(x.shape(), axis);
+  const float* in = x.data<float>();
+  float* out = ctx.outputs[0]->data<float>();
+  parallelFor(split.outer, split.outer * split.extent * split.inner * kArithmeticCost, 1,
+              [&](int64_t begin, int64_t end) {
+                std::vector<double> sums(static_cast<size_t>(split.inner));
+                for (int64_t o = begin; o < end; ++o) {
+                  std::fill(sums.begin(), sums.end(), 0.0);
+                  for (int64_t k = 0; k < split.extent; ++k) {
+                    const float* row = in + (o * split.extent + k) * split.inner;
+                    for (int64_t i = 0; i < split.inner; ++i) sums[static_cast<size_t>(i)] += row[i];
+                  }
+                  for (int64_t i = 0; i < split.inner; ++i)
+                    out[o * split.inner + i] = static_cast<float>(sums[static_cast<size_t>(i)]);
+                }
+              });
+  return Status::ok();
+}
+
 std::optional<Status> softmax(const KernelContext& ctx, Isa isa) {
   if (!allF32(ctx)) return std::nullopt;
   const Tensor& x = *ctx.input(0);
@@ -483,6 +509,7 @@ constexpr Entry kEntries[] = {
     entry<&rmsNorm>(OpKind::RmsNorm),
     entry<&layerNorm>(OpKind::LayerNorm),
     entry<&softmax>(OpKind::Softmax),
+    entry<&reduceSum>(OpKind::ReduceSum),
     entry<&gelu>(OpKind::Gelu),
     entry<&silu>(OpKind::Silu),
     entry<&swiglu>(OpKind::Swiglu),

@@ -277,6 +277,25 @@ TEST_P(VectorKernels, SoftmaxOverTheLastAxis) {
   EXPECT_TRUE(runBoth("softmax", attrs({{"axis", int64_t{0}}}), {&x}, GetParam()).declined);
 }
 
+// reduce_sum over one axis (first, middle, last, negative), keepdims or not,
+// within a rounding of the reference's double sum; several axes it declines.
+TEST_P(VectorKernels, ReduceSumOverOneAxis) {
+  const std::vector<int64_t> shape = {3, 37, 19};
+  Tensor x = randomF32(shape, -2.0f, 2.0f);
+  for (int64_t axis : {0, 1, 2, -2})
+    for (int64_t keep : {0, 1}) {
+      Tensor axes = Tensor::allocate(DType::I64, {1});
+      *axes.data<int64_t>() = axis;
+      Outcome o = runBoth("reduce_sum", attrs({{"keepdims", keep}}), {&x, &axes}, GetParam());
+      ASSERT_FALSE(o.declined);
+      expectNear(o.actual[0], o.expected[0], 1e-6, kUlp, describe("reduce_sum", shape) + " axis " +
+                                                             std::to_string(axis));
+    }
+  Tensor twoAxes = Tensor::allocate(DType::I64, {2});
+  twoAxes.data<int64_t>()[0] = 0, twoAxes.data<int64_t>()[1] = 1;
+  EXPECT_TRUE(runBoth("reduce_sum", attrs({{"keepdims", int64_t{1}}}), {&x, &twoAxes}, GetParam()).declined);
+}
+
 TEST_P(VectorKernels, Activations) {
   const std::vector<std::pair<std::string, Attributes>> ops = {
       {"gelu", {}}, {"gelu", attrs({{"approximate", std::string("tanh")}})}, {"silu", {}}};
