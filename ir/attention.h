@@ -28,6 +28,8 @@ struct Attrs {
   bool causal = false;
   int64_t window = 0;           // > 0 (causal only): a query sees only its last `window` keys
   bool rope = false;            // rope = "half": rotate-half RoPE on q and k
+  int64_t ropeDims = 0;         // rope_dims: RoPE on the first this many dims of a head (partial
+                                // rotary, Phi and GPT-NeoX); 0: the whole head
   bool keyPaddingMask = false;  // mask_layout = "key_padding": mask [B, T], nonzero = attend
   Layout qkvLayout = Layout::BHSD, outLayout = Layout::BHSD;
 };
@@ -37,6 +39,9 @@ struct Attrs {
 inline int64_t firstVisibleKey(const Attrs& a, int64_t end) {
   return a.window > 0 && end > a.window ? end - a.window : 0;
 }
+
+// The dims of a head that RoPE turns: rope_dims, or the whole head.
+inline int64_t ropeWidth(const Attrs& a, int64_t headDim) { return a.ropeDims > 0 ? a.ropeDims : headDim; }
 
 // Reads and checks the attributes; the error names the attribute at fault.
 Expected<Attrs> readAttrs(const Attributes& attrs);

@@ -44,7 +44,8 @@ struct AttentionMatch {
   int64_t heads = 0, kvHeads = 0;
   double scale = 1.0;
   bool causal = false, rope = false;
-  int64_t window = 0;  // a sliding window of keys (with causal)
+  int64_t ropeDims = 0;  // partial rotary: the turned dims of a head
+  int64_t window = 0;    // a sliding window of keys (with causal)
   int repeatsRemoved = 0;
   // With rope folded: the rotated Q and K and the scale without Q's inner
   // factors, for a retry without the fold if inference refuses it.
@@ -69,6 +70,7 @@ AttentionMatch withScoresMask(AttentionMatch m) {
 
 AttentionMatch withoutRope(AttentionMatch m) {
   m.rope = false;
+  m.ropeDims = 0;
   m.q = m.rotatedQ;
   m.k.value = m.rotatedK;
   m.scale = m.scaleOutsideRope;
@@ -311,8 +313,9 @@ class AttentionFusion final : public Pass {
     // RoPE folds only when Q and the new K rotate with the same cos and sin.
     if (std::optional<RotateHalfRope> ropeQ = matchRotateHalfRope(graph, q); ropeQ && k.perm.empty()) {
       std::optional<RotateHalfRope> ropeK = matchRotateHalfRope(graph, k.value);
-      if (ropeK && ropeK->cos == ropeQ->cos && ropeK->sin == ropeQ->sin) {
+      if (ropeK && ropeK->cos == ropeQ->cos && ropeK->sin == ropeQ->sin && ropeK->width == ropeQ->width) {
         m.rope = true;
+        m.ropeDims = ropeQ->width;
         m.rotatedQ = q;
         m.rotatedK = k.value;
         m.scaleOutsideRope = m.scale;
@@ -424,6 +427,7 @@ class AttentionFusion final : public Pass {
     if (m.causal) attrs.set("causal", true);
     if (m.window) attrs.set("window", m.window);
     if (m.rope) attrs.set("rope", std::string("half"));
+    if (m.rope && m.ropeDims) attrs.set("rope_dims", m.ropeDims);
     if (m.keyPadding) attrs.set("mask_layout", std::string("key_padding"));
     const bool appends = m.pastK != kNoValue;
     Expected<std::vector<ValueId>> results =

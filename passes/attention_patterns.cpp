@@ -144,7 +144,9 @@ std::optional<ScaledValue> matchScale(const Graph& graph, ValueId id) {
   return std::nullopt;
 }
 
-std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id) {
+namespace {
+
+std::optional<RotateHalfRope> matchWholeRope(const Graph& graph, ValueId id) {
   const Op* add = producerOf(graph, id, OpKind::Add);
   if (!add || add->operands.size() != 2) return std::nullopt;
   for (size_t first : {size_t{0}, size_t{1}}) {
@@ -160,6 +162,28 @@ std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id
     }
   }
   return std::nullopt;
+}
+
+// concat(rope(x[..., :W]), x[..., W:]) on the last axis.
+std::optional<RotateHalfRope> matchPartialRope(const Graph& graph, ValueId id) {
+  const Op* concat = producerOf(graph, id, OpKind::Concat);
+  if (!concat || concat->operands.size() != 2) return std::nullopt;
+  const int64_t rank = static_cast<int64_t>(typeOf(graph, id).rank()), axis = concat->attrs.getInt("axis");
+  if (axis != -1 && axis != rank - 1) return std::nullopt;
+  std::optional<RotateHalfRope> turned = matchWholeRope(graph, concat->operands[0]);
+  if (!turned) return std::nullopt;
+  std::optional<LastAxisSlice> head = matchLastAxisSlice(graph, turned->x);
+  std::optional<LastAxisSlice> tail = matchLastAxisSlice(graph, concat->operands[1]);
+  if (!head || !tail || head->x != tail->x || head->start != 0 || tail->start != head->end) return std::nullopt;
+  if (typeOf(graph, head->x).shape.back().constant() != tail->end) return std::nullopt;
+  return RotateHalfRope{head->x, turned->cos, turned->sin, head->end};
+}
+
+}  // namespace
+
+std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id) {
+  if (std::optional<RotateHalfRope> whole = matchWholeRope(graph, id)) return whole;
+  return matchPartialRope(graph, id);
 }
 
 std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id) {

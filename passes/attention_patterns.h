@@ -33,9 +33,12 @@ std::optional<ScaledValue> matchScale(const Graph& graph, ValueId id);
 // Rotate-half RoPE on the last axis (D even, h = D / 2):
 //   x * cos + concat(-x[..., h:], x[..., :h]) * sin
 // with the operands of the add and of each mul in either order; -y may be
-// neg(y) or y * -1.
+// neg(y) or y * -1. Or partial rotary (Phi, GPT-NeoX): that on the first W
+// dims, the rest passed through, concat(rope(x[..., :W]), x[..., W:]); then
+// x is the whole head and width W.
 struct RotateHalfRope {
   ValueId x = kNoValue, cos = kNoValue, sin = kNoValue;
+  int64_t width = 0;  // the turned dims when fewer than the head's, else 0
 };
 std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id);
 

@@ -28,10 +28,12 @@ using namespace attention;
 // y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1], in the
 // reference's order of float operations (this file is built without FMA
 // contraction, so roped keys match the reference's bit for bit).
-void rotateHalf(const float* x, const float* cos, const float* sin, int64_t D, float* y) {
-  const int64_t half = D / 2;
+// Partial rotary turns only the first `width` of the head's D dims.
+void rotateHalf(const float* x, const float* cos, const float* sin, int64_t width, int64_t D, float* y) {
+  const int64_t half = width / 2;
   for (int64_t d = 0; d < half; ++d) y[d] = x[d] * cos[d] + -x[d + half] * sin[d];
-  for (int64_t d = half; d < D; ++d) y[d] = x[d] * cos[d] + x[d - half] * sin[d];
+  for (int64_t d = half; d < width; ++d) y[d] = x[d] * cos[d] + x[d - half] * sin[d];
+  std::copy(x + width, x + D, y + width);
 }
 
 // cos and sin of (first + s) * inv_freq[i] for s in [0, S) at [s][i] and
@@ -90,8 +92,8 @@ void stageRows(const AttentionProblem& p, const RowStaging& st, int64_t b, int64
   for (int64_t t = std::max(begin, pastEnd) - pastEnd; t < end - pastEnd; ++t) {
     float* key = keys + (st.firstNewRow + t) * D;
     if (p.ropeCos)
-      rotateHalf(st.newKeys.row(b, h, t), p.ropeCos + b * p.ropeBatchStride + t * D,
-                 p.ropeSin + b * p.ropeBatchStride + t * D, D, key);
+      rotateHalf(st.newKeys.row(b, h, t), p.ropeCos + b * p.ropeBatchStride + t * p.ropeWidth,
+                 p.ropeSin + b * p.ropeBatchStride + t * p.ropeWidth, p.ropeWidth, D, key);
     else
       std::memcpy(key, st.newKeys.row(b, h, t), D * sizeof(float));
     if (values) std::memcpy(values + (st.firstNewRow + t) * Dv, st.newValues.row(b, h, t), Dv * sizeof(float));
@@ -256,7 +258,8 @@ void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, fl
   const int64_t D = p.headDim;
   const float* x = p.queries.row(b, h, s);
   if (p.ropeCos) {
-    rotateHalf(x, p.ropeCos + b * p.ropeBatchStride + s * D, p.ropeSin + b * p.ropeBatchStride + s * D, D, dst);
+    const int64_t at = b * p.ropeBatchStride + s * p.ropeWidth;
+    rotateHalf(x, p.ropeCos + at, p.ropeSin + at, p.ropeWidth, D, dst);
     for (int64_t d = 0; d < D; ++d) dst[d] *= p.queryScale;
   } else {
     for (int64_t d = 0; d < D; ++d) dst[d] = x[d] * p.queryScale;
@@ -320,28 +323,30 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   }
   p.queryScale = static_cast<float>(a.scale);
 
-  // RoPE tables [B or 1][S][D]; the new keys use the rows of their own positions.
+  // RoPE tables [B or 1][S][W] (W: the turned dims); the new keys use the
+  // rows of their own positions.
   std::vector<float> ropeCos, ropeSin;
   if (a.rope) {
+    const int64_t W = p.ropeWidth = ropeWidth(a, D);
     if (const Tensor* invFreq = ctx.input(kInvFreq)) {
-      ropeCos.resize(static_cast<size_t>(S * D));
-      ropeSin.resize(static_cast<size_t>(S * D));
-      ropeFromFrequencies(*invFreq, L - S, S, D, ropeCos.data(), ropeSin.data());
+      ropeCos.resize(static_cast<size_t>(S * W));
+      ropeSin.resize(static_cast<size_t>(S * W));
+      ropeFromFrequencies(*invFreq, L - S, S, W, ropeCos.data(), ropeSin.data());
     } else {
       const Tensor* cos = ctx.input(kCos);
       const Tensor* sin = ctx.input(kSin);
       if (!cos || !sin || cos->dtype() != DType::F32 || sin->dtype() != DType::F32) return std::nullopt;
-      const std::vector<int64_t> table = {B, 1, S, D};
+      const std::vector<int64_t> table = {B, 1, S, W};
       const std::vector<int64_t> cosAt = ops::broadcastStrides(cos->shape(), table);
       const std::vector<int64_t> sinAt = ops::broadcastStrides(sin->shape(), table);
       const int64_t tables = cosAt[0] == 0 && sinAt[0] == 0 ? 1 : B;
-      p.ropeBatchStride = tables == 1 ? 0 : S * D;
-      ropeCos.resize(static_cast<size_t>(tables * S * D));
-      ropeSin.resize(static_cast<size_t>(tables * S * D));
+      p.ropeBatchStride = tables == 1 ? 0 : S * W;
+      ropeCos.resize(static_cast<size_t>(tables * S * W));
+      ropeSin.resize(static_cast<size_t>(tables * S * W));
       for (int64_t b = 0; b < tables; ++b)
         for (int64_t s = 0; s < S; ++s)
-          for (int64_t d = 0; d < D; ++d) {
-            const size_t at = static_cast<size_t>((b * S + s) * D + d);
+          for (int64_t d = 0; d < W; ++d) {
+            const size_t at = static_cast<size_t>((b * S + s) * W + d);
             ropeCos[at] = cos->data<float>()[b * cosAt[0] + s * cosAt[2] + d * cosAt[3]];
             ropeSin[at] = sin->data<float>()[b * sinAt[0] + s * sinAt[2] + d * sinAt[3]];
           }

@@ -25,7 +25,7 @@ constexpr int64_t kMaxHeadDim = 256;  // MAX_HEAD_DIM in kernels/attention.cl
 // AttentionShape of kernels/attention.cl.
 struct AttentionShape {
   cl_long batch, heads, kvHeads, seq, newKeys, past, keys, headDim, valueDim, rowsPerHead;
-  cl_long causal, window, hasMask, rope, copyPast;
+  cl_long causal, window, hasMask, rope, ropeWidth, copyPast;
   cl_long qStrides[3], kStrides[3], vStrides[3], outStrides[3];
   cl_long maskStrides[4];
   cl_long ropeStrides[2];
@@ -60,7 +60,7 @@ AttentionShape attentionShape(const KernelContext& ctx, const Attrs& a) {
   s.past = ctx.kvCache ? ctx.kvCache->past : ctx.input(kPastK) ? ctx.input(kPastK)->shape()[2] : 0;
   s.keys = s.past + s.newKeys;
   s.rowsPerHead = ctx.kvCache ? ctx.kvCache->capacity : s.keys;
-  s.causal = a.causal, s.window = a.window, s.rope = a.rope;
+  s.causal = a.causal, s.window = a.window, s.rope = a.rope, s.ropeWidth = ropeWidth(a, s.headDim);
   s.copyPast = !ctx.kvCache && s.past > 0;
   setHeadStrides(s.outStrides, a.outLayout, a.heads, s.seq, s.valueDim, a.heads * s.valueDim);
   return s;
@@ -87,12 +87,12 @@ Expected<Buffer> scratch(ClContext& cl, size_t bytes) {
 }
 
 // cos and sin from inv_freq, as the reference makes them: positions P..P+S-1,
-// the angle and its cos and sin in double, rounded to float; one [S, D] table
-// shared by every batch.
+// the angle and its cos and sin in double, rounded to float; one [S, W]
+// table (W: the turned dims) shared by every batch.
 Status ropeFromFrequencies(ClContext& cl, const Tensor& invFreq, AttentionShape& s, Buffer& cos, Buffer& sin) {
   Expected<Tensor> frequencies = onHost(cl, invFreq);
   if (!frequencies) return frequencies.status();
-  const int64_t S = s.seq, D = s.headDim, half = D / 2, first = s.keys - S;
+  const int64_t S = s.seq, D = s.ropeWidth, half = D / 2, first = s.keys - S;
   std::vector<float> cosines(static_cast<size_t>(S * D)), sines(cosines.size());
   for (int64_t t = 0; t < S; ++t)
     for (int64_t i = 0; i < half; ++i) {
@@ -113,12 +113,12 @@ Status ropeFromFrequencies(ClContext& cl, const Tensor& invFreq, AttentionShape&
   return Status::ok();
 }
 
-// The cos/sin operands, broadcast over [B, 1, S, D]: both must walk alike,
-// the head dim contiguous.
+// The cos/sin operands, broadcast over [B, 1, S, W]: both must walk alike,
+// the turned dims contiguous.
 Status ropeFromTables(const ClContext& cl, const KernelContext& ctx, AttentionShape& s, Buffer& cos, Buffer& sin) {
-  const std::vector<int64_t> table = {s.batch, 1, s.seq, s.headDim};
+  const std::vector<int64_t> table = {s.batch, 1, s.seq, s.ropeWidth};
   const std::vector<int64_t> cosAt = ops::broadcastStrides(ctx.input(kCos)->shape(), table);
-  if (cosAt != ops::broadcastStrides(ctx.input(kSin)->shape(), table) || (s.headDim > 1 && cosAt[3] != 1))
+  if (cosAt != ops::broadcastStrides(ctx.input(kSin)->shape(), table) || (s.ropeWidth > 1 && cosAt[3] != 1))
     return Status::error(ctx.def.name, ": the OpenCL kernel needs cos and sin of one layout, [.., D] rows");
   Expected<Buffer> cosBuffer = bufferOf(cl, ctx, ctx.input(kCos)), sinBuffer = bufferOf(cl, ctx, ctx.input(kSin));
   if (!cosBuffer) return cosBuffer.status();

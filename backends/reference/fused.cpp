@@ -62,29 +62,32 @@ AttentionShape attentionShape(const KernelContext& ctx, const AttentionAttrs& a)
   return s;
 }
 
-// cos and sin per (batch, position, d) in the compute type; batchStride is 0
-// when every batch shares one table. Rotate-half pairs element d with d +- D/2.
+// cos and sin per (batch, position, d < width) in the compute type;
+// batchStride is 0 when every batch shares one table. Rotate-half pairs
+// element d with d +- width/2; the dims from width on are not turned.
 template <class C>
 struct RopeTables {
   std::vector<C> cos, sin;
-  int64_t batchStride = 0, headDim = 0;
+  int64_t batchStride = 0, width = 0;
 
-  // y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1].
+  // y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1], on the
+  // first `width` of the head's `headDim` dims.
   template <class T>
-  void apply(const T* x, int64_t b, int64_t s, C* y) const {
-    const int64_t half = headDim / 2;
-    const size_t row = static_cast<size_t>(b * batchStride + s * headDim);
-    for (int64_t d = 0; d < headDim; ++d) {
+  void apply(const T* x, int64_t b, int64_t s, int64_t headDim, C* y) const {
+    const int64_t half = width / 2;
+    const size_t row = static_cast<size_t>(b * batchStride + s * width);
+    for (int64_t d = 0; d < width; ++d) {
       const C rotated = d < half ? -toCompute(x[d + half]) : toCompute(x[d - half]);
       y[d] = toCompute(x[d]) * cos[row + static_cast<size_t>(d)] + rotated * sin[row + static_cast<size_t>(d)];
     }
+    for (int64_t d = width; d < headDim; ++d) y[d] = toCompute(x[d]);
   }
 };
 
 // From the cos/sin operands, broadcast over [B, 1, S, D].
 template <class T>
-RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const AttentionShape& sh) {
-  const int64_t B = sh.batch, S = sh.seq, D = sh.headDim;
+RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const AttentionShape& sh, int64_t D) {
+  const int64_t B = sh.batch, S = sh.seq;
   const std::vector<int64_t> table = {B, 1, S, D};
   const std::vector<int64_t> cosAt = broadcastStrides(ctx.input(kCos)->shape(), table);
   const std::vector<int64_t> sinAt = broadcastStrides(ctx.input(kSin)->shape(), table);
@@ -104,8 +107,8 @@ RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const Attent
 // past length); angle = position * inv_freq[i] for both halves of the head
 // dim, cos and sin evaluated in double.
 template <class C>
-RopeTables<C> ropeFromFrequencies(const Tensor& invFreq, const AttentionShape& sh) {
-  const int64_t S = sh.seq, D = sh.headDim, half = D / 2;
+RopeTables<C> ropeFromFrequencies(const Tensor& invFreq, const AttentionShape& sh, int64_t D) {
+  const int64_t S = sh.seq, half = D / 2;
   const int64_t first = sh.keys - S;
   RopeTables<C> rope{std::vector<C>(static_cast<size_t>(S * D)), std::vector<C>(static_cast<size_t>(S * D)), 0, D};
   std::vector<double> frequencies(static_cast<size_t>(half));
@@ -130,10 +133,12 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
   const int64_t group = Hq / Hkv;
 
   std::optional<RopeTables<C>> rope;
+  const int64_t width = ropeWidth(a, D);
   if (a.rope)
-    rope = ctx.input(kInvFreq) ? ropeFromFrequencies<C>(*ctx.input(kInvFreq), sh) : ropeFromTables<T>(ctx, sh);
+    rope = ctx.input(kInvFreq) ? ropeFromFrequencies<C>(*ctx.input(kInvFreq), sh, width)
+                               : ropeFromTables<T>(ctx, sh, width);
   auto load = [&](const T* x, int64_t b, int64_t s, int64_t n, bool rotate, C* y) {
-    if (rotate) rope->apply(x, b, s, y);
+    if (rotate) rope->apply(x, b, s, n, y);
     else for (int64_t d = 0; d < n; ++d) y[d] = toCompute(x[d]);
   };
 

@@ -87,10 +87,13 @@ Expected<QkvDims> qkvDims(const InferContext& ctx, const AttentionAttrs& a) {
   return QkvDims{*q, *k, *v};
 }
 
-Status inferRope(const InferContext& ctx, const Dim& batch, const Dim& seq, const HeadDims& k,
-                 const Dim& headDim) {
-  if (std::optional<int64_t> d = headDim.constant(); d && *d % 2 != 0)
+// `width`: the dims RoPE turns (rope_dims, or the head dim).
+Status inferRope(const InferContext& ctx, const Dim& batch, const Dim& seq, const HeadDims& k, const Dim& headDim,
+                 const Dim& width) {
+  if (std::optional<int64_t> d = width.constant(); d && *d % 2 != 0)
     return ctx.error("rope = \"half\" needs an even head dim, got ", *d);
+  const std::optional<int64_t> head = headDim.constant(), turned = width.constant();
+  if (head && turned && *turned > *head) return ctx.error("rope_dims = ", *turned, " is more than the head dim ", *head);
   // The rotation is per position: the new keys sit at the queries' positions.
   KILN_RETURN_IF_ERROR(requireDimMatch(ctx, seq, k.seq, "rope: sequence lengths of q and the new k"));
   if (ctx.has(kInvFreq)) {
@@ -98,18 +101,18 @@ Status inferRope(const InferContext& ctx, const Dim& batch, const Dim& seq, cons
       return ctx.error("rope = \"half\" takes cos and sin or inv_freq, not both");
     KILN_RETURN_IF_ERROR(requireFloat(ctx, kInvFreq, "inv_freq"));
     const Shape& invFreq = ctx.type(kInvFreq).shape;
-    const std::optional<int64_t> d = headDim.constant();
+    const std::optional<int64_t> d = width.constant();
     if (invFreq.size() != 1 || (d && !mayBeEqual(invFreq[0], Dim(*d / 2))))
-      return ctx.error("inv_freq must be [head_dim / 2]", d ? cat(" = [", *d / 2, "]") : std::string(),
+      return ctx.error("inv_freq must be [rope dims / 2]", d ? cat(" = [", *d / 2, "]") : std::string(),
                        ", got ", ctx.type(kInvFreq).str());
     return Status::ok();
   }
   if (!ctx.has(kCos) || !ctx.has(kSin)) return ctx.error("rope = \"half\" needs both cos and sin, or inv_freq");
-  const Shape table = {batch, Dim(1), seq, headDim};
+  const Shape table = {batch, Dim(1), seq, width};
   for (size_t i : {kCos, kSin}) {
     KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, i));
     KILN_RETURN_IF_ERROR(
-        requireBroadcastsTo(ctx, i, table, i == kCos ? "cos" : "sin", "[batch, 1, seq, head_dim] ="));
+        requireBroadcastsTo(ctx, i, table, i == kCos ? "cos" : "sin", "[batch, 1, seq, rope dims] ="));
   }
   return Status::ok();
 }
@@ -156,7 +159,7 @@ Status inferAttention(const InferContext& ctx, std::vector<TensorType>& results)
   const Dim keys = past + k.seq;
 
   if (a.rope) {
-    KILN_RETURN_IF_ERROR(inferRope(ctx, batch, seq, k, headDim));
+    KILN_RETURN_IF_ERROR(inferRope(ctx, batch, seq, k, headDim, a.ropeDims > 0 ? Dim(a.ropeDims) : headDim));
   } else if (ctx.has(kCos) || ctx.has(kSin) || ctx.has(kInvFreq)) {
     return ctx.error("cos/sin or inv_freq are given but rope = \"none\"");
   }
@@ -307,6 +310,7 @@ void registerFusedOps(OpRegistry& registry) {
                 {"causal", AttrKind::Bool},
                 {"window", AttrKind::Int},
                 {"rope", AttrKind::String},
+                {"rope_dims", AttrKind::Int},
                 {"qkv_layout", AttrKind::String},
                 {"out_layout", AttrKind::String},
                 {"mask_layout", AttrKind::String}},

@@ -36,6 +36,7 @@ struct Case {
   int64_t valueDim = -1;  // -1: headDim
   bool causal = false;
   int64_t window = 0;
+  int64_t ropeDims = 0;  // partial rotary; 0: the whole head
   Mask mask = Mask::None;
   Rope rope = Rope::None;
   Past pastMode = Past::None;
@@ -46,7 +47,8 @@ struct Case {
     return layout + "->" + outLayout + " B" + std::to_string(batch) + " H" + std::to_string(heads) + "/" +
            std::to_string(kvHeads) + " S" + std::to_string(seq) + " T" + std::to_string(newKeys) + " P" +
            std::to_string(past) + " D" + std::to_string(headDim) + "/" + std::to_string(valueDim) +
-           (causal ? " causal" : "") + (window ? " window" + std::to_string(window) : "") + " mask" + std::to_string(static_cast<int>(mask)) + " rope" +
+           (causal ? " causal" : "") + (window ? " window" + std::to_string(window) : "") +
+           (ropeDims ? " rope_dims" + std::to_string(ropeDims) : "") + " mask" + std::to_string(static_cast<int>(mask)) + " rope" +
            std::to_string(static_cast<int>(rope)) + " past" + std::to_string(static_cast<int>(pastMode));
   }
 };
@@ -128,13 +130,14 @@ Inputs makeInputs(const Case& c, std::mt19937& rng) {
         in.mask.data<int64_t>()[i] = B > 1 && i < L ? 0 : unit(rng) < 0.75 ? 1 : 0;
       break;
   }
+  const int64_t W = c.ropeDims ? c.ropeDims : D;  // the turned dims
   if (c.rope == Rope::InvFreq) {
-    in.invFreq = Tensor::allocate(DType::F32, {D / 2});
-    for (int64_t i = 0; i < D / 2; ++i)
-      in.invFreq.data<float>()[i] = static_cast<float>(std::pow(10000.0, -2.0 * static_cast<double>(i) / D));
+    in.invFreq = Tensor::allocate(DType::F32, {W / 2});
+    for (int64_t i = 0; i < W / 2; ++i)
+      in.invFreq.data<float>()[i] = static_cast<float>(std::pow(10000.0, -2.0 * static_cast<double>(i) / W));
   } else if (c.rope != Rope::None) {
     const std::vector<int64_t> shape =
-        c.rope == Rope::Tables ? std::vector<int64_t>{B, 1, S, D} : std::vector<int64_t>{S, D};
+        c.rope == Rope::Tables ? std::vector<int64_t>{B, 1, S, W} : std::vector<int64_t>{S, W};
     in.cos = randomTensor(DType::F32, shape, rng, 0, 6.3);
     in.sin = Tensor::allocate(DType::F32, shape);
     for (int64_t i = 0; i < in.cos.numElements(); ++i) {
@@ -149,6 +152,7 @@ Inputs makeInputs(const Case& c, std::mt19937& rng) {
   in.attrs.set("causal", c.causal);
   if (c.window) in.attrs.set("window", c.window);
   in.attrs.set("rope", std::string(c.rope == Rope::None ? "none" : "half"));
+  if (c.ropeDims) in.attrs.set("rope_dims", c.ropeDims);
   in.attrs.set("qkv_layout", c.layout);
   in.attrs.set("out_layout", c.outLayout);
   in.attrs.set("mask_layout", std::string(c.mask == Mask::KeyPadding ? "key_padding" : "scores"));
@@ -314,6 +318,28 @@ TEST(AttentionKernel, RopeFromTablesAndFrequencies) {
         c.pastMode = past;
         c.headDim = 64;
         c.rope = rope;
+        c.causal = true;
+        checkEveryIsa(c, seed++);
+      }
+}
+
+// Partial rotary (Phi, GPT-NeoX): RoPE on the first W dims of a head only,
+// from tables and from inv_freq, with a past and a KV cache.
+TEST(AttentionKernel, PartialRotaryTurnsOnlyTheFirstDims) {
+  unsigned seed = 320;
+  for (Rope rope : {Rope::Tables, Rope::SharedTables, Rope::InvFreq})
+    for (int64_t width : {2, 16, 32})
+      for (Past past : {Past::None, Past::Cache}) {
+        Case c;
+        c.batch = 2;
+        c.heads = 4;
+        c.kvHeads = 2;
+        c.seq = 9;
+        c.past = past == Past::None ? 0 : 11;
+        c.pastMode = past;
+        c.headDim = 48;
+        c.rope = rope;
+        c.ropeDims = width;
         c.causal = true;
         checkEveryIsa(c, seed++);
       }
