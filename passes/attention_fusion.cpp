@@ -1,6 +1,7 @@
 #include "passes/attention_fusion.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,10 @@ struct AttentionMatch {
   bool keyPadding = false;
   ValueId scoresMask = kNoValue;
   bool scoresMaskInverted = false;
+  // An additive bias (ALiBi, relative positions: finite where a key is
+  // attended) beside the key-padding input: the attention reads them as one
+  // additive mask, the bias where a key is kept and -inf where it is padded.
+  ValueId bias = kNoValue;
   ValueId cos = kNoValue, sin = kNoValue;
   // cos/sin computed from positions past..past+S-1: the inv_freq weight they
   // came from, which the attention reads instead.
@@ -81,7 +86,7 @@ AttentionMatch withoutRope(AttentionMatch m) {
 std::vector<AttentionMatch> withFallbacks(const AttentionMatch& m) {
   std::vector<AttentionMatch> forms = {m};
   if (m.invFreq != kNoValue) forms.push_back(withRopeTables(forms.back()));
-  if (m.keyPadding) forms.push_back(withScoresMask(forms.back()));
+  if (m.keyPadding && m.bias == kNoValue) forms.push_back(withScoresMask(forms.back()));
   if (m.rope) forms.push_back(withoutRope(forms.back()));
   return forms;
 }
@@ -136,6 +141,7 @@ class AttentionFusion final : public Pass {
   Expected<bool> run(Graph& graph) override {
     counts_ = {};
     semanticsCache_.clear();
+    blockedScore_ = kNoValue;
     flatInvFreq_.clear();
     Rewriter rewriter(graph);
     std::vector<AttentionMatch> matches;
@@ -335,11 +341,11 @@ class AttentionFusion final : public Pass {
 
     // Masks: those whose meaning is known (mask_semantics.h) become the
     // causal flag and the key-padding mask; at most one other stays an operand.
-    std::vector<ValueId> opaque;
+    std::vector<ValueId> opaque, additives;
     bool opaqueInverted = false;
     for (ValueId additive : chain.additiveMasks) {
       if (!isFloat(graph.value(additive).type.dtype)) return std::nullopt;
-      if (!absorbMask(graph, additive, MaskForm::Additive, scores, m)) opaque.push_back(additive);
+      if (!absorbMask(graph, additive, MaskForm::Additive, scores, m)) additives.push_back(additive);
     }
     for (const ScoresChain::WhereMask& where : chain.whereMasks) {
       if (graph.value(where.condition).type.dtype != DType::Bool || !isMaskingFill(graph, where.fill, scores))
@@ -350,6 +356,8 @@ class AttentionFusion final : public Pass {
         opaqueInverted = !where.keepWhereTrue;
       }
     }
+    if (m.keyPadding && additives.size() == 1 && opaque.empty()) m.bias = additives.front();
+    else opaque.insert(opaque.begin(), additives.begin(), additives.end());
     if (opaque.size() + (m.keyPadding ? 1 : 0) > 1) return std::nullopt;
     if (!opaque.empty()) {
       m.mask = opaque.front();
@@ -399,6 +407,26 @@ class AttentionFusion final : public Pass {
   // The attention op (and the transpose / not it reads) for one match, placed
   // before the second matmul; nothing when inference refuses it or its types
   // contradict the values it replaces (the caller discards what was created).
+  // The bias where the key-padding input keeps a key, -inf where it pads
+  // one: where(keep [B, 1, 1, T], bias, -inf).
+  std::optional<ValueId> maskedBias(Rewriter& rewriter, const AttentionMatch& m) {
+    const Shape padding = rewriter.graph().value(m.mask).type.shape;
+    Attributes toBool, view;
+    toBool.set("to", std::string("bool"));
+    view.set("shape", std::vector<Dim>{padding[0], Dim(1), Dim(1), padding[1]});
+    Expected<ValueId> keep = rewriter.create1(m.outputOp, OpKind::Cast, {m.mask}, toBool, m.location);
+    if (keep && m.invertMask) keep = rewriter.create1(m.outputOp, OpKind::Not, {*keep}, {}, m.location);
+    if (keep) keep = rewriter.create1(m.outputOp, OpKind::Reshape, {*keep}, view, m.location);
+    if (!keep) return std::nullopt;
+    if (blockedScore_ == kNoValue) {
+      Tensor blocked = Tensor::allocate(DType::F32, {});
+      *blocked.data<float>() = -std::numeric_limits<float>::infinity();
+      blockedScore_ = rewriter.addWeight("blocked_score", std::move(blocked));
+    }
+    Expected<ValueId> masked = rewriter.create1(m.outputOp, OpKind::Where, {*keep, m.bias, blockedScore_}, {}, m.location);
+    return masked ? std::optional<ValueId>(*masked) : std::nullopt;
+  }
+
   std::optional<std::vector<ValueId>> createAttention(Rewriter& rewriter, const AttentionMatch& m) {
     const Graph& graph = rewriter.graph();
     ValueId k = m.k.value;
@@ -410,7 +438,11 @@ class AttentionFusion final : public Pass {
       k = *transposed;
     }
     ValueId mask = m.mask;
-    if (m.invertMask) {
+    if (m.bias != kNoValue) {
+      std::optional<ValueId> masked = maskedBias(rewriter, m);
+      if (!masked) return std::nullopt;
+      mask = *masked;
+    } else if (m.invertMask) {
       Expected<ValueId> inverted = rewriter.create1(m.outputOp, OpKind::Not, {mask}, {}, m.location);
       if (!inverted) return std::nullopt;
       mask = *inverted;
@@ -428,7 +460,7 @@ class AttentionFusion final : public Pass {
     if (m.window) attrs.set("window", m.window);
     if (m.rope) attrs.set("rope", std::string("half"));
     if (m.rope && m.ropeDims) attrs.set("rope_dims", m.ropeDims);
-    if (m.keyPadding) attrs.set("mask_layout", std::string("key_padding"));
+    if (m.keyPadding && m.bias == kNoValue) attrs.set("mask_layout", std::string("key_padding"));
     const bool appends = m.pastK != kNoValue;
     Expected<std::vector<ValueId>> results =
         rewriter.create(m.outputOp, OpKind::Attention, operands, attrs, appends ? 3 : 1, m.location);
@@ -482,6 +514,7 @@ class AttentionFusion final : public Pass {
     int64_t causal = 0, padding = 0, rope = 0, repeatKv = 0, kvAppends = 0, invFreq = 0, keyPadding = 0;
   } counts_;
   std::map<std::string, std::optional<MaskSemantics>> semanticsCache_;
+  ValueId blockedScore_ = kNoValue;  // the -inf weight of maskedBias, made once
   std::map<ValueId, ValueId> flatInvFreq_;  // inv_freq weight -> its [D/2] copy
 };
 

@@ -406,6 +406,10 @@ TEST(AttentionOp, Errors) {
   EXPECT_TRUE(contains(error, "heads (6) is not a multiple of kv_heads (4)")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"kv_heads", int64_t{0}}}));
   EXPECT_TRUE(contains(error, "heads and kv_heads must be positive")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"rope_dims", int64_t{4}}}));
+  EXPECT_TRUE(contains(error, "rope_dims = 4: an even count of dims, with rope = \"half\"")) << error;
+  error = inferred("attention", {&q, &kv, &kv}, with({{"rope_dims", int64_t{3}}, {"rope", std::string("half")}}));
+  EXPECT_TRUE(contains(error, "rope_dims = 3")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"window", int64_t{4}}}));
   EXPECT_TRUE(contains(error, "window = 4: a sliding window is a positive count of keys, on a causal mask")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"window", int64_t{-1}}, {"causal", true}}));
@@ -428,7 +432,7 @@ TEST(AttentionOp, Errors) {
   error = inferred("attention", {&q, &kv, &kv, nullptr, &cos, &cos}, a);
   EXPECT_TRUE(contains(error, "cos/sin or inv_freq are given but rope = \"none\"")) << error;
   error = inferred("attention", {&q, &kv, &kv, nullptr, &longCos, &cos}, with({{"rope", std::string("half")}}));
-  EXPECT_TRUE(contains(error, "cos [5, 16] does not broadcast to [batch, 1, seq, head_dim] = [1, 1, 3, 16]"))
+  EXPECT_TRUE(contains(error, "cos [5, 16] does not broadcast to [batch, 1, seq, rope dims] = [1, 1, 3, 16]"))
       << error;
   const TensorType mask = {DType::F32, {1, 1, 3, 5}};
   error = inferred("attention", {&q, &kv, &kv, &mask}, a);
@@ -680,7 +684,7 @@ TEST(AttentionOp, NewFormErrors) {
   error = inferred("attention", {&q, &kv, &kv, nullptr, &cos, &cos, nullptr, nullptr, &invFreq}, rope);
   EXPECT_TRUE(contains(error, "rope = \"half\" takes cos and sin or inv_freq, not both")) << error;
   error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, nullptr, nullptr, &wideFreq}, rope);
-  EXPECT_TRUE(contains(error, "inv_freq must be [head_dim / 2] = [8], got f32[16]")) << error;
+  EXPECT_TRUE(contains(error, "inv_freq must be [rope dims / 2] = [8], got f32[16]")) << error;
   error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, nullptr, nullptr, &invFreq}, a);
   EXPECT_TRUE(contains(error, "cos/sin or inv_freq are given but rope = \"none\"")) << error;
 
