@@ -28,6 +28,7 @@
 #include "passes/canonicalize.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -180,6 +181,8 @@ struct Counters {
   int64_t castsComposed = 0;
   int64_t opsRemoved = 0;  // identity and no-op cast, reshape, expand
   int64_t broadcastReshapesBypassed = 0;  // consumers that read past a leading-1 reshape
+  int64_t broadcastExpandsBypassed = 0;   // consumers that read past an expand their broadcast repeats
+  int64_t clipsToMaxMin = 0;
   int64_t typesRefined = 0;
 };
 
@@ -228,9 +231,11 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteGather(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteClip(const Op& op);
   // `form` producing `shape` from a value of `fromShape`, reshaped when they differ.
   Rewrite reshapedTo(OpForm form, const Shape& fromShape, const Shape& shape, int64_t* counter);
   std::optional<Sequence> rangeOf(ValueId id);
+  std::optional<Sequence> slicedPositions(const Op& slice);
 
   Graph& graph_;
   Rewriter rewriter_;
@@ -384,6 +389,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
   else if (kind == OpKind::Slice) rewritten = rewriteSlice(op);
   else if (kind == OpKind::Gather) rewritten = rewriteGather(op, types);
   else if (kind == OpKind::Add || kind == OpKind::Sub) rewritten = rewriteRangeShift(op, types);
+  else if (kind == OpKind::Clip) rewritten = rewriteClip(op);
   if (!rewritten && firstBroadcastOperand(op)) rewritten = rewriteBroadcastOperands(op, types);
   if (rewritten && rewritten->forwardTo != kNoValue && !canForward(op.results[0], rewritten->forwardTo))
     return std::nullopt;
@@ -560,9 +566,33 @@ std::optional<Sequence> Canonicalizer::rangeOf(ValueId id) {
   }
   std::optional<Op> producer = producerOf(id);
   while (producer && isDimsReshape(*producer)) producer = producerOf(producer->operands[0]);
+  if (producer && producer->is(OpKind::Slice)) return slicedPositions(*producer);
   if (!producer || !producer->is(OpKind::Range) || !producer->attrs.has("start")) return std::nullopt;
   return Sequence{(*producer->attrs.getDims("start"))[0], (*producer->attrs.getDims("limit"))[0],
                   producer->attrs.getInt("delta", 1)};
+}
+
+// slice(p, [s, e)) on the last axis of a weight p holding an arithmetic
+// progression along it, its other dims 1 (BERT's position_ids buffer,
+// arange(max_positions)[None]): the range of those elements.
+std::optional<Sequence> Canonicalizer::slicedPositions(const Op& slice) {
+  const Value& table = graph_.value(slice.operands[0]);
+  if (table.kind != ValueKind::Weight || !table.data || !isInteger(table.data->dtype()) || slice.operands.size() != 1)
+    return std::nullopt;
+  const std::vector<int64_t>& dims = table.data->shape();
+  const auto rank = static_cast<int64_t>(dims.size());
+  if (rank == 0 || dims.back() < 2 || table.data->numElements() != dims.back()) return std::nullopt;
+  const std::vector<int64_t> axes = slice.attrs.getInts("axes");
+  const std::optional<std::vector<Dim>> starts = slice.attrs.getDims("starts"), ends = slice.attrs.getDims("ends");
+  if (axes.size() != 1 || (axes[0] != -1 && axes[0] != rank - 1) || !starts || !ends || slice.attrs.has("steps"))
+    return std::nullopt;
+  const Tensor& values = *table.data;
+  const int64_t first = values.elementAsInt(0), delta = values.elementAsInt(1) - first;
+  for (int64_t i = 0; i < values.numElements(); ++i)
+    if (values.elementAsInt(i) != first + i * delta) return std::nullopt;
+  const std::optional<int64_t> start = (*starts)[0].constant();
+  if (delta == 0 || !start || *start < 0) return std::nullopt;
+  return Sequence{Dim(first) + Dim(delta) * (*starts)[0], Dim(first) + Dim(delta) * (*ends)[0], delta};
 }
 
 Canonicalizer::Rewrite Canonicalizer::reshapedTo(OpForm form, const Shape& fromShape, const Shape& shape,
@@ -633,17 +663,19 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRangeShift(const Op&
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
     const Op& op, const std::vector<TensorType>& types) {
   // A [S, D] table reshaped to [1, S, D] and added to [B, S, D] broadcasts
-  // the same without the reshape. Each operand is checked on its own: the
-  // result must keep its type (dropping the 1-dims must not lower its rank).
+  // the same without the reshape; so does a [B, 1] norm expanded to
+  // [B, D] that divides a [B, D] value (F.normalize). Each operand is
+  // checked on its own: the result must keep its type (dropping the 1-dims
+  // must not lower its rank).
   OpForm rewritten{op.kind(), op.operands, op.attrs};
-  bool any = false;
+  int64_t* counter = nullptr;
   for (size_t i = *firstBroadcastOperand(op); i < op.operands.size(); ++i) {
     const ValueId operand = op.operands[i];
     if (operand == kNoValue) continue;
-    std::optional<Op> reshape = producerOf(operand);
-    if (!reshape || !reshape->is(OpKind::Reshape)) continue;
-    const ValueId source = reshape->operands[0];
-    if (!insertsLeadingOnes(typeOf(source).shape, typeOf(operand).shape)) continue;
+    std::optional<Op> view = producerOf(operand);
+    if (!view || !view->isOneOf({OpKind::Reshape, OpKind::Expand})) continue;
+    const ValueId source = view->operands[0];
+    if (view->is(OpKind::Reshape) && !insertsLeadingOnes(typeOf(source).shape, typeOf(operand).shape)) continue;
     OpForm candidate = rewritten;
     std::replace(candidate.operands.begin(), candidate.operands.end(), operand, source);
     std::vector<TensorType> candidateTypes;
@@ -651,10 +683,26 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
         candidateTypes != types)
       continue;
     rewritten = std::move(candidate);
-    any = true;
+    counter = view->is(OpKind::Reshape) ? &counters_.broadcastReshapesBypassed : &counters_.broadcastExpandsBypassed;
   }
-  if (!any) return std::nullopt;
-  return Rewrite{kNoValue, std::move(rewritten), &counters_.broadcastReshapesBypassed};
+  if (!counter) return std::nullopt;
+  return Rewrite{kNoValue, std::move(rewritten), counter};
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteClip(const Op& op) {
+  // clip(x, lo) is max(x, lo), clip(x, _, hi) min(x, hi), for a number lo or
+  // hi (NaN keeps the clip: it would make max NaN everywhere): ops
+  // elementwise fusion can join into a program.
+  const bool low = op.operands.size() > 1 && op.operands[1] != kNoValue;
+  const bool high = op.operands.size() > 2 && op.operands[2] != kNoValue;
+  if (low == high) return std::nullopt;
+  const ValueId bound = op.operands[low ? 1 : 2];
+  const Value& value = graph_.value(bound);
+  if (value.kind != ValueKind::Weight || !value.data || value.data->numElements() != 1 ||
+      std::isnan(value.data->elementAsDouble(0)))
+    return std::nullopt;
+  return Rewrite{kNoValue, OpForm{low ? OpKind::Max : OpKind::Min, {op.operands[0], bound}, {}},
+                 &counters_.clipsToMaxMin};
 }
 
 Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
@@ -692,6 +740,8 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
       {"casts-composed", c.castsComposed},
       {"no-ops-removed", c.opsRemoved},
       {"broadcast-reshapes-bypassed", c.broadcastReshapesBypassed},
+      {"broadcast-expands-bypassed", c.broadcastExpandsBypassed},
+      {"clips-to-max-min", c.clipsToMaxMin},
       {"types-refined", c.typesRefined},
       {"dead-ops-removed", deadOps},
   };
