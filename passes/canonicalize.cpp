@@ -179,7 +179,7 @@ struct Counters {
   int64_t viewsToReshape = 0;
   int64_t reshapesComposed = 0;
   int64_t castsComposed = 0;
-  int64_t opsRemoved = 0;  // identity and no-op cast, reshape, expand
+  int64_t opsRemoved = 0;  // identity and no-op cast, reshape, expand, slice
   int64_t broadcastReshapesBypassed = 0;  // consumers that read past a leading-1 reshape
   int64_t broadcastExpandsBypassed = 0;   // consumers that read past an expand their broadcast repeats
   int64_t clipsToMaxMin = 0;
@@ -527,6 +527,13 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRange(const Op& op) 
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteSlice(const Op& op) {
+  // A slice from 0, step 1, to its input's own type takes every element
+  // (Phi slices its rotary tables to [0, seq) twice).
+  if (op.operands.size() == 1 && typeOf(op.results[0]) == typeOf(op.operands[0]) && !op.attrs.has("steps")) {
+    const std::optional<std::vector<Dim>> starts = op.attrs.getDims("starts");
+    if (starts && std::all_of(starts->begin(), starts->end(), [](const Dim& d) { return d == Dim(0); }))
+      return Rewrite{op.operands[0], std::nullopt, &counters_.opsRemoved};
+  }
   if (op.operands.size() < 3) return std::nullopt;
   const SymbolicTensor* starts = completeValue(op.operands[1]);
   const SymbolicTensor* ends = completeValue(op.operands[2]);
