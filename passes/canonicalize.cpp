@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -182,6 +183,7 @@ struct Counters {
   int64_t opsRemoved = 0;  // identity and no-op cast, reshape, expand, slice
   int64_t broadcastReshapesBypassed = 0;  // consumers that read past a leading-1 reshape
   int64_t broadcastExpandsBypassed = 0;   // consumers that read past an expand their broadcast repeats
+  int64_t broadcastFillsBypassed = 0;     // consumers that read a fill's one value instead
   int64_t clipsToMaxMin = 0;
   int64_t typesRefined = 0;
 };
@@ -232,6 +234,8 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteClip(const Op& op);
+  // The one value of a constant_of_shape, as a scalar weight (one per value and dtype).
+  ValueId fillScalar(const Op& fill);
   // `form` producing `shape` from a value of `fromShape`, reshaped when they differ.
   Rewrite reshapedTo(OpForm form, const Shape& fromShape, const Shape& shape, int64_t* counter);
   std::optional<Sequence> rangeOf(ValueId id);
@@ -244,6 +248,7 @@ class Canonicalizer {
   // looked at and not known.
   std::unordered_map<ValueId, std::optional<SymbolicTensor>> known_;
   std::unordered_map<ValueId, ValueId> weights_;  // value -> its materialised weight
+  std::map<std::pair<int, double>, ValueId> fillScalars_;  // (dtype, value) -> scalar weight
   Counters counters_;
 };
 
@@ -671,17 +676,19 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
     const Op& op, const std::vector<TensorType>& types) {
   // A [S, D] table reshaped to [1, S, D] and added to [B, S, D] broadcasts
   // the same without the reshape; so does a [B, 1] norm expanded to
-  // [B, D] that divides a [B, D] value (F.normalize). Each operand is
-  // checked on its own: the result must keep its type (dropping the 1-dims
-  // must not lower its rank).
+  // [B, D] that divides a [B, D] value (F.normalize), and a fill of one
+  // value (T5's min with constant_of_shape) as that value alone. Each
+  // operand is checked on its own: the result must keep its type (dropping
+  // the 1-dims must not lower its rank).
   OpForm rewritten{op.kind(), op.operands, op.attrs};
   int64_t* counter = nullptr;
   for (size_t i = *firstBroadcastOperand(op); i < op.operands.size(); ++i) {
     const ValueId operand = op.operands[i];
     if (operand == kNoValue) continue;
     std::optional<Op> view = producerOf(operand);
-    if (!view || !view->isOneOf({OpKind::Reshape, OpKind::Expand})) continue;
-    const ValueId source = view->operands[0];
+    if (!view || !view->isOneOf({OpKind::Reshape, OpKind::Expand, OpKind::ConstantOfShape})) continue;
+    if (view->is(OpKind::ConstantOfShape) && !view->operands.empty()) continue;
+    const ValueId source = view->is(OpKind::ConstantOfShape) ? fillScalar(*view) : view->operands[0];
     if (view->is(OpKind::Reshape) && !insertsLeadingOnes(typeOf(source).shape, typeOf(operand).shape)) continue;
     OpForm candidate = rewritten;
     std::replace(candidate.operands.begin(), candidate.operands.end(), operand, source);
@@ -691,9 +698,25 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
       continue;
     rewritten = std::move(candidate);
     counter = view->is(OpKind::Reshape) ? &counters_.broadcastReshapesBypassed : &counters_.broadcastExpandsBypassed;
+    if (view->is(OpKind::ConstantOfShape)) counter = &counters_.broadcastFillsBypassed;
   }
   if (!counter) return std::nullopt;
   return Rewrite{kNoValue, std::move(rewritten), counter};
+}
+
+ValueId Canonicalizer::fillScalar(const Op& fill) {
+  const DType dtype = typeOf(fill.results[0]).dtype;
+  const double value = fill.attrs.getFloat("value", 0.0);
+  const auto key = std::make_pair(static_cast<int>(dtype), value);
+  if (auto found = fillScalars_.find(key); found != fillScalars_.end()) return found->second;
+  Tensor scalar = Tensor::allocate(dtype, {});
+  visitDType(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    *scalar.data<T>() = storeFromDouble<T>(value);
+  });
+  const ValueId weight = rewriter_.addWeight("fill", std::move(scalar));
+  fillScalars_.emplace(key, weight);
+  return weight;
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteClip(const Op& op) {
@@ -748,6 +771,7 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
       {"no-ops-removed", c.opsRemoved},
       {"broadcast-reshapes-bypassed", c.broadcastReshapesBypassed},
       {"broadcast-expands-bypassed", c.broadcastExpandsBypassed},
+      {"broadcast-fills-bypassed", c.broadcastFillsBypassed},
       {"clips-to-max-min", c.clipsToMaxMin},
       {"types-refined", c.typesRefined},
       {"dead-ops-removed", deadOps},
