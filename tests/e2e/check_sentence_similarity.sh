@@ -17,7 +17,7 @@ rm -rf "$work" && mkdir -p "$work"
 "$similarity" "$work/model.kiln" "$work/vocab.txt" "The cat sat on a mat." "the dogs ran, far away" \
   "The cat sat on a mat." >"$work/out.txt"
 cat "$work/out.txt"
-python3 - "$work/out.txt" <<'PY'
+/usr/bin/python3 - "$work/out.txt" <<'PY'
 import sys
 rows = [line.split()[:3] for line in open(sys.argv[1])]
 m = [[float(x) for x in r] for r in rows]
