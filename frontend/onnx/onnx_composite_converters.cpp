@@ -12,19 +12,6 @@ namespace {
 
 using onnx::AttributeProto;
 
-Tensor int64Values(const std::vector<int64_t>& values) {
-  Tensor t = Tensor::allocate(DType::I64, {static_cast<int64_t>(values.size())});
-  std::copy(values.begin(), values.end(), t.data<int64_t>());
-  return t;
-}
-
-Status requireInputs(const OnnxNodeContext& ctx, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    if (!ctx.hasInput(i)) return Status::error("required input ", i, " is missing");
-  }
-  return Status::ok();
-}
-
 // ReduceL2 = sqrt(reduce_sum(x * x)), with the node's axes (an attribute
 // before opset 18, an operand after) and keepdims.
 Status convertReduceL2(OnnxNodeContext& ctx, const OnnxOpConverter&) {
@@ -32,7 +19,7 @@ Status convertReduceL2(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   const ValueId x = ctx.input(0);
   std::vector<ValueId> operands;
   if (ctx.hasAttribute("axes")) {
-    operands.push_back(ctx.addWeight("axes", int64Values(ctx.intsAttr("axes"))));
+    operands.push_back(ctx.addWeight("axes", int64Vector(ctx.intsAttr("axes"))));
   } else if (ctx.hasInput(1)) {
     operands.push_back(ctx.input(1));
   }
@@ -65,7 +52,7 @@ Status convertOrEqual(OnnxNodeContext& ctx, const OnnxOpConverter& self) {
 }
 
 Expected<ValueId> unsqueezed(OnnxNodeContext& ctx, ValueId x, const std::vector<int64_t>& axes) {
-  return ctx.emit1("unsqueeze", {x, ctx.addWeight("axes", int64Values(axes))});
+  return ctx.emit1("unsqueeze", {x, ctx.addWeight("axes", int64Vector(axes))});
 }
 
 // Tile by repeats known at import time: the expand and reshape take their
@@ -114,7 +101,7 @@ Status convertTile(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   Expected<ValueId> pairs = ctx.emit1("concat", {*repeatColumn, *dimColumn}, byColumn);
   if (!pairs) return pairs.status();
   Expected<ValueId> spreadDims =
-      ctx.emit1("reshape", {*pairs, ctx.addWeight("flat", int64Values({2 * rank}))});
+      ctx.emit1("reshape", {*pairs, ctx.addWeight("flat", int64Vector({2 * rank}))});
   if (!spreadDims) return spreadDims.status();
   Expected<ValueId> expanded = ctx.emit1("expand", {*spread, *spreadDims});
   if (!expanded) return expanded.status();
@@ -198,7 +185,7 @@ Status convertConv(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   }
   const int64_t rows = conv->height / conv->kh, cols = conv->width / conv->kw;
   Expected<ValueId> cut = ctx.emit1(
-      "reshape", {ctx.input(0), ctx.addWeight("patches", int64Values({-1, conv->channels, rows, conv->kh,
+      "reshape", {ctx.input(0), ctx.addWeight("patches", int64Vector({-1, conv->channels, rows, conv->kh,
                                                                        cols, conv->kw}))});
   if (!cut) return cut.status();
   Attributes gather;
@@ -206,7 +193,7 @@ Status convertConv(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   Expected<ValueId> gathered = ctx.emit1("transpose", {*cut}, gather);
   if (!gathered) return gathered.status();
   Expected<ValueId> flat = ctx.emit1(
-      "reshape", {*gathered, ctx.addWeight("rows", int64Values({-1, rows, cols,
+      "reshape", {*gathered, ctx.addWeight("rows", int64Vector({-1, rows, cols,
                                                                  conv->channels * conv->kh * conv->kw}))});
   if (!flat) return flat.status();
   Expected<ValueId> y = ctx.emit1("matmul", {*flat, ctx.addWeight("weight", patchWeights(*ctx.inputValue(1), *conv))});

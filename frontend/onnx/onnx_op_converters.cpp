@@ -10,6 +10,21 @@
 
 namespace kiln {
 
+Tensor int64Vector(const std::vector<int64_t>& values) {
+  Tensor t = Tensor::allocate(DType::I64, {static_cast<int64_t>(values.size())});
+  std::copy(values.begin(), values.end(), t.data<int64_t>());
+  return t;
+}
+
+// Requires a present input; ONNX checkers allow models that omit required
+// ones, and the message is clearer than the op's operand-count error.
+Status requireInputs(const OnnxNodeContext& ctx, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!ctx.hasInput(i)) return Status::error("required input ", i, " is missing");
+  }
+  return Status::ok();
+}
+
 namespace {
 
 using onnx::AttributeProto;
@@ -42,11 +57,6 @@ AttrValue coerceAttr(const OpDef& def, const std::string& name, AttrValue value)
   return value;
 }
 
-Tensor int64Vector(const std::vector<int64_t>& values) {
-  Tensor t = Tensor::allocate(DType::I64, {static_cast<int64_t>(values.size())});
-  std::copy(values.begin(), values.end(), t.data<int64_t>());
-  return t;
-}
 
 // The node's inputs as operands, without trailing omitted optional ones.
 std::vector<ValueId> allInputs(const OnnxNodeContext& ctx) {
@@ -66,14 +76,6 @@ Status emitToOutputs(OnnxNodeContext& ctx, std::string_view opName,
   return Status::ok();
 }
 
-// Requires a present input; ONNX checkers allow models that omit required
-// ones, and the message is clearer than the op's operand-count error.
-Status requireInputs(const OnnxNodeContext& ctx, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    if (!ctx.hasInput(i)) return Status::error("required input ", i, " is missing");
-  }
-  return Status::ok();
-}
 
 // ---- Converters.
 

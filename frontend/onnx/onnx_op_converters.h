@@ -110,6 +110,12 @@ struct OnnxOpConverter {
   OnnxConvertFn convert = nullptr;
 };
 
+// An i64 vector of `values` (axes, sizes and shapes the converters add as weights).
+Tensor int64Vector(const std::vector<int64_t>& values);
+// An error naming the first of the first `count` inputs that is absent:
+// ONNX checkers allow models that omit required ones.
+Status requireInputs(const OnnxNodeContext& ctx, size_t count);
+
 // The converters that compose kiln ops for an ONNX op kiln has no op for
 // (onnx_composite_converters.cpp); onnxOpConverters() includes them.
 std::vector<OnnxOpConverter> compositeOnnxConverters();

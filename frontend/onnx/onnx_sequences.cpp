@@ -10,12 +10,6 @@ namespace {
 
 using onnx::AttributeProto;
 
-Tensor int64Values(const std::vector<int64_t>& values) {
-  Tensor t = Tensor::allocate(DType::I64, {static_cast<int64_t>(values.size())});
-  std::copy(values.begin(), values.end(), t.data<int64_t>());
-  return t;
-}
-
 Expected<const OnnxSequence*> sequenceInput(const OnnxNodeContext& ctx, OnnxScopes& scopes, size_t i) {
   const std::string& name = i < static_cast<size_t>(ctx.node().input_size()) ? ctx.node().input(static_cast<int>(i))
                                                                               : std::string();
@@ -64,12 +58,12 @@ Status splitToSequence(OnnxNodeContext& ctx, OnnxScopes& scopes) {
   if (!sizes) return sizes.status();
   Attributes attrs;
   attrs.set("axis", *axis);
-  Expected<std::vector<ValueId>> parts = ctx.emit("split", {ctx.input(0), ctx.addWeight("split", int64Values(*sizes))},
+  Expected<std::vector<ValueId>> parts = ctx.emit("split", {ctx.input(0), ctx.addWeight("split", int64Vector(*sizes))},
                                                   attrs, static_cast<int>(sizes->size()));
   if (!parts) return parts.status();
   if (!ctx.hasInput(1) && ctx.intAttr("keepdims", 1) == 0) {
     for (ValueId& part : *parts) {
-      Expected<ValueId> squeezed = ctx.emit1("squeeze", {part, ctx.addWeight("axes", int64Values({*axis}))});
+      Expected<ValueId> squeezed = ctx.emit1("squeeze", {part, ctx.addWeight("axes", int64Vector({*axis}))});
       if (!squeezed) return squeezed.status();
       part = *squeezed;
     }
@@ -115,7 +109,7 @@ Status concatFromSequence(OnnxNodeContext& ctx, OnnxScopes& scopes) {
   std::vector<ValueId> parts = **sequence;
   for (ValueId& part : parts) {
     if (!newAxis) break;
-    Expected<ValueId> widened = ctx.emit1("unsqueeze", {part, ctx.addWeight("axes", int64Values({*axis}))});
+    Expected<ValueId> widened = ctx.emit1("unsqueeze", {part, ctx.addWeight("axes", int64Vector({*axis}))});
     if (!widened) return widened.status();
     part = *widened;
   }
@@ -220,7 +214,7 @@ bool staysTrue(const Graph& graph, const LoopValue& condition) {
 Expected<ValueId> stacked(OnnxNodeContext& ctx, const std::vector<ValueId>& parts) {
   std::vector<ValueId> rows;
   for (ValueId part : parts) {
-    Expected<ValueId> row = ctx.emit1("unsqueeze", {part, ctx.addWeight("axes", int64Values({0}))});
+    Expected<ValueId> row = ctx.emit1("unsqueeze", {part, ctx.addWeight("axes", int64Vector({0}))});
     if (!row) return row.status();
     rows.push_back(*row);
   }
