@@ -147,14 +147,26 @@ std::optional<std::string> loneSymbol(const Dim& dim) {
   return dim == Dim::symbol(dim.str()) ? std::optional<std::string>(dim.str()) : std::nullopt;
 }
 
+// Whether an op reads `id` as the indices of a gather: token ids, which
+// hold any integer, not a 0 / 1 mask.
+bool readAsIndices(const Graph& graph, ValueId id) {
+  for (const Op& op : graph.ops())
+    if (op.isOneOf({OpKind::Gather, OpKind::GatherElements}) && op.operands.size() > 1 && op.operands[1] == id)
+      return true;
+  return false;
+}
+
 // Graph inputs that may be a key-padding mask of scores [B, H, S, T]:
 // [B, T], or [B, N] with N a symbol of its own (an exported attention mask
-// of the past and new tokens, which the export names apart from T).
+// of the past and new tokens, which the export names apart from T). The
+// probes give them only 0 and 1, so token ids (a mask built from
+// input_ids != pad would read as one) are left out.
 std::vector<ValueId> keyPaddingCandidates(const Graph& graph, const Shape& scores) {
   std::vector<ValueId> found;
   for (ValueId id : graph.inputs()) {
     const TensorType& type = graph.value(id).type;
-    if (type.rank() == 2 && type.shape[0] == scores[0] && (type.shape[1] == scores[3] || loneSymbol(type.shape[1])))
+    if (type.rank() == 2 && type.shape[0] == scores[0] && (type.shape[1] == scores[3] || loneSymbol(type.shape[1])) &&
+        !readAsIndices(graph, id))
       found.push_back(id);
   }
   return found;
