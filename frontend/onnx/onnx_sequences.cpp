@@ -164,10 +164,13 @@ class IterationScope {
   std::map<std::string, Saved> saved_;
 };
 
-Expected<LoopValue> lookup(const OnnxScopes& scopes, const std::string& name) {
-  if (auto t = scopes.tensors.find(name); t != scopes.tensors.end()) return LoopValue(t->second);
-  if (auto s = scopes.sequences.find(name); s != scopes.sequences.end()) return LoopValue(s->second);
-  return Status::error("the body's output '", name, "' is not defined");
+// Appends what `name` means to `values`. (Not an Expected<LoopValue>:
+// GCC's -Wmaybe-uninitialized misreads that variant's move at -O2.)
+Status lookup(const OnnxScopes& scopes, const std::string& name, std::vector<LoopValue>& values) {
+  if (auto t = scopes.tensors.find(name); t != scopes.tensors.end()) values.emplace_back(t->second);
+  else if (auto s = scopes.sequences.find(name); s != scopes.sequences.end()) values.emplace_back(s->second);
+  else return Status::error("the body's output '", name, "' is not defined");
+  return Status::ok();
 }
 
 // One iteration of a Loop body: binds its inputs, converts its nodes, and
@@ -193,11 +196,7 @@ Expected<std::vector<LoopValue>> runIteration(OnnxNodeContext& ctx, OnnxScopes& 
     KILN_RETURN_IF_ERROR(scopes.convertNode(node, where, consumed));
   }
   std::vector<LoopValue> outputs;
-  for (const onnx::ValueInfoProto& output : body.output()) {
-    Expected<LoopValue> value = lookup(scopes, output.name());
-    if (!value) return value.status();
-    outputs.push_back(std::move(*value));
-  }
+  for (const onnx::ValueInfoProto& output : body.output()) KILN_RETURN_IF_ERROR(lookup(scopes, output.name(), outputs));
   return outputs;
 }
 
@@ -236,11 +235,7 @@ Status loop(OnnxNodeContext& ctx, OnnxScopes& scopes) {
     return Status::error("the Loop's body takes ", body.input_size(), " inputs and gives ", body.output_size(),
                          " outputs for ", carriedCount, " carried values");
   std::vector<LoopValue> carried;
-  for (int j = 0; j < carriedCount; ++j) {
-    Expected<LoopValue> value = lookup(scopes, ctx.node().input(j + 2));
-    if (!value) return value.status();
-    carried.push_back(std::move(*value));
-  }
+  for (int j = 0; j < carriedCount; ++j) KILN_RETURN_IF_ERROR(lookup(scopes, ctx.node().input(j + 2), carried));
   std::vector<std::vector<ValueId>> scans(static_cast<size_t>(body.output_size() - 1 - carriedCount));
   for (int64_t i = 0; i < *trips; ++i) {
     Expected<std::vector<LoopValue>> outputs = runIteration(ctx, scopes, body, i, carried);
