@@ -19,6 +19,10 @@ struct Heads {
 
 const Shape& shapeOf(const Rewriter& rw, ValueId v) { return rw.graph().value(v).type.shape; }
 
+// A created op's result, or kNoValue when inference refused it (the unfold
+// functions return kNoValue for a value they cannot unfold).
+ValueId made(Expected<ValueId> created) { return created ? *created : kNoValue; }
+
 // Records the split the first unfolded operand shows; later ones must agree.
 bool agrees(std::optional<Heads>& heads, const Dim& batch, int64_t count) {
   if (!heads) heads = Heads{batch, count};
@@ -76,9 +80,9 @@ class UnfoldHeads final : public Pass {
   }
 
   // v [B*H, x, y] as a value [B, H, x, y] (made before `anchor` when needed).
-  std::optional<ValueId> unfold(Rewriter& rw, int32_t anchor, ValueId v, std::optional<Heads>& heads) {
+  ValueId unfold(Rewriter& rw, int32_t anchor, ValueId v, std::optional<Heads>& heads) {
     const Shape& s = shapeOf(rw, v);
-    if (s.size() != 3) return std::nullopt;
+    if (s.size() != 3) return kNoValue;
     if (const Op* reshape = rw.producer(v, OpKind::Reshape)) {  // a merge of [B, H, x, y]
       const ValueId x = reshape->operands[0];
       const Shape& xs = shapeOf(rw, x);
@@ -95,41 +99,38 @@ class UnfoldHeads final : public Pass {
     for (OpKind kind : {OpKind::Mul, OpKind::Div})
       if (const Op* scaled = rw.producer(v, kind)) {
         const Op copy = *scaled;  // creating ops may move the op list
-        if (!scalar(rw.graph(), copy.operands[1])) return std::nullopt;
-        std::optional<ValueId> inner = unfold(rw, anchor, copy.operands[0], heads);
-        if (!inner) return std::nullopt;
-        Expected<ValueId> made = rw.create1(anchor, kind, {*inner, copy.operands[1]}, copy.attrs, copy.location);
-        return made ? std::optional<ValueId>(*made) : std::nullopt;
+        if (!scalar(rw.graph(), copy.operands[1])) return kNoValue;
+        const ValueId inner = unfold(rw, anchor, copy.operands[0], heads);
+        if (inner == kNoValue) return kNoValue;
+        return made(rw.create1(anchor, kind, {inner, copy.operands[1]}, copy.attrs, copy.location));
       }
-    return std::nullopt;
+    return kNoValue;
   }
 
   // transpose(folded, [0, 2, 1]) (GPT-NeoX's kᵀ) as the transpose of the
   // unfolded value's last two axes.
-  std::optional<ValueId> unfoldTransposed(Rewriter& rw, int32_t anchor, const Op& transpose,
-                                          const std::vector<int64_t>& perm, std::optional<Heads>& heads) {
-    std::optional<ValueId> inner = unfold(rw, anchor, transpose.operands[0], heads);
-    if (!inner) return std::nullopt;
+  ValueId unfoldTransposed(Rewriter& rw, int32_t anchor, const Op& transpose, const std::vector<int64_t>& perm,
+                           std::optional<Heads>& heads) {
+    const ValueId inner = unfold(rw, anchor, transpose.operands[0], heads);
+    if (inner == kNoValue) return kNoValue;
     Attributes order;
     order.set("perm", std::vector<int64_t>{0, 1, perm[1] + 1, perm[2] + 1});
-    Expected<ValueId> made = rw.create1(anchor, OpKind::Transpose, {*inner}, order, transpose.location);
-    return made ? std::optional<ValueId>(*made) : std::nullopt;
+    return made(rw.create1(anchor, OpKind::Transpose, {inner}, order, transpose.location));
   }
 
   // transpose(reshape(x [P, B, H*D] -> [P, B*H, D]), perm) with B*H moved
   // first (torch.nn's heads) as transpose(reshape(x -> [P, B, H, D]), perm4).
-  std::optional<ValueId> unfoldSplit(Rewriter& rw, int32_t anchor, const Op& transpose,
-                                     std::optional<Heads>& heads) {
+  ValueId unfoldSplit(Rewriter& rw, int32_t anchor, const Op& transpose, std::optional<Heads>& heads) {
     const std::vector<int64_t> perm = transpose.attrs.getInts("perm");
     const Op* reshape = rw.producer(transpose.operands[0], OpKind::Reshape);
-    if (perm.size() != 3 || perm[0] != 1 || !reshape) return std::nullopt;
+    if (perm.size() != 3 || perm[0] != 1 || !reshape) return kNoValue;
     const ValueId x = reshape->operands[0];
     const Shape xs = shapeOf(rw, x), rs = shapeOf(rw, transpose.operands[0]);
-    if (xs.size() != 3 || rs.size() != 3 || xs[0] != rs[0]) return std::nullopt;
+    if (xs.size() != 3 || rs.size() != 3 || xs[0] != rs[0]) return kNoValue;
     const int64_t width = xs[2].constant().value_or(0), headDim = rs[2].constant().value_or(0);
-    if (width <= 0 || headDim <= 0 || width % headDim != 0) return std::nullopt;
+    if (width <= 0 || headDim <= 0 || width % headDim != 0) return kNoValue;
     const int64_t count = width / headDim;
-    if (xs[1] * Dim(count) != rs[1] || !agrees(heads, xs[1], count)) return std::nullopt;
+    if (xs[1] * Dim(count) != rs[1] || !agrees(heads, xs[1], count)) return kNoValue;
     Attributes split, order;
     split.set("shape", std::vector<Dim>{xs[0], xs[1], Dim(count), Dim(headDim)});
     std::vector<int64_t> perm4;  // axis 1 of the 3-D view is axes 1, 2 (B, H) of the 4-D one
@@ -140,23 +141,21 @@ class UnfoldHeads final : public Pass {
     }
     order.set("perm", perm4);
     const std::string location = transpose.location;
-    Expected<ValueId> heads4 = rw.create1(anchor, OpKind::Reshape, {x}, split, location);
-    if (!heads4) return std::nullopt;
-    Expected<ValueId> moved = rw.create1(anchor, OpKind::Transpose, {*heads4}, order, location);
-    return moved ? std::optional<ValueId>(*moved) : std::nullopt;
+    const ValueId heads4 = made(rw.create1(anchor, OpKind::Reshape, {x}, split, location));
+    if (heads4 == kNoValue) return kNoValue;
+    return made(rw.create1(anchor, OpKind::Transpose, {heads4}, order, location));
   }
 
   // An operand of a chain op: a [B*H, x, y] one viewed as [B, H, x, y];
   // one that broadcasts over the batch and heads, or is 4-D already (after
   // the chain's own reshape to [B, H, S, T]), stays as it is.
-  std::optional<ValueId> liftOperand(Rewriter& rw, int32_t anchor, ValueId v, const Heads& heads) {
+  ValueId liftOperand(Rewriter& rw, int32_t anchor, ValueId v, const Heads& heads) {
     const Shape& s = shapeOf(rw, v);
     if (s.size() != 3 || s[0] == Dim(1)) return v;
-    if (s[0] != heads.batch * Dim(heads.heads)) return std::nullopt;
+    if (s[0] != heads.batch * Dim(heads.heads)) return kNoValue;
     Attributes split;
     split.set("shape", std::vector<Dim>{heads.batch, Dim(heads.heads), s[1], s[2]});
-    Expected<ValueId> made = rw.create1(anchor, OpKind::Reshape, {v}, split);
-    return made ? std::optional<ValueId>(*made) : std::nullopt;
+    return made(rw.create1(anchor, OpKind::Reshape, {v}, split));
   }
 
   // The softmax at `index`, its scores chain and the matmul reading its
@@ -194,18 +193,18 @@ class UnfoldHeads final : public Pass {
   bool rebuild(Rewriter& rw, const std::vector<int32_t>& chain, const Op& softmax, int32_t readerIndex) {
     const Op scores = rw.op(chain.front()), reader = rw.op(readerIndex);
     std::optional<Heads> heads;
-    std::optional<ValueId> a = unfold(rw, readerIndex, scores.operands[0], heads);
-    std::optional<ValueId> b = a ? unfold(rw, readerIndex, scores.operands[1], heads) : std::nullopt;
+    const ValueId a = unfold(rw, readerIndex, scores.operands[0], heads);
+    const ValueId b = a == kNoValue ? kNoValue : unfold(rw, readerIndex, scores.operands[1], heads);
     // A 4-D reader (GPT-NeoX: the scores reshaped back before the softmax) reads v as it is.
     const bool folded = shapeOf(rw, reader.results[0]).size() == 3;
-    std::optional<ValueId> v = !b       ? std::nullopt
-                               : folded ? unfold(rw, readerIndex, reader.operands[1], heads)
-                                        : std::optional<ValueId>(reader.operands[1]);
-    if (!v) return false;
+    const ValueId v = b == kNoValue ? kNoValue
+                      : folded      ? unfold(rw, readerIndex, reader.operands[1], heads)
+                                    : reader.operands[1];
+    if (v == kNoValue) return false;
     std::map<ValueId, ValueId> lifted;
-    Expected<ValueId> s4 = rw.create1(readerIndex, OpKind::Matmul, {*a, *b}, scores.attrs, scores.location);
-    if (!s4) return false;
-    lifted[scores.results[0]] = *s4;
+    const ValueId s4 = made(rw.create1(readerIndex, OpKind::Matmul, {a, b}, scores.attrs, scores.location));
+    if (s4 == kNoValue) return false;
+    lifted[scores.results[0]] = s4;
     for (size_t i = 1; i < chain.size(); ++i) {
       const Op op = rw.op(chain[i]);
       if (op.is(OpKind::Reshape)) {
@@ -214,11 +213,11 @@ class UnfoldHeads final : public Pass {
       }
       std::vector<ValueId> operands;
       for (ValueId o : op.operands) {
-        std::optional<ValueId> operand = lifted.count(o) ? std::optional<ValueId>(lifted.at(o))
-                                         : o == kNoValue ? std::optional<ValueId>(o)
-                                                         : liftOperand(rw, readerIndex, o, *heads);
-        if (!operand) return false;
-        operands.push_back(*operand);
+        const ValueId operand = o == kNoValue     ? kNoValue
+                                : lifted.count(o) ? lifted.at(o)
+                                                  : liftOperand(rw, readerIndex, o, *heads);
+        if (o != kNoValue && operand == kNoValue) return false;
+        operands.push_back(operand);
       }
       Expected<ValueId> made = rw.create1(readerIndex, op.kind(), operands, op.attrs, op.location);
       if (!made) return false;
@@ -229,7 +228,7 @@ class UnfoldHeads final : public Pass {
     Expected<ValueId> probs =
         rw.create1(readerIndex, OpKind::Softmax, {lifted.at(softmax.operands[0])}, lastAxis, softmax.location);
     if (!probs) return false;
-    Expected<ValueId> out = rw.create1(readerIndex, OpKind::Matmul, {*probs, *v}, reader.attrs, reader.location);
+    Expected<ValueId> out = rw.create1(readerIndex, OpKind::Matmul, {*probs, v}, reader.attrs, reader.location);
     if (!out) return false;
     if (!folded) return rw.replace(reader.results[0], *out).isOk();
     Attributes merge;
