@@ -2,6 +2,10 @@
 
 namespace kiln {
 
+bool isShapeValue(const TensorType& type) {
+  return type.rank() <= 1 && (type.dtype == DType::I64 || type.dtype == DType::I32);
+}
+
 bool TensorType::isStatic() const {
   for (const Dim& d : shape)
     if (!d.isConstant()) return false;

@@ -30,6 +30,10 @@ struct TensorType {
   friend bool operator!=(const TensorType& a, const TensorType& b) { return !(a == b); }
 };
 
+// An integer scalar or vector: what shape arithmetic computes, whose values
+// run-time inference reads (in host memory) to size the ops after it.
+bool isShapeValue(const TensorType& type);
+
 std::string shapeStr(const Shape& shape);                 // "[batch, 128]"
 std::string shapeStr(const std::vector<int64_t>& shape);  // "[1, 128]"
 

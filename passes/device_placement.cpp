@@ -63,13 +63,11 @@ class PlacementProblem {
       return "it computes a shape, which run-time inference reads in host memory";
     return profile.refusal(graph_, graph_.ops()[op]);
   }
-  // Integer vectors and scalars only: shape arithmetic, whose values the
-  // runtime reads on the host to infer the next ops' shapes.
+  // Shape arithmetic (isShapeValue results only) stays where run-time
+  // inference reads its values.
   bool makesShapeValues(const Op& op) const {
-    return std::all_of(op.results.begin(), op.results.end(), [&](ValueId id) {
-      const TensorType& type = graph_.value(id).type;
-      return type.rank() <= 1 && (type.dtype == DType::I64 || type.dtype == DType::I32);
-    });
+    return std::all_of(op.results.begin(), op.results.end(),
+                       [&](ValueId id) { return isShapeValue(graph_.value(id).type); });
   }
   double opSeconds(size_t op, int device) const;
   double valueBytes(ValueId id) const;

@@ -409,16 +409,16 @@ class LatentAttention final : public Pass {
     const std::vector<ValueId> inputs = graph.inputs();  // addInput appends the latent ones
     for (size_t l = 0; l < sites.size(); ++l) {
       const Site& site = sites[l];
-      const LatentWeights* weights = &latent[l];
-      KILN_RETURN_IF_ERROR(rewriteSite(rw, site, *weights, mode.cacheType, change));
+      const LatentWeights& weights = latent[l];
+      KILN_RETURN_IF_ERROR(rewriteSite(rw, site, weights, mode.cacheType, change));
       // Per token of a KV cache: the keys and values of every kv head, and one latent row.
       if (site.kv) {
         report.kvBytesPerTokenBefore +=
             static_cast<int64_t>(dtypeSize(DType::F32)) * site.attrs.kvHeads * (site.headDim + site.valueDim);
         report.kvBytesPerTokenAfter +=
-            static_cast<int64_t>(dtypeSize(mode.cacheType)) * (weights->rank + weights->ropeDims);
+            static_cast<int64_t>(dtypeSize(mode.cacheType)) * (weights.rank + weights.ropeDims);
       }
-      report.rank = weights->rank, report.ropeDims = weights->ropeDims;
+      report.rank = weights.rank, report.ropeDims = weights.ropeDims;
       ++report.layers;
     }
     graph.setInputs(InterfaceChange::apply(inputs, change.inputs, change.droppedInputs));

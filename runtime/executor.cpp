@@ -757,10 +757,8 @@ Expected<std::vector<Tensor>> Session::run(const std::vector<Tensor>& inputs) {
 }
 
 void Session::keepHostShapeCopy(const Graph& graph, const Op& transfer, const Tensor& source) {
-  const TensorType& type = graph.value(transfer.results[0]).type;
-  const bool shape = type.rank() <= 1 && (type.dtype == DType::I64 || type.dtype == DType::I32);
-  if (shape && graph.deviceOf(transfer.operands[0]) == kHostDevice)
-    hostShapeCopies_[static_cast<size_t>(transfer.results[0])] = source.clone();
+  if (isShapeValue(graph.value(transfer.results[0]).type) && graph.deviceOf(transfer.operands[0]) == kHostDevice)
+    hostShapeCopies_[transfer.results[0]] = source.clone();
 }
 
 Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inputs, SymbolBindings& bindings,
@@ -798,7 +796,7 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
 
   // Tensors of inputs and op results by ValueId; weights are read in place.
   values_.assign(graph.values().size(), Tensor{});
-  hostShapeCopies_.assign(graph.values().size(), Tensor{});
+  hostShapeCopies_.clear();
   std::vector<bool> present(graph.values().size(), false);
   for (size_t i = 0; i < inputs.size(); ++i) {
     values_[static_cast<size_t>(graph.inputs()[i])] = inputs[i];
@@ -862,9 +860,10 @@ Expected<std::vector<Tensor>> Session::runProgram(const std::vector<Tensor>& inp
         // Inference may read a value only where the host can: in its memory,
         // or for a weight's upload the weight itself.
         const auto operand = static_cast<size_t>(op.operands[i]);
+        const auto copy = hostShapeCopies_.find(op.operands[i]);
         const Tensor* readable = graph.deviceOf(op.operands[i]) == kHostDevice ? operandTensors[i]
-                                 : executor_.uploadSource_[operand]             ? executor_.uploadSource_[operand]
-                                                                                : &hostShapeCopies_[operand];
+                                 : copy != hostShapeCopies_.end()               ? &copy->second
+                                                                                : executor_.uploadSource_[operand];
         operandInfos[i] = OperandInfo{&operandTypes[i], readable};
       }
       inferred.clear();

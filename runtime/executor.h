@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ir/dim.h"
@@ -295,9 +296,9 @@ class Session {
   bool lastStepping_ = false;
   std::shared_ptr<const PreparedPlan> lastPlan_;
   std::vector<Tensor> values_;  // by ValueId, during a run
-  // By ValueId, during a run: for a shape value (an integer vector) sent from
-  // host memory to a device, the host copy, which inference reads.
-  std::vector<Tensor> hostShapeCopies_;
+  // During a run: for each shape value (isShapeValue) sent from host memory
+  // to a device, its host copy, which inference reads.
+  std::unordered_map<ValueId, Tensor> hostShapeCopies_;
   RunStats stats_;
   // Each op's concrete result shapes and dim-resolved attributes in the last
   // run. A run with the last run's bindings reuses them instead of inferring
