@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <string_view>
+#include <unordered_map>
 
 #include "backends/reference/kernel_helpers.h"
 #include "ir/op_registry.h"
@@ -359,6 +360,51 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
     return std::nullopt;
   }
   return broadcastMap(operandValues, dtype, shape, fn);
+}
+
+namespace {
+
+// Evaluates producers depth first, each value once; `depth` bounds the walk
+// (shape arithmetic is shallow; a deep cone is data).
+class GraphSymbolicEvaluator {
+ public:
+  explicit GraphSymbolicEvaluator(const Graph& graph) : graph_(graph) {}
+
+  const SymbolicTensor* valueOf(ValueId id, int depth) {
+    if (id == kNoValue) return nullptr;
+    if (auto found = known_.find(id); found != known_.end()) return found->second ? &*found->second : nullptr;
+    std::optional<SymbolicTensor> value = evaluate(graph_.value(id), depth);
+    const std::optional<SymbolicTensor>& slot = known_.emplace(id, std::move(value)).first->second;
+    return slot ? &*slot : nullptr;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+
+  std::optional<SymbolicTensor> evaluate(const Value& value, int depth) {
+    if (value.kind == ValueKind::Weight) return value.data ? symbolicFromTensor(*value.data) : std::nullopt;
+    if (value.kind != ValueKind::OpResult || depth > kMaxDepth || !isSymbolicCandidate(value.type))
+      return std::nullopt;
+    const Op& op = graph_.ops()[static_cast<size_t>(value.producer)];
+    std::vector<const TensorType*> types;
+    std::vector<const SymbolicTensor*> values;
+    for (ValueId operand : op.operands) {
+      types.push_back(operand == kNoValue ? nullptr : &graph_.value(operand).type);
+      values.push_back(valueOf(operand, depth + 1));
+    }
+    return evaluateSymbolic(op, types, values, value.type);
+  }
+
+  const Graph& graph_;
+  std::unordered_map<ValueId, std::optional<SymbolicTensor>> known_;
+};
+
+}  // namespace
+
+std::optional<SymbolicTensor> symbolicValueOf(const Graph& graph, ValueId id) {
+  GraphSymbolicEvaluator evaluator(graph);
+  const SymbolicTensor* value = evaluator.valueOf(id, 0);
+  return value ? std::optional<SymbolicTensor>(*value) : std::nullopt;
 }
 
 }  // namespace kiln

@@ -54,4 +54,10 @@ std::optional<SymbolicTensor> evaluateSymbolic(const Op& op,
                                                std::span<const SymbolicTensor* const> operandValues,
                                                const TensorType& result);
 
+// The value of `id` in `graph`, evaluated through its producers (weights with
+// data are known; graph inputs are not); nullopt when it is not shape
+// arithmetic or not known well enough. For importers that must know a value
+// (a Loop's trip count) before passes run.
+std::optional<SymbolicTensor> symbolicValueOf(const Graph& graph, ValueId id);
+
 }  // namespace kiln

@@ -2,6 +2,7 @@
 // already have kernels on every device and that the passes already see
 // through: ReduceL2, LessOrEqual, GreaterOrEqual, Tile, and Conv in the one
 // form transformers use it, a patch embedding.
+#include <algorithm>
 #include <numeric>
 
 #include "frontend/onnx/onnx_op_converters.h"
@@ -88,7 +89,9 @@ Status convertTile(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   for (int64_t d = 0; d < rank; ++d) everyOther.push_back(2 * d);
   Expected<ValueId> spread = unsqueezed(ctx, x, everyOther);
   if (!spread) return spread.status();
-  if (const Tensor* known = ctx.inputValue(1); known && known->numElements() == rank)
+  const Shape& xDims = ctx.inputType(0).shape;
+  const bool dimsKnown = std::none_of(xDims.begin(), xDims.end(), [](const Dim& d) { return d.isUnknown(); });
+  if (const Tensor* known = ctx.inputValue(1); known && known->numElements() == rank && dimsKnown)
     return tileByKnownRepeats(ctx, *spread, *known);
   Expected<ValueId> dims = ctx.emit1("shape", {x});
   if (!dims) return dims.status();

@@ -7,6 +7,7 @@
 #include "backends/reference/reference.h"
 #include "frontend/onnx/tensor_proto.h"
 #include "ir/op_registry.h"
+#include "passes/symbolic_values.h"
 
 namespace kiln {
 
@@ -556,20 +557,43 @@ Expected<std::optional<std::vector<ValueId>>> OnnxNodeContext::fold(
       typeOnlyViews.push_back(Tensor::view(v.type.dtype, *dims, nullptr));
       inputs.push_back(&typeOnlyViews.back());
     } else {
-      return Folded();
+      return foldSymbolic(def, attrs, operands, resultTypes);
     }
   }
   Expected<std::vector<Tensor>> values =
       evaluateOp(def, attrs, inputs, static_cast<int>(resultTypes.size()));
   if (!values) return values.status();
   std::vector<ValueId> weights;
-  for (size_t i = 0; i < values->size(); ++i) {
-    const std::string base = i < numOutputs() && !node_.output(static_cast<int>(i)).empty()
-                                 ? node_.output(static_cast<int>(i))
-                                 : location_;
-    weights.push_back(graph_.addWeight(graph_.uniqueName(base), (*values)[i]));
-  }
+  for (size_t i = 0; i < values->size(); ++i) weights.push_back(resultWeight(i, std::move((*values)[i])));
   return Folded(weights);
+}
+
+std::optional<std::vector<ValueId>> OnnxNodeContext::foldSymbolic(const OpDef& def, const Attributes& attrs,
+                                                                  const std::vector<ValueId>& operands,
+                                                                  const std::vector<TensorType>& resultTypes) {
+  if (resultTypes.size() != 1 || !isSymbolicCandidate(resultTypes[0])) return std::nullopt;
+  Op op;
+  op.def = &def;
+  op.operands = operands;
+  op.results = {kNoValue};
+  op.attrs = attrs;
+  std::vector<std::optional<SymbolicTensor>> known;
+  std::vector<const TensorType*> types;
+  for (ValueId id : operands) {
+    types.push_back(id == kNoValue ? nullptr : &graph_.value(id).type);
+    known.push_back(id == kNoValue ? std::nullopt : symbolicValueOf(graph_, id));
+  }
+  std::vector<const SymbolicTensor*> values;
+  for (const std::optional<SymbolicTensor>& value : known) values.push_back(value ? &*value : nullptr);
+  std::optional<SymbolicTensor> result = evaluateSymbolic(op, types, values, resultTypes[0]);
+  if (!result || !result->isConstant()) return std::nullopt;
+  return std::vector<ValueId>{resultWeight(0, result->toTensor())};
+}
+
+ValueId OnnxNodeContext::resultWeight(size_t i, Tensor data) {
+  const std::string base =
+      i < numOutputs() && !node_.output(static_cast<int>(i)).empty() ? node_.output(static_cast<int>(i)) : location_;
+  return graph_.addWeight(graph_.uniqueName(base), std::move(data));
 }
 
 Expected<ValueId> OnnxNodeContext::emit1(std::string_view opName, std::vector<ValueId> operands,

@@ -29,6 +29,7 @@ class OnnxNodeContext {
   const std::string& location() const { return location_; }
   const std::string& modelDir() const { return modelDir_; }
   Graph& graph() { return graph_; }
+  const Graph& graph() const { return graph_; }
 
   // Inputs; an omitted optional input (empty name, or past the end) reads
   // as kNoValue.
@@ -82,6 +83,14 @@ class OnnxNodeContext {
   Expected<std::optional<std::vector<ValueId>>> fold(const OpDef& def, const Attributes& attrs,
                                                      const std::vector<ValueId>& operands,
                                                      const std::vector<TensorType>& resultTypes);
+  // The result as a weight when it is shape arithmetic whose value does not
+  // depend on the symbolic dims its operands carry (a static dim of a tensor
+  // whose batch and sequence are symbolic); nullopt otherwise.
+  std::optional<std::vector<ValueId>> foldSymbolic(const OpDef& def, const Attributes& attrs,
+                                                   const std::vector<ValueId>& operands,
+                                                   const std::vector<TensorType>& resultTypes);
+  // A weight for result i, named after the node's output.
+  ValueId resultWeight(size_t i, Tensor data);
 
   Graph& graph_;
   Builder builder_;

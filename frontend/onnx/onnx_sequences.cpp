@@ -4,6 +4,8 @@
 #include <set>
 #include <variant>
 
+#include "passes/symbolic_values.h"
+
 namespace kiln {
 
 namespace {
@@ -23,6 +25,16 @@ std::optional<int64_t> knownInt(const OnnxNodeContext& ctx, size_t i) {
   const Tensor* t = ctx.inputValue(i);
   if (!t || t->numElements() != 1) return std::nullopt;
   return static_cast<int64_t>(t->elementAsDouble(0));
+}
+
+// A Loop's trip count: a weight, or shape arithmetic that evaluates to a
+// number on the dims already known (repeat_interleave loops over a static dim
+// of a tensor whose other dims are symbolic).
+std::optional<int64_t> knownTripCount(const OnnxNodeContext& ctx) {
+  if (std::optional<int64_t> weight = knownInt(ctx, 0)) return weight;
+  std::optional<SymbolicTensor> value = symbolicValueOf(ctx.graph(), ctx.input(0));
+  if (!value || value->elements.size() != 1) return std::nullopt;
+  return value->elements.front().constant();
 }
 
 Expected<int64_t> axisOf(const OnnxNodeContext& ctx, int64_t rank) {
@@ -226,7 +238,7 @@ Status loop(OnnxNodeContext& ctx, OnnxScopes& scopes) {
   const AttributeProto* bodyAttr = ctx.attribute("body");
   if (!bodyAttr || !bodyAttr->has_g()) return Status::error("a Loop needs a body graph");
   const onnx::GraphProto& body = bodyAttr->g();
-  std::optional<int64_t> trips = ctx.hasInput(0) ? knownInt(ctx, 0) : std::nullopt;
+  std::optional<int64_t> trips = ctx.hasInput(0) ? knownTripCount(ctx) : std::nullopt;
   if (!trips) return Status::error("unsupported Loop: its trip count is not known at import time, so kiln cannot unroll it");
   if (ctx.hasInput(1) && !staysTrue(ctx.graph(), LoopValue(ctx.input(1))))
     return Status::error("unsupported Loop: its initial condition is not a constant true");

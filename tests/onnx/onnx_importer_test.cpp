@@ -475,7 +475,8 @@ TEST_F(OnnxImporterTest, ConvOtherThanAPatchEmbeddingIsRefused) {
 // y = Loop(3, true, x, []) whose body adds the iteration number to the
 // carried x, appends it to a carried sequence and scans it out; z concatenates
 // the final sequence. With a trip count known at import the loop unrolls.
-onnx::ModelProto loopModel(const std::string& tripsName) {
+// trips_from_shape: the count is dim `shapeAxis` of an input w [batch, 3].
+onnx::ModelProto loopModel(const std::string& tripsName, int64_t shapeAxis = 1) {
   onnx::ModelProto m = newModel();
   addInput(m, "x", {"2"});
   if (tripsName == "trips_input") addInput(m, "trips_input", {}, onnx::TensorProto::INT64);
@@ -484,6 +485,17 @@ onnx::ModelProto loopModel(const std::string& tripsName) {
   trips.set_data_type(onnx::TensorProto::INT64);
   trips.add_int64_data(3);
   *m.mutable_graph()->add_initializer() = trips;
+  if (tripsName == "trips_from_shape") {
+    // dim `axis` of w [batch, 3]: 3 when the axis is 1, batch when it is 0.
+    addInput(m, "w", {"batch", "3"});
+    onnx::TensorProto axis;
+    axis.set_name("axis");
+    axis.set_data_type(onnx::TensorProto::INT64);
+    axis.add_int64_data(shapeAxis);
+    *m.mutable_graph()->add_initializer() = axis;
+    addNode(m, "Shape", {"w"}, {"w_shape"});
+    addNode(m, "Gather", {"w_shape", "axis"}, {"trips_from_shape"});
+  }
   addNode(m, "SequenceEmpty", {}, {"empty"});
   onnx::NodeProto* loop = addNode(m, "Loop", {tripsName, "", "x", "empty"}, {"last", "parts", "scanned"}, "loop");
   auto* body = loop->add_attribute();
@@ -529,6 +541,20 @@ TEST_F(OnnxImporterTest, LoopWithAKnownTripCountUnrolls) {
   ASSERT_TRUE(z.data);
   EXPECT_EQ(std::vector<float>(z.data->data<float>(), z.data->data<float>() + 6),
             (std::vector<float>{10, 20, 11, 21, 13, 23}));
+}
+
+// repeat_interleave's export loops over a static dim of a tensor whose other
+// dims are symbolic: the count is known through the dims, so it unrolls.
+TEST_F(OnnxImporterTest, LoopOverAStaticDimOfASymbolicShapeUnrolls) {
+  Expected<Graph> graph = importOnnxFile(save(loopModel("trips_from_shape")), {});
+  ASSERT_TRUE(graph) << graph.status().message();
+  const std::string text = printGraph(*graph);
+  EXPECT_NE(text.find("%scanned: f32[3, 2])"), std::string::npos) << text;
+  EXPECT_NE(text.find("loc(\"loop/iteration 2/"), std::string::npos) << text;
+
+  const std::string message = importError(save(loopModel("trips_from_shape", 0), "batch_trips.onnx"));
+  EXPECT_NE(message.find("unsupported Loop: its trip count is not known at import time"), std::string::npos)
+      << message;
 }
 
 TEST_F(OnnxImporterTest, LoopWithATripCountKnownOnlyAtRunTimeIsRefused) {
