@@ -31,11 +31,13 @@ Expected<Attrs> readAttrs(const Attributes& attrs) {
   if (a.heads % a.kvHeads != 0)
     return Status::error("heads (", a.heads, ") is not a multiple of kv_heads (", a.kvHeads, ")");
   const std::string rope = attrs.getString("rope", "none");
-  if (rope != "none" && rope != "half") return Status::error("unknown rope \"", rope, "\" (expected none or half)");
-  a.rope = rope == "half";
+  if (rope != "none" && rope != "half" && rope != "interleaved")
+    return Status::error("unknown rope \"", rope, "\" (expected none, half or interleaved)");
+  a.rope = rope != "none";
+  a.ropeInterleaved = rope == "interleaved";
   a.ropeDims = attrs.getInt("rope_dims", 0);
   if (a.ropeDims < 0 || a.ropeDims % 2 != 0 || (a.ropeDims > 0 && !a.rope))
-    return Status::error("rope_dims = ", a.ropeDims, ": an even count of dims, with rope = \"half\"");
+    return Status::error("rope_dims = ", a.ropeDims, ": an even count of dims, with rope = \"half\" or \"interleaved\"");
   const std::string maskLayout = attrs.getString("mask_layout", "scores");
   if (maskLayout != "scores" && maskLayout != "key_padding")
     return Status::error("unknown mask_layout \"", maskLayout, "\" (expected scores or key_padding)");

@@ -27,7 +27,8 @@ struct Attrs {
   double scale = 1.0;
   bool causal = false;
   int64_t window = 0;           // > 0 (causal only): a query sees only its last `window` keys
-  bool rope = false;            // rope = "half": rotate-half RoPE on q and k
+  bool rope = false;            // rope = "half" or "interleaved": RoPE on q and k
+  bool ropeInterleaved = false;  // "interleaved" (GPT-J) turns the pairs (2i, 2i+1); "half" (i, i + W/2)
   int64_t ropeDims = 0;         // rope_dims: RoPE on the first this many dims of a head (partial
                                 // rotary, Phi and GPT-NeoX); 0: the whole head
   bool keyPaddingMask = false;  // mask_layout = "key_padding": mask [B, T], nonzero = attend
@@ -42,6 +43,21 @@ inline int64_t firstVisibleKey(const Attrs& a, int64_t end) {
 
 // The dims of a head that RoPE turns: rope_dims, or the whole head.
 inline int64_t ropeWidth(const Attrs& a, int64_t headDim) { return a.ropeDims > 0 ? a.ropeDims : headDim; }
+
+// RoPE turns dim d (< width) with its partner: y[d] = x[d] cos[d] + sign
+// x[partner] sin[d]. Rotate-half pairs d with d +- width/2, interleaved
+// with d ^ 1; the first of a pair takes -x[partner].
+inline int64_t ropePartner(bool interleaved, int64_t d, int64_t width) {
+  if (interleaved) return d ^ 1;
+  return d < width / 2 ? d + width / 2 : d - width / 2;
+}
+inline bool ropeNegatesPartner(bool interleaved, int64_t d, int64_t width) {
+  return interleaved ? d % 2 == 0 : d < width / 2;
+}
+// The inv_freq entry of dim d: frequency i turns (i, i + width/2) or (2i, 2i+1).
+inline int64_t ropeFrequency(bool interleaved, int64_t d, int64_t width) {
+  return interleaved ? d / 2 : d % (width / 2);
+}
 
 // Reads and checks the attributes; the error names the attribute at fault.
 Expected<Attrs> readAttrs(const Attributes& attrs);

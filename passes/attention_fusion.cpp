@@ -50,6 +50,10 @@ struct AttentionMatch {
   double scale = 1.0;
   bool causal = false, rope = false;
   int64_t ropeDims = 0;  // partial rotary: the turned dims of a head
+  bool ropeInterleaved = false;
+  // RoPE matched on [B, S, H, D] before the transpose to heads first: q and
+  // k are transposed and the [., S, 1, W] tables viewed as [., 1, S, W].
+  bool ropeSeqFirst = false;
   int64_t window = 0;    // a sliding window of keys (with causal)
   int repeatsRemoved = 0;
   // With rope folded: the rotated Q and K and the scale without Q's inner
@@ -76,6 +80,7 @@ AttentionMatch withScoresMask(AttentionMatch m) {
 AttentionMatch withoutRope(AttentionMatch m) {
   m.rope = false;
   m.ropeDims = 0;
+  m.ropeInterleaved = m.ropeSeqFirst = false;
   m.q = m.rotatedQ;
   m.k.value = m.rotatedK;
   m.scale = m.scaleOutsideRope;
@@ -91,7 +96,10 @@ std::vector<AttentionMatch> withFallbacks(const AttentionMatch& m) {
   return forms;
 }
 
-// Between the first matmul and the softmax: scale factors, then masks.
+// Between the first matmul and the softmax: scale factors and masks. An
+// additive mask must sit above every scale (the op adds it after scaling);
+// a where() mask may sit below one (GPT-J scales the masked scores), its
+// fill then scaled by the factors above it.
 struct ScoresChain {
   int32_t matmul = -1;
   double scale = 1.0;
@@ -99,6 +107,7 @@ struct ScoresChain {
   struct WhereMask {
     ValueId condition = kNoValue, fill = kNoValue;
     bool keepWhereTrue = true;
+    double fillScale = 1.0;  // the scale factors above the where
   };
   std::vector<WhereMask> whereMasks;
 };
@@ -173,7 +182,7 @@ class AttentionFusion final : public Pass {
   // Parses the scores chain backwards from `id` (the softmax input). Masks sit
   // after the scale in dataflow order: once a scale is seen, only scales and
   // casts may precede it.
-  bool parseScores(const Rewriter& rewriter, ValueId id, bool masksAllowed, ScoresChain& chain) const {
+  bool parseScores(const Rewriter& rewriter, ValueId id, bool additiveAllowed, ScoresChain& chain) const {
     const Graph& graph = rewriter.graph();
     if (rewriter.soleUser(id) < 0) return false;
     const Op* op = producer(graph, id);
@@ -182,14 +191,13 @@ class AttentionFusion final : public Pass {
       chain.matmul = graph.value(id).producer;
       return true;
     }
-    if (isFloatCast(graph, *op)) return parseScores(rewriter, op->operands[0], masksAllowed, chain);
+    if (isFloatCast(graph, *op)) return parseScores(rewriter, op->operands[0], additiveAllowed, chain);
     if (std::optional<ScaledValue> scaled = matchScale(graph, id)) {
       chain.scale *= scaled->factor;
       return parseScores(rewriter, scaled->base, false, chain);
     }
-    if (!masksAllowed) return false;
     const ScoresChain saved = chain;
-    if (op->is(OpKind::Add) && op->operands.size() == 2) {
+    if (additiveAllowed && op->is(OpKind::Add) && op->operands.size() == 2) {
       for (size_t side : {size_t{0}, size_t{1}}) {
         if (parseScores(rewriter, op->operands[side], true, chain)) {
           chain.additiveMasks.push_back(op->operands[1 - side]);
@@ -198,10 +206,11 @@ class AttentionFusion final : public Pass {
         chain = saved;
       }
     }
-    if (op->is(OpKind::Where)) {
+    if (op->is(OpKind::Where) && chain.scale > 0) {
+      const double fillScale = chain.scale;
       for (size_t side : {size_t{1}, size_t{2}}) {
-        if (parseScores(rewriter, op->operands[side], true, chain)) {
-          chain.whereMasks.push_back({op->operands[0], op->operands[3 - side], side == 1});
+        if (parseScores(rewriter, op->operands[side], additiveAllowed, chain)) {
+          chain.whereMasks.push_back({op->operands[0], op->operands[3 - side], side == 1, fillScale});
           return true;
         }
         chain = saved;
@@ -317,11 +326,14 @@ class AttentionFusion final : public Pass {
     m.kvHeads = *kvHeads;
 
     // RoPE folds only when Q and the new K rotate with the same cos and sin.
-    if (std::optional<RotateHalfRope> ropeQ = matchRotateHalfRope(graph, q); ropeQ && k.perm.empty()) {
-      std::optional<RotateHalfRope> ropeK = matchRotateHalfRope(graph, k.value);
-      if (ropeK && ropeK->cos == ropeQ->cos && ropeK->sin == ropeQ->sin && ropeK->width == ropeQ->width) {
+    if (std::optional<RopeMatch> ropeQ = matchRope(graph, q); ropeQ && k.perm.empty()) {
+      std::optional<RopeMatch> ropeK = matchRope(graph, k.value);
+      if (ropeK && ropeK->cos == ropeQ->cos && ropeK->sin == ropeQ->sin && ropeK->width == ropeQ->width &&
+          ropeK->interleaved == ropeQ->interleaved && ropeK->seqFirst == ropeQ->seqFirst) {
         m.rope = true;
         m.ropeDims = ropeQ->width;
+        m.ropeInterleaved = ropeQ->interleaved;
+        m.ropeSeqFirst = ropeQ->seqFirst;
         m.rotatedQ = q;
         m.rotatedK = k.value;
         m.scaleOutsideRope = m.scale;
@@ -330,7 +342,7 @@ class AttentionFusion final : public Pass {
         q = peelScales(graph, ropeQ->x, m.scale);
         k.value = ropeK->x;
         const Dim past = m.pastK != kNoValue ? graph.value(m.pastK).type.shape[2] : Dim(0);
-        const Dim& seq = graph.value(q).type.shape[2];
+        const Dim& seq = graph.value(q).type.shape[m.ropeSeqFirst ? 1 : 2];
         if (std::optional<ValueId> invFreq = matchRopeFrequencies(graph, m.cos, m.sin, past, seq))
           m.invFreq = *invFreq;
       }
@@ -348,7 +360,8 @@ class AttentionFusion final : public Pass {
       if (!absorbMask(graph, additive, MaskForm::Additive, scores, m)) additives.push_back(additive);
     }
     for (const ScoresChain::WhereMask& where : chain.whereMasks) {
-      if (graph.value(where.condition).type.dtype != DType::Bool || !isMaskingFill(graph, where.fill, scores))
+      if (graph.value(where.condition).type.dtype != DType::Bool ||
+          !isMaskingFill(graph, where.fill, scores, where.fillScale))
         return std::nullopt;
       const MaskForm form = where.keepWhereTrue ? MaskForm::KeepWhereTrue : MaskForm::MaskWhereTrue;
       if (!absorbMask(graph, where.condition, form, scores, m)) {
@@ -427,9 +440,32 @@ class AttentionFusion final : public Pass {
     return masked ? std::optional<ValueId>(*masked) : std::nullopt;
   }
 
+  // A RoPE matched on [B, S, H, D]: q and k transposed to [B, H, S, D] and
+  // the [., S, 1, W] tables viewed as [., 1, S, W], as the attention reads them.
+  bool toHeadsFirst(Rewriter& rewriter, const AttentionMatch& m, ValueId& q, ValueId& k, ValueId& cos,
+                    ValueId& sin) {
+    Attributes perm;
+    perm.set("perm", std::vector<int64_t>{0, 2, 1, 3});
+    for (ValueId* x : {&q, &k}) {
+      Expected<ValueId> transposed = rewriter.create1(m.outputOp, OpKind::Transpose, {*x}, perm, m.location);
+      if (!transposed) return false;
+      *x = *transposed;
+    }
+    for (ValueId* table : {&cos, &sin}) {
+      if (*table == kNoValue) continue;
+      const Shape shape = rewriter.graph().value(*table).type.shape;
+      Attributes view;
+      view.set("shape", std::vector<Dim>{shape[0], Dim(1), shape[1], shape[3]});
+      Expected<ValueId> viewed = rewriter.create1(m.outputOp, OpKind::Reshape, {*table}, view, m.location);
+      if (!viewed) return false;
+      *table = *viewed;
+    }
+    return true;
+  }
+
   std::optional<std::vector<ValueId>> createAttention(Rewriter& rewriter, const AttentionMatch& m) {
     const Graph& graph = rewriter.graph();
-    ValueId k = m.k.value;
+    ValueId q = m.q, k = m.k.value;
     if (!m.k.perm.empty()) {
       Attributes attrs;
       attrs.set("perm", m.k.perm);
@@ -448,8 +484,10 @@ class AttentionFusion final : public Pass {
       mask = *inverted;
     }
     const bool tables = m.invFreq == kNoValue;
-    std::vector<ValueId> operands = {m.q,     k,       m.v,
-                                     mask,    tables ? m.cos : kNoValue, tables ? m.sin : kNoValue,
+    ValueId cos = tables ? m.cos : kNoValue, sin = tables ? m.sin : kNoValue;
+    if (m.ropeSeqFirst && !toHeadsFirst(rewriter, m, q, k, cos, sin)) return std::nullopt;
+    std::vector<ValueId> operands = {q,       k,       m.v,
+                                     mask,    cos,     sin,
                                      m.pastK, m.pastV, tables ? kNoValue : flatInvFreq(rewriter, m.invFreq)};
     while (operands.back() == kNoValue) operands.pop_back();
     Attributes attrs;
@@ -458,7 +496,7 @@ class AttentionFusion final : public Pass {
     attrs.set("scale", m.scale);
     if (m.causal) attrs.set("causal", true);
     if (m.window) attrs.set("window", m.window);
-    if (m.rope) attrs.set("rope", std::string("half"));
+    if (m.rope) attrs.set("rope", std::string(m.ropeInterleaved ? "interleaved" : "half"));
     if (m.rope && m.ropeDims) attrs.set("rope_dims", m.ropeDims);
     if (m.keyPadding && m.bias == kNoValue) attrs.set("mask_layout", std::string("key_padding"));
     const bool appends = m.pastK != kNoValue;

@@ -44,11 +44,11 @@ std::optional<int64_t> singleInt(const Graph& graph, ValueId id) {
   return value.data->elementAsInt(0);
 }
 
-// x[..., start:end] on the last axis with step 1, bounds resolved against the
-// static last dim of x.
+// x[..., start:end:step] on the last axis with a positive step, bounds
+// resolved against the static last dim of x.
 struct LastAxisSlice {
   ValueId x = kNoValue;
-  int64_t start = 0, end = 0;
+  int64_t start = 0, end = 0, step = 1;
 };
 
 // One slice bound, axis or step: from the dim-list / int-list attribute
@@ -79,12 +79,13 @@ std::optional<LastAxisSlice> matchLastAxisSlice(const Graph& graph, ValueId id) 
   std::optional<int64_t> axis = hasAxes ? sliceParameter(graph, *slice, "axes", 3) : std::optional<int64_t>(0);
   if (!axis || (*axis != -1 && *axis != rank - 1)) return std::nullopt;
   const bool hasSteps = slice->attrs.has("steps") || operandAt(*slice, 4) != kNoValue;
-  if (hasSteps && sliceParameter(graph, *slice, "steps", 4) != 1) return std::nullopt;
+  std::optional<int64_t> step = hasSteps ? sliceParameter(graph, *slice, "steps", 4) : std::optional<int64_t>(1);
+  if (!step || *step <= 0) return std::nullopt;
   auto resolve = [&](int64_t bound) {
     if (bound < 0) bound += *dim;
     return std::clamp<int64_t>(bound, 0, *dim);
   };
-  return LastAxisSlice{x, resolve(*start), resolve(*end)};
+  return LastAxisSlice{x, resolve(*start), resolve(*end), *step};
 }
 
 // neg(y), or y * -1: y.
@@ -106,13 +107,53 @@ std::optional<ValueId> matchRotateHalf(const Graph& graph, ValueId id) {
   if (!negated) return std::nullopt;
   std::optional<LastAxisSlice> upper = matchLastAxisSlice(graph, *negated);
   std::optional<LastAxisSlice> lower = matchLastAxisSlice(graph, concat->operands[1]);
-  if (!upper || !lower || upper->x != lower->x) return std::nullopt;
+  if (!upper || !lower || upper->x != lower->x || upper->step != 1 || lower->step != 1) return std::nullopt;
   std::optional<int64_t> dim = typeOf(graph, upper->x).shape.back().constant();
   if (!dim || *dim % 2 != 0) return std::nullopt;
   const int64_t half = *dim / 2;
   if (upper->start != half || upper->end != *dim || lower->start != 0 || lower->end != half)
     return std::nullopt;
   return upper->x;
+}
+
+// y with a trailing axis of 1 appended: unsqueeze(y, -1) or the reshape
+// canonicalisation makes of it. y.
+std::optional<ValueId> matchTrailingUnit(const Graph& graph, ValueId id) {
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::OpResult || value.producer < 0) return std::nullopt;
+  const Op& op = graph.ops()[static_cast<size_t>(value.producer)];
+  if (!op.isOneOf({OpKind::Reshape, OpKind::Unsqueeze})) return std::nullopt;
+  Shape expected = typeOf(graph, op.operands[0]).shape;
+  expected.push_back(Dim(1));
+  if (value.type.shape != expected) return std::nullopt;
+  return op.operands[0];
+}
+
+// reshape(concat(unsqueeze(-x[..., 1::2], -1), unsqueeze(x[..., ::2], -1), -1),
+// [..., D]): the pairs (2i, 2i+1) of x turned to (-x[2i+1], x[2i]). x.
+std::optional<ValueId> matchRotateEveryTwo(const Graph& graph, ValueId id) {
+  const Op* flatten = producerOf(graph, id, OpKind::Reshape);
+  if (!flatten) return std::nullopt;
+  const ValueId stackedId = flatten->operands[0];
+  const Op* stack = producerOf(graph, stackedId, OpKind::Concat);
+  const int64_t rank = static_cast<int64_t>(typeOf(graph, stackedId).rank());
+  if (!stack || stack->operands.size() != 2 || rank < 2) return std::nullopt;
+  const int64_t axis = stack->attrs.getInt("axis");
+  if (axis != -1 && axis != rank - 1) return std::nullopt;
+  std::optional<ValueId> negatedColumn = matchTrailingUnit(graph, stack->operands[0]);
+  std::optional<ValueId> evenColumn = matchTrailingUnit(graph, stack->operands[1]);
+  if (!negatedColumn || !evenColumn) return std::nullopt;
+  std::optional<ValueId> oddColumn = matchNegation(graph, *negatedColumn);
+  if (!oddColumn) return std::nullopt;
+  std::optional<LastAxisSlice> odd = matchLastAxisSlice(graph, *oddColumn);
+  std::optional<LastAxisSlice> even = matchLastAxisSlice(graph, *evenColumn);
+  if (!odd || !even || odd->x != even->x || odd->step != 2 || even->step != 2) return std::nullopt;
+  const Shape& x = typeOf(graph, odd->x).shape;
+  std::optional<int64_t> dim = x.back().constant();
+  if (!dim || *dim % 2 != 0 || odd->start != 1 || even->start != 0 || odd->end != *dim || even->end < *dim - 1)
+    return std::nullopt;
+  if (typeOf(graph, id).shape != x) return std::nullopt;
+  return odd->x;
 }
 
 // Shapes equal dim by dim, with `skip` (an index into `longer`) left out.
@@ -146,7 +187,7 @@ std::optional<ScaledValue> matchScale(const Graph& graph, ValueId id) {
 
 namespace {
 
-std::optional<RotateHalfRope> matchWholeRope(const Graph& graph, ValueId id) {
+std::optional<RopeMatch> matchWholeRope(const Graph& graph, ValueId id) {
   const Op* add = producerOf(graph, id, OpKind::Add);
   if (!add || add->operands.size() != 2) return std::nullopt;
   for (size_t first : {size_t{0}, size_t{1}}) {
@@ -154,36 +195,57 @@ std::optional<RotateHalfRope> matchWholeRope(const Graph& graph, ValueId id) {
     const Op* rotated = producerOf(graph, add->operands[1 - first], OpKind::Mul);
     if (!direct || !rotated) continue;
     for (size_t r : {size_t{0}, size_t{1}}) {
+      bool interleaved = false;
       std::optional<ValueId> x = matchRotateHalf(graph, rotated->operands[r]);
+      if (!x && (x = matchRotateEveryTwo(graph, rotated->operands[r]))) interleaved = true;
       if (!x) continue;
       const ValueId sin = rotated->operands[1 - r];
       for (size_t d : {size_t{0}, size_t{1}})
-        if (direct->operands[d] == *x) return RotateHalfRope{*x, direct->operands[1 - d], sin};
+        if (direct->operands[d] == *x) return RopeMatch{*x, direct->operands[1 - d], sin, 0, interleaved};
     }
   }
   return std::nullopt;
 }
 
 // concat(rope(x[..., :W]), x[..., W:]) on the last axis.
-std::optional<RotateHalfRope> matchPartialRope(const Graph& graph, ValueId id) {
+std::optional<RopeMatch> matchPartialRope(const Graph& graph, ValueId id) {
   const Op* concat = producerOf(graph, id, OpKind::Concat);
   if (!concat || concat->operands.size() != 2) return std::nullopt;
   const int64_t rank = static_cast<int64_t>(typeOf(graph, id).rank()), axis = concat->attrs.getInt("axis");
   if (axis != -1 && axis != rank - 1) return std::nullopt;
-  std::optional<RotateHalfRope> turned = matchWholeRope(graph, concat->operands[0]);
+  std::optional<RopeMatch> turned = matchWholeRope(graph, concat->operands[0]);
   if (!turned) return std::nullopt;
   std::optional<LastAxisSlice> head = matchLastAxisSlice(graph, turned->x);
   std::optional<LastAxisSlice> tail = matchLastAxisSlice(graph, concat->operands[1]);
-  if (!head || !tail || head->x != tail->x || head->start != 0 || tail->start != head->end) return std::nullopt;
+  if (!head || !tail || head->x != tail->x || head->step != 1 || tail->step != 1 || head->start != 0 ||
+      tail->start != head->end)
+    return std::nullopt;
   if (typeOf(graph, head->x).shape.back().constant() != tail->end) return std::nullopt;
-  return RotateHalfRope{head->x, turned->cos, turned->sin, head->end};
+  return RopeMatch{head->x, turned->cos, turned->sin, head->end, turned->interleaved};
+}
+
+std::optional<RopeMatch> matchRopeInPlace(const Graph& graph, ValueId id) {
+  if (std::optional<RopeMatch> whole = matchWholeRope(graph, id)) return whole;
+  return matchPartialRope(graph, id);
+}
+
+// A table broadcast over the heads axis of [B, S, H, W]: [., S, 1, W].
+bool broadcastsOverHeads(const Graph& graph, ValueId table) {
+  const Shape& shape = typeOf(graph, table).shape;
+  return shape.size() == 4 && shape[2] == Dim(1);
 }
 
 }  // namespace
 
-std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id) {
-  if (std::optional<RotateHalfRope> whole = matchWholeRope(graph, id)) return whole;
-  return matchPartialRope(graph, id);
+std::optional<RopeMatch> matchRope(const Graph& graph, ValueId id) {
+  if (std::optional<RopeMatch> inPlace = matchRopeInPlace(graph, id)) return inPlace;
+  const Op* transpose = producerOf(graph, id, OpKind::Transpose);
+  if (!transpose || transpose->attrs.getInts("perm") != std::vector<int64_t>{0, 2, 1, 3}) return std::nullopt;
+  std::optional<RopeMatch> seqFirst = matchRopeInPlace(graph, transpose->operands[0]);
+  if (!seqFirst || !broadcastsOverHeads(graph, seqFirst->cos) || !broadcastsOverHeads(graph, seqFirst->sin))
+    return std::nullopt;
+  seqFirst->seqFirst = true;
+  return seqFirst;
 }
 
 std::optional<ValueId> matchRepeatKv(const Graph& graph, ValueId id) {

@@ -30,17 +30,25 @@ struct ScaledValue {
 };
 std::optional<ScaledValue> matchScale(const Graph& graph, ValueId id);
 
-// Rotate-half RoPE on the last axis (D even, h = D / 2):
-//   x * cos + concat(-x[..., h:], x[..., :h]) * sin
+// RoPE on the last axis, in one of two pairings (D even, h = D / 2):
+//   rotate-half:      x * cos + concat(-x[..., h:], x[..., :h]) * sin
+//   interleaved (GPT-J): x * cos + rotate_every_two(x) * sin, where
+//     rotate_every_two(x) = reshape(concat(unsqueeze(-x[..., 1::2], -1),
+//                                          unsqueeze(x[..., ::2], -1), -1), [..., D])
+//     turns the adjacent pairs (2i, 2i+1);
 // with the operands of the add and of each mul in either order; -y may be
-// neg(y) or y * -1. Or partial rotary (Phi, GPT-NeoX): that on the first W
-// dims, the rest passed through, concat(rope(x[..., :W]), x[..., W:]); then
-// x is the whole head and width W.
-struct RotateHalfRope {
+// neg(y) or y * -1. Or partial rotary (Phi, GPT-NeoX, GPT-J): that on the
+// first W dims, the rest passed through, concat(rope(x[..., :W]), x[..., W:]);
+// then x is the whole head and width W. Or any of those on [B, S, H, D]
+// followed by the transpose to [B, H, S, D] (GPT-J ropes before it): then x
+// is [B, S, H, D] and the tables [., S, 1, W].
+struct RopeMatch {
   ValueId x = kNoValue, cos = kNoValue, sin = kNoValue;
-  int64_t width = 0;  // the turned dims when fewer than the head's, else 0
+  int64_t width = 0;         // the turned dims when fewer than the head's, else 0
+  bool interleaved = false;  // the adjacent-pairs pairing
+  bool seqFirst = false;     // x [B, S, H, D]; the rope's result is transposed to [B, H, S, D]
 };
-std::optional<RotateHalfRope> matchRotateHalfRope(const Graph& graph, ValueId id);
+std::optional<RopeMatch> matchRope(const Graph& graph, ValueId id);
 
 // The exporters' repeat_kv of a [B, Hkv, T, D] tensor to [B, Hkv*n, T, D]:
 // reshape(expand(unsqueeze-or-reshape(kv) to [B, Hkv, 1, T, D]) to

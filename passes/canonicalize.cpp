@@ -14,7 +14,10 @@
 //                it as the `shape` attribute (reshape's 0 and -1 resolved, -1 by exact polynomial
 //                division); slice and range with symbolic bounds take them as attributes
 //   positions    gather(table, range(a, b)) -> slice of rows a..b, reshaped like the indices;
-//                range(a, b) + k -> range(a + k, b + k)
+//                range(a, b) + k -> range(a + k, b + k); gather_elements whose indices are a
+//                range broadcast along the other axes -> gather(table, range)
+//   repeats      concat of each element of a split repeated r times (torch's repeat_interleave,
+//                its Loop unrolled) -> reshape, expand, reshape
 //   views        squeeze, unsqueeze and flatten with a known result shape -> reshape {shape};
 //                reshape(reshape(x)) -> reshape(x); reshape or expand to x's own type -> x
 //   broadcasts   an operand that numpy-broadcasts (elementwise ops, fused_elementwise, matmul's
@@ -185,6 +188,8 @@ struct Counters {
   int64_t broadcastExpandsBypassed = 0;   // consumers that read past an expand their broadcast repeats
   int64_t broadcastFillsBypassed = 0;     // consumers that read a fill's one value instead
   int64_t clipsToMaxMin = 0;
+  int64_t gatherElementsToGathers = 0;
+  int64_t repeatInterleavesFolded = 0;
   int64_t typesRefined = 0;
 };
 
@@ -234,6 +239,15 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteClip(const Op& op);
+  std::optional<Rewrite> rewriteGatherElements(const Op& op);
+  std::optional<Rewrite> rewriteRepeatInterleave(const Op& op, const std::vector<TensorType>& types);
+  // The 1-D range r when every element of `id` is r[i_axis]: r seen through
+  // expands and reshapes that only add or drop unit dims.
+  ValueId rangeAlong(ValueId id, int64_t axis) const;
+  // s when `id` is s (a [.., 1 at axis, ..] value) repeated `repeats` times
+  // along axis: reshape(expand(reshape(s) to a unit dim after axis) to
+  // `repeats` there) merged back; kNoValue otherwise.
+  ValueId repeatedAlong(ValueId id, int64_t axis, int64_t& repeats) const;
   // The one value of a constant_of_shape, as a scalar weight (one per value and dtype).
   ValueId fillScalar(const Op& fill);
   // `form` producing `shape` from a value of `fromShape`, reshaped when they differ.
@@ -395,6 +409,8 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
   else if (kind == OpKind::Gather) rewritten = rewriteGather(op, types);
   else if (kind == OpKind::Add || kind == OpKind::Sub) rewritten = rewriteRangeShift(op, types);
   else if (kind == OpKind::Clip) rewritten = rewriteClip(op);
+  else if (kind == OpKind::GatherElements) rewritten = rewriteGatherElements(op);
+  else if (kind == OpKind::Concat) rewritten = rewriteRepeatInterleave(op, types);
   if (!rewritten && firstBroadcastOperand(op)) rewritten = rewriteBroadcastOperands(op, types);
   if (rewritten && rewritten->forwardTo != kNoValue && !canForward(op.results[0], rewritten->forwardTo))
     return std::nullopt;
@@ -645,6 +661,124 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
   return rewritten;
 }
 
+namespace {
+
+// The axes of `shape` whose dim is not the number 1.
+std::vector<size_t> nonUnitAxes(const Shape& shape) {
+  std::vector<size_t> axes;
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] != Dim(1)) axes.push_back(d);
+  return axes;
+}
+
+// `shape` with `dim` inserted before index `at`.
+Shape withDimAt(Shape shape, size_t at, const Dim& dim) {
+  shape.insert(shape.begin() + static_cast<std::ptrdiff_t>(at), dim);
+  return shape;
+}
+
+}  // namespace
+
+ValueId Canonicalizer::rangeAlong(ValueId id, int64_t axis) const {
+  const Shape& shape = typeOf(id).shape;
+  std::optional<Op> producer = producerOf(id);
+  if (!producer || axis < 0 || axis >= static_cast<int64_t>(shape.size())) return kNoValue;
+  if (producer->is(OpKind::Range)) return shape.size() == 1 ? id : kNoValue;
+  const ValueId source = producer->operands.empty() ? kNoValue : producer->operands[0];
+  if (source == kNoValue) return kNoValue;
+  const Shape& in = typeOf(source).shape;
+  if (producer->is(OpKind::Expand)) {
+    // numpy broadcast: the source's axes align with the last ones of the result.
+    const int64_t inner = axis - static_cast<int64_t>(shape.size() - in.size());
+    if (inner < 0 || in[static_cast<size_t>(inner)] != shape[static_cast<size_t>(axis)]) return kNoValue;
+    return rangeAlong(source, inner);
+  }
+  if (!isDimsReshape(*producer)) return kNoValue;
+  const std::vector<size_t> outer = nonUnitAxes(shape), inner = nonUnitAxes(in);
+  if (outer.size() != inner.size()) return kNoValue;
+  for (size_t i = 0; i < outer.size(); ++i) {
+    if (shape[outer[i]] != in[inner[i]]) return kNoValue;
+    if (outer[i] == static_cast<size_t>(axis)) return rangeAlong(source, static_cast<int64_t>(inner[i]));
+  }
+  return kNoValue;
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGatherElements(const Op& op) {
+  // gather_elements(table, idx) along an axis, idx[i] = r[i_axis] for a range
+  // r and idx the table's shape on the other axes: gather(table, r), which the
+  // positions rule takes as a slice (GPT-J's sincos rows by position).
+  const ValueId table = op.operands[0], indices = op.operands[1];
+  const Shape& tableShape = typeOf(table).shape;
+  const Shape& indexShape = typeOf(indices).shape;
+  const auto rank = static_cast<int64_t>(tableShape.size());
+  int64_t axis = op.attrs.getInt("axis");
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank || indexShape.size() != tableShape.size()) return std::nullopt;
+  for (int64_t d = 0; d < rank; ++d)
+    if (d != axis && tableShape[static_cast<size_t>(d)] != indexShape[static_cast<size_t>(d)]) return std::nullopt;
+  const ValueId positions = rangeAlong(indices, axis);
+  if (positions == kNoValue) return std::nullopt;
+  Attributes attrs;
+  attrs.set("axis", axis);
+  return Rewrite{kNoValue, OpForm{OpKind::Gather, {table, positions}, attrs}, &counters_.gatherElementsToGathers};
+}
+
+ValueId Canonicalizer::repeatedAlong(ValueId id, int64_t axis, int64_t& repeats) const {
+  std::optional<Op> merge = producerOf(id);
+  if (!merge || !isDimsReshape(*merge)) return kNoValue;
+  std::optional<Op> expand = producerOf(merge->operands[0]);
+  if (!expand || !expand->is(OpKind::Expand)) return kNoValue;
+  std::optional<Op> insert = producerOf(expand->operands[0]);
+  if (!insert || !isDimsReshape(*insert)) return kNoValue;
+  const ValueId piece = insert->operands[0];
+  const Shape& pieceShape = typeOf(piece).shape;
+  const auto at = static_cast<size_t>(axis);
+  if (at >= pieceShape.size() || pieceShape[at] != Dim(1)) return kNoValue;
+  const Shape& spread = typeOf(merge->operands[0]).shape;
+  std::optional<int64_t> count = spread.size() == pieceShape.size() + 1 ? spread[at + 1].constant() : std::nullopt;
+  if (!count || *count < 1 || (repeats != 0 && *count != repeats)) return kNoValue;
+  Shape merged = pieceShape;
+  merged[at] = Dim(*count);
+  if (typeOf(expand->operands[0]).shape != withDimAt(pieceShape, at + 1, Dim(1)) ||
+      spread != withDimAt(pieceShape, at + 1, Dim(*count)) || typeOf(id).shape != merged)
+    return kNoValue;
+  repeats = *count;
+  return piece;
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRepeatInterleave(const Op& op,
+                                                                           const std::vector<TensorType>& types) {
+  const auto rank = static_cast<int64_t>(types[0].rank());
+  int64_t axis = op.attrs.getInt("axis");
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis >= rank || op.operands.size() < 2) return std::nullopt;
+  int64_t repeats = 0;
+  std::optional<Op> split;
+  for (size_t i = 0; i < op.operands.size(); ++i) {
+    const ValueId piece = repeatedAlong(op.operands[i], axis, repeats);
+    std::optional<Op> producer = piece == kNoValue ? std::nullopt : producerOf(piece);
+    if (!producer || !producer->is(OpKind::Split) || producer->results.size() != op.operands.size() ||
+        producer->results[i] != piece || (split && split->results != producer->results))
+      return std::nullopt;
+    split = producer;
+  }
+  const ValueId x = split->operands[0];
+  const Shape& xShape = typeOf(x).shape;
+  int64_t splitAxis = split->attrs.getInt("axis");
+  if (splitAxis < 0) splitAxis += rank;
+  if (splitAxis != axis || static_cast<int64_t>(xShape.size()) != rank) return std::nullopt;
+  const auto at = static_cast<size_t>(axis) + 1;
+  Attributes insertAttrs, spreadAttrs, mergeAttrs;
+  insertAttrs.set("shape", dimsAttr(withDimAt(xShape, at, Dim(1))));
+  spreadAttrs.set("shape", dimsAttr(withDimAt(xShape, at, Dim(repeats))));
+  mergeAttrs.set("shape", dimsAttr(types[0].shape));
+  const ValueId inserted = createBeforeCurrent(OpForm{OpKind::Reshape, {x}, insertAttrs});
+  const ValueId spread =
+      inserted == kNoValue ? kNoValue : createBeforeCurrent(OpForm{OpKind::Expand, {inserted}, spreadAttrs});
+  if (spread == kNoValue) return std::nullopt;
+  return Rewrite{kNoValue, OpForm{OpKind::Reshape, {spread}, mergeAttrs}, &counters_.repeatInterleavesFolded};
+}
+
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRangeShift(const Op& op,
                                                                        const std::vector<TensorType>& types) {
   // range(a, b) + k == range(a + k, b + k): the positions of a decoder step
@@ -773,6 +907,8 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
       {"broadcast-expands-bypassed", c.broadcastExpandsBypassed},
       {"broadcast-fills-bypassed", c.broadcastFillsBypassed},
       {"clips-to-max-min", c.clipsToMaxMin},
+      {"gather-elements-to-gathers", c.gatherElementsToGathers},
+      {"repeat-interleaves-folded", c.repeatInterleavesFolded},
       {"types-refined", c.typesRefined},
       {"dead-ops-removed", deadOps},
   };

@@ -121,6 +121,7 @@ Expected<Site> siteAt(const Rewriter& rw, int32_t index) {
   if (!attrs) return attrs.status();
   if (attrs->window) return Status::error("latent attention has no sliding window");
   if (attrs->ropeDims) return Status::error("latent attention has no partial rotary");
+  if (attrs->ropeInterleaved) return Status::error("latent attention takes rotate-half RoPE only");
   if (attrs->qkvLayout != attention::Layout::BHSD)
     return Status::error("q, k and v are not in the bhsd layout attention fusion makes");
   auto operand = [&](size_t slot) { return slot < op.operands.size() ? op.operands[slot] : kNoValue; };

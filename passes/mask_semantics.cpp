@@ -332,14 +332,14 @@ std::optional<MaskSemantics> maskSemantics(const Graph& graph, ValueId mask, Mas
   return m;
 }
 
-bool isMaskingFill(const Graph& graph, ValueId fill, const Shape& scores) {
+bool isMaskingFill(const Graph& graph, ValueId fill, const Shape& scores, double factor) {
   ConeEvaluator evaluator(graph, fill);
   if (!evaluator.valid()) return false;
   for (const SymbolBindings& bindings : sampleBindings(mergedSymbols(evaluator, scores))) {
     std::optional<Tensor> value = evaluator.evaluate(bindings);
     if (!value || !isFloat(value->dtype())) return false;
     for (int64_t i = 0; i < value->numElements(); ++i)
-      if (!(value->elementAsDouble(i) <= kMaskedScoreLimit)) return false;
+      if (!(value->elementAsDouble(i) * factor <= kMaskedScoreLimit)) return false;
   }
   return true;
 }

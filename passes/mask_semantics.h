@@ -81,8 +81,8 @@ struct MaskSemantics {
 // differently, and no tokenizer's padding makes one.
 std::optional<MaskSemantics> maskSemantics(const Graph& graph, ValueId mask, MaskForm form, const Shape& scores);
 
-// True when `fill` evaluates (for sample bindings) to values at or below
-// kMaskedScoreLimit everywhere: a where() fill that masks.
-bool isMaskingFill(const Graph& graph, ValueId fill, const Shape& scores);
+// True when `fill` times `factor` evaluates (for sample bindings) to values
+// at or below kMaskedScoreLimit everywhere: a where() fill that masks.
+bool isMaskingFill(const Graph& graph, ValueId fill, const Shape& scores, double factor = 1.0);
 
 }  // namespace kiln

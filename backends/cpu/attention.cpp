@@ -25,34 +25,46 @@ namespace {
 
 using namespace attention;
 
-// y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1], in the
+// y = x * cos + rotated(x) * sin: rotate_half(x) = [-x2, x1], or with
+// `interleaved` the pairs (2i, 2i+1) turned to (-x[2i+1], x[2i]); in the
 // reference's order of float operations (this file is built without FMA
 // contraction, so roped keys match the reference's bit for bit).
 // Partial rotary turns only the first `width` of the head's D dims.
-void rotateHalf(const float* x, const float* cos, const float* sin, int64_t width, int64_t D, float* y) {
-  const int64_t half = width / 2;
-  for (int64_t d = 0; d < half; ++d) y[d] = x[d] * cos[d] + -x[d + half] * sin[d];
-  for (int64_t d = half; d < width; ++d) y[d] = x[d] * cos[d] + x[d - half] * sin[d];
+void rotate(const float* x, const float* cos, const float* sin, int64_t width, int64_t D, bool interleaved,
+            float* y) {
+  if (interleaved) {
+    for (int64_t d = 0; d < width; d += 2) {
+      y[d] = x[d] * cos[d] + -x[d + 1] * sin[d];
+      y[d + 1] = x[d + 1] * cos[d + 1] + x[d] * sin[d + 1];
+    }
+  } else {
+    const int64_t half = width / 2;
+    for (int64_t d = 0; d < half; ++d) y[d] = x[d] * cos[d] + -x[d + half] * sin[d];
+    for (int64_t d = half; d < width; ++d) y[d] = x[d] * cos[d] + x[d - half] * sin[d];
+  }
   std::copy(x + width, x + D, y + width);
 }
 
-// cos and sin of (first + s) * inv_freq[i] for s in [0, S) at [s][i] and
-// [s][i + D/2], evaluated in double as the reference does. Every
-// kAnchor-th position calls cos/sin; those between step by the angle-sum
-// rotation (an error near 1e-15, far below a float's rounding), which
-// keeps a 128-token prefill from spending ~0.2 ms a layer in libm.
-void ropeFromFrequencies(const Tensor& invFreq, int64_t first, int64_t S, int64_t D, float* cos, float* sin) {
+// cos and sin of (first + s) * inv_freq[i] for s in [0, S) at the two dims
+// of pair i ([s][i] and [s][i + D/2], or [s][2i] and [s][2i + 1]), evaluated
+// in double as the reference does. Every kAnchor-th position calls cos/sin;
+// those between step by the angle-sum rotation (an error near 1e-15, far
+// below a float's rounding), which keeps a 128-token prefill from spending
+// ~0.2 ms a layer in libm.
+void ropeFromFrequencies(const Tensor& invFreq, int64_t first, int64_t S, int64_t D, bool interleaved, float* cos,
+                         float* sin) {
   constexpr int64_t kAnchor = 16;
   const int64_t half = D / 2;
   for (int64_t i = 0; i < half; ++i) {
     const double frequency = invFreq.elementAsDouble(i);
     const double stepCos = std::cos(frequency), stepSin = std::sin(frequency);
+    const int64_t firstDim = interleaved ? 2 * i : i, secondDim = interleaved ? 2 * i + 1 : i + half;
     for (int64_t s0 = 0; s0 < S; s0 += kAnchor) {
       const double angle = static_cast<double>(first + s0) * frequency;
       double c = std::cos(angle), s = std::sin(angle);
       for (int64_t pos = s0; pos < std::min(S, s0 + kAnchor); ++pos) {
-        cos[pos * D + i] = cos[pos * D + i + half] = static_cast<float>(c);
-        sin[pos * D + i] = sin[pos * D + i + half] = static_cast<float>(s);
+        cos[pos * D + firstDim] = cos[pos * D + secondDim] = static_cast<float>(c);
+        sin[pos * D + firstDim] = sin[pos * D + secondDim] = static_cast<float>(s);
         const double next = c * stepCos - s * stepSin;
         s = s * stepCos + c * stepSin;
         c = next;
@@ -92,8 +104,8 @@ void stageRows(const AttentionProblem& p, const RowStaging& st, int64_t b, int64
   for (int64_t t = std::max(begin, pastEnd) - pastEnd; t < end - pastEnd; ++t) {
     float* key = keys + (st.firstNewRow + t) * D;
     if (p.ropeCos)
-      rotateHalf(st.newKeys.row(b, h, t), p.ropeCos + b * p.ropeBatchStride + t * p.ropeWidth,
-                 p.ropeSin + b * p.ropeBatchStride + t * p.ropeWidth, p.ropeWidth, D, key);
+      rotate(st.newKeys.row(b, h, t), p.ropeCos + b * p.ropeBatchStride + t * p.ropeWidth,
+             p.ropeSin + b * p.ropeBatchStride + t * p.ropeWidth, p.ropeWidth, D, p.ropeInterleaved, key);
     else
       std::memcpy(key, st.newKeys.row(b, h, t), D * sizeof(float));
     if (values) std::memcpy(values + (st.firstNewRow + t) * Dv, st.newValues.row(b, h, t), Dv * sizeof(float));
@@ -259,7 +271,7 @@ void loadQueryRow(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, fl
   const float* x = p.queries.row(b, h, s);
   if (p.ropeCos) {
     const int64_t at = b * p.ropeBatchStride + s * p.ropeWidth;
-    rotateHalf(x, p.ropeCos + at, p.ropeSin + at, p.ropeWidth, D, dst);
+    rotate(x, p.ropeCos + at, p.ropeSin + at, p.ropeWidth, D, p.ropeInterleaved, dst);
     for (int64_t d = 0; d < D; ++d) dst[d] *= p.queryScale;
   } else {
     for (int64_t d = 0; d < D; ++d) dst[d] = x[d] * p.queryScale;
@@ -328,10 +340,11 @@ std::optional<Status> runAttention(const KernelContext& ctx, Isa isa) {
   std::vector<float> ropeCos, ropeSin;
   if (a.rope) {
     const int64_t W = p.ropeWidth = ropeWidth(a, D);
+    p.ropeInterleaved = a.ropeInterleaved;
     if (const Tensor* invFreq = ctx.input(kInvFreq)) {
       ropeCos.resize(static_cast<size_t>(S * W));
       ropeSin.resize(static_cast<size_t>(S * W));
-      ropeFromFrequencies(*invFreq, L - S, S, W, ropeCos.data(), ropeSin.data());
+      ropeFromFrequencies(*invFreq, L - S, S, W, a.ropeInterleaved, ropeCos.data(), ropeSin.data());
     } else {
       const Tensor* cos = ctx.input(kCos);
       const Tensor* sin = ctx.input(kSin);

@@ -59,12 +59,13 @@ struct AttentionProblem {
 
   HeadRows queries;
   float queryScale = 1;  // the op's scale, folded into the loaded queries
-  // Rotate-half RoPE of the queries: cos/sin rows of ropeWidth at
+  // RoPE of the queries and new keys: cos/sin rows of ropeWidth at
   // table + b * ropeBatchStride + s * ropeWidth; null without RoPE.
   const float* ropeCos = nullptr;
   const float* ropeSin = nullptr;
   int64_t ropeBatchStride = 0;
   int64_t ropeWidth = 0;  // the dims RoPE turns, rows of the tables (partial rotary: < D)
+  bool ropeInterleaved = false;  // pairs (2i, 2i+1) rather than (i, i + ropeWidth/2)
 
   KeySegment segments[2];
   int segmentCount = 0;

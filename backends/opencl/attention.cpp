@@ -25,7 +25,7 @@ constexpr int64_t kMaxHeadDim = 256;  // MAX_HEAD_DIM in kernels/attention.cl
 // AttentionShape of kernels/attention.cl.
 struct AttentionShape {
   cl_long batch, heads, kvHeads, seq, newKeys, past, keys, headDim, valueDim, rowsPerHead;
-  cl_long causal, window, hasMask, rope, ropeWidth, copyPast;
+  cl_long causal, window, hasMask, rope, ropeWidth, copyPast, ropeInterleaved;
   cl_long qStrides[3], kStrides[3], vStrides[3], outStrides[3];
   cl_long maskStrides[4];
   cl_long ropeStrides[2];
@@ -61,6 +61,7 @@ AttentionShape attentionShape(const KernelContext& ctx, const Attrs& a) {
   s.keys = s.past + s.newKeys;
   s.rowsPerHead = ctx.kvCache ? ctx.kvCache->capacity : s.keys;
   s.causal = a.causal, s.window = a.window, s.rope = a.rope, s.ropeWidth = ropeWidth(a, s.headDim);
+  s.ropeInterleaved = a.ropeInterleaved;
   s.copyPast = !ctx.kvCache && s.past > 0;
   setHeadStrides(s.outStrides, a.outLayout, a.heads, s.seq, s.valueDim, a.heads * s.valueDim);
   return s;
@@ -92,15 +93,15 @@ Expected<Buffer> scratch(ClContext& cl, size_t bytes) {
 Status ropeFromFrequencies(ClContext& cl, const Tensor& invFreq, AttentionShape& s, Buffer& cos, Buffer& sin) {
   Expected<Tensor> frequencies = onHost(cl, invFreq);
   if (!frequencies) return frequencies.status();
-  const int64_t S = s.seq, D = s.ropeWidth, half = D / 2, first = s.keys - S;
+  const int64_t S = s.seq, D = s.ropeWidth, first = s.keys - S;
+  const bool interleaved = s.ropeInterleaved != 0;
   std::vector<float> cosines(static_cast<size_t>(S * D)), sines(cosines.size());
   for (int64_t t = 0; t < S; ++t)
-    for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(first + t) * frequencies->elementAsDouble(i);
-      for (int64_t d : {i, i + half}) {
-        cosines[static_cast<size_t>(t * D + d)] = static_cast<float>(std::cos(angle));
-        sines[static_cast<size_t>(t * D + d)] = static_cast<float>(std::sin(angle));
-      }
+    for (int64_t d = 0; d < D; ++d) {
+      const double angle =
+          static_cast<double>(first + t) * frequencies->elementAsDouble(ropeFrequency(interleaved, d, D));
+      cosines[static_cast<size_t>(t * D + d)] = static_cast<float>(std::cos(angle));
+      sines[static_cast<size_t>(t * D + d)] = static_cast<float>(std::sin(angle));
     }
   const size_t bytes = cosines.size() * sizeof(float);
   Expected<Buffer> cosBuffer = scratch(cl, bytes), sinBuffer = scratch(cl, bytes);

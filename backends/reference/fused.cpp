@@ -63,21 +63,22 @@ AttentionShape attentionShape(const KernelContext& ctx, const AttentionAttrs& a)
 }
 
 // cos and sin per (batch, position, d < width) in the compute type;
-// batchStride is 0 when every batch shares one table. Rotate-half pairs
-// element d with d +- width/2; the dims from width on are not turned.
+// batchStride is 0 when every batch shares one table. Element d turns with
+// its partner (attention::ropePartner); the dims from width on are not turned.
 template <class C>
 struct RopeTables {
   std::vector<C> cos, sin;
   int64_t batchStride = 0, width = 0;
+  bool interleaved = false;
 
-  // y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1], on the
+  // y = x * cos + rotated(x) * sin, rotated(x)[d] = -+x[partner(d)], on the
   // first `width` of the head's `headDim` dims.
   template <class T>
   void apply(const T* x, int64_t b, int64_t s, int64_t headDim, C* y) const {
-    const int64_t half = width / 2;
     const size_t row = static_cast<size_t>(b * batchStride + s * width);
     for (int64_t d = 0; d < width; ++d) {
-      const C rotated = d < half ? -toCompute(x[d + half]) : toCompute(x[d - half]);
+      const C partner = toCompute(x[ropePartner(interleaved, d, width)]);
+      const C rotated = ropeNegatesPartner(interleaved, d, width) ? -partner : partner;
       y[d] = toCompute(x[d]) * cos[row + static_cast<size_t>(d)] + rotated * sin[row + static_cast<size_t>(d)];
     }
     for (int64_t d = width; d < headDim; ++d) y[d] = toCompute(x[d]);
@@ -86,14 +87,15 @@ struct RopeTables {
 
 // From the cos/sin operands, broadcast over [B, 1, S, D].
 template <class T>
-RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const AttentionShape& sh, int64_t D) {
+RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const AttentionShape& sh, int64_t D,
+                                          bool interleaved) {
   const int64_t B = sh.batch, S = sh.seq;
   const std::vector<int64_t> table = {B, 1, S, D};
   const std::vector<int64_t> cosAt = broadcastStrides(ctx.input(kCos)->shape(), table);
   const std::vector<int64_t> sinAt = broadcastStrides(ctx.input(kSin)->shape(), table);
   const T* cos = ctx.input(kCos)->data<T>();
   const T* sin = ctx.input(kSin)->data<T>();
-  RopeTables<ComputeType<T>> rope{{}, {}, S * D, D};
+  RopeTables<ComputeType<T>> rope{{}, {}, S * D, D, interleaved};
   for (int64_t b = 0; b < B; ++b)
     for (int64_t s = 0; s < S; ++s)
       for (int64_t d = 0; d < D; ++d) {
@@ -104,22 +106,19 @@ RopeTables<ComputeType<T>> ropeFromTables(const KernelContext& ctx, const Attent
 }
 
 // From inv_freq: the new tokens sit at positions P..P+S-1 (P = keys - S, the
-// past length); angle = position * inv_freq[i] for both halves of the head
-// dim, cos and sin evaluated in double.
+// past length); angle = position * inv_freq[i] for both dims of pair i,
+// cos and sin evaluated in double.
 template <class C>
-RopeTables<C> ropeFromFrequencies(const Tensor& invFreq, const AttentionShape& sh, int64_t D) {
-  const int64_t S = sh.seq, half = D / 2;
+RopeTables<C> ropeFromFrequencies(const Tensor& invFreq, const AttentionShape& sh, int64_t D, bool interleaved) {
+  const int64_t S = sh.seq;
   const int64_t first = sh.keys - S;
-  RopeTables<C> rope{std::vector<C>(static_cast<size_t>(S * D)), std::vector<C>(static_cast<size_t>(S * D)), 0, D};
-  std::vector<double> frequencies(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) frequencies[static_cast<size_t>(i)] = invFreq.elementAsDouble(i);
+  RopeTables<C> rope{std::vector<C>(static_cast<size_t>(S * D)), std::vector<C>(static_cast<size_t>(S * D)), 0, D,
+                     interleaved};
   for (int64_t s = 0; s < S; ++s)
-    for (int64_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(first + s) * frequencies[static_cast<size_t>(i)];
-      for (int64_t d : {i, i + half}) {
-        rope.cos[static_cast<size_t>(s * D + d)] = static_cast<C>(std::cos(angle));
-        rope.sin[static_cast<size_t>(s * D + d)] = static_cast<C>(std::sin(angle));
-      }
+    for (int64_t d = 0; d < D; ++d) {
+      const double angle = static_cast<double>(first + s) * invFreq.elementAsDouble(ropeFrequency(interleaved, d, D));
+      rope.cos[static_cast<size_t>(s * D + d)] = static_cast<C>(std::cos(angle));
+      rope.sin[static_cast<size_t>(s * D + d)] = static_cast<C>(std::sin(angle));
     }
   return rope;
 }
@@ -135,8 +134,8 @@ Status attentionLoops(const KernelContext& ctx, const AttentionAttrs& a) {
   std::optional<RopeTables<C>> rope;
   const int64_t width = ropeWidth(a, D);
   if (a.rope)
-    rope = ctx.input(kInvFreq) ? ropeFromFrequencies<C>(*ctx.input(kInvFreq), sh, width)
-                               : ropeFromTables<T>(ctx, sh, width);
+    rope = ctx.input(kInvFreq) ? ropeFromFrequencies<C>(*ctx.input(kInvFreq), sh, width, a.ropeInterleaved)
+                               : ropeFromTables<T>(ctx, sh, width, a.ropeInterleaved);
   auto load = [&](const T* x, int64_t b, int64_t s, int64_t n, bool rotate, C* y) {
     if (rotate) rope->apply(x, b, s, n, y);
     else for (int64_t d = 0; d < n; ++d) y[d] = toCompute(x[d]);

@@ -91,14 +91,14 @@ Expected<QkvDims> qkvDims(const InferContext& ctx, const AttentionAttrs& a) {
 Status inferRope(const InferContext& ctx, const Dim& batch, const Dim& seq, const HeadDims& k, const Dim& headDim,
                  const Dim& width) {
   if (std::optional<int64_t> d = width.constant(); d && *d % 2 != 0)
-    return ctx.error("rope = \"half\" needs an even head dim, got ", *d);
+    return ctx.error("rope needs an even count of turned dims, got ", *d);
   const std::optional<int64_t> head = headDim.constant(), turned = width.constant();
   if (head && turned && *turned > *head) return ctx.error("rope_dims = ", *turned, " is more than the head dim ", *head);
   // The rotation is per position: the new keys sit at the queries' positions.
   KILN_RETURN_IF_ERROR(requireDimMatch(ctx, seq, k.seq, "rope: sequence lengths of q and the new k"));
   if (ctx.has(kInvFreq)) {
     if (ctx.has(kCos) || ctx.has(kSin))
-      return ctx.error("rope = \"half\" takes cos and sin or inv_freq, not both");
+      return ctx.error("rope takes cos and sin or inv_freq, not both");
     KILN_RETURN_IF_ERROR(requireFloat(ctx, kInvFreq, "inv_freq"));
     const Shape& invFreq = ctx.type(kInvFreq).shape;
     const std::optional<int64_t> d = width.constant();
@@ -107,7 +107,7 @@ Status inferRope(const InferContext& ctx, const Dim& batch, const Dim& seq, cons
                        ", got ", ctx.type(kInvFreq).str());
     return Status::ok();
   }
-  if (!ctx.has(kCos) || !ctx.has(kSin)) return ctx.error("rope = \"half\" needs both cos and sin, or inv_freq");
+  if (!ctx.has(kCos) || !ctx.has(kSin)) return ctx.error("rope needs both cos and sin, or inv_freq");
   const Shape table = {batch, Dim(1), seq, width};
   for (size_t i : {kCos, kSin}) {
     KILN_RETURN_IF_ERROR(requireSameDType(ctx, kQ, i));
@@ -299,7 +299,7 @@ void registerFusedOps(OpRegistry& registry) {
   registry.add(OpDef{
       .kind = OpKind::Attention,
       .summary = "softmax(q k^T * scale + mask) v per head, with optional causal mask (and sliding window), "
-                 "key-padding mask, rotate-half RoPE (cos/sin tables or inv_freq), KV-cache append (present_k/v), grouped kv "
+                 "key-padding mask, rotate-half or interleaved RoPE (cos/sin tables or inv_freq), KV-cache append (present_k/v), grouped kv "
                  "heads and packed q|k|v rows",
       // k and v are absent (_) when qkv_layout = "bsd_packed".
       .operands = {"q", "k", "v", "mask", "cos", "sin", "past_k", "past_v", "inv_freq"},

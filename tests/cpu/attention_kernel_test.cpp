@@ -37,6 +37,7 @@ struct Case {
   bool causal = false;
   int64_t window = 0;
   int64_t ropeDims = 0;  // partial rotary; 0: the whole head
+  bool interleaved = false;  // GPT-J's rope pairs (2i, 2i+1)
   Mask mask = Mask::None;
   Rope rope = Rope::None;
   Past pastMode = Past::None;
@@ -48,7 +49,7 @@ struct Case {
            std::to_string(kvHeads) + " S" + std::to_string(seq) + " T" + std::to_string(newKeys) + " P" +
            std::to_string(past) + " D" + std::to_string(headDim) + "/" + std::to_string(valueDim) +
            (causal ? " causal" : "") + (window ? " window" + std::to_string(window) : "") +
-           (ropeDims ? " rope_dims" + std::to_string(ropeDims) : "") + " mask" + std::to_string(static_cast<int>(mask)) + " rope" +
+           (ropeDims ? " rope_dims" + std::to_string(ropeDims) : "") + (interleaved ? " interleaved" : "") + " mask" + std::to_string(static_cast<int>(mask)) + " rope" +
            std::to_string(static_cast<int>(rope)) + " past" + std::to_string(static_cast<int>(pastMode));
   }
 };
@@ -151,7 +152,7 @@ Inputs makeInputs(const Case& c, std::mt19937& rng) {
   in.attrs.set("scale", 1.0 / std::sqrt(static_cast<double>(D)));
   in.attrs.set("causal", c.causal);
   if (c.window) in.attrs.set("window", c.window);
-  in.attrs.set("rope", std::string(c.rope == Rope::None ? "none" : "half"));
+  in.attrs.set("rope", std::string(c.rope == Rope::None ? "none" : c.interleaved ? "interleaved" : "half"));
   if (c.ropeDims) in.attrs.set("rope_dims", c.ropeDims);
   in.attrs.set("qkv_layout", c.layout);
   in.attrs.set("out_layout", c.outLayout);
@@ -323,14 +324,16 @@ TEST(AttentionKernel, RopeFromTablesAndFrequencies) {
       }
 }
 
-// Partial rotary (Phi, GPT-NeoX): RoPE on the first W dims of a head only,
-// from tables and from inv_freq, with a past and a KV cache.
+// Partial rotary (Phi, GPT-NeoX, GPT-J): RoPE on the first W dims of a head
+// only, rotate-half and interleaved, from tables and from inv_freq, with a
+// past and a KV cache.
 TEST(AttentionKernel, PartialRotaryTurnsOnlyTheFirstDims) {
   unsigned seed = 320;
   for (Rope rope : {Rope::Tables, Rope::SharedTables, Rope::InvFreq})
-    for (int64_t width : {2, 16, 32})
+    for (int64_t width : {2, 16, 32, 48})
       for (Past past : {Past::None, Past::Cache}) {
         Case c;
+        c.interleaved = width % 32 == 0;
         c.batch = 2;
         c.heads = 4;
         c.kvHeads = 2;

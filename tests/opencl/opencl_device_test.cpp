@@ -474,6 +474,19 @@ TEST_F(OpenCl, AttentionBsdRopePastAndKeyPadding) {
   check(OpKind::Attention, a, {&q, &k, &v, &padding, nullptr, nullptr, &pastK, &pastV, &invFreq}, 1e-5, 3);
 }
 
+// GPT-J's pairing (2i, 2i+1), partial rotary, from inv_freq and from tables.
+TEST_F(OpenCl, AttentionInterleavedPartialRope) {
+  const int64_t B = 2, S = 3, P = 2, Hq = 2, Hkv = 2, D = 8, W = 4;
+  const Tensor q = randomF32({B, Hq, S, D}, -1, 1), k = randomF32({B, Hkv, S, D}, -1, 1);
+  const Tensor v = randomF32({B, Hkv, S, D}), pastK = randomF32({B, Hkv, P, D}), pastV = randomF32({B, Hkv, P, D});
+  const Tensor invFreq = filled<float>({W / 2}, {1.0f, 0.1f});
+  const Tensor cos = randomF32({B, 1, S, W}, -1, 1), sin = randomF32({B, 1, S, W}, -1, 1);
+  const Attributes a = attrs({{"heads", Hq}, {"kv_heads", Hkv}, {"scale", 0.3}, {"causal", true},
+                              {"rope", text("interleaved")}, {"rope_dims", W}});
+  check(OpKind::Attention, a, {&q, &k, &v, nullptr, nullptr, nullptr, &pastK, &pastV, &invFreq}, 1e-5, 3);
+  check(OpKind::Attention, a, {&q, &k, &v, nullptr, &cos, &sin}, 1e-5);
+}
+
 TEST_F(OpenCl, AttentionPackedWithCosSinAndAdditiveMask) {
   const int64_t B = 1, S = 6, Hq = 2, Hkv = 2, D = 10;
   const Tensor qkv = randomF32({B, S, (Hq + 2 * Hkv) * D}, -1, 1);

@@ -96,6 +96,7 @@ struct AttentionCase {
   int64_t batch = 1, heads = 2, kvHeads = 2, seq = 3, newKeys = 3, past = 0, headDim = 4;
   double scale = 0.5;
   bool causal = false, rope = false;
+  bool interleaved = false;  // rope pairs (2i, 2i+1) rather than (i, i + D/2)
   // Additive mask over [B, Hq, S, L] (empty: none) and rope tables [B][S][D] (per batch).
   std::vector<double> mask;
   std::vector<double> cos, sin;
@@ -114,7 +115,8 @@ struct AttentionCase {
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t s = 0; s < seq; ++s)
           for (int64_t d = 0; d < headDim; ++d) {
-            const double angle = (s + 1 + b * 0.5) * std::pow(10.0, -static_cast<double>(d % (headDim / 2)) / 2);
+            const int64_t pair = interleaved ? d / 2 : d % (headDim / 2);
+            const double angle = (s + 1 + b * 0.5) * std::pow(10.0, -static_cast<double>(pair) / 2);
             cos.push_back(std::cos(angle));
             sin.push_back(std::sin(angle));
           }
@@ -132,7 +134,9 @@ struct AttentionCase {
     const int64_t half = headDim / 2;
     std::vector<double> y(x.size());
     for (int64_t d = 0; d < headDim; ++d) {
-      const double other = d < half ? -x[static_cast<size_t>(d + half)] : x[static_cast<size_t>(d - half)];
+      const double other = interleaved ? (d % 2 == 0 ? -x[static_cast<size_t>(d + 1)] : x[static_cast<size_t>(d - 1)])
+                           : d < half  ? -x[static_cast<size_t>(d + half)]
+                                       : x[static_cast<size_t>(d - half)];
       const size_t t = static_cast<size_t>((b * seq + s) * headDim + d);
       y[static_cast<size_t>(d)] = x[static_cast<size_t>(d)] * cos[t] + other * sin[t];
     }
@@ -244,7 +248,7 @@ void checkAttention(const AttentionCase& c, const std::string& qkvLayout, const 
                         {"kv_heads", c.kvHeads},
                         {"scale", c.scale},
                         {"causal", c.causal},
-                        {"rope", std::string(c.rope ? "half" : "none")},
+                        {"rope", std::string(!c.rope ? "none" : c.interleaved ? "interleaved" : "half")},
                         {"qkv_layout", qkvLayout},
                         {"out_layout", outLayout}});
   std::vector<Tensor> results = runAll("attention", inputs, a, 3);
@@ -278,6 +282,15 @@ TEST(AttentionOp, GroupedQueryCausalWithPastAndRope) {
   c.fill(7);
   for (const char* in : {"bhsd", "bsd"})
     for (const char* out : {"bhsd", "bsd"}) checkAttention(c, in, out);
+}
+
+// GPT-J's pairing: the rotation turns adjacent dims (2i, 2i+1).
+TEST(AttentionOp, InterleavedRopeWithPast) {
+  AttentionCase c;
+  c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = 2, c.headDim = 6;
+  c.causal = true, c.rope = true, c.interleaved = true;
+  c.fill(13);
+  for (const char* in : {"bhsd", "bsd"}) checkAttention(c, in, "bsd");
 }
 
 TEST(AttentionOp, MultiQueryDecodeStep) {
@@ -407,7 +420,7 @@ TEST(AttentionOp, Errors) {
   error = inferred("attention", {&q, &kv, &kv}, with({{"kv_heads", int64_t{0}}}));
   EXPECT_TRUE(contains(error, "heads and kv_heads must be positive")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"rope_dims", int64_t{4}}}));
-  EXPECT_TRUE(contains(error, "rope_dims = 4: an even count of dims, with rope = \"half\"")) << error;
+  EXPECT_TRUE(contains(error, "rope_dims = 4: an even count of dims, with rope = \"half\" or \"interleaved\"")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"rope_dims", int64_t{3}}, {"rope", std::string("half")}}));
   EXPECT_TRUE(contains(error, "rope_dims = 3")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"window", int64_t{4}}}));
@@ -425,9 +438,9 @@ TEST(AttentionOp, Errors) {
   const TensorType odd = {DType::F32, {1, 4, 3, 15}}, oddKv = {DType::F32, {1, 2, 3, 15}};
   const TensorType table = {DType::F32, {3, 15}};
   error = inferred("attention", {&odd, &oddKv, &oddKv, nullptr, &table, &table}, with({{"rope", std::string("half")}}));
-  EXPECT_TRUE(contains(error, "rope = \"half\" needs an even head dim, got 15")) << error;
+  EXPECT_TRUE(contains(error, "rope needs an even count of turned dims, got 15")) << error;
   error = inferred("attention", {&q, &kv, &kv}, with({{"rope", std::string("half")}}));
-  EXPECT_TRUE(contains(error, "rope = \"half\" needs both cos and sin, or inv_freq")) << error;
+  EXPECT_TRUE(contains(error, "rope needs both cos and sin, or inv_freq")) << error;
   const TensorType cos = {DType::F32, {3, 16}}, longCos = {DType::F32, {5, 16}};
   error = inferred("attention", {&q, &kv, &kv, nullptr, &cos, &cos}, a);
   EXPECT_TRUE(contains(error, "cos/sin or inv_freq are given but rope = \"none\"")) << error;
@@ -500,13 +513,15 @@ Attributes attentionAttrs(const AttentionCase& c, std::initializer_list<std::pai
   return a;
 }
 
-// [S, D] tables of cos/sin(position * inv_freq[d mod D/2]) for positions first..first+S-1.
-std::vector<double> ropeTable(const std::vector<double>& invFreq, int64_t first, int64_t seq, bool sine) {
+// [S, D] tables of cos/sin(position * inv_freq[d mod D/2]) for positions
+// first..first+S-1; interleaved: inv_freq[d / 2].
+std::vector<double> ropeTable(const std::vector<double>& invFreq, int64_t first, int64_t seq, bool sine,
+                              bool interleaved = false) {
   std::vector<double> table;
   const size_t half = invFreq.size();
   for (int64_t s = 0; s < seq; ++s)
     for (size_t d = 0; d < 2 * half; ++d) {
-      const double angle = static_cast<double>(first + s) * invFreq[d % half];
+      const double angle = static_cast<double>(first + s) * invFreq[interleaved ? d / 2 : d % half];
       table.push_back(sine ? std::sin(angle) : std::cos(angle));
     }
   return table;
@@ -515,27 +530,29 @@ std::vector<double> ropeTable(const std::vector<double>& invFreq, int64_t first,
 TEST(AttentionOp, RopeFromInvFreqMatchesCosSinTables) {
   Tensor invFreq = f32({4}, {1.0, 0.3, 0.05, 0.001});
   const std::vector<double> frequencies = valuesOf(invFreq);  // as rounded to f32
-  for (int64_t past : {0, 3}) {
-    SCOPED_TRACE(cat("past ", past));
-    AttentionCase c;
-    c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = past, c.headDim = 8;
-    c.causal = true;
-    c.fill(17);
-    Tensor q = f32({c.batch, c.heads, c.seq, c.headDim}, c.q);
-    Tensor k = f32({c.batch, c.kvHeads, c.seq, c.headDim}, c.k);
-    Tensor v = f32({c.batch, c.kvHeads, c.seq, c.headDim}, c.v);
-    Tensor pastK = f32({c.batch, c.kvHeads, past, c.headDim}, c.pastK);
-    Tensor pastV = f32({c.batch, c.kvHeads, past, c.headDim}, c.pastV);
-    // The new tokens sit at positions past .. past + seq - 1.
-    Tensor cos = f32({c.seq, c.headDim}, ropeTable(frequencies, past, c.seq, false));
-    Tensor sin = f32({c.seq, c.headDim}, ropeTable(frequencies, past, c.seq, true));
-    const Attributes a = attentionAttrs(c, {{"rope", std::string("half")}});
-    const std::vector<Tensor> tables = attention3({&q, &k, &v, nullptr, &cos, &sin, &pastK, &pastV}, a);
-    // Tables rounded to f32 and cos/sin computed in double then used in f32 agree exactly.
-    expectSameResults(
-        attention3({&q, &k, &v, nullptr, nullptr, nullptr, &pastK, &pastV, &invFreq}, a), tables);
-    if (past == 0) expectSameResults(attention3({&q, &k, &v, nullptr, nullptr, nullptr, nullptr, nullptr, &invFreq}, a), tables);
-  }
+  for (int64_t past : {0, 3})
+    for (bool interleaved : {false, true}) {
+      SCOPED_TRACE(cat("past ", past, interleaved ? " interleaved" : " half"));
+      AttentionCase c;
+      c.batch = 2, c.heads = 4, c.kvHeads = 2, c.seq = 3, c.newKeys = 3, c.past = past, c.headDim = 8;
+      c.causal = true;
+      c.fill(17);
+      Tensor q = f32({c.batch, c.heads, c.seq, c.headDim}, c.q);
+      Tensor k = f32({c.batch, c.kvHeads, c.seq, c.headDim}, c.k);
+      Tensor v = f32({c.batch, c.kvHeads, c.seq, c.headDim}, c.v);
+      Tensor pastK = f32({c.batch, c.kvHeads, past, c.headDim}, c.pastK);
+      Tensor pastV = f32({c.batch, c.kvHeads, past, c.headDim}, c.pastV);
+      // The new tokens sit at positions past .. past + seq - 1.
+      Tensor cos = f32({c.seq, c.headDim}, ropeTable(frequencies, past, c.seq, false, interleaved));
+      Tensor sin = f32({c.seq, c.headDim}, ropeTable(frequencies, past, c.seq, true, interleaved));
+      const Attributes a = attentionAttrs(c, {{"rope", std::string(interleaved ? "interleaved" : "half")}});
+      const std::vector<Tensor> tables = attention3({&q, &k, &v, nullptr, &cos, &sin, &pastK, &pastV}, a);
+      // Tables rounded to f32 and cos/sin computed in double then used in f32 agree exactly.
+      expectSameResults(
+          attention3({&q, &k, &v, nullptr, nullptr, nullptr, &pastK, &pastV, &invFreq}, a), tables);
+      if (past == 0)
+        expectSameResults(attention3({&q, &k, &v, nullptr, nullptr, nullptr, nullptr, nullptr, &invFreq}, a), tables);
+    }
 }
 
 TEST(AttentionOp, RopeFromInvFreqDecodeStepAndF64) {
@@ -682,7 +699,7 @@ TEST(AttentionOp, NewFormErrors) {
   const Attributes rope = with({{"rope", std::string("half")}});
   std::string error;
   error = inferred("attention", {&q, &kv, &kv, nullptr, &cos, &cos, nullptr, nullptr, &invFreq}, rope);
-  EXPECT_TRUE(contains(error, "rope = \"half\" takes cos and sin or inv_freq, not both")) << error;
+  EXPECT_TRUE(contains(error, "rope takes cos and sin or inv_freq, not both")) << error;
   error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, nullptr, nullptr, &wideFreq}, rope);
   EXPECT_TRUE(contains(error, "inv_freq must be [rope dims / 2] = [8], got f32[16]")) << error;
   error = inferred("attention", {&q, &kv, &kv, nullptr, nullptr, nullptr, nullptr, nullptr, &invFreq}, a);

@@ -11,16 +11,20 @@
 // elements; the head dim is contiguous.
 typedef struct {
   long batch, heads, kvHeads, seq, newKeys, past, keys, headDim, valueDim, rowsPerHead;
-  long causal, window, hasMask, rope, ropeWidth, copyPast;
+  long causal, window, hasMask, rope, ropeWidth, copyPast, ropeInterleaved;
   long qStrides[3], kStrides[3], vStrides[3], outStrides[3];  // per batch, head, position
   long maskStrides[4];                                         // over [B, Hq, S, L]
   long ropeStrides[2];                                         // per batch, position: [.., ropeWidth] rows of cos and sin
 } AttentionShape;
 
-// Rotate-half RoPE of element d (below the turned width) of row x:
-// x[d] cos + rotate_half(x)[d] sin.
-inline float roped(const __global float* x, long d, long halfDim, float c, float s) {
-  const float rotated = d < halfDim ? -x[d + halfDim] : x[d - halfDim];
+// RoPE of element d (below the turned width) of row x: x[d] cos +
+// rotated(x)[d] sin; rotate-half turns (d, d +- width/2), interleaved the
+// pairs (2i, 2i+1).
+inline float roped(const __global float* x, long d, long width, long interleaved, float c, float s) {
+  const long halfWidth = width / 2;
+  const float rotated = interleaved    ? (d % 2 == 0 ? -x[d + 1] : x[d - 1])
+                        : d < halfWidth ? -x[d + halfWidth]
+                                        : x[d - halfWidth];
   return x[d] * c + rotated * s;
 }
 
@@ -45,7 +49,7 @@ __kernel void attention_append(__global const float* k, long kOffset, __global c
   const __global float* key = k + kOffset + b * s.kStrides[0] + h * s.kStrides[1] + t * s.kStrides[2];
   if (d < s.headDim) {
     const long at = b * s.ropeStrides[0] + t * s.ropeStrides[1] + d;
-    keyRow[d] = s.rope && d < s.ropeWidth ? roped(key, d, s.ropeWidth / 2, cosTable[cosOffset + at], sinTable[sinOffset + at])
+    keyRow[d] = s.rope && d < s.ropeWidth ? roped(key, d, s.ropeWidth, s.ropeInterleaved, cosTable[cosOffset + at], sinTable[sinOffset + at])
                                           : key[d];
   }
   if (d < s.valueDim) valueRow[d] = v[vOffset + b * s.vStrides[0] + h * s.vStrides[1] + t * s.vStrides[2] + d];
@@ -63,7 +67,7 @@ __kernel void attention_rows(__global const float* q, long qOffset, __global con
   const __global float* x = q + qOffset + b * s.qStrides[0] + h * s.qStrides[1] + i * s.qStrides[2];
   for (long d = 0; d < D; ++d) {
     const long at = b * s.ropeStrides[0] + i * s.ropeStrides[1] + d;
-    query[d] = s.rope && d < s.ropeWidth ? roped(x, d, s.ropeWidth / 2, cosTable[cosOffset + at], sinTable[sinOffset + at])
+    query[d] = s.rope && d < s.ropeWidth ? roped(x, d, s.ropeWidth, s.ropeInterleaved, cosTable[cosOffset + at], sinTable[sinOffset + at])
                                          : x[d];
   }
   for (long d = 0; d < Dv; ++d) acc[d] = 0.0f;
