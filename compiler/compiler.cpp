@@ -32,7 +32,9 @@ std::vector<std::string> pipelineOf(const CompileOptions& options) {
 
 PassManagerOptions managerOptionsOf(const CompileOptions& options) {
   PassManagerOptions manager = options.passes;
-  if (options.weights == WeightStorage::Reference) manager.disabledPasses.push_back("sibling_matmul_merge");
+  // Referenced weights are the model file's bytes: no pass may make new ones from them.
+  if (options.weights == WeightStorage::Reference)
+    for (const char* pass : {"sibling_matmul_merge", "regroup_projections"}) manager.disabledPasses.push_back(pass);
   return manager;
 }
 

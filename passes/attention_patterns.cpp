@@ -6,6 +6,7 @@
 
 #include "backends/reference/reference.h"
 #include "ir/op_registry.h"
+#include "passes/pattern_utils.h"
 
 namespace kiln {
 
@@ -29,21 +30,6 @@ namespace {
 
 const TensorType& typeOf(const Graph& graph, ValueId id) { return graph.value(id).type; }
 
-// An operand present at index i of op.
-ValueId operandAt(const Op& op, size_t i) {
-  return i < op.operands.size() ? op.operands[i] : kNoValue;
-}
-
-// A constant i64 operand of one element (slice bounds, axes, steps).
-std::optional<int64_t> singleInt(const Graph& graph, ValueId id) {
-  if (id == kNoValue) return std::nullopt;
-  const Value& value = graph.value(id);
-  if (value.kind != ValueKind::Weight || !value.data || value.data->numElements() != 1 ||
-      !isInteger(value.data->dtype()))
-    return std::nullopt;
-  return value.data->elementAsInt(0);
-}
-
 // x[..., start:end:step] on the last axis with a positive step, bounds
 // resolved against the static last dim of x.
 struct LastAxisSlice {
@@ -51,41 +37,12 @@ struct LastAxisSlice {
   int64_t start = 0, end = 0, step = 1;
 };
 
-// One slice bound, axis or step: from the dim-list / int-list attribute
-// (canonical form) or from a constant operand (exporter form).
-std::optional<int64_t> sliceParameter(const Graph& graph, const Op& slice, const std::string& attr,
-                                      size_t operand) {
-  if (slice.attrs.has(attr)) {
-    std::optional<std::vector<Dim>> dims = slice.attrs.getDims(attr);
-    if (!dims || dims->size() != 1) return std::nullopt;
-    return dims->front().constant();
-  }
-  return singleInt(graph, operandAt(slice, operand));
-}
-
 std::optional<LastAxisSlice> matchLastAxisSlice(const Graph& graph, ValueId id) {
   const Op* slice = producerOf(graph, id, OpKind::Slice);
   if (!slice) return std::nullopt;
-  const ValueId x = operandAt(*slice, 0);
-  const TensorType& type = typeOf(graph, x);
-  if (type.rank() == 0) return std::nullopt;
-  const int64_t rank = static_cast<int64_t>(type.rank());
-  std::optional<int64_t> dim = type.shape.back().constant();
-  std::optional<int64_t> start = sliceParameter(graph, *slice, "starts", 1);
-  std::optional<int64_t> end = sliceParameter(graph, *slice, "ends", 2);
-  if (!dim || !start || !end) return std::nullopt;
-  // Without axes the slice is on axis 0, the last axis only for rank 1.
-  const bool hasAxes = slice->attrs.has("axes") || operandAt(*slice, 3) != kNoValue;
-  std::optional<int64_t> axis = hasAxes ? sliceParameter(graph, *slice, "axes", 3) : std::optional<int64_t>(0);
-  if (!axis || (*axis != -1 && *axis != rank - 1)) return std::nullopt;
-  const bool hasSteps = slice->attrs.has("steps") || operandAt(*slice, 4) != kNoValue;
-  std::optional<int64_t> step = hasSteps ? sliceParameter(graph, *slice, "steps", 4) : std::optional<int64_t>(1);
-  if (!step || *step <= 0) return std::nullopt;
-  auto resolve = [&](int64_t bound) {
-    if (bound < 0) bound += *dim;
-    return std::clamp<int64_t>(bound, 0, *dim);
-  };
-  return LastAxisSlice{x, resolve(*start), resolve(*end), *step};
+  std::optional<AxisSlice> cut = sliceOfOneAxis(graph, *slice);
+  if (!cut || cut->axis + 1 != static_cast<int64_t>(typeOf(graph, slice->operands[0]).rank())) return std::nullopt;
+  return LastAxisSlice{slice->operands[0], cut->start, cut->end, cut->step};
 }
 
 // neg(y), or y * -1: y.

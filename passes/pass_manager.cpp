@@ -38,8 +38,8 @@ const std::vector<std::string>& defaultPipeline() {
       "canonicalize", "constant_fold", "cse", "dce",
       // Fusion (the unfused cost of the report is measured here), with a
       // canonicalisation of what attention fusion leaves.
-      "unfold_heads", "attention_fusion", "canonicalize", "norm_fusion", "sibling_matmul_merge",
-      "matmul_epilogue_fusion", "swiglu_fusion", "layout", "elementwise_fusion",
+      "unfold_heads", "attention_fusion", "regroup_projections", "canonicalize", "norm_fusion",
+      "sibling_matmul_merge", "matmul_epilogue_fusion", "swiglu_fusion", "layout", "elementwise_fusion",
       // Clean-up of what fusion left behind.
       "canonicalize", "cse", "dce"};
   return pipeline;
@@ -47,8 +47,8 @@ const std::vector<std::string>& defaultPipeline() {
 
 bool isFusionPass(std::string_view name) {
   static constexpr std::string_view kFusionPasses[] = {
-      "attention_fusion", "norm_fusion", "sibling_matmul_merge", "matmul_epilogue_fusion",
-      "swiglu_fusion",    "layout",      "elementwise_fusion"};
+      "attention_fusion", "norm_fusion", "regroup_projections", "sibling_matmul_merge",
+      "matmul_epilogue_fusion", "swiglu_fusion", "layout", "elementwise_fusion"};
   return std::find(std::begin(kFusionPasses), std::end(kFusionPasses), name) !=
          std::end(kFusionPasses);
 }

@@ -11,6 +11,7 @@
 #include "passes/matmul_epilogue_fusion.h"
 #include "passes/norm_fusion.h"
 #include "passes/precision_bf16.h"
+#include "passes/regroup_projections.h"
 #include "passes/sibling_matmul_merge.h"
 #include "passes/swiglu_fusion.h"
 #include "passes/unfold_heads.h"
@@ -40,6 +41,7 @@ constexpr PassFactory kPassFactories[] = {
     &plain<createAttentionFusion>,
     &latentAttention,
     &plain<createNormFusion>,
+    &plain<createRegroupProjections>,
     &plain<createSiblingMatmulMerge>,
     &plain<createMatmulEpilogueFusion>,
     &plain<createSwigluFusion>,

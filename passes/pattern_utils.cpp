@@ -555,4 +555,44 @@ std::optional<std::vector<int64_t>> keptReductionAxes(const Graph& graph, const 
   return axes;
 }
 
+namespace {
+
+// One slice bound, axis or step: from the dim-list / int-list attribute or
+// from a one-element integer weight at operand `operand`; `fallback` when
+// neither is given.
+std::optional<int64_t> sliceParameter(const Graph& graph, const Op& slice, const std::string& attr, size_t operand,
+                                      std::optional<int64_t> fallback) {
+  if (slice.attrs.has(attr)) {
+    std::optional<std::vector<Dim>> dims = slice.attrs.getDims(attr);
+    if (!dims || dims->size() != 1) return std::nullopt;
+    return dims->front().constant();
+  }
+  const ValueId id = operand < slice.operands.size() ? slice.operands[operand] : kNoValue;
+  if (id == kNoValue) return fallback;
+  const Value& value = graph.value(id);
+  if (value.kind != ValueKind::Weight || !value.data || value.data->numElements() != 1 ||
+      !isInteger(value.data->dtype()))
+    return std::nullopt;
+  return value.data->elementAsInt(0);
+}
+
+}  // namespace
+
+std::optional<AxisSlice> sliceOfOneAxis(const Graph& graph, const Op& slice) {
+  if (!slice.is(OpKind::Slice) || slice.operands.empty()) return std::nullopt;
+  const Shape& shape = graph.value(slice.operands[0]).type.shape;
+  const auto rank = static_cast<int64_t>(shape.size());
+  std::optional<int64_t> start = sliceParameter(graph, slice, "starts", 1, std::nullopt);
+  std::optional<int64_t> end = sliceParameter(graph, slice, "ends", 2, std::nullopt);
+  // Without axes the slice is on axis 0.
+  std::optional<int64_t> axis = sliceParameter(graph, slice, "axes", 3, 0);
+  std::optional<int64_t> step = sliceParameter(graph, slice, "steps", 4, 1);
+  if (!start || !end || !axis || !step || *step < 1 || *axis < -rank || *axis >= rank) return std::nullopt;
+  const int64_t at = *axis < 0 ? *axis + rank : *axis;
+  std::optional<int64_t> dim = shape[static_cast<size_t>(at)].constant();
+  if (!dim) return std::nullopt;
+  auto resolve = [&](int64_t bound) { return std::clamp<int64_t>(bound < 0 ? bound + *dim : bound, 0, *dim); };
+  return AxisSlice{at, resolve(*start), resolve(*end), *step};
+}
+
 }  // namespace kiln

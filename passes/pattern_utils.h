@@ -204,4 +204,17 @@ Expected<Tensor> evaluateConstant(OpKind kind, const std::vector<const Tensor*>&
 // they are a known constant and keepdims holds; nullopt otherwise.
 std::optional<std::vector<int64_t>> keptReductionAxes(const Graph& graph, const Op& op);
 
+// ---- Slices.
+
+// A slice of one axis with constant bounds (dim-list attributes, the
+// canonical form, or one-element weight operands, the exporters' form),
+// resolved against that axis's static dim: negative bounds from the end,
+// clamped into [0, dim]. nullopt for several axes, a bound not known, a dim
+// not static, or a step below 1.
+struct AxisSlice {
+  int64_t axis = 0;  // in [0, rank)
+  int64_t start = 0, end = 0, step = 1;
+};
+std::optional<AxisSlice> sliceOfOneAxis(const Graph& graph, const Op& slice);
+
 }  // namespace kiln

@@ -1,8 +1,9 @@
 // The compile API's policies: which passes run (the default pipeline or a
-// given one, precision_bf16 appended for bf16, sibling_matmul_merge skipped
-// for referenced weights), the plan at the bounds (or none, and why), the
-// errors (an unknown pass, a bound for no symbol, an invalid graph), and the
-// written artifact loading back as compiled.
+// given one, precision_bf16 appended for bf16, sibling_matmul_merge and
+// regroup_projections skipped for referenced weights), the plan at the
+// bounds (or none, and why), the errors (an unknown pass, a bound for no
+// symbol, an invalid graph), and the written artifact loading back as
+// compiled.
 #include "compiler/compiler.h"
 
 #include <gtest/gtest.h>
@@ -56,15 +57,16 @@ TEST(CompilePolicies, Bf16AppendsPrecisionBf16LastToWhicheverPipeline) {
   EXPECT_EQ(pipelineOf(options), (std::vector<std::string>{"dce", "precision_bf16"}));
 }
 
-TEST(CompilePolicies, ReferencedWeightsSkipSiblingMatmulMerge) {
+TEST(CompilePolicies, ReferencedWeightsSkipThePassesThatMakeWeights) {
   for (WeightStorage storage : {WeightStorage::Embed, WeightStorage::Reference}) {
-    CompileOptions options = withPipeline({"sibling_matmul_merge", "dce"});
+    CompileOptions options = withPipeline({"regroup_projections", "sibling_matmul_merge", "dce"});
     options.weights = storage;
     Expected<CompileResult> compiled = compile(parse(kMlp), options);
     ASSERT_TRUE(compiled.isOk()) << compiled.status().message();
-    ASSERT_EQ(compiled->record.passes.size(), 2u);
+    ASSERT_EQ(compiled->record.passes.size(), 3u);
     EXPECT_EQ(compiled->record.passes[0].skipped, storage == WeightStorage::Reference);
-    EXPECT_FALSE(compiled->record.passes[1].skipped);
+    EXPECT_EQ(compiled->record.passes[1].skipped, storage == WeightStorage::Reference);
+    EXPECT_FALSE(compiled->record.passes[2].skipped);
     EXPECT_EQ(compiled->weights, storage);
   }
 }
