@@ -120,6 +120,24 @@ Dim Dim::substitute(const SymbolBindings& bindings) const {
   return result;
 }
 
+std::optional<std::string> Dim::plainSymbol() const {
+  if (unknown_ || terms_.size() != 1) return std::nullopt;
+  const auto& [monomial, coefficient] = *terms_.begin();
+  if (monomial.size() != 1 || coefficient != 1) return std::nullopt;
+  return monomial[0];
+}
+
+Dim Dim::replaced(std::string_view symbol, const Dim& with) const {
+  if (unknown_) return *this;
+  Dim result;
+  for (const auto& [monomial, coefficient] : terms_) {
+    Dim term(coefficient);
+    for (const std::string& factor : monomial) term = term * (factor == symbol ? with : Dim::symbol(factor));
+    result = result + term;
+  }
+  return result;
+}
+
 std::string Dim::str() const {
   if (unknown_) return "?";
   if (terms_.empty()) return "0";

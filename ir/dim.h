@@ -29,6 +29,8 @@ class Dim {
   bool isConstant() const;                  // known and no symbols
   std::optional<int64_t> constant() const;  // value when isConstant()
   std::vector<std::string> symbols() const; // distinct symbols, sorted
+  // The symbol's name when the dim is exactly one symbol with coefficient 1.
+  std::optional<std::string> plainSymbol() const;
 
   // Arithmetic; any unknown operand gives unknown.
   friend Dim operator+(const Dim& a, const Dim& b);
@@ -44,6 +46,8 @@ class Dim {
 
   // Substitutes bound symbols; the result is constant when all are bound.
   Dim substitute(const SymbolBindings& bindings) const;
+  // `symbol` replaced by the expression `with` (batch_heads -> 4*batch).
+  Dim replaced(std::string_view symbol, const Dim& with) const;
 
   std::string str() const;  // canonical text: "seq + past + 1", "2*seq", "?"
   // Parses the text form; returns nullopt and sets *error on a syntax error.

@@ -91,6 +91,22 @@ Status Graph::rename(ValueId id, const std::string& newName) {
   return Status::ok();
 }
 
+void Graph::replaceSymbol(std::string_view symbol, const Dim& with) {
+  for (Value& value : values_)
+    for (Dim& d : value.type.shape) d = d.replaced(symbol, with);
+  for (Op& op : ops_) {
+    std::vector<std::pair<std::string, std::vector<Dim>>> changed;
+    for (const auto& [name, attr] : op.attrs.all()) {
+      const auto* dims = std::get_if<std::vector<Dim>>(&attr);
+      if (!dims) continue;
+      std::vector<Dim> replaced;
+      for (const Dim& d : *dims) replaced.push_back(d.replaced(symbol, with));
+      if (replaced != *dims) changed.emplace_back(name, std::move(replaced));
+    }
+    for (auto& [name, dims] : changed) op.attrs.set(name, std::move(dims));
+  }
+}
+
 std::string Graph::uniqueName(const std::string& base) const {
   if (!byName_.count(base)) return base;
   for (int64_t i = 1;; ++i) {

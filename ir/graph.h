@@ -92,6 +92,10 @@ class Graph {
   Status rename(ValueId id, const std::string& newName);
   // A fresh name (`base`, `base_1`, ...) not used by any value.
   std::string uniqueName(const std::string& base) const;
+  // Every dim of every value's type and of every dim-list attribute with
+  // `symbol` replaced by `with`: what an op's run-time constraint (the
+  // non-axis dims of a concat are equal) proves about an input's symbol.
+  void replaceSymbol(std::string_view symbol, const Dim& with);
 
   // Replaces the ops list (passes rebuild it) and re-links producers.
   void setOps(std::vector<Op> ops);

@@ -25,6 +25,9 @@
 //                the result type stays; the reshape dies once no consumer needs it
 //   no-ops       identity -> x; cast to x's dtype -> x; cast(cast(x)) -> one cast when the inner
 //                one is exact
+//   symbols      a concat's operands agree on every other axis at run time: a symbol that is one
+//                operand's whole dim there, absent from another's, is that dim everywhere (BLOOM's
+//                cache input [batch_heads, ..] concatenated with keys [4*batch, ..])
 // Graph outputs keep their names: when an output's op goes, the value that
 // replaces it takes the name (or the op stays, when that value is an input,
 // a weight or another output).
@@ -190,6 +193,7 @@ struct Counters {
   int64_t clipsToMaxMin = 0;
   int64_t gatherElementsToGathers = 0;
   int64_t repeatInterleavesFolded = 0;
+  int64_t symbolsUnified = 0;
   int64_t typesRefined = 0;
 };
 
@@ -226,6 +230,8 @@ class Canonicalizer {
   // Replaces operands whose value is all numbers by weights; whether any was.
   bool materializeConstantOperands(int32_t index);
   bool canForward(ValueId result, ValueId source) const;
+  // The symbols rule, on the concat at `index` before its inference.
+  void unifyConcatDims(int32_t index);
   Status process(int32_t index);
 
   std::optional<Rewrite> rewrite(const Op& op, const std::vector<TensorType>& types);
@@ -357,8 +363,40 @@ bool Canonicalizer::canForward(ValueId result, ValueId source) const {
   return graph_.value(source).kind == ValueKind::OpResult && !rewriter_.isGraphOutput(source);
 }
 
+void Canonicalizer::unifyConcatDims(int32_t index) {
+  const Op op = rewriter_.op(index);
+  if (!op.is(OpKind::Concat) || op.operands.size() < 2) return;
+  const size_t rank = typeOf(op.operands[0]).rank();
+  int64_t axis = op.attrs.getInt("axis");
+  if (axis < 0) axis += static_cast<int64_t>(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    for (size_t i = 1; i < op.operands.size() && static_cast<int64_t>(d) != axis; ++i) {
+      if (typeOf(op.operands[i]).rank() != rank) return;
+      const Dim first = typeOf(op.operands[0]).shape[d], other = typeOf(op.operands[i]).shape[d];
+      if (first == other || first.isUnknown() || other.isUnknown()) continue;
+      auto absentFrom = [](const std::string& symbol, const Dim& dim) {
+        const std::vector<std::string> symbols = dim.symbols();
+        return std::find(symbols.begin(), symbols.end(), symbol) == symbols.end();
+      };
+      std::optional<std::string> symbol = first.plainSymbol();
+      Dim with = other;
+      if (!symbol || !absentFrom(*symbol, other)) {
+        symbol = other.plainSymbol();
+        with = first;
+      }
+      if (!symbol || !absentFrom(*symbol, with)) continue;
+      graph_.replaceSymbol(*symbol, with);
+      for (auto& [id, value] : known_)
+        if (value)
+          for (Dim& element : value->elements) element = element.replaced(*symbol, with);
+      ++counters_.symbolsUnified;
+    }
+  }
+}
+
 Status Canonicalizer::process(int32_t index) {
   current_ = index;
+  unifyConcatDims(index);
   std::vector<TensorType> types;
   if (Status inferred = infer(rewriter_.op(index), types); !inferred) return inferred;
   // Shape arithmetic whose value is known needs no rewriting: its users take
@@ -909,6 +947,7 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
       {"clips-to-max-min", c.clipsToMaxMin},
       {"gather-elements-to-gathers", c.gatherElementsToGathers},
       {"repeat-interleaves-folded", c.repeatInterleavesFolded},
+      {"symbols-unified", c.symbolsUnified},
       {"types-refined", c.typesRefined},
       {"dead-ops-removed", deadOps},
   };

@@ -96,6 +96,10 @@ class UnfoldHeads final : public Pass {
       if (perm.size() == 3 && perm[0] == 0) return unfoldTransposed(rw, anchor, copy, perm, heads);
       return unfoldSplit(rw, anchor, copy, heads);
     }
+    if (const Op* concat = rw.producer(v, OpKind::Concat)) {
+      const Op copy = *concat;
+      return unfoldConcat(rw, anchor, copy, heads);
+    }
     for (OpKind kind : {OpKind::Mul, OpKind::Div})
       if (const Op* scaled = rw.producer(v, kind)) {
         const Op copy = *scaled;  // creating ops may move the op list
@@ -105,6 +109,49 @@ class UnfoldHeads final : public Pass {
         return made(rw.create1(anchor, kind, {inner, copy.operands[1]}, copy.attrs, copy.location));
       }
     return kNoValue;
+  }
+
+  // concat(past, fresh) along the keys of a KV cache whose heads are folded
+  // into the batch (BLOOM's [B*H, T, D] values; its keys [B*H, D, T], kᵀ) as
+  // the append attention fusion matches: concat(past, fresh) on axis 2 of
+  // [B, H, T, D], the cache (an input) viewed as [B, H, ., .] and keys
+  // transposed into it and back. The 3-D concat (the present output) becomes
+  // a view of the 4-D one.
+  ValueId unfoldConcat(Rewriter& rw, int32_t anchor, const Op& concat, std::optional<Heads>& heads) {
+    int64_t axis = concat.attrs.getInt("axis");
+    if (axis < 0) axis += 3;
+    if (concat.operands.size() != 2 || (axis != 1 && axis != 2)) return kNoValue;
+    const bool keysLast = axis == 2;
+    // Its one reader is the matmul being unfolded; the rest are graph outputs.
+    if (rw.users(concat.results[0]).size() != 1) return kNoValue;
+    ValueId fresh = unfold(rw, anchor, concat.operands[1], heads);
+    if (fresh == kNoValue || !heads) return kNoValue;
+    ValueId past = liftOperand(rw, anchor, concat.operands[0], *heads);
+    if (past == kNoValue || past == concat.operands[0]) return kNoValue;
+    Attributes swapLast, along, merge;
+    swapLast.set("perm", std::vector<int64_t>{0, 1, 3, 2});
+    along.set("axis", int64_t{2});
+    merge.set("shape", std::vector<Dim>(shapeOf(rw, concat.results[0])));
+    // The present view goes last, after the attention that will replace the
+    // 4-D concat (by its present result, for the uses placed after it).
+    const auto last = static_cast<int32_t>(rw.originalOpCount());
+    auto transposed = [&](int32_t at, ValueId v) {
+      return v == kNoValue ? kNoValue : made(rw.create1(at, OpKind::Transpose, {v}, swapLast, concat.location));
+    };
+    if (keysLast) {
+      past = transposed(anchor, past);
+      fresh = transposed(anchor, fresh);
+    }
+    const ValueId joined = past == kNoValue || fresh == kNoValue
+                               ? kNoValue
+                               : made(rw.create1(anchor, OpKind::Concat, {past, fresh}, along, concat.location));
+    const ValueId presentRows = keysLast ? transposed(last, joined) : joined;
+    const ValueId present = presentRows == kNoValue
+                                ? kNoValue
+                                : made(rw.create1(last, OpKind::Reshape, {presentRows}, merge, concat.location));
+    if (present == kNoValue) return kNoValue;
+    presents_.emplace_back(concat.results[0], present);
+    return keysLast ? transposed(anchor, joined) : joined;
   }
 
   // transpose(folded, [0, 2, 1]) (GPT-NeoX's kᵀ) as the transpose of the
@@ -180,15 +227,22 @@ class UnfoldHeads final : public Pass {
     for (int32_t op : *chain)
       if (rw.soleUser(rw.op(op).results[0]) < 0) return 0;
     const size_t created = rw.createdCount();
+    presents_.clear();
     if (!rebuild(rw, *chain, softmax, reader)) {
       rw.discardCreated(created);
       return 0;
     }
+    for (const auto& [concat, view] : presents_)
+      if (!rw.replace(concat, view).isOk()) return 0;
     for (int32_t op : *chain) rw.mark(op);
     rw.mark({index, reader});
     rw.mark(after);
     return 1;
   }
+
+  // The 3-D KV-cache concats of the softmax being unfolded and the views of
+  // their 4-D replacements that take their uses once the rebuild succeeds.
+  std::vector<std::pair<ValueId, ValueId>> presents_;
 
   bool rebuild(Rewriter& rw, const std::vector<int32_t>& chain, const Op& softmax, int32_t readerIndex) {
     const Op scores = rw.op(chain.front()), reader = rw.op(readerIndex);

@@ -101,14 +101,6 @@ bool matchShape(const Shape& declared, const std::vector<int64_t>& actual, Symbo
   return true;
 }
 
-// The name of `dim` when it is exactly one symbol with coefficient 1.
-std::optional<std::string> plainSymbol(const Dim& dim) {
-  if (dim.isUnknown() || dim.terms().size() != 1) return std::nullopt;
-  const auto& [monomial, coeff] = *dim.terms().begin();
-  if (monomial.size() != 1 || coeff != 1) return std::nullopt;
-  return monomial[0];
-}
-
 // Bytes of `type` under `bindings`; nullopt when a dim stays symbolic or
 // unknown, or the count overflows.
 std::optional<size_t> bytesAt(const TensorType& type, const SymbolBindings& bindings) {
@@ -524,7 +516,7 @@ Expected<SymbolBindings> Executor::bindInputs(const std::vector<Tensor>& inputs)
       if (n < 0) return mismatch(i);
       if (auto c = d.constant()) {
         if (*c != n) return mismatch(i);
-      } else if (auto symbol = plainSymbol(d)) {
+      } else if (auto symbol = d.plainSymbol()) {
         auto [it, inserted] = bindings.emplace(*symbol, n);
         if (inserted) {
           boundBy[*symbol] = v.name;
