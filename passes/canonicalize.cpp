@@ -24,7 +24,7 @@
 //                bias and residual) reads past a reshape that only inserts leading 1-dims, when
 //                the result type stays; the reshape dies once no consumer needs it
 //   no-ops       identity -> x; cast to x's dtype -> x; cast(cast(x)) -> one cast when the inner
-//                one is exact
+//                one is exact; reshape(constant_of_shape) -> constant_of_shape of the new shape
 //   symbols      a concat's operands agree on every other axis at run time: a symbol that is one
 //                operand's whole dim there, absent from another's, is that dim everywhere (BLOOM's
 //                cache input [batch_heads, ..] concatenated with keys [4*batch, ..])
@@ -483,6 +483,12 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op
   if (isDimsReshape(op)) {
     if (types[0] == input) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
     std::optional<Op> inner = producerOf(x);
+    // A fill reshaped is a fill of the new shape (T5's all-ones decoder mask).
+    if (inner && inner->is(OpKind::ConstantOfShape) && inner->attrs.has("shape") && isComplete(types[0].shape)) {
+      Attributes attrs = inner->attrs;
+      attrs.set("shape", dimsAttr(types[0].shape));
+      return Rewrite{kNoValue, OpForm{OpKind::ConstantOfShape, {}, attrs}, &counters_.reshapesComposed};
+    }
     if (!inner || !isDimsReshape(*inner)) return std::nullopt;
     return Rewrite{kNoValue, OpForm{OpKind::Reshape, {inner->operands[0]}, op.attrs},
                    &counters_.reshapesComposed};
