@@ -159,7 +159,8 @@ class NormFusion final : public Pass {
  public:
   std::string_view name() const override { return "norm_fusion"; }
   std::string_view summary() const override {
-    return "recognises RMSNorm and LayerNorm in their primitive chains (rms_norm, layer_norm)";
+    return "recognises RMSNorm and LayerNorm in their primitive chains (rms_norm, layer_norm); folds the add "
+           "before a layer_norm into its residual";
   }
 
   Expected<bool> run(Graph& graph) override {
@@ -178,10 +179,61 @@ class NormFusion final : public Pass {
     statistics_.add("rms-norms", rmsNorms);
     statistics_.add("layer-norms", layerNorms);
     KILN_RETURN_IF_ERROR(rewriter.commit());
-    return rewriter.changed();
+    const bool changed = rewriter.changed();
+    Expected<int64_t> residuals = foldResidualAdds(graph);
+    if (!residuals) return residuals.status();
+    statistics_.add("residuals-folded", *residuals);
+    return changed || *residuals > 0;
   }
 
  private:
+  // layer_norm(a + b), the add read by nothing else: layer_norm(a, residual
+  // = b), b the trailing dims of a (an embedding's position rows). An add of
+  // a matmul's result is left for matmul_epilogue_fusion, which folds it
+  // into the product as it is written.
+  static Expected<int64_t> foldResidualAdds(Graph& graph) {
+    Rewriter rewriter(graph);
+    int64_t folded = 0;
+    for (size_t i = 0; i < rewriter.originalOpCount(); ++i) {
+      const Op norm = rewriter.op(static_cast<int32_t>(i));
+      if (!norm.is(OpKind::LayerNorm) || norm.operands.size() > 3) continue;
+      const int32_t addIndex = rewriter.producerIndex(norm.operands[0]);
+      if (addIndex < 0 || rewriter.soleUser(norm.operands[0]) != static_cast<int32_t>(i)) continue;
+      const Op& add = rewriter.op(addIndex);
+      if (!add.is(OpKind::Add) || add.operands.size() != 2 || !summandsFit(rewriter, add)) continue;
+      const bool firstFull = graph.value(add.operands[0]).type == graph.value(add.results[0]).type;
+      std::vector<ValueId> operands = norm.operands;
+      operands.resize(3, kNoValue);
+      operands[0] = add.operands[firstFull ? 0 : 1];
+      operands.push_back(add.operands[firstFull ? 1 : 0]);
+      std::vector<TensorType> types;
+      if (!rewriter.inferTypes({OpKind::LayerNorm, operands, norm.attrs}, static_cast<int>(norm.results.size()), types))
+        continue;
+      Expected<std::vector<ValueId>> fused = rewriter.create(static_cast<int32_t>(i), OpKind::LayerNorm, operands,
+                                                             norm.attrs, static_cast<int>(norm.results.size()),
+                                                             norm.location);
+      if (!fused) return fused.status();
+      for (size_t r = 0; r < norm.results.size(); ++r)
+        KILN_RETURN_IF_ERROR(rewriter.replace(norm.results[r], (*fused)[r]));
+      rewriter.mark(std::vector<int32_t>{static_cast<int32_t>(i), addIndex});
+      ++folded;
+    }
+    KILN_RETURN_IF_ERROR(rewriter.commit());
+    return folded;
+  }
+
+  // One summand has the add's type; neither is a matmul's result.
+  static bool summandsFit(const Rewriter& rewriter, const Op& add) {
+    const Graph& graph = rewriter.graph();
+    const TensorType& sum = graph.value(add.results[0]).type;
+    bool full = false;
+    for (ValueId summand : add.operands) {
+      full = full || graph.value(summand).type == sum;
+      const int32_t producer = rewriter.producerIndex(summand);
+      if (producer >= 0 && rewriter.op(producer).isOneOf({OpKind::Matmul, OpKind::Gemm})) return false;
+    }
+    return full;
+  }
   static Expected<bool> rewrite(Rewriter& rewriter, const NormMatch& match) {
     const int32_t root = rewriter.producerIndex(match.result);
     const std::string location = rewriter.op(root).location;

@@ -123,8 +123,24 @@ std::optional<Status> layerNorm(const KernelContext& ctx, Isa isa) {
   rows.cols = shape.cols;
   rows.epsilon = ctx.attrs.getFloat("epsilon", 1e-5);
   const vec::IsaKernels& kernels = vec::kernelsFor(isa);
-  parallelFor(shape.rows, shape.rows * shape.cols * kArithmeticCost, 1,
-              [&](int64_t begin, int64_t end) { kernels.layerNorm(rows, begin, end); });
+  // A residual is added into y first (its rows repeating over x's), which
+  // is then normalised in place.
+  const Tensor* residual = ctx.input(3);
+  const float* added = residual ? residual->data<float>() : nullptr;
+  const int64_t addedRows = residual && shape.cols > 0 ? residual->numElements() / shape.cols : 0;
+  parallelFor(shape.rows, shape.rows * shape.cols * kArithmeticCost, 1, [&](int64_t begin, int64_t end) {
+    vec::NormRows part = rows;
+    if (added) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* x = rows.x + r * shape.cols;
+        const float* a = added + r % addedRows * shape.cols;
+        float* y = rows.y + r * shape.cols;
+        for (int64_t j = 0; j < shape.cols; ++j) y[j] = x[j] + a[j];
+      }
+      part.x = rows.y;
+    }
+    kernels.layerNorm(part, begin, end);
+  });
   return Status::ok();
 }
 

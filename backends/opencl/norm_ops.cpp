@@ -106,12 +106,15 @@ Status layerNormKernel(ClContext& cl, const KernelContext& ctx) {
   if (!biasWalk) return biasWalk.status().withContext(cat(ctx.def.name, ": "));
   const Tensor* mean = ctx.outputs.size() > 1 ? ctx.outputs[1] : nullptr;
   const Tensor* invStd = ctx.outputs.size() > 2 ? ctx.outputs[2] : nullptr;
+  const Tensor* residual = ctx.input(3);
   KernelArgs args;
-  for (const Tensor* t : {&x, ctx.input(1), ctx.input(2), static_cast<const Tensor*>(ctx.outputs[0]), mean, invStd})
+  for (const Tensor* t :
+       {&x, ctx.input(1), ctx.input(2), residual, static_cast<const Tensor*>(ctx.outputs[0]), mean, invStd})
     KILN_RETURN_IF_ERROR(addTensor(cl, ctx, args, t));
   args.add(static_cast<cl_long>(rows.cols));
   args.add(static_cast<cl_float>(ctx.attrs.getFloat("epsilon", 1e-5)));
   args.add(static_cast<cl_int>(ctx.input(2) != nullptr));
+  args.add(static_cast<cl_long>(residual && rows.cols > 0 ? residual->numElements() / rows.cols : 1));
   args.add(*scaleWalk);
   args.add(*biasWalk);
   return launchRows(cl, ctx, "layer_norm", args, rows);

@@ -170,6 +170,8 @@ Status layerNormKernel(const KernelContext& ctx) {
       bias ? normalizedOffsets(normalized, bias->shape()) : std::vector<int64_t>{};
   Tensor* meanOut = ctx.outputs.size() > 1 ? ctx.outputs[1] : nullptr;
   Tensor* invStdOut = ctx.outputs.size() > 2 ? ctx.outputs[2] : nullptr;
+  const Tensor* residual = ctx.input(3);
+  const int64_t residualRows = residual && cols > 0 ? residual->numElements() / cols : 0;
 
   return visitDType(x.dtype(), [&](auto tag) -> Status {
     using T = decltype(tag);
@@ -178,8 +180,16 @@ Status layerNormKernel(const KernelContext& ctx) {
       const T* ps = scale.data<T>();
       const T* pb = bias ? bias->data<T>() : nullptr;
       T* out = ctx.outputs[0]->data<T>();
+      // x + residual rounded to T, as an add op before the norm would give.
+      std::vector<T> summed(residual ? static_cast<size_t>(cols) : 0);
       for (int64_t r = 0; r < rows; ++r) {
         const T* row = in + r * cols;
+        if (residual) {
+          const T* add = residual->data<T>() + r % residualRows * cols;
+          for (int64_t j = 0; j < cols; ++j)
+            summed[static_cast<size_t>(j)] = convertValue<T>(loadAsDouble(row[j]) + loadAsDouble(add[j]));
+          row = summed.data();
+        }
         double mean = 0.0;
         for (int64_t j = 0; j < cols; ++j) mean += loadAsDouble(row[j]);
         mean /= static_cast<double>(cols);

@@ -75,7 +75,7 @@ Status inferSoftmax(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
-// ---- layer_norm (x, scale, bias?) {axis = -1, epsilon = 1e-5} -> (y, mean?, inv_std_dev?)
+// ---- layer_norm (x, scale, bias?, residual?) {axis = -1, epsilon = 1e-5} -> (y, mean?, inv_std_dev?)
 
 // The dtype of the optional mean / inv_std_dev results: f32 (ONNX's default
 // stash_type), or f64 for an f64 input.
@@ -98,6 +98,21 @@ Status checkNormalizedOperand(const InferContext& ctx, size_t i, const Shape& no
   return Status::ok();
 }
 
+// The residual added to x before normalising: x's dtype, and x's trailing
+// dims (at least the normalised ones), repeated over x's leading dims (an
+// embedding's [seq, D] position rows under [batch, seq, D] tokens).
+Status checkResidual(const InferContext& ctx, const TensorType& x, size_t normalizedRank) {
+  KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 3));
+  const Shape& residual = ctx.type(3).shape;
+  bool ok = residual.size() >= normalizedRank && residual.size() <= x.rank();
+  for (size_t d = 0; ok && d < residual.size(); ++d)
+    ok = mayBeEqual(residual[d], x.shape[x.rank() - residual.size() + d]);
+  if (!ok)
+    return ctx.error("residual ", shapeStr(residual), " must be the trailing dims of x ", shapeStr(x.shape),
+                     ", at least the normalized ones");
+  return Status::ok();
+}
+
 Status inferLayerNorm(const InferContext& ctx, std::vector<TensorType>& results) {
   const TensorType& x = ctx.type(0);
   KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x"));
@@ -110,6 +125,7 @@ Status inferLayerNorm(const InferContext& ctx, std::vector<TensorType>& results)
     KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, 2));
     KILN_RETURN_IF_ERROR(checkNormalizedOperand(ctx, 2, normalized, "bias"));
   }
+  if (ctx.has(3)) KILN_RETURN_IF_ERROR(checkResidual(ctx, x, normalized.size()));
   results.push_back(x);
   Shape statsShape(x.shape.begin(), x.shape.begin() + *axis);
   statsShape.resize(x.rank(), Dim(1));
@@ -163,9 +179,9 @@ void registerReductionOps(OpRegistry& registry) {
                      .infer = inferSoftmax, .inplaceOperands = {0},
                      .flops = perResultElement<5>});
   registry.add(OpDef{.kind = OpKind::LayerNorm,
-                     .summary = "normalises x over dims [axis, rank) then scales and shifts; "
-                                "optional results mean and inv_std_dev",
-                     .operands = {"x", "scale", "bias"}, .minOperands = 2, .maxOperands = 3,
+                     .summary = "normalises x (plus residual, repeated over x's leading dims) over dims "
+                                "[axis, rank) then scales and shifts; optional results mean and inv_std_dev",
+                     .operands = {"x", "scale", "bias", "residual"}, .minOperands = 2, .maxOperands = 4,
                      .minResults = 1, .maxResults = 3,
                      .attrs = {{"axis", AttrKind::Int}, {"epsilon", AttrKind::Float}},
                      .infer = inferLayerNorm, .inplaceOperands = {0},

@@ -254,6 +254,15 @@ TEST_P(VectorKernels, LayerNorm) {
     Outcome o = runBoth("layer_norm", a, {&x, &scale, &bias}, GetParam(), kFresh, 3);
     ASSERT_FALSE(o.declined);
     for (size_t r = 0; r < 3; ++r) expectNear(o.actual[r], o.expected[r], 2e-6, 1e-6, describe("layer_norm stats", shape));
+    // A residual of x's shape, and one row repeated over every row of x, in place too.
+    Tensor same = randomF32(shape), row = randomF32({cols});
+    for (const Tensor* residual : {&same, &row})
+      for (int aliased : {kFresh, 0}) {
+        const std::string what = describe("layer_norm residual", shape, aliased);
+        Outcome added = runBoth("layer_norm", a, {&x, &scale, &bias, residual}, GetParam(), aliased);
+        ASSERT_FALSE(added.declined) << what;
+        expectNear(added.actual[0], added.expected[0], kNormTolerance, kNormTolerance, what);
+      }
   }
 }
 

@@ -273,6 +273,10 @@ TEST_F(OpenCl, LayerNorm) {
   check(OpKind::LayerNorm, attrs({{"epsilon", 1e-5}}), {&x, &scale, &bias}, atol, 3);
   check(OpKind::LayerNorm, attrs({}), {&x3, &scale3, nullptr}, atol);
   check(OpKind::LayerNorm, attrs({{"axis", int64_t{1}}}), {&x3, &scale3, &bias3}, atol);
+  // A residual added first: x's shape, or rows repeated over x's leading dims.
+  const Tensor residual = randomF32({5, 300}), rows = randomF32({3, 41});
+  check(OpKind::LayerNorm, attrs({}), {&x, &scale, &bias, &residual}, atol, 3);
+  check(OpKind::LayerNorm, attrs({}), {&x3, &scale3, nullptr, &rows}, atol);
 }
 
 TEST_F(OpenCl, Softmax) {

@@ -186,6 +186,34 @@ TEST(ReductionOps, LayerNorm) {
                1.8371173070873836});
 }
 
+// layer_norm(x, scale, bias, residual) normalises x + residual, the residual's
+// rows repeating over x's leading dims; so does an add before the norm.
+TEST(ReductionOps, LayerNormOfASumWithAResidual) {
+  Tensor x = f32({2, 3}, {0, 1, 2, 1, 3, 5});
+  Tensor row = f32({3}, {1, 1, 1});
+  Tensor scale = f32({3}, {1, 2, 3});
+  Tensor bias = f32({3}, {0.5, 0, 0});
+  Tensor summed = f32({2, 3}, {1, 2, 3, 2, 4, 6});  // x + row
+  const Attributes a = attrs({{"epsilon", 0.0}});
+  const std::vector<Tensor> expected = runAll("layer_norm", {&summed, &scale, &bias}, a, 3);
+  const std::vector<Tensor> fused = runAll("layer_norm", {&x, &scale, &bias, &row}, a, 3);
+  for (size_t r = 0; r < 3; ++r) EXPECT_EQ(valuesOf(fused[r]), valuesOf(expected[r])) << "result " << r;
+  EXPECT_EQ(valuesOf(run("layer_norm", {&x, &scale, nullptr, &x}, a)),
+            valuesOf(run("layer_norm", {&x, &scale}, a)));  // x + x normalises as x
+
+  TensorType batched{DType::F32, dims({"batch", "seq", "8"})};
+  TensorType rows{DType::F32, dims({"seq", "8"})}, wide{DType::F32, dims({"batch", "batch", "seq", "8"})};
+  TensorType w{DType::F32, dims({"8"})}, other{DType::F32, dims({"4"})};
+  EXPECT_EQ(inferredStr(infer("layer_norm", {{&batched, nullptr}, {&w, nullptr}, {nullptr, nullptr}, {&rows, nullptr}})),
+            "f32[batch, seq, 8]");
+  EXPECT_NE(inferredStr(infer("layer_norm", {{&batched, nullptr}, {&w, nullptr}, {nullptr, nullptr}, {&other, nullptr}}))
+                .find("residual [4] must be the trailing dims of x [batch, seq, 8]"),
+            std::string::npos);
+  EXPECT_NE(inferredStr(infer("layer_norm", {{&batched, nullptr}, {&w, nullptr}, {nullptr, nullptr}, {&wide, nullptr}}))
+                .find("must be the trailing dims"),
+            std::string::npos);
+}
+
 TEST(ReductionOps, LayerNormInferenceAndErrors) {
   TensorType x{DType::F32, dims({"batch", "seq", "8"})};
   TensorType w{DType::F32, dims({"8"})};

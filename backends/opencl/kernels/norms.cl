@@ -48,24 +48,35 @@ __kernel void rms_norm(__global const float* x, long xOffset, __global const flo
   }
 }
 
-// (x - mean) / sqrt(variance + epsilon) * scale + bias; mean and inverse
-// standard deviation per row into the optional statistics results.
+// Element j of row `in`, plus the residual's row when there is one.
+inline float withResidual(const __global float* in, const __global float* added, long j) {
+  return added ? in[j] + added[j] : in[j];
+}
+
+// (x + residual - mean) / sqrt(variance + epsilon) * scale + bias, the
+// residual's rows (residualRows of them) repeating over x's; mean and
+// inverse standard deviation per row into the optional statistics results.
 __kernel void layer_norm(__global const float* x, long xOffset, __global const float* scale, long scaleOffset,
-                         __global const float* bias, long biasOffset, __global float* y, long yOffset,
-                         __global float* meanOut, long meanOffset, __global float* invStdOut, long invStdOffset,
-                         long cols, float epsilon, int hasBias, Walk scaleWalk, Walk biasWalk) {
+                         __global const float* bias, long biasOffset, __global const float* residual,
+                         long residualOffset, __global float* y, long yOffset, __global float* meanOut,
+                         long meanOffset, __global float* invStdOut, long invStdOffset, long cols, float epsilon,
+                         int hasBias, long residualRows, Walk scaleWalk, Walk biasWalk) {
   __local float partial[KILN_GROUP];
   const long row = get_group_id(0);
   const __global float* in = x + xOffset + row * cols;
+  const __global float* added = residual ? residual + residualOffset + row % residualRows * cols : 0;
   __global float* out = y + yOffset + row * cols;
   float sum = 0.0f;
-  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) sum += in[j];
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) sum += withResidual(in, added, j);
   const float mean = groupReduce(sum, false, partial) / cols;
   float squares = 0.0f;
-  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) squares += (in[j] - mean) * (in[j] - mean);
+  for (long j = get_local_id(0); j < cols; j += get_local_size(0)) {
+    const float centred = withResidual(in, added, j) - mean;
+    squares += centred * centred;
+  }
   const float invStd = 1.0f / sqrt(groupReduce(squares, false, partial) / cols + epsilon);
   for (long j = get_local_id(0); j < cols; j += get_local_size(0)) {
-    float v = (in[j] - mean) * invStd * scale[scaleOffset + walkOffset(&scaleWalk, j)];
+    float v = (withResidual(in, added, j) - mean) * invStd * scale[scaleOffset + walkOffset(&scaleWalk, j)];
     if (hasBias) v += bias[biasOffset + walkOffset(&biasWalk, j)];
     out[j] = v;
   }
