@@ -27,10 +27,6 @@ int32_t soleUserOfKind(const Rewriter& rewriter, ValueId value, OpKind kind) {
   return user;
 }
 
-bool isWeight(const Graph& graph, ValueId id) {
-  return id != kNoValue && graph.value(id).kind == ValueKind::Weight && graph.value(id).data;
-}
-
 // `factor` * weight, as a new weight; nullopt when the product cannot be made.
 std::optional<ValueId> scaledWeight(Rewriter& rewriter, ValueId weight, double factor) {
   const Value& value = rewriter.graph().value(weight);

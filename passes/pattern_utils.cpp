@@ -578,6 +578,10 @@ std::optional<int64_t> sliceParameter(const Graph& graph, const Op& slice, const
 
 }  // namespace
 
+bool isWeight(const Graph& graph, ValueId id) {
+  return id != kNoValue && graph.value(id).kind == ValueKind::Weight && graph.value(id).data;
+}
+
 std::optional<AxisSlice> sliceOfOneAxis(const Graph& graph, const Op& slice) {
   if (!slice.is(OpKind::Slice) || slice.operands.empty()) return std::nullopt;
   const Shape& shape = graph.value(slice.operands[0]).type.shape;

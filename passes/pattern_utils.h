@@ -204,6 +204,9 @@ Expected<Tensor> evaluateConstant(OpKind kind, const std::vector<const Tensor*>&
 // they are a known constant and keepdims holds; nullopt otherwise.
 std::optional<std::vector<int64_t>> keptReductionAxes(const Graph& graph, const Op& op);
 
+// A weight with data (a constant the pass can read).
+bool isWeight(const Graph& graph, ValueId id);
+
 // ---- Slices.
 
 // A slice of one axis with constant bounds (dim-list attributes, the

@@ -13,10 +13,6 @@ namespace kiln {
 
 namespace {
 
-bool isWeight(const Graph& graph, ValueId id) {
-  return id != kNoValue && graph.value(id).kind == ValueKind::Weight && graph.value(id).data;
-}
-
 // x W (+ b): W [K, N] and b [N] weights, the product's only use the bias add
 // when there is one.
 struct Projection {

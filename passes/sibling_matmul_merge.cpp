@@ -13,10 +13,6 @@ namespace kiln {
 
 namespace {
 
-bool isWeight(const Graph& graph, ValueId id) {
-  return id != kNoValue && graph.value(id).kind == ValueKind::Weight && graph.value(id).data;
-}
-
 // One matmul of a group, with the bias folded in (its operand, or the add of a
 // 1-D constant that is the product's only use).
 struct Member {
