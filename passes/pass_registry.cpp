@@ -13,6 +13,7 @@
 #include "passes/precision_bf16.h"
 #include "passes/regroup_projections.h"
 #include "passes/sibling_matmul_merge.h"
+#include "passes/sink_transposes.h"
 #include "passes/swiglu_fusion.h"
 #include "passes/unfold_heads.h"
 
@@ -39,6 +40,7 @@ constexpr PassFactory kPassFactories[] = {
     &plain<createConstantFold>,
     &plain<createUnfoldHeads>,
     &plain<createAttentionFusion>,
+    &plain<createSinkTransposes>,
     &latentAttention,
     &plain<createNormFusion>,
     &plain<createRegroupProjections>,

@@ -189,21 +189,42 @@ class RegroupProjections final : public Pass {
   }
 
   // Regroups the projection the head view at `index` reads; the readers split, or 0.
+  // The op at `index`: a head view (a reshape) of a projection, or a
+  // projection read directly by slices of its last axis (torch.nn's q, k, v
+  // of its packed in-projection), a view of one column per "head".
   static Expected<int64_t> regroup(Rewriter& rewriter, int32_t index) {
-    const Op view = rewriter.op(index);
-    if (!view.is(OpKind::Reshape) || rewriter.isMarked(index) || rewriter.soleUser(view.operands[0]) != index)
-      return 0;
-    std::optional<Projection> projection = projectionOf(rewriter, view.operands[0]);
+    const Op op = rewriter.op(index);
+    if (rewriter.isMarked(index) || op.results.size() != 1) return 0;
+    const Graph& graph = rewriter.graph();
+    if (op.is(OpKind::Reshape)) {
+      if (rewriter.soleUser(op.operands[0]) != index) return 0;
+      std::optional<Projection> projection = projectionOf(rewriter, op.operands[0]);
+      std::optional<HeadView> v =
+          headViewOf(graph.value(op.operands[0]).type.shape, graph.value(op.results[0]).type.shape);
+      if (!projection || !v) return 0;
+      return regroupReaders(rewriter, index, op.results[0], *v, *projection);
+    }
+    std::optional<Projection> projection = projectionOf(rewriter, op.results[0]);
+    const Shape& rows = graph.value(op.results[0]).type.shape;
+    std::optional<int64_t> width = rows.empty() ? std::nullopt : rows.back().constant();
+    if (!projection || !width) return 0;
+    const HeadView columns{rows.size() - 1, *width, 1, 1};
+    return regroupReaders(rewriter, index, op.results[0], columns, *projection);
+  }
+
+  // The readers of `viewed` (the projection's rows seen as `v`), if they take
+  // every column once, made parts of one split of the regrouped projection;
+  // the readers split, or 0.
+  static Expected<int64_t> regroupReaders(Rewriter& rewriter, int32_t index, ValueId viewed, const HeadView& v,
+                                          const Projection& projection) {
     Graph& graph = rewriter.graph();
-    std::optional<HeadView> v =
-        headViewOf(graph.value(view.operands[0]).type.shape, graph.value(view.results[0]).type.shape);
-    if (!projection || !v) return 0;
-    std::optional<std::vector<Reader>> readers = readersOf(rewriter, view.results[0], *v);
+    const std::string location = rewriter.op(index).location;
+    std::optional<std::vector<Reader>> readers = readersOf(rewriter, viewed, v);
     if (!readers) return 0;
 
     std::vector<int64_t> order;
     for (const Reader& reader : *readers) order.insert(order.end(), reader.columns.begin(), reader.columns.end());
-    const Op matmul = rewriter.op(projection->matmul);
+    const Op matmul = rewriter.op(projection.matmul);
     // Weights already grouped (Falcon's) stay as they are.
     std::vector<int64_t> identity(order.size());
     std::iota(identity.begin(), identity.end(), int64_t{0});
@@ -211,12 +232,12 @@ class RegroupProjections final : public Pass {
       if (weight == kNoValue || order == identity) return weight;
       return rewriter.addWeight(graph.value(weight).name + ".regrouped", permutedColumns(*graph.value(weight).data, order));
     };
-    std::vector<ValueId> operands = {matmul.operands[0], regrouped(projection->weight)};
-    const ValueId bias = regrouped(projection->bias);
-    if (projection->biasAdd < 0 && bias != kNoValue) operands.push_back(bias);
+    std::vector<ValueId> operands = {matmul.operands[0], regrouped(projection.weight)};
+    const ValueId bias = regrouped(projection.bias);
+    if (projection.biasAdd < 0 && bias != kNoValue) operands.push_back(bias);
     Expected<ValueId> rows = rewriter.create1(index, OpKind::Matmul, operands, matmul.attrs, matmul.location);
-    if (rows && projection->biasAdd >= 0)
-      rows = rewriter.create1(index, OpKind::Add, {*rows, bias}, {}, rewriter.op(projection->biasAdd).location);
+    if (rows && projection.biasAdd >= 0)
+      rows = rewriter.create1(index, OpKind::Add, {*rows, bias}, {}, rewriter.op(projection.biasAdd).location);
     if (!rows) return rows.status();
 
     Tensor sizes = Tensor::allocate(DType::I64, {static_cast<int64_t>(readers->size())});
@@ -226,7 +247,7 @@ class RegroupProjections final : public Pass {
     splitAttrs.set("axis", int64_t{-1});
     Expected<std::vector<ValueId>> parts =
         rewriter.create(index, OpKind::Split, {*rows, rewriter.addWeight("split_sizes", std::move(sizes))}, splitAttrs,
-                        static_cast<int>(readers->size()), view.location);
+                        static_cast<int>(readers->size()), location);
     if (!parts) return parts.status();
     for (size_t r = 0; r < readers->size(); ++r) {
       // A copy: creating ops moves the graph's op list.
@@ -238,8 +259,8 @@ class RegroupProjections final : public Pass {
       KILN_RETURN_IF_ERROR(rewriter.replace(reader.results[0], *part));
       rewriter.mark((*readers)[r].index);
     }
-    rewriter.mark(std::vector<int32_t>{index, projection->matmul});
-    if (projection->biasAdd >= 0) rewriter.mark(projection->biasAdd);
+    rewriter.mark(std::vector<int32_t>{index, projection.matmul});  // index: the view, or the projection's op
+    if (projection.biasAdd >= 0) rewriter.mark(projection.biasAdd);
     return static_cast<int64_t>(readers->size());
   }
 };
