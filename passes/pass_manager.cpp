@@ -38,8 +38,8 @@ const std::vector<std::string>& defaultPipeline() {
       "canonicalize", "constant_fold", "cse", "dce",
       // Fusion (the unfused cost of the report is measured here), with a
       // canonicalisation of what attention fusion leaves.
-      "unfold_heads", "attention_fusion", "sink_transposes", "dce", "regroup_projections", "canonicalize",
-      "norm_fusion",
+      "unfold_heads", "attention_fusion", "dce", "sink_transposes", "dce", "regroup_projections",
+      "canonicalize", "norm_fusion",
       "sibling_matmul_merge", "matmul_epilogue_fusion", "swiglu_fusion", "layout", "elementwise_fusion",
       // Clean-up of what fusion left behind.
       "canonicalize", "cse", "dce"};
