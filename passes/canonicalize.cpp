@@ -370,7 +370,8 @@ void Canonicalizer::unifyConcatDims(int32_t index) {
   int64_t axis = op.attrs.getInt("axis");
   if (axis < 0) axis += static_cast<int64_t>(rank);
   for (size_t d = 0; d < rank; ++d) {
-    for (size_t i = 1; i < op.operands.size() && static_cast<int64_t>(d) != axis; ++i) {
+    if (static_cast<int64_t>(d) == axis) continue;
+    for (size_t i = 1; i < op.operands.size(); ++i) {
       if (typeOf(op.operands[i]).rank() != rank) return;
       const Dim first = typeOf(op.operands[0]).shape[d], other = typeOf(op.operands[i]).shape[d];
       if (first == other || first.isUnknown() || other.isUnknown()) continue;
