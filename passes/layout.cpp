@@ -8,18 +8,13 @@
 #include "ir/builder.h"
 #include "ir/op_registry.h"
 #include "passes/constant_fold.h"
+#include "passes/pattern_utils.h"
 
 namespace kiln {
 
 namespace {
 
 using Permutation = std::vector<int64_t>;
-
-bool isIdentity(const Permutation& perm) {
-  for (size_t i = 0; i < perm.size(); ++i)
-    if (perm[i] != static_cast<int64_t>(i)) return false;
-  return true;
-}
 
 // [0, 1, ..., n-1, n-2]: what a matmul's transpose flag does.
 bool swapsLastTwo(const Permutation& perm) {
@@ -114,15 +109,7 @@ class LayoutRewriter {
     return removed_[at] ? nullptr : &ops_[at];
   }
 
-  Permutation permutation(const Op& transpose) const {
-    const size_t rank = graph_.value(transpose.operands[0]).type.rank();
-    Permutation reversed(rank);
-    for (size_t i = 0; i < rank; ++i) reversed[i] = static_cast<int64_t>(rank - 1 - i);
-    Permutation perm = transpose.attrs.getInts("perm", reversed);
-    for (int64_t& axis : perm)
-      if (axis < 0) axis += static_cast<int64_t>(rank);
-    return perm;
-  }
+  Permutation permutation(const Op& transpose) const { return transposePermutation(graph_, transpose); }
 
   // Redirects operand `slot` of `op` to `value`, remembering that the old
   // value's producer may have become dead.
@@ -179,7 +166,7 @@ class LayoutRewriter {
     const ValueId input = op.operands[0];
     const ValueId result = op.results[0];
     if (isOutput_[index(result)]) return Status::ok();  // outputs keep their register
-    if (isIdentity(perm)) {
+    if (isIdentityPermutation(perm)) {
       replaceResult(at, input);
       ++cancelled_;
       return Status::ok();

@@ -578,6 +578,22 @@ std::optional<int64_t> sliceParameter(const Graph& graph, const Op& slice, const
 
 }  // namespace
 
+std::vector<int64_t> transposePermutation(const Graph& graph, const Op& op) {
+  const size_t rank = graph.value(op.operands[0]).type.rank();
+  std::vector<int64_t> reversed(rank);
+  for (size_t i = 0; i < rank; ++i) reversed[i] = static_cast<int64_t>(rank - 1 - i);
+  std::vector<int64_t> perm = op.attrs.getInts("perm", reversed);
+  for (int64_t& axis : perm)
+    if (axis < 0) axis += static_cast<int64_t>(rank);
+  return perm;
+}
+
+bool isIdentityPermutation(const std::vector<int64_t>& perm) {
+  for (size_t i = 0; i < perm.size(); ++i)
+    if (perm[i] != static_cast<int64_t>(i)) return false;
+  return true;
+}
+
 bool isWeight(const Graph& graph, ValueId id) {
   return id != kNoValue && graph.value(id).kind == ValueKind::Weight && graph.value(id).data;
 }

@@ -207,6 +207,13 @@ std::optional<std::vector<int64_t>> keptReductionAxes(const Graph& graph, const 
 // A weight with data (a constant the pass can read).
 bool isWeight(const Graph& graph, ValueId id);
 
+// ---- Transposes.
+
+// The permutation of transpose `op`, axes normalised to [0, rank); without
+// a perm attribute, the axes reversed (ONNX's default).
+std::vector<int64_t> transposePermutation(const Graph& graph, const Op& op);
+bool isIdentityPermutation(const std::vector<int64_t>& perm);
+
 // ---- Slices.
 
 // A slice of one axis with constant bounds (dim-list attributes, the

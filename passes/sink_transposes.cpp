@@ -16,18 +16,11 @@ using Permutation = std::vector<int64_t>;
 std::optional<Permutation> transposeOf(const Rewriter& rw, ValueId value, bool rowKeeping, ValueId& source) {
   const Op* transpose = rw.producer(value, OpKind::Transpose);
   if (!transpose) return std::nullopt;
-  Permutation perm = transpose->attrs.getInts("perm");
+  Permutation perm = transposePermutation(rw.graph(), *transpose);
   const auto rank = static_cast<int64_t>(perm.size());
-  for (int64_t& axis : perm) axis = axis < 0 ? axis + rank : axis;
   if (rank < 2 || (rowKeeping && perm.back() != rank - 1)) return std::nullopt;
   source = transpose->operands[0];
   return perm;
-}
-
-bool isIdentity(const Permutation& perm) {
-  for (size_t i = 0; i < perm.size(); ++i)
-    if (perm[i] != static_cast<int64_t>(i)) return false;
-  return true;
 }
 
 // An operand that varies along the last axis only (a bias row): it
@@ -73,10 +66,10 @@ class SinkTransposes final : public Pass {
     ValueId source = kNoValue;
     std::optional<Permutation> inner = transposeOf(rw, op.operands[0], false, source);
     if (!inner) return kNoValue;
-    Permutation outer = op.attrs.getInts("perm"), perm;
-    for (int64_t axis : outer) perm.push_back((*inner)[static_cast<size_t>(axis < 0 ? axis + outer.size() : axis)]);
+    Permutation perm;
+    for (int64_t axis : transposePermutation(rw.graph(), op)) perm.push_back((*inner)[static_cast<size_t>(axis)]);
     // A graph output keeps its name, which an input or weight cannot take.
-    if (isIdentity(perm)) return rw.isGraphOutput(op.results[0]) ? kNoValue : source;
+    if (isIdentityPermutation(perm)) return rw.isGraphOutput(op.results[0]) ? kNoValue : source;
     Attributes attrs;
     attrs.set("perm", perm);
     return rw.create1(index, OpKind::Transpose, {source}, attrs, op.location);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "passes/attention_patterns.h"
 #include "passes/pattern_utils.h"
 
 namespace kiln {
@@ -27,12 +28,6 @@ ValueId made(Expected<ValueId> created) { return created ? *created : kNoValue; 
 bool agrees(std::optional<Heads>& heads, const Dim& batch, int64_t count) {
   if (!heads) heads = Heads{batch, count};
   return heads->batch == batch && heads->heads == count;
-}
-
-std::optional<double> scalar(const Graph& graph, ValueId id) {
-  const Value& value = graph.value(id);
-  if (value.kind != ValueKind::Weight || !value.data || value.data->numElements() != 1) return std::nullopt;
-  return value.data->elementAsDouble(0);
 }
 
 class UnfoldHeads final : public Pass {
@@ -103,7 +98,7 @@ class UnfoldHeads final : public Pass {
     for (OpKind kind : {OpKind::Mul, OpKind::Div})
       if (const Op* scaled = rw.producer(v, kind)) {
         const Op copy = *scaled;  // creating ops may move the op list
-        if (!scalar(rw.graph(), copy.operands[1])) return kNoValue;
+        if (!scalarWeight(rw.graph(), copy.operands[1])) return kNoValue;
         const ValueId inner = unfold(rw, anchor, copy.operands[0], heads);
         if (inner == kNoValue) return kNoValue;
         return made(rw.create1(anchor, kind, {inner, copy.operands[1]}, copy.attrs, copy.location));
