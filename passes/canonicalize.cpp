@@ -23,8 +23,9 @@
 //   broadcasts   an operand that numpy-broadcasts (elementwise ops, fused_elementwise, matmul's
 //                bias and residual) reads past a reshape that only inserts leading 1-dims, when
 //                the result type stays; the reshape dies once no consumer needs it
-//   no-ops       identity -> x; cast to x's dtype -> x; cast(cast(x)) -> one cast when the inner
-//                one is exact; reshape(constant_of_shape) -> constant_of_shape of the new shape
+//   no-ops       identity -> x; x * 1, x / 1, x - 0 -> x when the type stays; cast to x's
+//                dtype -> x; cast(cast(x)) -> one cast when the inner one is exact;
+//                reshape(constant_of_shape) -> constant_of_shape of the new shape
 //   symbols      a concat's operands agree on every other axis at run time: a symbol that is one
 //                operand's whole dim there, absent from another's, is that dim everywhere (BLOOM's
 //                cache input [batch_heads, ..] concatenated with keys [4*batch, ..])
@@ -186,7 +187,7 @@ struct Counters {
   int64_t viewsToReshape = 0;
   int64_t reshapesComposed = 0;
   int64_t castsComposed = 0;
-  int64_t opsRemoved = 0;  // identity and no-op cast, reshape, expand, slice
+  int64_t opsRemoved = 0;  // identity, x * 1 and the like, and no-op cast, reshape, expand, slice
   int64_t broadcastReshapesBypassed = 0;  // consumers that read past a leading-1 reshape
   int64_t broadcastExpandsBypassed = 0;   // consumers that read past an expand their broadcast repeats
   int64_t broadcastFillsBypassed = 0;     // consumers that read a fill's one value instead
@@ -243,6 +244,7 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteSlice(const Op& op);
   std::optional<Rewrite> rewriteGather(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteNeutralOperand(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteClip(const Op& op);
   std::optional<Rewrite> rewriteGatherElements(const Op& op);
@@ -447,6 +449,8 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
   else if (kind == OpKind::Slice) rewritten = rewriteSlice(op);
   else if (kind == OpKind::Gather) rewritten = rewriteGather(op, types);
   else if (kind == OpKind::Add || kind == OpKind::Sub) rewritten = rewriteRangeShift(op, types);
+  if (!rewritten && (kind == OpKind::Mul || kind == OpKind::Div || kind == OpKind::Sub))
+    rewritten = rewriteNeutralOperand(op, types);
   else if (kind == OpKind::Clip) rewritten = rewriteClip(op);
   else if (kind == OpKind::GatherElements) rewritten = rewriteGatherElements(op);
   else if (kind == OpKind::Concat) rewritten = rewriteRepeatInterleave(op, types);
@@ -847,6 +851,20 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteRangeShift(const Op&
     Rewrite rewritten =
         reshapedTo(std::move(shifted), shiftedTypes[0].shape, types[0].shape, &counters_.rangesShifted);
     if (rewritten.replacement) return rewritten;
+  }
+  return std::nullopt;
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteNeutralOperand(const Op& op,
+                                                                          const std::vector<TensorType>& types) {
+  // x * 1, 1 * x, x / 1 and x - 0 are x, bit for bit (x + 0 is not: -0 + 0
+  // is +0). BLOOM scales its ALiBi bias by baddbmm's beta, 1.
+  const bool commutes = op.is(OpKind::Mul);
+  const double neutral = op.is(OpKind::Sub) ? 0.0 : 1.0;
+  for (size_t side = 0; side < (commutes ? 2u : 1u); ++side) {
+    const ValueId x = op.operands[side];
+    std::optional<double> other = splatValue(graph_, op.operands[1 - side]);
+    if (other && *other == neutral && typeOf(x) == types[0]) return Rewrite{x, std::nullopt, &counters_.opsRemoved};
   }
   return std::nullopt;
 }

@@ -424,25 +424,50 @@ bool isGeluErfFactor(const Rewriter& rewriter, ValueId x, ValueId factor, std::v
   return true;
 }
 
-// (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))).
-bool isGeluTanhFactor(const Rewriter& rewriter, ValueId x, ValueId factor, std::vector<int32_t>& ops) {
-  std::vector<int32_t> found;
-  const Op* tanh = onePlus(rewriter, factor, OpKind::Tanh, found);
-  if (!tanh) return false;
-  const Product scaled = flattenProduct(rewriter, tanh->operands[0]);
-  const double kSqrt2OverPi = std::sqrt(2.0 / std::numbers::pi);
-  if (scaled.factors.size() != 1 || !nearlyEqual(scaled.coefficient, kSqrt2OverPi)) return false;
-  const ValueId inner = scaled.factors.front();
+// x + 0.044715 * x^3, the product's one factor, its sum's ops added to `ops`.
+bool isGeluCubicSum(const Rewriter& rewriter, ValueId x, ValueId inner, std::vector<int32_t>& ops) {
   const Op* sum = rewriter.producer(inner, OpKind::Add);
   if (!sum || rewriter.soleUser(inner) < 0) return false;
   const ValueId cubic = otherOperand(*sum, x);
   if (cubic == kNoValue || cubic == x) return false;
   const Product cube = flattenProduct(rewriter, cubic);
   if (!sameFactors(cube.factors, {x, x, x}) || !nearlyEqual(cube.coefficient, 0.044715)) return false;
-  append(ops, found);
-  append(ops, scaled.ops);
   ops.push_back(rewriter.producerIndex(inner));
   append(ops, cube.ops);
+  return true;
+}
+
+// x * (1 + 0.044715 * x^2), factored (BLOOM): the product's factors.
+bool isGeluFactoredCubic(const Rewriter& rewriter, ValueId x, const std::vector<ValueId>& factors,
+                         std::vector<int32_t>& ops) {
+  if (factors.size() != 2) return false;
+  const ValueId onePlusSquare = factors[0] == x ? factors[1] : factors[0];
+  if (onePlusSquare == x || (factors[0] != x && factors[1] != x)) return false;
+  const Op* sum = rewriter.producer(onePlusSquare, OpKind::Add);
+  if (!sum || rewriter.soleUser(onePlusSquare) < 0) return false;
+  for (int k = 0; k < 2; ++k) {
+    if (!isSplat(rewriter.graph(), sum->operands[static_cast<size_t>(1 - k)], 1.0)) continue;
+    const Product squared = flattenProduct(rewriter, sum->operands[static_cast<size_t>(k)]);
+    if (!sameFactors(squared.factors, {x, x}) || !nearlyEqual(squared.coefficient, 0.044715)) continue;
+    ops.push_back(rewriter.producerIndex(onePlusSquare));
+    append(ops, squared.ops);
+    return true;
+  }
+  return false;
+}
+
+// (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))), the cubic summed or factored.
+bool isGeluTanhFactor(const Rewriter& rewriter, ValueId x, ValueId factor, std::vector<int32_t>& ops) {
+  std::vector<int32_t> found;
+  const Op* tanh = onePlus(rewriter, factor, OpKind::Tanh, found);
+  if (!tanh) return false;
+  const Product scaled = flattenProduct(rewriter, tanh->operands[0]);
+  const double kSqrt2OverPi = std::sqrt(2.0 / std::numbers::pi);
+  if (!nearlyEqual(scaled.coefficient, kSqrt2OverPi)) return false;
+  const bool summed = scaled.factors.size() == 1 && isGeluCubicSum(rewriter, x, scaled.factors.front(), found);
+  if (!summed && !isGeluFactoredCubic(rewriter, x, scaled.factors, found)) return false;
+  append(ops, found);
+  append(ops, scaled.ops);
   return true;
 }
 
