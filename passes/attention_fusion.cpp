@@ -357,7 +357,8 @@ class AttentionFusion final : public Pass {
     bool opaqueInverted = false;
     for (ValueId additive : chain.additiveMasks) {
       if (!isFloat(graph.value(additive).type.dtype)) return std::nullopt;
-      if (!absorbMask(graph, additive, MaskForm::Additive, scores, m)) additives.push_back(additive);
+      if (!absorbMask(graph, additive, MaskForm::Additive, scores, m))
+        additives.push_back(absorbMaskSummand(graph, additive, scores, m));
     }
     for (const ScoresChain::WhereMask& where : chain.whereMasks) {
       if (graph.value(where.condition).type.dtype != DType::Bool ||
@@ -402,6 +403,23 @@ class AttentionFusion final : public Pass {
     m.causal = m.causal || meaning->causal;
     m.window = std::max(m.window, meaning->window);
     return true;
+  }
+
+  // An additive mask that is a bias plus a mask of known meaning (T5's
+  // position bias plus its causal mask): the mask folds into the match and
+  // the bias is what stays. Exact: where the mask is 0 the sum is the bias,
+  // and where it masks, so does the attention. Returns what stays.
+  ValueId absorbMaskSummand(const Graph& graph, ValueId additive, const Shape& scores, AttentionMatch& m) {
+    const Op* sum = producerOf(graph, additive, OpKind::Add);
+    if (!sum || sum->operands.size() != 2) return additive;
+    for (size_t side : {size_t{0}, size_t{1}}) {
+      const ValueId rest = sum->operands[1 - side];
+      if (!isFloat(graph.value(rest).type.dtype) || !isFloat(graph.value(sum->operands[side]).type.dtype)) continue;
+      const AttentionMatch before = m;
+      if (absorbMask(graph, sum->operands[side], MaskForm::Additive, scores, m)) return rest;
+      m = before;
+    }
+    return additive;
   }
 
   // inv_freq as the [D/2] weight the attention op reads: the weight itself,

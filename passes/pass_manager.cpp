@@ -38,7 +38,7 @@ const std::vector<std::string>& defaultPipeline() {
       "canonicalize", "constant_fold", "cse", "dce",
       // Fusion (the unfused cost of the report is measured here), with a
       // canonicalisation of what attention fusion leaves.
-      "unfold_heads", "attention_fusion", "dce", "sink_transposes", "dce", "regroup_projections",
+      "relative_position_fusion", "unfold_heads", "attention_fusion", "dce", "sink_transposes", "dce", "regroup_projections",
       "canonicalize", "norm_fusion",
       "sibling_matmul_merge", "matmul_epilogue_fusion", "swiglu_fusion", "layout", "elementwise_fusion",
       // Clean-up of what fusion left behind.
@@ -48,8 +48,8 @@ const std::vector<std::string>& defaultPipeline() {
 
 bool isFusionPass(std::string_view name) {
   static constexpr std::string_view kFusionPasses[] = {
-      "attention_fusion", "norm_fusion", "regroup_projections", "sibling_matmul_merge",
-      "matmul_epilogue_fusion", "swiglu_fusion", "layout", "elementwise_fusion"};
+      "relative_position_fusion", "attention_fusion", "norm_fusion", "regroup_projections",
+      "sibling_matmul_merge", "matmul_epilogue_fusion", "swiglu_fusion", "layout", "elementwise_fusion"};
   return std::find(std::begin(kFusionPasses), std::end(kFusionPasses), name) !=
          std::end(kFusionPasses);
 }

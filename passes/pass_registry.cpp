@@ -12,6 +12,7 @@
 #include "passes/norm_fusion.h"
 #include "passes/precision_bf16.h"
 #include "passes/regroup_projections.h"
+#include "passes/relative_position_fusion.h"
 #include "passes/sibling_matmul_merge.h"
 #include "passes/sink_transposes.h"
 #include "passes/swiglu_fusion.h"
@@ -38,6 +39,7 @@ constexpr PassFactory kPassFactories[] = {
     &plain<createDeadCodeElimination>,
     &plain<createCommonSubexpressionElimination>,
     &plain<createConstantFold>,
+    &plain<createRelativePositionFusion>,
     &plain<createUnfoldHeads>,
     &plain<createAttentionFusion>,
     &plain<createSinkTransposes>,

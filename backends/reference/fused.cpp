@@ -15,6 +15,7 @@
 #include "backends/reference/kernel_table.h"
 #include "ir/attention.h"
 #include "ir/elementwise_program.h"
+#include "ir/relative_position.h"
 
 namespace kiln {
 namespace {
@@ -398,6 +399,36 @@ Status swigluKernel(const KernelContext& ctx) {
   });
 }
 
+// ---- relative_position_bias (table) -> [H, S, T]
+
+Status relativePositionBiasKernel(const KernelContext& ctx) {
+  const Tensor& table = *ctx.input(0);
+  Tensor& y = *ctx.outputs[0];
+  const int64_t buckets = table.shape()[0], heads = table.shape()[1];
+  const int64_t queries = y.shape()[1], keys = y.shape()[2];
+  const bool bidirectional = ctx.attrs.getBool("bidirectional", false);
+  const int64_t maxDistance = ctx.attrs.getInt("max_distance");
+  // One bucket per distance j - i in [1 - S, T - 1], not per element.
+  std::vector<int64_t> bucketAt(static_cast<size_t>(std::max<int64_t>(queries + keys - 1, 0)));
+  for (size_t d = 0; d < bucketAt.size(); ++d)
+    bucketAt[d] = relative_position::bucket(static_cast<int64_t>(d) - (queries - 1), buckets, maxDistance,
+                                            bidirectional);
+  return visitDType(table.dtype(), [&](auto tag) -> Status {
+    using T = decltype(tag);
+    if constexpr (kIsFloatStorage<T>) {
+      const T* rows = table.data<T>();
+      T* out = y.data<T>();
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < queries; ++i)
+          for (int64_t j = 0; j < keys; ++j)
+            *out++ = rows[bucketAt[static_cast<size_t>(j - i + queries - 1)] * heads + h];
+      return Status::ok();
+    } else {
+      return unsupportedDType(ctx, table.dtype());
+    }
+  });
+}
+
 // ---- fused_elementwise (x0, x1, ...) {program}
 
 template <class C>
@@ -506,6 +537,7 @@ void addFusedKernels(ReferenceKernelTable& table) {
   table.add(OpKind::Gelu, geluKernel);
   table.add(OpKind::Silu, siluKernel);
   table.add(OpKind::Swiglu, swigluKernel);
+  table.add(OpKind::RelativePositionBias, relativePositionBiasKernel);
   table.add(OpKind::FusedElementwise, fusedElementwiseKernel);
 }
 

@@ -215,6 +215,28 @@ Status inferSilu(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
+// ---- relative_position_bias (table) {bidirectional, max_distance, lengths = [S, T]}:
+// [H, S, T], element (h, i, j) = table[bucket(j - i), h] (ir/relative_position.h)
+
+Status inferRelativePositionBias(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "table"));
+  KILN_RETURN_IF_ERROR(requireRank(ctx, 0, 2, "table ([buckets, heads])"));
+  std::optional<std::vector<Dim>> lengths = ctx.attrs().getDims("lengths");
+  if (!lengths || lengths->size() != 2)
+    return ctx.error("needs lengths = [query_length, key_length]");
+  const bool bidirectional = ctx.attrs().getBool("bidirectional", false);
+  const std::optional<int64_t> buckets = ctx.type(0).shape[0].constant();
+  const int64_t maxExact = buckets ? (bidirectional ? *buckets / 2 : *buckets) / 2 : 1;
+  if (maxExact < 1)
+    return ctx.error("a table of ", ctx.type(0).shape[0].str(), " buckets is too few",
+                     bidirectional ? " for both directions (at least 4)" : " (at least 2)");
+  if (ctx.attrs().getInt("max_distance", 0) <= maxExact)
+    return ctx.error("max_distance ", ctx.attrs().getInt("max_distance", 0), " must exceed the ", maxExact,
+                     " exact distances");
+  results.push_back({ctx.type(0).dtype, {ctx.type(0).shape[1], ctx.resolve((*lengths)[0]), ctx.resolve((*lengths)[1])}});
+  return Status::ok();
+}
+
 // ---- swiglu (gate, up): silu(gate) * up, broadcasting; swiglu (x): gate
 // and up packed on x's last axis (gate first, as a merged gate|up matmul
 // writes them), the result half as wide.
@@ -339,6 +361,13 @@ void registerFusedOps(OpRegistry& registry) {
                                 "axis",
                      .operands = {"gate", "up"}, .minOperands = 1, .maxOperands = 2,
                      .attrs = {}, .infer = inferSwiglu, .inplaceOperands = {0, 1}, .flops = perResultElement<9>});
+  registry.add(OpDef{.kind = OpKind::RelativePositionBias,
+                     .summary = "[heads, S, T] bias of a query i and key j from table[bucket(j - i)] "
+                                "(T5's relative position buckets)",
+                     .operands = {"table"}, .minOperands = 1, .maxOperands = 1,
+                     .attrs = {{"bidirectional", AttrKind::Bool}, {"lengths", AttrKind::Dims, true},
+                               {"max_distance", AttrKind::Int, true}},
+                     .infer = inferRelativePositionBias, .traffic = Traffic::ResultsOnly});
   registry.add(OpDef{.kind = OpKind::FusedElementwise,
                      .summary = "a chain of elementwise float ops over broadcast operands, as a program "
                                 "(\"mul $0 $1; add %0 $2; tanh %1\")",

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "ir/relative_position.h"
 #include "ir/tensor.h"
 #include "tests/unit/op_test_support.h"
 
@@ -789,6 +790,54 @@ TEST(RmsNormOp, InferenceAndErrors) {
   const TensorType half = {DType::F16, {64}};
   error = inferred("rms_norm", {&x, &half});
   EXPECT_TRUE(contains(error, "same dtype")) << error;
+}
+
+// ---- relative_position_bias
+
+// T5's buckets, worked by hand from its _relative_position_bucket: 32 buckets
+// and max_distance 128 (T5's defaults).
+TEST(RelativePositionBias, BucketsAsT5) {
+  using relative_position::bucket;
+  // Both directions: 16 each, 8 exact; keys after the query in the upper half.
+  EXPECT_EQ(bucket(0, 32, 128, true), 0);
+  EXPECT_EQ(bucket(-1, 32, 128, true), 1);
+  EXPECT_EQ(bucket(1, 32, 128, true), 17);
+  EXPECT_EQ(bucket(7, 32, 128, true), 23);
+  EXPECT_EQ(bucket(8, 32, 128, true), 24);    // 8 + trunc(log(1) / log(16) * 8)
+  EXPECT_EQ(bucket(-20, 32, 128, true), 10);  // 8 + trunc(log(2.5) / log(16) * 8) = 8 + 2
+  EXPECT_EQ(bucket(-200, 32, 128, true), 15);
+  EXPECT_EQ(bucket(200, 32, 128, true), 31);
+  // Keys at or before the query only: 32 buckets, 16 exact; later keys share 0.
+  EXPECT_EQ(bucket(5, 32, 128, false), 0);
+  EXPECT_EQ(bucket(-5, 32, 128, false), 5);
+  EXPECT_EQ(bucket(-16, 32, 128, false), 16);
+  EXPECT_EQ(bucket(-40, 32, 128, false), 23);  // 16 + trunc(log(2.5) / log(8) * 16) = 16 + 7
+  EXPECT_EQ(bucket(-1000, 32, 128, false), 31);
+}
+
+TEST(RelativePositionBias, GathersTheBucketRowPerHead) {
+  // 4 buckets (2 per direction, 1 exact) and 2 heads: table[b][h] = 10 b + h.
+  Tensor table = f32({4, 2}, {0, 1, 10, 11, 20, 21, 30, 31});
+  const Attributes a = attrs({{"bidirectional", true}, {"max_distance", int64_t{4}},
+                              {"lengths", std::vector<Dim>{Dim(2), Dim(3)}}});
+  Tensor out = run("relative_position_bias", {&table}, a);
+  ASSERT_EQ(out.shape(), (std::vector<int64_t>{2, 2, 3}));
+  std::vector<double> expected;
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 3; ++j)
+        expected.push_back(static_cast<double>(10 * relative_position::bucket(j - i, 4, 4, true) + h));
+  EXPECT_EQ(valuesOf(out), expected);
+  EXPECT_EQ(valuesOf(out)[1], 30.0);  // head 0, query 0, key 1: the upper half's first, far bucket 3
+  const TensorType symbolic = {DType::F32, {32, 8}};
+  const Attributes lengths = attrs({{"max_distance", int64_t{128}}, {"lengths", std::vector<Dim>{kSeq, kSeq}}});
+  EXPECT_EQ(inferred("relative_position_bias", {&symbolic}, lengths), "f32[8, seq, seq]");
+  const Attributes near = attrs({{"max_distance", int64_t{16}}, {"lengths", std::vector<Dim>{kSeq, kSeq}}});
+  EXPECT_TRUE(contains(inferred("relative_position_bias", {&symbolic}, near), "max_distance 16 must exceed the 16"));
+  const TensorType few = {DType::F32, {2, 8}};
+  const Attributes both = attrs({{"bidirectional", true}, {"max_distance", int64_t{8}},
+                                 {"lengths", std::vector<Dim>{kSeq, kSeq}}});
+  EXPECT_TRUE(contains(inferred("relative_position_bias", {&few}, both), "too few for both directions"));
 }
 
 // ---- gelu, silu, swiglu
