@@ -18,6 +18,8 @@ struct Epilogue {
   ValueId result = kNoValue;  // the value the fused matmul replaces
   std::vector<int32_t> ops;   // the ops it replaces
   bool fromGemm = false;
+  bool foldedRowViews = false;
+  Shape aShape;  // when not empty, a is read viewed as this shape
   bool addedBias = false, addedActivation = false, addedResidual = false;
 };
 
@@ -72,6 +74,55 @@ std::optional<Epilogue> fromGemm(Rewriter& rewriter, const Op& gemm) {
   if (gemm.attrs.getBool("trans_a")) epilogue.attrs.set("transpose_a", true);
   if (gemm.attrs.getBool("trans_b")) epilogue.attrs.set("transpose_b", true);
   return epilogue;
+}
+
+// The leading dims of `shape` whose product is `rows`, with the product of
+// the rest as one last dim; nothing when no split gives exactly `rows`.
+std::optional<Shape> rowsAndWidth(const Shape& shape, const Dim& rows) {
+  Dim lead(1);
+  for (size_t p = 0; p + 1 < shape.size(); ++p) {
+    lead = lead * shape[p];
+    if (!(lead == rows)) continue;
+    Dim width(1);
+    for (size_t t = p + 1; t < shape.size(); ++t) width = width * shape[t];
+    Shape split(shape.begin(), shape.begin() + static_cast<std::ptrdiff_t>(p) + 1);
+    split.push_back(width);
+    return split;
+  }
+  return std::nullopt;
+}
+
+// x [..., K] (or [..., k1, k2] with k1 * k2 = K) viewed as rows [M, K] for a
+// product by a 2-D b whose [M, N] result is only viewed back as [..., N]
+// (transformers' Conv1D: GPT-2's projections): the product of x itself, or
+// of x viewed as [..., K], so the epilogue after the view (GPT-2's GELU, its
+// residual adds) folds in too, and layout can absorb a head merge before it.
+void foldRowViews(const Rewriter& rewriter, Epilogue& epilogue) {
+  const Graph& graph = rewriter.graph();
+  if (epilogue.attrs.getBool("transpose_a") || epilogue.residual != kNoValue) return;
+  const Op* rows = rewriter.producer(epilogue.a, OpKind::Reshape);
+  if (!rows || graph.value(epilogue.b).type.rank() != 2) return;
+  const ValueId x = rows->operands[0];
+  const Shape& rowsShape = graph.value(epilogue.a).type.shape;
+  if (rowsShape.size() != 2 || rowsShape[0].isUnknown() || rowsShape[1].isUnknown()) return;
+  std::optional<Shape> aShape = rowsAndWidth(graph.value(x).type.shape, rowsShape[0]);
+  if (!aShape || aShape->size() < 3 || !(aShape->back() == rowsShape[1])) return;
+  const int32_t back = soleUserOfKind(rewriter, epilogue.result, OpKind::Reshape);
+  if (back < 0) return;
+  const ValueId viewed = rewriter.op(back).results[0];
+  Shape expected(aShape->begin(), aShape->end() - 1);
+  expected.push_back(graph.value(epilogue.result).type.shape.back());
+  for (const Dim& dim : expected)
+    if (dim.isUnknown()) return;
+  if (graph.value(viewed).type.shape != expected) return;
+  // The rows view goes with the product when nothing else reads it, so a
+  // transpose before it is left with one reader for layout to fold.
+  if (rewriter.soleUser(epilogue.a) >= 0) epilogue.ops.push_back(rewriter.producerIndex(epilogue.a));
+  epilogue.a = x;
+  if (*aShape != graph.value(x).type.shape) epilogue.aShape = *aShape;
+  epilogue.result = viewed;
+  epilogue.ops.push_back(back);
+  epilogue.foldedRowViews = true;
 }
 
 // Extends the product at `epilogue.result` by bias, activation and residual,
@@ -133,7 +184,7 @@ class MatmulEpilogueFusion final : public Pass {
 
   Expected<bool> run(Graph& graph) override {
     Rewriter rewriter(graph);
-    int64_t biases = 0, activations = 0, residuals = 0, gemms = 0;
+    int64_t biases = 0, activations = 0, residuals = 0, gemms = 0, rowViews = 0;
     for (size_t i = 0; i < rewriter.originalOpCount(); ++i) {
       const int32_t index = static_cast<int32_t>(i);
       if (rewriter.isMarked(index)) continue;
@@ -158,9 +209,10 @@ class MatmulEpilogueFusion final : public Pass {
       epilogue->result = rewriter.op(index).results[0];
       epilogue->location = rewriter.op(index).location;
       epilogue->ops = {index};
+      foldRowViews(rewriter, *epilogue);
       extend(rewriter, *epilogue);
-      if (!epilogue->fromGemm && !epilogue->addedBias && !epilogue->addedActivation &&
-          !epilogue->addedResidual)
+      if (!epilogue->fromGemm && !epilogue->foldedRowViews && !epilogue->addedBias &&
+          !epilogue->addedActivation && !epilogue->addedResidual)
         continue;
 
       KILN_RETURN_IF_ERROR(rewrite(rewriter, *epilogue));
@@ -168,22 +220,32 @@ class MatmulEpilogueFusion final : public Pass {
       activations += epilogue->addedActivation;
       residuals += epilogue->addedResidual;
       gemms += epilogue->fromGemm;
+      rowViews += epilogue->foldedRowViews;
     }
     statistics_.add("biases", biases);
     statistics_.add("activations", activations);
     statistics_.add("residuals", residuals);
     statistics_.add("gemms", gemms);
+    statistics_.add("row-views-folded", rowViews);
     KILN_RETURN_IF_ERROR(rewriter.commit());
     return rewriter.changed();
   }
 
  private:
   static Status rewrite(Rewriter& rewriter, const Epilogue& epilogue) {
-    std::vector<ValueId> operands = {epilogue.a, epilogue.b, epilogue.bias, epilogue.residual};
+    const int32_t root = rewriter.producerIndex(epilogue.result);
+    ValueId a = epilogue.a;
+    if (!epilogue.aShape.empty()) {
+      Attributes view;
+      view.set("shape", std::vector<Dim>(epilogue.aShape.begin(), epilogue.aShape.end()));
+      Expected<ValueId> viewed = rewriter.create1(root, OpKind::Reshape, {a}, view, epilogue.location);
+      if (!viewed) return viewed.status();
+      a = *viewed;
+    }
+    std::vector<ValueId> operands = {a, epilogue.b, epilogue.bias, epilogue.residual};
     while (operands.back() == kNoValue) operands.pop_back();
     Attributes attrs = epilogue.attrs;
     if (attrs.getString("activation", "none") == "none") attrs.erase("activation");
-    const int32_t root = rewriter.producerIndex(epilogue.result);
     Expected<ValueId> fused = rewriter.create1(root, OpKind::Matmul, operands, attrs, epilogue.location);
     if (!fused) return fused.status();
     KILN_RETURN_IF_ERROR(rewriter.replace(epilogue.result, *fused));
