@@ -443,17 +443,14 @@ bool isGeluFactoredCubic(const Rewriter& rewriter, ValueId x, const std::vector<
   if (factors.size() != 2) return false;
   const ValueId onePlusSquare = factors[0] == x ? factors[1] : factors[0];
   if (onePlusSquare == x || (factors[0] != x && factors[1] != x)) return false;
-  const Op* sum = rewriter.producer(onePlusSquare, OpKind::Add);
-  if (!sum || rewriter.soleUser(onePlusSquare) < 0) return false;
-  for (int k = 0; k < 2; ++k) {
-    if (!isSplat(rewriter.graph(), sum->operands[static_cast<size_t>(1 - k)], 1.0)) continue;
-    const Product squared = flattenProduct(rewriter, sum->operands[static_cast<size_t>(k)]);
-    if (!sameFactors(squared.factors, {x, x}) || !nearlyEqual(squared.coefficient, 0.044715)) continue;
-    ops.push_back(rewriter.producerIndex(onePlusSquare));
-    append(ops, squared.ops);
-    return true;
-  }
-  return false;
+  std::vector<int32_t> found;
+  const Op* square = onePlus(rewriter, onePlusSquare, OpKind::Mul, found);
+  if (!square) return false;
+  const Product squared = flattenProduct(rewriter, square->results[0]);
+  if (!sameFactors(squared.factors, {x, x}) || !nearlyEqual(squared.coefficient, 0.044715)) return false;
+  ops.push_back(found.front());  // the add; the product lists its own ops
+  append(ops, squared.ops);
+  return true;
 }
 
 // (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))), the cubic summed or factored.
