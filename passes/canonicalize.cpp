@@ -15,7 +15,8 @@
 //                division); slice and range with symbolic bounds take them as attributes
 //   positions    gather(table, range(a, b)) -> slice of rows a..b, reshaped like the indices;
 //                range(a, b) + k -> range(a + k, b + k); gather_elements whose indices are a
-//                range broadcast along the other axes -> gather(table, range)
+//                range broadcast along the other axes -> gather(table, range); gather(table,
+//                indices all k) -> row k, expanded
 //   repeats      concat of each element of a split repeated r times (torch's repeat_interleave,
 //                its Loop unrolled) -> reshape, expand, reshape
 //   views        squeeze, unsqueeze and flatten with a known result shape -> reshape {shape};
@@ -183,6 +184,7 @@ struct Counters {
   int64_t slicesFolded = 0;
   int64_t rangesFolded = 0;
   int64_t gathersToSlices = 0;
+  int64_t gathersOfOneRow = 0;
   int64_t rangesShifted = 0;
   int64_t viewsToReshape = 0;
   int64_t reshapesComposed = 0;
@@ -245,6 +247,8 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteGather(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteNeutralOperand(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteGatherOfOneRow(const Op& op, const std::vector<TensorType>& types);
+  std::optional<int64_t> uniformIndex(ValueId id) const;
   std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteClip(const Op& op);
   std::optional<Rewrite> rewriteGatherElements(const Op& op);
@@ -686,6 +690,7 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
                                                                    const std::vector<TensorType>& types) {
   // gather(table, [a, a + d, ...]) takes rows a.. of the table: a slice, a
   // view the later passes understand, instead of an indexed copy.
+  if (std::optional<Rewrite> row = rewriteGatherOfOneRow(op, types)) return row;
   const ValueId data = op.operands[0];
   std::optional<Sequence> rows = rangeOf(op.operands[1]);
   const auto rank = static_cast<int64_t>(typeOf(data).rank());
@@ -708,6 +713,50 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
       reshapedTo(std::move(slice), sliceTypes[0].shape, types[0].shape, &counters_.gathersToSlices);
   if (!rewritten.replacement) return std::nullopt;
   return rewritten;
+}
+
+std::optional<int64_t> Canonicalizer::uniformIndex(ValueId id) const {
+  // Slices, expands and views select or repeat elements: a weight of one
+  // value stays that value through them.
+  std::optional<Op> producer = producerOf(id);
+  while (producer && producer->isOneOf({OpKind::Slice, OpKind::Expand, OpKind::Reshape})) {
+    id = producer->operands[0];
+    producer = producerOf(id);
+  }
+  std::optional<double> value = splatValue(graph_, id);
+  if (!value || !isInteger(typeOf(id).dtype)) return std::nullopt;
+  return static_cast<int64_t>(*value);
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGatherOfOneRow(const Op& op,
+                                                                          const std::vector<TensorType>& types) {
+  // gather(table, indices all k) is the table's row k broadcast: RoBERTa's
+  // token types, an all-zero buffer sliced and expanded, look up one row.
+  // As a slice, expanded, its consumers read it as a broadcast operand and
+  // constant_fold makes it a weight.
+  std::optional<int64_t> index = uniformIndex(op.operands[1]);
+  const TensorType& table = typeOf(op.operands[0]);
+  const auto rank = static_cast<int64_t>(table.rank());
+  int64_t axis = op.attrs.getInt("axis");
+  if (axis < 0) axis += rank;
+  if (!index || axis < 0 || axis >= rank || !isComplete(types[0].shape)) return std::nullopt;
+  const std::optional<int64_t> rows = table.shape[static_cast<size_t>(axis)].constant();
+  const int64_t row = *index < 0 && rows ? *index + *rows : *index;
+  if (!rows || row < 0 || row >= *rows) return std::nullopt;
+  Attributes sliceAttrs;
+  sliceAttrs.set("starts", std::vector<int64_t>{row});
+  sliceAttrs.set("ends", std::vector<int64_t>{row + 1});
+  sliceAttrs.set("axes", std::vector<int64_t>{axis});
+  Shape rowShape(table.shape.begin(), table.shape.begin() + axis);
+  rowShape.insert(rowShape.end(), typeOf(op.operands[1]).rank(), Dim(1));
+  rowShape.insert(rowShape.end(), table.shape.begin() + axis + 1, table.shape.end());
+  Attributes viewAttrs, expandAttrs;
+  viewAttrs.set("shape", dimsAttr(rowShape));
+  expandAttrs.set("shape", dimsAttr(types[0].shape));
+  const ValueId slab = createBeforeCurrent(OpForm{OpKind::Slice, {op.operands[0]}, sliceAttrs});
+  const ValueId view = slab == kNoValue ? kNoValue : createBeforeCurrent(OpForm{OpKind::Reshape, {slab}, viewAttrs});
+  if (view == kNoValue) return std::nullopt;
+  return Rewrite{kNoValue, OpForm{OpKind::Expand, {view}, expandAttrs}, &counters_.gathersOfOneRow};
 }
 
 namespace {
@@ -971,6 +1020,7 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
       {"broadcast-fills-bypassed", c.broadcastFillsBypassed},
       {"clips-to-max-min", c.clipsToMaxMin},
       {"gather-elements-to-gathers", c.gatherElementsToGathers},
+      {"gathers-of-one-row", c.gathersOfOneRow},
       {"repeat-interleaves-folded", c.repeatInterleavesFolded},
       {"symbols-unified", c.symbolsUnified},
       {"types-refined", c.typesRefined},

@@ -1,5 +1,8 @@
 #include "passes/constant_fold.h"
 
+#include <algorithm>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "backends/reference/reference.h"
@@ -23,6 +26,12 @@ class ConstantFold final : public Pass {
     std::vector<bool> isOutput(graph.values().size(), false);
     for (ValueId id : graph.outputs()) isOutput[static_cast<size_t>(id)] = true;
 
+    std::vector<int> uses(graph.values().size(), 0);
+    for (const Op& op : graph.ops())
+      for (ValueId operand : op.operands)
+        if (operand != kNoValue) ++uses[static_cast<size_t>(operand)];
+    for (ValueId id : graph.outputs()) ++uses[static_cast<size_t>(id)];
+
     std::vector<Op> kept;
     int64_t folded = 0, bytesCreated = 0;
     const size_t opCount = graph.ops().size();
@@ -30,6 +39,10 @@ class ConstantFold final : public Pass {
       Op op = graph.ops()[index];
       for (ValueId& operand : op.operands)
         if (operand != kNoValue) operand = replacement[static_cast<size_t>(operand)];
+      if (std::optional<ValueId> gathered = foldRowIntoTable(graph, op, kept, uses, isOutput, bytesCreated)) {
+        replacement[static_cast<size_t>(op.results[0])] = *gathered;
+        continue;
+      }
       std::optional<std::vector<Tensor>> values = tryEvaluate(graph, op, isOutput);
       if (!values) {
         kept.push_back(std::move(op));
@@ -51,7 +64,8 @@ class ConstantFold final : public Pass {
     statistics_.add("skipped-too-large", tooLarge_);
     statistics_.add("skipped-no-kernel", noKernel_);
     statistics_.add("skipped-evaluation-error", evaluationErrors_);
-    if (folded == 0) return false;
+    statistics_.add("rows-folded-into-tables", rowsFolded_);
+    if (folded == 0 && rowsFolded_ == 0) return false;
     graph.setOps(std::move(kept));
     graph.compact();
     return true;
@@ -107,7 +121,46 @@ class ConstantFold final : public Pass {
     return std::move(*values);
   }
 
+  // gather(table, i) + c, with c one row [1, .., 1, D] broadcast over the
+  // gathered rows, is gather(table + c, i) (RoBERTa adds its token-type row
+  // to every word embedding): the add folds into the table when nothing else
+  // reads the table or the gather, within the size cap. Returns the gather's
+  // result, which then stands for the add's.
+  std::optional<ValueId> foldRowIntoTable(Graph& graph, const Op& add, std::vector<Op>& kept,
+                                          const std::vector<int>& uses, const std::vector<bool>& isOutput,
+                                          int64_t& bytesCreated) {
+    if (!add.is(OpKind::Add) || add.operands.size() != 2 || isOutput[static_cast<size_t>(add.results[0])])
+      return std::nullopt;
+    for (size_t side : {size_t{0}, size_t{1}}) {
+      const ValueId rowsId = add.operands[side], rowId = add.operands[1 - side];
+      const Value& row = graph.value(rowId);
+      auto gather = std::find_if(kept.begin(), kept.end(), [&](const Op& op) { return op.results[0] == rowsId; });
+      if (gather == kept.end() || !gather->is(OpKind::Gather) || gather->attrs.getInt("axis", 0) != 0) continue;
+      const Value& table = graph.value(gather->operands[0]);
+      if (table.kind != ValueKind::Weight || !table.data || table.type.rank() != 2 || row.kind != ValueKind::Weight ||
+          !row.data || row.type.dtype != table.type.dtype || uses[static_cast<size_t>(gather->operands[0])] != 1 ||
+          uses[static_cast<size_t>(rowsId)] != 1 || graph.value(add.results[0]).type != graph.value(rowsId).type)
+        continue;
+      const int64_t width = table.data->shape()[1];
+      if (row.data->numElements() != width || row.type.rank() > graph.value(rowsId).type.rank() ||
+          (row.type.rank() > 0 && row.data->shape().back() != width) ||
+          table.data->numElements() > kConstantFoldMaxElements)
+        continue;
+      const Tensor flatRow = row.data->reshaped({1, width});
+      const std::vector<const Tensor*> addends = {&*table.data, &flatRow};
+      Expected<std::vector<Tensor>> sum = evaluateOp(opDef(OpKind::Add), {}, addends, 1);
+      if (!sum) continue;
+      const std::string name = table.name;
+      bytesCreated += static_cast<int64_t>((*sum)[0].byteSize());
+      gather->operands[0] = graph.addWeight(graph.uniqueName(name + ".with_row"), std::move((*sum)[0]));
+      ++rowsFolded_;
+      return rowsId;
+    }
+    return std::nullopt;
+  }
+
   int64_t tooLarge_ = 0, noKernel_ = 0, evaluationErrors_ = 0;
+  int64_t rowsFolded_ = 0;
 };
 
 }  // namespace
