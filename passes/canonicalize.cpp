@@ -20,13 +20,16 @@
 //   repeats      concat of each element of a split repeated r times (torch's repeat_interleave,
 //                its Loop unrolled) -> reshape, expand, reshape
 //   views        squeeze, unsqueeze and flatten with a known result shape -> reshape {shape};
-//                reshape(reshape(x)) -> reshape(x); reshape or expand to x's own type -> x
+//                reshape(reshape(x)) -> reshape(x); reshape or expand to x's own type -> x;
+//                transposes and reshapes that keep the elements' order -> one reshape
 //   broadcasts   an operand that numpy-broadcasts (elementwise ops, fused_elementwise, matmul's
 //                bias and residual) reads past a reshape that only inserts leading 1-dims, when
 //                the result type stays; the reshape dies once no consumer needs it
 //   no-ops       identity -> x; x * 1, x / 1, x - 0 -> x when the type stays; cast to x's
 //                dtype -> x; cast(cast(x)) -> one cast when the inner one is exact;
 //                reshape(constant_of_shape) -> constant_of_shape of the new shape
+//   sums         concat(p0, p1, ..) + w -> concat(p0 + w0, ..) when each part absorbs its add (a
+//                weight expanded, a product's residual)
 //   symbols      a concat's operands agree on every other axis at run time: a symbol that is one
 //                operand's whole dim there, absent from another's, is that dim everywhere (BLOOM's
 //                cache input [batch_heads, ..] concatenated with keys [4*batch, ..])
@@ -50,6 +53,7 @@
 #include "passes/dce.h"
 #include "passes/pattern_utils.h"
 #include "passes/symbolic_values.h"
+#include "passes/view_order.h"
 
 namespace kiln {
 
@@ -188,6 +192,8 @@ struct Counters {
   int64_t rangesShifted = 0;
   int64_t viewsToReshape = 0;
   int64_t reshapesComposed = 0;
+  int64_t viewChainsFolded = 0;
+  int64_t addsOverConcats = 0;
   int64_t castsComposed = 0;
   int64_t opsRemoved = 0;  // identity, x * 1 and the like, and no-op cast, reshape, expand, slice
   int64_t broadcastReshapesBypassed = 0;  // consumers that read past a leading-1 reshape
@@ -247,6 +253,11 @@ class Canonicalizer {
   std::optional<Rewrite> rewriteGather(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteRangeShift(const Op& op, const std::vector<TensorType>& types);
   std::optional<Rewrite> rewriteNeutralOperand(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteViewChain(const Op& op, const std::vector<TensorType>& types);
+  std::optional<Rewrite> rewriteAddOverConcat(const Op& op, const std::vector<TensorType>& types);
+  // Whether piece + a weight is an op that folds away (absorbsAdd), and that op.
+  bool absorbsAdd(ValueId piece) const;
+  ValueId addAbsorbedBy(ValueId piece, ValueId part);
   std::optional<Rewrite> rewriteGatherOfOneRow(const Op& op, const std::vector<TensorType>& types);
   std::optional<int64_t> uniformIndex(ValueId id) const;
   std::optional<Rewrite> rewriteBroadcastOperands(const Op& op, const std::vector<TensorType>& types);
@@ -448,11 +459,13 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
   else if (kind == OpKind::Reshape || kind == OpKind::Squeeze || kind == OpKind::Unsqueeze || kind == OpKind::Flatten)
     rewritten = rewriteReshape(op, types);
   else if (kind == OpKind::Expand) rewritten = rewriteExpand(op, types);
+  if (!rewritten && (kind == OpKind::Transpose || kind == OpKind::Reshape)) rewritten = rewriteViewChain(op, types);
   else if (kind == OpKind::ConstantOfShape) rewritten = rewriteConstantOfShape(op);
   else if (kind == OpKind::Range) rewritten = rewriteRange(op);
   else if (kind == OpKind::Slice) rewritten = rewriteSlice(op);
   else if (kind == OpKind::Gather) rewritten = rewriteGather(op, types);
   else if (kind == OpKind::Add || kind == OpKind::Sub) rewritten = rewriteRangeShift(op, types);
+  if (!rewritten && kind == OpKind::Add) rewritten = rewriteAddOverConcat(op, types);
   if (!rewritten && (kind == OpKind::Mul || kind == OpKind::Div || kind == OpKind::Sub))
     rewritten = rewriteNeutralOperand(op, types);
   else if (kind == OpKind::Clip) rewritten = rewriteClip(op);
@@ -535,6 +548,38 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteReshape(const Op& op
     shape[*rest] = *quotient;
   }
   return toDims(shape, &counters_.reshapesFolded);
+}
+
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteViewChain(const Op& op,
+                                                                      const std::vector<TensorType>& types) {
+  // Transposes and reshapes that leave the elements in their order (ViT's
+  // patch grid transposed to channels first, flattened and transposed back)
+  // are one reshape of where the chain starts (view_order.h).
+  constexpr size_t kMaxChain = 8;
+  if (op.is(OpKind::Reshape) && !isDimsReshape(op)) return std::nullopt;
+  std::vector<Op> chain = {op};
+  for (std::optional<Op> p = producerOf(op.operands[0]);
+       p && chain.size() < kMaxChain && (p->is(OpKind::Transpose) || isDimsReshape(*p)); p = producerOf(p->operands[0]))
+    chain.insert(chain.begin(), *p);
+  if (chain.size() < 2 || !isComplete(types[0].shape)) return std::nullopt;
+  for (size_t start = 0; start + 1 < chain.size(); ++start) {
+    // A transpose that only moves unit axes (MQA's one kv head to [B, 1, S, D])
+    // is left as it is: layout reads it as a head split.
+    std::vector<const Op*> steps;
+    bool transposes = false;
+    for (size_t k = start; k < chain.size(); ++k) {
+      steps.push_back(&chain[k]);
+      transposes = transposes || (chain[k].is(OpKind::Transpose) &&
+                                  !keepsElementOrder(graph_, chain[k].operands[0], {&chain[k]}));
+    }
+    const ValueId source = chain[start].operands[0];
+    if (!transposes || !keepsElementOrder(graph_, source, steps)) continue;
+    if (typeOf(source) == types[0]) return Rewrite{source, std::nullopt, &counters_.viewChainsFolded};
+    Attributes attrs;
+    attrs.set("shape", dimsAttr(types[0].shape));
+    return Rewrite{kNoValue, OpForm{OpKind::Reshape, {source}, attrs}, &counters_.viewChainsFolded};
+  }
+  return std::nullopt;
 }
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteExpand(const Op& op,
@@ -739,7 +784,8 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGatherOfOneRow(const
   const auto rank = static_cast<int64_t>(table.rank());
   int64_t axis = op.attrs.getInt("axis");
   if (axis < 0) axis += rank;
-  if (!index || axis < 0 || axis >= rank || !isComplete(types[0].shape)) return std::nullopt;
+  if (!index || !isWeight(graph_, op.operands[0]) || axis < 0 || axis >= rank || !isComplete(types[0].shape))
+    return std::nullopt;
   const std::optional<int64_t> rows = table.shape[static_cast<size_t>(axis)].constant();
   const int64_t row = *index < 0 && rows ? *index + *rows : *index;
   if (!rows || row < 0 || row >= *rows) return std::nullopt;
@@ -918,6 +964,78 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteNeutralOperand(const
   return std::nullopt;
 }
 
+std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteAddOverConcat(const Op& op,
+                                                                          const std::vector<TensorType>& types) {
+  // concat(p0, p1, ..) + w, w a weight, is concat(p0 + w0, p1 + w1, ..) with
+  // wi w's part over pi: ViT's position rows added to its class token and
+  // patches. Taken only when every part absorbs its add: a weight expanded
+  // (the sum is a new weight, expanded) or a product, or a product plus a
+  // bias, read only by the concat (the add becomes its residual in
+  // matmul_epilogue_fusion). Each element is the same sum either way.
+  for (size_t side : {size_t{0}, size_t{1}}) {
+    std::optional<Op> concat = producerOf(op.operands[side]);
+    const ValueId w = op.operands[1 - side];
+    if (!concat || !concat->is(OpKind::Concat) || !isWeight(graph_, w) || typeOf(op.operands[side]) != types[0])
+      continue;
+    const auto rank = static_cast<int64_t>(types[0].rank());
+    int64_t axis = concat->attrs.getInt("axis");
+    if (axis < 0) axis += rank;
+    const int64_t wAxis = axis - (rank - static_cast<int64_t>(typeOf(w).rank()));
+    const bool whole = wAxis < 0 || typeOf(w).shape[static_cast<size_t>(wAxis)].constant() == 1;
+    if (!std::all_of(concat->operands.begin(), concat->operands.end(), [&](ValueId p) { return absorbsAdd(p); }))
+      return std::nullopt;
+    std::vector<ValueId> parts;
+    int64_t offset = 0;
+    for (ValueId piece : concat->operands) {
+      const std::optional<int64_t> extent = typeOf(piece).shape[static_cast<size_t>(axis)].constant();
+      if (!extent) return std::nullopt;
+      ValueId part = w;
+      if (!whole) {
+        Attributes range;
+        range.set("starts", std::vector<int64_t>{offset});
+        range.set("ends", std::vector<int64_t>{offset + *extent});
+        range.set("axes", std::vector<int64_t>{wAxis});
+        Expected<Tensor> sliced = evaluateConstant(OpKind::Slice, {&*graph_.value(w).data}, range);
+        if (!sliced) return std::nullopt;
+        part = rewriter_.addWeight(graph_.value(w).name, std::move(*sliced));
+      }
+      offset += *extent;
+      const ValueId absorbed = addAbsorbedBy(piece, part);
+      if (absorbed == kNoValue) return std::nullopt;
+      parts.push_back(absorbed);
+    }
+    return Rewrite{kNoValue, OpForm{OpKind::Concat, parts, concat->attrs}, &counters_.addsOverConcats};
+  }
+  return std::nullopt;
+}
+
+bool Canonicalizer::absorbsAdd(ValueId piece) const {
+  std::optional<Op> producer = producerOf(piece);
+  if (!producer) return false;
+  if (producer->is(OpKind::Expand)) return isWeight(graph_, producer->operands[0]);
+  // A product, or a product plus a bias weight (the epilogue takes the bias
+  // first, then this add as the residual).
+  auto isProduct = [&](const Op& p) { return p.isOneOf({OpKind::Matmul, OpKind::Gemm}) && p.operands.size() <= 3; };
+  bool product = isProduct(*producer);
+  if (producer->is(OpKind::Add) && producer->operands.size() == 2)
+    for (size_t k : {size_t{0}, size_t{1}}) {
+      std::optional<Op> inner = producerOf(producer->operands[k]);
+      product = product || (inner && isProduct(*inner) && isWeight(graph_, producer->operands[1 - k]) &&
+                            rewriter_.useCount(producer->operands[k]) == 1);
+    }
+  return product && rewriter_.useCount(piece) == 1;
+}
+
+ValueId Canonicalizer::addAbsorbedBy(ValueId piece, ValueId part) {
+  const Op producer = *producerOf(piece);
+  if (!producer.is(OpKind::Expand)) return createBeforeCurrent(OpForm{OpKind::Add, {piece, part}, {}});
+  Expected<Tensor> sum =
+      evaluateConstant(OpKind::Add, {&*graph_.value(producer.operands[0]).data, &*graph_.value(part).data});
+  if (!sum) return kNoValue;
+  const ValueId folded = rewriter_.addWeight(graph_.value(producer.operands[0]).name, std::move(*sum));
+  return createBeforeCurrent(OpForm{OpKind::Expand, {folded}, producer.attrs});
+}
+
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteBroadcastOperands(
     const Op& op, const std::vector<TensorType>& types) {
   // A [S, D] table reshaped to [1, S, D] and added to [B, S, D] broadcasts
@@ -1021,6 +1139,8 @@ Expected<bool> Canonicalizer::run(PassStatistics& statistics) {
       {"clips-to-max-min", c.clipsToMaxMin},
       {"gather-elements-to-gathers", c.gatherElementsToGathers},
       {"gathers-of-one-row", c.gathersOfOneRow},
+      {"view-chains-folded", c.viewChainsFolded},
+      {"adds-over-concats", c.addsOverConcats},
       {"repeat-interleaves-folded", c.repeatInterleavesFolded},
       {"symbols-unified", c.symbolsUnified},
       {"types-refined", c.typesRefined},

@@ -308,6 +308,30 @@ Status rangeKernel(const KernelContext& ctx) {
   });
 }
 
+// ---- patches
+
+Status patchesKernel(const KernelContext& ctx) {
+  const Tensor& x = *ctx.input(0);
+  Tensor& out = *ctx.outputs[0];
+  const std::vector<int64_t> size = ctx.attrs.getInts("size");
+  const int64_t n = x.shape()[0], channels = x.shape()[1], height = x.shape()[2], width = x.shape()[3];
+  const int64_t kh = size[0], kw = size[1], rows = height / kh, cols = width / kw;
+  const size_t element = dtypeSize(x.dtype());
+  const auto* src = static_cast<const uint8_t*>(x.data());
+  auto* dst = static_cast<uint8_t*>(out.data());
+  // One run of kw elements at a time: a patch row of one channel.
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t ch = 0; ch < channels; ++ch)
+          for (int64_t i = 0; i < kh; ++i) {
+            const int64_t from = ((b * channels + ch) * height + r * kh + i) * width + c * kw;
+            std::memcpy(dst, src + static_cast<size_t>(from) * element, static_cast<size_t>(kw) * element);
+            dst += static_cast<size_t>(kw) * element;
+          }
+  return Status::ok();
+}
+
 // ---- trilu
 
 Status triluKernel(const KernelContext& ctx) {
@@ -352,6 +376,7 @@ void addShapeKernels(ReferenceKernelTable& table) {
   table.add(OpKind::ConstantOfShape, constantOfShapeKernel);
   table.add(OpKind::Range, rangeKernel);
   table.add(OpKind::Trilu, triluKernel);
+  table.add(OpKind::Patches, patchesKernel);
   // Both sides in host memory (a device sharing the host's): a copy. A device
   // with memory of its own runs its transfers itself.
   table.add(OpKind::Transfer, copyAllKernel);

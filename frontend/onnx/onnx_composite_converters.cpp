@@ -175,9 +175,8 @@ Tensor patchWeights(const Tensor& w, const PatchConv& conv) {
   return t;
 }
 
-// A patch-embedding Conv is a matmul over the image cut into patches:
-// [N, C, H, W] viewed as [N, H/kh, kh, W/kw, kw] per channel, the patches
-// gathered into rows [N, H/kh, W/kw, C*kh*kw], times the weights, plus the
+// A patch-embedding Conv is a matmul over the image cut into patches
+// ([N, H/kh * W/kw, C*kh*kw], the `patches` op), times the weights, plus the
 // bias, then put back to NCHW [N, O, H/kh, W/kw].
 Status convertConv(OnnxNodeContext& ctx, const OnnxOpConverter&) {
   KILN_RETURN_IF_ERROR(requireInputs(ctx, 2));
@@ -187,17 +186,9 @@ Status convertConv(OnnxNodeContext& ctx, const OnnxOpConverter&) {
     return Status::error("unsupported Conv: kiln takes f32 only");
   }
   const int64_t rows = conv->height / conv->kh, cols = conv->width / conv->kw;
-  Expected<ValueId> cut = ctx.emit1(
-      "reshape", {ctx.input(0), ctx.addWeight("patches", int64Vector({-1, conv->channels, rows, conv->kh,
-                                                                       cols, conv->kw}))});
-  if (!cut) return cut.status();
-  Attributes gather;
-  gather.set("perm", std::vector<int64_t>{0, 2, 4, 1, 3, 5});
-  Expected<ValueId> gathered = ctx.emit1("transpose", {*cut}, gather);
-  if (!gathered) return gathered.status();
-  Expected<ValueId> flat = ctx.emit1(
-      "reshape", {*gathered, ctx.addWeight("rows", int64Vector({-1, rows, cols,
-                                                                 conv->channels * conv->kh * conv->kw}))});
+  Attributes size;
+  size.set("size", std::vector<int64_t>{conv->kh, conv->kw});
+  Expected<ValueId> flat = ctx.emit1("patches", {ctx.input(0)}, size);
   if (!flat) return flat.status();
   Expected<ValueId> y = ctx.emit1("matmul", {*flat, ctx.addWeight("weight", patchWeights(*ctx.inputValue(1), *conv))});
   if (!y) return y.status();
@@ -205,9 +196,12 @@ Status convertConv(OnnxNodeContext& ctx, const OnnxOpConverter&) {
     y = ctx.emit1("add", {*y, ctx.input(2)});
     if (!y) return y.status();
   }
+  Expected<ValueId> grid =
+      ctx.emit1("reshape", {*y, ctx.addWeight("grid", int64Vector({-1, rows, cols, conv->outChannels}))});
+  if (!grid) return grid.status();
   Attributes nchw;
   nchw.set("perm", std::vector<int64_t>{0, 3, 1, 2});
-  Expected<ValueId> out = ctx.emit1("transpose", {*y}, nchw);
+  Expected<ValueId> out = ctx.emit1("transpose", {*grid}, nchw);
   if (!out) return out.status();
   ctx.setOutput(0, *out);
   return Status::ok();

@@ -689,6 +689,26 @@ Status inferRange(const InferContext& ctx, std::vector<TensorType>& results) {
 
 // ---- trilu
 
+// ---- patches (x) {size = [kh, kw]}: [N, C, H, W] -> [N, (H/kh)*(W/kw), C*kh*kw],
+// the non-overlapping patches in raster order, each one row (channel, row, column)
+
+Status inferPatches(const InferContext& ctx, std::vector<TensorType>& results) {
+  const TensorType& x = ctx.type(0);
+  if (x.rank() != 4) return ctx.error("x must be an image batch [N, C, H, W]");
+  const std::vector<int64_t> size = ctx.attrs().getInts("size");
+  if (size.size() != 2 || size[0] <= 0 || size[1] <= 0) return ctx.error("needs size = [kh, kw], both positive");
+  Dim cells(1);
+  for (size_t d = 0; d < 2; ++d) {
+    const std::optional<int64_t> extent = x.shape[2 + d].constant();
+    if (!extent || *extent % size[d] != 0)
+      return ctx.error("the image's ", d == 0 ? "height " : "width ", x.shape[2 + d].str(),
+                       " does not split into patches of ", size[d]);
+    cells = cells * Dim(*extent / size[d]);
+  }
+  results.push_back({x.dtype, {x.shape[0], cells, x.shape[1] * Dim(size[0] * size[1])}});
+  return Status::ok();
+}
+
 Status inferTrilu(const InferContext& ctx, std::vector<TensorType>& results) {
   const TensorType& x = ctx.type(0);
   if (x.rank() < 2) return ctx.error("x must have rank >= 2");
@@ -863,6 +883,12 @@ void registerShapeOps(OpRegistry& registry) {
                      .attrs = {{"delta", AttrKind::Int}, {"dtype", AttrKind::String},
                                {"limit", AttrKind::Dims}, {"start", AttrKind::Dims}},
                      .infer = inferRange});
+  registry.add(OpDef{.kind = OpKind::Patches,
+                     .summary = "an image batch [N, C, H, W] cut into non-overlapping kh x kw patches, in raster "
+                                "order, each one row (channel, row, column): [N, (H/kh)*(W/kw), C*kh*kw]",
+                     .operands = {"x"}, .minOperands = 1, .maxOperands = 1,
+                     .attrs = {{"size", AttrKind::Ints, true}},
+                     .infer = inferPatches});
   registry.add(OpDef{.kind = OpKind::Trilu,
                      .summary = "keeps the upper (j - i >= k) or lower (j - i <= k) triangle of the last two dims",
                      .operands = {"x", "k"}, .minOperands = 1, .maxOperands = 2,

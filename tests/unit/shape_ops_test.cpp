@@ -630,6 +630,30 @@ TEST(SliceOp, DimBounds) {
   EXPECT_ERROR(errorOf("slice", {&x}), "needs starts and ends operands or attributes");
 }
 
+// ---- patches
+
+TEST(PatchesOp, CutsTheImageIntoRowsOfPatches) {
+  // One image of 2 channels, 2x4, in 2x2 patches: two patches, each its
+  // channel 0 rows then its channel 1 rows.
+  std::vector<double> pixels(16);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<double>(i);
+  Tensor x = f32({1, 2, 2, 4}, pixels);
+  Tensor y = run("patches", {&x}, attrs({{"size", std::vector<int64_t>{2, 2}}}));
+  EXPECT_EQ(y.shape(), (Shape64{1, 2, 8}));
+  EXPECT_EQ(valuesOf(y), (Values{0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15}));
+}
+
+TEST(PatchesOp, InferenceAndErrors) {
+  const Attributes eights = attrs({{"size", std::vector<int64_t>{8, 8}}});
+  EXPECT_EQ(inferred("patches", {{{DType::F32, {kBatch, 3, 32, 32}}}}, eights), "f32[batch, 16, 192]");
+  EXPECT_TRUE(inferred("patches", {{{DType::F32, {kBatch, 3, 30, 32}}}}, eights).find(
+                  "the image's height 30 does not split into patches of 8") != std::string::npos);
+  EXPECT_TRUE(inferred("patches", {{{DType::F32, {kBatch, 3, 32}}}}, eights).find("x must be an image batch") !=
+              std::string::npos);
+  EXPECT_TRUE(inferred("patches", {{{DType::F32, {kBatch, 3, 32, 32}}}}, attrs({{"size", std::vector<int64_t>{8}}}))
+                  .find("needs size = [kh, kw]") != std::string::npos);
+}
+
 // ---- trilu
 
 TEST(TriluOp, UpperAndLower) {
