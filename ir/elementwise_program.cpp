@@ -26,6 +26,11 @@ constexpr ElementOpSpec kElementOps[] = {
     {"sigmoid", ElementOp::Sigmoid, 1}, {"relu", ElementOp::Relu, 1},
     {"gelu", ElementOp::Gelu, 1},      {"gelu_tanh", ElementOp::GeluTanh, 1},
     {"silu", ElementOp::Silu, 1},
+    {"abs", ElementOp::Abs, 1},        {"equal", ElementOp::Equal, 2},
+    {"less", ElementOp::Less, 2},      {"greater", ElementOp::Greater, 2},
+    {"not", ElementOp::Not, 1},        {"and", ElementOp::And, 2},
+    {"or", ElementOp::Or, 2},          {"cast_i32", ElementOp::CastI32, 1},
+    {"cast_i64", ElementOp::CastI64, 1}, {"cast_bool", ElementOp::CastBool, 1},
 };
 
 const ElementOpSpec& specOf(ElementOp op) { return kElementOps[static_cast<size_t>(op)]; }
@@ -80,6 +85,8 @@ bool isTranscendental(ElementOp op) {
   }
 }
 
+bool isIndexOp(ElementOp op) { return op >= ElementOp::Abs; }
+
 Expected<ElementwiseProgram> parseElementwiseProgram(std::string_view program, size_t numOperands) {
   ElementwiseProgram parsed{std::string(program), {}};
   std::vector<ProgramInstruction>& instructions = parsed.instructions;
@@ -130,6 +137,73 @@ Expected<ElementwiseProgram> parseElementwiseProgram(std::string_view program, s
     instructions.push_back(std::move(instruction));
   }
   return parsed;
+}
+
+namespace {
+
+// The dtype an integer-program instruction gives for its arguments' dtypes
+// (a literal takes the other argument's); nullopt when they do not fit it.
+std::optional<DType> indexResult(ElementOp op, const std::vector<std::optional<DType>>& args) {
+  std::optional<DType> shared;
+  for (const std::optional<DType>& a : args) {
+    if (!a) continue;
+    if (shared && *shared != *a) return std::nullopt;
+    shared = a;
+  }
+  if (!shared) return std::nullopt;
+  const bool logical = *shared == DType::Bool;
+  switch (op) {
+    case ElementOp::Add: case ElementOp::Sub: case ElementOp::Mul: case ElementOp::Max: case ElementOp::Min:
+    case ElementOp::Neg: case ElementOp::Abs:
+      return logical ? std::nullopt : shared;
+    case ElementOp::Equal: case ElementOp::Less: case ElementOp::Greater:
+      return DType::Bool;
+    case ElementOp::Not: case ElementOp::And: case ElementOp::Or:
+      return logical ? std::optional<DType>(DType::Bool) : std::nullopt;
+    case ElementOp::CastI32: return DType::I32;
+    case ElementOp::CastI64: return DType::I64;
+    case ElementOp::CastBool: return DType::Bool;
+    default: return std::nullopt;  // float ops
+  }
+}
+
+}  // namespace
+
+Expected<std::vector<DType>> programDTypes(const ElementwiseProgram& program, const std::vector<DType>& operands) {
+  if (operands.empty()) return Status::error("a program needs at least one operand");
+  const bool floats = isFloat(operands[0]);
+  for (DType d : operands)
+    if (floats ? d != operands[0] : (isFloat(d) || (d != DType::Bool && !isInteger(d))))
+      return Status::error("operands must share one float dtype, or all be integers or bools; got ",
+                           dtypeName(operands[0]), " and ", dtypeName(d));
+  std::vector<DType> values;
+  for (size_t n = 0; n < program.instructions.size(); ++n) {
+    const ProgramInstruction& instruction = program.instructions[n];
+    const std::string name(elementOpName(instruction.op));
+    if (floats) {
+      if (isIndexOp(instruction.op))
+        return Status::error("program instruction ", n, " (", name, ") takes integers or bools, not ",
+                             dtypeName(operands[0]));
+      values.push_back(operands[0]);
+      continue;
+    }
+    std::vector<std::optional<DType>> args;
+    for (const ProgramArg& arg : instruction.args) {
+      if (arg.kind == ProgramArg::Kind::Literal) {
+        if (arg.literal != static_cast<double>(static_cast<int64_t>(arg.literal)))
+          return Status::error("program instruction ", n, " (", name, "): an integer program's literal ",
+                               arg.literal, " is not an integer");
+        args.push_back(std::nullopt);
+      } else {
+        args.push_back(arg.kind == ProgramArg::Kind::Operand ? operands[arg.index] : values[arg.index]);
+      }
+    }
+    std::optional<DType> result = indexResult(instruction.op, args);
+    if (!result)
+      return Status::error("program instruction ", n, " (", name, ") does not take these integer or bool arguments");
+    values.push_back(*result);
+  }
+  return values;
 }
 
 }  // namespace kiln

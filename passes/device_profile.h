@@ -32,7 +32,8 @@ struct DeviceProfile {
   std::set<OpKind> ops;     // the ops it runs
   std::set<DType> dtypes;   // every operand and result of a placed op has one of these
   std::set<OpKind> floatOnly;  // ops it runs on float operands only (OpenCL's div: integer
-                               // division by zero must fail, which a kernel cannot)
+                               // division by zero must fail, which a kernel cannot; its
+                               // fused_elementwise: integer programs run on the host)
   bool staticShapesOnly = false;  // no symbolic dims on a placed op
   double matmulFlopsPerSecond = 100e9;  // matmul and attention
   double vectorFlopsPerSecond = 10e9;   // every other op

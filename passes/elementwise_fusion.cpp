@@ -28,7 +28,18 @@ std::optional<ElementOp> elementOpOf(const Op& op) {
       {OpKind::Sqrt, ElementOp::Sqrt}, {OpKind::Reciprocal, ElementOp::Reciprocal},
       {OpKind::Tanh, ElementOp::Tanh}, {OpKind::Erf, ElementOp::Erf},
       {OpKind::Sigmoid, ElementOp::Sigmoid}, {OpKind::Relu, ElementOp::Relu},
-      {OpKind::Silu, ElementOp::Silu}, {OpKind::Gelu, ElementOp::Gelu}};
+      {OpKind::Silu, ElementOp::Silu}, {OpKind::Gelu, ElementOp::Gelu},
+      {OpKind::Abs, ElementOp::Abs},   {OpKind::Equal, ElementOp::Equal},
+      {OpKind::Less, ElementOp::Less}, {OpKind::Greater, ElementOp::Greater},
+      {OpKind::Not, ElementOp::Not},   {OpKind::And, ElementOp::And},
+      {OpKind::Or, ElementOp::Or}};
+  if (op.is(OpKind::Cast) && op.operands.size() == 1) {
+    const std::string to = op.attrs.getString("to");
+    if (to == "i32") return ElementOp::CastI32;
+    if (to == "i64") return ElementOp::CastI64;
+    if (to == "bool") return ElementOp::CastBool;
+    return std::nullopt;
+  }
   for (const auto& [kind, element] : kElementOps) {
     if (!op.is(kind)) continue;
     const bool tanhGelu = element == ElementOp::Gelu && op.attrs.getString("approximate", "none") == "tanh";
@@ -39,22 +50,44 @@ std::optional<ElementOp> elementOpOf(const Op& op) {
   return std::nullopt;
 }
 
-bool isFusable(const Graph& graph, const Op& op) {
-  if (op.results.size() != 1 || !elementOpOf(op)) return false;
-  if (graph.value(op.results[0]).type.dtype != DType::F32) return false;
-  for (ValueId id : op.operands)
-    if (id == kNoValue || graph.value(id).type.dtype != DType::F32) return false;
-  return true;
+// What program an op can join: f32 arithmetic, or index arithmetic (integers
+// and bools); never both in one program.
+enum class ProgramKind { None, Float, Index };
+
+bool isIndexType(DType dtype) { return dtype == DType::Bool || isInteger(dtype); }
+
+ProgramKind programKindOf(const Graph& graph, const Op& op) {
+  std::optional<ElementOp> element = op.results.size() == 1 ? elementOpOf(op) : std::nullopt;
+  if (!element) return ProgramKind::None;
+  std::vector<DType> dtypes;
+  for (ValueId id : op.operands) {
+    if (id == kNoValue) return ProgramKind::None;
+    dtypes.push_back(graph.value(id).type.dtype);
+  }
+  const DType result = graph.value(op.results[0]).type.dtype;
+  const auto f32 = [](DType d) { return d == DType::F32; };
+  if (!isIndexOp(*element) && f32(result) && std::all_of(dtypes.begin(), dtypes.end(), f32)) return ProgramKind::Float;
+  if (!isIndexType(result) || !std::all_of(dtypes.begin(), dtypes.end(), isIndexType)) return ProgramKind::None;
+  // The instruction must type as the op does (integer div, say, does not).
+  ProgramInstruction instruction{*element, {}};
+  for (size_t k = 0; k < dtypes.size(); ++k) instruction.args.push_back({ProgramArg::Kind::Operand, k, 0.0});
+  Expected<std::vector<DType>> typed = programDTypes(ElementwiseProgram{"", {instruction}}, dtypes);
+  return typed && typed->back() == result ? ProgramKind::Index : ProgramKind::None;
 }
 
-// A one-element f32 weight, written into the program as a literal.
+// A one-element weight (f32, or an integer or bool in an index program),
+// written into the program as a literal.
 std::optional<std::string> literal(const Graph& graph, ValueId id) {
   const Value& v = graph.value(id);
   if (v.kind != ValueKind::Weight || !v.data || v.data->numElements() != 1) return std::nullopt;
+  char text[32];
+  if (isIndexType(v.data->dtype())) {
+    const std::to_chars_result written = std::to_chars(text, text + sizeof text, v.data->elementAsInt(0));
+    return std::string(text, written.ptr);
+  }
   const float value = v.data->data<float>()[0];
   if (std::isnan(value)) return std::nullopt;
   // The shortest text that reads back as the same float.
-  char text[32];
   const std::to_chars_result written = std::to_chars(text, text + sizeof text, value);
   return std::string(text, written.ptr);
 }
@@ -111,7 +144,8 @@ class ElementwiseFusion final : public Pass {
  public:
   std::string_view name() const override { return "elementwise_fusion"; }
   std::string_view summary() const override {
-    return "fuses chains of f32 elementwise ops into one fused_elementwise program";
+    return "fuses chains of f32 elementwise ops, or of integer and bool index arithmetic, into one "
+           "fused_elementwise program";
   }
 
   Expected<bool> run(Graph& graph) override {
@@ -120,9 +154,11 @@ class ElementwiseFusion final : public Pass {
     // Backwards: an op joins its users' group when all of them are in one.
     std::vector<int32_t> groupOf(count, -1);
     std::vector<std::vector<int32_t>> groups;  // members, descending
+    std::vector<ProgramKind> kinds;            // by group
     for (size_t i = count; i-- > 0;) {
       const Op& op = graph.ops()[i];
-      if (!isFusable(graph, op)) continue;
+      const ProgramKind kind = programKindOf(graph, op);
+      if (kind == ProgramKind::None) continue;
       const ValueId result = op.results[0];
       const std::vector<int32_t>& users = rewriter.users(result);
       int32_t group = -1;
@@ -130,10 +166,12 @@ class ElementwiseFusion final : public Pass {
         group = groupOf[static_cast<size_t>(users.front())];
         for (int32_t user : users)
           if (groupOf[static_cast<size_t>(user)] != group) group = -1;
+        if (group >= 0 && kinds[static_cast<size_t>(group)] != kind) group = -1;
       }
       if (group < 0) {
         group = static_cast<int32_t>(groups.size());
         groups.emplace_back();
+        kinds.push_back(kind);
       }
       groupOf[i] = group;
       groups[static_cast<size_t>(group)].push_back(static_cast<int32_t>(i));

@@ -319,6 +319,7 @@ std::optional<int> vectorProgram(const std::vector<ProgramInstruction>& program,
   if (program.size() > static_cast<size_t>(vec::kMaxInstructions)) return std::nullopt;
   for (size_t i = 0; i < program.size(); ++i) {
     const ProgramInstruction& instruction = program[i];
+    if (isIndexOp(instruction.op)) return std::nullopt;
     VectorInstruction& ins = code[i];
     ins.op = instruction.op;
     ins.arity = static_cast<uint8_t>(instruction.args.size());

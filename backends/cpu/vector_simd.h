@@ -483,6 +483,10 @@ struct Kernels {
       case VectorOp::Gelu: return map1<VectorOp::Gelu>(a, y, m);
       case VectorOp::GeluTanh: return map1<VectorOp::GeluTanh>(a, y, m);
       case VectorOp::Silu: return map1<VectorOp::Silu>(a, y, m);
+      // Integer programs run on the reference (vectorProgram refuses them).
+      case VectorOp::Abs: case VectorOp::Equal: case VectorOp::Less: case VectorOp::Greater: case VectorOp::Not:
+      case VectorOp::And: case VectorOp::Or: case VectorOp::CastI32: case VectorOp::CastI64: case VectorOp::CastBool:
+        return;
     }
   }
 

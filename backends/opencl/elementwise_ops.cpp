@@ -240,6 +240,10 @@ std::string elementExpression(ElementOp op, const std::string& x, const std::str
     case ElementOp::Gelu: return call("k_gelu");
     case ElementOp::GeluTanh: return call("k_gelu_tanh");
     case ElementOp::Silu: return call("k_silu");
+    // Integer programs: programBody's callers keep them off OpenCL.
+    case ElementOp::Abs: case ElementOp::Equal: case ElementOp::Less: case ElementOp::Greater: case ElementOp::Not:
+    case ElementOp::And: case ElementOp::Or: case ElementOp::CastI32: case ElementOp::CastI64: case ElementOp::CastBool:
+      break;
   }
   return x;
 }

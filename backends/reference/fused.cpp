@@ -460,7 +460,76 @@ void applyElementOp(ElementOp op, const C* a, const C* b, C* y, int64_t n) {
     case ElementOp::Gelu: for (int64_t i = 0; i < n; ++i) y[i] = geluErf(a[i]); break;
     case ElementOp::GeluTanh: for (int64_t i = 0; i < n; ++i) y[i] = geluTanh(a[i]); break;
     case ElementOp::Silu: for (int64_t i = 0; i < n; ++i) y[i] = silu(a[i]); break;
+    // Integer programs only (programDTypes keeps them out of float ones).
+    case ElementOp::Abs: case ElementOp::Equal: case ElementOp::Less: case ElementOp::Greater:
+    case ElementOp::Not: case ElementOp::And: case ElementOp::Or: case ElementOp::CastI32:
+    case ElementOp::CastI64: case ElementOp::CastBool:
+      break;
   }
+}
+
+// An integer result wrapped to `dtype`'s width, as that dtype's op computes it.
+int64_t wrapTo(DType dtype, uint64_t v) {
+  switch (dtype) {
+    case DType::I32: return static_cast<int32_t>(v);
+    case DType::I8: return static_cast<int8_t>(v);
+    case DType::U8: return static_cast<uint8_t>(v);
+    case DType::Bool: return v != 0;
+    default: return static_cast<int64_t>(v);
+  }
+}
+
+// One integer-program instruction; `dtype` is its value's.
+int64_t applyIndexOp(ElementOp op, int64_t a, int64_t b, DType dtype) {
+  const auto ua = static_cast<uint64_t>(a), ub = static_cast<uint64_t>(b);
+  switch (op) {
+    case ElementOp::Add: return wrapTo(dtype, ua + ub);
+    case ElementOp::Sub: return wrapTo(dtype, ua - ub);
+    case ElementOp::Mul: return wrapTo(dtype, ua * ub);
+    case ElementOp::Max: return a < b ? b : a;
+    case ElementOp::Min: return b < a ? b : a;
+    case ElementOp::Neg: return wrapTo(dtype, 0 - ua);
+    case ElementOp::Abs: return a < 0 ? wrapTo(dtype, 0 - ua) : a;
+    case ElementOp::Equal: return a == b;
+    case ElementOp::Less: return a < b;
+    case ElementOp::Greater: return a > b;
+    case ElementOp::Not: return !a;
+    case ElementOp::And: return a && b;
+    case ElementOp::Or: return a || b;
+    case ElementOp::CastI32: case ElementOp::CastI64: case ElementOp::CastBool: return wrapTo(dtype, ua);
+    default: return 0;  // float ops: programDTypes keeps them out
+  }
+}
+
+// An integer program, element by element (index arithmetic: small tensors).
+Status indexProgramLoops(const KernelContext& ctx, const std::vector<ProgramInstruction>& program) {
+  std::vector<DType> operandTypes;
+  std::vector<const std::vector<int64_t>*> shapes;
+  for (const Tensor* input : ctx.inputs) {
+    operandTypes.push_back(input->dtype());
+    shapes.push_back(&input->shape());
+  }
+  Expected<std::vector<DType>> dtypes = programDTypes(ElementwiseProgram{"", program}, operandTypes);
+  if (!dtypes) return Status::error("fused_elementwise: ", dtypes.status().message());
+  Tensor& y = *ctx.outputs[0];
+  BroadcastWalker walk(y.shape(), shapes);
+  std::vector<int64_t> operands(ctx.inputs.size()), values(program.size());
+  auto argument = [&](const ProgramArg& arg) {
+    return arg.kind == ProgramArg::Kind::Operand ? operands[arg.index]
+           : arg.kind == ProgramArg::Kind::Value ? values[arg.index]
+                                                 : static_cast<int64_t>(arg.literal);
+  };
+  for (int64_t i = 0; i < y.numElements(); ++i, walk.next()) {
+    for (size_t k = 0; k < operands.size(); ++k) operands[k] = ctx.inputs[k]->elementAsInt(walk.offset(k));
+    for (size_t r = 0; r < program.size(); ++r)
+      values[r] = applyIndexOp(program[r].op, argument(program[r].args[0]),
+                               program[r].args.size() > 1 ? argument(program[r].args[1]) : 0, (*dtypes)[r]);
+    visitDType(y.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_integral_v<T>) y.data<T>()[i] = static_cast<T>(values.back());
+    });
+  }
+  return Status::ok();
 }
 
 // Runs the program a block of elements at a time: each instruction is one
@@ -518,6 +587,7 @@ Status fusedElementwiseKernel(const KernelContext& ctx) {
   if (!program)
     return Status::error("fused_elementwise: program \"", ctx.attrs.getString("program"), "\" is not parsed");
   const DType dtype = ctx.input(0)->dtype();
+  if (!isFloat(dtype)) return indexProgramLoops(ctx, program->instructions);
   return visitDType(dtype, [&](auto tag) -> Status {
     using T = decltype(tag);
     if constexpr (kIsFloatStorage<T>) {

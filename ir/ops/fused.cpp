@@ -266,20 +266,24 @@ Status inferSwiglu(const InferContext& ctx, std::vector<TensorType>& results) {
 // of instruction k, or a float literal); the last instruction is the result.
 
 Status inferFusedElementwise(const InferContext& ctx, std::vector<TensorType>& results) {
-  KILN_RETURN_IF_ERROR(requireFloat(ctx, 0, "x0"));
-  for (size_t i = 1; i < ctx.numOperands(); ++i) {
+  std::vector<DType> dtypes;
+  for (size_t i = 0; i < ctx.numOperands(); ++i) {
     if (!ctx.has(i)) return ctx.error("operand ", i, " is absent; every operand is required");
-    KILN_RETURN_IF_ERROR(requireSameDType(ctx, 0, i));
+    dtypes.push_back(ctx.type(i).dtype);
   }
-  // Still text before the op is built (Graph::addOp parses it): check it.
-  if (!ctx.attrs().getProgram("program")) {
-    Expected<ElementwiseProgram> program =
-        parseElementwiseProgram(ctx.attrs().getString("program"), ctx.numOperands());
-    if (!program) return ctx.error(program.status().message());
+  // Still text before the op is built (Graph::addOp parses it): parse it.
+  std::optional<ElementwiseProgram> parsedHere;
+  const ElementwiseProgram* program = ctx.attrs().getProgram("program");
+  if (!program) {
+    Expected<ElementwiseProgram> parsed = parseElementwiseProgram(ctx.attrs().getString("program"), ctx.numOperands());
+    if (!parsed) return ctx.error(parsed.status().message());
+    program = &parsedHere.emplace(std::move(*parsed));
   }
+  Expected<std::vector<DType>> values = programDTypes(*program, dtypes);
+  if (!values) return ctx.error(values.status().message());
   Expected<Shape> shape = broadcastAllOperands(ctx);
   if (!shape) return shape.status();
-  results.push_back({ctx.type(0).dtype, *shape});
+  results.push_back({values->back(), *shape});
   return Status::ok();
 }
 
@@ -369,8 +373,8 @@ void registerFusedOps(OpRegistry& registry) {
                                {"max_distance", AttrKind::Int, true}},
                      .infer = inferRelativePositionBias, .traffic = Traffic::ResultsOnly});
   registry.add(OpDef{.kind = OpKind::FusedElementwise,
-                     .summary = "a chain of elementwise float ops over broadcast operands, as a program "
-                                "(\"mul $0 $1; add %0 $2; tanh %1\")",
+                     .summary = "a chain of elementwise ops over broadcast operands, as a program "
+                                "(\"mul $0 $1; add %0 $2; tanh %1\"), on floats or on integers and bools",
                      .operands = {"x..."}, .minOperands = 1, .maxOperands = -1,
                      .attrs = {{"program", AttrKind::Program, true}},
                      .infer = inferFusedElementwise, .inplaceOperands = {0, 1, 2, 3, 4, 5, 6, 7},

@@ -69,7 +69,7 @@ TEST(DeviceProfile, FloatOnlyOpsRefuseIntegerOperands) {
   ASSERT_TRUE(graph.isOk()) << graph.status().message();
   Expected<DeviceProfile> pocl = loadDeviceProfile("pocl");
   ASSERT_TRUE(pocl.isOk()) << pocl.status().message();
-  EXPECT_EQ(pocl->floatOnly, std::set<OpKind>{OpKind::Div});
+  EXPECT_EQ(pocl->floatOnly, (std::set<OpKind>{OpKind::Div, OpKind::FusedElementwise}));
   EXPECT_FALSE(pocl->refusal(*graph, graph->ops()[0]).has_value());
   EXPECT_EQ(pocl->refusal(*graph, graph->ops()[1]).value_or(""), "'pocl' runs div on floats only, not i64");
   Expected<DeviceProfile> again = parseDeviceProfile(printDeviceProfile(*pocl), "printed");

@@ -944,6 +944,29 @@ TEST(FusedElementwiseOp, ChainWithBroadcastOperands) {
             (std::vector<double>{10, 12, 9}));
 }
 
+TEST(FusedElementwiseOp, IntegerPrograms) {
+  // RoBERTa's positions from padding (pad 1): ids != 1 as i32, then (with the
+  // cumsum between) times the mask as i64 plus 1.
+  Tensor ids = i64({1, 4}, {5, 7, 1, 1});
+  Tensor mask = run("fused_elementwise", {&ids}, program("equal $0 1; not %0; cast_i32 %1"));
+  EXPECT_EQ(mask.dtype(), DType::I32);
+  EXPECT_EQ(valuesOf(mask), (std::vector<double>{1, 1, 0, 0}));
+  Tensor counted = make(DType::I32, {1, 4}, {1, 2, 2, 2});
+  Tensor positions = run("fused_elementwise", {&counted, &mask}, program("mul $0 $1; cast_i64 %0; add %1 1"));
+  EXPECT_EQ(positions.dtype(), DType::I64);
+  EXPECT_EQ(valuesOf(positions), (std::vector<double>{2, 3, 1, 1}));
+  // i32 arithmetic wraps at 32 bits, as the i32 ops do; abs, comparisons and
+  // logic, a broadcast operand.
+  Tensor big = make(DType::I32, {3}, {2147483647, -5, 3});
+  EXPECT_EQ(valuesOf(run("fused_elementwise", {&big}, program("add $0 1"))),
+            (std::vector<double>{-2147483648.0, -4, 4}));
+  Tensor row = make(DType::I32, {1}, {3});
+  EXPECT_EQ(valuesOf(run("fused_elementwise", {&big, &row}, program("abs $0; greater %0 $1; less $0 $1; or %1 %2"))),
+            (std::vector<double>{1, 1, 0}));
+  EXPECT_EQ(valuesOf(run("fused_elementwise", {&big}, program("cast_bool $0; not %0"))),
+            (std::vector<double>{0, 0, 0}));
+}
+
 TEST(FusedElementwiseOp, EveryOp) {
   Tensor a = f32({1}, {0.5});
   Tensor b = f32({1}, {2});
@@ -1029,12 +1052,26 @@ TEST(FusedElementwiseOp, InferenceAndErrors) {
   // The op and operand types lead the message.
   EXPECT_EQ(errorFor("nope").rfind("fused_elementwise(f32[batch, seq, 64], f32[64]): ", 0), 0u) << errorFor("nope");
   const TensorType half = {DType::F16, {64}};
-  EXPECT_TRUE(contains(inferred("fused_elementwise", {&x, &half}, program("add $0 $1")), "same dtype"));
+  error = inferred("fused_elementwise", {&x, &half}, program("add $0 $1"));
+  EXPECT_TRUE(contains(error, "operands must share one float dtype, or all be integers or bools; got f32 and f16"))
+      << error;
   const TensorType other = {DType::F32, {32}};
   error = inferred("fused_elementwise", {&x, &other}, program("add $0 $1"));
   EXPECT_TRUE(contains(error, "shapes [batch, seq, 64], [32] do not broadcast")) << error;
+  // Integer programs: index arithmetic, no float ops, integer literals.
   const TensorType ints = {DType::I32, {4}};
-  EXPECT_TRUE(contains(inferred("fused_elementwise", {&ints}, program("neg $0")), "x0 must be a float tensor"));
+  EXPECT_EQ(inferred("fused_elementwise", {&ints}, program("neg $0; equal %0 2")), "bool[4]");
+  error = inferred("fused_elementwise", {&ints}, program("exp $0"));
+  EXPECT_TRUE(contains(error, "program instruction 0 (exp) does not take these integer or bool arguments")) << error;
+  error = inferred("fused_elementwise", {&ints}, program("add $0 1.5"));
+  EXPECT_TRUE(contains(error, "an integer program's literal 1.5 is not an integer")) << error;
+  error = inferred("fused_elementwise", {&x}, program("cast_i32 $0"));
+  EXPECT_TRUE(contains(error, "program instruction 0 (cast_i32) takes integers or bools, not f32")) << error;
+  const TensorType flags = {DType::Bool, {4}};
+  error = inferred("fused_elementwise", {&ints, &flags}, program("add $0 $1"));
+  EXPECT_TRUE(contains(error, "program instruction 0 (add) does not take these integer or bool arguments")) << error;
+  error = inferred("fused_elementwise", {&ints, &x}, program("add $0 $1"));
+  EXPECT_TRUE(contains(error, "operands must share one float dtype, or all be integers or bools")) << error;
   error = inferred("fused_elementwise", {&x}, {});
   EXPECT_TRUE(contains(error, "requires attribute 'program'")) << error;
   error = inferred("fused_elementwise", {&x, nullptr}, program("neg $0"));
