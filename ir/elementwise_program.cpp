@@ -1,6 +1,8 @@
 #include "ir/elementwise_program.h"
 
+#include <algorithm>
 #include <cctype>
+#include <functional>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -141,25 +143,24 @@ Expected<ElementwiseProgram> parseElementwiseProgram(std::string_view program, s
 
 namespace {
 
-// The dtype an integer-program instruction gives for its arguments' dtypes
-// (a literal takes the other argument's); nullopt when they do not fit it.
-std::optional<DType> indexResult(ElementOp op, const std::vector<std::optional<DType>>& args) {
-  std::optional<DType> shared;
-  for (const std::optional<DType>& a : args) {
-    if (!a) continue;
-    if (shared && *shared != *a) return std::nullopt;
-    shared = a;
-  }
-  if (!shared) return std::nullopt;
-  const bool logical = *shared == DType::Bool;
+// The dtype an integer-program instruction gives for the dtypes of its
+// non-literal arguments (a literal takes theirs); nullopt when they do not
+// fit it.
+std::optional<DType> indexResult(ElementOp op, const std::vector<DType>& args) {
+  if (args.empty() || std::adjacent_find(args.begin(), args.end(), std::not_equal_to<>()) != args.end())
+    return std::nullopt;
+  const DType shared = args.front();
+  const bool logical = shared == DType::Bool;
   switch (op) {
     case ElementOp::Add: case ElementOp::Sub: case ElementOp::Mul: case ElementOp::Max: case ElementOp::Min:
     case ElementOp::Neg: case ElementOp::Abs:
-      return logical ? std::nullopt : shared;
+      if (logical) return std::nullopt;
+      return shared;
     case ElementOp::Equal: case ElementOp::Less: case ElementOp::Greater:
       return DType::Bool;
     case ElementOp::Not: case ElementOp::And: case ElementOp::Or:
-      return logical ? std::optional<DType>(DType::Bool) : std::nullopt;
+      if (!logical) return std::nullopt;
+      return DType::Bool;
     case ElementOp::CastI32: return DType::I32;
     case ElementOp::CastI64: return DType::I64;
     case ElementOp::CastBool: return DType::Bool;
@@ -187,13 +188,12 @@ Expected<std::vector<DType>> programDTypes(const ElementwiseProgram& program, co
       values.push_back(operands[0]);
       continue;
     }
-    std::vector<std::optional<DType>> args;
+    std::vector<DType> args;
     for (const ProgramArg& arg : instruction.args) {
       if (arg.kind == ProgramArg::Kind::Literal) {
         if (arg.literal != static_cast<double>(static_cast<int64_t>(arg.literal)))
           return Status::error("program instruction ", n, " (", name, "): an integer program's literal ",
                                arg.literal, " is not an integer");
-        args.push_back(std::nullopt);
       } else {
         args.push_back(arg.kind == ProgramArg::Kind::Operand ? operands[arg.index] : values[arg.index]);
       }
