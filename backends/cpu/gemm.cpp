@@ -267,6 +267,7 @@ struct Scratch {
   std::vector<float> aChunks;    // f32 a cut into dense K-chunks
   std::vector<uint16_t> aBf16;   // a rounded to bf16
   std::vector<float> residual;   // a residual that the result overwrites before it is added
+  std::vector<float> expandedResidual;  // a broadcast residual written out in full
   std::vector<float> columns;    // a column pass's running sums
   std::vector<float> rowSums;    // the single-row kernel's column sums
   // oneDNN's scratchpad for the primitive being run, 64-byte aligned.
@@ -630,6 +631,25 @@ size_t Gemm::packedWeights() const {
   return state_->weights.size();
 }
 
+namespace {
+
+// A residual that broadcasts to the result (ViT's position rows, the same
+// for every image) written out in full, once per run: the kernels read a
+// residual of the result's shape.
+const float* expandedResidual(const Tensor& residual, const std::vector<int64_t>& shape) {
+  std::vector<float>& full = threadScratch().expandedResidual;
+  full.resize(static_cast<size_t>(ops::product(shape)));
+  ops::BroadcastWalker walk(shape, {&residual.shape()});
+  const float* from = residual.data<float>();
+  for (float& value : full) {
+    value = from[walk.offset(0)];
+    walk.next();
+  }
+  return full.data();
+}
+
+}  // namespace
+
 std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) {
   const Tensor& a = *ctx.input(0);
   const Tensor& b = *ctx.input(1);
@@ -671,7 +691,9 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
                bias->shape().back() != key.N))
     return std::nullopt;
   key.residual = residual != nullptr;
-  if (residual && (residual->dtype() != DType::F32 || residual->shape() != out.shape())) return std::nullopt;
+  if (residual && residual->dtype() != DType::F32) return std::nullopt;
+  const float* residualData = residual ? residual->data<float>() : nullptr;
+  if (residual && residual->shape() != out.shape()) residualData = expandedResidual(*residual, out.shape());
   if (bIsWeight && key.batch == 1 && key.N >= kMinPackedN) key.weight = b.data();
   key.threads = threadsFor(key);
 
@@ -692,8 +714,8 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
     return Status::error("matmul: oneDNN cannot build a", shapeStr(sa), " @ b", shapeStr(sb), ": ", e.what());
   }
 
-  const Operands operands{a.data<float>(), b.data(), bias ? bias->data<float>() : nullptr,
-                          residual ? residual->data<float>() : nullptr, out.data<float>()};
+  const Operands operands{a.data<float>(), b.data(), bias ? bias->data<float>() : nullptr, residualData,
+                          out.data<float>()};
   if (plan->rowKernel) {
     runRow(key, plan->weight->panels, vec::kernelsFor(isa_).rowBlocks, operands.a, operands.bias, operands.residual,
            operands.out);

@@ -195,6 +195,31 @@ TEST(Gemm, PacksAWeightOnceWhateverTheRows) {
   EXPECT_EQ(gemm.packedWeights(), 0u);
 }
 
+TEST(Gemm, BroadcastResidual) {
+  // ViT's position rows [1, S, N] added to every image's product [B, S, N],
+  // and a [N] row: the kernel runs them (written out in full), as the
+  // reference computes them.
+  std::mt19937 rng(11);
+  Tensor a = randomF32({3, 17, 40}, rng), b = randomF32({40, 24}, rng);
+  for (const std::vector<int64_t>& shape : {std::vector<int64_t>{1, 17, 24}, std::vector<int64_t>{24}}) {
+    Tensor residual = randomF32(shape, rng);
+    Attributes attrs;
+    attrs.set("activation", std::string("gelu"));
+    std::vector<const Tensor*> inputs{&a, &b, nullptr, &residual};
+    Expected<std::vector<Tensor>> expected = evaluateOp(matmulDef(), attrs, inputs, 1);
+    ASSERT_TRUE(static_cast<bool>(expected)) << expected.status().message();
+    for (bool weight : {false, true}) {
+      Gemm gemm;
+      Tensor out = Tensor::allocate(DType::F32, {3, 17, 24});
+      std::vector<Tensor*> outputs{&out};
+      std::optional<Status> status = gemm.runMatmul(KernelContext{matmulDef(), attrs, inputs, outputs}, weight);
+      ASSERT_TRUE(status.has_value()) << "the broadcast residual fell back to the reference";
+      ASSERT_TRUE(status->isOk()) << status->message();
+      EXPECT_LT(maxAbsDifference(out, expected->at(0)), tolerance(40));
+    }
+  }
+}
+
 TEST(Gemm, ThreadCountsAgree) {
   std::mt19937 rng(8);
   Tensor a = randomF32({64, 700}, rng), b = randomF32({700, 300}, rng), residual = randomF32({64, 300}, rng);
