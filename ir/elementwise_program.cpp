@@ -170,7 +170,8 @@ std::optional<DType> indexResult(ElementOp op, const std::vector<DType>& args) {
 
 }  // namespace
 
-Expected<std::vector<DType>> programDTypes(const ElementwiseProgram& program, const std::vector<DType>& operands) {
+Expected<std::vector<DType>> programDTypes(const std::vector<ProgramInstruction>& program,
+                                          const std::vector<DType>& operands) {
   if (operands.empty()) return Status::error("a program needs at least one operand");
   const bool floats = isFloat(operands[0]);
   for (DType d : operands)
@@ -178,8 +179,8 @@ Expected<std::vector<DType>> programDTypes(const ElementwiseProgram& program, co
       return Status::error("operands must share one float dtype, or all be integers or bools; got ",
                            dtypeName(operands[0]), " and ", dtypeName(d));
   std::vector<DType> values;
-  for (size_t n = 0; n < program.instructions.size(); ++n) {
-    const ProgramInstruction& instruction = program.instructions[n];
+  for (size_t n = 0; n < program.size(); ++n) {
+    const ProgramInstruction& instruction = program[n];
     const std::string name(elementOpName(instruction.op));
     if (floats) {
       if (isIndexOp(instruction.op))

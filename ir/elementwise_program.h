@@ -61,6 +61,7 @@ Expected<ElementwiseProgram> parseElementwiseProgram(std::string_view text, size
 // an integer program's operands are integers or bools, its arithmetic keeps
 // its arguments' (shared) dtype, comparisons and logic give bool, casts their
 // dtype, and its literals are integers. The error names the instruction.
-Expected<std::vector<DType>> programDTypes(const ElementwiseProgram& program, const std::vector<DType>& operands);
+Expected<std::vector<DType>> programDTypes(const std::vector<ProgramInstruction>& program,
+                                          const std::vector<DType>& operands);
 
 }  // namespace kiln

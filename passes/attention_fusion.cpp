@@ -415,9 +415,8 @@ class AttentionFusion final : public Pass {
     for (size_t side : {size_t{0}, size_t{1}}) {
       const ValueId rest = sum->operands[1 - side];
       if (!isFloat(graph.value(rest).type.dtype) || !isFloat(graph.value(sum->operands[side]).type.dtype)) continue;
-      const AttentionMatch before = m;
+      // absorbMask leaves the match as it was when it refuses.
       if (absorbMask(graph, sum->operands[side], MaskForm::Additive, scores, m)) return rest;
-      m = before;
     }
     return additive;
   }

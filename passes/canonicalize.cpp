@@ -459,18 +459,19 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewrite(const Op& op,
   else if (kind == OpKind::Reshape || kind == OpKind::Squeeze || kind == OpKind::Unsqueeze || kind == OpKind::Flatten)
     rewritten = rewriteReshape(op, types);
   else if (kind == OpKind::Expand) rewritten = rewriteExpand(op, types);
-  if (!rewritten && (kind == OpKind::Transpose || kind == OpKind::Reshape)) rewritten = rewriteViewChain(op, types);
   else if (kind == OpKind::ConstantOfShape) rewritten = rewriteConstantOfShape(op);
   else if (kind == OpKind::Range) rewritten = rewriteRange(op);
   else if (kind == OpKind::Slice) rewritten = rewriteSlice(op);
   else if (kind == OpKind::Gather) rewritten = rewriteGather(op, types);
   else if (kind == OpKind::Add || kind == OpKind::Sub) rewritten = rewriteRangeShift(op, types);
-  if (!rewritten && kind == OpKind::Add) rewritten = rewriteAddOverConcat(op, types);
-  if (!rewritten && (kind == OpKind::Mul || kind == OpKind::Div || kind == OpKind::Sub))
-    rewritten = rewriteNeutralOperand(op, types);
   else if (kind == OpKind::Clip) rewritten = rewriteClip(op);
   else if (kind == OpKind::GatherElements) rewritten = rewriteGatherElements(op);
   else if (kind == OpKind::Concat) rewritten = rewriteRepeatInterleave(op, types);
+  // Rules tried when the kind's own rule does not apply.
+  if (!rewritten && (kind == OpKind::Transpose || kind == OpKind::Reshape)) rewritten = rewriteViewChain(op, types);
+  if (!rewritten && kind == OpKind::Add) rewritten = rewriteAddOverConcat(op, types);
+  if (!rewritten && (kind == OpKind::Mul || kind == OpKind::Div || kind == OpKind::Sub))
+    rewritten = rewriteNeutralOperand(op, types);
   if (!rewritten && firstBroadcastOperand(op)) rewritten = rewriteBroadcastOperands(op, types);
   if (rewritten && rewritten->forwardTo != kNoValue && !canForward(op.results[0], rewritten->forwardTo))
     return std::nullopt;
@@ -733,9 +734,9 @@ Canonicalizer::Rewrite Canonicalizer::reshapedTo(OpForm form, const Shape& fromS
 
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
                                                                    const std::vector<TensorType>& types) {
+  if (std::optional<Rewrite> row = rewriteGatherOfOneRow(op, types)) return row;
   // gather(table, [a, a + d, ...]) takes rows a.. of the table: a slice, a
   // view the later passes understand, instead of an indexed copy.
-  if (std::optional<Rewrite> row = rewriteGatherOfOneRow(op, types)) return row;
   const ValueId data = op.operands[0];
   std::optional<Sequence> rows = rangeOf(op.operands[1]);
   const auto rank = static_cast<int64_t>(typeOf(data).rank());
@@ -982,13 +983,15 @@ std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteAddOverConcat(const 
     if (axis < 0) axis += rank;
     const int64_t wAxis = axis - (rank - static_cast<int64_t>(typeOf(w).rank()));
     const bool whole = wAxis < 0 || typeOf(w).shape[static_cast<size_t>(wAxis)].constant() == 1;
-    if (!std::all_of(concat->operands.begin(), concat->operands.end(), [&](ValueId p) { return absorbsAdd(p); }))
-      return std::nullopt;
+    // Checked for every part before any is made.
+    auto fits = [&](ValueId piece) {
+      return absorbsAdd(piece) && typeOf(piece).shape[static_cast<size_t>(axis)].isConstant();
+    };
+    if (!std::all_of(concat->operands.begin(), concat->operands.end(), fits)) return std::nullopt;
     std::vector<ValueId> parts;
     int64_t offset = 0;
     for (ValueId piece : concat->operands) {
       const std::optional<int64_t> extent = typeOf(piece).shape[static_cast<size_t>(axis)].constant();
-      if (!extent) return std::nullopt;
       ValueId part = w;
       if (!whole) {
         Attributes range;

@@ -1,6 +1,5 @@
 #include "passes/constant_fold.h"
 
-#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,18 +32,21 @@ class ConstantFold final : public Pass {
     for (ValueId id : graph.outputs()) ++uses[static_cast<size_t>(id)];
 
     std::vector<Op> kept;
+    std::vector<int32_t> keptIndex(graph.values().size(), -1);  // by result: its op's place in kept
     int64_t folded = 0, bytesCreated = 0;
     const size_t opCount = graph.ops().size();
     for (size_t index = 0; index < opCount; ++index) {
       Op op = graph.ops()[index];
       for (ValueId& operand : op.operands)
         if (operand != kNoValue) operand = replacement[static_cast<size_t>(operand)];
-      if (std::optional<ValueId> gathered = foldRowIntoTable(graph, op, kept, uses, isOutput, bytesCreated)) {
+      if (std::optional<ValueId> gathered =
+              foldRowIntoTable(graph, op, kept, keptIndex, uses, isOutput, bytesCreated)) {
         replacement[static_cast<size_t>(op.results[0])] = *gathered;
         continue;
       }
       std::optional<std::vector<Tensor>> values = tryEvaluate(graph, op, isOutput);
       if (!values) {
+        for (ValueId result : op.results) keptIndex[static_cast<size_t>(result)] = static_cast<int32_t>(kept.size());
         kept.push_back(std::move(op));
         continue;
       }
@@ -127,15 +129,17 @@ class ConstantFold final : public Pass {
   // reads the table or the gather, within the size cap. Returns the gather's
   // result, which then stands for the add's.
   std::optional<ValueId> foldRowIntoTable(Graph& graph, const Op& add, std::vector<Op>& kept,
-                                          const std::vector<int>& uses, const std::vector<bool>& isOutput,
-                                          int64_t& bytesCreated) {
+                                          const std::vector<int32_t>& keptIndex, const std::vector<int>& uses,
+                                          const std::vector<bool>& isOutput, int64_t& bytesCreated) {
     if (!add.is(OpKind::Add) || add.operands.size() != 2 || isOutput[static_cast<size_t>(add.results[0])])
       return std::nullopt;
     for (size_t side : {size_t{0}, size_t{1}}) {
       const ValueId rowsId = add.operands[side], rowId = add.operands[1 - side];
       const Value& row = graph.value(rowId);
-      auto gather = std::find_if(kept.begin(), kept.end(), [&](const Op& op) { return op.results[0] == rowsId; });
-      if (gather == kept.end() || !gather->is(OpKind::Gather) || gather->attrs.getInt("axis", 0) != 0) continue;
+      const int32_t at = static_cast<size_t>(rowsId) < keptIndex.size() ? keptIndex[static_cast<size_t>(rowsId)] : -1;
+      if (at < 0) continue;
+      Op* gather = &kept[static_cast<size_t>(at)];
+      if (!gather->is(OpKind::Gather) || gather->attrs.getInt("axis", 0) != 0) continue;
       const Value& table = graph.value(gather->operands[0]);
       if (table.kind != ValueKind::Weight || !table.data || table.type.rank() != 2 || row.kind != ValueKind::Weight ||
           !row.data || row.type.dtype != table.type.dtype || uses[static_cast<size_t>(gather->operands[0])] != 1 ||

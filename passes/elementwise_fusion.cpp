@@ -71,7 +71,7 @@ ProgramKind programKindOf(const Graph& graph, const Op& op) {
   // The instruction must type as the op does (integer div, say, does not).
   ProgramInstruction instruction{*element, {}};
   for (size_t k = 0; k < dtypes.size(); ++k) instruction.args.push_back({ProgramArg::Kind::Operand, k, 0.0});
-  Expected<std::vector<DType>> typed = programDTypes(ElementwiseProgram{"", {instruction}}, dtypes);
+  Expected<std::vector<DType>> typed = programDTypes({instruction}, dtypes);
   return typed && typed->back() == result ? ProgramKind::Index : ProgramKind::None;
 }
 

@@ -509,7 +509,7 @@ Status indexProgramLoops(const KernelContext& ctx, const std::vector<ProgramInst
     operandTypes.push_back(input->dtype());
     shapes.push_back(&input->shape());
   }
-  Expected<std::vector<DType>> dtypes = programDTypes(ElementwiseProgram{"", program}, operandTypes);
+  Expected<std::vector<DType>> dtypes = programDTypes(program, operandTypes);
   if (!dtypes) return Status::error("fused_elementwise: ", dtypes.status().message());
   Tensor& y = *ctx.outputs[0];
   BroadcastWalker walk(y.shape(), shapes);

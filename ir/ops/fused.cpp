@@ -279,7 +279,7 @@ Status inferFusedElementwise(const InferContext& ctx, std::vector<TensorType>& r
     if (!parsed) return ctx.error(parsed.status().message());
     program = &parsedHere.emplace(std::move(*parsed));
   }
-  Expected<std::vector<DType>> values = programDTypes(*program, dtypes);
+  Expected<std::vector<DType>> values = programDTypes(program->instructions, dtypes);
   if (!values) return ctx.error(values.status().message());
   Expected<Shape> shape = broadcastAllOperands(ctx);
   if (!shape) return shape.status();
