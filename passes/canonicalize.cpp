@@ -735,6 +735,9 @@ Canonicalizer::Rewrite Canonicalizer::reshapedTo(OpForm form, const Shape& fromS
 std::optional<Canonicalizer::Rewrite> Canonicalizer::rewriteGather(const Op& op,
                                                                    const std::vector<TensorType>& types) {
   if (std::optional<Rewrite> row = rewriteGatherOfOneRow(op, types)) return row;
+  // One row of activations (a pooler's x[:, 0]) is one copy as a gather; as
+  // a slice it would need a view to drop the axis.
+  if (typeOf(op.operands[1]).rank() == 0 && isFloat(typeOf(op.operands[0]).dtype)) return std::nullopt;
   // gather(table, [a, a + d, ...]) takes rows a.. of the table: a slice, a
   // view the later passes understand, instead of an indexed copy.
   const ValueId data = op.operands[0];

@@ -84,37 +84,47 @@ std::optional<HeadView> headViewOf(const Shape& projected, const Shape& viewed) 
   return v;
 }
 
+// One index of one axis taken by a constant gather, as the slice it is.
+std::optional<AxisSlice> gatherOfOneIndex(const Graph& graph, const Op& gather, int64_t axisSize) {
+  if (gather.operands.size() != 2 || !isWeight(graph, gather.operands[1])) return std::nullopt;
+  const auto rank = static_cast<int64_t>(graph.value(gather.operands[0]).type.rank());
+  int64_t axis = gather.attrs.getInt("axis");
+  if (axis < 0) axis += rank;
+  const Tensor& index = *graph.value(gather.operands[1]).data;
+  if (index.numElements() != 1 || index.rank() > 1) return std::nullopt;
+  int64_t at = index.elementAsInt(0);
+  if (at < 0) at += axisSize;
+  if (at < 0 || at >= axisSize) return std::nullopt;
+  return AxisSlice{axis, at, at + 1, 1};
+}
+
 // The projection's columns a reader of the head view takes, in the order of
-// its result's elements: a slice of heads, a slice of the first chunk axis
-// in every head, or one head by a constant gather.
+// its result's elements: a slice of heads or of the first chunk axis in
+// every head, or one head or one chunk by a constant gather (BLOOM's
+// [.., heads, 3, D] read as q, k and v).
 std::optional<std::vector<int64_t>> readerColumns(const Graph& graph, const Op& reader, const HeadView& v) {
-  std::vector<int64_t> columns;
   const auto headAxis = static_cast<int64_t>(v.headAxis);
+  std::optional<AxisSlice> cut;
   if (reader.is(OpKind::Slice)) {
-    std::optional<AxisSlice> cut = sliceOfOneAxis(graph, reader);
-    if (!cut) return std::nullopt;
-    if (cut->axis == headAxis) {
-      for (int64_t h = cut->start; h < cut->end; h += cut->step)
-        for (int64_t c = 0; c < v.chunk; ++c) columns.push_back(h * v.chunk + c);
-    } else if (cut->axis == headAxis + 1) {
-      for (int64_t h = 0; h < v.heads; ++h)
-        for (int64_t j = cut->start; j < cut->end; j += cut->step)
-          for (int64_t e = 0; e < v.inner; ++e) columns.push_back(h * v.chunk + j * v.inner + e);
-    } else {
-      return std::nullopt;
-    }
-    return columns;
+    cut = sliceOfOneAxis(graph, reader);
+  } else if (reader.is(OpKind::Gather)) {
+    const int64_t axis = reader.attrs.getInt("axis");
+    const auto rank = static_cast<int64_t>(graph.value(reader.operands[0]).type.rank());
+    const bool chunkAxis = (axis < 0 ? axis + rank : axis) == headAxis + 1;
+    cut = gatherOfOneIndex(graph, reader, chunkAxis ? v.chunk / v.inner : v.heads);
   }
-  if (!reader.is(OpKind::Gather) || reader.operands.size() != 2 || !isWeight(graph, reader.operands[1]))
+  if (!cut) return std::nullopt;
+  std::vector<int64_t> columns;
+  if (cut->axis == headAxis) {
+    for (int64_t h = cut->start; h < cut->end; h += cut->step)
+      for (int64_t c = 0; c < v.chunk; ++c) columns.push_back(h * v.chunk + c);
+  } else if (cut->axis == headAxis + 1) {
+    for (int64_t h = 0; h < v.heads; ++h)
+      for (int64_t j = cut->start; j < cut->end; j += cut->step)
+        for (int64_t e = 0; e < v.inner; ++e) columns.push_back(h * v.chunk + j * v.inner + e);
+  } else {
     return std::nullopt;
-  const auto rank = static_cast<int64_t>(graph.value(reader.operands[0]).type.rank());
-  const int64_t axis = reader.attrs.getInt("axis");
-  const Tensor& index = *graph.value(reader.operands[1]).data;
-  if ((axis < 0 ? axis + rank : axis) != headAxis || index.numElements() != 1 || index.rank() > 1) return std::nullopt;
-  int64_t h = index.elementAsInt(0);
-  if (h < 0) h += v.heads;
-  if (h < 0 || h >= v.heads) return std::nullopt;
-  for (int64_t c = 0; c < v.chunk; ++c) columns.push_back(h * v.chunk + c);
+  }
   return columns;
 }
 
