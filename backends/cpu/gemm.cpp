@@ -23,6 +23,7 @@
 #include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/vector_isa.h"
+#include "backends/cpu/vector_kernels.h"
 #include "backends/reference/kernel_helpers.h"
 #include "ir/activation.h"
 #include "ir/tensor.h"
@@ -232,6 +233,10 @@ struct ColumnPass {
 
 // How a product runs:
 // - the single-row kernel (one row against packed f32 columns);
+// - tiles (rows against packed f32 columns, where the instruction set has a
+//   TileBlockFn): each thread takes its share of the 64-column blocks (of
+//   the rows, when there are fewer blocks than threads), kTileBlockRows rows
+//   at a time, a reads in place;
 // - column passes: each thread computes its own share of the 64-column
 //   blocks, in passes narrow enough that the pass's running sums (a private
 //   [rows, width] buffer) stay in its cache across the K-chunks, over all of
@@ -246,6 +251,7 @@ struct Plan {
   KChunks chunks;
   std::shared_ptr<const PackedWeight> weight;  // null: b is read where it lies
   bool rowKernel = false;
+  bool tiled = false;
   bool copyA = false;  // a is cut into dense chunks first (f32: several chunks, or a transposed)
   // Whole: the residual is added by the last chunk (a binary post-op), after
   // the activation and the chunks' sum, so that sum runs at the product's
@@ -505,6 +511,68 @@ void forEachPass(int64_t first, int64_t last, int64_t width, F&& pass) {
 
 }  // namespace
 
+// The vector op of a matmul's activation.
+vec::VectorOp vectorOpOf(Activation activation) {
+  switch (activation) {
+    case Activation::Relu: return vec::VectorOp::Relu;
+    case Activation::Gelu: return vec::VectorOp::Gelu;
+    case Activation::GeluTanh: return vec::VectorOp::GeluTanh;
+    case Activation::Silu: return vec::VectorOp::Silu;
+    case Activation::Tanh: return vec::VectorOp::Tanh;
+    case Activation::None: break;
+  }
+  return vec::VectorOp::Add;  // unreachable: None is never applied
+}
+
+// out[row0 + r][block's columns] = act(sums[r]) + residual for the `rows`
+// rows of a tile block's sums (the bias in them); the residual may be out.
+void writeTileBlock(const PlanKey& key, Isa isa, const Operands& operands, int64_t row0, int64_t rows, int64_t block,
+                    float* sums) {
+  const int64_t c0 = block * kColumnBlock, width = std::min(kColumnBlock, key.N - c0);
+  if (key.activation != Activation::None) applyUnary(vectorOpOf(key.activation), sums, sums, rows * kColumnBlock, isa);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* to = operands.out + (row0 + r) * key.N + c0;
+    const float* from = sums + r * kColumnBlock;
+    if (operands.residual) {
+      const float* residual = operands.residual + (row0 + r) * key.N + c0;
+      for (int64_t j = 0; j < width; ++j) to[j] = from[j] + residual[j];
+    } else {
+      std::copy_n(from, width, to);
+    }
+  }
+}
+
+// out = act(a @ b + bias) + residual by tiles (Plan::tiled).
+void runTiles(const PlanKey& key, const PackedWeight& weight, TileBlockFn tileBlock, Isa isa,
+              const Operands& operands) {
+  const int64_t blocks = (key.N + kColumnBlock - 1) / kColumnBlock;
+  // The bias padded to whole blocks: a tile reads 64 columns of it.
+  std::vector<float> paddedBias;
+  if (operands.bias) {
+    paddedBias.assign(static_cast<size_t>(blocks * kColumnBlock), 0.0f);
+    std::copy_n(operands.bias, key.N, paddedBias.begin());
+  }
+  auto run = [&](int64_t r0, int64_t r1, int64_t first, int64_t last) {
+    float* sums = grown(threadScratch().columns, kTileBlockRows * kColumnBlock);
+    for (int64_t row = r0; row < r1; row += kTileBlockRows) {
+      const int64_t rows = std::min(kTileBlockRows, r1 - row);
+      for (int64_t block = first; block < last; ++block) {
+        const float* bias = paddedBias.empty() ? nullptr : paddedBias.data() + block * kColumnBlock;
+        tileBlock(operands.a + row * key.K, key.K, rows, weight.panels.data(), weight.panels.size(), block, bias,
+                  sums);
+        writeTileBlock(key, isa, operands, row, rows, block, sums);
+      }
+    }
+  };
+  if (key.threads == 1) return run(0, key.M, 0, blocks);
+#pragma omp parallel num_threads(key.threads)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    if (blocks >= n) run(0, key.M, blocks * t / n, blocks * (t + 1) / n);
+    else run(key.M * t / n, key.M * (t + 1) / n, 0, blocks);
+  }
+}
+
 struct Gemm::State {
   // Plans by product; building one (and packing its weight) holds the lock
   // exclusively, running one only shares it.
@@ -513,7 +581,8 @@ struct Gemm::State {
   // Packed weights by (address, K, N, transB): one layout each, whatever M.
   std::map<std::tuple<const void*, int64_t, int64_t, bool>, std::shared_ptr<const PackedWeight>> weights;
 
-  std::shared_ptr<const Plan> build(const PlanKey& key, const Tensor& b);
+  // tiled: the instruction set has a TileBlockFn.
+  std::shared_ptr<const Plan> build(const PlanKey& key, const Tensor& b, bool tiled);
   std::shared_ptr<const PackedWeight> pack(const PlanKey& key, const Tensor& b, const KChunks& chunks);
 };
 
@@ -554,7 +623,7 @@ std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const 
   return packed;
 }
 
-std::shared_ptr<const Plan> Gemm::State::build(const PlanKey& key, const Tensor& b) {
+std::shared_ptr<const Plan> Gemm::State::build(const PlanKey& key, const Tensor& b, bool tiled) {
   auto plan = std::make_shared<Plan>();
   plan->key = key;
   plan->chunks = KChunks(key.K, key.bf16);
@@ -564,7 +633,8 @@ std::shared_ptr<const Plan> Gemm::State::build(const PlanKey& key, const Tensor&
     plan->weight = found != weights.end() ? found->second
                                           : weights.emplace(weightKey, pack(key, b, plan->chunks)).first->second;
     plan->rowKernel = key.M == 1 && !plan->weight->panels.empty();
-    if (plan->rowKernel) return plan;
+    plan->tiled = tiled && key.M > 1 && !key.transA && !plan->weight->panels.empty();
+    if (plan->rowKernel || plan->tiled) return plan;
   }
   const bool columns = plan->weight && plan->weight->columnBlocked && !(key.bf16 && key.transA) &&
                        (key.threads > 1 || key.N * key.M * 4 > kColumnPassBytes);
@@ -698,6 +768,7 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
   key.threads = threadsFor(key);
 
   State& s = *state_;
+  const vec::IsaKernels& kernels = vec::kernelsFor(isa_);
   std::shared_ptr<const Plan> plan;
   {
     std::shared_lock lock(s.mutex);
@@ -707,7 +778,8 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
     if (!plan) {
       std::unique_lock lock(s.mutex);
       auto it = s.plans.find(key);
-      plan = it != s.plans.end() ? it->second : s.plans.emplace(key, s.build(key, b)).first->second;
+      plan = it != s.plans.end() ? it->second
+                                 : s.plans.emplace(key, s.build(key, b, kernels.tileBlock != nullptr)).first->second;
     }
   } catch (const dnnl::error& e) {
     if (e.status == dnnl_unimplemented) return std::nullopt;  // e.g. bf16 on a CPU oneDNN has no kernel for
@@ -717,8 +789,11 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
   const Operands operands{a.data<float>(), b.data(), bias ? bias->data<float>() : nullptr, residualData,
                           out.data<float>()};
   if (plan->rowKernel) {
-    runRow(key, plan->weight->panels, vec::kernelsFor(isa_).rowBlocks, operands.a, operands.bias, operands.residual,
-           operands.out);
+    runRow(key, plan->weight->panels, kernels.rowBlocks, operands.a, operands.bias, operands.residual, operands.out);
+    return Status::ok();
+  }
+  if (plan->tiled) {
+    runTiles(key, *plan->weight, kernels.tileBlock, isa_, operands);
     return Status::ok();
   }
   // a as oneDNN reads it: in place, rounded to bf16, or cut into dense chunks.

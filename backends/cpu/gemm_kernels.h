@@ -29,4 +29,18 @@ struct Panel {
 using RowBlocksFn = void (*)(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last,
                              float* sums);
 
+// Rows of a product a thread takes at a time in tileBlock: with one 64-column
+// block of a chunk (32 KiB) they stay in its L1 and L2 caches.
+inline constexpr int64_t kTileBlockRows = 48;
+
+// sums[r][0, 64) = a's row r @ the 64-column block `block` of the `count`
+// chunks at `panels` (+ bias, the block's 64 columns of it, or null), for
+// rows r in [0, rows) (rows <= kTileBlockRows; a's rows `lda` floats apart,
+// read in place). Each chunk is accumulated in registers over its rows of b
+// (in two halves) and then added to the sums: the chunked order that keeps
+// the error below ONNX Runtime's. Only where the
+// instruction set has the registers for it (AVX-512); null elsewhere.
+using TileBlockFn = void (*)(const float* a, int64_t lda, int64_t rows, const Panel* panels, size_t count,
+                             int64_t block, const float* bias, float* sums);
+
 }  // namespace kiln::cpu

@@ -4,6 +4,7 @@
 // over V in an anonymous namespace, so the copies never meet at link time.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -53,6 +54,84 @@ void rowBlocks(const float* a, const Panel* panels, size_t count, int64_t first,
       for (int64_t column = 0; column < kColumnBlock; column += kPass)
         addRowPass<V>(a + p.k0, p.data + block * p.paddedRows * kColumnBlock + column, p.rows,
                       sums + (block - first) * kColumnBlock + column);
+  }
+}
+
+// sums[MR][64] (+)= MR rows of a @ `rows` rows of a 64-column block (rows
+// 64 floats apart): 4 * MR accumulators, each b row loaded once for MR
+// rows. The first chunk stores its product, the next ones add theirs; the
+// bias (64 floats, or null) joins the last chunk's product before it is
+// added, as oneDNN's bias and sum post-ops did.
+template <class V, int MR>
+__attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda, const float* b, int64_t rows,
+                                                     float* sums, bool first, const float* bias) {
+  using F = typename V::F;
+  constexpr int64_t W = V::kWidth;
+  static_assert(4 * W == kColumnBlock, "a tile spans one column block in four vectors");
+  F acc[MR][4];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = V::zero();
+  for (int64_t k = 0; k < rows; ++k) {
+    const float* row = b + k * kColumnBlock;
+    const F b0 = V::load(row), b1 = V::load(row + W), b2 = V::load(row + 2 * W), b3 = V::load(row + 3 * W);
+    for (int i = 0; i < MR; ++i) {
+      const F x = V::set1(a[i * lda + k]);
+      acc[i][0] = V::mulAdd(x, b0, acc[i][0]);
+      acc[i][1] = V::mulAdd(x, b1, acc[i][1]);
+      acc[i][2] = V::mulAdd(x, b2, acc[i][2]);
+      acc[i][3] = V::mulAdd(x, b3, acc[i][3]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < 4; ++j) {
+      float* to = sums + i * kColumnBlock + j * W;
+      const F product = bias ? V::add(acc[i][j], V::load(bias + j * W)) : acc[i][j];
+      V::store(to, first ? product : V::add(product, V::load(to)));
+    }
+}
+
+// Rows of a tile: 4 * 6 accumulators, 4 vectors of b and one of a fill 29
+// of AVX-512's 32 registers.
+inline constexpr int kTileRows = 6;
+
+// The rows of a tail tile, fewer than kTileRows.
+template <class V>
+void tileTail(const float* a, int64_t lda, int64_t rows, const float* b, int64_t k, float* sums, bool first,
+              const float* bias) {
+  switch (rows) {
+    case 1: return tileChunk<V, 1>(a, lda, b, k, sums, first, bias);
+    case 2: return tileChunk<V, 2>(a, lda, b, k, sums, first, bias);
+    case 3: return tileChunk<V, 3>(a, lda, b, k, sums, first, bias);
+    case 4: return tileChunk<V, 4>(a, lda, b, k, sums, first, bias);
+    case 5: return tileChunk<V, 5>(a, lda, b, k, sums, first, bias);
+    default: return;
+  }
+}
+
+// Rows of b a tile accumulates in registers before adding them to its sums:
+// half a K-chunk, so chains are half as long (the single-row kernel's even
+// and odd rows do the same), at the cost of one more pass over the sums.
+inline constexpr int64_t kTileChainRows = 64;
+
+// gemm_kernels.h's TileBlockFn: chunk after chunk, each one's block (in the
+// L1 cache) read by every tile of the rows.
+template <class V>
+void tileBlock(const float* a, int64_t lda, int64_t rows, const Panel* panels, size_t count, int64_t block,
+               const float* bias, float* sums) {
+  static_assert(kTileRows == 6, "tileTail covers the rows below kTileRows");
+  for (size_t c = 0; c < count; ++c) {
+    const Panel& p = panels[c];
+    for (int64_t k0 = 0; k0 < p.rows; k0 += kTileChainRows) {
+      const int64_t k = std::min(kTileChainRows, p.rows - k0);
+      const float* b = p.data + (block * p.paddedRows + k0) * kColumnBlock;
+      const float* x = a + p.k0 + k0;
+      const bool first = c == 0 && k0 == 0;
+      const float* lastBias = c + 1 == count && k0 + k == p.rows ? bias : nullptr;
+      int64_t r = 0;
+      for (; r + kTileRows <= rows; r += kTileRows)
+        tileChunk<V, kTileRows>(x + r * lda, lda, b, k, sums + r * kColumnBlock, first, lastBias);
+      tileTail<V>(x + r * lda, lda, rows - r, b, k, sums + r * kColumnBlock, first, lastBias);
+    }
   }
 }
 

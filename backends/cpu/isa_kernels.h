@@ -16,7 +16,7 @@ template <class V>
 IsaKernels isaKernels() {
   using K = Kernels<V>;
   return {&K::rmsNorm,       &K::layerNorm,  &K::softmax,   &K::swigluPacked, &K::program,
-          &attendUnit<V>, &rowBlocks<V>, &roundToBf16<V>};
+          &attendUnit<V>, &rowBlocks<V>, nullptr, &roundToBf16<V>};
 }
 
 }  // namespace

@@ -188,10 +188,12 @@ __attribute__((flatten)) void roundToBf16WithBf16(const float* src, uint16_t* ds
 
 namespace kiln::cpu::vec {
 
-// The bf16 rounding by the CPU's own conversion where it has AVX512-BF16.
+// The tiled matmul (only AVX-512 has the registers for its tiles), and the
+// bf16 rounding by the CPU's own conversion where it has AVX512-BF16.
 const IsaKernels& avx512Kernels() {
   static const IsaKernels kernels = [] {
     IsaKernels made = isaKernels<Avx512>();
+    made.tileBlock = &tileBlock<Avx512>;
     if (cpuHasAvx512Bf16()) made.roundToBf16 = &roundToBf16WithBf16;
     return made;
   }();

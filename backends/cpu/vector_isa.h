@@ -94,6 +94,10 @@ struct IsaKernels {
   // The matmul's single-row kernel and the bf16 rounding of its a
   // (gemm_kernels.h).
   void (*rowBlocks)(const float* a, const Panel* panels, size_t count, int64_t first, int64_t last, float* sums);
+  // Blocks of rows against packed f32 columns (gemm_kernels.h's
+  // TileBlockFn); null where oneDNN runs them instead (not AVX-512).
+  void (*tileBlock)(const float* a, int64_t lda, int64_t rows, const Panel* panels, size_t count, int64_t block,
+                    const float* bias, float* sums);
   void (*roundToBf16)(const float* src, uint16_t* dst, int64_t n);
 };
 
