@@ -23,7 +23,6 @@
 #include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/vector_isa.h"
-#include "backends/cpu/vector_kernels.h"
 #include "backends/reference/kernel_helpers.h"
 #include "ir/activation.h"
 #include "ir/tensor.h"
@@ -511,40 +510,8 @@ void forEachPass(int64_t first, int64_t last, int64_t width, F&& pass) {
 
 }  // namespace
 
-// The vector op of a matmul's activation.
-vec::VectorOp vectorOpOf(Activation activation) {
-  switch (activation) {
-    case Activation::Relu: return vec::VectorOp::Relu;
-    case Activation::Gelu: return vec::VectorOp::Gelu;
-    case Activation::GeluTanh: return vec::VectorOp::GeluTanh;
-    case Activation::Silu: return vec::VectorOp::Silu;
-    case Activation::Tanh: return vec::VectorOp::Tanh;
-    case Activation::None: break;
-  }
-  return vec::VectorOp::Add;  // unreachable: None is never applied
-}
-
-// out[row0 + r][block's columns] = act(sums[r]) + residual for the `rows`
-// rows of a tile block's sums (the bias in them); the residual may be out.
-void writeTileBlock(const PlanKey& key, Isa isa, const Operands& operands, int64_t row0, int64_t rows, int64_t block,
-                    float* sums) {
-  const int64_t c0 = block * kColumnBlock, width = std::min(kColumnBlock, key.N - c0);
-  if (key.activation != Activation::None) applyUnary(vectorOpOf(key.activation), sums, sums, rows * kColumnBlock, isa);
-  for (int64_t r = 0; r < rows; ++r) {
-    float* to = operands.out + (row0 + r) * key.N + c0;
-    const float* from = sums + r * kColumnBlock;
-    if (operands.residual) {
-      const float* residual = operands.residual + (row0 + r) * key.N + c0;
-      for (int64_t j = 0; j < width; ++j) to[j] = from[j] + residual[j];
-    } else {
-      std::copy_n(from, width, to);
-    }
-  }
-}
-
 // out = act(a @ b + bias) + residual by tiles (Plan::tiled).
-void runTiles(const PlanKey& key, const PackedWeight& weight, TileBlockFn tileBlock, Isa isa,
-              const Operands& operands) {
+void runTiles(const PlanKey& key, const PackedWeight& weight, TileBlockFn tileBlock, const Operands& operands) {
   const int64_t blocks = (key.N + kColumnBlock - 1) / kColumnBlock;
   // The bias padded to whole blocks: a tile reads 64 columns of it.
   std::vector<float> paddedBias;
@@ -557,10 +524,16 @@ void runTiles(const PlanKey& key, const PackedWeight& weight, TileBlockFn tileBl
     for (int64_t row = r0; row < r1; row += kTileBlockRows) {
       const int64_t rows = std::min(kTileBlockRows, r1 - row);
       for (int64_t block = first; block < last; ++block) {
-        const float* bias = paddedBias.empty() ? nullptr : paddedBias.data() + block * kColumnBlock;
-        tileBlock(operands.a + row * key.K, key.K, rows, weight.panels.data(), weight.panels.size(), block, bias,
+        const int64_t at = row * key.N + block * kColumnBlock;
+        TileEpilogue epilogue;
+        epilogue.bias = paddedBias.empty() ? nullptr : paddedBias.data() + block * kColumnBlock;
+        epilogue.activation = key.activation;
+        epilogue.residual = operands.residual ? operands.residual + at : nullptr;
+        epilogue.out = operands.out + at;
+        epilogue.ld = key.N;
+        epilogue.width = std::min(kColumnBlock, key.N - block * kColumnBlock);
+        tileBlock(operands.a + row * key.K, key.K, rows, weight.panels.data(), weight.panels.size(), block, epilogue,
                   sums);
-        writeTileBlock(key, isa, operands, row, rows, block, sums);
       }
     }
   };
@@ -793,7 +766,7 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
     return Status::ok();
   }
   if (plan->tiled) {
-    runTiles(key, *plan->weight, kernels.tileBlock, isa_, operands);
+    runTiles(key, *plan->weight, kernels.tileBlock, operands);
     return Status::ok();
   }
   // a as oneDNN reads it: in place, rounded to bf16, or cut into dense chunks.

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ir/activation.h"
+
 namespace kiln::cpu {
 
 // oneDNN's packed layouts here (f32 BA16a64b, bf16 BA16a64b2a) keep b in
@@ -33,14 +35,24 @@ using RowBlocksFn = void (*)(const float* a, const Panel* panels, size_t count, 
 // block of a chunk (32 KiB) they stay in its L1 and L2 caches.
 inline constexpr int64_t kTileBlockRows = 48;
 
-// sums[r][0, 64) = a's row r @ the 64-column block `block` of the `count`
-// chunks at `panels` (+ bias, the block's 64 columns of it, or null), for
-// rows r in [0, rows) (rows <= kTileBlockRows; a's rows `lda` floats apart,
-// read in place). Each chunk is accumulated in registers over its rows of b
-// (in two halves) and then added to the sums: the chunked order that keeps
-// the error below ONNX Runtime's. Only where the
-// instruction set has the registers for it (AVX-512); null elsewhere.
+// What the last K-chunk of a tile block writes: out = act(sums + bias) +
+// residual over the block's `width` (<= 64) columns.
+struct TileEpilogue {
+  const float* bias = nullptr;      // the block's 64 columns of the bias (padded), or null
+  Activation activation = Activation::None;
+  const float* residual = nullptr;  // at the block's first row and column, `ld` floats a row; may be out
+  float* out = nullptr;             // at the block's first row and column, `ld` floats a row
+  int64_t ld = 0, width = 0;
+};
+
+// The product of a's rows [0, rows) (rows <= kTileBlockRows; `lda` floats
+// apart, read in place) and the 64-column block `block` of the `count`
+// chunks at `panels`, with `epilogue`; `sums` holds the running sums
+// (rows x 64 floats). Each chunk is accumulated in registers over its rows of
+// b (in two halves) and then added to the sums: the chunked order that keeps
+// the error below ONNX Runtime's. Only where the instruction set has the
+// registers for it (AVX-512); null elsewhere.
 using TileBlockFn = void (*)(const float* a, int64_t lda, int64_t rows, const Panel* panels, size_t count,
-                             int64_t block, const float* bias, float* sums);
+                             int64_t block, const TileEpilogue& epilogue, float* sums);
 
 }  // namespace kiln::cpu

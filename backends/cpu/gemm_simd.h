@@ -10,6 +10,7 @@
 
 #include "backends/cpu/gemm_kernels.h"
 #include "backends/cpu/vector_simd.h"
+#include "ir/activation.h"
 
 namespace kiln::cpu {
 namespace {
@@ -57,14 +58,30 @@ void rowBlocks(const float* a, const Panel* panels, size_t count, int64_t first,
   }
 }
 
-// sums[MR][64] (+)= MR rows of a @ `rows` rows of a 64-column block (rows
-// 64 floats apart): 4 * MR accumulators, each b row loaded once for MR
-// rows. The first chunk stores its product, the next ones add theirs; the
-// bias (64 floats, or null) joins the last chunk's product before it is
-// added, as oneDNN's bias and sum post-ops did.
+// act(x) for a matmul's activation, as the vector kernels compute it.
+template <class V>
+typename V::F activated(Activation activation, typename V::F x) {
+  using K = vec::Kernels<V>;
+  switch (activation) {
+    case Activation::Relu: return K::template unary<vec::VectorOp::Relu>(x);
+    case Activation::Gelu: return K::template unary<vec::VectorOp::Gelu>(x);
+    case Activation::GeluTanh: return K::template unary<vec::VectorOp::GeluTanh>(x);
+    case Activation::Silu: return K::template unary<vec::VectorOp::Silu>(x);
+    case Activation::Tanh: return K::template unary<vec::VectorOp::Tanh>(x);
+    case Activation::None: break;
+  }
+  return x;
+}
+
+// MR rows of a @ `rows` rows of a 64-column block (rows 64 floats apart),
+// in 4 * MR accumulators, each b row loaded once for MR rows; then added to
+// the running sums[MR][64] (the first chain stores instead). The last chain
+// (`last` set) adds the bias to its product first, as oneDNN's bias and sum
+// post-ops did, and writes act(sum) + residual to the result.
 template <class V, int MR>
 __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda, const float* b, int64_t rows,
-                                                     float* sums, bool first, const float* bias) {
+                                                     float* sums, bool first, const TileEpilogue* last,
+                                                     int64_t row) {
   using F = typename V::F;
   constexpr int64_t W = V::kWidth;
   static_assert(4 * W == kColumnBlock, "a tile spans one column block in four vectors");
@@ -72,8 +89,8 @@ __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < 4; ++j) acc[i][j] = V::zero();
   for (int64_t k = 0; k < rows; ++k) {
-    const float* row = b + k * kColumnBlock;
-    const F b0 = V::load(row), b1 = V::load(row + W), b2 = V::load(row + 2 * W), b3 = V::load(row + 3 * W);
+    const float* bRow = b + k * kColumnBlock;
+    const F b0 = V::load(bRow), b1 = V::load(bRow + W), b2 = V::load(bRow + 2 * W), b3 = V::load(bRow + 3 * W);
     for (int i = 0; i < MR; ++i) {
       const F x = V::set1(a[i * lda + k]);
       acc[i][0] = V::mulAdd(x, b0, acc[i][0]);
@@ -84,9 +101,20 @@ __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda
   }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < 4; ++j) {
-      float* to = sums + i * kColumnBlock + j * W;
-      const F product = bias ? V::add(acc[i][j], V::load(bias + j * W)) : acc[i][j];
-      V::store(to, first ? product : V::add(product, V::load(to)));
+      float* sum = sums + i * kColumnBlock + j * W;
+      F v = last && last->bias ? V::add(acc[i][j], V::load(last->bias + j * W)) : acc[i][j];
+      if (!first) v = V::add(v, V::load(sum));
+      if (!last) {
+        V::store(sum, v);
+        continue;
+      }
+      const int64_t column = j * W, n = std::min(W, last->width - column);
+      if (n <= 0) continue;
+      v = activated<V>(last->activation, v);
+      const int64_t at = (row + i) * last->ld + column;
+      if (last->residual) v = V::add(v, n == W ? V::load(last->residual + at) : V::loadN(last->residual + at, n, 0.0f));
+      if (n == W) V::store(last->out + at, v);
+      else V::storeN(last->out + at, v, n);
     }
 }
 
@@ -97,13 +125,13 @@ inline constexpr int kTileRows = 6;
 // The rows of a tail tile, fewer than kTileRows.
 template <class V>
 void tileTail(const float* a, int64_t lda, int64_t rows, const float* b, int64_t k, float* sums, bool first,
-              const float* bias) {
+              const TileEpilogue* last, int64_t row) {
   switch (rows) {
-    case 1: return tileChunk<V, 1>(a, lda, b, k, sums, first, bias);
-    case 2: return tileChunk<V, 2>(a, lda, b, k, sums, first, bias);
-    case 3: return tileChunk<V, 3>(a, lda, b, k, sums, first, bias);
-    case 4: return tileChunk<V, 4>(a, lda, b, k, sums, first, bias);
-    case 5: return tileChunk<V, 5>(a, lda, b, k, sums, first, bias);
+    case 1: return tileChunk<V, 1>(a, lda, b, k, sums, first, last, row);
+    case 2: return tileChunk<V, 2>(a, lda, b, k, sums, first, last, row);
+    case 3: return tileChunk<V, 3>(a, lda, b, k, sums, first, last, row);
+    case 4: return tileChunk<V, 4>(a, lda, b, k, sums, first, last, row);
+    case 5: return tileChunk<V, 5>(a, lda, b, k, sums, first, last, row);
     default: return;
   }
 }
@@ -117,7 +145,7 @@ inline constexpr int64_t kTileChainRows = 64;
 // L1 cache) read by every tile of the rows.
 template <class V>
 void tileBlock(const float* a, int64_t lda, int64_t rows, const Panel* panels, size_t count, int64_t block,
-               const float* bias, float* sums) {
+               const TileEpilogue& epilogue, float* sums) {
   static_assert(kTileRows == 6, "tileTail covers the rows below kTileRows");
   for (size_t c = 0; c < count; ++c) {
     const Panel& p = panels[c];
@@ -126,11 +154,11 @@ void tileBlock(const float* a, int64_t lda, int64_t rows, const Panel* panels, s
       const float* b = p.data + (block * p.paddedRows + k0) * kColumnBlock;
       const float* x = a + p.k0 + k0;
       const bool first = c == 0 && k0 == 0;
-      const float* lastBias = c + 1 == count && k0 + k == p.rows ? bias : nullptr;
+      const TileEpilogue* last = c + 1 == count && k0 + k == p.rows ? &epilogue : nullptr;
       int64_t r = 0;
       for (; r + kTileRows <= rows; r += kTileRows)
-        tileChunk<V, kTileRows>(x + r * lda, lda, b, k, sums + r * kColumnBlock, first, lastBias);
-      tileTail<V>(x + r * lda, lda, rows - r, b, k, sums + r * kColumnBlock, first, lastBias);
+        tileChunk<V, kTileRows>(x + r * lda, lda, b, k, sums + r * kColumnBlock, first, last, r);
+      tileTail<V>(x + r * lda, lda, rows - r, b, k, sums + r * kColumnBlock, first, last, r);
     }
   }
 }

@@ -16,6 +16,7 @@ namespace kiln::cpu {
 struct AttentionProblem;
 struct AttentionUnit;
 struct Panel;
+struct TileEpilogue;
 }  // namespace kiln::cpu
 
 namespace kiln::cpu::vec {
@@ -97,7 +98,7 @@ struct IsaKernels {
   // Blocks of rows against packed f32 columns (gemm_kernels.h's
   // TileBlockFn); null where oneDNN runs them instead (not AVX-512).
   void (*tileBlock)(const float* a, int64_t lda, int64_t rows, const Panel* panels, size_t count, int64_t block,
-                    const float* bias, float* sums);
+                    const TileEpilogue& epilogue, float* sums);
   void (*roundToBf16)(const float* src, uint16_t* dst, int64_t n);
 };
 
