@@ -9,9 +9,10 @@
 // process's resident set (releaseCleanPages). f32 products accumulate in
 // K-chunks of kGemmChunkK, each summed into the result, which keeps the
 // rounding error at or below ONNX Runtime's (its MLAS sums K-blocks of 256 the
-// same way; oneDNN alone runs the whole K through one accumulator). A single
-// row against a packed f32 weight (decode) runs a kernel of ours on the same
-// packed layout. The reference kernel (backends/reference) stays the accuracy yardstick
+// same way; oneDNN alone runs the whole K through one accumulator). Kernels
+// of ours run on the same packed layout: a single row against a packed f32
+// weight (decode), and on AVX-512 several rows (tiles of 6 rows by 64
+// columns, chains of 64 rows of b, the epilogue written by the last chain). The reference kernel (backends/reference) stays the accuracy yardstick
 // and runs whatever this path declines.
 #pragma once
 

@@ -58,6 +58,9 @@ void rowBlocks(const float* a, const Panel* panels, size_t count, int64_t first,
   }
 }
 
+// Rows of b ahead that a block's first tile asks the cache for.
+inline constexpr int64_t kFetchAhead = 16;
+
 // act(x) for a matmul's activation, as the vector kernels compute it.
 template <class V>
 typename V::F activated(Activation activation, typename V::F x) {
@@ -81,7 +84,7 @@ typename V::F activated(Activation activation, typename V::F x) {
 template <class V, int MR>
 __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda, const float* b, int64_t rows,
                                                      float* sums, bool first, const TileEpilogue* last,
-                                                     int64_t row) {
+                                                     int64_t row, bool fetch) {
   using F = typename V::F;
   constexpr int64_t W = V::kWidth;
   static_assert(4 * W == kColumnBlock, "a tile spans one column block in four vectors");
@@ -90,6 +93,8 @@ __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda
     for (int j = 0; j < 4; ++j) acc[i][j] = V::zero();
   for (int64_t k = 0; k < rows; ++k) {
     const float* bRow = b + k * kColumnBlock;
+    if (fetch)
+      for (int c = 0; c < 4; ++c) __builtin_prefetch(bRow + kFetchAhead * kColumnBlock + c * 16);
     const F b0 = V::load(bRow), b1 = V::load(bRow + W), b2 = V::load(bRow + 2 * W), b3 = V::load(bRow + 3 * W);
     for (int i = 0; i < MR; ++i) {
       const F x = V::set1(a[i * lda + k]);
@@ -125,13 +130,13 @@ inline constexpr int kTileRows = 6;
 // The rows of a tail tile, fewer than kTileRows.
 template <class V>
 void tileTail(const float* a, int64_t lda, int64_t rows, const float* b, int64_t k, float* sums, bool first,
-              const TileEpilogue* last, int64_t row) {
+              const TileEpilogue* last, int64_t row, bool fetch) {
   switch (rows) {
-    case 1: return tileChunk<V, 1>(a, lda, b, k, sums, first, last, row);
-    case 2: return tileChunk<V, 2>(a, lda, b, k, sums, first, last, row);
-    case 3: return tileChunk<V, 3>(a, lda, b, k, sums, first, last, row);
-    case 4: return tileChunk<V, 4>(a, lda, b, k, sums, first, last, row);
-    case 5: return tileChunk<V, 5>(a, lda, b, k, sums, first, last, row);
+    case 1: return tileChunk<V, 1>(a, lda, b, k, sums, first, last, row, fetch);
+    case 2: return tileChunk<V, 2>(a, lda, b, k, sums, first, last, row, fetch);
+    case 3: return tileChunk<V, 3>(a, lda, b, k, sums, first, last, row, fetch);
+    case 4: return tileChunk<V, 4>(a, lda, b, k, sums, first, last, row, fetch);
+    case 5: return tileChunk<V, 5>(a, lda, b, k, sums, first, last, row, fetch);
     default: return;
   }
 }
@@ -157,8 +162,8 @@ void tileBlock(const float* a, int64_t lda, int64_t rows, const Panel* panels, s
       const TileEpilogue* last = c + 1 == count && k0 + k == p.rows ? &epilogue : nullptr;
       int64_t r = 0;
       for (; r + kTileRows <= rows; r += kTileRows)
-        tileChunk<V, kTileRows>(x + r * lda, lda, b, k, sums + r * kColumnBlock, first, last, r);
-      tileTail<V>(x + r * lda, lda, rows - r, b, k, sums + r * kColumnBlock, first, last, r);
+        tileChunk<V, kTileRows>(x + r * lda, lda, b, k, sums + r * kColumnBlock, first, last, r, r == 0);
+      tileTail<V>(x + r * lda, lda, rows - r, b, k, sums + r * kColumnBlock, first, last, r, r == 0);
     }
   }
 }
