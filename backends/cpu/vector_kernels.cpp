@@ -38,6 +38,10 @@ constexpr int64_t kCopyCost = 8;
 constexpr int64_t kArithmeticCost = 16;
 constexpr int64_t kTranscendentalCost = 64;
 
+// Floats of the rows a norm with a residual adds and then normalises at a
+// time (16 KiB: in L1 between the two).
+constexpr int64_t kNormBlockFloats = 4096;
+
 // fn(begin, end) over [0, count), split evenly across the threads when the
 // work is large enough; split points are multiples of `align` (but the last).
 template <class Fn>
@@ -124,22 +128,26 @@ std::optional<Status> layerNorm(const KernelContext& ctx, Isa isa) {
   rows.epsilon = ctx.attrs.getFloat("epsilon", 1e-5);
   const vec::IsaKernels& kernels = vec::kernelsFor(isa);
   // A residual is added into y first (its rows repeating over x's), which
-  // is then normalised in place.
+  // is then normalised in place, a few rows at a time so they stay in the
+  // L1 cache between the two.
   const Tensor* residual = ctx.input(3);
   const float* added = residual ? residual->data<float>() : nullptr;
   const int64_t addedRows = residual && shape.cols > 0 ? residual->numElements() / shape.cols : 0;
+  const int64_t step = std::max<int64_t>(1, kNormBlockFloats / std::max<int64_t>(1, shape.cols));
   parallelFor(shape.rows, shape.rows * shape.cols * kArithmeticCost, 1, [&](int64_t begin, int64_t end) {
+    if (!added) return kernels.layerNorm(rows, begin, end);
     vec::NormRows part = rows;
-    if (added) {
-      for (int64_t r = begin; r < end; ++r) {
+    part.x = rows.y;
+    for (int64_t first = begin; first < end; first += step) {
+      const int64_t last = std::min(end, first + step);
+      for (int64_t r = first; r < last; ++r) {
         const float* x = rows.x + r * shape.cols;
         const float* a = added + r % addedRows * shape.cols;
         float* y = rows.y + r * shape.cols;
         for (int64_t j = 0; j < shape.cols; ++j) y[j] = x[j] + a[j];
       }
-      part.x = rows.y;
+      kernels.layerNorm(part, first, last);
     }
-    kernels.layerNorm(part, begin, end);
   });
   return Status::ok();
 }
