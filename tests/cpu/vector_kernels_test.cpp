@@ -490,6 +490,11 @@ TEST_P(VectorKernels, LargeTensorsSplitAcrossThreads) {
   expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, "rms_norm [512, 4096]");
   o = runBoth("layer_norm", {}, {&x, &scale, &bias}, isa, 0);
   expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, "layer_norm [512, 4096]");
+  // A residual added and normalised a few rows at a time, each thread's last few short.
+  Tensor normed = randomF32({1001, 600}), residual = randomF32({1001, 600});
+  Tensor rowScale = randomF32({600}), rowBias = randomF32({600});
+  o = runBoth("layer_norm", {}, {&normed, &rowScale, &rowBias, &residual}, isa, 0);
+  expectNear(o.actual[0], o.expected[0], kNormTolerance, kNormTolerance, "layer_norm [1001, 600] + residual");
   o = runBoth("add", {}, {&x, &scale}, isa, 0);
   expectSameBytes(o.actual[0], o.expected[0], "add [512, 4096] + [4096]");
 
