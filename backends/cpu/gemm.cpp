@@ -518,12 +518,6 @@ void forEachPass(int64_t first, int64_t last, int64_t width, F&& pass) {
 // out = act(a @ b + bias) + residual by tiles (Plan::tiled).
 void runTiles(const PlanKey& key, const PackedWeight& weight, TileBlockFn tileBlock, const Operands& operands) {
   const int64_t blocks = (key.N + kColumnBlock - 1) / kColumnBlock;
-  // The bias padded to whole blocks: a tile reads 64 columns of it.
-  std::vector<float> paddedBias;
-  if (operands.bias) {
-    paddedBias.assign(static_cast<size_t>(blocks * kColumnBlock), 0.0f);
-    std::copy_n(operands.bias, key.N, paddedBias.begin());
-  }
   // A column block's rows of b (a weight, read from memory once) stay in the
   // cache while every block of a's rows (which the cache holds) passes.
   auto run = [&](int64_t r0, int64_t r1, int64_t first, int64_t last) {
@@ -533,7 +527,7 @@ void runTiles(const PlanKey& key, const PackedWeight& weight, TileBlockFn tileBl
         const int64_t rows = std::min(kTileBlockRows, r1 - row);
         const int64_t at = row * key.N + block * kColumnBlock;
         TileEpilogue epilogue;
-        epilogue.bias = paddedBias.empty() ? nullptr : paddedBias.data() + block * kColumnBlock;
+        epilogue.bias = operands.bias ? operands.bias + block * kColumnBlock : nullptr;
         epilogue.activation = key.activation;
         epilogue.residual = operands.residual ? operands.residual + at : nullptr;
         epilogue.out = operands.out + at;

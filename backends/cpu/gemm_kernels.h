@@ -38,7 +38,7 @@ inline constexpr int64_t kTileBlockRows = 48;
 // What the last K-chunk of a tile block writes: out = act(sums + bias) +
 // residual over the block's `width` (<= 64) columns.
 struct TileEpilogue {
-  const float* bias = nullptr;      // the block's 64 columns of the bias (padded), or null
+  const float* bias = nullptr;      // at the block's first column, or null
   Activation activation = Activation::None;
   const float* residual = nullptr;  // at the block's first row and column, `ld` floats a row; may be out
   float* out = nullptr;             // at the block's first row and column, `ld` floats a row

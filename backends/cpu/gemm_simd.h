@@ -107,7 +107,11 @@ __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < 4; ++j) {
       float* sum = sums + i * kColumnBlock + j * W;
-      F v = last && last->bias ? V::add(acc[i][j], V::load(last->bias + j * W)) : acc[i][j];
+      F v = acc[i][j];
+      if (last && last->bias) {
+        const int64_t n = last->width - j * W;  // the bias's columns in this vector
+        if (n > 0) v = V::add(v, n >= W ? V::load(last->bias + j * W) : V::loadN(last->bias + j * W, n, 0.0f));
+      }
       if (!first) v = V::add(v, V::load(sum));
       if (!last) {
         V::store(sum, v);
