@@ -240,7 +240,7 @@ struct ColumnPass {
 // - tiles (rows against packed f32 columns, where the instruction set has a
 //   TileBlockFn): each thread takes its share of the 64-column blocks (of
 //   the rows, when there are fewer blocks than threads), kTileBlockRows rows
-//   at a time, a reads in place;
+//   at a time, a read in place;
 // - column passes: each thread computes its own share of the 64-column
 //   blocks, in passes narrow enough that the pass's running sums (a private
 //   [rows, width] buffer) stay in its cache across the K-chunks, over all of
