@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <iomanip>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -14,6 +13,7 @@
 #include "runtime/artifact.h"
 #include "runtime/executor.h"
 #include "tools/common/arguments.h"
+#include "tools/kiln/bench_profile.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/input_shapes.h"
 #include "tools/kiln/model_inputs.h"
@@ -59,36 +59,11 @@ std::string fixed3(double value) {
   out << value;
   return out.str();
 }
-
-// Kernel time by op kind, per run: what the time goes to, and how much of
-// a run is outside the kernels (the executor's own work).
-void printProfile(const Graph& graph, const std::vector<int64_t>& opNanos, int64_t iters, double totalMs) {
-  std::map<std::string, std::pair<double, int>> byKind;  // ms per run, ops
-  double kernelsMs = 0;
-  for (size_t i = 0; i < opNanos.size(); ++i) {
-    const double ms = static_cast<double>(opNanos[i]) / 1e6 / static_cast<double>(iters);
-    auto& [kindMs, ops] = byKind[std::string(graph.ops()[i].def->name)];
-    kindMs += ms;
-    ++ops;
-    kernelsMs += ms;
-  }
-  std::vector<std::pair<std::string, std::pair<double, int>>> rows(byKind.begin(), byKind.end());
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  const double runMs = totalMs / static_cast<double>(iters);
-  std::cerr << "op kind            ops   ms/run   share of run\n";
-  for (const auto& [kind, figures] : rows)
-    std::cerr << kind << std::string(kind.size() < 18 ? 18 - kind.size() : 1, ' ') << std::setw(4) << figures.second
-              << std::setw(9) << fixed3(figures.first) << std::setw(9) << fixed3(100 * figures.first / runMs)
-              << "%\n";
-  std::cerr << "outside kernels        " << std::setw(9) << fixed3(runMs - kernelsMs) << std::setw(9)
-            << fixed3(100 * (runMs - kernelsMs) / runMs) << "%\n";
-}
-
 }  // namespace
 
 int benchCommand(const std::vector<std::string>& args) {
   std::string artifactPath, inputDir, itersText = "20", warmupText = "3", threadsText,
-                                      seedText = "0";
+                                      seedText = "0", rooflinePath;
   std::vector<std::string> shapeSpecs;
   bool decode = false, profile = false;
   ArgumentParser parser(
@@ -114,8 +89,14 @@ int benchCommand(const std::vector<std::string>& args) {
                   "shape of random input NAME, integer dims (as in 'kiln run')", &shapeSpecs);
   parser.option("--seed", "N", "seed of the random inputs (default 0)", &seedText);
   parser.flag("--decode", "time kiln_session_step on the KV cache (see above)", &decode);
-  parser.flag("--profile", "also print each op kind's share of the kernel time\n(timed runs, to stderr)",
+  parser.flag("--profile",
+              "also print each op kind's share of the kernel time and its\n"
+              "achieved GFLOP/s and GB/s (timed runs, to stderr)",
               &profile);
+  parser.option("--roofline", "FILE",
+                "with --profile: each kind's share of this machine's limit\n"
+                "(FILE: what build/bench/roofline prints)",
+                &rooflinePath);
   if (std::optional<int> exitCode = parser.parseOrExitCode(args, "kiln bench")) return *exitCode;
 
   auto fail = [&](const Status& status) {
@@ -135,6 +116,13 @@ int benchCommand(const std::vector<std::string>& args) {
   if (!seed) return fail(seed.status());
   Expected<std::map<std::string, std::vector<Dim>>> shapes = parseInputShapes(shapeSpecs);
   if (!shapes) return fail(shapes.status());
+  if (!rooflinePath.empty() && !profile) return fail(Status::error("--roofline goes with --profile"));
+  std::optional<Roofline> roofline;
+  if (!rooflinePath.empty()) {
+    Expected<Roofline> loaded = loadRoofline(rooflinePath);
+    if (!loaded) return fail(loaded.status());
+    roofline = *loaded;
+  }
 
   // The runtime and the kernels it calls read their thread count from the
   // environment when they start, so it is set before the artifact loads.
@@ -192,7 +180,9 @@ int benchCommand(const std::vector<std::string>& args) {
     if (!ran) return fail(ran);
   }
 
-  if (profile) printProfile(graph, session.opNanoseconds(), *iters, std::accumulate(latencies.begin(), latencies.end(), 0.0));
+  if (profile)
+    printProfile(graph, session.opNanoseconds(), *iters, std::accumulate(latencies.begin(), latencies.end(), 0.0),
+                 bindingsOf(graph, *inputs), roofline ? &*roofline : nullptr);
   std::sort(latencies.begin(), latencies.end());
   const size_t n = latencies.size();
   const double median = n % 2 ? latencies[n / 2] : (latencies[n / 2 - 1] + latencies[n / 2]) / 2;
