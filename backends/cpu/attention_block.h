@@ -234,6 +234,20 @@ inline void attendBlock(const UnitState& st, const KeySegment& seg, int64_t j0, 
   else accumulate<V>(st, seg, j0);
 }
 
+// Query s of head h in batch b, scaled and zero-padded to padded(D), as
+// loadQueryRow makes it; with the vector code here when there is no RoPE
+// (an encoder's queries: the scalar copy was 3% of all-MiniLM-L6-v2's run).
+template <class V>
+inline void loadQuery(const AttentionProblem& p, int64_t b, int64_t h, int64_t s, float* dst) {
+  if (p.ropeCos) return loadQueryRow(p, b, h, s, dst);
+  const float* x = p.queries.row(b, h, s);
+  const typename V::F scale = V::set1(p.queryScale);
+  const int64_t D = p.headDim;
+  int64_t d = 0;
+  for (; d + V::kWidth <= D; d += V::kWidth) V::store(dst + d, V::mul(V::load(x + d), scale));
+  for (; d < padded(D); d += V::kWidth) V::store(dst + d, V::mul(V::loadN(x + d, std::max<int64_t>(D - d, 0), 0.0f), scale));
+}
+
 template <class V>
 void attendUnit(const AttentionProblem& p, const AttentionUnit& u, float* scratch) {
   RowState rows[kMaxUnitRows];
@@ -246,7 +260,7 @@ void attendUnit(const AttentionProblem& p, const AttentionUnit& u, float* scratc
   for (int64_t i = 0; i < st.rows; ++i) {
     const int64_t rho = u.rowBegin + i;
     const int64_t s = rho / p.group, h = u.kvHead * p.group + rho % p.group;
-    loadQueryRow(p, u.batch, h, s, st.queries + i * st.queryStride);
+    loadQuery<V>(p, u.batch, h, s, st.queries + i * st.queryStride);
     RowState& row = rows[i];
     row.limit = p.causal ? std::clamp(s + p.keys - p.seq + 1, int64_t{0}, p.keys) : p.keys;
     row.first = p.window > 0 && row.limit > p.window ? row.limit - p.window : 0;
