@@ -101,9 +101,10 @@ inline constexpr int64_t kKeyBlock = 64;
 inline constexpr int64_t kPadding = 16;  // widest vector, in floats
 inline constexpr int64_t padded(int64_t n) { return (n + kPadding - 1) / kPadding * kPadding; }
 inline constexpr int64_t partialRowFloats(int64_t valueDim) { return 2 + padded(valueDim); }
-// Per-thread scratch of a unit: queries, one block of scores, accumulators.
+// Per-thread scratch of a unit: queries, one block of scores, accumulators,
+// and one block of keys transposed ([D][kKeyBlock]).
 inline int64_t unitScratchFloats(const AttentionProblem& p) {
-  return kMaxUnitRows * (padded(p.headDim) + kKeyBlock + padded(p.valueDim));
+  return kMaxUnitRows * (padded(p.headDim) + kKeyBlock + padded(p.valueDim)) + p.headDim * kKeyBlock;
 }
 
 // For kernels that build an AttentionProblem of their own

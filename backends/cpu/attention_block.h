@@ -21,6 +21,16 @@ namespace {
 
 constexpr float kBlocked = -std::numeric_limits<float>::infinity();
 
+// Rows ahead whose cache lines a loop over query or key rows asks for: the
+// rows lie a whole packed q|k|v row apart (all-MiniLM-L6-v2: 4.5 KiB), so
+// the hardware's prefetcher misses them and each load waited on memory.
+inline constexpr int64_t kFetchRowsAhead = 4;
+
+// Asks for the cache lines of `floats` floats at `row`.
+inline void fetchRow(const float* row, int64_t floats) {
+  for (int64_t f = 0; f < floats; f += 16) __builtin_prefetch(row + f);
+}
+
 // Value vectors accumulated at once: 4 rows of them take half the registers.
 template <class V>
 constexpr int kValueColumns = V::kRegisters / 8;
@@ -44,6 +54,7 @@ struct UnitState {
   float* scores;                     // [rows][kKeyBlock]: scores, then weights
   float* acc;                        // [rows][valueStride]: unnormalised output
   RowState* row;
+  float* keysT;                      // [D][kKeyBlock]: the block's keys transposed
 };
 
 // Scores of R query rows against W / R keys: one accumulator vector per
@@ -101,6 +112,59 @@ template <class V, int R>
 inline int64_t scoreRowTiles(const UnitState& st, const KeySegment& seg, int64_t i, int64_t j0, int64_t count) {
   for (; i + R <= st.rows; i += R)
     if (const int64_t visible = visibleIn(st, i, R, j0, count); visible > 0) scoreRows<V, R>(st, seg, i, j0, visible);
+  return i;
+}
+
+// Units of at least this many query rows score a block against its keys
+// transposed (the transpose is paid once for them all); fewer (a decode
+// step) take the dot products above.
+inline constexpr int64_t kTransposedKeyRows = 8;
+
+// The keys [j0, j0 + count) of `seg` as st.keysT[d][j], zero past count up
+// to whole vectors.
+template <class V>
+inline void transposeKeys(const UnitState& st, const KeySegment& seg, int64_t j0, int64_t count) {
+  const int64_t D = st.p.headDim, width = (count + V::kWidth - 1) / V::kWidth * V::kWidth;
+  for (int64_t j = 0; j < count; ++j) {
+    if (j + kFetchRowsAhead < count)
+      fetchRow(seg.keys.row(st.u.batch, st.u.kvHead, j0 + j + kFetchRowsAhead - seg.begin), D);
+    const float* key = seg.keys.row(st.u.batch, st.u.kvHead, j0 + j - seg.begin);
+    for (int64_t d = 0; d < D; ++d) st.keysT[d * kKeyBlock + j] = key[d];
+  }
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t j = count; j < width; ++j) st.keysT[d * kKeyBlock + j] = 0.f;
+}
+
+// Scores of rows [i, i + R) against NK vectors of keys from key `j`: an
+// outer product per head dim, the query's element broadcast against a row
+// of transposed keys (no sums across lanes).
+template <class V, int R, int NK>
+inline void scoreTransposed(const UnitState& st, int64_t i, int64_t j) {
+  using F = typename V::F;
+  F acc[R][NK];
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NK; ++k) acc[r][k] = V::zero();
+  const float* q = st.queries + i * st.queryStride;
+  for (int64_t d = 0; d < st.p.headDim; ++d) {
+    F keys[NK];
+    for (int k = 0; k < NK; ++k) keys[k] = V::load(st.keysT + d * kKeyBlock + j + k * V::kWidth);
+    for (int r = 0; r < R; ++r) {
+      const F x = V::set1(q[r * st.queryStride + d]);
+      for (int k = 0; k < NK; ++k) acc[r][k] = V::mulAdd(x, keys[k], acc[r][k]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < NK; ++k) V::store(st.scores + (i + r) * kKeyBlock + j + k * V::kWidth, acc[r][k]);
+}
+
+template <class V, int R>
+inline int64_t scoreTransposedRows(const UnitState& st, int64_t i, int64_t j0, int64_t count) {
+  for (; i + R <= st.rows; i += R) {
+    const int64_t visible = visibleIn(st, i, R, j0, count);
+    int64_t j = 0;
+    for (; j + 2 * V::kWidth <= visible; j += 2 * V::kWidth) scoreTransposed<V, R, 2>(st, i, j);
+    for (; j < visible; j += V::kWidth) scoreTransposed<V, R, 1>(st, i, j);
+  }
   return i;
 }
 
@@ -226,9 +290,16 @@ __attribute__((noinline)) void accumulateApart(const UnitState& st, const KeySeg
 template <class V>
 inline void attendBlock(const UnitState& st, const KeySegment& seg, int64_t j0, int64_t count) {
   int64_t i = 0;
-  if constexpr (V::kWidth >= 4) i = scoreRowTiles<V, 4>(st, seg, i, j0, count);
-  if constexpr (V::kWidth >= 2) i = scoreRowTiles<V, 2>(st, seg, i, j0, count);
-  scoreRowTiles<V, 1>(st, seg, i, j0, count);
+  if (st.rows >= kTransposedKeyRows && V::kRegisters > 16) {
+    transposeKeys<V>(st, seg, j0, count);
+    i = scoreTransposedRows<V, 6>(st, i, j0, count);
+    i = scoreTransposedRows<V, 2>(st, i, j0, count);
+    scoreTransposedRows<V, 1>(st, i, j0, count);
+  } else {
+    if constexpr (V::kWidth >= 4) i = scoreRowTiles<V, 4>(st, seg, i, j0, count);
+    if constexpr (V::kWidth >= 2) i = scoreRowTiles<V, 2>(st, seg, i, j0, count);
+    scoreRowTiles<V, 1>(st, seg, i, j0, count);
+  }
   for (int64_t r = 0; r < st.rows; ++r) softmaxRow<V>(st, r, j0, count);
   if constexpr (V::kRegisters > 16) accumulateApart<V>(st, seg, j0);
   else accumulate<V>(st, seg, j0);
@@ -251,13 +322,17 @@ inline void loadQuery(const AttentionProblem& p, int64_t b, int64_t h, int64_t s
 template <class V>
 void attendUnit(const AttentionProblem& p, const AttentionUnit& u, float* scratch) {
   RowState rows[kMaxUnitRows];
-  UnitState st{p, u, u.rowEnd - u.rowBegin, padded(p.headDim), padded(p.valueDim), nullptr, nullptr, nullptr, rows};
+  UnitState st{p, u, u.rowEnd - u.rowBegin, padded(p.headDim), padded(p.valueDim), nullptr, nullptr, nullptr, rows,
+               nullptr};
   st.queries = scratch;
   st.scores = st.queries + kMaxUnitRows * st.queryStride;
   st.acc = st.scores + kMaxUnitRows * kKeyBlock;
+  st.keysT = st.acc + kMaxUnitRows * st.valueStride;
 
   int64_t lastVisible = 0;
   for (int64_t i = 0; i < st.rows; ++i) {
+    if (const int64_t ahead = u.rowBegin + i + kFetchRowsAhead; ahead < u.rowEnd)
+      fetchRow(p.queries.row(u.batch, u.kvHead * p.group + ahead % p.group, ahead / p.group), p.headDim);
     const int64_t rho = u.rowBegin + i;
     const int64_t s = rho / p.group, h = u.kvHead * p.group + rho % p.group;
     loadQuery<V>(p, u.batch, h, s, st.queries + i * st.queryStride);
