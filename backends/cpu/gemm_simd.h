@@ -119,7 +119,7 @@ __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda
       }
       const int64_t column = j * W, n = std::min(W, last->width - column);
       if (n <= 0) continue;
-      v = activated<V>(last->activation, v);
+      if (last->activation != Activation::None) v = activated<V>(last->activation, v);
       const int64_t at = (row + i) * last->ld + column;
       if (last->residual) v = V::add(v, n == W ? V::load(last->residual + at) : V::loadN(last->residual + at, n, 0.0f));
       if (n == W) V::store(last->out + at, v);
