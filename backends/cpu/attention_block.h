@@ -286,20 +286,30 @@ __attribute__((noinline)) void accumulateApart(const UnitState& st, const KeySeg
   accumulate<V>(st, seg, j0);
 }
 
+// The block's scores: against its keys transposed for a unit of
+// kTransposedKeyRows rows or more where the registers hold 6 x 2 tiles
+// (AVX-512), else by dot products.
+template <class V>
+inline void scoreBlock(const UnitState& st, const KeySegment& seg, int64_t j0, int64_t count) {
+  int64_t i = 0;
+  if constexpr (V::kRegisters > 16) {
+    if (st.rows >= kTransposedKeyRows) {
+      transposeKeys<V>(st, seg, j0, count);
+      i = scoreTransposedRows<V, 6>(st, i, j0, count);
+      i = scoreTransposedRows<V, 2>(st, i, j0, count);
+      scoreTransposedRows<V, 1>(st, i, j0, count);
+      return;
+    }
+  }
+  if constexpr (V::kWidth >= 4) i = scoreRowTiles<V, 4>(st, seg, i, j0, count);
+  if constexpr (V::kWidth >= 2) i = scoreRowTiles<V, 2>(st, seg, i, j0, count);
+  scoreRowTiles<V, 1>(st, seg, i, j0, count);
+}
+
 // Keys [j0, j0 + count) of one segment, count <= kKeyBlock.
 template <class V>
 inline void attendBlock(const UnitState& st, const KeySegment& seg, int64_t j0, int64_t count) {
-  int64_t i = 0;
-  if (st.rows >= kTransposedKeyRows && V::kRegisters > 16) {
-    transposeKeys<V>(st, seg, j0, count);
-    i = scoreTransposedRows<V, 6>(st, i, j0, count);
-    i = scoreTransposedRows<V, 2>(st, i, j0, count);
-    scoreTransposedRows<V, 1>(st, i, j0, count);
-  } else {
-    if constexpr (V::kWidth >= 4) i = scoreRowTiles<V, 4>(st, seg, i, j0, count);
-    if constexpr (V::kWidth >= 2) i = scoreRowTiles<V, 2>(st, seg, i, j0, count);
-    scoreRowTiles<V, 1>(st, seg, i, j0, count);
-  }
+  scoreBlock<V>(st, seg, j0, count);
   for (int64_t r = 0; r < st.rows; ++r) softmaxRow<V>(st, r, j0, count);
   if constexpr (V::kRegisters > 16) accumulateApart<V>(st, seg, j0);
   else accumulate<V>(st, seg, j0);
@@ -316,7 +326,8 @@ inline void loadQuery(const AttentionProblem& p, int64_t b, int64_t h, int64_t s
   const int64_t D = p.headDim;
   int64_t d = 0;
   for (; d + V::kWidth <= D; d += V::kWidth) V::store(dst + d, V::mul(V::load(x + d), scale));
-  for (; d < padded(D); d += V::kWidth) V::store(dst + d, V::mul(V::loadN(x + d, std::max<int64_t>(D - d, 0), 0.0f), scale));
+  for (; d < padded(D); d += V::kWidth)
+    V::store(dst + d, V::mul(V::loadN(x + d, std::max<int64_t>(D - d, 0), 0.0f), scale));
 }
 
 template <class V>

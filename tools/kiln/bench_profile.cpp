@@ -97,8 +97,8 @@ void printProfile(const Graph& graph, const std::vector<int64_t>& opNanos, int64
   std::vector<std::pair<std::string, KindFigures>> rows(byKind.begin(), byKind.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
   const double runMs = totalMs / static_cast<double>(iters);
-  std::cerr << "op kind            ops   ms/run   share of run   GFLOP/s      GB/s" << (roofline ? "  of limit  bound" : "")
-            << "\n";
+  std::cerr << "op kind            ops   ms/run   share of run   GFLOP/s      GB/s"
+            << (roofline ? "  of limit  bound" : "") << "\n";
   for (const auto& [kind, f] : rows) {
     const double seconds = f.ms / 1e3;
     std::cerr << kind << std::string(kind.size() < 18 ? 18 - kind.size() : 1, ' ') << std::setw(4) << f.ops
