@@ -7,12 +7,12 @@
 #include <map>
 #include <optional>
 #include <numeric>
-#include <sstream>
 #include <thread>
 
 #include "runtime/artifact.h"
 #include "runtime/executor.h"
 #include "tools/common/arguments.h"
+#include "tools/common/format.h"
 #include "tools/kiln/bench_profile.h"
 #include "tools/kiln/commands.h"
 #include "tools/kiln/input_shapes.h"
@@ -52,13 +52,6 @@ std::string jsonString(const std::string& text) {
   return out + "\"";
 }
 
-std::string fixed3(double value) {
-  std::ostringstream out;
-  out.setf(std::ios::fixed);
-  out.precision(3);
-  out << value;
-  return out.str();
-}
 }  // namespace
 
 int benchCommand(const std::vector<std::string>& args) {
@@ -191,10 +184,10 @@ int benchCommand(const std::vector<std::string>& args) {
             << ", \"input\": " << jsonString(inputDir.empty() ? "random" : inputDir)
             << ", \"threads\": " << *threads << ", \"warmup\": " << *warmup
             << ", \"mode\": " << (decode ? "\"decode\", \"past\": " + std::to_string(pastLength) : "\"run\"")
-            << ", \"iters\": " << *iters << ", \"load_ms\": " << fixed3(loadMs)
-            << ", \"latency_ms_median\": " << fixed3(median)
-            << ", \"latency_ms_min\": " << fixed3(latencies.front())
-            << ", \"latency_ms_mean\": " << fixed3(mean)
+            << ", \"iters\": " << *iters << ", \"load_ms\": " << fixed(loadMs, 3)
+            << ", \"latency_ms_median\": " << fixed(median, 3)
+            << ", \"latency_ms_min\": " << fixed(latencies.front(), 3)
+            << ", \"latency_ms_mean\": " << fixed(mean, 3)
             << ", \"transfers\": " << session.lastRun().transfers
             << ", \"transfer_bytes\": " << session.lastRun().transferBytes << "}\n";
   return 0;

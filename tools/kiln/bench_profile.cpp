@@ -5,24 +5,16 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "ir/op_registry.h"
 #include "passes/cost_model.h"
+#include "tools/common/format.h"
 
 namespace kiln::tools {
 
 namespace {
-
-std::string fixed(double value, int digits) {
-  std::ostringstream out;
-  out.setf(std::ios::fixed);
-  out.precision(digits);
-  out << value;
-  return out.str();
-}
 
 // An op kind's totals over a run.
 struct KindFigures {

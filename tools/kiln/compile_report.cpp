@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "ir/op_registry.h"
+#include "tools/common/format.h"
 
 namespace kiln::tools {
 
@@ -36,12 +37,6 @@ std::string jsonNumber(double value) {
   if (!std::isfinite(value)) return "null";
   char text[32];
   std::snprintf(text, sizeof text, "%.6g", value);
-  return text;
-}
-
-std::string fixed(double value, int decimals) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
 }
 
