@@ -78,8 +78,9 @@ std::optional<Figure> gemmPeak(memory::data_type type, const std::vector<int64_t
   return best;
 }
 
-// A sum over `bytes` of floats, each thread its contiguous share, in eight
-// accumulators so the loads, not the adds, set the pace.
+// A sum over `bytes` of floats, each thread its contiguous share, eight
+// floats summed as a tree before each addition to the thread's total, so
+// the loads, not the chain of adds, set the pace.
 Figure readBandwidth(int64_t bytes, int runs) {
   const int64_t n = bytes / static_cast<int64_t>(sizeof(float));
   std::vector<float> data(static_cast<size_t>(n), 1.0f);

@@ -107,23 +107,20 @@ __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < 4; ++j) {
       float* sum = sums + i * kColumnBlock + j * W;
+      using K = vec::Kernels<V>;
+      const int64_t column = j * W, n = last ? std::min(W, last->width - column) : W;  // result columns here
       F v = acc[i][j];
-      if (last && last->bias) {
-        const int64_t n = last->width - j * W;  // the bias's columns in this vector
-        if (n > 0) v = V::add(v, n >= W ? V::load(last->bias + j * W) : V::loadN(last->bias + j * W, n, 0.0f));
-      }
+      if (last && last->bias && n > 0) v = V::add(v, K::part(last->bias, column, n));
       if (!first) v = V::add(v, V::load(sum));
       if (!last) {
         V::store(sum, v);
         continue;
       }
-      const int64_t column = j * W, n = std::min(W, last->width - column);
       if (n <= 0) continue;
       if (last->activation != Activation::None) v = activated<V>(last->activation, v);
       const int64_t at = (row + i) * last->ld + column;
-      if (last->residual) v = V::add(v, n == W ? V::load(last->residual + at) : V::loadN(last->residual + at, n, 0.0f));
-      if (n == W) V::store(last->out + at, v);
-      else V::storeN(last->out + at, v, n);
+      if (last->residual) v = V::add(v, K::part(last->residual, at, n));
+      K::put(last->out, at, n, v);
     }
 }
 
