@@ -23,6 +23,7 @@ std::vector<std::string> pipelineOf(const CompileOptions& options) {
     pipeline.insert(pipeline.begin() + static_cast<std::ptrdiff_t>(at), {"dce", "latent_attention"});
   }
   if (options.precision == Precision::BF16) pipeline.push_back("precision_bf16");
+  if (options.precision == Precision::Int8Weights) pipeline.push_back("precision_int8_weights");
   // Placement last: it sees the program every other pass made.
   const bool placing = !options.passes.passOptions.placement.targets.empty();
   if (placing && std::find(pipeline.begin(), pipeline.end(), "device_placement") == pipeline.end())

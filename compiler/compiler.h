@@ -21,6 +21,7 @@ namespace kiln {
 enum class Precision {
   F32,   // every weight stays f32
   BF16,  // precision_bf16 runs last: matmul weights become bf16
+  Int8Weights,  // precision_int8_weights runs last: matmul weights become int8
 };
 
 // Where the artifact keeps the weights (docs/artifact.md).
@@ -32,8 +33,8 @@ enum class WeightStorage {
 struct CompileOptions {
   // The passes, in order; unset: defaultPipeline().
   std::optional<std::vector<std::string>> pipeline;
-  // BF16 appends precision_bf16, last, so that every fusion pass matches the
-  // f32 graph it was written for.
+  // BF16 appends precision_bf16 (Int8Weights precision_int8_weights), last,
+  // so that every fusion pass matches the f32 graph it was written for.
   Precision precision = Precision::F32;
   // Reference disables sibling_matmul_merge, whose concatenated weights
   // would be new ones, embedded: most of the model's bytes read and written

@@ -32,6 +32,7 @@ std::unique_ptr<Pass> plain(const PassOptions&) {
 
 std::unique_ptr<Pass> placement(const PassOptions& options) { return createDevicePlacement(options.placement); }
 std::unique_ptr<Pass> latentAttention(const PassOptions& options) { return createLatentAttention(options.latent); }
+std::unique_ptr<Pass> int8Weights(const PassOptions& options) { return createPrecisionInt8Weights(options.int8Weights); }
 
 // The one list of passes.
 constexpr PassFactory kPassFactories[] = {
@@ -52,6 +53,7 @@ constexpr PassFactory kPassFactories[] = {
     &plain<createLayout>,
     &plain<createElementwiseFusion>,
     &plain<createPrecisionBf16>,
+    &int8Weights,
     &placement,
 };
 

@@ -9,6 +9,7 @@
 #include "passes/device_placement.h"
 #include "passes/latent_attention.h"
 #include "passes/pass.h"
+#include "passes/precision_int8_weights.h"
 
 namespace kiln {
 
@@ -17,6 +18,7 @@ namespace kiln {
 struct PassOptions {
   PlacementOptions placement;  // device_placement
   LatentAttentionOptions latent;  // latent_attention
+  Int8WeightOptions int8Weights;  // precision_int8_weights
 };
 
 // One fresh instance of each pass, in registry order.

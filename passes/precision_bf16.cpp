@@ -1,12 +1,11 @@
 #include "passes/precision_bf16.h"
 
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "ir/dtype.h"
 #include "ir/op_registry.h"
 #include "ir/tensor.h"
+#include "passes/weight_precision.h"
 
 namespace kiln {
 
@@ -34,7 +33,7 @@ class PrecisionBf16 final : public Pass {
   }
 
   Expected<bool> run(Graph& graph) override {
-    std::unordered_map<ValueId, ValueId> converted;  // f32 weight -> its bf16 copy
+    ConvertedWeights converted;  // f32 weight -> its bf16 copy
     int64_t matmuls = 0, notConstant = 0;
     for (Op& op : graph.ops()) {
       if (!op.isOneOf({OpKind::Matmul, OpKind::Gemm}) || op.operands.size() < 2) continue;
@@ -46,39 +45,22 @@ class PrecisionBf16 final : public Pass {
         continue;
       }
       if (weight.type.dtype != DType::F32) continue;
-      auto [entry, isNew] = converted.try_emplace(b, kNoValue);
+      auto [entry, isNew] = converted.try_emplace(b);
       if (isNew) {
         Tensor data = toBFloat16(*weight.data);
         const std::string name = graph.uniqueName(weight.name + ".bf16");
-        entry->second = graph.addWeight(name, std::move(data));  // invalidates `weight`
+        entry->second = {graph.addWeight(name, std::move(data))};  // invalidates `weight`
       }
-      op.operands[1] = entry->second;
+      op.operands[1] = entry->second[0];
       ++matmuls;
-    }
-
-    // Before compact() drops them: the f32 weights that something other than
-    // a converted b still reads (a tied embedding table) stay in the program.
-    std::vector<bool> stillRead(graph.values().size(), false);
-    for (const Op& op : graph.ops())
-      for (ValueId id : op.operands)
-        if (id != kNoValue) stillRead[static_cast<size_t>(id)] = true;
-    for (ValueId id : graph.outputs()) stillRead[static_cast<size_t>(id)] = true;
-    int64_t keptF32 = 0, bytesSaved = 0;
-    for (const auto& [f32, bf16] : converted) {
-      bytesSaved -= static_cast<int64_t>(graph.value(bf16).data->byteSize());
-      if (stillRead[static_cast<size_t>(f32)]) ++keptF32;
-      else bytesSaved += static_cast<int64_t>(graph.value(f32).data->byteSize());
     }
 
     // matmul and gemm both count as matmuls.
     statistics_.add("matmuls-converted", matmuls);
     statistics_.add("matmuls-b-not-constant", notConstant);
     statistics_.add("weights-converted", static_cast<int64_t>(converted.size()));
-    statistics_.add("f32-weights-kept", keptF32);
-    statistics_.add("weight-bytes-saved", bytesSaved);
-    if (converted.empty()) return false;
-    graph.compact();
-    return true;
+    finishConversion(graph, converted, statistics_);
+    return !converted.empty();
   }
 };
 

@@ -35,12 +35,6 @@ namespace {
 using dnnl::memory;
 using Dims = memory::dims;
 
-// Below these sizes a product runs on the calling thread alone: an OpenMP
-// fork/join (a few microseconds) costs more than the other cores give back
-// (docs/performance.md). Several rows: flops (2 batch M N K); a single row
-// against a weight: elements of b.
-constexpr int64_t kParallelFlops = int64_t{1} << 20;
-constexpr int64_t kParallelRowWeights = int64_t{1} << 18;
 // b with fewer columns stays where it lies: oneDNN's layout pads N to 64.
 constexpr int64_t kMinPackedN = 16;
 // Bytes of a thread's private result columns (its share of the K-chunks'

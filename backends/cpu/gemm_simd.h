@@ -124,10 +124,6 @@ __attribute__((always_inline)) inline void tileChunk(const float* a, int64_t lda
     }
 }
 
-// Rows of a tile: 4 * 6 accumulators, 4 vectors of b and one of a fill 29
-// of AVX-512's 32 registers.
-inline constexpr int kTileRows = 6;
-
 // The rows of a tail tile, fewer than kTileRows.
 template <class V>
 void tileTail(const float* a, int64_t lda, int64_t rows, const float* b, int64_t k, float* sums, bool first,

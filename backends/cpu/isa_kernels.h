@@ -6,6 +6,7 @@
 
 #include "backends/cpu/attention_block.h"
 #include "backends/cpu/gemm_simd.h"
+#include "backends/cpu/int8_gemm_simd.h"
 #include "backends/cpu/vector_isa.h"
 #include "backends/cpu/vector_simd.h"
 
@@ -16,7 +17,7 @@ template <class V>
 IsaKernels isaKernels() {
   using K = Kernels<V>;
   return {&K::rmsNorm,       &K::layerNorm,  &K::softmax,   &K::swigluPacked, &K::program,
-          &attendUnit<V>, &rowBlocks<V>, nullptr, &roundToBf16<V>};
+          &attendUnit<V>, &rowBlocks<V>, nullptr, &roundToBf16<V>, &int8Rows<V>, &int8Finish<V>, nullptr};
 }
 
 }  // namespace

@@ -10,6 +10,7 @@ FastKernel fastKernelFor(OpKind kind) {
     addAttentionKernels(made);
     addLatentAttentionKernels(made);
     addVectorKernels(made);
+    addInt8MatmulKernels(made);
     return made;
   }();
   return table[static_cast<size_t>(kind)];

@@ -28,5 +28,6 @@ int numThreads();
 void addAttentionKernels(KernelTable& table);  // attention.cpp
 void addLatentAttentionKernels(KernelTable& table);  // latent_attention.cpp
 void addVectorKernels(KernelTable& table);     // vector_kernels.cpp
+void addInt8MatmulKernels(KernelTable& table);  // int8_matmul.cpp
 
 }  // namespace kiln::cpu

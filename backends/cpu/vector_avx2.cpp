@@ -45,6 +45,14 @@ struct Avx2 {
   }
   static F loadMasked(const float* p, M m) { return _mm256_maskload_ps(p, _mm256_castps_si256(m)); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F loadInt8(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static F loadInt8N(const int8_t* p, int64_t n) {
+    int8_t lanes[kWidth] = {};
+    for (int64_t i = 0; i < n; ++i) lanes[i] = p[i];
+    return loadInt8(lanes);
+  }
   static void storeN(float* p, F v, int64_t n) { _mm256_maskstore_ps(p, first(n), v); }
   // Round to nearest even: add 0x7fff plus the lowest kept bit, keep the
   // top half; a NaN keeps its top half, made quiet.

@@ -38,6 +38,12 @@ struct Avx512 {
   static F loadN(const float* p, int64_t n, float fill) { return _mm512_mask_loadu_ps(set1(fill), tailMask(n), p); }
   static F loadMasked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F loadInt8(const int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static F loadInt8N(const int8_t* p, int64_t n) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(tailMask(n), p)));
+  }
   static void storeN(float* p, F v, int64_t n) { _mm512_mask_storeu_ps(p, tailMask(n), v); }
   // As Avx2::bf16Bits, 16 lanes of 32 bits.
   static __m512i bf16Bits(F v) {
@@ -188,12 +194,14 @@ __attribute__((flatten)) void roundToBf16WithBf16(const float* src, uint16_t* ds
 
 namespace kiln::cpu::vec {
 
-// The tiled matmul (only AVX-512 has the registers for its tiles), and the
-// bf16 rounding by the CPU's own conversion where it has AVX512-BF16.
+// The tiled matmuls, f32 and int8 (only AVX-512 has the registers for their
+// tiles), and the bf16 rounding by the CPU's own conversion where it has
+// AVX512-BF16.
 const IsaKernels& avx512Kernels() {
   static const IsaKernels kernels = [] {
     IsaKernels made = isaKernels<Avx512>();
     made.tileBlock = &tileBlock<Avx512>;
+    made.int8Tiles = &int8Tiles<Avx512>;
     if (cpuHasAvx512Bf16()) made.roundToBf16 = &roundToBf16WithBf16;
     return made;
   }();

@@ -15,6 +15,7 @@
 namespace kiln::cpu {
 struct AttentionProblem;
 struct AttentionUnit;
+struct Int8Product;
 struct Panel;
 struct TileEpilogue;
 }  // namespace kiln::cpu
@@ -100,6 +101,10 @@ struct IsaKernels {
   void (*tileBlock)(const float* a, int64_t lda, int64_t rows, const Panel* panels, size_t count, int64_t block,
                     const TileEpilogue& epilogue, float* sums);
   void (*roundToBf16)(const float* src, uint16_t* dst, int64_t n);
+  // matmul_int8's kernels (gemm_kernels.h); int8Tiles null where tileBlock is.
+  void (*int8Rows)(const Int8Product& p, int64_t rows, int64_t kBegin, int64_t kEnd, float* sums);
+  void (*int8Finish)(const Int8Product& p, int64_t rows, const float* sums, int64_t parts);
+  void (*int8Tiles)(const Int8Product& p, int64_t rowBegin, int64_t rowEnd, int64_t block);
 };
 
 const IsaKernels& scalarKernels();

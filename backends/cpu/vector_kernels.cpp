@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/parallel.h"
 #include "backends/reference/kernel_helpers.h"
 
 namespace kiln::cpu {
@@ -23,15 +24,6 @@ using vec::VectorStream;
 
 using VectorKernel = std::optional<Status> (*)(const KernelContext& ctx, Isa isa);
 
-// Below this much work (elements times a per-element cost) an op runs on one
-// thread. An OpenMP fork/join costs a few microseconds when the other core
-// is free, as much as a small op itself (the tiny models' 16x128
-// activations), and up to a scheduler slice (milliseconds) when it is not:
-// on this shared 2-core machine, threading the bench models' ops (at most
-// ~100 us each on one thread) made whole runs slower under load. So only
-// ops of a few hundred microseconds or more split: from about 2M elements
-// of arithmetic, 512K of exp/erf/tanh, 16 MiB of copies.
-constexpr int64_t kParallelWork = int64_t{1} << 25;
 // Per-element costs for that estimate: per 4 bytes copied, per f32 element
 // of arithmetic (norms, add), per element of an exp, erf or tanh.
 constexpr int64_t kCopyCost = 8;
@@ -44,20 +36,6 @@ constexpr int64_t kLayerNormCost = 64;
 // Floats of the rows a norm with a residual adds and then normalises at a
 // time (16 KiB: in L1 between the two).
 constexpr int64_t kNormBlockFloats = 4096;
-
-// fn(begin, end) over [0, count), split evenly across the threads when the
-// work is large enough; split points are multiples of `align` (but the last).
-template <class Fn>
-void parallelFor(int64_t count, int64_t work, int64_t align, Fn fn) {
-  const int64_t threads = work < kParallelWork ? 1 : std::min<int64_t>(numThreads(), count / align);
-  if (threads <= 1) {
-    fn(int64_t{0}, count);
-    return;
-  }
-  auto boundary = [&](int64_t t) { return t == threads ? count : count * t / threads / align * align; };
-#pragma omp parallel for num_threads(static_cast<int>(threads)) schedule(static)
-  for (int64_t t = 0; t < threads; ++t) fn(boundary(t), boundary(t + 1));
-}
 
 bool isF32(const Tensor* t) { return !t || t->dtype() == DType::F32; }
 

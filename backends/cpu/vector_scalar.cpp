@@ -23,6 +23,8 @@ struct Scalar {
   static F load(const float* p) { return *p; }
   static F loadN(const float* p, int64_t n, float fill) { return n > 0 ? *p : fill; }
   static F loadMasked(const float* p, M m) { return m ? *p : 0.0f; }
+  static F loadInt8(const int8_t* p) { return static_cast<float>(*p); }
+  static F loadInt8N(const int8_t* p, int64_t n) { return n > 0 ? static_cast<float>(*p) : 0.0f; }
   static void store(float* p, F v) { *p = v; }
   static void storeN(float* p, F v, int64_t n) {
     if (n > 0) *p = v;

@@ -13,6 +13,8 @@
 //   and sets the rest to fill; storeN(p, v, n) writes lanes < n (n < kWidth;
 //   neither touches memory past lane n); tailMask(n) sets lanes < n (n <=
 //   kWidth) and loadMasked(p, mask) reads those lanes, zero elsewhere;
+//   loadInt8(p) reads kWidth int8s as floats, loadInt8N(p, n) lanes < n of
+//   them (0 elsewhere; nothing past lane n read);
 //   storeBf16(p, v) writes the lanes rounded to bf16 (nearest even, NaN
 //   quiet) as uint16_t, storeBf16N(p, v, n) lanes < n of them
 //   add sub mul div sqrt neg abs; fmadd(a, b, c) = a*b + c,

@@ -1,6 +1,7 @@
 // The reference kernels of matmul (with its fused epilogue: transposed
 // operands, bias, activation, residual) and gemm (ir/ops/linalg.cpp),
-// including the mixed form (an f32 a times a bf16 b). Loops run i-k-j so the
+// including the mixed form (an f32 a times a bf16 b), and matmul_int8 (an int8
+// weight, dequantized, then matmul's f32 product). Loops run i-k-j so the
 // innermost loop streams contiguous rows of B and of the result.
 #include <algorithm>
 #include <cmath>
@@ -187,6 +188,31 @@ Status matmulKernel(const KernelContext& ctx) {
   });
 }
 
+// ---- matmul_int8 (a, b, scale, bias?, residual?) {group, activation}
+
+// b * scale as f32 (each element rounded once, as the CPU kernel scales it).
+Tensor dequantized(const Tensor& b, const Tensor& scale, int64_t group) {
+  const int64_t K = b.shape()[0], N = b.shape()[1];
+  Tensor out = Tensor::allocateUninitialized(DType::F32, {K, N});
+  const int8_t* q = b.data<int8_t>();
+  const float* s = scale.data<float>();
+  float* w = out.data<float>();
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) w[k * N + n] = static_cast<float>(q[k * N + n]) * s[(k / group) * N + n];
+  return out;
+}
+
+// The product of a and the dequantized weight, as matmul's f32 form computes
+// it (in double, rounded once).
+Status matmulInt8Kernel(const KernelContext& ctx) {
+  const std::optional<Activation> activation = parseActivation(ctx.attrs.getString("activation", "none"));
+  if (!activation) return Status::error("matmul_int8: unknown activation");
+  const Tensor weight = dequantized(*ctx.input(1), *ctx.input(2), ctx.attrs.getInt("group", 1));
+  const Tensor* inputs[] = {ctx.input(0), &weight, ctx.input(3), ctx.input(4)};
+  matmulLoops<float, float>(KernelContext{ctx.def, ctx.attrs, inputs, ctx.outputs}, *activation);
+  return Status::ok();
+}
+
 // ---- gemm
 
 // Copies `x` [rows, cols] (or its transpose) of storage type T into
@@ -264,6 +290,7 @@ Status gemmKernel(const KernelContext& ctx) {
 
 void addLinalgKernels(ReferenceKernelTable& table) {
   table.add(OpKind::Matmul, matmulKernel);
+  table.add(OpKind::MatmulInt8, matmulInt8Kernel);
   table.add(OpKind::Gemm, gemmKernel);
 }
 

@@ -3,8 +3,9 @@
 // (transposed operands, bias, activation, residual), and gemm (optional
 // transposes, alpha, beta, a bias broadcast to the result). Both also take
 // the mixed form that `precision_bf16` produces: an f32 a times a bf16 b
-// (the weight), a rounded to bf16 first, an f32 result. Their reference
-// kernels: backends/reference/linalg.cpp.
+// (the weight), a rounded to bf16 first, an f32 result. matmul_int8 is the
+// form `precision_int8_weights` produces: an int8 weight with f32 scales.
+// Their reference kernels: backends/reference/linalg.cpp.
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -82,6 +83,48 @@ Status inferMatmul(const InferContext& ctx, std::vector<TensorType>& results) {
   return Status::ok();
 }
 
+// ---- matmul_int8 (a, b, scale, bias?, residual?) {group, activation}
+// y = act(a @ (b * scale) + bias) + residual: an f32 a times an int8 weight b
+// [K, N] whose rows k share scale[k / group] per column (precision_int8_weights).
+
+Status inferMatmulInt8(const InferContext& ctx, std::vector<TensorType>& results) {
+  KILN_RETURN_IF_ERROR(requireDType(ctx, 0, DType::F32, "a"));
+  KILN_RETURN_IF_ERROR(requireDType(ctx, 1, DType::I8, "b"));
+  KILN_RETURN_IF_ERROR(requireDType(ctx, 2, DType::F32, "scale"));
+  KILN_RETURN_IF_ERROR(requireRank(ctx, 1, 2, "b"));
+  KILN_RETURN_IF_ERROR(requireRank(ctx, 2, 2, "scale"));
+  const int64_t group = ctx.attrs().getInt("group", 0);
+  if (group < 1) return ctx.error("group must be at least 1 (rows of b per scale), got ", group);
+  const std::string activationName = ctx.attrs().getString("activation", "none");
+  if (!parseActivation(activationName))
+    return ctx.error("unknown activation \"", activationName,
+                     "\" (expected none, relu, gelu, gelu_tanh, silu or tanh)");
+  const Shape& a = ctx.type(0).shape;
+  const Shape& b = ctx.type(1).shape;
+  const Shape& scale = ctx.type(2).shape;
+  if (a.empty()) return ctx.error("a must have rank >= 1");
+  if (!mayBeEqual(a.back(), b[0]))
+    return ctx.error("contraction dims differ: ", a.back().str(), " (last dim of a) vs ", b[0].str(), " (rows of b)");
+  if (!mayBeEqual(scale[1], b[1]))
+    return ctx.error("scale has ", scale[1].str(), " columns but b has ", b[1].str());
+  const std::optional<int64_t> k = b[0].constant(), groups = scale[0].constant();
+  if (k && groups && *groups != (*k + group - 1) / group)
+    return ctx.error("scale has ", *groups, " rows but b's ", *k, " rows in groups of ", group, " need ",
+                     (*k + group - 1) / group);
+  Shape out = a;
+  out.back() = b[1];
+  if (ctx.has(3)) {
+    KILN_RETURN_IF_ERROR(requireDType(ctx, 3, DType::F32, "bias"));
+    KILN_RETURN_IF_ERROR(requireBroadcastsTo(ctx, 3, out, "bias", "the result"));
+  }
+  if (ctx.has(4)) {
+    KILN_RETURN_IF_ERROR(requireDType(ctx, 4, DType::F32, "residual"));
+    KILN_RETURN_IF_ERROR(requireBroadcastsTo(ctx, 4, out, "residual", "the result"));
+  }
+  results.push_back({DType::F32, out});
+  return Status::ok();
+}
+
 // ---- gemm
 
 Status inferGemm(const InferContext& ctx, std::vector<TensorType>& results) {
@@ -128,6 +171,19 @@ double matmulFlops(const CostContext& ctx) {
   return total;
 }
 
+// As matmul's, plus the scaling of each weight element.
+double matmulInt8Flops(const CostContext& ctx) {
+  const double n = ctx.resultElements();
+  const double k = ctx.dim(0, -1);
+  double total = 2 * n * k + k * ctx.dim(1, -1);
+  if (ctx.present(3)) total += n;
+  if (ctx.present(4)) total += n;
+  const Activation activation = parseActivation(ctx.attrs().getString("activation", "none")).value_or(Activation::None);
+  if (activation == Activation::Relu) total += n;
+  else if (activation != Activation::None) total += kTranscendental(ctx);
+  return total;
+}
+
 double gemmFlops(const CostContext& ctx) {
   const double n = ctx.resultElements();
   return 2 * n * ctx.dim(0, ctx.attrs().getInt("trans_a") ? -2 : -1) + 2 * n;
@@ -146,6 +202,13 @@ void registerLinalgOps(OpRegistry& registry) {
                                {"transpose_b", AttrKind::Bool}},
                      .infer = inferMatmul, .inplaceOperands = {3},
                      .flops = matmulFlops});
+  registry.add(OpDef{.kind = OpKind::MatmulInt8,
+                     .summary = "act(a @ (b * scale) + bias) + residual: f32 a [..., K], int8 weight b [K, N], "
+                                "f32 scale [ceil(K / group), N] shared by each group of rows of b",
+                     .operands = {"a", "b", "scale", "bias", "residual"}, .minOperands = 3, .maxOperands = 5,
+                     .attrs = {{"activation", AttrKind::String}, {"group", AttrKind::Int}},
+                     .infer = inferMatmulInt8, .inplaceOperands = {4},
+                     .flops = matmulInt8Flops});
   registry.add(OpDef{.kind = OpKind::Gemm,
                      .summary = "alpha * a' * b' + beta * c for 2-D a, b (optionally transposed); c broadcasts; "
                                 "b may be bf16 with an f32 a, as for matmul",

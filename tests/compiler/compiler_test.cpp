@@ -1,5 +1,6 @@
 // The compile API's policies: which passes run (the default pipeline or a
-// given one, precision_bf16 appended for bf16, sibling_matmul_merge and
+// given one, precision_bf16 appended for bf16 (precision_int8_weights for
+// int8 weights), sibling_matmul_merge and
 // regroup_projections skipped for referenced weights), the plan at the
 // bounds (or none, and why), the errors (an unknown pass, a bound for no
 // symbol, an invalid graph), and the written artifact loading back as
@@ -55,6 +56,16 @@ TEST(CompilePolicies, Bf16AppendsPrecisionBf16LastToWhicheverPipeline) {
   EXPECT_EQ(pipelineOf(options), expected);
   options.pipeline = std::vector<std::string>{"dce"};
   EXPECT_EQ(pipelineOf(options), (std::vector<std::string>{"dce", "precision_bf16"}));
+}
+
+TEST(CompilePolicies, Int8WeightsAppendsItsPassLast) {
+  CompileOptions options;
+  options.precision = Precision::Int8Weights;
+  std::vector<std::string> expected = defaultPipeline();
+  expected.push_back("precision_int8_weights");
+  EXPECT_EQ(pipelineOf(options), expected);
+  options.pipeline = std::vector<std::string>{"dce"};
+  EXPECT_EQ(pipelineOf(options), (std::vector<std::string>{"dce", "precision_int8_weights"}));
 }
 
 TEST(CompilePolicies, ReferencedWeightsSkipThePassesThatMakeWeights) {

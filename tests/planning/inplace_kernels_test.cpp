@@ -102,6 +102,12 @@ std::vector<Case> cases() {
   all.push_back({"matmul", 3, {f32({2, 4, 5}), f32({5, 6}), f32({6}), f32({2, 4, 6})}});
   all.push_back({"matmul", 3, {f32({4, 5}), f32({6, 5}), {}, f32({4, 6})},
                  attrs({{"activation", std::string("gelu")}, {"transpose_b", true}})});
+  // matmul_int8 over 8 rows (the CPU's tiles) and 3 (its rows' kernel).
+  all.push_back({"matmul_int8", 4,
+                 {f32({2, 4, 5}), random(DType::I8, {5, 6}), f32({2, 6}, true), f32({6}), f32({2, 4, 6})},
+                 attrs({{"group", int64_t{3}}, {"activation", std::string("silu")}})});
+  all.push_back({"matmul_int8", 4, {f32({3, 5}), random(DType::I8, {5, 6}), f32({1, 6}, true), {}, f32({3, 6})},
+                 attrs({{"group", int64_t{5}}})});
   all.push_back({"rms_norm", 0, {f32({3, 4, 5}), f32({5})}, attrs({{"epsilon", 1e-3}})});
   all.push_back({"gelu", 0, {f32({3, 5})}});
   all.push_back({"gelu", 0, {f32({3, 5})}, attrs({{"approximate", std::string("tanh")}})});

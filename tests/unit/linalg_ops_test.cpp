@@ -412,6 +412,41 @@ TEST(GemmOp, TransposedOperandsAndScalarBias) {
   EXPECT_EQ(valuesOf(again), (std::vector<double>{14, 15, 20, 21}));
 }
 
+// ---- matmul_int8 (precision_int8_weights)
+
+TEST(MatmulInt8Op, ScalesEachGroupOfRowsPerColumn) {
+  // b [3, 2] in groups of 2 rows: rows 0-1 scale by [0.5, 0.25], row 2 by [2, 1].
+  Tensor a = f32({1, 3}, {1, 2, 3});
+  Tensor b = make(DType::I8, {3, 2}, {2, -4, 1, 8, -1, 3});
+  Tensor scale = f32({2, 2}, {0.5, 0.25, 2, 1});
+  Tensor bias = f32({2}, {0.5, -1});
+  Tensor residual = f32({1, 2}, {10, 20});
+  Attributes group = attrs({{"group", int64_t{2}}});
+  // [1 + 1 - 6, -1 + 4 + 9] = [-4, 12]; relu(+ bias) = [0, 11]; + residual.
+  Tensor y = run("matmul_int8", {&a, &b, &scale, &bias, &residual},
+                 attrs({{"group", int64_t{2}}, {"activation", std::string("relu")}}));
+  EXPECT_EQ(y.dtype(), DType::F32);
+  EXPECT_EQ(valuesOf(y), (std::vector<double>{10, 31}));
+  EXPECT_EQ(valuesOf(run("matmul_int8", {&a, &b, &scale}, group)), (std::vector<double>{-4, 12}));
+}
+
+TEST(MatmulInt8Op, InfersAndRejects) {
+  auto contains = [](const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; };
+  const TensorType a{DType::F32, {kBatch, kSeq, 64}}, b{DType::I8, {64, 96}}, scale{DType::F32, {2, 96}};
+  const Attributes group32 = attrs({{"group", int64_t{32}}});
+  EXPECT_EQ(inferred("matmul_int8", {a, b, scale}, group32), "f32[batch, seq, 96]");
+  const std::string noGroup = inferred("matmul_int8", {a, b, scale});
+  EXPECT_TRUE(contains(noGroup, "group must be at least 1")) << noGroup;
+  const std::string rows = inferred("matmul_int8", {a, b, scale}, attrs({{"group", int64_t{16}}}));
+  EXPECT_TRUE(contains(rows, "scale has 2 rows but b's 64 rows in groups of 16 need 4")) << rows;
+  const std::string dtype = inferred("matmul_int8", {a, {DType::F32, {64, 96}}, scale}, group32);
+  EXPECT_TRUE(contains(dtype, "b") && contains(dtype, "i8")) << dtype;
+  const std::string k = inferred("matmul_int8", {{DType::F32, {4, 63}}, b, scale}, group32);
+  EXPECT_TRUE(contains(k, "contraction dims differ: 63 (last dim of a) vs 64 (rows of b)")) << k;
+  const std::string columns = inferred("matmul_int8", {a, b, {DType::F32, {2, 95}}}, group32);
+  EXPECT_TRUE(contains(columns, "scale has 95 columns but b has 96")) << columns;
+}
+
 TEST(GemmOp, NoBiasAndColumnBias) {
   Tensor a = f32({2, 2}, {1, 2, 3, 4});
   Tensor b = f32({2, 2}, {1, 1, 1, 1});

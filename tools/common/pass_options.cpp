@@ -1,6 +1,7 @@
 #include "tools/common/pass_options.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "passes/pass_registry.h"
 
@@ -30,6 +31,10 @@ void PassFlags::addTo(ArgumentParser& parser, const std::string& pipelineHelp) {
                 "rewrite attention into latent attention (docs/latent-attention.md):\n"
                 "exact keeps every output; `kiln compile` then runs latent_attention\n"
                 "after attention fusion", &latentAttention);
+  parser.option("--int8-group", "N|column",
+                "rows of a matmul weight that share a scale in precision_int8_weights\n"
+                "(--precision int8-weights): N, or column for one scale per output\n"
+                "column (the default)", &int8Group);
 }
 
 Expected<std::vector<std::string>> PassFlags::pipelineOr(
@@ -106,6 +111,13 @@ Expected<PassManagerOptions> PassFlags::managerOptions() const {
     Expected<LatentMode> mode = parseLatentMode(*latentAttention);
     if (!mode) return mode.status();
     options.passOptions.latent.mode = *mode;
+  }
+  if (int8Group && *int8Group != "column") {
+    char* end = nullptr;
+    const long long group = std::strtoll(int8Group->c_str(), &end, 10);
+    if (int8Group->empty() || *end != '\0' || group < 1)
+      return Status::error("--int8-group '", *int8Group, "' is not a positive number of rows or 'column'");
+    options.passOptions.int8Weights.group = group;
   }
   options.verifyEachPass = !noVerify;
   options.printIrAfter = printIrAfter;

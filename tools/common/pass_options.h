@@ -1,7 +1,8 @@
 // The pass-manager flags `kiln compile` and `kiln-opt` share: --passes,
 // --no-verify, --print-ir-after, --print-ir-after-all, --disable-pass, and
-// device_placement's --targets, --device-profile and --placement, and
-// latent_attention's --latent-attention.
+// device_placement's --targets, --device-profile and --placement,
+// latent_attention's --latent-attention and precision_int8_weights'
+// --int8-group.
 #pragma once
 
 #include <optional>
@@ -23,6 +24,7 @@ struct PassFlags {
   std::vector<std::string> deviceProfiles;
   std::string placement = "cost";
   std::optional<std::string> latentAttention;  // --latent-attention MODE
+  std::optional<std::string> int8Group;  // --int8-group N|column
 
   // Adds the flags to `parser`; `pipelineHelp` says what runs without --passes.
   void addTo(ArgumentParser& parser, const std::string& pipelineHelp);

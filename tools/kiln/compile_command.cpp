@@ -1,5 +1,5 @@
 // kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...
-//              [--report FILE] [--precision f32|bf16]
+//              [--report FILE] [--precision f32|bf16|int8-weights]
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -49,7 +49,7 @@ int compileCommand(const std::vector<std::string>& args) {
   PassFlags passFlags;
   ArgumentParser parser(
       "kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...\n"
-      "                    [--passes=LIST] [--precision f32|bf16] [--weights embed|reference]\n"
+      "                    [--passes=LIST] [--precision f32|bf16|int8-weights] [--weights embed|reference]\n"
       "                    [--report FILE.json|-] [pass manager options]",
       "Imports an ONNX model, runs the pass pipeline (the default one unless --passes\n"
       "gives another), verifying the graph after each pass, plans its memory and\n"
@@ -70,10 +70,12 @@ int compileCommand(const std::vector<std::string>& args) {
                   "a bound still work: the runtime plans again for them",
                   &maxShapeSpecs);
   passFlags.addTo(parser, "default (see docs/passes.md):\n" + joinPipeline(defaultPipeline()));
-  parser.option("--precision", "f32|bf16",
+  parser.option("--precision", "f32|bf16|int8-weights",
                 "f32 (the default) keeps every weight f32; bf16 appends the pass\n"
                 "precision_bf16 to the pipeline: matmul weights become bf16 (f32\n"
-                "accumulation), attention, norms, softmax and embeddings stay f32",
+                "accumulation), attention, norms, softmax and embeddings stay f32;\n"
+                "int8-weights appends precision_int8_weights: matmul weights become\n"
+                "int8 with f32 scales (--int8-group), the rest stays f32",
                 &precision);
   parser.option("--weights", "embed|reference",
                 "embed (the default) copies the weights into the artifact; reference\n"
@@ -116,8 +118,9 @@ int compileCommand(const std::vector<std::string>& args) {
     compileOptions.pipeline = std::move(*pipeline);
   }
   if (precision == "bf16") compileOptions.precision = Precision::BF16;
+  else if (precision == "int8-weights") compileOptions.precision = Precision::Int8Weights;
   else if (precision != "f32")
-    return fail(Status::error("--precision '", precision, "' is not f32 or bf16"));
+    return fail(Status::error("--precision '", precision, "' is not f32, bf16 or int8-weights"));
   if (weightsMode == "reference") compileOptions.weights = WeightStorage::Reference;
   else if (weightsMode != "embed")
     return fail(Status::error("--weights '", weightsMode, "' is not embed or reference"));
