@@ -44,4 +44,11 @@ std::string_view isaName(Isa isa) {
   return "scalar";
 }
 
+std::vector<Isa> isasOfThisCpu() {
+  std::vector<Isa> isas{Isa::Scalar};
+  if (detectedIsa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
+  if (detectedIsa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
+  return isas;
+}
+
 }  // namespace kiln::cpu

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 namespace kiln::cpu {
 
@@ -13,6 +14,8 @@ enum class Isa { Scalar, Avx2, Avx512 };
 Isa detectedIsa();           // what this CPU supports
 Isa activeIsa();             // detectedIsa() capped by KILN_ISA, read once
 std::string_view isaName(Isa isa);
+// Every instruction set up to detectedIsa(): the paths tests run.
+std::vector<Isa> isasOfThisCpu();
 // AVX512-BF16 (vcvtneps2bf16), which only the bf16 rounding uses.
 bool cpuHasAvx512Bf16();
 

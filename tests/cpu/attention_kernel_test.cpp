@@ -60,13 +60,6 @@ Case normalised(Case c) {
   return c;
 }
 
-std::vector<Isa> isasOfThisCpu() {
-  std::vector<Isa> isas{Isa::Scalar};
-  if (detectedIsa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
-  if (detectedIsa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
-  return isas;
-}
-
 Tensor randomTensor(DType dtype, std::vector<int64_t> shape, std::mt19937& rng, double lo = -1, double hi = 1) {
   Tensor t = Tensor::allocate(dtype, std::move(shape));
   std::uniform_real_distribution<double> dist(lo, hi);

@@ -47,13 +47,6 @@ Tensor randomF32(std::vector<int64_t> shape, std::mt19937& rng) {
 
 const OpDef& matmulDef() { return *OpRegistry::global().find("matmul"); }
 
-std::vector<Isa> isasOfThisCpu() {
-  std::vector<Isa> isas{Isa::Scalar};
-  if (detectedIsa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
-  if (detectedIsa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
-  return isas;
-}
-
 double maxAbsDifference(const Tensor& x, const Tensor& y) {
   double diff = 0;
   for (int64_t i = 0; i < x.numElements(); ++i)

@@ -22,13 +22,6 @@
 namespace kiln::cpu {
 namespace {
 
-std::vector<Isa> supportedIsas() {
-  std::vector<Isa> isas = {Isa::Scalar};
-  if (detectedIsa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
-  if (detectedIsa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
-  return isas;
-}
-
 std::mt19937& rng() {
   static std::mt19937 generator(7);
   return generator;
@@ -96,7 +89,7 @@ void expectMatchesReference(const Case& c) {
   Tensor expected = Tensor::allocate(DType::F32, {c.rows, c.N});
   ASSERT_TRUE(run(c, o, expected, std::nullopt)->isOk());
   const std::vector<double> bounds = errorBounds(c, o);
-  for (Isa isa : supportedIsas()) {
+  for (Isa isa : isasOfThisCpu()) {
     SCOPED_TRACE(std::string(isaName(isa)) + " rows " + std::to_string(c.rows) + " K " + std::to_string(c.K) +
                  " N " + std::to_string(c.N) + " group " + std::to_string(c.group));
     Tensor out = Tensor::allocate(DType::F32, {c.rows, c.N});
@@ -130,7 +123,7 @@ TEST(MatmulInt8, ThreadsSplitLargeProducts) {
 }
 
 TEST(MatmulInt8, TheResultMayBeTheResidual) {
-  for (Isa isa : supportedIsas()) {
+  for (Isa isa : isasOfThisCpu()) {
     for (int64_t rows : {int64_t{4}, int64_t{12}}) {  // the rows' path and the tiles'
       const Case shaped{rows, 64, 40, 64, false, true};
       Operands in = operandsOf(shaped);
@@ -149,7 +142,7 @@ TEST(MatmulInt8, DeclinesABroadcastResidual) {
   Operands o = operandsOf(c);
   o.residual = randomF32({1, c.N}, -1.0f, 1.0f);  // broadcast over the rows: the reference's
   Tensor out = Tensor::allocate(DType::F32, {c.rows, c.N});
-  for (Isa isa : supportedIsas()) EXPECT_FALSE(run(c, o, out, isa).has_value());
+  for (Isa isa : isasOfThisCpu()) EXPECT_FALSE(run(c, o, out, isa).has_value());
 }
 
 }  // namespace

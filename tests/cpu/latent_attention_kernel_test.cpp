@@ -119,13 +119,6 @@ void expectClose(const Tensor& got, const Tensor& want, const std::string& what)
   }
 }
 
-std::vector<Isa> isasOfThisCpu() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
-    if (isa <= detectedIsa()) isas.push_back(isa);
-  return isas;
-}
-
 // The reference and the kernel on the same inputs (a cache each, alike at
 // the start); every output and, in the cache mode, the cache compared.
 void check(const Case& c, Isa isa) {

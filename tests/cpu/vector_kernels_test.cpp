@@ -26,13 +26,6 @@
 namespace kiln::cpu {
 namespace {
 
-std::vector<Isa> supportedIsas() {
-  std::vector<Isa> isas = {Isa::Scalar};
-  if (detectedIsa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
-  if (detectedIsa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
-  return isas;
-}
-
 std::mt19937& rng() {
   static std::mt19937 generator(11);
   return generator;
@@ -151,7 +144,7 @@ constexpr double kUlp = 1.0 / (1 << 23);  // of 1.0f
 // ulps of the larger of the value and 1.
 constexpr double kNormTolerance = 3 * kUlp;
 
-INSTANTIATE_TEST_SUITE_P(Isas, VectorKernels, ::testing::ValuesIn(supportedIsas()),
+INSTANTIATE_TEST_SUITE_P(Isas, VectorKernels, ::testing::ValuesIn(isasOfThisCpu()),
                          [](const ::testing::TestParamInfo<Isa>& info) { return std::string(isaName(info.param)); });
 
 // Shapes with one row, widths below, at and past a vector, odd tails, and
