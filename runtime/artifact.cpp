@@ -19,6 +19,7 @@
 #include "ir/text.h"
 #include "ir/verifier.h"
 #include "runtime/host_fallback.h"
+#include "runtime/weight_copies.h"
 
 namespace kiln::rt {
 namespace {
@@ -94,6 +95,18 @@ std::string_view sectionName(uint32_t kind) {
 }
 
 // ---- Loading.
+
+// Whether the CPU's matmuls are all that read `weight`, as their b: then the
+// CPU may release a copy of it once packed (runtime/weight_copies.h).
+bool onlyCpuMatmulsRead(const Graph& graph, ValueId weight) {
+  for (ValueId output : graph.outputs())
+    if (output == weight) return false;
+  for (const Op& op : graph.ops())
+    for (size_t i = 0; i < op.operands.size(); ++i)
+      if (op.operands[i] == weight && (!op.is(OpKind::Matmul) || i != 1 || op.placement() != kHostDevice))
+        return false;
+  return true;
+}
 
 struct Mapping {
   const uint8_t* base = nullptr;
@@ -431,21 +444,19 @@ Status Loader::attachReferenced(Value& weight, WeightLocation& location, uint64_
   }
   // Read, not copied from the mapping, so the mapping's pages for these
   // bytes are never touched and never count in the process's memory.
-  Tensor copy = Tensor::allocateUninitialized(weight.type.dtype, dims);
-  auto* to = static_cast<uint8_t*>(copy.data());
+  const bool releasable = onlyCpuMatmulsRead(artifact_.graph, location.weight);
   const int fd = weightFileFds_[static_cast<size_t>(location.file)];
-  for (uint64_t done = 0; done < location.bytes;) {
-    const ssize_t n = ::pread(fd, to + done, location.bytes - done, static_cast<off_t>(location.offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      failure_ = LoadFailure::Io;
-      return fail("cannot read weight @", weight.name, " from '", info.path, "': ",
-                  n < 0 ? std::strerror(errno) : "unexpected end of file");
-    }
-    done += static_cast<uint64_t>(n);
+  const WeightCopySource source{fd, location.offset, location.bytes, fingerprint, referencedWeightFingerprint,
+                                cat("weight @", weight.name, " at offset ", location.offset, " of '", info.path, "'"),
+                                releasable};
+  void* data = nullptr;
+  Expected<std::shared_ptr<void>> copy = readWeightCopy(source, &data);
+  if (!copy) {
+    failure_ = LoadFailure::Io;
+    return fail(copy.status().message());
   }
-  weight.data = std::move(copy);
-  location.copiedAtLoad = true;
+  weight.data = Tensor::view(weight.type.dtype, dims, data, std::move(*copy));
+  location.copy = releasable ? WeightLocation::Copy::Released : WeightLocation::Copy::Kept;
   return Status::ok();
 }
 

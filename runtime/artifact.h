@@ -32,8 +32,12 @@ struct WeightLocation {
   uint64_t offset = 0;  // from the start of the artifact, or of the weight file
   uint64_t bytes = 0;
   // Referenced at an offset that is not a multiple of its element size:
-  // read into aligned memory at load instead of viewed in place.
-  bool copiedAtLoad = false;
+  // read into aligned memory at load instead of viewed in place. Released
+  // when only the CPU's matmuls read it: a copy the CPU lets go once it has
+  // packed the weight, read again should a kernel need it
+  // (runtime/weight_copies.h; until then it may read as zeros).
+  enum class Copy : uint8_t { None, Kept, Released };
+  Copy copy = Copy::None;
 };
 
 // One device's ahead-of-time code (Device::compileAhead): a view into the

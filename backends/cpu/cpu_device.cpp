@@ -12,6 +12,7 @@
 #include "backends/cpu/kernels.h"
 #include "backends/reference/reference.h"
 #include "ir/type.h"
+#include "runtime/weight_copies.h"
 
 namespace kiln::cpu {
 namespace {
@@ -65,9 +66,14 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
   if (FastKernel fast = fastKernelFor(def.kind)) {
     if (std::optional<Status> ran = fast(ctx)) return *ran;
   }
-  if (onednnMatmul_ && def.kind == OpKind::Matmul) {
-    if (std::optional<Status> ran = gemm_.runMatmul(ctx, isConstant(inputs[1]->data()))) return *ran;
+  if (def.kind != OpKind::Matmul) return reference(ctx);
+  const bool bIsWeight = isConstant(inputs[1]->data());
+  if (onednnMatmul_) {
+    if (std::optional<Status> ran = gemm_.runMatmul(ctx, bIsWeight)) return *ran;
   }
+  // The reference reads b in place: a weight copy the matmul released must be read again.
+  Expected<rt::WeightPin> pin = rt::WeightPin::of(bIsWeight ? inputs[1]->data() : nullptr);
+  if (!pin) return pin.status().withContext("matmul: ");
   return reference(ctx);
 }
 

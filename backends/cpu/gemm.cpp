@@ -27,6 +27,7 @@
 #include "ir/activation.h"
 #include "ir/tensor.h"
 #include "ir/type.h"
+#include "runtime/weight_copies.h"
 
 namespace kiln::cpu {
 
@@ -587,6 +588,7 @@ std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const 
       releaseCleanPages(b.data<uint8_t>() + k0 * key.N * elementSize, static_cast<size_t>(rows * key.N) * elementSize);
   }
   if (key.transB) releaseCleanPages(b.data(), b.byteSize());
+  rt::releaseWeightCopy(b.data());  // a copy of an unaligned referenced weight: read again if needed
   if (!packed->columnBlocked) packed->panels.clear();
   return packed;
 }
@@ -743,6 +745,17 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
     std::shared_lock lock(s.mutex);
     if (auto it = s.plans.find(key); it != s.plans.end()) plan = it->second;
   }
+  // A weight copy's bytes are read to pack them, and on every run of a
+  // product that reads its b in place (runtime/weight_copies.h).
+  std::optional<rt::WeightPin> pin;
+  auto pinB = [&]() -> Status {
+    if (!bIsWeight || pin) return Status::ok();
+    Expected<rt::WeightPin> pinned = rt::WeightPin::of(b.data());
+    if (!pinned) return pinned.status().withContext("matmul: ");
+    pin.emplace(std::move(*pinned));
+    return Status::ok();
+  };
+  if (!plan) KILN_RETURN_IF_ERROR(pinB());
   try {
     if (!plan) {
       std::unique_lock lock(s.mutex);
@@ -755,6 +768,7 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
     return Status::error("matmul: oneDNN cannot build a", shapeStr(sa), " @ b", shapeStr(sb), ": ", e.what());
   }
 
+  if (!plan->weight) KILN_RETURN_IF_ERROR(pinB());
   const Operands operands{a.data<float>(), b.data(), bias ? bias->data<float>() : nullptr, residualData,
                           out.data<float>()};
   if (plan->rowKernel) {

@@ -27,6 +27,7 @@
 #include "backends/cpu/cpu_device.h"
 #include "backends/reference/reference.h"
 #include "ir/tensor.h"
+#include "runtime/weight_copies.h"
 
 namespace kiln::cpu {
 namespace {
@@ -499,6 +500,65 @@ TEST(GemmPages, TheDeviceReleasesOnlyAdoptedWeights) {
   EXPECT_EQ(residentKb(adopted.base), 0);
   EXPECT_GE(residentKb(notAdopted.base), 500);
   device.forgetConstants(lent);
+}
+
+// A weight the loader copied out of an unaligned place in its file
+// (runtime/weight_copies.h): packing it lets the copy go, and whatever reads
+// it later (a repack, the reference kernel) reads it from the file again.
+TEST(GemmPages, PackingAReleasableCopyLetsItGoUntilReadAgain) {
+  ::unsetenv("KILN_GEMM");
+  std::mt19937 rng(34);
+  const int64_t K = 256, N = 128;
+  std::vector<float> values(static_cast<size_t>(K * N));
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (float& v : values) v = dist(rng);
+  char path[] = "/tmp/kiln_gemm_copy_XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "abc", 3, 0), 3);
+  const size_t bytes = values.size() * sizeof(float);
+  ASSERT_EQ(::pwrite(fd, values.data(), bytes, 3), static_cast<ssize_t>(bytes));
+  auto fingerprint = [](const void* data, uint64_t n) -> uint64_t {
+    uint64_t h = 0;
+    for (uint64_t i = 0; i < n; ++i) h = h * 131 + static_cast<const uint8_t*>(data)[i];
+    return h;
+  };
+  void* data = nullptr;
+  Expected<std::shared_ptr<void>> owner =
+      rt::readWeightCopy({fd, 3, bytes, fingerprint(values.data(), bytes), fingerprint, "weight @b", true}, &data);
+  ::close(fd);
+  ::unlink(path);
+  ASSERT_TRUE(owner.isOk()) << owner.status().message();
+  Tensor b = Tensor::view(DType::F32, {K, N}, data, *owner);
+  Tensor a = randomF32({4, K}, rng);
+  Attributes attrs;
+  std::vector<const Tensor*> refInputs{&a, &b};
+  Expected<std::vector<Tensor>> expected = evaluateOp(matmulDef(), attrs, refInputs, 1);
+  ASSERT_TRUE(static_cast<bool>(expected));
+  auto runOn = [&](auto&& runner) {
+    Tensor out = Tensor::allocate(DType::F32, {4, N});
+    const Tensor* inputs[] = {&a, &b, nullptr, nullptr};
+    Tensor* outputs[] = {&out};
+    ASSERT_TRUE(runner(KernelContext{matmulDef(), attrs, inputs, outputs}).isOk());
+    EXPECT_LT(maxAbsDifference(out, expected->at(0)), tolerance(K));
+  };
+  Gemm gemm;
+  auto viaGemm = [&](const KernelContext& ctx) { return *gemm.runMatmul(ctx, true); };
+  runOn(viaGemm);
+  EXPECT_EQ(rt::residentWeightCopyBytes(), 0u) << "packed: the copy should be released";
+  runOn(viaGemm);  // from the packed form
+  gemm.forgetWeight(b.data());
+  runOn(viaGemm);  // packed again from the bytes read again
+  EXPECT_EQ(rt::residentWeightCopyBytes(), 0u);
+
+  ::setenv("KILN_GEMM", "reference", 1);
+  CpuDevice reference;  // reads b in place: it must pin the copy, which reads it again
+  ::unsetenv("KILN_GEMM");
+  const Tensor* lent[] = {&b};
+  reference.adoptConstants(lent);
+  runOn([&](const KernelContext& ctx) { return reference.run(ctx.def, ctx.attrs, ctx.inputs, ctx.outputs, nullptr); });
+  EXPECT_EQ(rt::residentWeightCopyBytes(), bytes);
+  reference.forgetConstants(lent);
 }
 
 // ---- bf16 rounding.

@@ -211,7 +211,7 @@ TEST_F(ArtifactReferenceTest, WeightsInTheFileAreReferencedAndLoadAsTheyWere) {
     const Expected& want = expected.at(weight.name);
     EXPECT_EQ(location.file, want.file) << weight.name;
     EXPECT_EQ(location.bytes, weight.data->byteSize()) << weight.name;
-    EXPECT_EQ(location.copiedAtLoad, want.copied) << weight.name;
+    EXPECT_EQ(location.copy != WeightLocation::Copy::None, want.copied) << weight.name;
     const auto address = reinterpret_cast<uintptr_t>(weight.data->data());
     if (want.file < 0 || want.copied) {
       // Embedded, or copied: 64-byte aligned memory.

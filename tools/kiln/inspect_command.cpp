@@ -35,8 +35,11 @@ std::string placement(const Graph& graph, const rt::RegisterPlan& r) {
 // bytes are.
 std::string weightPlace(const rt::WeightLocation& location) {
   if (location.file < 0) return cat("embedded at offset ", location.offset);
+  using Copy = rt::WeightLocation::Copy;
   return cat("file ", location.file, " at offset ", location.offset,
-             location.copiedAtLoad ? " (unaligned: copied at load)" : "");
+             location.copy == Copy::Kept       ? " (unaligned: copied at load)"
+             : location.copy == Copy::Released ? " (unaligned: copied at load, released once packed)"
+                                               : "");
 }
 
 // The program as printGraph gives it, each weight line followed by where its
