@@ -29,9 +29,11 @@ using VectorKernel = std::optional<Status> (*)(const KernelContext& ctx, Isa isa
 constexpr int64_t kCopyCost = 8;
 constexpr int64_t kArithmeticCost = 16;
 constexpr int64_t kTranscendentalCost = 64;
-// layer_norm: three passes over a row, the last in double (about 1.1 ns an
-// element on one thread here: all-MiniLM-L6-v2's 4096 x 384 took 1.8 ms).
-constexpr int64_t kLayerNormCost = 64;
+// layer_norm: three passes over a row, the last in double (0.7-1.1 ns an
+// element on one thread: all-MiniLM-L6-v2's 4096 x 384 took 1.8 ms), so it
+// splits from 256K elements: bert-bench's 4 x 128 x 768 (290 us on one
+// thread) took 2.6 ms of its bf16 run in 9 norms, 1.5 ms split.
+constexpr int64_t kLayerNormCost = 128;
 
 // Floats of the rows a norm with a residual adds and then normalises at a
 // time (16 KiB: in L1 between the two).
