@@ -124,8 +124,22 @@ inline constexpr int64_t kTransposedKeyRows = 8;
 // to whole vectors.
 template <class V>
 inline void transposeKeys(const UnitState& st, const KeySegment& seg, int64_t j0, int64_t count) {
-  const int64_t D = st.p.headDim, width = (count + V::kWidth - 1) / V::kWidth * V::kWidth;
-  for (int64_t j = 0; j < count; ++j) {
+  constexpr int64_t W = V::kWidth;
+  const int64_t D = st.p.headDim, width = (count + W - 1) / W * W;
+  // Whole W x W squares by the vector transpose (the scalar copy took a
+  // third of the unit's time); the rest of the keys and dims element-wise.
+  const int64_t squareKeys = count / W * W, squareDims = D / W * W;
+  const float* rows[W];
+  for (int64_t j = 0; j < squareKeys; j += W) {
+    for (int64_t k = 0; k < W; ++k) rows[k] = seg.keys.row(st.u.batch, st.u.kvHead, j0 + j + k - seg.begin);
+    for (int64_t d = 0; d < squareDims; d += W) {
+      V::transposeSquare(rows, st.keysT + d * kKeyBlock + j, kKeyBlock);
+      for (int64_t k = 0; k < W; ++k) rows[k] += W;
+    }
+    for (int64_t k = 0; k < W; ++k)
+      for (int64_t d = squareDims; d < D; ++d) st.keysT[d * kKeyBlock + j + k] = rows[k][d - squareDims];
+  }
+  for (int64_t j = squareKeys; j < count; ++j) {
     if (j + kFetchRowsAhead < count)
       fetchRow(seg.keys.row(st.u.batch, st.u.kvHead, j0 + j + kFetchRowsAhead - seg.begin), D);
     const float* key = seg.keys.row(st.u.batch, st.u.kvHead, j0 + j - seg.begin);

@@ -157,6 +157,31 @@ struct Avx512 {
     for (int r = 0; r < R; ++r)
       _mm512_mask_storeu_ps(p + r * (stride - kGroup), static_cast<M>(kGroupLanes << (r * kGroup)), v);
   }
+  // The 16 x 16 block whose row i starts at rows[i] stored transposed: row d
+  // at dst + d * stride. Pairs, then quads within 128-bit lanes, then lanes.
+  static void transposeSquare(const float* const* rows, float* dst, int64_t stride) {
+    F a[16], b[16];
+    for (int i = 0; i < 16; ++i) a[i] = load(rows[i]);
+    for (int i = 0; i < 16; i += 2) {
+      b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+      b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+      a[i] = _mm512_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      a[i + 1] = _mm512_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      a[i + 2] = _mm512_shuffle_ps(b[i + 1], b[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      a[i + 3] = _mm512_shuffle_ps(b[i + 1], b[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int h = 0; h < 16; h += 8)
+      for (int i = 0; i < 4; ++i) {
+        b[h + i] = _mm512_shuffle_f32x4(a[h + i], a[h + i + 4], 0x88);
+        b[h + i + 4] = _mm512_shuffle_f32x4(a[h + i], a[h + i + 4], 0xdd);
+      }
+    for (int i = 0; i < 8; ++i) {
+      store(dst + i * stride, _mm512_shuffle_f32x4(b[i], b[i + 8], 0x88));
+      store(dst + (i + 8) * stride, _mm512_shuffle_f32x4(b[i], b[i + 8], 0xdd));
+    }
+  }
 };
 
 }  // namespace

@@ -34,7 +34,9 @@
 //   reduceMax(v), reduceSum(v) -> float; sumDouble(v) -> the lanes summed in
 //   double; sumLanes(v) of kWidth registers -> one whose lane i sums the
 //   lanes of v[i]; storeGroups<R>(v, p, stride) stores the R groups of
-//   kWidth / R lanes, group r at p + r * stride
+//   kWidth / R lanes, group r at p + r * stride; AVX-512 only (the
+//   attention's transposed keys): transposeSquare(rows, dst, stride) stores
+//   the kWidth x kWidth block whose row i starts at rows[i] transposed
 //   D, a register of doubles: widen(v, low, high) splits v's lanes into two
 //   (the scalar V copies its one lane into both), narrow(low, high) rounds
 //   them back; dset1 dadd dsub dmul
