@@ -96,16 +96,31 @@ std::string_view sectionName(uint32_t kind) {
 
 // ---- Loading.
 
-// Whether the CPU's matmuls are all that read `weight`, as their b: then the
-// CPU may release a copy of it once packed (runtime/weight_copies.h).
-bool onlyCpuMatmulsRead(const Graph& graph, ValueId weight) {
+// Whether the CPU's ops of `kind` are all that read `weight`, as their
+// operand `operand`; and, with `someOp`, at least one does.
+bool onlyCpuOpsRead(const Graph& graph, ValueId weight, OpKind kind, size_t operand, bool someOp) {
   for (ValueId output : graph.outputs())
     if (output == weight) return false;
+  bool read = false;
   for (const Op& op : graph.ops())
-    for (size_t i = 0; i < op.operands.size(); ++i)
-      if (op.operands[i] == weight && (!op.is(OpKind::Matmul) || i != 1 || op.placement() != kHostDevice))
-        return false;
-  return true;
+    for (size_t i = 0; i < op.operands.size(); ++i) {
+      if (op.operands[i] != weight) continue;
+      if (!op.is(kind) || i != operand || op.placement() != kHostDevice) return false;
+      read = true;
+    }
+  return read || !someOp;
+}
+
+// Only the CPU's matmuls read it, as b: the CPU may release a copy of it
+// once packed (runtime/weight_copies.h). A weight nothing reads qualifies.
+bool onlyCpuMatmulsRead(const Graph& graph, ValueId weight) {
+  return onlyCpuOpsRead(graph, weight, OpKind::Matmul, 1, false);
+}
+
+// Only the CPU's gathers read it, as their data: both its gather kernels
+// copy rows as bytes (memcpy), which any address allows.
+bool onlyCpuGathersRead(const Graph& graph, ValueId weight) {
+  return onlyCpuOpsRead(graph, weight, OpKind::Gather, 0, true);
 }
 
 struct Mapping {
@@ -422,7 +437,8 @@ Status Loader::attachEmbedded(Value& weight, const WeightLocation& location, con
 
 // A referenced weight is a view into its file's mapping when its offset is a
 // multiple of its element size (kernels take typed pointers, which must be
-// so aligned); otherwise it is read into aligned memory of its own.
+// so aligned) or only gathers read it; otherwise it is read into aligned
+// memory of its own.
 Status Loader::attachReferenced(Value& weight, WeightLocation& location, uint64_t fingerprint) {
   const WeightFileInfo& info = artifact_.weightFiles[static_cast<size_t>(location.file)];
   if (weight.type.dtype == DType::Bool)
@@ -438,8 +454,10 @@ Status Loader::attachReferenced(Value& weight, WeightLocation& location, uint64_
     return fail("weight file '", info.path, "' has changed since the artifact was compiled: the bytes of @",
                 weight.name, " at offset ", location.offset, " differ; recompile");
   const std::vector<int64_t> dims = *weight.type.staticDims();
-  if (location.offset % dtypeSize(weight.type.dtype) == 0) {
+  const bool aligned = location.offset % dtypeSize(weight.type.dtype) == 0;
+  if (aligned || onlyCpuGathersRead(artifact_.graph, location.weight)) {
     weight.data = Tensor::view(weight.type.dtype, dims, const_cast<uint8_t*>(bytes), (*mapping)->keepAlive);
+    if (!aligned) location.unaligned = WeightLocation::Unaligned::Viewed;
     return Status::ok();
   }
   // Read, not copied from the mapping, so the mapping's pages for these
@@ -456,7 +474,7 @@ Status Loader::attachReferenced(Value& weight, WeightLocation& location, uint64_
     return fail(copy.status().message());
   }
   weight.data = Tensor::view(weight.type.dtype, dims, data, std::move(*copy));
-  location.copy = releasable ? WeightLocation::Copy::Released : WeightLocation::Copy::Kept;
+  location.unaligned = releasable ? WeightLocation::Unaligned::Released : WeightLocation::Unaligned::Copied;
   return Status::ok();
 }
 

@@ -31,13 +31,18 @@ struct WeightLocation {
   int32_t file = -1;    // index into Artifact::weightFiles; -1: embedded in the artifact
   uint64_t offset = 0;  // from the start of the artifact, or of the weight file
   uint64_t bytes = 0;
-  // Referenced at an offset that is not a multiple of its element size:
-  // read into aligned memory at load instead of viewed in place. Released
-  // when only the CPU's matmuls read it: a copy the CPU lets go once it has
-  // packed the weight, read again should a kernel need it
-  // (runtime/weight_copies.h; until then it may read as zeros).
-  enum class Copy : uint8_t { None, Kept, Released };
-  Copy copy = Copy::None;
+  // How a weight referenced at an offset that is not a multiple of its
+  // element size is held (kernels take typed pointers):
+  //   Viewed: in place all the same, when only the CPU's gathers read it
+  //     (they copy rows as bytes): an embedding table's unused rows are then
+  //     never read, as when it is embedded;
+  //   Copied: read into aligned memory at load;
+  //   Released: copied, when only the CPU's matmuls read it (as b): a copy
+  //     the CPU lets go once it holds the weight packed, read again should a
+  //     kernel need it (runtime/weight_copies.h; until then it reads as
+  //     zeros).
+  enum class Unaligned : uint8_t { No, Viewed, Copied, Released };
+  Unaligned unaligned = Unaligned::No;
 };
 
 // One device's ahead-of-time code (Device::compileAhead): a view into the

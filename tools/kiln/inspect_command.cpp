@@ -35,11 +35,12 @@ std::string placement(const Graph& graph, const rt::RegisterPlan& r) {
 // bytes are.
 std::string weightPlace(const rt::WeightLocation& location) {
   if (location.file < 0) return cat("embedded at offset ", location.offset);
-  using Copy = rt::WeightLocation::Copy;
+  using Unaligned = rt::WeightLocation::Unaligned;
   return cat("file ", location.file, " at offset ", location.offset,
-             location.copy == Copy::Kept       ? " (unaligned: copied at load)"
-             : location.copy == Copy::Released ? " (unaligned: copied at load, released once packed)"
-                                               : "");
+             location.unaligned == Unaligned::Viewed     ? " (unaligned: viewed in place, only gathers read it)"
+             : location.unaligned == Unaligned::Copied   ? " (unaligned: copied at load)"
+             : location.unaligned == Unaligned::Released ? " (unaligned: copied at load, released once packed)"
+                                                         : "");
 }
 
 // The program as printGraph gives it, each weight line followed by where its
