@@ -96,31 +96,40 @@ std::string_view sectionName(uint32_t kind) {
 
 // ---- Loading.
 
-// Whether the CPU's ops of `kind` are all that read `weight`, as their
-// operand `operand`; and, with `someOp`, at least one does.
-bool onlyCpuOpsRead(const Graph& graph, ValueId weight, OpKind kind, size_t operand, bool someOp) {
+// An op's operand that reads a weight: matmul's b, gather's table.
+struct Reader {
+  OpKind kind;
+  size_t operand;
+};
+
+// Whether the CPU's `readers` are all that read `weight`; and, with
+// `someOp`, at least one does.
+bool onlyCpuReaders(const Graph& graph, ValueId weight, std::initializer_list<Reader> readers, bool someOp) {
   for (ValueId output : graph.outputs())
     if (output == weight) return false;
   bool read = false;
   for (const Op& op : graph.ops())
     for (size_t i = 0; i < op.operands.size(); ++i) {
       if (op.operands[i] != weight) continue;
-      if (!op.is(kind) || i != operand || op.placement() != kHostDevice) return false;
+      const bool allowed = std::any_of(readers.begin(), readers.end(),
+                                       [&](const Reader& r) { return op.is(r.kind) && i == r.operand; });
+      if (!allowed || op.placement() != kHostDevice) return false;
       read = true;
     }
   return read || !someOp;
 }
 
-// Only the CPU's matmuls read it, as b: the CPU may release a copy of it
-// once packed (runtime/weight_copies.h). A weight nothing reads qualifies.
-bool onlyCpuMatmulsRead(const Graph& graph, ValueId weight) {
-  return onlyCpuOpsRead(graph, weight, OpKind::Matmul, 1, false);
-}
-
-// Only the CPU's gathers read it, as their data: both its gather kernels
+// Only the CPU's gathers read it, as their table: both its gather kernels
 // copy rows as bytes (memcpy), which any address allows.
 bool onlyCpuGathersRead(const Graph& graph, ValueId weight) {
-  return onlyCpuOpsRead(graph, weight, OpKind::Gather, 0, true);
+  return onlyCpuReaders(graph, weight, {{OpKind::Gather, 0}}, true);
+}
+
+// Only the CPU's matmuls (as b) and gathers (as the table) read it: they pin
+// what they read of a copy, which the matmul releases as it packs it
+// (runtime/weight_copies.h). A weight nothing reads qualifies.
+bool releasableByCpu(const Graph& graph, ValueId weight) {
+  return onlyCpuReaders(graph, weight, {{OpKind::Matmul, 1}, {OpKind::Gather, 0}}, false);
 }
 
 struct Mapping {
@@ -462,9 +471,9 @@ Status Loader::attachReferenced(Value& weight, WeightLocation& location, uint64_
   }
   // Read, not copied from the mapping, so the mapping's pages for these
   // bytes are never touched and never count in the process's memory.
-  const bool releasable = onlyCpuMatmulsRead(artifact_.graph, location.weight);
+  const bool releasable = releasableByCpu(artifact_.graph, location.weight);
   const int fd = weightFileFds_[static_cast<size_t>(location.file)];
-  const WeightCopySource source{fd, location.offset, location.bytes, fingerprint, referencedWeightFingerprint,
+  const WeightCopySource source{fd, location.offset, location.bytes, info.size, info.mtimeNs,
                                 cat("weight @", weight.name, " at offset ", location.offset, " of '", info.path, "'"),
                                 releasable};
   void* data = nullptr;

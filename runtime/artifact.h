@@ -37,10 +37,10 @@ struct WeightLocation {
   //     (they copy rows as bytes): an embedding table's unused rows are then
   //     never read, as when it is embedded;
   //   Copied: read into aligned memory at load;
-  //   Released: copied, when only the CPU's matmuls read it (as b): a copy
-  //     the CPU lets go once it holds the weight packed, read again should a
-  //     kernel need it (runtime/weight_copies.h; until then it reads as
-  //     zeros).
+  //   Released: copied, when only the CPU's matmuls (as b) and gathers read
+  //     it: a copy the CPU lets go page by page as it packs the weight, and
+  //     whose pages a kernel that reads them later pins, which reads them
+  //     again (runtime/weight_copies.h; until then they read as zeros).
   enum class Unaligned : uint8_t { No, Viewed, Copied, Released };
   Unaligned unaligned = Unaligned::No;
 };

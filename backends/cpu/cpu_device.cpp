@@ -7,9 +7,11 @@
 #include <cstring>
 #include <new>
 #include <thread>
+#include <vector>
 
 #include "backends/cpu/isa.h"
 #include "backends/cpu/kernels.h"
+#include "backends/reference/kernel_helpers.h"
 #include "backends/reference/reference.h"
 #include "ir/type.h"
 #include "runtime/weight_copies.h"
@@ -18,6 +20,23 @@ namespace kiln::cpu {
 namespace {
 // Links into every runtime whole (backends/CMakeLists.txt), so it runs as the runtime loads.
 const rt::DeviceRegistration<CpuDevice> kRegistration;
+
+// The rows of a weight copy that a gather reads, pinned (runtime/weight_copies.h:
+// read again where the CPU released them); the whole table when it gathers
+// along another axis.
+Expected<rt::WeightPin> pinGatheredRows(const KernelContext& ctx) {
+  const Tensor& table = *ctx.input(0);
+  const Tensor& indices = *ctx.input(1);
+  const int64_t axis = ops::wrapAxis(ctx.attrs.getInt("axis"), table.rank());
+  if (axis != 0 || !isInteger(indices.dtype()) || table.shape()[0] == 0)
+    return rt::WeightPin::of(table.data(), table.byteSize());
+  const int64_t count = table.shape()[0];
+  std::vector<int64_t> rows;
+  for (int64_t index : indices.toInts())
+    if (index >= -count && index < count) rows.push_back(index < 0 ? index + count : index);  // else the kernel's error
+  return rt::WeightPin::ofRows(table.data(), table.byteSize() / static_cast<uint64_t>(count), rows);
+}
+
 }  // namespace
 
 Expected<std::shared_ptr<void>> CpuDevice::reserveArena(std::string_view memory, size_t bytes) {
@@ -63,6 +82,10 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
   const KernelFn reference = referenceKernel(def.kind);
   if (!reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
+  Expected<rt::WeightPin> rows = def.kind == OpKind::Gather && isConstant(inputs[0]->data())
+                                     ? pinGatheredRows(ctx)
+                                     : rt::WeightPin::of(nullptr, 0);
+  if (!rows) return rows.status().withContext(cat(def.name, ": "));
   if (FastKernel fast = fastKernelFor(def.kind)) {
     if (std::optional<Status> ran = fast(ctx)) return *ran;
   }
@@ -72,7 +95,7 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
     if (std::optional<Status> ran = gemm_.runMatmul(ctx, bIsWeight)) return *ran;
   }
   // The reference reads b in place: a weight copy the matmul released must be read again.
-  Expected<rt::WeightPin> pin = rt::WeightPin::of(bIsWeight ? inputs[1]->data() : nullptr);
+  Expected<rt::WeightPin> pin = rt::WeightPin::of(bIsWeight ? inputs[1]->data() : nullptr, inputs[1]->byteSize());
   if (!pin) return pin.status().withContext("matmul: ");
   return reference(ctx);
 }

@@ -555,6 +555,19 @@ struct Gemm::State {
   std::shared_ptr<const PackedWeight> pack(const PlanKey& key, const Tensor& b, const KChunks& chunks);
 };
 
+// A weight copy's bytes that could not be read again (runtime/weight_copies.h),
+// out of pack() to runMatmul.
+struct WeightReadError {
+  Status status;
+};
+
+// Pins [data, data + bytes) of a weight copy (nothing for other memory).
+rt::WeightPin pinOrThrow(const void* data, uint64_t bytes) {
+  Expected<rt::WeightPin> pin = rt::WeightPin::of(data, bytes);
+  if (!pin) throw WeightReadError{pin.status().withContext("matmul: ")};
+  return std::move(*pin);
+}
+
 std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const Tensor& b, const KChunks& chunks) {
   auto packed = std::make_shared<PackedWeight>();
   packed->source = b;
@@ -572,7 +585,10 @@ std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const 
       const memory::desc any({rows, p.N}, factorType(p), memory::format_tag::any);
       packedMd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(aMd, any, cMd), cpuEngine()).weights_desc();
     }
-    memory plain(bChunkDesc(key, rows), cpuEngine(), b.data<uint8_t>() + bChunkOffset(key, k0) * elementSize);
+    uint8_t* from = b.data<uint8_t>() + bChunkOffset(key, k0) * elementSize;
+    const uint64_t chunkBytes = static_cast<uint64_t>(key.transB ? b.byteSize() : rows * key.N * elementSize);
+    const rt::WeightPin pin = pinOrThrow(key.transB ? b.data() : from, chunkBytes);
+    memory plain(bChunkDesc(key, rows), cpuEngine(), from);
     memory chunk(packedMd, cpuEngine());
     dnnl::reorder(plain, chunk).execute(stream, plain, chunk);
     stream.wait();
@@ -582,13 +598,16 @@ std::shared_ptr<const PackedWeight> Gemm::State::pack(const PlanKey& key, const 
     if (!key.bf16)
       packed->panels.push_back(Panel{static_cast<const float*>(chunk.get_data_handle()), k0, rows,
                                      packedMd.data.padded_dims[0]});
-    // Rows of a row-major b leave memory chunk by chunk, so its plain and
-    // packed forms overlap by one chunk at most.
-    if (!key.transB)
-      releaseCleanPages(b.data<uint8_t>() + k0 * key.N * elementSize, static_cast<size_t>(rows * key.N) * elementSize);
+    // Rows of a row-major b leave memory chunk by chunk (a file's clean
+    // pages, or the pages of a weight copy, read again if needed), so its
+    // plain and packed forms overlap by one chunk at most.
+    if (!key.transB) {
+      releaseCleanPages(from, static_cast<size_t>(chunkBytes));
+      rt::releaseWeightCopy(from, chunkBytes);
+    }
   }
   if (key.transB) releaseCleanPages(b.data(), b.byteSize());
-  rt::releaseWeightCopy(b.data());  // a copy of an unaligned referenced weight: read again if needed
+  rt::releaseWeightCopy(b.data(), b.byteSize());  // with the pages chunks shared
   if (!packed->columnBlocked) packed->panels.clear();
   return packed;
 }
@@ -745,17 +764,6 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
     std::shared_lock lock(s.mutex);
     if (auto it = s.plans.find(key); it != s.plans.end()) plan = it->second;
   }
-  // A weight copy's bytes are read to pack them, and on every run of a
-  // product that reads its b in place (runtime/weight_copies.h).
-  std::optional<rt::WeightPin> pin;
-  auto pinB = [&]() -> Status {
-    if (!bIsWeight || pin) return Status::ok();
-    Expected<rt::WeightPin> pinned = rt::WeightPin::of(b.data());
-    if (!pinned) return pinned.status().withContext("matmul: ");
-    pin.emplace(std::move(*pinned));
-    return Status::ok();
-  };
-  if (!plan) KILN_RETURN_IF_ERROR(pinB());
   try {
     if (!plan) {
       std::unique_lock lock(s.mutex);
@@ -766,9 +774,13 @@ std::optional<Status> Gemm::runMatmul(const KernelContext& ctx, bool bIsWeight) 
   } catch (const dnnl::error& e) {
     if (e.status == dnnl_unimplemented) return std::nullopt;  // e.g. bf16 on a CPU oneDNN has no kernel for
     return Status::error("matmul: oneDNN cannot build a", shapeStr(sa), " @ b", shapeStr(sb), ": ", e.what());
+  } catch (const WeightReadError& e) {
+    return e.status;
   }
 
-  if (!plan->weight) KILN_RETURN_IF_ERROR(pinB());
+  // A product that reads b in place (unpacked) reads a weight copy's bytes.
+  Expected<rt::WeightPin> pin = rt::WeightPin::of(bIsWeight && !plan->weight ? b.data() : nullptr, b.byteSize());
+  if (!pin) return pin.status().withContext("matmul: ");
   const Operands operands{a.data<float>(), b.data(), bias ? bias->data<float>() : nullptr, residualData,
                           out.data<float>()};
   if (plan->rowKernel) {

@@ -1,11 +1,13 @@
 // The copies of unaligned referenced weights (runtime/weight_copies.h): read
-// at once, released to the system (now, or when the last pin ends), read
-// again by the next pin, refused when the file changed meanwhile; a copy that
-// is not releasable stays, and other memory passes through untouched.
+// whole at load, released page by page (now, or when a page's last pin
+// ends), read again page by page by the pins that need them, refused when
+// the file changed meanwhile; a copy that is not releasable stays, and other
+// memory passes through untouched.
 #include "runtime/weight_copies.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -17,16 +19,13 @@
 namespace kiln::rt {
 namespace {
 
-uint64_t sumOfBytes(const void* data, uint64_t bytes) {
-  uint64_t sum = 0;
-  for (uint64_t i = 0; i < bytes; ++i) sum = sum * 31 + static_cast<const uint8_t*>(data)[i];
-  return sum;
-}
+constexpr uint64_t kPage = 4096;
 
 // A temporary file of 3 bytes and then `values` (so at an unaligned offset).
 class WeightFile {
  public:
-  explicit WeightFile(std::vector<float> values) : values_(std::move(values)) {
+  explicit WeightFile(size_t floats) : values_(floats) {
+    for (size_t i = 0; i < floats; ++i) values_[i] = static_cast<float>(i) + 0.5f;
     fd_ = ::mkstemp(path_);
     write(values_);
   }
@@ -35,18 +34,24 @@ class WeightFile {
     ::unlink(path_);
   }
   void write(const std::vector<float>& values) {
-    const char prefix[3] = {1, 2, 3};
-    EXPECT_EQ(::pwrite(fd_, prefix, 3, 0), 3);
+    EXPECT_EQ(::pwrite(fd_, "abc", 3, 0), 3);
     const ssize_t bytes = static_cast<ssize_t>(values.size() * sizeof(float));
     EXPECT_EQ(::pwrite(fd_, values.data(), static_cast<size_t>(bytes), 3), bytes);
   }
   WeightCopySource source(bool releasable) const {
-    const uint64_t bytes = values_.size() * sizeof(float);
-    return {fd_, 3, bytes, sumOfBytes(values_.data(), bytes), sumOfBytes, "weight @w", releasable};
+    struct stat info;
+    EXPECT_EQ(::fstat(fd_, &info), 0);
+    const int64_t mtimeNs = static_cast<int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 + info.st_mtim.tv_nsec;
+    return {fd_, 3, values_.size() * sizeof(float), static_cast<uint64_t>(info.st_size), mtimeNs, "weight @w",
+            releasable};
   }
-  bool matches(const void* data) const {
-    return std::memcmp(data, values_.data(), values_.size() * sizeof(float)) == 0;
+  // Whether bytes [begin, end) of the copy at `data` are the weight's.
+  bool matches(const void* data, uint64_t begin, uint64_t end) const {
+    return std::memcmp(static_cast<const char*>(data) + begin, reinterpret_cast<const char*>(values_.data()) + begin,
+                       end - begin) == 0;
   }
+  uint64_t bytes() const { return values_.size() * sizeof(float); }
+  int fd() const { return fd_; }
 
  private:
   char path_[32] = "/tmp/kiln_weight_copy_XXXXXX";
@@ -54,60 +59,83 @@ class WeightFile {
   std::vector<float> values_;
 };
 
-TEST(WeightCopies, AReleasedCopyIsReadAgainByTheNextPin) {
-  WeightFile file(std::vector<float>(3000, 1.5f));
+TEST(WeightCopies, ReleasedPagesAreReadAgainByThePinsThatNeedThem) {
+  WeightFile file(3000);  // 12000 bytes: pages 0, 1 and most of 2
   void* data = nullptr;
   Expected<std::shared_ptr<void>> owner = readWeightCopy(file.source(true), &data);
   ASSERT_TRUE(owner.isOk()) << owner.status().message();
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(data) % 64, 0u);
-  EXPECT_TRUE(file.matches(data));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(data) % kPage, 0u);
+  EXPECT_TRUE(file.matches(data, 0, file.bytes()));
   EXPECT_EQ(residentWeightCopyBytes(), 12000u);
 
-  EXPECT_TRUE(releaseWeightCopy(data));
+  // Only whole pages inside the range go: [100, 9000) holds page 1 alone.
+  EXPECT_TRUE(releaseWeightCopy(static_cast<char*>(data) + 100, 8900));
+  EXPECT_EQ(residentWeightCopyBytes(), 12000u - kPage);
+  EXPECT_TRUE(releaseWeightCopy(data, file.bytes()));  // the last, partial page too
   EXPECT_EQ(residentWeightCopyBytes(), 0u);
   {
-    Expected<WeightPin> pin = WeightPin::of(static_cast<const char*>(data) + 100);  // any address inside
+    Expected<WeightPin> pin = WeightPin::of(static_cast<char*>(data) + 5000, 100);  // in page 1
     ASSERT_TRUE(pin.isOk()) << pin.status().message();
-    EXPECT_TRUE(file.matches(data));
-    EXPECT_TRUE(releaseWeightCopy(data));  // deferred: pinned
-    EXPECT_EQ(residentWeightCopyBytes(), 12000u);
-    EXPECT_TRUE(file.matches(data));
+    EXPECT_EQ(residentWeightCopyBytes(), kPage);
+    EXPECT_TRUE(file.matches(data, kPage, 2 * kPage));
+    EXPECT_TRUE(releaseWeightCopy(data, file.bytes()));  // deferred for page 1: pinned
+    EXPECT_EQ(residentWeightCopyBytes(), kPage);
+    EXPECT_TRUE(file.matches(data, kPage, 2 * kPage));
   }
   EXPECT_EQ(residentWeightCopyBytes(), 0u);  // the pin's end let it go
-  owner->reset();
-  EXPECT_EQ(residentWeightCopyBytes(), 0u);
+  Expected<WeightPin> whole = WeightPin::of(data, file.bytes());
+  ASSERT_TRUE(whole.isOk());
+  EXPECT_TRUE(file.matches(data, 0, file.bytes()));
 }
 
-TEST(WeightCopies, AChangedFileIsAnErrorWhenReadAgain) {
-  WeightFile file(std::vector<float>(100, 2.0f));
+TEST(WeightCopies, RowsPinTheirPagesOnly) {
+  WeightFile file(4 * kPage / sizeof(float));  // 4 pages, a row a page
   void* data = nullptr;
   Expected<std::shared_ptr<void>> owner = readWeightCopy(file.source(true), &data);
   ASSERT_TRUE(owner.isOk());
-  ASSERT_TRUE(releaseWeightCopy(data));
+  ASSERT_TRUE(releaseWeightCopy(data, file.bytes()));
+  const std::vector<int64_t> rows = {3, 1, 3};
+  Expected<WeightPin> pin = WeightPin::ofRows(data, kPage, rows);
+  ASSERT_TRUE(pin.isOk()) << pin.status().message();
+  EXPECT_EQ(residentWeightCopyBytes(), 2 * kPage);
+  EXPECT_TRUE(file.matches(data, kPage, 2 * kPage));
+  EXPECT_TRUE(file.matches(data, 3 * kPage, 4 * kPage));
+}
+
+TEST(WeightCopies, AChangedFileIsAnErrorWhenReadAgain) {
+  WeightFile file(100);
+  void* data = nullptr;
+  Expected<std::shared_ptr<void>> owner = readWeightCopy(file.source(true), &data);
+  ASSERT_TRUE(owner.isOk());
+  ASSERT_TRUE(releaseWeightCopy(data, file.bytes()));
   file.write(std::vector<float>(100, -2.0f));
-  Expected<WeightPin> pin = WeightPin::of(data);
+  const timespec later[2] = {{0, UTIME_OMIT}, {2'000'000'000, 0}};
+  ASSERT_EQ(::futimens(file.fd(), later), 0);  // a modification time of its own, however coarse the clock
+  Expected<WeightPin> pin = WeightPin::of(data, 4);
   ASSERT_FALSE(pin.isOk());
   EXPECT_EQ(pin.status().message(), "weight @w has changed since the artifact was loaded; recompile");
 }
 
 TEST(WeightCopies, KeptCopiesAndOtherMemoryStay) {
-  WeightFile file(std::vector<float>(100, 3.0f));
+  WeightFile file(100);
   void* data = nullptr;
   Expected<std::shared_ptr<void>> kept = readWeightCopy(file.source(false), &data);
   ASSERT_TRUE(kept.isOk());
-  EXPECT_FALSE(releaseWeightCopy(data));
+  EXPECT_FALSE(releaseWeightCopy(data, file.bytes()));
   EXPECT_EQ(residentWeightCopyBytes(), 400u);
-  EXPECT_TRUE(file.matches(data));
+  EXPECT_TRUE(file.matches(data, 0, file.bytes()));
 
   std::vector<float> heap(100, 4.0f);
-  EXPECT_FALSE(releaseWeightCopy(heap.data()));
-  EXPECT_TRUE(WeightPin::of(heap.data()).isOk());
-  EXPECT_TRUE(WeightPin::of(nullptr).isOk());
+  EXPECT_FALSE(releaseWeightCopy(heap.data(), 400));
+  EXPECT_TRUE(WeightPin::of(heap.data(), 400).isOk());
+  EXPECT_TRUE(WeightPin::of(nullptr, 0).isOk());
   EXPECT_EQ(heap[99], 4.0f);
+  kept->reset();
+  EXPECT_EQ(residentWeightCopyBytes(), 0u);
 }
 
 TEST(WeightCopies, AnUnreadableFileIsAnError) {
-  WeightFile file(std::vector<float>(10, 1.0f));
+  WeightFile file(10);
   WeightCopySource source = file.source(true);
   source.offset = 1 << 20;  // past the end
   void* data = nullptr;
