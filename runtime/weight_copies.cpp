@@ -196,6 +196,12 @@ bool releaseWeightCopy(const void* data, uint64_t bytes) {
   return true;
 }
 
+bool isWeightCopy(const void* data) {
+  if (liveCopies == 0 || !data) return false;
+  std::lock_guard lock(registryMutex());
+  return find(data) != nullptr;
+}
+
 uint64_t residentWeightCopyBytes() { return residentBytes; }
 
 }  // namespace kiln::rt

@@ -61,6 +61,9 @@ class WeightPin {
 // for any other memory.
 bool releaseWeightCopy(const void* data, uint64_t bytes);
 
+// Whether `data` lies in a weight copy (false at once while there is none).
+bool isWeightCopy(const void* data);
+
 // Bytes of weight copies in memory now (pages read in and not let go).
 uint64_t residentWeightCopyBytes();
 

@@ -82,7 +82,7 @@ Status CpuDevice::run(const OpDef& def, const Attributes& attrs, std::span<const
   const KernelFn reference = referenceKernel(def.kind);
   if (!reference) return Status::error("op '", def.name, "' has no CPU kernel");
   KernelContext ctx{def, attrs, inputs, outputs, kvCache};
-  Expected<rt::WeightPin> rows = def.kind == OpKind::Gather && isConstant(inputs[0]->data())
+  Expected<rt::WeightPin> rows = def.kind == OpKind::Gather && rt::isWeightCopy(inputs[0]->data())
                                      ? pinGatheredRows(ctx)
                                      : rt::WeightPin::of(nullptr, 0);
   if (!rows) return rows.status().withContext(cat(def.name, ": "));

@@ -129,6 +129,8 @@ TEST(WeightCopies, KeptCopiesAndOtherMemoryStay) {
   EXPECT_FALSE(releaseWeightCopy(heap.data(), 400));
   EXPECT_TRUE(WeightPin::of(heap.data(), 400).isOk());
   EXPECT_TRUE(WeightPin::of(nullptr, 0).isOk());
+  EXPECT_TRUE(isWeightCopy(static_cast<char*>(data) + 399));
+  EXPECT_FALSE(isWeightCopy(heap.data()));
   EXPECT_EQ(heap[99], 4.0f);
   kept->reset();
   EXPECT_EQ(residentWeightCopyBytes(), 0u);
