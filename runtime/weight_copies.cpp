@@ -148,14 +148,8 @@ Expected<std::shared_ptr<void>> readWeightCopy(const WeightCopySource& source, v
 }
 
 Expected<WeightPin> WeightPin::of(const void* data, uint64_t bytes) {
-  if (liveCopies == 0 || !data) return WeightPin(nullptr, {});
-  std::lock_guard lock(registryMutex());
-  Copy* copy = find(data);
-  if (!copy) return WeightPin(nullptr, {});
-  const auto [first, last] = pagesOf(*copy, data, bytes, false);
-  KILN_RETURN_IF_ERROR(readIn(*copy, first, last));
-  for (size_t page = first; page < last; ++page) ++copy->pins[page];
-  return WeightPin(copy, {{first, last}});
+  const int64_t onlyRow[] = {0};
+  return ofRows(data, bytes, onlyRow);
 }
 
 Expected<WeightPin> WeightPin::ofRows(const void* table, uint64_t rowBytes, std::span<const int64_t> rows) {
