@@ -19,6 +19,10 @@ if ! clinfo -l 2>/dev/null | grep -q "Device"; then
 fi
 rm -rf "$work"
 mkdir -p "$work"
+# A PoCL kernel cache of this test's own: PoCL 3.1 asserts (pocl_binary.c,
+# `len > 0`) when one process reads a kernel another is still writing to a
+# shared cache, as two placed models compiling the same kernel at once did.
+export POCL_CACHE_DIR="$work/pocl-cache"
 for data_set in "$model_dir"/test_data_set_*; do
   name=$(basename "$data_set")
   shape_flags=""
