@@ -34,9 +34,9 @@ TEST(DeviceRegistry, FindsNoUnknownDevice) {
 TEST(DeviceRegistry, ListsEveryDeviceByName) {
   std::vector<std::string_view> names;
   for (Device* device : registeredDevices()) names.push_back(device->name());
-  // The backends' devices (opencl too: it registers whether or not a driver
-  // is there) and the test's own.
-  EXPECT_EQ(names, (std::vector<std::string_view>{"cpu", "fake", "opencl"}));
+  // The backends' devices (cuda and opencl too: they register whether or
+  // not a driver is there) and the test's own.
+  EXPECT_EQ(names, (std::vector<std::string_view>{"cpu", "cuda", "fake", "opencl"}));
   EXPECT_EQ(registeredDevices().front(), findDevice("cpu"));
 }
 
@@ -47,7 +47,7 @@ TEST(DeviceRegistry, RefusesATakenNameAnEmptyNameAndNoFactory) {
   EXPECT_EQ(registerDevice("gpu", nullptr).message(), "cannot register device 'gpu' without a factory");
   EXPECT_EQ(findDevice("cpu"), cpu);
   EXPECT_EQ(findDevice("gpu"), nullptr);
-  EXPECT_EQ(registeredDevices().size(), 3u);
+  EXPECT_EQ(registeredDevices().size(), 4u);
 }
 
 }  // namespace
