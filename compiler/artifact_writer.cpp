@@ -12,6 +12,7 @@
 #include "compiler/kv_layers.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "runtime/byte_stream.h"
 #include "runtime/device.h"
 
 namespace kiln {
@@ -32,18 +33,12 @@ void writeAt(std::vector<uint8_t>& buffer, size_t offset, T value) {
   std::memcpy(buffer.data() + offset, &value, sizeof(T));
 }
 
-template <class T>
-void append(std::vector<uint8_t>& buffer, T value) {
-  size_t at = buffer.size();
-  buffer.resize(at + sizeof(T));
-  writeAt(buffer, at, value);
-}
+using rt::append;
 
 // Strings are a length (u8 or u32) and bytes.
 template <class Length>
 void appendString(std::vector<uint8_t>& buffer, const std::string& text) {
-  append<Length>(buffer, static_cast<Length>(text.size()));
-  buffer.insert(buffer.end(), text.begin(), text.end());
+  rt::appendBytes<Length>(buffer, text.data(), text.size());
 }
 
 uint8_t kindCode(RegisterPlan::Kind kind) {

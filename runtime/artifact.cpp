@@ -18,6 +18,7 @@
 
 #include "ir/text.h"
 #include "ir/verifier.h"
+#include "runtime/byte_stream.h"
 #include "runtime/host_fallback.h"
 #include "runtime/weight_copies.h"
 
@@ -30,35 +31,6 @@ std::optional<RegisterPlan::Kind> kindOfCode(uint8_t code) {
 }
 
 // Bounds-checked reads over a section's bytes.
-class Cursor {
- public:
-  Cursor(const uint8_t* begin, const uint8_t* end) : p_(begin), end_(end) {}
-  template <class T>
-  bool read(T& value) {
-    if (static_cast<size_t>(end_ - p_) < sizeof(T)) return false;
-    value = readAt<T>(p_, 0);
-    p_ += sizeof(T);
-    return true;
-  }
-  template <class Length>
-  bool readString(std::string& text) {
-    Length length = 0;
-    if (!read(length) || static_cast<uint64_t>(end_ - p_) < uint64_t{length}) return false;
-    text.assign(reinterpret_cast<const char*>(p_), length);
-    p_ += length;
-    return true;
-  }
-  size_t left() const { return static_cast<size_t>(end_ - p_); }
-  bool skip(size_t bytes) {
-    if (left() < bytes) return false;
-    p_ += bytes;
-    return true;
-  }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
 
 // A register's bytes at the bounds as the planner sizes it (rounded up to
 // kPlanAlignment); nullopt when a dim has no value there.
@@ -312,13 +284,13 @@ Status Loader::readSections() {
 }
 
 Status Loader::readWeightFiles(const SectionInfo& section) {
-  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  ByteReader in(map_.base + section.offset, map_.base + section.offset + section.size);
   auto bad = [&](const auto&... parts) { return fail("bad weight files section: ", parts...); };
   uint32_t count = 0;
   if (!in.read(count)) return bad("shorter than its entry count");
   for (uint32_t i = 0; i < count; ++i) {
     WeightFileInfo info;
-    if (!in.readString<uint32_t>(info.path) || !in.read(info.size) || !in.read(info.mtimeNs))
+    if (!in.readBytes<uint32_t>(info.path) || !in.read(info.size) || !in.read(info.mtimeNs))
       return bad("entry ", i, " of ", count, " runs past the section");
     if (info.path.empty() || info.path.front() != '/') return bad("entry ", i, " has the relative path '", info.path, "'");
     artifact_.weightFiles.push_back(std::move(info));
@@ -376,7 +348,7 @@ Expected<const Mapping*> Loader::openWeightFile(size_t index) {
 }
 
 Status Loader::attachWeights(const SectionInfo& table, const SectionInfo& data) {
-  Cursor in(map_.base + table.offset, map_.base + table.offset + table.size);
+  ByteReader in(map_.base + table.offset, map_.base + table.offset + table.size);
   auto bad = [&](const auto&... parts) { return fail("bad weight table: ", parts...); };
   uint32_t count = 0;
   if (!in.read(count)) return bad("shorter than its entry count");
@@ -391,8 +363,8 @@ Status Loader::attachWeights(const SectionInfo& table, const SectionInfo& data) 
     uint32_t file = kEmbeddedWeight;
     uint64_t fingerprint = 0;
     const bool read = artifact_.formatVersion == 2
-                          ? in.readString<uint32_t>(name) && in.read(location.offset) && in.read(location.bytes)
-                          : in.readString<uint32_t>(name) && in.read(file) && in.read(location.offset) &&
+                          ? in.readBytes<uint32_t>(name) && in.read(location.offset) && in.read(location.bytes)
+                          : in.readBytes<uint32_t>(name) && in.read(file) && in.read(location.offset) &&
                                 in.read(location.bytes) && in.read(fingerprint);
     if (!read) return bad("entry ", i, " of ", count, " runs past the table");
 
@@ -490,7 +462,7 @@ Status Loader::attachReferenced(Value& weight, WeightLocation& location, uint64_
 Status Loader::readPlan(const SectionInfo& section) {
   const Graph& graph = artifact_.graph;
   auto bad = [&](const auto&... parts) { return fail("corrupt: memory plan: ", parts...); };
-  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  ByteReader in(map_.base + section.offset, map_.base + section.offset + section.size);
   const auto cut = [&] { return bad("the section ends in the middle of an entry"); };
 
   MemoryPlan plan;
@@ -499,7 +471,7 @@ Status Loader::readPlan(const SectionInfo& section) {
   for (uint32_t i = 0; i < symbols; ++i) {
     std::string symbol;
     int64_t value = 0;
-    if (!in.readString<uint32_t>(symbol) || !in.read(value)) return cut();
+    if (!in.readBytes<uint32_t>(symbol) || !in.read(value)) return cut();
     if (!plan.bounds.emplace(symbol, value).second) return bad("two bounds for symbol '", symbol, "'");
   }
   uint64_t peak = 0, naive = 0, lowerBound = 0;
@@ -523,12 +495,12 @@ Status Loader::readPlan(const SectionInfo& section) {
     uint8_t code = 0;
     RegisterPlan r;
     uint64_t offset = 0, bytes = 0;
-    if (!in.readString<uint32_t>(name) || !in.read(code) || !in.readString<uint8_t>(r.device) ||
-        !in.readString<uint8_t>(r.memory) || !in.read(r.buffer) || !in.read(offset) || !in.read(bytes) ||
+    if (!in.readBytes<uint32_t>(name) || !in.read(code) || !in.readBytes<uint8_t>(r.device) ||
+        !in.readBytes<uint8_t>(r.memory) || !in.read(r.buffer) || !in.read(offset) || !in.read(bytes) ||
         !in.read(r.liveStart) || !in.read(r.liveEnd))
       return cut();
     std::string viewOf;
-    if (!in.readString<uint32_t>(viewOf)) return cut();
+    if (!in.readBytes<uint32_t>(viewOf)) return cut();
     std::optional<ValueId> id = graph.find(name);
     if (!id) return bad("a register for '", name, "', which is not a value of the program");
     const auto v = static_cast<size_t>(*id);
@@ -593,7 +565,7 @@ Status Loader::readPlan(const SectionInfo& section) {
 // The record is checked against the program as the executor will use it.
 Status Loader::readKvLayers(const SectionInfo& section) {
   auto bad = [&](const auto&... parts) { return fail("corrupt: KV layers: ", parts...); };
-  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  ByteReader in(map_.base + section.offset, map_.base + section.offset + section.size);
   uint32_t count = 0;
   if (!in.read(count)) return bad("shorter than its entry count");
   if (in.left() != uint64_t{count} * kKvLayerEntrySize)
@@ -618,14 +590,14 @@ Status Loader::readKvLayers(const SectionInfo& section) {
 // business (createExecutor hands it over).
 Status Loader::readDeviceCode(const SectionInfo& section) {
   auto bad = [&](const auto&... parts) { return fail("corrupt: device code: ", parts...); };
-  Cursor in(map_.base + section.offset, map_.base + section.offset + section.size);
+  ByteReader in(map_.base + section.offset, map_.base + section.offset + section.size);
   uint32_t count = 0;
   if (!in.read(count)) return bad("shorter than its entry count");
   const uint8_t* sectionEnd = map_.base + section.offset + section.size;
   for (uint32_t i = 0; i < count; ++i) {
     DeviceCode entry;
     uint64_t size = 0;
-    if (!in.readString<uint8_t>(entry.device) || !in.read(size) || size > in.left())
+    if (!in.readBytes<uint8_t>(entry.device) || !in.read(size) || size > in.left())
       return bad("entry ", i, " of ", count, " runs past the section");
     if (entry.device.empty()) return bad("entry ", i, " names no device");
     for (const DeviceCode& other : artifact_.deviceCode)

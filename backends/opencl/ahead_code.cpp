@@ -6,53 +6,10 @@
 
 #include "backends/opencl/op_kernels.h"
 #include "backends/opencl/opencl_device.h"
+#include "runtime/byte_stream.h"
 
 namespace kiln::opencl {
 namespace {
-
-// Resized and copied into, rather than inserted: GCC 12 misreads a small
-// insert as an overflow (-Wstringop-overflow).
-void appendRaw(std::vector<uint8_t>& out, const void* data, size_t size) {
-  const size_t at = out.size();
-  out.resize(at + size);
-  if (size > 0) std::memcpy(out.data() + at, data, size);
-}
-
-template <class T>
-void append(std::vector<uint8_t>& out, T value) {
-  appendRaw(out, &value, sizeof(T));
-}
-
-template <class Length>
-void appendBytes(std::vector<uint8_t>& out, const void* data, size_t size) {
-  append<Length>(out, static_cast<Length>(size));
-  appendRaw(out, data, size);
-}
-
-// Bounds-checked reads over the blob.
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> bytes) : rest_(bytes) {}
-  template <class T>
-  bool read(T& value) {
-    if (rest_.size() < sizeof(T)) return false;
-    std::memcpy(&value, rest_.data(), sizeof(T));
-    rest_ = rest_.subspan(sizeof(T));
-    return true;
-  }
-  template <class Length, class Bytes>
-  bool readBytes(Bytes& to) {
-    Length length = 0;
-    if (!read(length) || rest_.size() < length) return false;
-    to.assign(rest_.begin(), rest_.begin() + static_cast<ptrdiff_t>(length));
-    rest_ = rest_.subspan(static_cast<size_t>(length));
-    return true;
-  }
-  size_t left() const { return rest_.size(); }
-
- private:
-  std::span<const uint8_t> rest_;
-};
 
 // A constant operand's value: a weight, or its upload to the device.
 const Tensor* constantValue(const Graph& graph, ValueId id) {
@@ -97,6 +54,7 @@ constexpr size_t kMaxEnumeratedSymbols = 4;
 }  // namespace
 
 std::vector<uint8_t> encodeAheadCode(const AheadCode& code) {
+  using rt::append, rt::appendBytes;
   std::vector<uint8_t> out;
   uint64_t binaryBytes = 0;
   for (const AheadProgram& program : code.programs) binaryBytes += program.binary.size();
@@ -114,7 +72,7 @@ std::vector<uint8_t> encodeAheadCode(const AheadCode& code) {
 
 Expected<AheadCode> decodeAheadCode(std::span<const uint8_t> blob) {
   auto bad = [](const auto&... parts) { return Status::error("opencl: bad device code: ", parts...); };
-  Reader in(blob);
+  rt::ByteReader in(blob);
   uint32_t count = 0, version = 0;
   uint64_t binaryBytes = 0;
   if (!in.read(count) || !in.read(binaryBytes) || !in.read(version))

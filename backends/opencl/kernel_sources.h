@@ -1,5 +1,5 @@
 // The OpenCL C sources of backends/opencl/kernels, embedded into the library
-// at build time (embed_kernels.cmake). common.cl is the prelude every
+// at build time (cmake/embed_sources.cmake). common.cl is the prelude every
 // program starts with: its types and scalar functions.
 #pragma once
 
