@@ -18,6 +18,7 @@ using CUresult = int;
 using CUdevice = int;
 using CUdeviceptr = unsigned long long;
 using CUcontext = struct CUctx_st*;
+using CUmodule = struct CUmod_st*;
 
 inline constexpr CUresult CUDA_SUCCESS = 0;
 // The cuDeviceGetAttribute values kiln reads (cuda.h's CUdevice_attribute).
@@ -46,6 +47,8 @@ inline constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2", CUresult, (CUdeviceptr to, const void* from, size_t bytes))                \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2", CUresult, (void* to, CUdeviceptr from, size_t bytes))                      \
   X(cuMemcpyDtoD, "cuMemcpyDtoD_v2", CUresult, (CUdeviceptr to, CUdeviceptr from, size_t bytes))                \
+  X(cuModuleLoadData, "cuModuleLoadData", CUresult, (CUmodule * module, const void* image))                   \
+  X(cuModuleUnload, "cuModuleUnload", CUresult, (CUmodule module))                                              \
   X(cuGetErrorName, "cuGetErrorName", CUresult, (CUresult error, const char** name))
 
 struct CudaApi {

@@ -57,7 +57,11 @@ Expected<std::shared_ptr<CudaContext>> CudaContext::open() {
 CudaContext::CudaContext(const CudaApi& api, CUdevice device, CUcontext context)
     : api_(api), device_(device), context_(context) {}
 
-CudaContext::~CudaContext() { api_.cuDevicePrimaryCtxRelease(device_); }
+CudaContext::~CudaContext() {
+  api_.cuCtxSetCurrent(context_);
+  for (auto& [name, module] : modules_) api_.cuModuleUnload(module);
+  api_.cuDevicePrimaryCtxRelease(device_);
+}
 
 Status CudaContext::check(CUresult result, const char* what) const {
   return result == CUDA_SUCCESS ? Status::ok() : callFailed(api_, result, what);
@@ -117,6 +121,25 @@ Status CudaContext::copy(void* to, const void* from, size_t bytes) {
   if (fromDevice) return check(api_.cuMemcpyDtoH(to, device(from), bytes), "cuMemcpyDtoH");
   std::memcpy(to, from, bytes);  // host to host: nothing of the device's
   return Status::ok();
+}
+
+Status CudaContext::loadModule(const std::string& name, const std::vector<uint8_t>& image) {
+  KILN_RETURN_IF_ERROR(check(api_.cuCtxSetCurrent(context_), "cuCtxSetCurrent"));
+  CUmodule module = nullptr;
+  if (const CUresult result = api_.cuModuleLoadData(&module, image.data()); result != CUDA_SUCCESS)
+    return Status::error("cuda: the driver cannot load program '", name, "': ", cudaErrorName(api_, result));
+  std::lock_guard lock(mutex_);
+  auto [at, added] = modules_.emplace(name, module);
+  if (!added) {
+    api_.cuModuleUnload(at->second);
+    at->second = module;
+  }
+  return Status::ok();
+}
+
+bool CudaContext::hasModule(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  return modules_.count(name) != 0;
 }
 
 Status CudaContext::synchronize() {

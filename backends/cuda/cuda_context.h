@@ -48,6 +48,11 @@ class CudaContext : public std::enable_shared_from_this<CudaContext> {
   Status copy(void* to, const void* from, size_t bytes);
   Status synchronize();
 
+  // Loads a program's cubin or PTX (the driver compiles PTX now) under its
+  // name, replacing one loaded before; the modules go with the context.
+  Status loadModule(const std::string& name, const std::vector<uint8_t>& image);
+  bool hasModule(const std::string& name) const;
+
  private:
   CudaContext(const CudaApi& api, CUdevice device, CUcontext context);
   Status check(CUresult result, const char* what) const;
@@ -62,6 +67,7 @@ class CudaContext : public std::enable_shared_from_this<CudaContext> {
 
   mutable std::mutex mutex_;
   std::map<uintptr_t, size_t> blocks_;  // start -> bytes, of every live block
+  std::map<std::string, CUmodule> modules_;  // by program name
 };
 
 }  // namespace kiln::cuda

@@ -1,10 +1,53 @@
 #include "backends/cuda/cuda_device.h"
 
+#include <iostream>
+
+#include "backends/cuda/cuda_ahead.h"
+
 namespace kiln::cuda {
 namespace {
 // Links into every runtime whole (backends/CMakeLists.txt), so it runs as the runtime loads.
 const rt::DeviceRegistration<CudaDevice> kRegistration;
+
+std::once_flag ptxSaid;
+
+// "sm_80, sm_90, compute_90": what a program was compiled for.
+std::string architecturesOf(const CudaProgram& program) {
+  std::string list;
+  for (const CudaImage& image : program.images) list += cat(list.empty() ? "" : ", ", image.architecture);
+  return list;
+}
 }  // namespace
+
+Expected<std::vector<uint8_t>> CudaDevice::compileAhead(const Graph& graph, const SymbolBindings&) {
+  const std::vector<std::string> programs = usedPrograms(graph);
+  if (programs.empty()) return std::vector<uint8_t>{};
+  Expected<CudaCode> code = compileCudaCode(programs, kDefaultCudaArchitectures);
+  if (!code) return code.status();
+  return encodeCudaCode(*code);
+}
+
+Status CudaDevice::loadAhead(std::span<const uint8_t> blob) {
+  if (blob.empty()) return Status::ok();
+  Expected<CudaCode> code = decodeCudaCode(blob);
+  if (!code) return code.status();
+  Expected<CudaContext*> cuda = context();
+  if (!cuda) return cuda.status();
+  const std::string& architecture = (*cuda)->architecture();
+  for (const CudaProgram& program : code->programs) {
+    const CudaImage* image = pickImage(program, architecture);
+    if (!image)
+      return Status::error("cuda: program '", program.name, "' of the artifact has no code for this GPU (",
+                           architecture, "): it was compiled for ", architecturesOf(program));
+    if (image->architecture.rfind("compute_", 0) == 0)
+      std::call_once(ptxSaid, [&] {
+        std::cerr << "kiln: cuda: the artifact has no cubin for " << architecture << "; the driver compiles its "
+                  << image->architecture << " PTX\n";
+      });
+    KILN_RETURN_IF_ERROR((*cuda)->loadModule(program.name, image->code));
+  }
+  return Status::ok();
+}
 
 Expected<CudaContext*> CudaDevice::context() {
   std::call_once(opened_, [this] {

@@ -3,9 +3,9 @@
 // loaded at first use (cuda_api.h); without it every call that needs the
 // device says "no CUDA driver: ..." and why, and `kiln devices` lists the
 // device as unavailable with that reason. This first stage moves tensors
-// (transfer) and nothing else: the kernels, compiled ahead of time by NVRTC
-// into the artifact, come next (docs/architecture.md). Registers itself as device
-// "cuda" (cuda_device.cpp).
+// (transfer) and compiles and loads the kernel programs of the ops placed on
+// it ahead of time (cuda_ahead.h); running them comes next
+// (docs/architecture.md). Registers itself as device "cuda" (cuda_device.cpp).
 #pragma once
 
 #include <memory>
@@ -32,6 +32,15 @@ class CudaDevice final : public rt::Device {
   Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
              std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) override;
   Status synchronize() override;
+
+  // The kernel programs the ops placed here use, compiled by NVRTC into a
+  // cubin for each of kDefaultCudaArchitectures and PTX for the newest
+  // (cuda_ahead.h); "no NVRTC: ..." where no toolkit is installed.
+  Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds) override;
+  // Each program's image for this GPU (its cubin, else PTX the driver
+  // compiles now, saying so once on stderr) loaded into the context; an
+  // error naming the architectures the artifact has when none fits.
+  Status loadAhead(std::span<const uint8_t> code) override;
 
   // The device's context, opened on first use; the error says why there is none.
   Expected<CudaContext*> context();

@@ -47,9 +47,6 @@ struct NvrtcApi {
 // libnvrtc.so (...)" where no CUDA toolkit is installed.
 Expected<const NvrtcApi*> loadNvrtc();
 
-// What one compilation makes of a CUDA C source.
-enum class CudaCodeKind : uint8_t { Cubin, Ptx };
-
 // `source` (named `name` in messages) compiled for `architecture`: "sm_90"
 // gives a cubin for that architecture, "compute_90" PTX any later one can
 // JIT. An error carries NVRTC's log.

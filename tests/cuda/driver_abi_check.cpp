@@ -1,14 +1,17 @@
 // Compiles only where the driver API's declarations in
-// backends/cuda/cuda_api.h match the toolkit's cuda.h: each entry point's
+// backends/cuda/cuda_api.h match the toolkit's cuda.h, and NVRTC's in
+// backends/cuda/nvrtc_api.h its nvrtc.h: each driver entry point's
 // exported symbol is the one cuda.h maps its name to (cuMemAlloc ->
 // cuMemAlloc_v2), its signature is cuda.h's up to the names of types (an
 // enum is an int, a pointer to a driver struct is any such pointer), and the
 // attribute numbers are cuda.h's. Built with everything else (no test to
 // run): a mismatch fails the build.
 #include "backends/cuda/cuda_api.h"
+#include "backends/cuda/nvrtc_api.h"
 
-// After kiln's header, so its own declarations read no cuda.h macro.
+// After kiln's headers, so its own declarations read no cuda.h macro.
 #include <cuda.h>
+#include <nvrtc.h>
 
 #include <string_view>
 #include <type_traits>
@@ -42,6 +45,12 @@ using ErasedFunctionT = typename ErasedFunction<F>::type;
   static_assert(std::is_same_v<ErasedFunctionT<decltype(&::member)>, ErasedFunctionT<result(*) parameters>>, \
                 symbol " has another signature in cuda.h");
 KILN_CUDA_FUNCTIONS(KILN_CHECK_ENTRY)
+
+#define KILN_CHECK_NVRTC(name, result, parameters)                                                   \
+  static_assert(std::is_same_v<ErasedFunctionT<decltype(&::name)>, ErasedFunctionT<result(*) parameters>>, \
+                #name " has another signature in nvrtc.h");
+KILN_NVRTC_FUNCTIONS(KILN_CHECK_NVRTC)
+static_assert(NVRTC_SUCCESS == static_cast<int>(::NVRTC_SUCCESS));
 
 static_assert(sizeof(CUdeviceptr) == sizeof(::CUdeviceptr));
 static_assert(CUDA_SUCCESS == static_cast<int>(::CUDA_SUCCESS));
