@@ -6,26 +6,12 @@
 #include <utility>
 
 #include "backends/cuda/cuda_device.h"
-#include "backends/cuda/kernel_sources.h"
 #include "backends/cuda/nvrtc_api.h"
+#include "backends/cuda/op_kernels.h"
 #include "runtime/byte_stream.h"
 
 namespace kiln::cuda {
 namespace {
-
-// The op kinds each kernel program runs.
-struct ProgramOps {
-  const char* name;
-  std::string_view source;
-  std::vector<OpKind> ops;
-};
-
-const std::vector<ProgramOps>& programTable() {
-  static const std::vector<ProgramOps> table = {
-      {"norms", kNormsSource, {OpKind::LayerNorm, OpKind::RmsNorm, OpKind::Softmax, OpKind::LogSoftmax}},
-  };
-  return table;
-}
 
 // 90 for "sm_90", "sm_90a" and "compute_90"; -1 for anything else.
 int capability(const std::string& architecture) {
@@ -96,18 +82,10 @@ std::vector<std::string> usedPrograms(const Graph& graph) {
   std::vector<std::string> used;
   std::set<std::string, std::less<>> seen;
   for (const Op& op : graph.ops()) {
-    if (op.placement() != CudaDevice::kName) continue;
-    for (const ProgramOps& program : programTable())
-      if (std::ranges::find(program.ops, op.kind()) != program.ops.end() && seen.insert(program.name).second)
-        used.emplace_back(program.name);
+    const char* program = cudaKernels().get(op.kind()).program;
+    if (op.placement() == CudaDevice::kName && program && seen.insert(program).second) used.emplace_back(program);
   }
   return used;
-}
-
-std::string programSource(const std::string& name) {
-  for (const ProgramOps& program : programTable())
-    if (name == program.name) return cat(kCommonSource, "\n", program.source);
-  return "";
 }
 
 Expected<CudaCode> compileCudaCode(const std::vector<std::string>& programs,

@@ -45,8 +45,6 @@ Expected<CudaCode> decodeCudaCode(std::span<const uint8_t> blob);
 // The kernel programs the ops `graph` places on the CUDA device run, by
 // name, each once, in the order of their first op.
 std::vector<std::string> usedPrograms(const Graph& graph);
-// A program's CUDA C: the prelude (kernels/common.cu) and its family's file.
-std::string programSource(const std::string& name);
 
 // Each program compiled by NVRTC into a cubin per architecture ("sm_80")
 // and PTX for the newest ("compute_90"); "no NVRTC: ..." without a toolkit.

@@ -19,6 +19,8 @@ using CUdevice = int;
 using CUdeviceptr = unsigned long long;
 using CUcontext = struct CUctx_st*;
 using CUmodule = struct CUmod_st*;
+using CUfunction = struct CUfunc_st*;
+using CUstream = struct CUstream_st*;
 
 inline constexpr CUresult CUDA_SUCCESS = 0;
 // The cuDeviceGetAttribute values kiln reads (cuda.h's CUdevice_attribute).
@@ -49,6 +51,11 @@ inline constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
   X(cuMemcpyDtoD, "cuMemcpyDtoD_v2", CUresult, (CUdeviceptr to, CUdeviceptr from, size_t bytes))                \
   X(cuModuleLoadData, "cuModuleLoadData", CUresult, (CUmodule * module, const void* image))                   \
   X(cuModuleUnload, "cuModuleUnload", CUresult, (CUmodule module))                                              \
+  X(cuModuleGetFunction, "cuModuleGetFunction", CUresult, (CUfunction * function, CUmodule module, const char* name)) \
+  X(cuLaunchKernel, "cuLaunchKernel", CUresult,                                                                 \
+    (CUfunction function, unsigned int gridX, unsigned int gridY, unsigned int gridZ, unsigned int blockX,        \
+     unsigned int blockY, unsigned int blockZ, unsigned int sharedBytes, CUstream stream, void** parameters,     \
+     void** extra))                                                                                              \
   X(cuGetErrorName, "cuGetErrorName", CUresult, (CUresult error, const char** name))
 
 struct CudaApi {

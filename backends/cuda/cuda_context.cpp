@@ -142,6 +142,30 @@ bool CudaContext::hasModule(const std::string& name) const {
   return modules_.count(name) != 0;
 }
 
+Status CudaContext::launch(const std::string& program, const char* kernel, unsigned grid, unsigned block,
+                           std::span<void* const> arguments) {
+  KILN_RETURN_IF_ERROR(check(api_.cuCtxSetCurrent(context_), "cuCtxSetCurrent"));
+  CUmodule module = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    auto found = modules_.find(program);
+    if (found == modules_.end())
+      return Status::error("cuda: no code for kernel ", kernel, ": the artifact carries no CUDA program '", program,
+                           "' (compile it with --targets cuda)");
+    module = found->second;
+  }
+  CUfunction function = nullptr;
+  if (const CUresult result = api_.cuModuleGetFunction(&function, module, kernel); result != CUDA_SUCCESS)
+    return Status::error("cuda: program '", program, "' has no kernel ", kernel, ": ", cudaErrorName(api_, result));
+  std::vector<void*> parameters(arguments.begin(), arguments.end());
+  const CUresult result =
+      api_.cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, nullptr, parameters.data(), nullptr);
+  if (result != CUDA_SUCCESS)
+    return Status::error("cuda: launching ", kernel, " on ", grid, " x ", block, " threads: ",
+                         cudaErrorName(api_, result));
+  return Status::ok();
+}
+
 Status CudaContext::synchronize() {
   KILN_RETURN_IF_ERROR(check(api_.cuCtxSetCurrent(context_), "cuCtxSetCurrent"));
   return check(api_.cuCtxSynchronize(), "cuCtxSynchronize");

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,12 @@ class CudaContext : public std::enable_shared_from_this<CudaContext> {
   // name, replacing one loaded before; the modules go with the context.
   Status loadModule(const std::string& name, const std::vector<uint8_t>& image);
   bool hasModule(const std::string& name) const;
+
+  // Runs kernel `kernel` of the loaded program `program` on `grid` blocks of
+  // `block` threads, on the default stream (after every copy and kernel
+  // before it); `arguments` point at the kernel's parameters in order.
+  Status launch(const std::string& program, const char* kernel, unsigned grid, unsigned block,
+                std::span<void* const> arguments);
 
  private:
   CudaContext(const CudaApi& api, CUdevice device, CUcontext context);

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "backends/cuda/cuda_ahead.h"
+#include "backends/cuda/op_kernels.h"
 
 namespace kiln::cuda {
 namespace {
@@ -59,7 +60,9 @@ Expected<CudaContext*> CudaDevice::context() {
   return context_.get();
 }
 
-bool CudaDevice::supports(const OpDef& def) const { return def.kind == OpKind::Transfer; }
+bool CudaDevice::supports(const OpDef& def) const {
+  return def.kind == OpKind::Transfer || cudaKernels().get(def.kind).run != nullptr;
+}
 
 Expected<std::vector<std::pair<std::string, std::string>>> CudaDevice::properties() {
   Expected<CudaContext*> cuda = context();
@@ -85,17 +88,21 @@ Expected<Tensor> CudaDevice::allocate(DType dtype, const std::vector<int64_t>& s
   return Tensor::view(dtype, shape, block->get(), *block);
 }
 
-Status CudaDevice::run(const OpDef& def, const Attributes&, std::span<const Tensor* const> inputs,
-                       std::span<Tensor* const> outputs, const KvCacheBinding*) {
+Status CudaDevice::run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
+                       std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) {
   Expected<CudaContext*> cuda = context();
   if (!cuda) return cuda.status();
-  if (def.kind != OpKind::Transfer) return Status::error("op '", def.name, "' has no CUDA kernel");
-  const Tensor& from = *inputs[0];
-  const Tensor& to = *outputs[0];
+  if (def.kind == OpKind::Transfer) return transfer(**cuda, *inputs[0], *outputs[0]);
+  const CudaKernel kernel = cudaKernels().get(def.kind).run;
+  if (!kernel) return Status::error("op '", def.name, "' has no CUDA kernel");
+  return kernel(**cuda, KernelContext{def, attrs, inputs, outputs, kvCache});
+}
+
+Status CudaDevice::transfer(CudaContext& cuda, const Tensor& from, const Tensor& to) {
   if (to.byteSize() != from.byteSize())
     return Status::error("transfer: ", shapeStr(from.shape()), " into ", shapeStr(to.shape()));
   if (from.byteSize() == 0) return Status::ok();
-  return (*cuda)->copy(to.data(), from.data(), from.byteSize());
+  return cuda.copy(to.data(), from.data(), from.byteSize());
 }
 
 Status CudaDevice::synchronize() {

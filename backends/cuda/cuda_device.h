@@ -3,9 +3,10 @@
 // loaded at first use (cuda_api.h); without it every call that needs the
 // device says "no CUDA driver: ..." and why, and `kiln devices` lists the
 // device as unavailable with that reason. This first stage moves tensors
-// (transfer) and compiles and loads the kernel programs of the ops placed on
-// it ahead of time (cuda_ahead.h); running them comes next
-// (docs/architecture.md). Registers itself as device "cuda" (cuda_device.cpp).
+// (transfer), compiles the kernel programs of the ops placed on it ahead of
+// time and loads them (cuda_ahead.h), and runs the ops of op_kernels.h with
+// them (docs/architecture.md). Registers itself as device "cuda"
+// (cuda_device.cpp).
 #pragma once
 
 #include <memory>
@@ -28,7 +29,8 @@ class CudaDevice final : public rt::Device {
   Expected<std::shared_ptr<void>> reserveArena(std::string_view memory, size_t bytes) override;
   Expected<Tensor> allocate(DType dtype, const std::vector<int64_t>& shape) override;
   // A transfer copies between host and device memory (or within the
-  // device), whichever side each tensor's address lies in.
+  // device), whichever side each tensor's address lies in; any other op runs
+  // its kernel from op_kernels.h.
   Status run(const OpDef& def, const Attributes& attrs, std::span<const Tensor* const> inputs,
              std::span<Tensor* const> outputs, const KvCacheBinding* kvCache) override;
   Status synchronize() override;
@@ -46,6 +48,8 @@ class CudaDevice final : public rt::Device {
   Expected<CudaContext*> context();
 
  private:
+  Status transfer(CudaContext& cuda, const Tensor& from, const Tensor& to);
+
   std::once_flag opened_;
   std::shared_ptr<CudaContext> context_;
   Status openError_;

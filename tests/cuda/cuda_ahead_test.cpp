@@ -13,6 +13,7 @@
 #include "backends/cuda/cuda_ahead.h"
 #include "backends/cuda/cuda_device.h"
 #include "backends/cuda/nvrtc_api.h"
+#include "backends/cuda/op_kernels.h"
 #include "ir/text.h"
 
 namespace kiln::cuda {

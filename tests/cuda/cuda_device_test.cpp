@@ -12,7 +12,11 @@
 #include <limits>
 #include <string>
 
+#include "backends/cuda/cuda_ahead.h"
+#include "backends/cuda/nvrtc_api.h"
+#include "backends/reference/reference.h"
 #include "ir/op_registry.h"
+#include "ir/text.h"
 
 namespace kiln::cuda {
 namespace {
@@ -45,13 +49,14 @@ TEST(CudaWithoutDriver, EveryCallSaysWhy) {
   EXPECT_FALSE(lone.synchronize().isOk());
 }
 
-TEST(CudaWithoutDriver, TheDeviceIsRegisteredAndRunsOnlyTransfers) {
+TEST(CudaWithoutDriver, TheDeviceIsRegisteredWithItsKernels) {
   rt::Device* device = rt::findDevice("cuda");
   ASSERT_NE(device, nullptr);
   EXPECT_TRUE(device->hasMemory("cuda"));
   EXPECT_FALSE(device->hasMemory("host"));
-  EXPECT_TRUE(device->supports(opDef(OpKind::Transfer)));
-  EXPECT_FALSE(device->supports(opDef(OpKind::Matmul))) << "no kernels yet: nothing may be placed here";
+  for (OpKind kind : {OpKind::Transfer, OpKind::LayerNorm, OpKind::RmsNorm, OpKind::Softmax, OpKind::LogSoftmax})
+    EXPECT_TRUE(device->supports(opDef(kind))) << opDef(kind).name;
+  EXPECT_FALSE(device->supports(opDef(OpKind::Matmul))) << "no matmul kernel yet";
 }
 
 // ---- With a GPU.
@@ -106,6 +111,58 @@ TEST_F(Cuda, TransferRoundTripIsExact) {
   ASSERT_TRUE(transfer(*first, *second).isOk());  // device to device
   ASSERT_TRUE(transfer(*second, back).isOk());    // device to host
   EXPECT_EQ(std::memcmp(back.data(), host.data(), host.byteSize()), 0);
+}
+
+// Each row kernel against the reference on a GPU (its program compiled by
+// NVRTC here and loaded as an artifact's would be): floats within 1e-5
+// relative plus 1e-5 absolute (float sums against the reference's double).
+TEST_F(Cuda, TheRowKernelsMatchTheReference) {
+  if (!loadNvrtc()) GTEST_SKIP() << "no NVRTC to compile the kernels with: " << loadNvrtc().status().message();
+  Expected<Graph> graph = parseGraph(R"(graph @main(%x: f32[5, 300]) -> (%y: f32[5, 300]) {
+  %y = softmax %x : f32[5, 300] on "cuda"
+  return %y
+}
+)");
+  ASSERT_TRUE(graph) << graph.status().message();
+  Expected<std::vector<uint8_t>> blob = device_.compileAhead(*graph, {});
+  ASSERT_TRUE(blob) << blob.status().message();
+  ASSERT_TRUE(device_.loadAhead(*blob).isOk());
+  Tensor x = Tensor::allocate(DType::F32, {5, 300}), scale = Tensor::allocate(DType::F32, {300});
+  Tensor bias = Tensor::allocate(DType::F32, {300});
+  for (int64_t i = 0; i < x.numElements(); ++i) x.data<float>()[i] = static_cast<float>((i * 37) % 101) * 0.07f - 3.0f;
+  for (int64_t i = 0; i < 300; ++i) scale.data<float>()[i] = 0.5f + static_cast<float>(i % 7) * 0.1f;
+  for (int64_t i = 0; i < 300; ++i) bias.data<float>()[i] = static_cast<float>(i % 5) * 0.2f - 0.4f;
+  const Attributes none;
+  struct Case {
+    OpKind kind;
+    std::vector<const Tensor*> inputs;
+  };
+  for (const Case& c : {Case{OpKind::Softmax, {&x}}, Case{OpKind::LogSoftmax, {&x}}, Case{OpKind::RmsNorm, {&x, &scale}},
+                        Case{OpKind::LayerNorm, {&x, &scale, &bias}}}) {
+    const OpDef& def = opDef(c.kind);
+    std::vector<Tensor> onDevice;
+    for (const Tensor* input : c.inputs) {
+      Expected<Tensor> uploaded = device_.allocate(DType::F32, input->shape());
+      ASSERT_TRUE(uploaded);
+      ASSERT_TRUE(context_->copy(uploaded->data(), input->data(), input->byteSize()).isOk());
+      onDevice.push_back(*uploaded);
+    }
+    std::vector<const Tensor*> inputs;
+    for (const Tensor& t : onDevice) inputs.push_back(&t);
+    Expected<Tensor> out = device_.allocate(DType::F32, x.shape());
+    ASSERT_TRUE(out);
+    Tensor* outputs[] = {&*out};
+    const Status ran = device_.run(def, none, inputs, outputs, nullptr);
+    ASSERT_TRUE(ran.isOk()) << def.name << ": " << ran.message();
+    Tensor got = Tensor::allocate(DType::F32, x.shape());
+    ASSERT_TRUE(context_->copy(got.data(), out->data(), got.byteSize()).isOk());
+    Tensor want = Tensor::allocate(DType::F32, x.shape());
+    Tensor* wantOutputs[] = {&want};
+    ASSERT_TRUE(referenceKernel(c.kind)(KernelContext{def, none, c.inputs, wantOutputs}).isOk());
+    for (int64_t i = 0; i < want.numElements(); ++i)
+      ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-5 + 1e-5 * std::abs(want.data<float>()[i]))
+          << def.name << " element " << i;
+  }
 }
 
 }  // namespace
