@@ -130,7 +130,7 @@ Status ropeFromTables(const ClContext& cl, const KernelContext& ctx, AttentionSh
 }
 
 // A bool, integer or key-padding mask to additive f32 values.
-MapFunction maskConversion(DType dtype) { return {"float", {clTypeName(dtype)}, "r = a0 != 0 ? 0.0f : -INFINITY;"}; }
+MapFunction maskConversion(DType dtype) { return {"float", {scalarType(dtype)}, "r = a0 != 0 ? 0.0f : -INFINITY;"}; }
 
 // The mask as f32 additive values (a false bool or a zero key-padding entry
 // is -inf) and its strides over [B, Hq, S, L].
@@ -146,7 +146,7 @@ Expected<Buffer> additiveMask(ClContext& cl, const KernelContext& ctx, const Att
     std::copy(strides.begin(), strides.end(), s.maskStrides);
   }
   if (mask->dtype() == DType::F32 && !a.keyPaddingMask) return bufferOf(cl, ctx, mask);
-  if (clTypeName(mask->dtype()).empty()) return unsupportedDType(ctx, mask->dtype());
+  if (scalarType(mask->dtype()).empty()) return unsupportedDType(ctx, mask->dtype());
   Expected<Buffer> converted = scratch(cl, static_cast<size_t>(mask->numElements()) * sizeof(float));
   if (!converted) return converted.status();
   const Tensor additive = Tensor::view(DType::F32, mask->shape(), converted->scratch.get(), converted->scratch);
@@ -241,7 +241,7 @@ void attentionSources(const OpTypes& op, std::vector<std::string>& sources) {
   if (!attrs) return;
   sources.push_back(librarySource(kAttentionSource));
   const ShapedType* mask = op.input(kMask);
-  if (!mask || (mask->dtype == DType::F32 && !attrs->keyPaddingMask) || clTypeName(mask->dtype).empty()) return;
+  if (!mask || (mask->dtype == DType::F32 && !attrs->keyPaddingMask) || scalarType(mask->dtype).empty()) return;
   const std::vector<int64_t> strides = rowMajorStrides(mask->shape);
   sources.push_back(mapKernelSource(maskConversion(mask->dtype), mask->shape, strides, {&strides, 1}));
 }

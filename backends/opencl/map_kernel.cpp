@@ -1,7 +1,5 @@
 #include "backends/opencl/map_kernel.h"
 
-#include <algorithm>
-#include <sstream>
 
 #include "backends/opencl/kernel_sources.h"
 #include "backends/reference/kernel_helpers.h"
@@ -9,7 +7,7 @@
 namespace kiln::opencl {
 namespace {
 
-constexpr size_t kMaxRank = 6;  // KILN_MAX_RANK in kernels/common.cl
+using kernelgen::kMaxRank;
 
 // Strides padded on the left to kMaxRank (a padded dim has extent 1).
 std::vector<int64_t> padded(const std::vector<int64_t>& values, int64_t fill) {
@@ -18,72 +16,19 @@ std::vector<int64_t> padded(const std::vector<int64_t>& values, int64_t fill) {
   return out;
 }
 
-// Whether walking `strides` over `dims` visits elements 0, 1, 2, ... in order.
-bool isContiguous(const std::vector<int64_t>& strides, const std::vector<int64_t>& dims) {
-  int64_t expected = 1;
-  for (size_t d = dims.size(); d-- > 0;) {
-    if (dims[d] != 1 && strides[d] != expected) return false;
-    expected *= dims[d];
-  }
-  return true;
-}
-
-// The kernel's source: `contiguous` has one flag for the result, then one per operand.
-std::string mapSource(const MapFunction& fn, const std::vector<bool>& contiguous) {
-  const size_t count = fn.operandTypes.size();
-  std::ostringstream s;
-  s << kCommonSource << "\ntypedef struct { long dims[6]; long strides[" << 6 * (count + 1) << "]; } MapShape;\n";
-  s << "__kernel void map(__global " << fn.resultType << "* y, long yOffset";
-  for (size_t k = 0; k < count; ++k) s << ", __global const " << fn.operandTypes[k] << "* x" << k << ", long offset" << k;
-  s << ", long n, MapShape shape) {\n  const long i = get_global_id(0);\n  if (i >= n) return;\n";
-  s << "  long yAt = yOffset" << (contiguous[0] ? " + i" : "") << ";\n";
-  for (size_t k = 0; k < count; ++k) s << "  long at" << k << " = offset" << k << (contiguous[k + 1] ? " + i" : "") << ";\n";
-  if (std::count(contiguous.begin(), contiguous.end(), false) > 0) {
-    s << "  long rest = i;\n  for (int d = KILN_MAX_RANK - 1; d >= 0; --d) {\n"
-      << "    const long c = rest % shape.dims[d];\n    rest /= shape.dims[d];\n";
-    if (!contiguous[0]) s << "    yAt += c * shape.strides[d];\n";
-    for (size_t k = 0; k < count; ++k)
-      if (!contiguous[k + 1]) s << "    at" << k << " += c * shape.strides[" << 6 * (k + 1) << " + d];\n";
-    s << "  }\n";
-  }
-  for (size_t k = 0; k < count; ++k) s << "  const " << fn.operandTypes[k] << " a" << k << " = x" << k << "[at" << k << "];\n";
-  s << "  " << fn.resultType << " r;\n  " << fn.body << "\n  y[yAt] = r;\n}\n";
-  return s.str();
-}
-
 }  // namespace
 
 std::string mapKernelSource(const MapFunction& fn, const std::vector<int64_t>& dims,
                             const std::vector<int64_t>& resultStrides,
                             std::span<const std::vector<int64_t>> operandStrides) {
-  std::vector<bool> contiguous = {isContiguous(resultStrides, dims)};
-  for (const std::vector<int64_t>& strides : operandStrides) contiguous.push_back(isContiguous(strides, dims));
-  return mapSource(fn, contiguous);
+  return cat(kCommonSource,
+             kernelgen::mapKernelSource(kernelgen::Dialect::OpenClC, fn, dims, resultStrides, operandStrides));
 }
 
 StridedTensor wholeTensor(const Tensor& tensor) { return {&tensor, rowMajorStrides(tensor.shape()), 0}; }
 
 StridedTensor broadcastTo(const Tensor& operand, const std::vector<int64_t>& shape) {
   return {&operand, ops::broadcastStrides(operand.shape(), shape), 0};
-}
-
-std::string clTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::F32: return "float";
-    case DType::I64: return "long";
-    case DType::I32: return "int";
-    case DType::Bool: return "uchar";
-    default: return "";
-  }
-}
-
-std::string clWordType(size_t bytes) {
-  switch (bytes) {
-    case 1: return "uchar";
-    case 2: return "ushort";
-    case 4: return "uint";
-    default: return "ulong";
-  }
 }
 
 Expected<DeviceAddress> deviceAddress(const ClContext& cl, std::string_view opName, const Tensor& tensor) {

@@ -1,11 +1,7 @@
 // The one generated kernel behind every element-wise op, cast, where,
 // fused_elementwise and strided copy (transpose, expand, slice, concat,
-// split): over an iteration shape of rank <= 6, result element
-// y[yOffset + sum(i_d * yStrides[d])] = f(a0, a1, ...), each a_k read from
-// operand k at its own offset and strides (0 along a broadcast dim,
-// negative for a reversed slice). The OpenCL C source is generated from the
-// types, the body of f and which tensors are walked contiguously, and built
-// once per distinct text.
+// split) on the OpenCL device: kernelgen's map kernel in OpenCL C
+// (backends/kernel_gen/map_source.h), built once per distinct text.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/kernel_gen/map_source.h"
 #include "backends/opencl/cl_context.h"
 #include "ir/status.h"
 #include "ir/tensor.h"
@@ -32,19 +29,13 @@ StridedTensor wholeTensor(const Tensor& tensor);
 // An operand broadcast (numpy rules) to `shape`.
 StridedTensor broadcastTo(const Tensor& operand, const std::vector<int64_t>& shape);
 
-struct MapFunction {
-  std::string resultType;                 // OpenCL C type: "float", "long", "uchar", ...
-  std::vector<std::string> operandTypes;  // one per operand
-  std::string body;                       // statements setting `r` from a0, a1, ...
-};
+using kernelgen::MapFunction;
+using kernelgen::scalarType;
+using kernelgen::wordType;
 
-// The OpenCL C type that stores `dtype`, or "" for a dtype kernels lack.
-std::string clTypeName(DType dtype);
-// The unsigned integer type of `bytes` bytes: moves elements bit for bit.
-std::string clWordType(size_t bytes);
-
-// The OpenCL C that runMap builds for `fn` over `dims` with these walks:
-// it depends on which of them visit their elements in order.
+// The OpenCL C that runMap builds for `fn` over `dims` with these walks (the
+// prelude, then kernelgen's kernel): it depends on which of them visit their
+// elements in order.
 std::string mapKernelSource(const MapFunction& fn, const std::vector<int64_t>& dims,
                             const std::vector<int64_t>& resultStrides,
                             std::span<const std::vector<int64_t>> operandStrides);

@@ -19,7 +19,7 @@ using ops::wrapAxis;
 
 // Copies elements as words of their size: exact for every dtype.
 MapFunction copyFunction(DType dtype) {
-  const std::string word = clWordType(dtypeSize(dtype));
+  const std::string word = wordType(dtypeSize(dtype));
   return {word, {word}, "r = a0;"};
 }
 
@@ -136,7 +136,7 @@ Status splitKernel(ClContext& cl, const KernelContext& ctx) {
 
 // kernels/gather.cl for elements of `data` indexed by `indices`.
 std::string gatherSource(DType data, DType indices) {
-  return cat(kCommonSource, "#define T ", clWordType(dtypeSize(data)), "\n#define INDEX ", clTypeName(indices), "\n",
+  return cat(kCommonSource, "#define T ", wordType(dtypeSize(data)), "\n#define INDEX ", scalarType(indices), "\n",
              kGatherSource);
 }
 
