@@ -16,14 +16,16 @@ TEST(DeviceProfile, ShippedProfilesParse) {
     EXPECT_EQ(profile->name, name);
     EXPECT_FALSE(profile->ops.empty()) << name;
   }
-  EXPECT_EQ(builtinProfileNames(), (std::vector<std::string>{"cpu", "npu-like", "pocl"}));
+  EXPECT_EQ(builtinProfileNames(), (std::vector<std::string>{"cpu", "h100", "npu-like", "pocl"}));
 }
 
 TEST(DeviceProfile, EachShippedDeviceHasOneDefault) {
   Expected<DeviceProfile> cpu = defaultDeviceProfile("cpu"), opencl = defaultDeviceProfile("opencl");
-  ASSERT_TRUE(cpu.isOk() && opencl.isOk());
+  Expected<DeviceProfile> cuda = defaultDeviceProfile("cuda");
+  ASSERT_TRUE(cpu.isOk() && opencl.isOk() && cuda.isOk());
   EXPECT_EQ(cpu->name, "cpu");
   EXPECT_EQ(opencl->name, "pocl");  // npu-like runs on opencl too, but is no default
+  EXPECT_EQ(cuda->name, "h100");
   EXPECT_FALSE(defaultDeviceProfile("tpu").isOk());
 }
 

@@ -24,8 +24,8 @@ void PassFlags::addTo(ArgumentParser& parser, const std::string& pipelineHelp) {
                 "`kiln compile` then ends its pipeline with device_placement", &targets);
   parser.repeated("--device-profile", "NAME|FILE",
                   "the profile of one target device: a shipped one (cpu, pocl,\n"
-                  "npu-like) or a JSON file (kiln calibrate); default: cpu for\n"
-                  "cpu, pocl for opencl (repeatable)", &deviceProfiles);
+                  "npu-like, h100) or a JSON file (kiln calibrate); default: cpu\n"
+                  "for cpu, pocl for opencl, h100 for cuda (repeatable)", &deviceProfiles);
   parser.option("--placement", "STRATEGY", "cost (default), greedy or naive (docs/placement.md)", &placement);
   parser.option("--latent-attention", "MODE",
                 "rewrite attention into latent attention (docs/latent-attention.md):\n"
