@@ -87,7 +87,8 @@ std::vector<uint8_t> encodeKvLayers(const std::vector<rt::KvLayerSite>& layers) 
 // Each device other than the host that the graph places ops on, with the
 // code it compiles for them (Device::compileAhead) when it has any.
 Expected<std::vector<std::pair<std::string, std::vector<uint8_t>>>> compileDeviceCode(
-    const Graph& graph, const SymbolBindings& bounds) {
+    const Graph& graph, const SymbolBindings& bounds,
+    const std::map<std::string, std::vector<std::string>, std::less<>>& architectures) {
   std::vector<std::pair<std::string, std::vector<uint8_t>>> code;
   std::vector<std::string_view> seen;
   for (const Op& op : graph.ops()) {
@@ -96,7 +97,9 @@ Expected<std::vector<std::pair<std::string, std::vector<uint8_t>>>> compileDevic
     seen.push_back(name);
     rt::Device* device = rt::findDevice(name);
     if (!device) return Status::error("no device '", name, "' in this build to compile the code of its ops for");
-    Expected<std::vector<uint8_t>> blob = device->compileAhead(graph, bounds);
+    const auto named = architectures.find(name);
+    Expected<std::vector<uint8_t>> blob =
+        device->compileAhead(graph, bounds, named != architectures.end() ? named->second : std::vector<std::string>{});
     if (!blob) return Status::error("compiling the code of device '", name, "': ", blob.status().message());
     if (!blob->empty()) code.emplace_back(std::string(name), std::move(*blob));
   }
@@ -273,7 +276,7 @@ Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::stri
   }
 
   Expected<std::vector<std::pair<std::string, std::vector<uint8_t>>>> deviceCode =
-      compileDeviceCode(graph, plan ? plan->bounds : SymbolBindings{});
+      compileDeviceCode(graph, plan ? plan->bounds : SymbolBindings{}, options.architectures);
   if (!deviceCode) return Status::error("cannot write artifact '", path, "': ", deviceCode.status().message());
 
   PrintOptions printOptions;
@@ -384,7 +387,7 @@ Status writeArtifact(const Graph& graph, const MemoryPlan* plan, const std::stri
 
 Status writeArtifact(const CompileResult& compiled, const std::string& path,
                      const std::vector<WeightSource>& sources, ArtifactWriteStats* stats) {
-  const ArtifactWriteOptions options{compiled.weights, sources};
+  const ArtifactWriteOptions options{compiled.weights, sources, compiled.architectures};
   return writeArtifact(compiled.graph, compiled.plan ? &*compiled.plan : nullptr, path, options, stats);
 }
 

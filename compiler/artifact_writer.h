@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,8 @@ struct WeightSource {
 struct ArtifactWriteOptions {
   WeightStorage weights = WeightStorage::Embed;
   std::vector<WeightSource> sources;  // for WeightStorage::Reference
+  // Per device, the architectures its code is compiled for (CompileOptions').
+  std::map<std::string, std::vector<std::string>, std::less<>> architectures;
 };
 
 // What the writer did with the weights.

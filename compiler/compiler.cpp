@@ -81,6 +81,7 @@ Expected<CompileResult> Compiler::compile(Graph graph) const {
   result.graph = std::move(graph);
   result.pipeline = pipeline();
   result.weights = options_.weights;
+  result.architectures = options_.architectures;
   KILN_RETURN_IF_ERROR(checkBoundSymbols(result.graph, options_.maxShapes));
   Expected<rt::MemoryPlan> plan =
       rt::planMemory(result.graph, rt::planningBounds(result.graph, options_.maxShapes));

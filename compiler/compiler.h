@@ -6,6 +6,8 @@
 // compiler/artifact_writer.h. Design: docs/architecture.md.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +51,10 @@ struct CompileOptions {
   // What a pass error names as the graph's source (the model's path); empty:
   // nothing.
   std::string source;
+  // Per device ("cuda"), the architectures its ahead-of-time code is
+  // compiled for (`kiln compile --cuda-arch`); a device not named here
+  // compiles for its default (Device::compileAhead).
+  std::map<std::string, std::vector<std::string>, std::less<>> architectures;
 };
 
 struct CompileResult {
@@ -56,6 +62,7 @@ struct CompileResult {
   std::vector<std::string> pipeline;  // the passes that were to run, disabled ones included
   PipelineRecord record;              // what each did
   WeightStorage weights = WeightStorage::Embed;
+  std::map<std::string, std::vector<std::string>, std::less<>> architectures;  // CompileOptions'
   // The plan at the bounds; none when the program has a dim known only at
   // run time (`?`), and notPlanned says why: the runtime then allocates
   // each result as it runs.

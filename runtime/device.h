@@ -81,13 +81,16 @@ class Device {
   // Ahead-of-time code (docs/artifact.md, "Device code"). At compile time:
   // the device's code for the ops the placed `graph` puts on it
   // (op.placement() == name()), its dims at `bounds` (the memory plan's; a
-  // dim with no value there is predicted for nothing), as one blob the
-  // artifact carries; empty when the device has none. Works without the
-  // device's driver (then the blob holds what can be had without it). A
-  // nonempty blob starts with a u32 program count and a u64 count of binary
-  // bytes, which `kiln inspect` shows; the rest is the device's own.
-  // Default: none.
-  virtual Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds) {
+  // dim with no value there is predicted for nothing), for `architectures`
+  // (`kiln compile --cuda-arch`: what a device that compiles for several
+  // generations builds for; empty: its default; a device that builds for
+  // its own driver ignores it), as one blob the artifact carries; empty
+  // when the device has none. Works without the device's driver (then the
+  // blob holds what can be had without it). A nonempty blob starts with a
+  // u32 program count and a u64 count of binary bytes, which `kiln inspect`
+  // shows; the rest is the device's own. Default: none.
+  virtual Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds,
+                                                      const std::vector<std::string>& architectures) {
     return std::vector<uint8_t>{};
   }
   // At load, before the executor is made: the blob compileAhead made, so

@@ -20,10 +20,11 @@ std::string architecturesOf(const CudaProgram& program) {
 }
 }  // namespace
 
-Expected<std::vector<uint8_t>> CudaDevice::compileAhead(const Graph& graph, const SymbolBindings&) {
+Expected<std::vector<uint8_t>> CudaDevice::compileAhead(const Graph& graph, const SymbolBindings&,
+                                                        const std::vector<std::string>& architectures) {
   const std::vector<std::string> programs = usedPrograms(graph);
   if (programs.empty()) return std::vector<uint8_t>{};
-  Expected<CudaCode> code = compileCudaCode(programs, kDefaultCudaArchitectures);
+  Expected<CudaCode> code = compileCudaCode(programs, architectures.empty() ? kDefaultCudaArchitectures : architectures);
   if (!code) return code.status();
   return encodeCudaCode(*code);
 }

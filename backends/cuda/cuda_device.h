@@ -36,9 +36,11 @@ class CudaDevice final : public rt::Device {
   Status synchronize() override;
 
   // The kernel programs the ops placed here use, compiled by NVRTC into a
-  // cubin for each of kDefaultCudaArchitectures and PTX for the newest
-  // (cuda_ahead.h); "no NVRTC: ..." where no toolkit is installed.
-  Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds) override;
+  // cubin for each of `architectures` ("sm_90"; empty:
+  // kDefaultCudaArchitectures) and PTX for the newest (cuda_ahead.h); "no
+  // NVRTC: ..." where no toolkit is installed.
+  Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds,
+                                              const std::vector<std::string>& architectures) override;
   // Each program's image for this GPU (its cubin, else PTX the driver
   // compiles now, saying so once on stderr) loaded into the context; an
   // error naming the architectures the artifact has when none fits.

@@ -33,7 +33,8 @@ std::string whyFromSource(const std::string& key, const std::string& ours) {
 }
 }  // namespace
 
-Expected<std::vector<uint8_t>> OpenClDevice::compileAhead(const Graph& graph, const SymbolBindings& bounds) {
+Expected<std::vector<uint8_t>> OpenClDevice::compileAhead(const Graph& graph, const SymbolBindings& bounds,
+                                                          const std::vector<std::string>&) {
   std::vector<std::string> sources = predictedPrograms(graph, bounds);
   if (sources.empty()) return std::vector<uint8_t>{};
   AheadCode code;

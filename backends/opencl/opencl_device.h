@@ -32,7 +32,9 @@ class OpenClDevice final : public rt::Device {
 
   // The programs the ops placed here will build (ahead_code.h), with this
   // machine's binaries when it has an OpenCL device.
-  Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds) override;
+  // (`architectures` does not apply: binaries are for this machine's driver.)
+  Expected<std::vector<uint8_t>> compileAhead(const Graph& graph, const SymbolBindings& bounds,
+                                              const std::vector<std::string>& architectures) override;
   // Each program from its binary when the blob's key is this device's (and
   // KILN_OPENCL_IGNORE_BINARIES is unset), else from its source, saying so
   // once per process on stderr.

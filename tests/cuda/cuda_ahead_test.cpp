@@ -57,7 +57,7 @@ TEST(CudaAhead, TheProgramsOfThePlacedOpsOnly) {
   ASSERT_TRUE(hostOnly) << hostOnly.status().message();
   EXPECT_TRUE(usedPrograms(*hostOnly).empty());
   CudaDevice device;
-  Expected<std::vector<uint8_t>> none = device.compileAhead(*hostOnly, {});
+  Expected<std::vector<uint8_t>> none = device.compileAhead(*hostOnly, {}, {});
   ASSERT_TRUE(none) << none.status().message();
   EXPECT_TRUE(none->empty()) << "no CUDA op, no device code";
   EXPECT_NE(programSource("norms").find("extern \"C\" __global__ void layer_norm"), std::string::npos);
@@ -137,7 +137,7 @@ class CudaNvrtc : public ::testing::Test {
 
 TEST_F(CudaNvrtc, EveryProgramCompilesToCubinForEachArchitectureAndPtx) {
   CudaDevice device;
-  Expected<std::vector<uint8_t>> blob = device.compileAhead(placedGraph(), {{"n", 16}});
+  Expected<std::vector<uint8_t>> blob = device.compileAhead(placedGraph(), {{"n", 16}}, {});
   ASSERT_TRUE(blob) << blob.status().message();
   Expected<CudaCode> code = decodeCudaCode(*blob);
   ASSERT_TRUE(code) << code.status().message();
@@ -158,6 +158,18 @@ TEST_F(CudaNvrtc, EveryProgramCompilesToCubinForEachArchitectureAndPtx) {
   EXPECT_EQ(ptx.architecture, "compute_90");
   EXPECT_TRUE(contains(ptx.code, ".target sm_90"));
   EXPECT_TRUE(contains(ptx.code, ".entry layer_norm"));
+}
+
+TEST_F(CudaNvrtc, TheArchitecturesAskedForAndPtxForTheNewest) {
+  CudaDevice device;
+  Expected<std::vector<uint8_t>> blob = device.compileAhead(placedGraph(), {{"n", 16}}, {"sm_89", "sm_86"});
+  ASSERT_TRUE(blob) << blob.status().message();
+  Expected<CudaCode> code = decodeCudaCode(*blob);
+  ASSERT_TRUE(code) << code.status().message();
+  std::vector<std::string> architectures;
+  for (const CudaImage& image : code->programs.at(0).images) architectures.push_back(image.architecture);
+  EXPECT_EQ(architectures, (std::vector<std::string>{"sm_89", "sm_86", "compute_89"}));
+  EXPECT_EQ(pickImage(code->programs[0], "sm_90")->architecture, "compute_89") << "an sm_90 GPU compiles the PTX";
 }
 
 TEST_F(CudaNvrtc, ACompileErrorCarriesTheLog) {

@@ -124,7 +124,7 @@ TEST_F(Cuda, TheRowKernelsMatchTheReference) {
 }
 )");
   ASSERT_TRUE(graph) << graph.status().message();
-  Expected<std::vector<uint8_t>> blob = device_.compileAhead(*graph, {});
+  Expected<std::vector<uint8_t>> blob = device_.compileAhead(*graph, {}, {});
   ASSERT_TRUE(blob) << blob.status().message();
   ASSERT_TRUE(device_.loadAhead(*blob).isOk());
   Tensor x = Tensor::allocate(DType::F32, {5, 300}), scale = Tensor::allocate(DType::F32, {300});

@@ -68,7 +68,7 @@ class OpenClAhead : public ::testing::Test {
   void SetUp() override {
     Expected<ClContext*> cl = compiler_.context();
     if (!cl) GTEST_SKIP() << "no OpenCL device to test on: " << cl.status().message();
-    Expected<std::vector<uint8_t>> blob = compiler_.compileAhead(graph_, kBounds);
+    Expected<std::vector<uint8_t>> blob = compiler_.compileAhead(graph_, kBounds, {});
     ASSERT_TRUE(blob) << blob.status().message();
     blob_ = *blob;
   }
@@ -175,7 +175,7 @@ TEST_F(OpenClAhead, CorruptBlobsAreRefusedClearly) {
 TEST(OpenClAheadWithoutPlatform, CompilesSourcesOnly) {
   if (!std::getenv("KILN_EXPECT_NO_OPENCL")) GTEST_SKIP() << "run by opencl.ahead_no_platform, with no OpenCL platform";
   OpenClDevice lone;
-  Expected<std::vector<uint8_t>> blob = lone.compileAhead(placedGraph(), kBounds);
+  Expected<std::vector<uint8_t>> blob = lone.compileAhead(placedGraph(), kBounds, {});
   ASSERT_TRUE(blob) << blob.status().message();
   Expected<AheadCode> code = decodeAheadCode(*blob);
   ASSERT_TRUE(code) << code.status().message();

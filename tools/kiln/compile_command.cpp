@@ -1,11 +1,13 @@
 // kiln compile MODEL.onnx -o OUT.kiln [--input-shape NAME=DIMS]... [--max-shape SYM=N]...
 //              [--report FILE] [--precision f32|bf16|int8-weights]
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <regex>
 
 #include "compiler/artifact_writer.h"
 #include "compiler/compiler.h"
@@ -41,10 +43,26 @@ Status writeReport(const CompileReport& report, const std::string& path) {
   return Status::ok();
 }
 
+// --cuda-arch's list: each an architecture NVRTC compiles cubins for.
+Expected<std::vector<std::string>> parseCudaArchitectures(const std::string& list) {
+  static const std::regex architecture("sm_[0-9]{2,3}a?");
+  std::vector<std::string> architectures;
+  for (size_t start = 0;;) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    const std::string item = list.substr(start, comma - start);
+    if (!std::regex_match(item, architecture))
+      return Status::error("--cuda-arch: '", item, "' is not a CUDA architecture like sm_90");
+    architectures.push_back(item);
+    if (comma == list.size()) return architectures;
+    start = comma + 1;
+  }
+}
+
 }  // namespace
 
 int compileCommand(const std::vector<std::string>& args) {
   std::string modelPath, outputPath, reportPath, precision = "f32", weightsMode = "embed", calibrationDir;
+  std::string cudaArchitectures;
   std::vector<std::string> shapeSpecs, maxShapeSpecs;
   PassFlags passFlags;
   ArgumentParser parser(
@@ -90,6 +108,11 @@ int compileCommand(const std::vector<std::string>& args) {
                 "of DIR is a data set (input_K.pb); without it they use the weights\n"
                 "alone (docs/latent-attention.md)",
                 &calibrationDir);
+  parser.option("--cuda-arch", "LIST",
+                "the GPU architectures the CUDA device's kernels are compiled for,\n"
+                "comma-separated (default sm_80,sm_90); the newest also gets PTX,\n"
+                "which a later GPU's driver compiles at load (docs/artifact.md)",
+                &cudaArchitectures);
   parser.option("--report", "FILE.json",
                 "write the compile report (op counts, per-pass times and\n"
                 "statistics, fusion gain, memory plan) as JSON to FILE.json, or as a table\n"
@@ -125,6 +148,11 @@ int compileCommand(const std::vector<std::string>& args) {
   else if (weightsMode != "embed")
     return fail(Status::error("--weights '", weightsMode, "' is not embed or reference"));
   compileOptions.maxShapes = std::move(*maxShapes);
+  if (!cudaArchitectures.empty()) {
+    Expected<std::vector<std::string>> architectures = parseCudaArchitectures(cudaArchitectures);
+    if (!architectures) return fail(architectures.status());
+    compileOptions.architectures["cuda"] = std::move(*architectures);
+  }
   compileOptions.source = modelPath;
   CompileReport report;
   report.precision = precision;
