@@ -13,12 +13,10 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -26,6 +24,7 @@
 
 #include <dnnl.hpp>
 
+#include "bench/alternating_rounds.h"
 #include "backends/cpu/gemm.h"
 #include "ir/tensor.h"
 
@@ -34,27 +33,8 @@ extern "C" void openblas_set_num_threads(int threads);
 
 namespace {
 
-struct Shape { int64_t M, K, N; const char* what; };
-
-// Median milliseconds of each candidate over `runs` rounds; each round runs
-// every candidate once, after one warm-up call each (first touch, library
-// initialisation, kernel generation, packing).
-std::vector<double> medianMs(int runs, const std::vector<std::function<void()>>& candidates) {
-  for (const auto& run : candidates) run();
-  std::vector<std::vector<double>> ms(candidates.size());
-  for (int r = 0; r < runs; ++r)
-    for (size_t c = 0; c < candidates.size(); ++c) {
-      const auto t0 = std::chrono::steady_clock::now();
-      candidates[c]();
-      ms[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-  std::vector<double> medians;
-  for (std::vector<double>& m : ms) {
-    std::nth_element(m.begin(), m.begin() + static_cast<ptrdiff_t>(m.size() / 2), m.end());
-    medians.push_back(m[m.size() / 2]);
-  }
-  return medians;
-}
+using kiln::bench::GemmShape;
+using kiln::bench::medianMs;
 
 }  // namespace
 
@@ -69,7 +49,7 @@ int main(int argc, char** argv) {
   bli_thread_set_num_threads(threads);
   ::setenv("KILN_NUM_THREADS", std::to_string(threads).c_str(), 1);  // kiln's numThreads()
 
-  std::vector<Shape> shapes;
+  std::vector<GemmShape> shapes;
   for (int64_t M : {128, 1}) {
     shapes.push_back({M, 1024, 1536, "packed qkv"});
     shapes.push_back({M, 1024, 1024, "attn out"});
@@ -89,7 +69,7 @@ int main(int argc, char** argv) {
   std::printf("threads %d, median of %d alternating rounds, ms (GFLOP/s)\n\n", threads, runs);
   std::printf("| M | K x N | use | oneDNN plain | oneDNN packed | OpenBLAS | BLIS | kiln f32 | kiln bf16 |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
-  for (const Shape& s : shapes) {
+  for (const GemmShape& s : shapes) {
     kiln::Tensor a = kiln::Tensor::allocate(kiln::DType::F32, {s.M, s.K});
     kiln::Tensor b = kiln::Tensor::allocate(kiln::DType::F32, {s.K, s.N});
     kiln::Tensor bBf16 = kiln::Tensor::allocate(kiln::DType::BF16, {s.K, s.N});
@@ -129,13 +109,13 @@ int main(int argc, char** argv) {
       }
     };
 
-    const double openblas = medianMs(runs, {[&] {
+    const double openblas = medianMs(runs, 1, {[&] {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.M), static_cast<int>(s.N),
                   static_cast<int>(s.K), 1.f, A, static_cast<int>(s.K), B, static_cast<int>(s.N), 0.f, C,
                   static_cast<int>(s.N));
     }})[0];
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // OpenBLAS's threads go to sleep
-    std::vector<double> ms = medianMs(runs, {
+    std::vector<double> ms = medianMs(runs, 1, {
         [&] {
           plain.execute(strm, {{DNNL_ARG_SRC, aMem}, {DNNL_ARG_WEIGHTS, bMem}, {DNNL_ARG_DST, cMem}});
           strm.wait();

@@ -6,52 +6,29 @@
 // (libxsmm: the columns halved, one kernel per thread in an OpenMP region;
 // oneDNN: its own threading); kiln decides its threads itself (threadsFor:
 // under 1 MFLOP on the calling thread). Candidates alternate within each
-// round; a sample is the mean of `calls` back-to-back products, and the
-// table gives the median sample in microseconds and GFLOP/s.
+// round (alternating_rounds.h); a sample is the mean of `calls` back-to-back
+// products, and the table gives the median sample in microseconds and GFLOP/s.
 //
 //   small_gemm_bench [--threads T] [--runs N] [--calls C]
 #include <libxsmm.h>
 #include <omp.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <dnnl.hpp>
 
+#include "bench/alternating_rounds.h"
 #include "backends/cpu/gemm.h"
 #include "ir/tensor.h"
 
 namespace {
 
-struct Shape { int64_t M, K, N; const char* what; };
-
-// Median microseconds per product of each candidate; each of `runs` rounds
-// times `calls` products of every candidate in turn.
-std::vector<double> medianUs(int runs, int calls, const std::vector<std::function<void()>>& candidates) {
-  for (const auto& run : candidates)
-    for (int i = 0; i < calls; ++i) run();  // warm-up: JIT, packing, caches
-  std::vector<std::vector<double>> us(candidates.size());
-  for (int r = 0; r < runs; ++r)
-    for (size_t c = 0; c < candidates.size(); ++c) {
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < calls; ++i) candidates[c]();
-      us[c].push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
-                      calls);
-    }
-  std::vector<double> medians;
-  for (std::vector<double>& u : us) {
-    std::nth_element(u.begin(), u.begin() + static_cast<ptrdiff_t>(u.size() / 2), u.end());
-    medians.push_back(u[u.size() / 2]);
-  }
-  return medians;
-}
+using kiln::bench::GemmShape;
 
 // Row-major C[M, N] = A[M, K] @ B[K, N] is column-major C^T = B^T A^T:
 // libxsmm's m, n, k are N, M, K with B as its first factor.
@@ -70,7 +47,7 @@ libxsmm_smmfunction xsmmKernel(int64_t M, int64_t K, int64_t N, int64_t ldb, int
 }
 
 dnnl::matmul packedMatmul(const dnnl::engine& eng, const dnnl::memory::desc& a, const dnnl::memory::desc& c,
-                          const Shape& s, int threads, dnnl::memory::desc* weights) {
+                          const GemmShape& s, int threads, dnnl::memory::desc* weights) {
   using namespace dnnl;
   omp_set_num_threads(threads);  // oneDNN sizes its thread partition at creation
   memory::desc bAny({s.K, s.N}, memory::data_type::f32, memory::format_tag::any);
@@ -79,11 +56,11 @@ dnnl::matmul packedMatmul(const dnnl::engine& eng, const dnnl::memory::desc& a, 
   return matmul(pd);
 }
 
-void printRow(const Shape& s, const std::vector<double>& us) {
+void printRow(const GemmShape& s, const std::vector<double>& times) {
   const double gflop = 2.0 * static_cast<double>(s.M * s.K * s.N) * 1e-9;
   std::printf("| %ld | %ldx%ld | %s |", static_cast<long>(s.M), static_cast<long>(s.K), static_cast<long>(s.N),
               s.what);
-  for (double u : us) std::printf(" %.2f (%.0f) |", u, gflop / (u * 1e-6));
+  for (double ms : times) std::printf(" %.2f (%.0f) |", ms * 1e3, gflop / (ms * 1e-3));
   std::printf("\n");
 }
 
@@ -101,7 +78,7 @@ int main(int argc, char** argv) {
 
   // The tiny models' products (../shared/models: hidden 128; bert-tiny runs
   // 2 x 16 tokens, llama-tiny and gpt2-tiny 16).
-  std::vector<Shape> shapes;
+  std::vector<GemmShape> shapes;
   for (int64_t M : {16, 32}) {
     shapes.push_back({M, 128, 128, "attn out"});
     shapes.push_back({M, 128, 384, "packed qkv"});
@@ -122,7 +99,7 @@ int main(int argc, char** argv) {
   std::printf("| M | K x N | use | libxsmm 1 thread | libxsmm %d threads | oneDNN packed 1 thread | "
               "oneDNN packed %d threads | kiln |\n", threads, threads);
   std::printf("|---|---|---|---|---|---|---|---|\n");
-  for (const Shape& s : shapes) {
+  for (const GemmShape& s : shapes) {
     kiln::Tensor a = kiln::Tensor::allocate(kiln::DType::F32, {s.M, s.K});
     kiln::Tensor b = kiln::Tensor::allocate(kiln::DType::F32, {s.K, s.N});
     kiln::Tensor c = kiln::Tensor::allocate(kiln::DType::F32, {s.M, s.N});
@@ -154,7 +131,7 @@ int main(int argc, char** argv) {
     kiln::Tensor* outputs[] = {&c};
     const kiln::KernelContext context{matmulDef, noAttributes, inputs, outputs};
 
-    std::vector<double> us = medianUs(runs, calls, {
+    const std::vector<double> ms = kiln::bench::medianMs(runs, calls, {
         [&] { whole(B, A, C); },
         [&] {
 #pragma omp parallel num_threads(threads)
@@ -179,7 +156,7 @@ int main(int argc, char** argv) {
           }
         },
     });
-    printRow(s, us);
+    printRow(s, ms);
   }
   libxsmm_finalize();
   return 0;
