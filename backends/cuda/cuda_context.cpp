@@ -131,6 +131,7 @@ Status CudaContext::loadModule(const std::string& name, const std::vector<uint8_
   std::lock_guard lock(mutex_);
   auto [at, added] = modules_.emplace(name, module);
   if (!added) {
+    std::erase_if(functions_, [&](const auto& entry) { return entry.first.first == name; });
     api_.cuModuleUnload(at->second);
     at->second = module;
   }
@@ -142,24 +143,29 @@ bool CudaContext::hasModule(const std::string& name) const {
   return modules_.count(name) != 0;
 }
 
+Expected<CUfunction> CudaContext::function(const std::string& program, const char* kernel) {
+  std::lock_guard lock(mutex_);
+  auto known = functions_.find({program, kernel});
+  if (known != functions_.end()) return known->second;
+  auto module = modules_.find(program);
+  if (module == modules_.end())
+    return Status::error("cuda: no code for kernel ", kernel, ": the artifact carries no CUDA program '", program,
+                         "' (compile it with --targets cuda)");
+  CUfunction found = nullptr;
+  if (const CUresult result = api_.cuModuleGetFunction(&found, module->second, kernel); result != CUDA_SUCCESS)
+    return Status::error("cuda: program '", program, "' has no kernel ", kernel, ": ", cudaErrorName(api_, result));
+  functions_.emplace(std::make_pair(program, std::string(kernel)), found);
+  return found;
+}
+
 Status CudaContext::launch(const std::string& program, const char* kernel, unsigned grid, unsigned block,
                            std::span<void* const> arguments) {
   KILN_RETURN_IF_ERROR(check(api_.cuCtxSetCurrent(context_), "cuCtxSetCurrent"));
-  CUmodule module = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    auto found = modules_.find(program);
-    if (found == modules_.end())
-      return Status::error("cuda: no code for kernel ", kernel, ": the artifact carries no CUDA program '", program,
-                           "' (compile it with --targets cuda)");
-    module = found->second;
-  }
-  CUfunction function = nullptr;
-  if (const CUresult result = api_.cuModuleGetFunction(&function, module, kernel); result != CUDA_SUCCESS)
-    return Status::error("cuda: program '", program, "' has no kernel ", kernel, ": ", cudaErrorName(api_, result));
+  Expected<CUfunction> function = this->function(program, kernel);
+  if (!function) return function.status();
   std::vector<void*> parameters(arguments.begin(), arguments.end());
   const CUresult result =
-      api_.cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, nullptr, parameters.data(), nullptr);
+      api_.cuLaunchKernel(*function, grid, 1, 1, block, 1, 1, 0, nullptr, parameters.data(), nullptr);
   if (result != CUDA_SUCCESS)
     return Status::error("cuda: launching ", kernel, " on ", grid, " x ", block, " threads: ",
                          cudaErrorName(api_, result));

@@ -64,6 +64,7 @@ class CudaContext : public std::enable_shared_from_this<CudaContext> {
   CudaContext(const CudaApi& api, CUdevice device, CUcontext context);
   Status check(CUresult result, const char* what) const;
   void release(CUdeviceptr pointer);
+  Expected<CUfunction> function(const std::string& program, const char* kernel);
 
   const CudaApi& api_;
   CUdevice device_ = 0;
@@ -75,6 +76,7 @@ class CudaContext : public std::enable_shared_from_this<CudaContext> {
   mutable std::mutex mutex_;
   std::map<uintptr_t, size_t> blocks_;  // start -> bytes, of every live block
   std::map<std::string, CUmodule> modules_;  // by program name
+  std::map<std::pair<std::string, std::string>, CUfunction> functions_;  // by (program, kernel), found once
 };
 
 }  // namespace kiln::cuda
