@@ -24,7 +24,8 @@ Expected<std::vector<uint8_t>> CudaDevice::compileAhead(const Graph& graph, cons
                                                         const std::vector<std::string>& architectures) {
   const std::vector<std::string> programs = usedPrograms(graph);
   if (programs.empty()) return std::vector<uint8_t>{};
-  Expected<CudaCode> code = compileCudaCode(programs, architectures.empty() ? kDefaultCudaArchitectures : architectures);
+  Expected<CudaCode> code =
+      compileCudaCode(programs, architectures.empty() ? kDefaultCudaArchitectures : architectures);
   if (!code) return code.status();
   return encodeCudaCode(*code);
 }

@@ -75,7 +75,8 @@ Status layerNormKernel(CudaContext& cuda, const KernelContext& ctx) {
   CudaArgs args;
   for (size_t i = 0; i < 4; ++i) args.add(ctx.input(i));
   args.add<long long>(residual ? residual->numElements() / rows.cols : 1);
-  for (size_t i = 0; i < 3; ++i) args.add(static_cast<const Tensor*>(i < ctx.outputs.size() ? ctx.outputs[i] : nullptr));
+  for (size_t i = 0; i < 3; ++i)
+    args.add(static_cast<const Tensor*>(i < ctx.outputs.size() ? ctx.outputs[i] : nullptr));
   args.add<long long>(rows.cols);
   args.add<float>(static_cast<float>(ctx.attrs.getFloat("epsilon", 1e-5)));
   return launchRows(cuda, "layer_norm", rows, args);

@@ -67,7 +67,8 @@ std::string mapKernelSource(Dialect dialect, const MapFunction& fn, const std::v
     out << ", " << s.global << "const " << fn.operandTypes[k] << "* x" << k << ", long offset" << k;
   out << ", long n, " << shape << " shape) {\n  const long i = " << s.index << ";\n  if (i >= n) return;\n";
   out << "  long yAt = yOffset" << (inOrder[0] ? " + i" : "") << ";\n";
-  for (size_t k = 0; k < count; ++k) out << "  long at" << k << " = offset" << k << (inOrder[k + 1] ? " + i" : "") << ";\n";
+  for (size_t k = 0; k < count; ++k)
+    out << "  long at" << k << " = offset" << k << (inOrder[k + 1] ? " + i" : "") << ";\n";
   if (std::count(inOrder.begin(), inOrder.end(), false) > 0) {
     out << "  long rest = i;\n  for (int d = KILN_MAX_RANK - 1; d >= 0; --d) {\n"
         << "    const long c = rest % shape.dims[d];\n    rest /= shape.dims[d];\n";
@@ -76,7 +77,8 @@ std::string mapKernelSource(Dialect dialect, const MapFunction& fn, const std::v
       if (!inOrder[k + 1]) out << "    at" << k << " += c * shape.strides[" << 6 * (k + 1) << " + d];\n";
     out << "  }\n";
   }
-  for (size_t k = 0; k < count; ++k) out << "  const " << fn.operandTypes[k] << " a" << k << " = x" << k << "[at" << k << "];\n";
+  for (size_t k = 0; k < count; ++k)
+    out << "  const " << fn.operandTypes[k] << " a" << k << " = x" << k << "[at" << k << "];\n";
   out << "  " << fn.resultType << " r;\n  " << fn.body << "\n  y[yAt] = r;\n}\n";
   return out.str();
 }

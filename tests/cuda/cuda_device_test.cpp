@@ -137,8 +137,9 @@ TEST_F(Cuda, TheRowKernelsMatchTheReference) {
     OpKind kind;
     std::vector<const Tensor*> inputs;
   };
-  for (const Case& c : {Case{OpKind::Softmax, {&x}}, Case{OpKind::LogSoftmax, {&x}}, Case{OpKind::RmsNorm, {&x, &scale}},
-                        Case{OpKind::LayerNorm, {&x, &scale, &bias}}}) {
+  const Case cases[] = {{OpKind::Softmax, {&x}}, {OpKind::LogSoftmax, {&x}}, {OpKind::RmsNorm, {&x, &scale}},
+                        {OpKind::LayerNorm, {&x, &scale, &bias}}};
+  for (const Case& c : cases) {
     const OpDef& def = opDef(c.kind);
     std::vector<Tensor> onDevice;
     for (const Tensor* input : c.inputs) {

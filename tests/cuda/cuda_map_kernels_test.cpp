@@ -48,7 +48,8 @@ std::vector<MapFunction> everyFunction() {
   add(DType::F32, {DType::F32}, kernelgen::geluBody(tanh));
   add(DType::F32, {DType::F32}, kernelgen::kSiluBody);
   add(DType::F32, {DType::F32, DType::F32}, kernelgen::kSwigluBody);
-  Expected<ElementwiseProgram> program = parseElementwiseProgram("div $0 1.4142135; erf %0; add %1 1; mul $1 %2; max %3 -1e30", 2);
+  Expected<ElementwiseProgram> program =
+      parseElementwiseProgram("div $0 1.4142135; erf %0; add %1 1; mul $1 %2; max %3 -1e30", 2);
   EXPECT_TRUE(program) << program.status().message();
   if (program) add(DType::F32, {DType::F32, DType::F32}, kernelgen::programBody(*program));
   return functions;
