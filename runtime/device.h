@@ -97,6 +97,10 @@ class Device {
   // the device readies its code now and the first run builds nothing. A blob
   // the device cannot read is an error saying why. Default: ignores it.
   virtual Status loadAhead(std::span<const uint8_t> code) { return Status::ok(); }
+  // What `kiln inspect` says of a blob compileAhead made, one line per
+  // program or so, without loading it (the CUDA device: each program's
+  // architectures); a blob it cannot read says why. Default: nothing.
+  virtual std::vector<std::string> describeAhead(std::span<const uint8_t> code) const { return {}; }
 };
 
 // The bytes of a tensor of this dtype and shape, for allocate(): an error

@@ -52,6 +52,15 @@ Status CudaDevice::loadAhead(std::span<const uint8_t> blob) {
   return Status::ok();
 }
 
+std::vector<std::string> CudaDevice::describeAhead(std::span<const uint8_t> blob) const {
+  Expected<CudaCode> code = decodeCudaCode(blob);
+  if (!code) return {code.status().message()};
+  std::vector<std::string> lines;
+  for (const CudaProgram& program : code->programs)
+    lines.push_back(cat(program.name, ": ", architecturesOf(program), " (", code->compiler, ")"));
+  return lines;
+}
+
 Expected<CudaContext*> CudaDevice::context() {
   std::call_once(opened_, [this] {
     Expected<std::shared_ptr<CudaContext>> opened = CudaContext::open();

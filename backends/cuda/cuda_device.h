@@ -45,6 +45,8 @@ class CudaDevice final : public rt::Device {
   // compiles now, saying so once on stderr) loaded into the context; an
   // error naming the architectures the artifact has when none fits.
   Status loadAhead(std::span<const uint8_t> code) override;
+  // "norms: sm_80, sm_90, compute_90 (NVRTC 13.0)" per program.
+  std::vector<std::string> describeAhead(std::span<const uint8_t> code) const override;
 
   // The device's context, opened on first use; the error says why there is none.
   Expected<CudaContext*> context();

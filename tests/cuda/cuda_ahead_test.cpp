@@ -104,6 +104,14 @@ TEST(CudaAhead, ADamagedBlobIsRefusedSayingWhat) {
   EXPECT_NE(message(huge).find("runs past the end"), std::string::npos) << message(huge);
 }
 
+TEST(CudaAhead, InspectSaysWhatEachProgramWasCompiledFor) {
+  const CudaDevice device;
+  EXPECT_EQ(device.describeAhead(encodeCudaCode(sampleCode())),
+            std::vector<std::string>{"norms: sm_80, sm_90, compute_90 (NVRTC test)"});
+  EXPECT_EQ(device.describeAhead(std::vector<uint8_t>{1, 2, 3}),
+            std::vector<std::string>{"cuda: bad device code: 3 bytes, shorter than its 16-byte header"});
+}
+
 TEST(CudaAhead, AGpuTakesItsCubinElsePtxItCanCompile) {
   const CudaProgram program = sampleCode().programs[0];
   ASSERT_NE(pickImage(program, "sm_90"), nullptr);

@@ -36,6 +36,11 @@ if ! grep -q '^device code: cuda: [1-9][0-9]* programs, [1-9][0-9]* binary bytes
   grep '^device code' "$work/inspect.txt" || true
   exit 1
 fi
+if ! grep -q '^  norms: sm_80, sm_90, compute_90 (NVRTC ' "$work/inspect.txt"; then
+  echo "FAIL: the CUDA code is not for sm_80 and sm_90 with compute_90 PTX:"
+  grep -A3 '^device code' "$work/inspect.txt" || true
+  exit 1
+fi
 for data_set in "$model_dir"/test_data_set_*; do
   "$kiln" run "$work/model.kiln" --input-dir "$data_set" --check --atol "$atol"
 done

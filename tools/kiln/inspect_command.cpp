@@ -10,6 +10,7 @@
 #include "ir/op_registry.h"
 #include "ir/text.h"
 #include "runtime/artifact.h"
+#include "runtime/device.h"
 #include "tools/common/arguments.h"
 #include "tools/kiln/commands.h"
 
@@ -152,9 +153,12 @@ int inspectCommand(const std::vector<std::string>& args) {
     std::cout << "weight file " << i << ": " << file.path << " (" << file.size << " bytes)\n";
   }
 
-  for (const rt::DeviceCode& code : artifact->deviceCode)
+  for (const rt::DeviceCode& code : artifact->deviceCode) {
     std::cout << "device code: " << code.device << ": " << code.programs << " programs, " << code.binaryBytes
               << " binary bytes (" << code.code.size() << " bytes in all)\n";
+    if (const rt::Device* device = rt::findDevice(code.device))
+      for (const std::string& line : device->describeAhead(code.code)) std::cout << "  " << line << "\n";
+  }
 
   std::map<std::string_view, int> opCounts;
   for (const Op& op : graph.ops()) ++opCounts[op.def->name];
