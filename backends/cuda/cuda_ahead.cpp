@@ -78,17 +78,26 @@ Expected<CudaCode> decodeCudaCode(std::span<const uint8_t> blob) {
   return code;
 }
 
-std::vector<std::string> usedPrograms(const Graph& graph) {
-  std::vector<std::string> used;
-  std::set<std::string, std::less<>> seen;
+std::vector<ProgramText> usedPrograms(const Graph& graph) {
+  std::vector<ProgramText> used;
+  ProgramText maps{std::string(kMapsProgram), ""};
+  std::set<std::string, std::less<>> seen, mapKernels;
   for (const Op& op : graph.ops()) {
-    const char* program = cudaKernels().get(op.kind()).program;
-    if (op.placement() == CudaDevice::kName && program && seen.insert(program).second) used.emplace_back(program);
+    const CudaPrograms programs = cudaKernels().get(op.kind()).programs;
+    if (op.placement() != CudaDevice::kName || !programs) continue;
+    for (ProgramText& program : programs(graph, op)) {
+      if (program.name == kMapsProgram) {
+        if (mapKernels.insert(program.source).second) maps.source += program.source;
+      } else if (seen.insert(program.name).second) {
+        used.push_back(std::move(program));
+      }
+    }
   }
+  if (!mapKernels.empty()) used.push_back(libraryProgram(maps.name, maps.source));
   return used;
 }
 
-Expected<CudaCode> compileCudaCode(const std::vector<std::string>& programs,
+Expected<CudaCode> compileCudaCode(const std::vector<ProgramText>& programs,
                                    const std::vector<std::string>& architectures) {
   Expected<const NvrtcApi*> nvrtc = loadNvrtc();
   if (!nvrtc) return nvrtc.status();
@@ -99,13 +108,11 @@ Expected<CudaCode> compileCudaCode(const std::vector<std::string>& programs,
     if (capability(architecture) > capability(newest)) newest = architecture;
   std::vector<std::string> targets = architectures;
   if (!newest.empty()) targets.push_back("compute_" + std::to_string(capability(newest)));
-  for (const std::string& name : programs) {
-    const std::string source = programSource(name);
-    if (source.empty()) return Status::error("cuda: no kernel program '", name, "'");
+  for (const ProgramText& text : programs) {
     CudaProgram& program = code.programs.emplace_back();
-    program.name = name;
+    program.name = text.name;
     for (const std::string& target : targets) {
-      Expected<std::vector<uint8_t>> compiled = compileCuda(**nvrtc, source, name + ".cu", target);
+      Expected<std::vector<uint8_t>> compiled = compileCuda(**nvrtc, text.source, text.name + ".cu", target);
       if (!compiled) return compiled.status();
       program.images.push_back({target, std::move(*compiled)});
     }

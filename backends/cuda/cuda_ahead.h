@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/op_kernels.h"
 #include "ir/graph.h"
 #include "ir/status.h"
 
@@ -42,13 +43,13 @@ std::vector<uint8_t> encodeCudaCode(const CudaCode& code);
 // An error saying what is wrong with a blob that encodeCudaCode did not write.
 Expected<CudaCode> decodeCudaCode(std::span<const uint8_t> blob);
 
-// The kernel programs the ops `graph` places on the CUDA device run, by
-// name, each once, in the order of their first op.
-std::vector<std::string> usedPrograms(const Graph& graph);
+// The kernel programs the ops `graph` places on the CUDA device run, each
+// once (by name), in the order of their first op.
+std::vector<ProgramText> usedPrograms(const Graph& graph);
 
 // Each program compiled by NVRTC into a cubin per architecture ("sm_80")
 // and PTX for the newest ("compute_90"); "no NVRTC: ..." without a toolkit.
-Expected<CudaCode> compileCudaCode(const std::vector<std::string>& programs,
+Expected<CudaCode> compileCudaCode(const std::vector<ProgramText>& programs,
                                    const std::vector<std::string>& architectures);
 
 // The image a device of `architecture` ("sm_90") loads: its own cubin, else

@@ -22,7 +22,7 @@ std::string architecturesOf(const CudaProgram& program) {
 
 Expected<std::vector<uint8_t>> CudaDevice::compileAhead(const Graph& graph, const SymbolBindings&,
                                                         const std::vector<std::string>& architectures) {
-  const std::vector<std::string> programs = usedPrograms(graph);
+  const std::vector<ProgramText> programs = usedPrograms(graph);
   if (programs.empty()) return std::vector<uint8_t>{};
   Expected<CudaCode> code =
       compileCudaCode(programs, architectures.empty() ? kDefaultCudaArchitectures : architectures);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/kernel_sources.h"
 #include "backends/cuda/op_kernels.h"
 #include "backends/reference/kernel_helpers.h"
 
@@ -15,6 +16,8 @@ namespace kiln::cuda {
 namespace {
 
 constexpr unsigned kMaxBlock = 256;  // KILN_BLOCK in kernels/common.cu
+
+std::vector<ProgramText> normsProgram(const Graph&, const Op&) { return {libraryProgram("norms", kNormsSource)}; }
 
 // Whole warps, as few as the row needs, at most kMaxBlock threads.
 unsigned blockFor(int64_t cols) {
@@ -103,10 +106,10 @@ Status softmaxKernel(CudaContext& cuda, const KernelContext& ctx) {
 }  // namespace
 
 void addNormKernels(CudaKernelTable& table) {
-  table.add(OpKind::RmsNorm, rmsNormKernel, "norms");
-  table.add(OpKind::LayerNorm, layerNormKernel, "norms");
-  table.add(OpKind::Softmax, softmaxKernel, "norms");
-  table.add(OpKind::LogSoftmax, softmaxKernel, "norms");
+  table.add(OpKind::RmsNorm, rmsNormKernel, normsProgram);
+  table.add(OpKind::LayerNorm, layerNormKernel, normsProgram);
+  table.add(OpKind::Softmax, softmaxKernel, normsProgram);
+  table.add(OpKind::LogSoftmax, softmaxKernel, normsProgram);
 }
 
 }  // namespace kiln::cuda

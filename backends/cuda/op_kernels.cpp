@@ -8,14 +8,14 @@ const CudaKernelTable& cudaKernels() {
   static const CudaKernelTable table = [] {
     CudaKernelTable t;
     addNormKernels(t);
+    addElementwiseKernels(t);
     return t;
   }();
   return table;
 }
 
-std::string programSource(std::string_view program) {
-  if (program == "norms") return cat(kCommonSource, "\n", kNormsSource);
-  return "";
+ProgramText libraryProgram(std::string name, std::string_view library) {
+  return {std::move(name), cat(kCommonSource, "\n", library)};
 }
 
 Status checkOnDevice(const CudaContext& cuda, const KernelContext& ctx) {

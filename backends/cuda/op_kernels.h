@@ -1,7 +1,8 @@
 // The CUDA device's kernels by op kind: each a host function that checks the
-// op's dtypes and shapes and launches its kernels, and the kernel program
-// (a file of kernels/) they are in, which compileAhead compiles for every op
-// placed on the device. A kind without one is one the device does not run.
+// op's dtypes and shapes and launches its kernels, and the kernel programs
+// it needs (a file of kernels/, or generated map kernels), which
+// compileAhead compiles for every op placed on the device. A kind without
+// one is one the device does not run.
 #pragma once
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_context.h"
+#include "ir/graph.h"
 #include "ir/op_kind.h"
 #include "runtime/kernel.h"
 
@@ -20,14 +22,29 @@ namespace kiln::cuda {
 
 using CudaKernel = Status (*)(CudaContext& cuda, const KernelContext& ctx);
 
+// A kernel program as compileAhead compiles it and the runtime loads it:
+// a fixed one (the prelude and a file of kernels/), or a piece of the
+// program kMapsProgram, which gathers every generated map kernel a model
+// uses (usedPrograms puts the prelude before them).
+struct ProgramText {
+  std::string name;    // "norms", "maps"
+  std::string source;  // CUDA C; for a piece of "maps", one kernel without the prelude
+};
+inline constexpr std::string_view kMapsProgram = "maps";
+// The programs an op placed on the device needs, from its types; none when
+// its dtypes have no kernel (running it then says so).
+using CudaPrograms = std::vector<ProgramText> (*)(const Graph& graph, const Op& op);
+
 struct CudaKernelEntry {
   CudaKernel run = nullptr;
-  const char* program = nullptr;  // "norms": kernels/norms.cu
+  CudaPrograms programs = nullptr;
 };
 
 class CudaKernelTable {
  public:
-  void add(OpKind kind, CudaKernel run, const char* program) { entries_[static_cast<size_t>(kind)] = {run, program}; }
+  void add(OpKind kind, CudaKernel run, CudaPrograms programs) {
+    entries_[static_cast<size_t>(kind)] = {run, programs};
+  }
   const CudaKernelEntry& get(OpKind kind) const { return entries_[static_cast<size_t>(kind)]; }
 
  private:
@@ -36,33 +53,35 @@ class CudaKernelTable {
 
 // Every kernel, filled once by the family files.
 const CudaKernelTable& cudaKernels();
-void addNormKernels(CudaKernelTable& table);  // norm_ops.cpp
+void addNormKernels(CudaKernelTable& table);         // norm_ops.cpp
+void addElementwiseKernels(CudaKernelTable& table);  // elementwise_ops.cpp
 
-// A program's CUDA C: the prelude (kernels/common.cu) and its file; "" for
-// a name that is none.
-std::string programSource(std::string_view program);
+// A fixed program of kernels/: the prelude (kernels/common.cu), then `library`.
+ProgramText libraryProgram(std::string name, std::string_view library);
 
-// A kernel's arguments in order, as cuLaunchKernel takes them: each value
-// kept here, its address handed over.
+// A kernel's arguments in order, as cuLaunchKernel takes them: each value's
+// bytes kept here, their address handed over.
 class CudaArgs {
  public:
   template <class T>
   void add(T value) {
-    static_assert(sizeof(T) <= sizeof(uint64_t), "one slot per argument");
-    uint64_t slot = 0;
-    std::memcpy(&slot, &value, sizeof(T));
-    slots_.push_back(slot);
+    addBytes(&value, sizeof(T));
   }
   // A tensor (or null) as the device pointer its kernel reads.
   void add(const Tensor* tensor) { add<CUdeviceptr>(tensor ? reinterpret_cast<uintptr_t>(tensor->data()) : 0); }
+  // A struct passed by value.
+  void addBytes(const void* data, size_t size) {
+    const auto* bytes = static_cast<const uint8_t*>(data);
+    values_.emplace_back(bytes, bytes + size);
+  }
   std::vector<void*> pointers() {
     std::vector<void*> out;
-    for (uint64_t& slot : slots_) out.push_back(&slot);
+    for (std::vector<uint8_t>& value : values_) out.push_back(value.data());
     return out;
   }
 
  private:
-  std::vector<uint64_t> slots_;
+  std::vector<std::vector<uint8_t>> values_;
 };
 
 // Every tensor of the op in this device's memory (absent operands aside),

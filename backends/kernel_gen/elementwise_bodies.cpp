@@ -1,6 +1,8 @@
 #include "backends/kernel_gen/elementwise_bodies.h"
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <cstdio>
 
 #include "ir/status.h"
@@ -161,6 +163,82 @@ std::string programBody(const ElementwiseProgram& program) {
     body += cat("const float v", r, " = ", elementExpression(instruction.op, x, y), ";\n  ");
   }
   return body + cat("r = v", program.instructions.size() - 1, ";");
+}
+
+namespace {
+
+constexpr OpKind kUnary[] = {OpKind::Abs, OpKind::Cos,        OpKind::Erf,  OpKind::Exp,     OpKind::Log,
+                             OpKind::Neg, OpKind::Not,        OpKind::Reciprocal, OpKind::Relu, OpKind::Sigmoid,
+                             OpKind::Sin, OpKind::Sqrt,       OpKind::Tanh};
+constexpr OpKind kBinary[] = {OpKind::Add,   OpKind::Sub,  OpKind::Mul,     OpKind::Div, OpKind::Equal,
+                              OpKind::Less,  OpKind::Greater, OpKind::And, OpKind::Or};
+constexpr OpKind kOthers[] = {OpKind::Pow,  OpKind::Min,  OpKind::Max,    OpKind::Where,  OpKind::Cast,
+                              OpKind::Clip, OpKind::Gelu, OpKind::Silu, OpKind::Swiglu, OpKind::FusedElementwise};
+
+bool among(OpKind kind, std::span<const OpKind> kinds) { return std::ranges::find(kinds, kind) != kinds.end(); }
+
+// The present operands' dtypes, in order.
+std::vector<DType> present(const std::vector<std::optional<DType>>& inputs) {
+  std::vector<DType> dtypes;
+  for (const std::optional<DType>& d : inputs)
+    if (d) dtypes.push_back(*d);
+  return dtypes;
+}
+
+// One function of `body` over these types; none when a type or the body is missing.
+std::vector<MapFunction> single(DType result, const std::vector<DType>& operands, const std::string& body) {
+  MapFunction fn{scalarType(result), {}, body};
+  for (DType d : operands) fn.operandTypes.push_back(scalarType(d));
+  const bool typed = !fn.resultType.empty() && std::ranges::none_of(fn.operandTypes, &std::string::empty);
+  return typed && !body.empty() ? std::vector<MapFunction>{fn} : std::vector<MapFunction>{};
+}
+
+bool allF32(const std::vector<DType>& dtypes) {
+  return std::ranges::all_of(dtypes, [](DType d) { return d == DType::F32; });
+}
+
+std::vector<MapFunction> variadicFunctions(OpKind kind, const std::vector<DType>& in, DType output) {
+  if (in.size() == 1) return single(output, in, "r = a0;");
+  std::vector<MapFunction> functions = single(output, {in[0], in[1]}, variadicBody(kind, output));
+  for (size_t k = 2; k < in.size() && !functions.empty(); ++k) {
+    std::vector<MapFunction> next = single(output, {output, in[k]}, variadicBody(kind, output));
+    if (next.empty()) return {};
+    functions.push_back(next[0]);
+  }
+  return functions;
+}
+
+}  // namespace
+
+bool isElementwise(OpKind kind) { return among(kind, kUnary) || among(kind, kBinary) || among(kind, kOthers); }
+
+std::vector<MapFunction> elementwiseFunctions(OpKind kind, const Attributes& attrs,
+                                              const std::vector<std::optional<DType>>& inputs, DType output) {
+  const std::vector<DType> in = present(inputs);
+  if (in.empty()) return {};
+  const bool f32 = allF32(in);
+  switch (kind) {
+    case OpKind::Pow: return f32 ? single(output, in, "r = pow(a0, a1);") : std::vector<MapFunction>{};
+    case OpKind::Min:
+    case OpKind::Max: return variadicFunctions(kind, in, output);
+    case OpKind::Where: return {whereFunction(output)};
+    case OpKind::Cast: return single(output, in, castBody(in[0], output));
+    case OpKind::Clip:
+      return f32 ? single(output, in, clipBody(inputs.size() > 1 && inputs[1], inputs.size() > 2 && inputs[2]))
+                 : std::vector<MapFunction>{};
+    case OpKind::Gelu: return f32 ? single(output, in, geluBody(attrs)) : std::vector<MapFunction>{};
+    case OpKind::Silu: return f32 ? single(output, in, kSiluBody) : std::vector<MapFunction>{};
+    case OpKind::Swiglu: return f32 ? single(output, {DType::F32, DType::F32}, kSwigluBody) : std::vector<MapFunction>{};
+    case OpKind::FusedElementwise: {
+      const ElementwiseProgram* program = attrs.getProgram("program");
+      if (!program || program->instructions.empty() || !f32) return {};
+      return single(output, in, programBody(*program));
+    }
+    default: break;
+  }
+  if (among(kind, kUnary)) return single(output, in, unaryBody(kind, in[0]));
+  if (among(kind, kBinary)) return single(output, in, binaryBody(kind, in[0]));
+  return {};
 }
 
 }  // namespace kiln::kernelgen

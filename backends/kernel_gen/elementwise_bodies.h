@@ -6,7 +6,9 @@
 // empty body: the op has no kernel for that dtype.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "backends/kernel_gen/map_source.h"
 #include "ir/attributes.h"
@@ -35,5 +37,14 @@ inline constexpr const char* kSiluBody = "r = k_silu(a0);";
 inline constexpr const char* kSwigluBody = "r = k_silu(a0) * a1;";
 // A float fused_elementwise program, one statement per instruction.
 std::string programBody(const ElementwiseProgram& program);
+
+// Whether `kind` is an element-wise op these bodies cover.
+bool isElementwise(OpKind kind);
+// The map functions an element-wise op runs, in the order it runs them,
+// from its operands' dtypes (absent operands nullopt) and its result's:
+// one, but min / max run theirs once per operand after the second (the
+// running result being a0). Empty when the op has no kernel for its dtypes.
+std::vector<MapFunction> elementwiseFunctions(OpKind kind, const Attributes& attrs,
+                                              const std::vector<std::optional<DType>>& inputs, DType output);
 
 }  // namespace kiln::kernelgen

@@ -49,4 +49,10 @@ std::string mapKernelSource(Dialect dialect, const MapFunction& fn, const std::v
                             const std::vector<int64_t>& resultStrides,
                             std::span<const std::vector<int64_t>> operandStrides, std::string_view name = "map");
 
+// The same kernel with the walk order left to run time, for a device that
+// cannot build at run time (CUDA: its kernels are compiled ahead): its text
+// depends only on `fn`, and it takes `int inOrder` after `n`, nonzero when
+// every tensor is walked in order (else all are walked by their strides).
+std::string mapKernelSourceAnyWalk(Dialect dialect, const MapFunction& fn, std::string_view name = "map");
+
 }  // namespace kiln::kernelgen

@@ -19,14 +19,18 @@
 namespace kiln::cuda {
 namespace {
 
-// A layer_norm and a softmax on the device (one program, "norms") beside a
-// matmul on the host.
-constexpr const char* kPlacedGraph = R"(graph @main(%x: f32[n, 8], %s: f32[8], %b: f32[8], %w: f32[8, 8]) -> (%z: f32[n, 8]) {
+// A layer_norm and a softmax on the device (one program, "norms"), a
+// broadcast add and a gelu (a generated map kernel each, both in the
+// program "maps"), beside a matmul on the host.
+constexpr const char* kPlacedGraph = R"(graph @main(%x: f32[n, 8], %s: f32[8], %b: f32[8], %w: f32[8, 8])
+    -> (%z: f32[n, 8]) {
   %xd = transfer %x {from = "cpu", to = "cuda"} : f32[n, 8] on "cuda"
   %sd = transfer %s {from = "cpu", to = "cuda"} : f32[8] on "cuda"
   %bd = transfer %b {from = "cpu", to = "cuda"} : f32[8] on "cuda"
   %n = layer_norm %xd, %sd, %bd : f32[n, 8] on "cuda"
-  %p = softmax %n : f32[n, 8] on "cuda"
+  %a = add %n, %bd : f32[n, 8] on "cuda"
+  %g = gelu %a : f32[n, 8] on "cuda"
+  %p = softmax %g : f32[n, 8] on "cuda"
   %h = transfer %p {from = "cuda", to = "cpu"} : f32[n, 8]
   %z = matmul %h, %w : f32[n, 8]
   return %z
@@ -47,21 +51,37 @@ CudaCode sampleCode() {
   return {"NVRTC test", {{"norms", {{"sm_80", {1, 2, 3}}, {"sm_90", {4, 5}}, {"compute_90", {'.', 'p', 0}}}}}};
 }
 
+std::vector<std::string> namesOf(const std::vector<ProgramText>& programs) {
+  std::vector<std::string> names;
+  for (const ProgramText& program : programs) names.push_back(program.name);
+  return names;
+}
+
 TEST(CudaAhead, TheProgramsOfThePlacedOpsOnly) {
-  EXPECT_EQ(usedPrograms(placedGraph()), std::vector<std::string>{"norms"});
+  const std::vector<ProgramText> used = usedPrograms(placedGraph());
+  EXPECT_EQ(namesOf(used), (std::vector<std::string>{"norms", "maps"}));
+  ASSERT_EQ(used.size(), 2u);
+  EXPECT_NE(used[0].source.find("extern \"C\" __global__ void layer_norm"), std::string::npos);
+  const std::string& maps = used[1].source;
+  EXPECT_LT(maps.find("#define KILN_MAX_RANK"), maps.find("__global__ void map_")) << "the prelude first";
+  size_t kernels = 0;
+  for (size_t at = maps.find("__global__ void map_"); at != std::string::npos;
+       at = maps.find("__global__ void map_", at + 1))
+    ++kernels;
+  EXPECT_EQ(kernels, 2u) << "one kernel for the add, one for the gelu";
+  EXPECT_NE(maps.find("int inOrder"), std::string::npos) << "the walk order is the run's";
+  EXPECT_NE(maps.find("r = k_gelu(a0);"), std::string::npos);
   Expected<Graph> hostOnly = parseGraph(R"(graph @main(%x: f32[2, 8]) -> (%y: f32[2, 8]) {
   %y = softmax %x : f32[2, 8]
   return %y
 }
 )");
   ASSERT_TRUE(hostOnly) << hostOnly.status().message();
-  EXPECT_TRUE(usedPrograms(*hostOnly).empty());
+  EXPECT_TRUE(namesOf(usedPrograms(*hostOnly)).empty());
   CudaDevice device;
   Expected<std::vector<uint8_t>> none = device.compileAhead(*hostOnly, {}, {});
   ASSERT_TRUE(none) << none.status().message();
   EXPECT_TRUE(none->empty()) << "no CUDA op, no device code";
-  EXPECT_NE(programSource("norms").find("extern \"C\" __global__ void layer_norm"), std::string::npos);
-  EXPECT_EQ(programSource("nope"), "");
 }
 
 TEST(CudaAhead, TheBlobDecodesToWhatWasEncoded) {
@@ -150,7 +170,7 @@ TEST_F(CudaNvrtc, EveryProgramCompilesToCubinForEachArchitectureAndPtx) {
   Expected<CudaCode> code = decodeCudaCode(*blob);
   ASSERT_TRUE(code) << code.status().message();
   EXPECT_EQ(code->compiler.rfind("NVRTC ", 0), 0u) << code->compiler;
-  ASSERT_EQ(code->programs.size(), 1u);
+  ASSERT_EQ(code->programs.size(), 2u);
   const CudaProgram& norms = code->programs[0];
   ASSERT_EQ(norms.images.size(), 3u);
   const char elf[] = {0x7f, 'E', 'L', 'F'};
@@ -166,6 +186,10 @@ TEST_F(CudaNvrtc, EveryProgramCompilesToCubinForEachArchitectureAndPtx) {
   EXPECT_EQ(ptx.architecture, "compute_90");
   EXPECT_TRUE(contains(ptx.code, ".target sm_90"));
   EXPECT_TRUE(contains(ptx.code, ".entry layer_norm"));
+  const CudaProgram& maps = code->programs[1];
+  EXPECT_EQ(maps.name, "maps");
+  ASSERT_EQ(maps.images.size(), 3u);
+  EXPECT_TRUE(contains(maps.images.back().code, ".entry map_"));
 }
 
 TEST_F(CudaNvrtc, TheArchitecturesAskedForAndPtxForTheNewest) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <string>
 
 #include "backends/cuda/cuda_ahead.h"
@@ -113,57 +114,129 @@ TEST_F(Cuda, TransferRoundTripIsExact) {
   EXPECT_EQ(std::memcmp(back.data(), host.data(), host.byteSize()), 0);
 }
 
-// Each row kernel against the reference on a GPU (its program compiled by
-// NVRTC here and loaded as an artifact's would be): floats within 1e-5
-// relative plus 1e-5 absolute (float sums against the reference's double).
-TEST_F(Cuda, TheRowKernelsMatchTheReference) {
-  if (!loadNvrtc()) GTEST_SKIP() << "no NVRTC to compile the kernels with: " << loadNvrtc().status().message();
-  Expected<Graph> graph = parseGraph(R"(graph @main(%x: f32[5, 300]) -> (%y: f32[5, 300]) {
-  %y = softmax %x : f32[5, 300] on "cuda"
-  return %y
+// Every op of a graph placed on the device, run there with the code
+// compileAhead made (NVRTC here, loaded as an artifact's would be) and by
+// the reference, on the same inputs: floats within 1e-5 relative plus 1e-5
+// absolute (float sums against the reference's double), the rest exactly.
+class CudaKernels : public Cuda {
+ protected:
+  // Compiles and loads the graph's code, then checks each op in turn; the
+  // graph's inputs are filled with values in [-3, 3) (bools alternate).
+  void checkGraph(const char* text) {
+    if (!loadNvrtc()) GTEST_SKIP() << "no NVRTC to compile the kernels with: " << loadNvrtc().status().message();
+    Expected<Graph> graph = parseGraph(text);
+    ASSERT_TRUE(graph) << graph.status().message();
+    Expected<std::vector<uint8_t>> blob = device_.compileAhead(*graph, {}, {});
+    ASSERT_TRUE(blob) << blob.status().message();
+    ASSERT_TRUE(device_.loadAhead(*blob).isOk());
+    std::map<ValueId, Tensor> values;
+    for (ValueId input : graph->inputs()) values[input] = filled(graph->value(input).type);
+    for (const Op& op : graph->ops()) {
+      if (op.is(OpKind::Transfer)) {  // the graph's inputs onto the device: runOnDevice uploads them
+        values[op.results[0]] = values.at(op.operands[0]);
+        continue;
+      }
+      std::vector<const Tensor*> inputs;
+      for (ValueId id : op.operands) inputs.push_back(id == kNoValue ? nullptr : &values.at(id));
+      Tensor want = Tensor::allocate(graph->value(op.results[0]).type.dtype,
+                                     *graph->value(op.results[0]).type.staticDims());
+      Tensor* wantOutputs[] = {&want};
+      ASSERT_TRUE(referenceKernel(op.kind())(KernelContext{*op.def, op.attrs, inputs, wantOutputs}).isOk());
+      expectSame(runOnDevice(*op.def, op.attrs, inputs, want), want, op.def->name);
+      values[op.results[0]] = want;
+    }
+  }
+
+ private:
+  static Tensor filled(const TensorType& type) {
+    Tensor t = Tensor::allocate(type.dtype, *type.staticDims());
+    for (int64_t i = 0; i < t.numElements(); ++i) {
+      const float v = static_cast<float>((i * 37) % 101) * 0.06f - 3.0f;
+      if (t.dtype() == DType::F32) t.data<float>()[i] = v;
+      else if (t.dtype() == DType::Bool) t.data<bool>()[i] = i % 2 == 0;
+      else if (t.dtype() == DType::I64) t.data<int64_t>()[i] = static_cast<int64_t>(v * 10);
+    }
+    return t;
+  }
+
+  // The op run on the device: its inputs uploaded, its result downloaded.
+  Tensor runOnDevice(const OpDef& def, const Attributes& attrs, const std::vector<const Tensor*>& inputs,
+                     const Tensor& like) {
+    std::vector<Tensor> uploaded;
+    uploaded.reserve(inputs.size());
+    std::vector<const Tensor*> onDevice;
+    for (const Tensor* input : inputs) {
+      if (!input) {
+        onDevice.push_back(nullptr);
+        continue;
+      }
+      Expected<Tensor> copy = device_.allocate(input->dtype(), input->shape());
+      EXPECT_TRUE(copy && context_->copy(copy->data(), input->data(), input->byteSize()).isOk());
+      uploaded.push_back(copy ? *copy : Tensor());
+      onDevice.push_back(&uploaded.back());
+    }
+    Expected<Tensor> out = device_.allocate(like.dtype(), like.shape());
+    EXPECT_TRUE(out);
+    Tensor* outputs[] = {&*out};
+    const Status ran = device_.run(def, attrs, onDevice, outputs, nullptr);
+    EXPECT_TRUE(ran.isOk()) << def.name << ": " << ran.message();
+    Tensor got = Tensor::allocate(like.dtype(), like.shape());
+    EXPECT_TRUE(context_->copy(got.data(), out->data(), got.byteSize()).isOk());
+    return got;
+  }
+
+  static void expectSame(const Tensor& got, const Tensor& want, std::string_view op) {
+    ASSERT_EQ(got.dtype(), want.dtype());
+    if (want.dtype() != DType::F32) {
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), want.byteSize()), 0) << op;
+      return;
+    }
+    for (int64_t i = 0; i < want.numElements(); ++i) {
+      const float w = want.data<float>()[i], g = got.data<float>()[i];
+      if (std::isnan(w)) EXPECT_TRUE(std::isnan(g)) << op << " element " << i;
+      else ASSERT_NEAR(g, w, 1e-5 + 1e-5 * std::abs(w)) << op << " element " << i;
+    }
+  }
+};
+
+TEST_F(CudaKernels, TheRowKernelsMatchTheReference) {
+  checkGraph(R"(graph @main(%x0: f32[5, 300], %s0: f32[300], %b0: f32[300]) -> (%n: f32[5, 300]) {
+  %x = transfer %x0 {from = "cpu", to = "cuda"} : f32[5, 300] on "cuda"
+  %s = transfer %s0 {from = "cpu", to = "cuda"} : f32[300] on "cuda"
+  %b = transfer %b0 {from = "cpu", to = "cuda"} : f32[300] on "cuda"
+  %p = softmax %x : f32[5, 300] on "cuda"
+  %l = log_softmax %x : f32[5, 300] on "cuda"
+  %r = rms_norm %x, %s : f32[5, 300] on "cuda"
+  %nd = layer_norm %x, %s, %b : f32[5, 300] on "cuda"
+  %n = transfer %nd {from = "cuda", to = "cpu"} : f32[5, 300]
+  return %n
 }
 )");
-  ASSERT_TRUE(graph) << graph.status().message();
-  Expected<std::vector<uint8_t>> blob = device_.compileAhead(*graph, {}, {});
-  ASSERT_TRUE(blob) << blob.status().message();
-  ASSERT_TRUE(device_.loadAhead(*blob).isOk());
-  Tensor x = Tensor::allocate(DType::F32, {5, 300}), scale = Tensor::allocate(DType::F32, {300});
-  Tensor bias = Tensor::allocate(DType::F32, {300});
-  for (int64_t i = 0; i < x.numElements(); ++i) x.data<float>()[i] = static_cast<float>((i * 37) % 101) * 0.07f - 3.0f;
-  for (int64_t i = 0; i < 300; ++i) scale.data<float>()[i] = 0.5f + static_cast<float>(i % 7) * 0.1f;
-  for (int64_t i = 0; i < 300; ++i) bias.data<float>()[i] = static_cast<float>(i % 5) * 0.2f - 0.4f;
-  const Attributes none;
-  struct Case {
-    OpKind kind;
-    std::vector<const Tensor*> inputs;
-  };
-  const Case cases[] = {{OpKind::Softmax, {&x}}, {OpKind::LogSoftmax, {&x}}, {OpKind::RmsNorm, {&x, &scale}},
-                        {OpKind::LayerNorm, {&x, &scale, &bias}}};
-  for (const Case& c : cases) {
-    const OpDef& def = opDef(c.kind);
-    std::vector<Tensor> onDevice;
-    for (const Tensor* input : c.inputs) {
-      Expected<Tensor> uploaded = device_.allocate(DType::F32, input->shape());
-      ASSERT_TRUE(uploaded);
-      ASSERT_TRUE(context_->copy(uploaded->data(), input->data(), input->byteSize()).isOk());
-      onDevice.push_back(*uploaded);
-    }
-    std::vector<const Tensor*> inputs;
-    for (const Tensor& t : onDevice) inputs.push_back(&t);
-    Expected<Tensor> out = device_.allocate(DType::F32, x.shape());
-    ASSERT_TRUE(out);
-    Tensor* outputs[] = {&*out};
-    const Status ran = device_.run(def, none, inputs, outputs, nullptr);
-    ASSERT_TRUE(ran.isOk()) << def.name << ": " << ran.message();
-    Tensor got = Tensor::allocate(DType::F32, x.shape());
-    ASSERT_TRUE(context_->copy(got.data(), out->data(), got.byteSize()).isOk());
-    Tensor want = Tensor::allocate(DType::F32, x.shape());
-    Tensor* wantOutputs[] = {&want};
-    ASSERT_TRUE(referenceKernel(c.kind)(KernelContext{def, none, c.inputs, wantOutputs}).isOk());
-    for (int64_t i = 0; i < want.numElements(); ++i)
-      ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-5 + 1e-5 * std::abs(want.data<float>()[i]))
-          << def.name << " element " << i;
-  }
+}
+
+// Broadcasts (the strided walk), one to three operands,
+// integers and bools, and swiglu's packed rows.
+TEST_F(CudaKernels, TheElementwiseKernelsMatchTheReference) {
+  checkGraph(R"(graph @main(%x0: f32[5, 300], %b0: f32[300], %c0: bool[5, 300], %w0: f32[5, 600])
+    -> (%s: f32[5, 300]) {
+  %x = transfer %x0 {from = "cpu", to = "cuda"} : f32[5, 300] on "cuda"
+  %b = transfer %b0 {from = "cpu", to = "cuda"} : f32[300] on "cuda"
+  %c = transfer %c0 {from = "cpu", to = "cuda"} : bool[5, 300] on "cuda"
+  %w = transfer %w0 {from = "cpu", to = "cuda"} : f32[5, 600] on "cuda"
+  %a = add %x, %b : f32[5, 300] on "cuda"
+  %g = gelu %a : f32[5, 300] on "cuda"
+  %m = min %x, %a, %g : f32[5, 300] on "cuda"
+  %e = exp %m : f32[5, 300] on "cuda"
+  %q = div %e, %b : f32[5, 300] on "cuda"
+  %i = cast %q {to = "i64"} : i64[5, 300] on "cuda"
+  %k = less %x, %b : bool[5, 300] on "cuda"
+  %o = or %k, %c : bool[5, 300] on "cuda"
+  %v = where %o, %x, %g : f32[5, 300] on "cuda"
+  %sd = swiglu %w : f32[5, 300] on "cuda"
+  %s = transfer %sd {from = "cuda", to = "cpu"} : f32[5, 300]
+  return %s
+}
+)");
 }
 
 }  // namespace
