@@ -1,6 +1,6 @@
-// The element-wise ops on the CUDA device: each runs its functions
-// (backends/kernel_gen/elementwise_bodies.h, the bodies the OpenCL device
-// runs too) in kernelgen's map kernel with the walk order left to run time
+// The element-wise ops on the CUDA device: each runs its steps
+// (backends/kernel_gen/elementwise_bodies.h, what the OpenCL device runs
+// too) in kernelgen's map kernel with the walk order left to run time
 // (mapKernelSourceAnyWalk), one kernel per function named by a hash of its
 // text, all of a model's in one program, "maps" (one NVRTC compile per
 // architecture). The texts depend on the op's dtypes and attributes alone,
@@ -21,6 +21,8 @@ namespace kiln::cuda {
 namespace {
 
 using kernelgen::MapFunction;
+using kernelgen::MapOperand;
+using kernelgen::MapStep;
 
 constexpr unsigned kMapBlock = 256;
 
@@ -52,18 +54,14 @@ std::string kernelName(const MapFunction& fn) {
   return found->second;
 }
 
-std::vector<MapFunction> functionsOf(const OpDef& def, const Attributes& attrs,
-                                     const std::vector<std::optional<DType>>& inputs, DType output) {
-  return kernelgen::elementwiseFunctions(def.kind, attrs, inputs, output);
-}
-
 std::vector<ProgramText> elementwisePrograms(const Graph& graph, const Op& op) {
   std::vector<std::optional<DType>> inputs;
   for (ValueId id : op.operands)
     inputs.push_back(id == kNoValue ? std::nullopt : std::optional<DType>(graph.value(id).type.dtype));
   std::vector<ProgramText> programs;
-  for (const MapFunction& fn : functionsOf(*op.def, op.attrs, inputs, graph.value(op.results[0]).type.dtype))
-    programs.push_back(mapKernel(fn));
+  for (const MapStep& step :
+       kernelgen::elementwiseSteps(op.kind(), op.attrs, inputs, graph.value(op.results[0]).type.dtype))
+    programs.push_back(mapKernel(step.fn));
   return programs;
 }
 
@@ -75,8 +73,11 @@ struct Walk {
   int64_t offset = 0;
 };
 
-Walk broadcastTo(const Tensor& operand, const std::vector<int64_t>& shape) {
-  return {&operand, ops::broadcastStrides(operand.shape(), shape), 0};
+// How a step walks an operand over the result `out`.
+Walk walkOf(const MapOperand& operand, const KernelContext& ctx, const Tensor& out) {
+  const Tensor& walked = operand.walk == MapOperand::Walk::Result ? out : *ctx.input(operand.input);
+  kernelgen::WalkLayout layout = kernelgen::walkLayout(operand, walked.shape(), out.shape());
+  return {&walked, std::move(layout.strides), layout.offset};
 }
 
 // `values` padded on the left to the kernel's rank with `fill`.
@@ -118,32 +119,16 @@ Status runMap(CudaContext& cuda, const KernelContext& ctx, const MapFunction& fn
 Status elementwiseKernel(CudaContext& cuda, const KernelContext& ctx) {
   KILN_RETURN_IF_ERROR(checkOnDevice(cuda, ctx));
   const Tensor& out = *ctx.outputs[0];
-  std::vector<std::optional<DType>> dtypes;
-  std::vector<const Tensor*> present;
-  for (size_t i = 0; i < ctx.inputs.size(); ++i) {
-    dtypes.push_back(ctx.input(i) ? std::optional<DType>(ctx.input(i)->dtype()) : std::nullopt);
-    if (ctx.input(i)) present.push_back(ctx.input(i));
-  }
-  const std::vector<MapFunction> functions = functionsOf(ctx.def, ctx.attrs, dtypes, out.dtype());
-  if (functions.empty() || present.empty()) return unsupportedDType(ctx, present.empty() ? out.dtype() : present[0]->dtype());
+  const std::vector<std::optional<DType>> dtypes = kernelgen::operandDtypes(ctx.inputs);
+  const std::vector<MapStep> steps = kernelgen::elementwiseSteps(ctx.def.kind, ctx.attrs, dtypes, out.dtype());
+  if (steps.empty()) return unsupportedDType(ctx, ctx.input(0) ? ctx.input(0)->dtype() : out.dtype());
   const Walk whole{&out, rowMajorStrides(out.shape()), 0};
-  const bool variadic = ctx.def.kind == OpKind::Min || ctx.def.kind == OpKind::Max;
-  if (variadic && present.size() > 1) {
-    // The first pair into the result, then the result with each further operand, in place.
-    KILN_RETURN_IF_ERROR(runMap(cuda, ctx, functions[0], whole,
-                                {broadcastTo(*present[0], out.shape()), broadcastTo(*present[1], out.shape())}));
-    for (size_t k = 2; k < present.size(); ++k)
-      KILN_RETURN_IF_ERROR(runMap(cuda, ctx, functions[k - 1], whole, {whole, broadcastTo(*present[k], out.shape())}));
-    return Status::ok();
+  for (const MapStep& step : steps) {
+    std::vector<Walk> walks;
+    for (const MapOperand& operand : step.operands) walks.push_back(walkOf(operand, ctx, out));
+    KILN_RETURN_IF_ERROR(runMap(cuda, ctx, step.fn, whole, walks));
   }
-  if (ctx.def.kind == OpKind::Swiglu && present.size() == 1) {
-    // Rows packed as gate | up: two strided walks of x, the second half a row on.
-    const std::vector<int64_t> strides = rowMajorStrides(present[0]->shape());
-    return runMap(cuda, ctx, functions[0], whole, {{present[0], strides, 0}, {present[0], strides, out.shape().back()}});
-  }
-  std::vector<Walk> walks;
-  for (const Tensor* operand : present) walks.push_back(broadcastTo(*operand, out.shape()));
-  return runMap(cuda, ctx, functions[0], whole, walks);
+  return Status::ok();
 }
 
 }  // namespace

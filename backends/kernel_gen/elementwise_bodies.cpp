@@ -5,6 +5,7 @@
 #include <span>
 #include <cstdio>
 
+#include "backends/reference/kernel_helpers.h"
 #include "ir/status.h"
 
 namespace kiln::kernelgen {
@@ -177,68 +178,119 @@ constexpr OpKind kOthers[] = {OpKind::Pow,  OpKind::Min,  OpKind::Max,    OpKind
 
 bool among(OpKind kind, std::span<const OpKind> kinds) { return std::ranges::find(kinds, kind) != kinds.end(); }
 
-// The present operands' dtypes, in order.
-std::vector<DType> present(const std::vector<std::optional<DType>>& inputs) {
-  std::vector<DType> dtypes;
-  for (const std::optional<DType>& d : inputs)
-    if (d) dtypes.push_back(*d);
-  return dtypes;
+using Walk = MapOperand::Walk;
+
+// The present operands: their indices and dtypes, in order.
+struct Present {
+  std::vector<size_t> index;
+  std::vector<DType> dtype;
+};
+
+Present present(const std::vector<std::optional<DType>>& inputs) {
+  Present p;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i]) {
+      p.index.push_back(i);
+      p.dtype.push_back(*inputs[i]);
+    }
+  return p;
 }
 
-// One function of `body` over these types; none when a type or the body is missing.
-std::vector<MapFunction> single(DType result, const std::vector<DType>& operands, const std::string& body) {
-  MapFunction fn{scalarType(result), {}, body};
-  for (DType d : operands) fn.operandTypes.push_back(scalarType(d));
-  const bool typed = !fn.resultType.empty() && std::ranges::none_of(fn.operandTypes, &std::string::empty);
-  return typed && !body.empty() ? std::vector<MapFunction>{fn} : std::vector<MapFunction>{};
+// One step of `body` over these operands (dtypes beside them); none when a
+// type or the body is missing.
+std::vector<MapStep> single(DType result, const std::vector<MapOperand>& operands, const std::vector<DType>& dtypes,
+                            const std::string& body) {
+  MapStep step{{scalarType(result), {}, body}, operands};
+  for (DType d : dtypes) step.fn.operandTypes.push_back(scalarType(d));
+  const bool typed = !step.fn.resultType.empty() && std::ranges::none_of(step.fn.operandTypes, &std::string::empty);
+  return typed && !body.empty() ? std::vector<MapStep>{step} : std::vector<MapStep>{};
+}
+
+// Every present operand broadcast to the result.
+std::vector<MapStep> broadcast(DType result, const Present& in, const std::string& body) {
+  std::vector<MapOperand> operands;
+  for (size_t i : in.index) operands.push_back({Walk::Broadcast, i});
+  return single(result, operands, in.dtype, body);
 }
 
 bool allF32(const std::vector<DType>& dtypes) {
   return std::ranges::all_of(dtypes, [](DType d) { return d == DType::F32; });
 }
 
-std::vector<MapFunction> variadicFunctions(OpKind kind, const std::vector<DType>& in, DType output) {
-  if (in.size() == 1) return single(output, in, "r = a0;");
-  std::vector<MapFunction> functions = single(output, {in[0], in[1]}, variadicBody(kind, output));
-  for (size_t k = 2; k < in.size() && !functions.empty(); ++k) {
-    std::vector<MapFunction> next = single(output, {output, in[k]}, variadicBody(kind, output));
+std::vector<MapStep> variadicSteps(OpKind kind, const Present& in, DType output) {
+  const std::string body = variadicBody(kind, output);
+  if (body.empty()) return {};
+  if (in.index.size() == 1) return broadcast(output, in, "r = a0;");
+  std::vector<MapStep> steps = single(output, {{Walk::Broadcast, in.index[0]}, {Walk::Broadcast, in.index[1]}},
+                                      {in.dtype[0], in.dtype[1]}, body);
+  for (size_t k = 2; k < in.index.size() && !steps.empty(); ++k) {
+    std::vector<MapStep> next =
+        single(output, {{Walk::Result, 0}, {Walk::Broadcast, in.index[k]}}, {output, in.dtype[k]}, body);
     if (next.empty()) return {};
-    functions.push_back(next[0]);
+    steps.push_back(next[0]);
   }
-  return functions;
+  return steps;
+}
+
+std::vector<MapStep> swigluSteps(const Present& in, DType output) {
+  if (in.index.size() == 2) return broadcast(output, in, kSwigluBody);
+  return single(output, {{Walk::FirstHalf, in.index[0]}, {Walk::SecondHalf, in.index[0]}}, {in.dtype[0], in.dtype[0]},
+                kSwigluBody);
 }
 
 }  // namespace
 
+WalkLayout walkLayout(const MapOperand& operand, const std::vector<int64_t>& input,
+                      const std::vector<int64_t>& result) {
+  switch (operand.walk) {
+    case MapOperand::Walk::Result: return {rowMajorStrides(result), 0};
+    case MapOperand::Walk::FirstHalf: return {rowMajorStrides(input), 0};
+    case MapOperand::Walk::SecondHalf: return {rowMajorStrides(input), result.empty() ? 0 : result.back()};
+    case MapOperand::Walk::Broadcast: break;
+  }
+  return {ops::broadcastStrides(input, result), 0};
+}
+
+std::vector<std::optional<DType>> operandDtypes(std::span<const Tensor* const> inputs) {
+  std::vector<std::optional<DType>> dtypes;
+  for (const Tensor* input : inputs) dtypes.push_back(input ? std::optional<DType>(input->dtype()) : std::nullopt);
+  return dtypes;
+}
+
 bool isElementwise(OpKind kind) { return among(kind, kUnary) || among(kind, kBinary) || among(kind, kOthers); }
 
-std::vector<MapFunction> elementwiseFunctions(OpKind kind, const Attributes& attrs,
-                                              const std::vector<std::optional<DType>>& inputs, DType output) {
-  const std::vector<DType> in = present(inputs);
-  if (in.empty()) return {};
-  const bool f32 = allF32(in);
+std::vector<MapStep> elementwiseSteps(OpKind kind, const Attributes& attrs,
+                                      const std::vector<std::optional<DType>>& inputs, DType output) {
+  const Present in = present(inputs);
+  if (in.index.empty()) return {};
+  const bool f32 = allF32(in.dtype);
+  const std::vector<MapStep> none;
   switch (kind) {
-    case OpKind::Pow: return f32 ? single(output, in, "r = pow(a0, a1);") : std::vector<MapFunction>{};
+    case OpKind::Pow: return f32 ? broadcast(output, in, "r = pow(a0, a1);") : none;
     case OpKind::Min:
-    case OpKind::Max: return variadicFunctions(kind, in, output);
-    case OpKind::Where: return {whereFunction(output)};
-    case OpKind::Cast: return single(output, in, castBody(in[0], output));
+    case OpKind::Max: return variadicSteps(kind, in, output);
+    case OpKind::Where: {
+      MapStep step{whereFunction(output), {}};
+      for (size_t i : in.index) step.operands.push_back({Walk::Broadcast, i});
+      return {step};
+    }
+    case OpKind::Cast: return broadcast(output, in, castBody(in.dtype[0], output));
     case OpKind::Clip:
-      return f32 ? single(output, in, clipBody(inputs.size() > 1 && inputs[1], inputs.size() > 2 && inputs[2]))
-                 : std::vector<MapFunction>{};
-    case OpKind::Gelu: return f32 ? single(output, in, geluBody(attrs)) : std::vector<MapFunction>{};
-    case OpKind::Silu: return f32 ? single(output, in, kSiluBody) : std::vector<MapFunction>{};
-    case OpKind::Swiglu: return f32 ? single(output, {DType::F32, DType::F32}, kSwigluBody) : std::vector<MapFunction>{};
+      return f32 ? broadcast(output, in, clipBody(inputs.size() > 1 && inputs[1], inputs.size() > 2 && inputs[2]))
+                 : none;
+    case OpKind::Gelu: return f32 ? broadcast(output, in, geluBody(attrs)) : none;
+    case OpKind::Silu: return f32 ? broadcast(output, in, kSiluBody) : none;
+    case OpKind::Swiglu: return f32 ? swigluSteps(in, output) : none;
     case OpKind::FusedElementwise: {
       const ElementwiseProgram* program = attrs.getProgram("program");
-      if (!program || program->instructions.empty() || !f32) return {};
-      return single(output, in, programBody(*program));
+      if (!program || program->instructions.empty() || !f32) return none;
+      return broadcast(output, in, programBody(*program));
     }
     default: break;
   }
-  if (among(kind, kUnary)) return single(output, in, unaryBody(kind, in[0]));
-  if (among(kind, kBinary)) return single(output, in, binaryBody(kind, in[0]));
-  return {};
+  if (among(kind, kUnary)) return broadcast(output, in, unaryBody(kind, in.dtype[0]));
+  if (among(kind, kBinary)) return broadcast(output, in, binaryBody(kind, in.dtype[0]));
+  return none;
 }
 
 }  // namespace kiln::kernelgen

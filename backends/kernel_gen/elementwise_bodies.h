@@ -7,6 +7,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "ir/dtype.h"
 #include "ir/elementwise_program.h"
 #include "ir/op_kind.h"
+#include "ir/tensor.h"
 
 namespace kiln::kernelgen {
 
@@ -40,11 +42,40 @@ std::string programBody(const ElementwiseProgram& program);
 
 // Whether `kind` is an element-wise op these bodies cover.
 bool isElementwise(OpKind kind);
-// The map functions an element-wise op runs, in the order it runs them,
-// from its operands' dtypes (absent operands nullopt) and its result's:
-// one, but min / max run theirs once per operand after the second (the
-// running result being a0). Empty when the op has no kernel for its dtypes.
-std::vector<MapFunction> elementwiseFunctions(OpKind kind, const Attributes& attrs,
-                                              const std::vector<std::optional<DType>>& inputs, DType output);
+
+// How a map kernel walks one of its operands over the op's result shape.
+struct MapOperand {
+  enum class Walk : uint8_t {
+    Broadcast,   // input `input` broadcast to the result's shape
+    Result,      // the result itself, as the running value of min / max
+    FirstHalf,   // input `input`'s rows packed as gate | up (swiglu): the first half
+    SecondHalf,  // ... the second half, a result row on
+  } walk = Walk::Broadcast;
+  size_t input = 0;  // an index into the op's operands
+};
+
+// One map kernel an element-wise op runs over its result's shape.
+struct MapStep {
+  MapFunction fn;
+  std::vector<MapOperand> operands;
+};
+
+// The maps an element-wise op runs, in order, from its operands' dtypes
+// (absent operands nullopt) and its result's: one, but min / max run the
+// first pair into the result and then the result with each further operand.
+// Empty when the op has no kernel for these dtypes. Both GPU devices run
+// (and predict) exactly these.
+std::vector<MapStep> elementwiseSteps(OpKind kind, const Attributes& attrs,
+                                      const std::vector<std::optional<DType>>& inputs, DType output);
+// A walked operand's strides over the result's shape and its first
+// element, from the walked input's shape (ignored for Walk::Result).
+struct WalkLayout {
+  std::vector<int64_t> strides;
+  int64_t offset = 0;
+};
+WalkLayout walkLayout(const MapOperand& operand, const std::vector<int64_t>& input,
+                      const std::vector<int64_t>& result);
+// The dtypes of an op's operands as elementwiseSteps takes them.
+std::vector<std::optional<DType>> operandDtypes(std::span<const Tensor* const> inputs);
 
 }  // namespace kiln::kernelgen
