@@ -38,7 +38,8 @@ std::string kernelNameOf(const MapFunction& fn) {
 
 // The function's kernel, a piece of the "maps" program.
 ProgramText mapKernel(const MapFunction& fn) {
-  return {std::string(kMapsProgram), kernelgen::mapKernelSourceAnyWalk(kernelgen::Dialect::CudaC, fn, kernelNameOf(fn))};
+  return {std::string(kMapsProgram),
+          kernelgen::mapKernelSourceAnyWalk(kernelgen::Dialect::CudaC, fn, kernelNameOf(fn))};
 }
 
 // kernelNameOf, worked out once per function: a launch needs only the name.
@@ -112,8 +113,8 @@ Status runMap(CudaContext& cuda, const KernelContext& ctx, const MapFunction& fn
   args.addBytes(shape.data(), shape.size() * sizeof(int64_t));
   const std::vector<void*> pointers = args.pointers();
   const std::string kernel = kernelName(fn);
-  return cuda.launch(std::string(kMapsProgram), kernel.c_str(), static_cast<unsigned>((n + kMapBlock - 1) / kMapBlock),
-                     kMapBlock, pointers);
+  const auto blocks = static_cast<unsigned>((n + kMapBlock - 1) / kMapBlock);
+  return cuda.launch(std::string(kMapsProgram), kernel.c_str(), blocks, kMapBlock, pointers);
 }
 
 Status elementwiseKernel(CudaContext& cuda, const KernelContext& ctx) {
