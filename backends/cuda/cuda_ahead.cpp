@@ -80,20 +80,20 @@ Expected<CudaCode> decodeCudaCode(std::span<const uint8_t> blob) {
 
 std::vector<ProgramText> usedPrograms(const Graph& graph) {
   std::vector<ProgramText> used;
-  ProgramText maps{std::string(kMapsProgram), ""};
+  std::string maps;  // every map kernel, each once
   std::set<std::string, std::less<>> seen, mapKernels;
   for (const Op& op : graph.ops()) {
     const CudaPrograms programs = cudaKernels().get(op.kind()).programs;
     if (op.placement() != CudaDevice::kName || !programs) continue;
     for (ProgramText& program : programs(graph, op)) {
       if (program.name == kMapsProgram) {
-        if (mapKernels.insert(program.source).second) maps.source += program.source;
+        if (mapKernels.insert(program.source).second) maps += program.source;
       } else if (seen.insert(program.name).second) {
         used.push_back(std::move(program));
       }
     }
   }
-  if (!mapKernels.empty()) used.push_back(libraryProgram(maps.name, maps.source));
+  if (!maps.empty()) used.push_back(libraryProgram(std::string(kMapsProgram), maps));
   return used;
 }
 

@@ -138,11 +138,6 @@ Status CudaContext::loadModule(const std::string& name, const std::vector<uint8_
   return Status::ok();
 }
 
-bool CudaContext::hasModule(const std::string& name) const {
-  std::lock_guard lock(mutex_);
-  return modules_.count(name) != 0;
-}
-
 Expected<CUfunction> CudaContext::function(const std::string& program, const char* kernel) {
   std::lock_guard lock(mutex_);
   auto known = functions_.find({program, kernel});

@@ -52,7 +52,6 @@ class CudaContext : public std::enable_shared_from_this<CudaContext> {
   // Loads a program's cubin or PTX (the driver compiles PTX now) under its
   // name, replacing one loaded before; the modules go with the context.
   Status loadModule(const std::string& name, const std::vector<uint8_t>& image);
-  bool hasModule(const std::string& name) const;
 
   // Runs kernel `kernel` of the loaded program `program` on `grid` blocks of
   // `block` threads, on the default stream (after every copy and kernel

@@ -23,6 +23,7 @@ namespace {
 using kernelgen::MapFunction;
 using kernelgen::MapOperand;
 using kernelgen::MapStep;
+using kernelgen::StridedTensor;
 
 constexpr unsigned kMapBlock = 256;
 
@@ -66,29 +67,14 @@ std::vector<ProgramText> elementwisePrograms(const Graph& graph, const Op& op) {
   return programs;
 }
 
-// A tensor as the map kernel walks it: strides over the iteration dims
-// (0 along a broadcast dim) and its first element.
-struct Walk {
-  const Tensor* tensor = nullptr;
-  std::vector<int64_t> strides;
-  int64_t offset = 0;
-};
-
-// How a step walks an operand over the result `out`.
-Walk walkOf(const MapOperand& operand, const KernelContext& ctx, const Tensor& out) {
-  const Tensor& walked = operand.walk == MapOperand::Walk::Result ? out : *ctx.input(operand.input);
-  kernelgen::WalkLayout layout = kernelgen::walkLayout(operand, walked.shape(), out.shape());
-  return {&walked, std::move(layout.strides), layout.offset};
-}
-
 // `values` padded on the left to the kernel's rank with `fill`.
 void appendPadded(std::vector<int64_t>& out, const std::vector<int64_t>& values, int64_t fill) {
   out.insert(out.end(), kernelgen::kMaxRank - values.size(), fill);
   out.insert(out.end(), values.begin(), values.end());
 }
 
-Status runMap(CudaContext& cuda, const KernelContext& ctx, const MapFunction& fn, const Walk& result,
-              const std::vector<Walk>& operands) {
+Status runMap(CudaContext& cuda, const KernelContext& ctx, const MapFunction& fn, const StridedTensor& result,
+              const std::vector<StridedTensor>& operands) {
   const std::vector<int64_t>& dims = result.tensor->shape();
   const int64_t n = ops::product(dims);
   if (n == 0) return Status::ok();
@@ -100,9 +86,9 @@ Status runMap(CudaContext& cuda, const KernelContext& ctx, const MapFunction& fn
   appendPadded(shape, dims, 1);
   bool inOrder = true;
   CudaArgs args;
-  std::vector<const Walk*> walks = {&result};
-  for (const Walk& walk : operands) walks.push_back(&walk);
-  for (const Walk* walk : walks) {
+  std::vector<const StridedTensor*> walks = {&result};
+  for (const StridedTensor& walk : operands) walks.push_back(&walk);
+  for (const StridedTensor* walk : walks) {
     args.add(walk->tensor);
     args.add<long>(walk->offset);
     appendPadded(shape, walk->strides, 0);
@@ -123,10 +109,10 @@ Status elementwiseKernel(CudaContext& cuda, const KernelContext& ctx) {
   const std::vector<std::optional<DType>> dtypes = kernelgen::operandDtypes(ctx.inputs);
   const std::vector<MapStep> steps = kernelgen::elementwiseSteps(ctx.def.kind, ctx.attrs, dtypes, out.dtype());
   if (steps.empty()) return unsupportedDType(ctx, ctx.input(0) ? ctx.input(0)->dtype() : out.dtype());
-  const Walk whole{&out, rowMajorStrides(out.shape()), 0};
+  const StridedTensor whole{&out, rowMajorStrides(out.shape()), 0};
   for (const MapStep& step : steps) {
-    std::vector<Walk> walks;
-    for (const MapOperand& operand : step.operands) walks.push_back(walkOf(operand, ctx, out));
+    std::vector<StridedTensor> walks;
+    for (const MapOperand& operand : step.operands) walks.push_back(kernelgen::walkTensor(operand, ctx.inputs, out));
     KILN_RETURN_IF_ERROR(runMap(cuda, ctx, step.fn, whole, walks));
   }
   return Status::ok();

@@ -17,7 +17,9 @@ namespace {
 
 constexpr unsigned kMaxBlock = 256;  // KILN_BLOCK in kernels/common.cu
 
-std::vector<ProgramText> normsProgram(const Graph&, const Op&) { return {libraryProgram("norms", kNormsSource)}; }
+std::vector<ProgramText> normsProgram(const Graph&, const Op&) {
+  return {libraryProgram("norms", kNormsSource)};
+}
 
 // Whole warps, as few as the row needs, at most kMaxBlock threads.
 unsigned blockFor(int64_t cols) {

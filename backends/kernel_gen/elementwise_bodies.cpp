@@ -240,15 +240,22 @@ std::vector<MapStep> swigluSteps(const Present& in, DType output) {
 
 }  // namespace
 
-WalkLayout walkLayout(const MapOperand& operand, const std::vector<int64_t>& input,
-                      const std::vector<int64_t>& result) {
+std::vector<int64_t> walkStrides(const MapOperand& operand, const std::vector<int64_t>& input,
+                                 const std::vector<int64_t>& result) {
   switch (operand.walk) {
-    case MapOperand::Walk::Result: return {rowMajorStrides(result), 0};
-    case MapOperand::Walk::FirstHalf: return {rowMajorStrides(input), 0};
-    case MapOperand::Walk::SecondHalf: return {rowMajorStrides(input), result.empty() ? 0 : result.back()};
+    case MapOperand::Walk::Result: return rowMajorStrides(result);
+    case MapOperand::Walk::FirstHalf:
+    case MapOperand::Walk::SecondHalf: return rowMajorStrides(input);
     case MapOperand::Walk::Broadcast: break;
   }
-  return {ops::broadcastStrides(input, result), 0};
+  return ops::broadcastStrides(input, result);
+}
+
+StridedTensor walkTensor(const MapOperand& operand, std::span<const Tensor* const> inputs, const Tensor& out) {
+  const Tensor& walked = operand.walk == MapOperand::Walk::Result ? out : *inputs[operand.input];
+  // The second half of rows packed as gate | up starts a result row on.
+  const int64_t offset = operand.walk == MapOperand::Walk::SecondHalf && !out.shape().empty() ? out.shape().back() : 0;
+  return {&walked, walkStrides(operand, walked.shape(), out.shape()), offset};
 }
 
 std::vector<std::optional<DType>> operandDtypes(std::span<const Tensor* const> inputs) {

@@ -67,14 +67,19 @@ struct MapStep {
 // (and predict) exactly these.
 std::vector<MapStep> elementwiseSteps(OpKind kind, const Attributes& attrs,
                                       const std::vector<std::optional<DType>>& inputs, DType output);
-// A walked operand's strides over the result's shape and its first
-// element, from the walked input's shape (ignored for Walk::Result).
-struct WalkLayout {
+// A tensor as a map kernel reads or writes it: strides (in elements) along
+// each iteration dim, and the element it starts at.
+struct StridedTensor {
+  const Tensor* tensor = nullptr;
   std::vector<int64_t> strides;
   int64_t offset = 0;
 };
-WalkLayout walkLayout(const MapOperand& operand, const std::vector<int64_t>& input,
-                      const std::vector<int64_t>& result);
+// A walked operand's strides over the result's shape, from the walked
+// tensor's shape (`input`; the result's for Walk::Result).
+std::vector<int64_t> walkStrides(const MapOperand& operand, const std::vector<int64_t>& input,
+                                 const std::vector<int64_t>& result);
+// How a step walks `operand` of an op with these inputs over its result `out`.
+StridedTensor walkTensor(const MapOperand& operand, std::span<const Tensor* const> inputs, const Tensor& out);
 // The dtypes of an op's operands as elementwiseSteps takes them.
 std::vector<std::optional<DType>> operandDtypes(std::span<const Tensor* const> inputs);
 

@@ -33,11 +33,7 @@ Status elementwiseKernel(ClContext& cl, const KernelContext& ctx) {
   if (steps.empty()) return unsupportedDType(ctx, blamedDType(dtypes, out.dtype()));
   for (const MapStep& step : steps) {
     std::vector<StridedTensor> walks;
-    for (const MapOperand& operand : step.operands) {
-      const Tensor& walked = operand.walk == MapOperand::Walk::Result ? out : *ctx.input(operand.input);
-      kernelgen::WalkLayout layout = kernelgen::walkLayout(operand, walked.shape(), out.shape());
-      walks.push_back({&walked, std::move(layout.strides), layout.offset});
-    }
+    for (const MapOperand& operand : step.operands) walks.push_back(kernelgen::walkTensor(operand, ctx.inputs, out));
     KILN_RETURN_IF_ERROR(runMap(cl, ctx.def.name, step.fn, out.shape(), wholeTensor(out), walks));
   }
   return Status::ok();
@@ -54,8 +50,8 @@ void elementwiseSources(const OpTypes& op, std::vector<std::string>& sources) {
     std::vector<std::vector<int64_t>> strides;
     for (const MapOperand& operand : step.operands) {
       const bool result = operand.walk == MapOperand::Walk::Result;
-      strides.push_back(kernelgen::walkLayout(operand, result ? out.shape : op.input(operand.input)->shape, out.shape)
-                            .strides);
+      const std::vector<int64_t>& walked = result ? out.shape : op.input(operand.input)->shape;
+      strides.push_back(kernelgen::walkStrides(operand, walked, out.shape));
     }
     sources.push_back(mapKernelSource(step.fn, out.shape, rowMajorStrides(out.shape), strides));
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/kernel_gen/elementwise_bodies.h"
 #include "backends/kernel_gen/map_source.h"
 #include "backends/opencl/cl_context.h"
 #include "ir/status.h"
@@ -16,13 +17,7 @@
 
 namespace kiln::opencl {
 
-// A tensor as a kernel reads or writes it: strides (in elements) along each
-// iteration dim, and the element it starts at.
-struct StridedTensor {
-  const Tensor* tensor = nullptr;
-  std::vector<int64_t> strides;
-  int64_t offset = 0;
-};
+using kernelgen::StridedTensor;
 
 // The tensor itself, walked in row-major order over its own shape.
 StridedTensor wholeTensor(const Tensor& tensor);
